@@ -1,0 +1,48 @@
+# Arbiter: next-best-action decision server.
+#   make run    serve on 127.0.0.1:50051 (embedded demo store unless ARBITER_REDIS_ADDR is set)
+#   make test   all tests (storage tests start their own redis-server)
+
+GO       ?= go
+RACE     ?=
+TESTFLAGS ?=
+BUF      := $(GO) tool -modfile=../tools/go.mod buf
+
+.PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci
+
+run:
+	$(GO) run ./cmd/arbiter
+
+seed:
+	$(GO) run ./cmd/arbiter seed
+
+build:
+	$(GO) build -o bin/arbiter ./cmd/arbiter
+	$(GO) build -o bin/arbiterctl ./cmd/arbiterctl
+
+test:
+	$(GO) test $(if $(RACE),-race) $(TESTFLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Regenerate the protobuf code (buf and the plugins are pinned in tools/go.mod).
+proto:
+	cd proto && $(BUF) lint && $(BUF) generate
+
+# Fail when the committed generated code differs from a fresh generation.
+proto-check: proto
+	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
+
+# Micro benchmarks (scoring, consent, store).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./consent/ ./decision/
+
+# End-to-end load benchmark with ghz against a real redis-server.
+bench:
+	bench/run.sh
+
+ci: fmt-check vet proto-check
+	$(MAKE) test RACE=1

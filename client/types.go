@@ -1,0 +1,255 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// DecideOptions narrows and shapes one decision. The zero value asks for the
+// server's default number of recommendations among every action in the
+// catalog, on every channel, at the server's clock.
+type DecideOptions struct {
+	// Limit is how many recommendations to return, 1 to 50; 0 means 3.
+	Limit int
+	// Candidates are the action ids to consider (at most 1000, no
+	// duplicates). Empty: every action in the catalog.
+	Candidates []string
+	// Caller says who asks; the model weighs channels differently for a rep
+	// planning a visit and a platform about to send email.
+	Caller arbiter.CallerKind
+	// At is when the action would happen; consent and MLR approval are
+	// checked at this instant. Zero: the server's clock.
+	At time.Time
+	// Channels restricts recommendations to these channels. Empty: all.
+	Channels []arbiter.Channel
+	// Explain asks for feature contributions and a reason per
+	// recommendation, and a detail per suppression.
+	Explain bool
+}
+
+// Decision is the server's answer for one HCP.
+type Decision struct {
+	// ID identifies the logged decision; quote it in Event.DecisionID.
+	ID             string    `json:"id"`
+	At             time.Time `json:"at,omitzero"`
+	ModelVersion   string    `json:"model_version,omitempty"`
+	CatalogVersion string    `json:"catalog_version,omitempty"`
+	// Recommendations are ranked best first.
+	Recommendations []Recommendation `json:"recommendations"`
+	// Suppressed lists the candidates that may not be sent, and why.
+	Suppressed []Suppression `json:"suppressed"`
+}
+
+// Recommendation is one ranked action.
+type Recommendation struct {
+	Rank      int             `json:"rank"`
+	ActionID  string          `json:"action_id"`
+	Channel   arbiter.Channel `json:"channel"`
+	ContentID string          `json:"content_id,omitempty"`
+	Topic     string          `json:"topic,omitempty"`
+	Purpose   arbiter.Purpose `json:"purpose"`
+	// Score = Propensity x Value x ContextWeight.
+	Score         float64 `json:"score"`
+	Propensity    float64 `json:"propensity"`
+	Value         float64 `json:"value"`
+	ContextWeight float64 `json:"context_weight"`
+	// Contributions are the features that moved the propensity most,
+	// largest magnitude first (explain only).
+	Contributions []Contribution `json:"contributions,omitempty"`
+	// Reason is one sentence a rep understands (explain only).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Contribution is one feature's additive contribution to a propensity's
+// log-odds.
+type Contribution struct {
+	Feature string  `json:"feature"`
+	Weight  float64 `json:"weight"`
+}
+
+// Suppression is a candidate that was not recommended because it may not be
+// sent.
+type Suppression struct {
+	ActionID string            `json:"action_id"`
+	Reason   SuppressionReason `json:"reason"`
+	// Detail says why in words (explain only). It never holds personal data.
+	Detail string `json:"detail,omitempty"`
+}
+
+// SuppressionReason is why a candidate was suppressed. Its values are the
+// API's names without their prefix; a reason added to the API after this
+// client was built comes through as its name or number, never as one of the
+// constants below.
+type SuppressionReason string
+
+const (
+	// SuppressionNoConsent: no opt-in where one is required, or an opt-out.
+	SuppressionNoConsent SuppressionReason = "NO_CONSENT"
+	// SuppressionConsentExpired: the opt-in expired before the decision time.
+	SuppressionConsentExpired SuppressionReason = "CONSENT_EXPIRED"
+	// SuppressionConsentPending: a double opt-in not yet confirmed.
+	SuppressionConsentPending SuppressionReason = "CONSENT_PENDING"
+	// SuppressionConsentUnknown: consent data missing, incomplete or
+	// unreadable. Unknown means deny.
+	SuppressionConsentUnknown SuppressionReason = "CONSENT_UNKNOWN"
+	// SuppressionChannelBarred: the channel is barred outright for the HCP.
+	SuppressionChannelBarred SuppressionReason = "CHANNEL_BARRED"
+	// SuppressionContentNotApproved: MLR approval missing, withdrawn, or not
+	// for the HCP's market.
+	SuppressionContentNotApproved SuppressionReason = "CONTENT_NOT_APPROVED"
+	// SuppressionContentExpired: MLR approval expired or not yet valid at the
+	// decision time.
+	SuppressionContentExpired SuppressionReason = "CONTENT_EXPIRED"
+	// SuppressionNotEligible: audience, specialty or market mismatch.
+	SuppressionNotEligible SuppressionReason = "NOT_ELIGIBLE"
+	// SuppressionChannelNotRequested: outside DecideOptions.Channels.
+	SuppressionChannelNotRequested SuppressionReason = "CHANNEL_NOT_REQUESTED"
+	// SuppressionFrequencyCap: too soon after the last contact on the channel.
+	SuppressionFrequencyCap SuppressionReason = "FREQUENCY_CAP"
+)
+
+// Event is an outcome reported back by a data feed.
+type Event struct {
+	// ID is the idempotency key, unique per source system: a repeat is
+	// acknowledged as a duplicate and changes nothing.
+	ID      string            `json:"id"`
+	HCPID   string            `json:"hcp_id"`
+	Type    arbiter.EventType `json:"type"`
+	Channel arbiter.Channel   `json:"channel"`
+	// ActionID, Topic and DecisionID are optional. Topic feeds topic
+	// engagement; DecisionID ties the outcome to a Decision.ID.
+	ActionID   string    `json:"action_id,omitempty"`
+	Topic      string    `json:"topic,omitempty"`
+	DecisionID string    `json:"decision_id,omitempty"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+}
+
+// Profile is the slowly changing description of an HCP, as fed by the CRM.
+type Profile struct {
+	HCPID     string           `json:"hcp_id"`
+	Specialty string           `json:"specialty,omitempty"` // e.g. "oncology"
+	Market    string           `json:"market,omitempty"`    // e.g. "US", "EU"
+	Audience  arbiter.Audience `json:"audience"`
+	Segment   string           `json:"segment,omitempty"`   // persona, e.g. "scientific_first"
+	TimeZone  string           `json:"time_zone,omitempty"` // IANA name, e.g. "Europe/Berlin"
+	// Addresses holds, per channel, an opaque reference to the HCP's current
+	// address on it (a CRM address id or a hash), matched against
+	// address-level consent. Never the address itself.
+	Addresses map[arbiter.Channel]string `json:"addresses,omitempty"`
+	// Attributes are static numeric features (e.g. "decile": 7).
+	Attributes map[string]float64 `json:"attributes,omitempty"`
+	UpdatedAt  time.Time          `json:"updated_at,omitzero"`
+}
+
+// Counters are an HCP's engagement and contact history, decayed to the time
+// they were read.
+type Counters struct {
+	Channels map[arbiter.Channel]ChannelCounters `json:"channels,omitempty"`
+	// Topics is the decayed engagement per content topic.
+	Topics         map[string]float64 `json:"topics,omitempty"`
+	LastEngagement time.Time          `json:"last_engagement,omitzero"`
+}
+
+// ChannelCounters are the counters of one channel.
+type ChannelCounters struct {
+	// Engagement is the decayed sum of outcome weights (opens, clicks,
+	// attendance; unsubscribes and bounces count against it).
+	Engagement float64 `json:"engagement"`
+	// Sent is the decayed count of contacts (sends, visits, meetings).
+	Sent        float64   `json:"sent"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+}
+
+// ConsentStatus is what a consent record says.
+type ConsentStatus string
+
+const (
+	// ConsentOptIn: the HCP agreed to be contacted on the record's scope.
+	ConsentOptIn ConsentStatus = "opt_in"
+	// ConsentOptOut: the HCP refused or withdrew.
+	ConsentOptOut ConsentStatus = "opt_out"
+	// ConsentPending: an opt-in awaiting double opt-in confirmation; it does
+	// not allow contact yet.
+	ConsentPending ConsentStatus = "pending"
+	// ConsentBarred: the channel is barred outright ("never email"); the
+	// record has no purpose, topic or address.
+	ConsentBarred ConsentStatus = "barred"
+)
+
+// Valid reports whether s is one of the statuses above.
+func (s ConsentStatus) Valid() bool {
+	switch s {
+	case ConsentOptIn, ConsentOptOut, ConsentPending, ConsentBarred:
+		return true
+	}
+	return false
+}
+
+// UnmarshalText accepts the statuses above and the empty string (no status,
+// which the server rejects), so that a typo in a JSON feed fails where it is
+// read.
+func (s *ConsentStatus) UnmarshalText(b []byte) error {
+	v := ConsentStatus(b)
+	if v != "" && !v.Valid() {
+		return fmt.Errorf("unknown consent status %q", b)
+	}
+	*s = v
+	return nil
+}
+
+// ConsentRecord is one consent statement about one HCP. Its scope is
+// (Channel, Purpose, Topic, AddressRef); Topic and AddressRef are optional
+// and make it more specific.
+type ConsentRecord struct {
+	Channel    arbiter.Channel `json:"channel"`
+	Purpose    arbiter.Purpose `json:"purpose"`
+	Topic      string          `json:"topic,omitempty"`
+	AddressRef string          `json:"address_ref,omitempty"`
+	Status     ConsentStatus   `json:"status"`
+	// CapturedAt is when the HCP gave or withdrew consent; the most recent
+	// record for a scope wins.
+	CapturedAt time.Time `json:"captured_at,omitzero"`
+	// ExpiresAt, when not zero, is the first instant an opt-in no longer counts.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Source is the system the record came from ("veeva", "preference-centre").
+	Source string `json:"source,omitempty"`
+	// CapturedBy is who recorded it: a user or system id, never a name.
+	CapturedBy string `json:"captured_by,omitempty"`
+}
+
+// LedgerEntry is one consent change as appended to the HCP's ledger, which
+// is never rewritten.
+type LedgerEntry struct {
+	Seq        int64         `json:"seq"`
+	Record     ConsentRecord `json:"record"`
+	RecordedAt time.Time     `json:"recorded_at,omitzero"`
+	// Applied is false when a more recent record for the same scope was
+	// already current: the change is kept as proof but took no effect.
+	Applied bool `json:"applied"`
+	// MarkedComplete is true when the change also wrote the completeness marker.
+	MarkedComplete bool `json:"marked_complete"`
+}
+
+// ConsentState is an HCP's current consent: the most recent record per scope
+// and the completeness marker. Without the marker nothing is allowed.
+type ConsentState struct {
+	Complete   bool            `json:"complete"`
+	CompleteAt time.Time       `json:"complete_at,omitzero"`
+	Records    []ConsentRecord `json:"records"`
+}
+
+// ImportItem is one HCP in a bulk CRM feed. Its JSON form is one line of the
+// JSON Lines files that arbiterctl import reads.
+type ImportItem struct {
+	Profile Profile `json:"profile"`
+	// Consents are the consent records known for the HCP; merged (the most
+	// recent per scope wins) and appended to the ledger.
+	Consents []ConsentRecord `json:"consents,omitempty"`
+	// ConsentComplete asserts that Consents is the HCP's complete consent
+	// data in the source system: the completeness marker is written.
+	ConsentComplete bool `json:"consent_complete,omitempty"`
+	// CapturedBy is who ran the feed (a system id).
+	CapturedBy string `json:"captured_by,omitempty"`
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Config is the server's configuration. Every field has a flag and an
+// environment variable (ARBITER_<NAME>); a flag given on the command line
+// wins over the environment.
+type Config struct {
+	Listen        string
+	RedisAddr     string // empty: embedded demo store
+	RedisCluster  bool
+	RedisPassword string
+	RedisPrefix   string
+	CatalogFile   string // empty: the demo catalog
+	ModelFile     string // empty: the demo model
+	PolicyFile    string // empty: the demo consent policy
+	DemoSize      int
+	LogLevel      string
+	ShutdownGrace time.Duration
+	MaxDeadline   time.Duration
+}
+
+// parseConfig reads flags (args without the program name) over the environment.
+func parseConfig(name string, args []string, getenv func(string) string) (Config, error) {
+	env := func(key, def string) string {
+		if v := getenv("ARBITER_" + key); v != "" {
+			return v
+		}
+		return def
+	}
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", env("LISTEN", "127.0.0.1:50051"), "gRPC listen address (ARBITER_LISTEN)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", env("REDIS_ADDR", ""), "Redis address host:port, comma-separated seeds in cluster mode; empty: embedded demo store (ARBITER_REDIS_ADDR)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", env("REDIS_CLUSTER", "") == "true", "Redis Cluster mode (ARBITER_REDIS_CLUSTER=true)")
+	fs.StringVar(&c.RedisPassword, "redis-password", env("REDIS_PASSWORD", ""), "Redis password (ARBITER_REDIS_PASSWORD)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "arbiter"), "key prefix (ARBITER_REDIS_PREFIX)")
+	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG", ""), "action catalog JSON file; empty: demo catalog (ARBITER_CATALOG)")
+	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; empty: demo model (ARBITER_MODEL)")
+	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; empty: demo policy (ARBITER_CONSENT_POLICY)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
+	var demoSize, grace, deadline string
+	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
+	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
+	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 999999 {
+		return c, fmt.Errorf("demo-size: want 1 to 999999, got %q", demoSize)
+	}
+	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
+		return c, fmt.Errorf("shutdown-grace: %w", err)
+	}
+	if c.MaxDeadline, err = time.ParseDuration(deadline); err != nil || c.MaxDeadline <= 0 {
+		return c, fmt.Errorf("max-deadline: want a positive duration, got %q", deadline)
+	}
+	return c, nil
+}
+
+func readOptional(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return os.ReadFile(path)
+}

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
+)
+
+var redisAddr string
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }
+
+// roundTrips counts the Redis round trips a client makes: one per command
+// sent on its own, one per pipeline. The handshake go-redis runs on a new
+// connection (HELLO, CLIENT SETINFO) is not a decision's work and is left out.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "hello", "client", "auth":
+		default:
+			r.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
+}
+
+type testServer struct {
+	*Main
+	client *client.Client
+	trips  *roundTrips
+}
+
+// start runs the real server program against addr ("" for the embedded
+// demo store) with a demo population of n HCPs, and a client for it.
+func start(t *testing.T, addr string, n int) *testServer {
+	t.Helper()
+	cfg, err := parseConfig("test", []string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if addr != "" {
+		cfg.RedisAddr = addr
+		cfg.RedisPrefix = "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
+		if err := Seed(context.Background(), cfg, logger); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+	}
+	ts := &testServer{Main: NewMain(cfg, logger), trips: &roundTrips{}}
+	ts.redisHooks = []redis.Hook{ts.trips}
+	if err := ts.Run(context.Background()); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Cleanup(func() { ts.Close() })
+	ts.client, err = client.Dial(ts.Addr(), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.client.Close() })
+	return ts
+}
+
+func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
+
+func fmtInt(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestDecideOptOutEventEndToEnd(t *testing.T) {
+	redistest.Require(t)
+	ts := start(t, redisAddr, 200)
+	ctx := context.Background()
+	c := ts.client
+
+	// Find a demo HCP who may get promotional email today.
+	var hcp string
+	var first *client.Decision
+	for i := 1; i <= 200 && hcp == ""; i++ {
+		id := "HCP-" + strings.Repeat("0", 6-len(fmtInt(i))) + fmtInt(i)
+		d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 50, Channels: []arbiter.Channel{arbiter.Email}})
+		if err != nil {
+			t.Fatalf("decide %s: %v", id, err)
+		}
+		for _, r := range d.Recommendations {
+			if r.Purpose == arbiter.Promotional {
+				hcp, first = id, d
+				break
+			}
+		}
+	}
+	if hcp == "" {
+		t.Fatal("no demo HCP is recommended promotional email; demo data or engine is broken")
+	}
+	if first.ID == "" || first.ModelVersion == "" {
+		t.Errorf("decision id %q, model version %q: want both set", first.ID, first.ModelVersion)
+	}
+
+	// Opt out of promotional email.
+	entry, err := c.SetConsent(ctx, hcp, client.ConsentRecord{
+		Channel: arbiter.Email, Purpose: arbiter.Promotional, Status: client.ConsentOptOut,
+		CapturedAt: time.Now(), Source: "preference-centre", CapturedBy: "e2e",
+	}, false)
+	if err != nil {
+		t.Fatalf("set consent: %v", err)
+	}
+	if !entry.Applied {
+		t.Errorf("opt-out ledger entry not applied: %+v", entry)
+	}
+
+	second, err := c.Decide(ctx, hcp, client.DecideOptions{Limit: 50, Channels: []arbiter.Channel{arbiter.Email}, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range second.Recommendations {
+		if r.Channel == arbiter.Email && r.Purpose == arbiter.Promotional {
+			t.Errorf("after opt-out, promotional email %s is still recommended", r.ActionID)
+		}
+	}
+	suppressed := map[string]client.Suppression{}
+	for _, s := range second.Suppressed {
+		suppressed[s.ActionID] = s
+	}
+	for _, r := range first.Recommendations {
+		if r.Purpose != arbiter.Promotional {
+			continue
+		}
+		s, ok := suppressed[r.ActionID]
+		if !ok || s.Reason != client.SuppressionNoConsent {
+			t.Errorf("%s after opt-out: suppressed %v (%+v), want NO_CONSENT", r.ActionID, ok, s)
+		}
+		if !strings.Contains(s.Detail, "opted out") {
+			t.Errorf("%s detail %q does not say the HCP opted out", r.ActionID, s.Detail)
+		}
+	}
+
+	// Record an open and see the feature move; the same event again changes nothing.
+	_, before, err := c.GetProfile(ctx, hcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := client.Event{ID: "e2e-open-1", HCPID: hcp, Type: arbiter.EventOpened, Channel: arbiter.Email,
+		Topic: "cardiolex_safety", DecisionID: second.ID, OccurredAt: time.Now()}
+	if dup, err := c.RecordEvent(ctx, ev); err != nil || dup {
+		t.Fatalf("record event: duplicate=%v err=%v", dup, err)
+	}
+	_, after, err := c.GetProfile(ctx, hcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, was := after.Channels[arbiter.Email].Engagement, before.Channels[arbiter.Email].Engagement; got < was+0.99 {
+		t.Errorf("email engagement %v -> %v after an open, want +1", was, got)
+	}
+	if got := after.Topics["cardiolex_safety"]; got < before.Topics["cardiolex_safety"]+0.99 {
+		t.Errorf("topic engagement did not move: %v", got)
+	}
+	if dup, err := c.RecordEvent(ctx, ev); err != nil || !dup {
+		t.Fatalf("repeat event: duplicate=%v err=%v, want duplicate", dup, err)
+	}
+	_, again, err := c.GetProfile(ctx, hcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := again.Channels[arbiter.Email].Engagement - after.Channels[arbiter.Email].Engagement; d > 1e-6 {
+		t.Errorf("duplicate event moved engagement by %v", d)
+	}
+
+	// The ledger proves the change.
+	hist, total, err := c.ConsentHistory(ctx, hcp, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := hist[len(hist)-1]
+	if int64(len(hist)) != total || last.Record.Status != client.ConsentOptOut || last.Record.Source != "preference-centre" {
+		t.Errorf("ledger tail = %+v (total %d), want the opt-out from preference-centre", last, total)
+	}
+}
+
+func TestOneRedisRoundTripPerDecide(t *testing.T) {
+	redistest.Require(t)
+	ts := start(t, redisAddr, 20)
+	ctx := context.Background()
+	// Warm the connection pool: a new connection's handshake is not a
+	// decision's work.
+	if _, err := ts.client.Decide(ctx, "HCP-000007", client.DecideOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []client.DecideOptions{{}, {Limit: 10, Explain: true}, {Channels: []arbiter.Channel{arbiter.Email}}} {
+		before := ts.trips.n.Load()
+		if _, err := ts.client.Decide(ctx, "HCP-000007", opts); err != nil {
+			t.Fatal(err)
+		}
+		if got := ts.trips.n.Load() - before; got != 1 {
+			t.Errorf("Decide(%+v) made %d Redis round trips, want 1", opts, got)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	redistest.Require(t)
+	ts := start(t, redisAddr, 5)
+	ctx := context.Background()
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = "email-congress-invite"
+	}
+	tests := []struct {
+		name  string
+		hcp   string
+		opts  client.DecideOptions
+		code  codes.Code
+		field string
+	}{
+		{"empty hcp_id", "", client.DecideOptions{}, codes.InvalidArgument, "hcp_id"},
+		{"10,000-character hcp_id", strings.Repeat("H", 10000), client.DecideOptions{}, codes.InvalidArgument, "hcp_id"},
+		{"hcp_id with spaces", "HCP 1", client.DecideOptions{}, codes.InvalidArgument, "hcp_id"},
+		{"limit negative", "HCP-000001", client.DecideOptions{Limit: -1}, codes.InvalidArgument, "limit"},
+		{"limit too large", "HCP-000001", client.DecideOptions{Limit: 51}, codes.InvalidArgument, "limit"},
+		{"too many candidates", "HCP-000001", client.DecideOptions{Candidates: many}, codes.InvalidArgument, "candidates"},
+		{"unknown candidate", "HCP-000001", client.DecideOptions{Candidates: []string{"email-congress-invite", "fax-blast"}}, codes.InvalidArgument, "candidates[1]"},
+		{"duplicate candidate", "HCP-000001", client.DecideOptions{Candidates: []string{"email-congress-invite", "email-congress-invite"}}, codes.InvalidArgument, "candidates[1]"},
+		{"unknown hcp", "HCP-999999", client.DecideOptions{}, codes.NotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ts.client.Decide(ctx, tt.hcp, tt.opts)
+			if got := status.Code(err); got != tt.code {
+				t.Fatalf("code = %v (%v), want %v", got, err, tt.code)
+			}
+			if tt.field == "" {
+				return
+			}
+			if v := client.FieldViolations(err); v[tt.field] == "" {
+				t.Errorf("field violations %v, want one for %q", v, tt.field)
+			}
+			if len(status.Convert(err).Message()) > 500 {
+				t.Errorf("error message is %d bytes long; it must not echo the input", len(status.Convert(err).Message()))
+			}
+		})
+	}
+}
+
+// rawCodec sends pre-encoded bytes, so a test can put invalid UTF-8 on the
+// wire (the Go protobuf library refuses to marshal it).
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+func TestBadUTF8IsInvalidArgument(t *testing.T) {
+	redistest.Require(t)
+	ts := start(t, redisAddr, 5)
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tests := []struct {
+		name, method string
+		body         []byte
+		field        string
+	}{
+		// DecideRequest{hcp_id: "HCP-\xff"}
+		{"decide hcp_id", "/nba.v1.DecisionService/Decide", []byte{0x0a, 0x05, 'H', 'C', 'P', '-', 0xff}, "hcp_id"},
+		// DecideRequest{hcp_id: "HCP-000001", candidates: ["\xc3"]}
+		{"decide candidate", "/nba.v1.DecisionService/Decide",
+			append([]byte{0x0a, 0x0a}, append([]byte("HCP-000001"), 0x1a, 0x01, 0xc3)...), "candidates[0]"},
+		// RecordEventRequest{event: {event_id: "\xfe"}}
+		{"event id", "/nba.v1.EventService/RecordEvent", []byte{0x0a, 0x03, 0x0a, 0x01, 0xfe}, "event.event_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out []byte
+			err := conn.Invoke(context.Background(), tt.method, tt.body, &out, grpc.ForceCodec(rawCodec{}))
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("code = %v (%v), want InvalidArgument", status.Code(err), err)
+			}
+			if v := client.FieldViolations(err); !strings.Contains(v[tt.field], "UTF-8") {
+				t.Errorf("field violations %v, want %q: must be valid UTF-8", v, tt.field)
+			}
+		})
+	}
+}
+
+func TestRedisDownIsUnavailable(t *testing.T) {
+	redistest.Require(t)
+	rs, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Stop()
+	ts := start(t, rs.Addr, 5)
+	ctx := context.Background()
+	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
+		t.Fatalf("decide with Redis up: %v", err)
+	}
+	rs.Kill()
+	d, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{})
+	if status.Code(err) != codes.Unavailable || d != nil {
+		t.Fatalf("decide with Redis down: %v, %v; want Unavailable and no decision", d, err)
+	}
+	if msg := status.Convert(err).Message(); strings.Contains(msg, "dial") || strings.Contains(msg, "127.0.0.1") {
+		t.Errorf("Unavailable message leaks the storage error: %q", msg)
+	}
+	_, err = ts.client.SetConsent(ctx, "HCP-000001", client.ConsentRecord{Channel: arbiter.Email, Purpose: arbiter.Promotional,
+		Status: client.ConsentOptOut, CapturedAt: time.Now(), Source: "crm"}, false)
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("set consent with Redis down: %v, want Unavailable (the caller must retry; nothing acknowledged)", err)
+	}
+}
+
+func TestEmbeddedDemoStoreAndHealth(t *testing.T) {
+	ts := start(t, "", 100)
+	ctx := context.Background()
+	d, err := ts.client.Decide(ctx, "HCP-000042", client.DecideOptions{Caller: arbiter.CallerRepTool, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Recommendations) != 3 {
+		t.Fatalf("got %d recommendations, want 3", len(d.Recommendations))
+	}
+	for _, r := range d.Recommendations {
+		if r.Reason == "" || r.Score <= 0 {
+			t.Errorf("recommendation %s has reason %q and score %v", r.ActionID, r.Reason, r.Score)
+		}
+	}
+	if len(d.Suppressed) == 0 {
+		t.Error("nothing suppressed: the demo catalog has unapproved content that must be")
+	}
+
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, svc := range []string{"", "nba.v1.DecisionService"} {
+		h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health(%q) = %v, %v; want SERVING", svc, h, err)
+		}
+	}
+}

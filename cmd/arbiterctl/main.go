@@ -1,0 +1,138 @@
+// Command arbiterctl talks to an Arbiter server from the shell: ask for a
+// decision, report an outcome, read and change consent and profiles, import
+// a CRM feed, and write the demo population as a feed.
+//
+// It uses the Go client (package client) and nothing server-side, except
+// that demo-data reads the demo generator. Exit status: 0 on success, 1 when
+// a call or a file failed, 2 for a command-line mistake.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &env{
+		stdin:  os.Stdin,
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		getenv: os.Getenv,
+	})
+	stop()
+	os.Exit(code)
+}
+
+// env is what a command may touch of the process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is a subcommand, or a group of them (consent, profile).
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+	subs    []command // a group's commands; run is nil
+}
+
+var commands = []command{
+	{name: "decide", summary: "rank the next best actions for one HCP", run: decideCmd},
+	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
+	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
+		{name: "set", summary: "record one consent change", run: consentSetCmd},
+		{name: "get", summary: "show an HCP's current consent", run: consentGetCmd},
+		{name: "history", summary: "page through an HCP's consent ledger", run: consentHistoryCmd},
+	}},
+	{name: "profile", summary: "get or upsert an HCP's profile", subs: []command{
+		{name: "get", summary: "print an HCP's profile and counters as JSON", run: profileGetCmd},
+		{name: "upsert", summary: "create or replace a profile from a JSON file", run: profileUpsertCmd},
+	}},
+	{name: "import", summary: "stream a JSON Lines feed of HCPs to the server", run: importCmd},
+	{name: "demo-data", summary: "write the demo population as a JSON Lines feed", run: demoDataCmd},
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, e *env) int {
+	if len(args) == 0 {
+		usage(e.stderr, "", commands)
+		return 2
+	}
+	if isHelp(args[0]) {
+		// "help consent set" is "consent set -h", with the help on stdout.
+		help := *e
+		help.stderr = e.stdout
+		e, args = &help, append(args[1:], "-h")
+	}
+	return dispatch(ctx, e, "", commands, args)
+}
+
+// dispatch runs the command that args name among cs, within the group
+// called prefix ("" for the top level).
+func dispatch(ctx context.Context, e *env, prefix string, cs []command, args []string) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		if len(args) == 0 {
+			usage(e.stderr, prefix, cs)
+			return 2
+		}
+		usage(e.stdout, prefix, cs)
+		return 0
+	}
+	for _, c := range cs {
+		if c.name != args[0] {
+			continue
+		}
+		name := strings.TrimSpace(prefix + " " + c.name)
+		if c.subs != nil {
+			return dispatch(ctx, e, name, c.subs, args[1:])
+		}
+		return exitStatus(e.stderr, name, c.run(ctx, e, args[1:]))
+	}
+	fmt.Fprintf(e.stderr, "arbiterctl: unknown command %q\n\n", strings.TrimSpace(prefix+" "+args[0]))
+	usage(e.stderr, prefix, cs)
+	return 2
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+func usage(w io.Writer, prefix string, cs []command) {
+	fmt.Fprintf(w, "usage: arbiterctl %s<command> [flags]\n\ncommands:\n", prefix+strings.Repeat(" ", min(len(prefix), 1)))
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'arbiterctl help %s<command>' for its flags.\n", prefix+strings.Repeat(" ", min(len(prefix), 1)))
+	if prefix == "" {
+		fmt.Fprint(w, "The server address is -addr, or $ARBITER_ADDR, or "+defaultAddr+".\n")
+	}
+}
+
+// exitStatus reports err, if any, and returns the exit status for it.
+func exitStatus(w io.Writer, name string, err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsageShown):
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(w, "arbiterctl %s: %s\n", name, ue.msg)
+		return 2
+	}
+	printError(w, name, err)
+	return 1
+}

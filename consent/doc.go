@@ -1,0 +1,41 @@
+// Package consent owns recipients' consent: the records (who agreed or
+// refused to be contacted, on which channel, for which purpose, topic and
+// address, captured when and by which system), the rules that decide whether
+// one contact is allowed, the per-market defaults those rules fall back on,
+// and the ledger that proves every change.
+//
+// The package has two halves that do not depend on each other:
+//
+//   - The rules (policy.go, evaluate.go) are pure Go: Policy.Evaluate takes a
+//     State and a Query and returns a Verdict, with no I/O and no allocation,
+//     so that it can run for every candidate of every decision.
+//   - The store (store.go) keeps each recipient's current consent in one Redis
+//     hash and every change in an append-only Redis list, written together by
+//     one Lua script. go-redis is imported here and nowhere else in consent.
+//
+// # Invariants
+//
+//   - Unknown means deny. Consent that could not be read, could not be
+//     decoded, or is not proven complete by the per-recipient marker allows
+//     nothing, not even where the market's default is opt-out. So does a query
+//     without a valid channel, purpose or send time.
+//   - Fail closed. Every error path in this package ends in "no": a storage
+//     error is returned (wrapping arbiter.ErrUnavailable or arbiter.ErrCorrupt)
+//     rather than an empty state that a caller could mistake for "no records".
+//   - The ledger is append-only. Every acknowledged change is appended with
+//     RPUSH, including changes that did not take effect because a more recent
+//     record for the same scope was already current. Nothing in this package
+//     rewrites, trims or deletes a ledger.
+//   - The most recent capture wins, whatever the arrival order: a late,
+//     older record never replaces a newer one. At equal capture times the
+//     more restrictive status wins (opt-out over pending over opt-in).
+//
+// # Never
+//
+//   - Never allow a contact on a guess: no record, no marker, an unknown
+//     status or an unparseable value is a denial, not a default.
+//   - Never put personal data (addresses, names) in errors, logs or
+//     explanations; recipient ids, channels, purposes and dates only.
+//     Record.Address is an opaque reference compared for equality.
+//   - Never import transport types (protobuf) here; the gRPC boundary converts.
+package consent

@@ -1,0 +1,267 @@
+package consent
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Storage layout. Every key of one recipient carries the hash tag {hcpID},
+// so that in Redis Cluster the consent hash, the ledger and the features
+// package's keys for the same recipient live in one slot: they can be read
+// in one pipeline and written by one script.
+//
+// Current state, a hash at Key(prefix, hcpID), one field per scope:
+//
+//	<channel>|<purpose>|<topic>|<address>  =  <captured_ms>|<status>|<expires_ms or 0>|<source>|<captured_by>
+//	_complete                              =  <unix ms when the completeness marker was written>
+//
+// Names are the String forms ("email", "promotional", "opt_out"). A barred
+// record's scope is "<channel>|unspecified||". Validate forbids '|' in every
+// free-text part, so splitting on '|' is unambiguous. The value starts with
+// the capture time so that the Lua script can compare it with a prefix match.
+//
+// Ledger, a list at prefix:{hcpID}:consent-ledger, one JSON object per change
+// (see ledgerJSON), appended with RPUSH and never rewritten. An entry's
+// sequence number is its index in the list.
+
+// completeField is the hash field of the completeness marker.
+const completeField = "_complete"
+
+// Key returns the Redis key of a recipient's current consent hash. Callers
+// outside this package (the features loader) HGETALL it in the same pipeline
+// as the profile and pass the result to Decode.
+func Key(prefix, hcpID string) string {
+	return prefix + ":{" + hcpID + "}:consent"
+}
+
+// ledgerKey returns the Redis key of a recipient's consent ledger.
+func ledgerKey(prefix, hcpID string) string {
+	return prefix + ":{" + hcpID + "}:consent-ledger"
+}
+
+// fieldName returns the hash field of r's scope.
+func fieldName(r *Record) string {
+	return r.Channel.String() + "|" + r.Purpose.String() + "|" + r.Topic + "|" + r.Address
+}
+
+// fieldValue returns the hash value of r. Times are Unix milliseconds.
+func fieldValue(r *Record) string {
+	var expires int64
+	if !r.ExpiresAt.IsZero() {
+		expires = r.ExpiresAt.UnixMilli()
+	}
+	return strconv.FormatInt(r.CapturedAt.UnixMilli(), 10) + "|" + r.Status.String() + "|" +
+		strconv.FormatInt(expires, 10) + "|" + r.Source + "|" + r.CapturedBy
+}
+
+// normalize returns r with its times as stored: UTC, millisecond precision.
+func normalize(r Record) Record {
+	r.CapturedAt = msTime(r.CapturedAt.UnixMilli())
+	if !r.ExpiresAt.IsZero() {
+		r.ExpiresAt = msTime(r.ExpiresAt.UnixMilli())
+	}
+	return r
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// Decode builds a State from the fields of a consent hash (an HGETALL
+// reply). An empty or missing hash decodes to an empty, incomplete State:
+// unknown, which denies. Any field that does not decode to a valid record
+// makes Decode fail with an error wrapping arbiter.ErrCorrupt; the caller
+// must then treat consent as unknown. Records are sorted by scope (channel,
+// purpose, topic, address). The error never contains field names or values,
+// which may hold address references.
+func Decode(fields map[string]string) (State, error) {
+	s, err := decodeState(fields)
+	if err != nil {
+		return State{}, fmt.Errorf("consent: decode: %w", err)
+	}
+	return s, nil
+}
+
+func decodeState(fields map[string]string) (State, error) {
+	var s State
+	n := len(fields)
+	if _, ok := fields[completeField]; ok {
+		n--
+	}
+	if n > 0 {
+		s.Records = make([]Record, 0, n)
+	}
+	for name, value := range fields {
+		if name == completeField {
+			ms, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || ms <= 0 {
+				return State{}, corrupt("completeness marker is not a time")
+			}
+			s.Complete, s.CompleteAt = true, msTime(ms)
+			continue
+		}
+		r, err := decodeRecord(name, value)
+		if err != nil {
+			return State{}, err
+		}
+		s.Records = append(s.Records, r)
+	}
+	slices.SortFunc(s.Records, compareScope)
+	return s, nil
+}
+
+func compareScope(a, b Record) int {
+	return cmp.Or(
+		cmp.Compare(a.Channel, b.Channel),
+		cmp.Compare(a.Purpose, b.Purpose),
+		strings.Compare(a.Topic, b.Topic),
+		strings.Compare(a.Address, b.Address),
+	)
+}
+
+// decodeRecord decodes one scope field. Substrings of name and value are
+// kept as they are, without copying.
+func decodeRecord(name, value string) (Record, error) {
+	var r Record
+	chName, rest, ok1 := strings.Cut(name, "|")
+	purposeName, rest, ok2 := strings.Cut(rest, "|")
+	topic, address, ok3 := strings.Cut(rest, "|")
+	if !ok1 || !ok2 || !ok3 {
+		return r, corrupt("field name is not a scope")
+	}
+	var ok bool
+	if r.Channel, ok = arbiter.ParseChannel(chName); !ok {
+		return r, corrupt("unknown channel in field name")
+	}
+	if r.Purpose, ok = parsePurpose(purposeName); !ok {
+		return r, corrupt("unknown purpose in field name")
+	}
+	r.Topic, r.Address = topic, address
+
+	captured, rest, ok1 := strings.Cut(value, "|")
+	status, rest, ok2 := strings.Cut(rest, "|")
+	expires, rest, ok3 := strings.Cut(rest, "|")
+	source, capturedBy, ok4 := strings.Cut(rest, "|")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return r, corrupt("value has the wrong number of parts")
+	}
+	ms, err := strconv.ParseInt(captured, 10, 64)
+	if err != nil {
+		return r, corrupt("capture time is not a number")
+	}
+	r.CapturedAt = msTime(ms)
+	if r.Status, ok = ParseStatus(status); !ok {
+		return r, corrupt("unknown status")
+	}
+	if ms, err = strconv.ParseInt(expires, 10, 64); err != nil {
+		return r, corrupt("expiry time is not a number")
+	}
+	if ms != 0 {
+		r.ExpiresAt = msTime(ms)
+	}
+	r.Source, r.CapturedBy = source, capturedBy
+	// Whatever Set would refuse to store is corrupt when read back.
+	var e arbiter.InvalidError
+	if r.check(&e, "record"); len(e.Violations) > 0 {
+		// A copy, so that e itself stays on the stack when the record is valid.
+		return r, fmt.Errorf("%w: %v", arbiter.ErrCorrupt, &arbiter.InvalidError{Violations: e.Violations})
+	}
+	return r, nil
+}
+
+func corrupt(reason string) error {
+	return fmt.Errorf("%w: %s", arbiter.ErrCorrupt, reason)
+}
+
+// parsePurpose is arbiter.ParsePurpose plus "unspecified", the purpose of
+// barred records.
+func parsePurpose(s string) (arbiter.Purpose, bool) {
+	if s == arbiter.PurposeUnspecified.String() {
+		return arbiter.PurposeUnspecified, true
+	}
+	return arbiter.ParsePurpose(s)
+}
+
+// ledgerJSON is one ledger entry as stored. Field names are part of the
+// stored format: renaming one breaks every ledger already written.
+type ledgerJSON struct {
+	V              int       `json:"v"`
+	RecordedAt     time.Time `json:"recorded_at"`
+	Applied        bool      `json:"applied"`
+	MarkedComplete bool      `json:"marked_complete,omitempty"`
+	// Record is absent from an entry that only wrote the completeness marker.
+	Record *recordJSON `json:"record,omitempty"`
+}
+
+type recordJSON struct {
+	Channel    string    `json:"channel"`
+	Purpose    string    `json:"purpose"`
+	Topic      string    `json:"topic,omitempty"`
+	Address    string    `json:"address,omitempty"`
+	Status     string    `json:"status"`
+	CapturedAt time.Time `json:"captured_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	Source     string    `json:"source"`
+	CapturedBy string    `json:"captured_by,omitempty"`
+}
+
+const ledgerVersion = 1
+
+// encodeLedger returns the stored forms of e with Applied set to true and to
+// false: the script, which alone knows whether the change applies, appends
+// one of them.
+func encodeLedger(e LedgerEntry, markerOnly bool) (ifApplied, ifNot string, err error) {
+	j := ledgerJSON{V: ledgerVersion, RecordedAt: e.RecordedAt, MarkedComplete: e.MarkedComplete}
+	if !markerOnly {
+		r := e.Record
+		j.Record = &recordJSON{
+			Channel: r.Channel.String(), Purpose: r.Purpose.String(),
+			Topic: r.Topic, Address: r.Address, Status: r.Status.String(),
+			CapturedAt: r.CapturedAt, ExpiresAt: r.ExpiresAt,
+			Source: r.Source, CapturedBy: r.CapturedBy,
+		}
+	}
+	j.Applied = true
+	a, err := json.Marshal(j)
+	if err != nil {
+		return "", "", err
+	}
+	j.Applied = false
+	n, err := json.Marshal(j)
+	if err != nil {
+		return "", "", err
+	}
+	return string(a), string(n), nil
+}
+
+// decodeLedger decodes one stored ledger entry.
+func decodeLedger(seq int64, data string) (LedgerEntry, error) {
+	var j ledgerJSON
+	if err := json.Unmarshal([]byte(data), &j); err != nil || j.V != ledgerVersion {
+		return LedgerEntry{}, corrupt("ledger entry does not decode")
+	}
+	e := LedgerEntry{Seq: seq, RecordedAt: j.RecordedAt.UTC(), Applied: j.Applied, MarkedComplete: j.MarkedComplete}
+	if j.Record == nil {
+		return e, nil
+	}
+	r := &e.Record
+	var ok1, ok2, ok3 bool
+	r.Channel, ok1 = arbiter.ParseChannel(j.Record.Channel)
+	r.Purpose, ok2 = parsePurpose(j.Record.Purpose)
+	r.Status, ok3 = ParseStatus(j.Record.Status)
+	if !ok1 || !ok2 || !ok3 {
+		return LedgerEntry{}, corrupt("ledger entry has an unknown channel, purpose or status")
+	}
+	r.Topic, r.Address = j.Record.Topic, j.Record.Address
+	r.CapturedAt, r.ExpiresAt = j.Record.CapturedAt.UTC(), j.Record.ExpiresAt
+	if !r.ExpiresAt.IsZero() {
+		r.ExpiresAt = r.ExpiresAt.UTC()
+	}
+	r.Source, r.CapturedBy = j.Record.Source, j.Record.CapturedBy
+	return e, nil
+}

@@ -1,0 +1,177 @@
+package consent
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Status is what a consent record says.
+type Status uint8
+
+const (
+	StatusUnspecified Status = iota
+	// OptIn: the recipient agreed to be contacted on the record's scope.
+	OptIn
+	// OptOut: the recipient refused or withdrew.
+	OptOut
+	// Pending: an opt-in awaiting double opt-in confirmation. It does not
+	// allow contact yet.
+	Pending
+	// Barred: the channel is barred outright for this recipient ("never
+	// email"), whatever the purpose, topic or address.
+	Barred
+	numStatuses
+)
+
+var statusNames = [numStatuses]string{"unspecified", "opt_in", "opt_out", "pending", "barred"}
+
+func (s Status) String() string {
+	if s < numStatuses {
+		return statusNames[s]
+	}
+	return "invalid"
+}
+
+// Valid reports whether s is a real status.
+func (s Status) Valid() bool { return s > StatusUnspecified && s < numStatuses }
+
+// ParseStatus returns the status with the given name ("opt_in").
+func ParseStatus(v string) (Status, bool) {
+	for i := Status(1); i < numStatuses; i++ {
+		if statusNames[i] == v {
+			return i, true
+		}
+	}
+	return StatusUnspecified, false
+}
+
+// Record is one consent statement about one recipient.
+//
+// Its scope is (Channel, Purpose, Topic, Address). Topic and Address are
+// optional and make the record more specific: an address-level record covers
+// only that address (a consent for an old email address does not cover a
+// new one); a topic-level record covers only that product or topic. A Barred
+// record is channel-wide and has no purpose, topic or address.
+type Record struct {
+	Channel arbiter.Channel
+	Purpose arbiter.Purpose
+	Topic   string
+	// Address is an opaque reference to the address the consent was given
+	// for (a CRM address id or a hash): Arbiter compares it for equality and
+	// never needs the address itself.
+	Address string
+	Status  Status
+	// CapturedAt is when the recipient gave or withdrew consent (not when
+	// Arbiter heard of it). The most recent record wins.
+	CapturedAt time.Time
+	// ExpiresAt, when not zero, is the first instant at which an opt-in no
+	// longer counts.
+	ExpiresAt time.Time
+	// Source is the system the record came from ("veeva", "web-preference-centre").
+	Source string
+	// CapturedBy is who recorded it (a user or system id, never a name).
+	CapturedBy string
+}
+
+// State is a recipient's current consent: the most recent record for each
+// scope, plus the completeness marker.
+type State struct {
+	// Complete is true when the per-recipient marker is present: the
+	// recipient's consent data was loaded in full. Without it nothing is
+	// allowed, not even by an opt-out market's default.
+	Complete bool
+	// CompleteAt is when the marker was last written.
+	CompleteAt time.Time
+	Records    []Record
+}
+
+// LedgerEntry is one accepted consent change, as appended to the recipient's
+// ledger. Entries are never rewritten or removed.
+type LedgerEntry struct {
+	Seq        int64
+	Record     Record
+	RecordedAt time.Time
+	// Applied is false when a more recent record for the same scope was
+	// already current: the change is kept for proof but did not take effect.
+	Applied bool
+	// MarkedComplete is true when this change also wrote the completeness marker.
+	MarkedComplete bool
+}
+
+// Limits on a record's free-text fields. They keep one recipient's hash
+// small and its fields unambiguous: the store separates fields with '|',
+// which none of them may contain.
+const (
+	maxSourceLen     = 64
+	maxCapturedByLen = 64
+	maxTopicLen      = 128
+	maxAddressLen    = 128
+)
+
+// Validate checks r before it is stored. It returns an *arbiter.InvalidError
+// listing every violation, with field names "record.channel",
+// "record.purpose", "record.status", "record.topic", "record.address",
+// "record.captured_at", "record.expires_at", "record.source" and
+// "record.captured_by". Descriptions never echo the values.
+func (r Record) Validate() error {
+	e := &arbiter.InvalidError{}
+	r.check(e, "record")
+	return e.Err()
+}
+
+// check adds r's violations to e, naming fields name+".channel" and so on.
+func (r Record) check(e *arbiter.InvalidError, name string) {
+	if !r.Channel.Valid() {
+		e.Add(name+".channel", "must be a known channel")
+	}
+	if !r.Status.Valid() {
+		e.Add(name+".status", "must be opt_in, opt_out, pending or barred")
+	}
+	if r.Status == Barred {
+		// A bar is channel-wide: it has no purpose, topic or address.
+		if r.Purpose != arbiter.PurposeUnspecified {
+			e.Add(name+".purpose", "must be unspecified on a barred record")
+		}
+		if r.Topic != "" {
+			e.Add(name+".topic", "must be empty on a barred record")
+		}
+		if r.Address != "" {
+			e.Add(name+".address", "must be empty on a barred record")
+		}
+	} else if !r.Purpose.Valid() {
+		e.Add(name+".purpose", "must be promotional, medical or service")
+	}
+	checkText(e, name, "topic", r.Topic, maxTopicLen)
+	checkText(e, name, "address", r.Address, maxAddressLen)
+	if r.Source == "" {
+		e.Add(name+".source", "is required")
+	}
+	checkText(e, name, "source", r.Source, maxSourceLen)
+	checkText(e, name, "captured_by", r.CapturedBy, maxCapturedByLen)
+	// Times are stored as Unix milliseconds; before 1970 is a data error.
+	if r.CapturedAt.UnixMilli() <= 0 {
+		e.Add(name+".captured_at", "is required and must be after 1970-01-01")
+	}
+	if !r.ExpiresAt.IsZero() {
+		switch {
+		case r.Status != OptIn && r.Status != Pending:
+			e.Add(name+".expires_at", "only an opt_in or pending record can expire")
+		case r.ExpiresAt.UnixMilli() <= r.CapturedAt.UnixMilli():
+			e.Add(name+".expires_at", "must be after captured_at")
+		}
+	}
+}
+
+// checkText checks a free-text field. The field's full name is built only
+// on a violation: check runs, without allocating, on every decoded record.
+func checkText(e *arbiter.InvalidError, name, field, v string, max int) {
+	if len(v) > max {
+		e.Add(name+"."+field, fmt.Sprintf("must be at most %d bytes", max))
+	}
+	if strings.ContainsRune(v, '|') {
+		e.Add(name+"."+field, "must not contain '|'")
+	}
+}

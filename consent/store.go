@@ -1,0 +1,262 @@
+package consent
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Store keeps consent in Redis: per recipient, the current state in a hash
+// and every change in an append-only ledger (see encode.go for the layout).
+// It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	clock  func() time.Time
+}
+
+type options struct {
+	prefix string
+	clock  func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*options)
+
+// WithPrefix sets the prefix of every key (default "arbiter").
+func WithPrefix(prefix string) Option {
+	return func(o *options) { o.prefix = prefix }
+}
+
+// WithClock sets the clock that stamps ledger entries and the completeness
+// marker (default time.Now).
+func WithClock(clock func() time.Time) Option {
+	return func(o *options) { o.clock = clock }
+}
+
+// NewStore returns a Store using rdb, which may be a single Redis, a Redis
+// Cluster or miniredis.
+func NewStore(rdb redis.UniversalClient, opts ...Option) *Store {
+	o := options{prefix: "arbiter", clock: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Store{rdb: rdb, prefix: o.prefix, clock: o.clock}
+}
+
+const (
+	// maxSetMany bounds the records of one write, and so one script's run time.
+	maxSetMany = 1000
+	// maxHistoryLimit bounds one page of History.
+	maxHistoryLimit = 1000
+	// maxClockSkew is how far in the future of the server's clock a capture
+	// time may be. A record dated later would stay "most recent" and shadow
+	// every real change until then, a withdrawal included.
+	maxClockSkew = 5 * time.Minute
+)
+
+//go:embed set.lua
+var setLua string
+
+var setScript = redis.NewScript(setLua)
+
+// corruptReply is the error code set.lua replies with when a stored value
+// does not decode.
+const corruptReply = "CONSENTCORRUPT"
+
+// Set stores one record for a recipient, and the completeness marker when
+// markComplete is true. See SetMany.
+func (s *Store) Set(ctx context.Context, hcpID string, r Record, markComplete bool) (LedgerEntry, error) {
+	now := s.clock()
+	if err := validate(hcpID, []Record{r}, func(int) string { return "record" }, now); err != nil {
+		return LedgerEntry{}, err
+	}
+	entries, err := s.write(ctx, hcpID, []Record{r}, markComplete, now)
+	if err != nil {
+		return LedgerEntry{}, err
+	}
+	return entries[0], nil
+}
+
+// SetMany stores records for one recipient, atomically, and writes the
+// completeness marker when markComplete is true (a bulk import passes true
+// once the recipient's consent is loaded in full, even with no records).
+//
+// Each record becomes current for its scope unless a record captured later,
+// or at the same time with a more restrictive status, is already current.
+// Either way it is appended to the ledger, and the returned entries (one per
+// record, in order, or a single marker-only entry with a zero Record when
+// recs is empty) say whether it applied. Times are stored with millisecond
+// precision, in UTC.
+//
+// Invalid input (an *arbiter.InvalidError naming "hcp_id" or
+// "records[i].field") writes nothing. A Redis failure wraps
+// arbiter.ErrUnavailable; an undecodable stored value, arbiter.ErrCorrupt.
+// After an error other than invalid input the write may or may not have
+// happened; repeating it is safe (the repeat is ledgered as not applied).
+func (s *Store) SetMany(ctx context.Context, hcpID string, recs []Record, markComplete bool) ([]LedgerEntry, error) {
+	now := s.clock()
+	name := func(i int) string { return "records[" + strconv.Itoa(i) + "]" }
+	if err := validate(hcpID, recs, name, now); err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 && !markComplete {
+		return nil, nil
+	}
+	return s.write(ctx, hcpID, recs, markComplete, now)
+}
+
+// validate checks the recipient id and every record, naming record i's
+// fields after name(i).
+func validate(hcpID string, recs []Record, name func(int) string, now time.Time) error {
+	e := &arbiter.InvalidError{}
+	if hcpID == "" {
+		e.Add("hcp_id", "is required")
+	}
+	if len(recs) > maxSetMany {
+		e.Add("records", fmt.Sprintf("at most %d per call", maxSetMany))
+		return e
+	}
+	for i := range recs {
+		recs[i].check(e, name(i))
+		if recs[i].CapturedAt.After(now.Add(maxClockSkew)) {
+			e.Add(name(i)+".captured_at", "must not be in the future")
+		}
+	}
+	return e.Err()
+}
+
+// write runs set.lua for valid records.
+func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComplete bool, now time.Time) ([]LedgerEntry, error) {
+	recordedAt := msTime(now.UnixMilli())
+	mark := "0"
+	if markComplete {
+		mark = "1"
+	}
+	args := make([]any, 3, 3+4*len(recs))
+	args[0], args[1], args[2] = recordedAt.UnixMilli(), mark, ""
+	entries := make([]LedgerEntry, 0, max(len(recs), 1))
+	for _, r := range recs {
+		r = normalize(r)
+		e := LedgerEntry{Record: r, RecordedAt: recordedAt, MarkedComplete: markComplete}
+		ifApplied, ifNot, err := encodeLedger(e, false)
+		if err != nil {
+			return nil, fmt.Errorf("consent: set %s: encode ledger entry: %w", hcpID, err)
+		}
+		args = append(args, fieldName(&r), fieldValue(&r), ifApplied, ifNot)
+		entries = append(entries, e)
+	}
+	if len(recs) == 0 {
+		e := LedgerEntry{RecordedAt: recordedAt, Applied: true, MarkedComplete: true}
+		entry, _, err := encodeLedger(e, true)
+		if err != nil {
+			return nil, fmt.Errorf("consent: set %s: encode ledger entry: %w", hcpID, err)
+		}
+		args[2] = entry
+		entries = append(entries, e)
+	}
+
+	keys := []string{Key(s.prefix, hcpID), ledgerKey(s.prefix, hcpID)}
+	res, err := setScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, storageErr("set", hcpID, err)
+	}
+	if len(res) != 2*len(entries) {
+		return nil, fmt.Errorf("consent: set %s: script returned %d values for %d ledger entries", hcpID, len(res), len(entries))
+	}
+	for i := range entries {
+		entries[i].Seq = res[2*i] - 1
+		entries[i].Applied = res[2*i+1] == 1
+	}
+	return entries, nil
+}
+
+// Get returns a recipient's current consent. A recipient with nothing
+// stored gets an empty, incomplete State (which denies), not an error.
+func (s *Store) Get(ctx context.Context, hcpID string) (State, error) {
+	if hcpID == "" {
+		return State{}, arbiter.Invalid("hcp_id", "is required")
+	}
+	fields, err := s.rdb.HGetAll(ctx, Key(s.prefix, hcpID)).Result()
+	if err != nil {
+		return State{}, storageErr("get", hcpID, err)
+	}
+	st, err := decodeState(fields)
+	if err != nil {
+		return State{}, fmt.Errorf("consent: get %s: %w", hcpID, err)
+	}
+	return st, nil
+}
+
+// History returns up to limit ledger entries of a recipient from offset, in
+// the order they were appended, and the total number of entries.
+func (s *Store) History(ctx context.Context, hcpID string, offset, limit int) ([]LedgerEntry, int64, error) {
+	e := &arbiter.InvalidError{}
+	if hcpID == "" {
+		e.Add("hcp_id", "is required")
+	}
+	if offset < 0 {
+		e.Add("offset", "must not be negative")
+	}
+	if limit < 1 || limit > maxHistoryLimit {
+		e.Add("limit", fmt.Sprintf("must be between 1 and %d", maxHistoryLimit))
+	}
+	if err := e.Err(); err != nil {
+		return nil, 0, err
+	}
+
+	key := ledgerKey(s.prefix, hcpID)
+	var total *redis.IntCmd
+	var page *redis.StringSliceCmd
+	// MULTI, so that the total and the page are read at the same instant.
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		total = p.LLen(ctx, key)
+		page = p.LRange(ctx, key, int64(offset), int64(offset+limit-1))
+		return nil
+	})
+	if err != nil {
+		return nil, 0, storageErr("history", hcpID, err)
+	}
+	entries := make([]LedgerEntry, 0, len(page.Val()))
+	for i, data := range page.Val() {
+		entry, err := decodeLedger(int64(offset+i), data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("consent: history %s: entry %d: %w", hcpID, offset+i, err)
+		}
+		entries = append(entries, entry)
+	}
+	return entries, total.Val(), nil
+}
+
+// storageErr classifies an error from Redis. Errors that are not replies
+// from the server (connection refused, timeouts, cancelled contexts, a closed
+// client) and replies that say the server cannot serve now wrap
+// arbiter.ErrUnavailable; a key of the wrong type or an undecodable value
+// wraps arbiter.ErrCorrupt. The Redis error stays wrapped for server logs;
+// none of these carries personal data (hash fields are never echoed).
+func storageErr(op, hcpID string, err error) error {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrUnavailable, err)
+	}
+	msg := reply.Error()
+	// Searched anywhere in the reply: an error raised inside a script comes
+	// back prefixed with the script's location on some servers (miniredis).
+	if strings.Contains(msg, "WRONGTYPE") || strings.Contains(msg, corruptReply) {
+		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrCorrupt, err)
+	}
+	code, _, _ := strings.Cut(msg, " ")
+	switch code {
+	case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "NOREPLICAS":
+		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrUnavailable, err)
+	}
+	return fmt.Errorf("consent: %s %s: %w", op, hcpID, err)
+}

@@ -1,0 +1,335 @@
+package decision
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/scoring"
+)
+
+// Loader loads everything a decision needs about one HCP in one round trip.
+type Loader interface {
+	Load(ctx context.Context, hcpID string, at time.Time) (*features.Snapshot, error)
+}
+
+// Reason is why a candidate was suppressed.
+type Reason uint8
+
+const (
+	ReasonUnspecified Reason = iota
+	NoConsent
+	ConsentExpired
+	ConsentPending
+	ConsentUnknown
+	ChannelBarred
+	ContentNotApproved
+	ContentExpired
+	NotEligible
+	ChannelNotRequested
+	FrequencyCap
+)
+
+var reasonNames = [...]string{"unspecified", "no_consent", "consent_expired", "consent_pending",
+	"consent_unknown", "channel_barred", "content_not_approved", "content_expired", "not_eligible",
+	"channel_not_requested", "frequency_cap"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "invalid"
+}
+
+// Request asks for a decision.
+type Request struct {
+	HCPID string
+	// Limit is how many recommendations to return (> 0).
+	Limit int
+	// Candidates are action ids; empty means the whole catalog.
+	Candidates []string
+	Caller     arbiter.CallerKind
+	// At is the decision time; zero means the engine's clock.
+	At time.Time
+	// Channels restricts recommendations to these channels; empty: all.
+	Channels []arbiter.Channel
+	// Explain asks for contributions, reasons and suppression details.
+	Explain bool
+}
+
+// Result is a decision.
+type Result struct {
+	ID              string
+	At              time.Time
+	ModelVersion    string
+	CatalogVersion  string
+	Recommendations []Recommendation
+	Suppressed      []Suppression
+}
+
+// Recommendation is one ranked action.
+type Recommendation struct {
+	Rank          int
+	Action        *catalog.Action
+	Score         float64
+	Propensity    float64
+	Value         float64
+	ContextWeight float64
+	// Contributions and Reason are set when the request asked to explain.
+	Contributions []scoring.Contribution
+	Reason        string
+}
+
+// Suppression is a candidate that may not be recommended.
+type Suppression struct {
+	ActionID string
+	Reason   Reason
+	// Detail is set when the request asked to explain.
+	Detail string
+}
+
+// Engine makes decisions. It is safe for concurrent use.
+type Engine struct {
+	loader  Loader
+	model   *scoring.Model
+	catalog *catalog.Catalog
+	policy  *consent.Policy
+	clock   func() time.Time
+	ids     *idSource
+	scratch sync.Pool
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock sets the clock used when a request has no decision time.
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
+
+// New returns an engine. All dependencies are required.
+func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *consent.Policy, opts ...Option) *Engine {
+	e := &Engine{loader: loader, model: model, catalog: cat, policy: policy, clock: time.Now, ids: newIDSource()}
+	for _, o := range opts {
+		o(e)
+	}
+	e.scratch.New = func() any { return new(scratch) }
+	return e
+}
+
+// Catalog returns the engine's catalog.
+func (e *Engine) Catalog() *catalog.Catalog { return e.catalog }
+
+// ModelVersion returns the version of the engine's model.
+func (e *Engine) ModelVersion() string { return e.model.Version }
+
+// scratch holds per-decision buffers, reused across decisions.
+type scratch struct {
+	x       []float64
+	actions []int32
+	cands   []scoring.Candidate
+	top     []scoring.Scored
+	topics  []float64
+	ranker  scoring.Ranker
+	profile scoring.Profile
+	// seen[i] == stamp marks catalog action i as named in this request.
+	seen  []uint32
+	stamp uint32
+}
+
+// Decide makes one decision. Unknown or repeated candidate ids are an
+// *arbiter.InvalidError; storage errors are returned wrapped
+// (arbiter.ErrNotFound, arbiter.ErrUnavailable).
+func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
+	s := e.scratch.Get().(*scratch)
+	defer e.scratch.Put(s)
+
+	actions, err := e.resolve(req.Candidates, s)
+	s.actions = actions
+	if err != nil {
+		return nil, err
+	}
+	at := req.At
+	if at.IsZero() {
+		at = e.clock()
+	}
+	snap, err := e.loader.Load(ctx, req.HCPID, at)
+	if err != nil {
+		return nil, fmt.Errorf("decide: %w", err)
+	}
+	res := &Result{
+		ID: e.ids.next(at), At: at,
+		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version,
+	}
+
+	prof := &snap.Profile
+	recipient := catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}
+	s.topics = e.topicAffinity(snap, s.topics)
+	cands := s.cands[:0]
+	for _, ai := range actions {
+		a := &e.catalog.Actions[ai]
+		reason, detail := e.check(a, snap, recipient, at, req, s)
+		if reason != ReasonUnspecified {
+			res.Suppressed = append(res.Suppressed, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
+			continue
+		}
+		c := scoring.Candidate{Action: ai, Channel: a.Channel, Purpose: a.Purpose, Value: a.Value}
+		if a.TopicIndex >= 0 {
+			c.TopicAffinity = s.topics[a.TopicIndex]
+		}
+		if len(a.Specialties) > 0 && slices.Contains(a.Specialties, prof.Specialty) {
+			c.SpecialtyMatch = 1
+		}
+		cands = append(cands, c)
+	}
+	s.cands = cands
+
+	fillProfile(&s.profile, snap, at)
+	s.x = e.model.Vectorize(&s.profile, s.x)
+	s.ranker.Reset(e.model, s.x, req.Caller)
+	if cap(s.top) < req.Limit {
+		s.top = make([]scoring.Scored, 0, req.Limit)
+	}
+	s.top = s.ranker.Rank(cands, req.Limit, s.top)
+
+	res.Recommendations = make([]Recommendation, len(s.top))
+	for i, t := range s.top {
+		a := &e.catalog.Actions[t.Action]
+		r := Recommendation{Rank: i + 1, Action: a, Score: t.Score, Propensity: t.Propensity,
+			Value: t.Value, ContextWeight: t.ContextWeight}
+		if req.Explain {
+			r.Contributions = s.ranker.Explain(&cands[t.Candidate], 3)
+			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog)
+		}
+		res.Recommendations[i] = r
+	}
+	return res, nil
+}
+
+// resolve turns candidate ids into catalog indexes, rejecting unknown and
+// repeated ids. Repeats are found with a per-scratch stamp per action, so
+// the check is linear in the number of candidates.
+func (e *Engine) resolve(ids []string, s *scratch) ([]int32, error) {
+	out := s.actions[:0]
+	if len(ids) == 0 {
+		for i := range e.catalog.Actions {
+			out = append(out, int32(i))
+		}
+		return out, nil
+	}
+	if len(s.seen) != len(e.catalog.Actions) {
+		s.seen = make([]uint32, len(e.catalog.Actions))
+	}
+	if s.stamp++; s.stamp == 0 { // wrapped: forget old stamps
+		clear(s.seen)
+		s.stamp = 1
+	}
+	var inv arbiter.InvalidError
+	for i, id := range ids {
+		ai, ok := e.catalog.Lookup(id)
+		if !ok {
+			inv.Add(fmt.Sprintf("candidates[%d]", i), "unknown action id")
+			continue
+		}
+		if s.seen[ai] == s.stamp {
+			inv.Add(fmt.Sprintf("candidates[%d]", i), "duplicate action id")
+			continue
+		}
+		s.seen[ai] = s.stamp
+		out = append(out, int32(ai))
+	}
+	return out, inv.Err()
+}
+
+// check applies, in order, the channel restriction, eligibility (MLR,
+// audience, market, specialty), consent and the contact policy. It returns
+// ReasonUnspecified when the action may be recommended.
+func (e *Engine) check(a *catalog.Action, snap *features.Snapshot, r catalog.Recipient, at time.Time, req Request, s *scratch) (Reason, string) {
+	if len(req.Channels) > 0 && !slices.Contains(req.Channels, a.Channel) {
+		return ChannelNotRequested, detail(req.Explain, func() string { return "caller asked about other channels" })
+	}
+	if !e.model.Scores(a.Channel) {
+		return NotEligible, detail(req.Explain, func() string { return "the model does not score " + a.Channel.String() })
+	}
+	if why := a.Check(r, at); why != catalog.Eligible {
+		reason := NotEligible
+		switch why {
+		case catalog.ContentNotApproved:
+			reason = ContentNotApproved
+		case catalog.ContentExpired:
+			reason = ContentExpired
+		}
+		return reason, detail(req.Explain, func() string { return a.Explain(why, r) })
+	}
+	q := consent.Query{Channel: a.Channel, Purpose: a.Purpose, Topic: a.Topic,
+		Address: snap.Profile.Addresses[a.Channel], Market: r.Market, At: at}
+	v := e.policy.Evaluate(&snap.Consent, q)
+	if !v.Allowed() {
+		reason := NoConsent
+		switch v.Outcome {
+		case consent.DeniedUnknown:
+			reason = ConsentUnknown
+		case consent.DeniedBarred:
+			reason = ChannelBarred
+		case consent.DeniedExpired:
+			reason = ConsentExpired
+		case consent.DeniedPending:
+			reason = ConsentPending
+		}
+		return reason, detail(req.Explain, func() string { return v.Explain(&snap.Consent, q) })
+	}
+	if gap := e.catalog.MinGap[a.Channel]; gap > 0 {
+		last := snap.Counters.LastContact[a.Channel]
+		if !last.IsZero() && at.Sub(last) < gap && !at.Before(last) {
+			return FrequencyCap, detail(req.Explain, func() string {
+				return fmt.Sprintf("last %s contact %s ago; minimum gap is %s",
+					label(a.Channel), roundDuration(at.Sub(last)), roundDuration(gap))
+			})
+		}
+	}
+	return ReasonUnspecified, ""
+}
+
+func detail(explain bool, f func() string) string {
+	if !explain {
+		return ""
+	}
+	return f()
+}
+
+// topicAffinity returns the HCP's engagement per catalog topic.
+func (e *Engine) topicAffinity(snap *features.Snapshot, buf []float64) []float64 {
+	buf = buf[:0]
+	for _, t := range e.catalog.Topics {
+		buf = append(buf, snap.Counters.Topics[t])
+	}
+	return buf
+}
+
+func fillProfile(p *scoring.Profile, snap *features.Snapshot, at time.Time) {
+	c := &snap.Counters
+	p.Engagement = c.Engagement
+	p.Sent = c.Sent
+	for ch := range p.DaysSinceContact {
+		p.DaysSinceContact[ch] = daysSince(c.LastContact[ch], at)
+	}
+	p.DaysSinceEngagement = daysSince(c.LastEngagement, at)
+	p.Segment = snap.Profile.Segment
+	p.Specialty = snap.Profile.Specialty
+	p.Attributes = snap.Profile.Attributes
+}
+
+func daysSince(t, at time.Time) float64 {
+	if t.IsZero() {
+		return scoring.MaxDays
+	}
+	d := at.Sub(t).Hours() / 24
+	if d < 0 {
+		return 0
+	}
+	return min(d, scoring.MaxDays)
+}

@@ -1,0 +1,190 @@
+// Package demo generates Arbiter's deterministic demo population: HCPs with
+// ids HCP-000001 upwards, specialties, markets EU and US, personas, address
+// references, mixed consent (opt-ins, opt-outs, expired and pending
+// opt-ins, barred channels, consent for an old address, and a few HCPs
+// whose consent was never loaded) and engagement history.
+//
+// The same n and now always give the same population, so demos, tests and
+// benchmarks can name HCPs and know what to expect of them.
+package demo
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/features"
+)
+
+// Size is the default demo population size.
+const Size = 10000
+
+// Source is the consent source system named in demo records.
+const Source = "demo-crm"
+
+// HCPID returns the id of the i-th demo HCP (1-based): "HCP-000042".
+func HCPID(i int) string { return fmt.Sprintf("HCP-%06d", i) }
+
+type weighted[T any] struct {
+	v T
+	w int
+}
+
+func pick[T any](r *rand.Rand, choices []weighted[T]) T {
+	total := 0
+	for _, c := range choices {
+		total += c.w
+	}
+	n := r.IntN(total)
+	for _, c := range choices {
+		if n < c.w {
+			return c.v
+		}
+		n -= c.w
+	}
+	return choices[len(choices)-1].v
+}
+
+var (
+	specialties = []weighted[string]{
+		{"general_practice", 35}, {"cardiology", 20}, {"oncology", 15},
+		{"endocrinology", 15}, {"pulmonology", 15},
+	}
+	segments = []weighted[string]{
+		{"digital_savvy", 30}, {"traditional", 30}, {"scientific_first", 25}, {"low_engagement", 15},
+	}
+	euZones = []string{"Europe/Berlin", "Europe/Paris", "Europe/Madrid", "Europe/Rome", "Europe/Amsterdam"}
+	usZones = []string{"America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"}
+	brands  = map[string]string{
+		"cardiology": "cardiolex", "oncology": "oncovia", "endocrinology": "glucanor",
+		"general_practice": "glucanor", "pulmonology": "respiral",
+	}
+	// How much each persona engages per channel (mean of the decayed count).
+	affinity = map[string]map[arbiter.Channel]float64{
+		"digital_savvy":    {arbiter.Email: 3, arbiter.Portal: 2.5, arbiter.Webinar: 1.5, arbiter.RemoteVisit: 1.5, arbiter.Push: 1, arbiter.SMS: 1},
+		"traditional":      {arbiter.RepVisit: 3, arbiter.DirectMail: 1, arbiter.Email: 0.5},
+		"scientific_first": {arbiter.Webinar: 2.5, arbiter.MSLMeeting: 2, arbiter.Email: 1.5, arbiter.Portal: 1.5},
+		"low_engagement":   {arbiter.Email: 0.2},
+	}
+)
+
+// Population returns n demo HCPs as import items, with times relative to now.
+func Population(n int, now time.Time) []features.ImportItem {
+	items := make([]features.ImportItem, n)
+	for i := range items {
+		items[i] = HCP(i+1, now)
+	}
+	return items
+}
+
+// HCP returns the i-th demo HCP (1-based).
+func HCP(i int, now time.Time) features.ImportItem {
+	r := rand.New(rand.NewPCG(uint64(i), 0x4172626974657221))
+	id := HCPID(i)
+	market := "US"
+	if r.IntN(10) < 4 {
+		market = "EU"
+	}
+	zone := usZones[r.IntN(len(usZones))]
+	if market == "EU" {
+		zone = euZones[r.IntN(len(euZones))]
+	}
+	p := features.Profile{
+		HCPID: id, Specialty: pick(r, specialties), Market: market, Audience: arbiter.HCP,
+		Segment: pick(r, segments), TimeZone: zone,
+		Attributes: map[string]float64{"decile": float64(1 + r.IntN(10))},
+		UpdatedAt:  now,
+	}
+	p.Addresses[arbiter.Email] = fmt.Sprintf("em-%06d-1", i)
+	if r.IntN(2) == 0 {
+		p.Addresses[arbiter.SMS] = fmt.Sprintf("ph-%06d-1", i)
+	}
+
+	c := &features.Counters{Topics: map[string]float64{}}
+	for ch, mean := range affinity[p.Segment] {
+		c.Engagement[ch] = round1(mean * 2 * r.Float64())
+	}
+	for _, ch := range []arbiter.Channel{arbiter.Email, arbiter.RepVisit, arbiter.Webinar, arbiter.SMS} {
+		if r.IntN(3) > 0 {
+			c.Sent[ch] = float64(r.IntN(4))
+			if c.Sent[ch] > 0 {
+				c.LastContact[ch] = now.Add(-time.Duration(1+r.IntN(60*24)) * time.Hour)
+			}
+		}
+	}
+	if p.Segment != "low_engagement" {
+		c.LastEngagement = now.Add(-time.Duration(1+r.IntN(90*24)) * time.Hour)
+		brand := brands[p.Specialty]
+		for _, kind := range []string{"efficacy", "safety", "trial_summary", "dosing"} {
+			if r.IntN(3) == 0 {
+				c.Topics[brand+"_"+kind] = round1(3 * r.Float64())
+			}
+		}
+	}
+
+	return features.ImportItem{
+		Profile: p, Counters: c, Consent: consents(r, i, p, now),
+		// One HCP in fifty has no completeness marker: consent never
+		// loaded from the CRM, so nothing may be sent to them.
+		ConsentComplete: i%50 != 0,
+		CapturedBy:      "demo-seed",
+	}
+}
+
+func consents(r *rand.Rand, i int, p features.Profile, now time.Time) []consent.Record {
+	var out []consent.Record
+	captured := now.AddDate(0, 0, -30-r.IntN(700)).Truncate(time.Second)
+	add := func(ch arbiter.Channel, purpose arbiter.Purpose, st consent.Status, addr string) *consent.Record {
+		out = append(out, consent.Record{Channel: ch, Purpose: purpose, Status: st, Address: addr,
+			CapturedAt: captured, Source: Source, CapturedBy: "demo-seed"})
+		return &out[len(out)-1]
+	}
+	email := p.Addresses[arbiter.Email]
+	switch p.Market {
+	case "EU":
+		// EU email needs an opt-in, given for an address.
+		switch n := r.IntN(100); {
+		case n < 55:
+			add(arbiter.Email, arbiter.Promotional, consent.OptIn, email)
+		case n < 60:
+			rec := add(arbiter.Email, arbiter.Promotional, consent.OptIn, email)
+			rec.ExpiresAt = now.AddDate(0, 0, -1-r.IntN(60)) // lapsed
+			rec.CapturedAt = rec.ExpiresAt.AddDate(-1, 0, 0)
+		case n < 63:
+			add(arbiter.Email, arbiter.Promotional, consent.Pending, email) // double opt-in unconfirmed
+		case n < 66:
+			add(arbiter.Email, arbiter.Promotional, consent.OptIn, fmt.Sprintf("em-%06d-0", i)) // old address
+		}
+		if r.IntN(100) < 70 {
+			add(arbiter.Email, arbiter.Medical, consent.OptIn, email)
+		}
+		if r.IntN(2) == 0 {
+			add(arbiter.Webinar, arbiter.Promotional, consent.OptIn, "")
+			add(arbiter.Webinar, arbiter.Medical, consent.OptIn, "")
+		}
+		if r.IntN(2) == 0 {
+			add(arbiter.Portal, arbiter.Promotional, consent.OptIn, "")
+			add(arbiter.Portal, arbiter.Medical, consent.OptIn, "")
+		}
+	case "US":
+		// US email is opt-out by default; some opted out, a few barred it.
+		switch n := r.IntN(100); {
+		case n < 10:
+			add(arbiter.Email, arbiter.Promotional, consent.OptOut, "")
+		case n < 12:
+			add(arbiter.Email, arbiter.PurposeUnspecified, consent.Barred, "")
+		}
+	}
+	if sms := p.Addresses[arbiter.SMS]; sms != "" && r.IntN(100) < 40 {
+		add(arbiter.SMS, arbiter.Service, consent.OptIn, sms)
+		add(arbiter.SMS, arbiter.Promotional, consent.OptIn, sms)
+	}
+	if r.IntN(100) < 5 {
+		add(arbiter.RepVisit, arbiter.Promotional, consent.OptOut, "")
+	}
+	return out
+}
+
+func round1(v float64) float64 { return float64(int(v*10+0.5)) / 10 }

@@ -1,0 +1,67 @@
+package arbiter
+
+import (
+	"errors"
+	"strings"
+)
+
+// Sentinel errors. Packages wrap them (fmt.Errorf("features: load: %w", ...))
+// and the gRPC boundary maps them to status codes with errors.Is. Anything
+// that wraps none of them is an internal error: the caller is told only that.
+var (
+	// ErrNotFound: the recipient, action or record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: storage could not be reached or did not answer in time.
+	// Decisions fail closed on it: no recommendation is made.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrResourceExhausted: a limit was hit (request too large, too many
+	// in flight).
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrCorrupt: stored data could not be decoded. Callers get Internal;
+	// consent evaluation treats it as unknown, which means deny.
+	ErrCorrupt = errors.New("stored data corrupt")
+)
+
+// FieldViolation names one bad field of a request and what is wrong with it.
+// The description must not echo personal data.
+type FieldViolation struct {
+	Field       string
+	Description string
+}
+
+// InvalidError is returned for bad input. It lists every violation found.
+type InvalidError struct {
+	Violations []FieldViolation
+}
+
+// Invalid returns an InvalidError with one violation.
+func Invalid(field, description string) *InvalidError {
+	return &InvalidError{Violations: []FieldViolation{{field, description}}}
+}
+
+// Add appends a violation.
+func (e *InvalidError) Add(field, description string) {
+	e.Violations = append(e.Violations, FieldViolation{field, description})
+}
+
+// Err returns e as an error, or nil when it holds no violations.
+func (e *InvalidError) Err() error {
+	if e == nil || len(e.Violations) == 0 {
+		return nil
+	}
+	return e
+}
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid argument: ")
+	for i, v := range e.Violations {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(v.Field)
+		b.WriteString(": ")
+		b.WriteString(v.Description)
+	}
+	return b.String()
+}

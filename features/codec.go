@@ -1,0 +1,219 @@
+package features
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// fieldError is returned for a profile field that cannot be decoded. It
+// wraps arbiter.ErrCorrupt and names the field, never its value.
+type fieldError struct{ field string }
+
+func (e *fieldError) Error() string { return "field " + e.field + ": " + arbiter.ErrCorrupt.Error() }
+func (e *fieldError) Unwrap() error { return arbiter.ErrCorrupt }
+
+// decodeProfile decodes a profile hash into p and c, with the counters
+// decayed to atMs. It is on the decision hot path: it parses in place
+// (topic and attribute names are substrings of the field names) and
+// allocates only the Attributes and Topics maps, and only when needed.
+func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *Profile, c *Counters) error {
+	var haveMarket, haveAudience bool
+	for k, v := range fields {
+		switch k {
+		case fSpecialty:
+			p.Specialty = v
+			continue
+		case fMarket:
+			p.Market = v
+			haveMarket = true
+			continue
+		case fAudience:
+			a, ok := arbiter.ParseAudience(v)
+			if !ok {
+				return &fieldError{k}
+			}
+			p.Audience = a
+			haveAudience = true
+			continue
+		case fSegment:
+			p.Segment = v
+			continue
+		case fTimeZone:
+			p.TimeZone = v
+			continue
+		case fUpdatedAt:
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return &fieldError{k}
+			}
+			p.UpdatedAt = time.UnixMilli(ms).UTC()
+			continue
+		case fLastEng:
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return &fieldError{k}
+			}
+			c.LastEngagement = time.UnixMilli(ms).UTC()
+			continue
+		}
+		i := strings.IndexByte(k, ':')
+		if i < 0 {
+			continue // unknown field: ignored
+		}
+		name := k[i+1:]
+		switch k[:i+1] {
+		case pAddress:
+			ch, ok := arbiter.ParseChannel(name)
+			if !ok {
+				return &fieldError{k}
+			}
+			p.Addresses[ch] = v
+		case pAttribute:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !finite(f) || name == "" {
+				return &fieldError{k}
+			}
+			if p.Attributes == nil {
+				p.Attributes = make(map[string]float64)
+			}
+			p.Attributes[name] = f
+		case pEngagement, pSent:
+			ch, ok := arbiter.ParseChannel(name)
+			if !ok {
+				return &fieldError{k}
+			}
+			f, ok := decodeDecayed(v, atMs, halfLifeMs)
+			if !ok {
+				return &fieldError{k}
+			}
+			if k[0] == 'e' {
+				c.Engagement[ch] = f
+			} else {
+				c.Sent[ch] = f
+			}
+		case pTopic:
+			f, ok := decodeDecayed(v, atMs, halfLifeMs)
+			if !ok || name == "" {
+				return &fieldError{k}
+			}
+			if c.Topics == nil {
+				c.Topics = make(map[string]float64)
+			}
+			c.Topics[name] = f
+		case pLastContact:
+			ch, ok := arbiter.ParseChannel(name)
+			if !ok {
+				return &fieldError{k}
+			}
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return &fieldError{k}
+			}
+			c.LastContact[ch] = time.UnixMilli(ms).UTC()
+		}
+	}
+	if !haveMarket {
+		return &fieldError{fMarket}
+	}
+	if !haveAudience {
+		return &fieldError{fAudience}
+	}
+	return nil
+}
+
+// decodeDecayed parses "<value>|<t0 ms>" and returns the value decayed to
+// atMs. A counter stamped after atMs (a load "in the past", or clocks apart)
+// is returned as stored: decay never increases a value.
+func decodeDecayed(s string, atMs int64, halfLifeMs float64) (float64, bool) {
+	i := strings.IndexByte(s, '|')
+	if i < 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil || !finite(v) {
+		return 0, false
+	}
+	t0, err := strconv.ParseInt(s[i+1:], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return decay(v, t0, atMs, halfLifeMs), true
+}
+
+// decay returns v, as of t0Ms, decayed to atMs: v * 2^(-(at-t0)/halfLife).
+func decay(v float64, t0Ms, atMs int64, halfLifeMs float64) float64 {
+	if atMs <= t0Ms || v == 0 {
+		return v
+	}
+	return v * math.Exp2(-float64(atMs-t0Ms)/halfLifeMs)
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func formatInt(i int64) string { return strconv.FormatInt(i, 10) }
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// profileArgs appends the put_profile.lua arguments for p to args: the
+// counters mode, then the descriptive fields. A zero p.UpdatedAt is stamped
+// now.
+func profileArgs(args []any, mode string, p Profile, now time.Time) []any {
+	updated := p.UpdatedAt
+	if updated.IsZero() {
+		updated = now
+	}
+	args = append(args, mode,
+		fMarket, p.Market,
+		fAudience, p.Audience.String(),
+		fUpdatedAt, formatInt(updated.UnixMilli()),
+	)
+	if p.Specialty != "" {
+		args = append(args, fSpecialty, p.Specialty)
+	}
+	if p.Segment != "" {
+		args = append(args, fSegment, p.Segment)
+	}
+	if p.TimeZone != "" {
+		args = append(args, fTimeZone, p.TimeZone)
+	}
+	for ch, a := range p.Addresses {
+		if a != "" {
+			args = append(args, pAddress+arbiter.Channel(ch).String(), a)
+		}
+	}
+	for name, v := range p.Attributes {
+		args = append(args, pAttribute+name, formatFloat(v))
+	}
+	return args
+}
+
+// counterArgs appends the counter fields of c, stamped at nowMs, to args.
+// Zero values and zero times are left out.
+func counterArgs(args []any, c *Counters, nowMs int64) []any {
+	stamp := "|" + formatInt(nowMs)
+	for ch := 1; ch < arbiter.NumChannels; ch++ {
+		name := arbiter.Channel(ch).String()
+		if v := c.Engagement[ch]; v != 0 {
+			args = append(args, pEngagement+name, formatFloat(v)+stamp)
+		}
+		if v := c.Sent[ch]; v != 0 {
+			args = append(args, pSent+name, formatFloat(v)+stamp)
+		}
+		if t := c.LastContact[ch]; !t.IsZero() {
+			args = append(args, pLastContact+name, formatInt(t.UnixMilli()))
+		}
+	}
+	for topic, v := range c.Topics {
+		if v != 0 {
+			args = append(args, pTopic+topic, formatFloat(v)+stamp)
+		}
+	}
+	if !c.LastEngagement.IsZero() {
+		args = append(args, fLastEng, formatInt(c.LastEngagement.UnixMilli()))
+	}
+	return args
+}

@@ -1,0 +1,181 @@
+package scoring
+
+import (
+	"math"
+	"sort"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Candidate is one eligible, consented action to score.
+type Candidate struct {
+	// Action identifies the action to the caller (an index into its catalog).
+	Action  int32
+	Channel arbiter.Channel
+	Purpose arbiter.Purpose
+	// TopicAffinity is the HCP's decayed engagement with the action's topic.
+	TopicAffinity float64
+	// SpecialtyMatch is 1 when the action targets the HCP's specialty.
+	SpecialtyMatch float64
+	// Value is the action's business value.
+	Value float64
+}
+
+// Scored is a ranked candidate.
+type Scored struct {
+	Action        int32
+	Candidate     int32 // index into the candidates given to Rank
+	Score         float64
+	Propensity    float64
+	Value         float64
+	ContextWeight float64
+}
+
+// Ranker ranks candidates for one HCP. It holds the HCP's per-channel logit
+// bases, so build one per decision with NewRanker (or Reset a pooled one).
+type Ranker struct {
+	m      *Model
+	x      []float64
+	caller arbiter.CallerKind
+	// Per channel, for this HCP and caller: the HCP-only part of the
+	// logit, the cross-feature weights and the context weight.
+	base, topic, spec, context [arbiter.NumChannels]float64
+}
+
+// Reset prepares r to rank for the HCP with feature vector x (from
+// Vectorize) on behalf of a caller of the given kind. It does not allocate.
+func (r *Ranker) Reset(m *Model, x []float64, caller arbiter.CallerKind) {
+	r.m, r.x, r.caller = m, x, caller
+	for c := range m.channels {
+		cm := &m.channels[c]
+		if !cm.enabled {
+			continue
+		}
+		z := cm.bias
+		for i, w := range cm.w {
+			z += w * x[i]
+		}
+		r.base[c] = z
+		r.topic[c] = cm.topic
+		r.spec[c] = cm.specialtyMatch
+		r.context[c] = m.context[caller][c]
+	}
+}
+
+// Score scores one candidate.
+func (r *Ranker) Score(c *Candidate) Scored {
+	score, p, ctx := r.score(c)
+	return Scored{Action: c.Action, Score: score, Propensity: p, Value: c.Value, ContextWeight: ctx}
+}
+
+func (r *Ranker) score(c *Candidate) (score, propensity, ctx float64) {
+	ch := c.Channel
+	z := r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
+	propensity = 1 / (1 + math.Exp(-z))
+	ctx = r.context[ch] * r.m.lever[c.Purpose]
+	return propensity * c.Value * ctx, propensity, ctx
+}
+
+// Rank scores every candidate and returns the k best, best first, in
+// top[:0] (which should have capacity k to avoid allocating). Ties are
+// broken by the lower candidate index, so the result is deterministic.
+// It keeps a bounded min-heap of the k best seen: O(n log k), no full sort.
+// Candidates on channels the model does not score must be filtered out by
+// the caller (Model.Scores).
+func (r *Ranker) Rank(cands []Candidate, k int, top []Scored) []Scored {
+	top = top[:0]
+	if k <= 0 {
+		return top
+	}
+	for i := range cands {
+		c := &cands[i]
+		score, p, ctx := r.score(c)
+		// Candidates come in index order, so on a tie the newcomer (higher
+		// index) ranks below the heap's minimum: only a strictly higher
+		// score gets in.
+		if len(top) == k && score <= top[0].Score {
+			continue
+		}
+		s := Scored{Action: c.Action, Candidate: int32(i), Score: score, Propensity: p, Value: c.Value, ContextWeight: ctx}
+		if len(top) < k {
+			top = append(top, s)
+			siftUp(top, len(top)-1)
+			continue
+		}
+		top[0] = s
+		siftDown(top, 0)
+	}
+	// Heap to best-first order: repeatedly move the worst to the end.
+	for n := len(top) - 1; n > 0; n-- {
+		top[0], top[n] = top[n], top[0]
+		siftDown(top[:n], 0)
+	}
+	return top
+}
+
+// worse reports whether a ranks below b.
+func worse(a, b *Scored) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return a.Candidate > b.Candidate
+}
+
+func siftUp(h []Scored, i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !worse(&h[i], &h[parent]) {
+			return
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func siftDown(h []Scored, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && worse(&h[r], &h[l]) {
+			m = r
+		}
+		if !worse(&h[m], &h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// Contribution is one feature's additive part of a candidate's log-odds.
+type Contribution struct {
+	Feature string
+	Weight  float64
+}
+
+// Explain returns the n largest contributions (by magnitude) to c's
+// log-odds, largest first. Zero contributions are left out. It allocates;
+// call it only for the recommendations returned.
+func (r *Ranker) Explain(c *Candidate, n int) []Contribution {
+	cm := &r.m.channels[c.Channel]
+	all := make([]Contribution, 0, len(cm.w)+2)
+	for i, w := range cm.w {
+		if v := w * r.x[i]; v != 0 {
+			all = append(all, Contribution{r.m.features[i].name, v})
+		}
+	}
+	if v := cm.topic * c.TopicAffinity; v != 0 {
+		all = append(all, Contribution{FeatureTopicAffinity, v})
+	}
+	if v := cm.specialtyMatch * c.SpecialtyMatch; v != 0 {
+		all = append(all, Contribution{FeatureSpecialtyMatch, v})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return math.Abs(all[i].Weight) > math.Abs(all[j].Weight) })
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all
+}

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/features"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// This file is the only place that converts between protobuf messages and
+// domain types. The enums share their numbering with the domain's, which
+// the tests check, so conversions are casts guarded by range checks.
+
+func fromChannel(c nbapb.Channel) arbiter.Channel {
+	if c < 0 || int(c) >= arbiter.NumChannels {
+		return arbiter.ChannelUnspecified
+	}
+	return arbiter.Channel(c)
+}
+
+func toChannel(c arbiter.Channel) nbapb.Channel { return nbapb.Channel(c) }
+
+func fromPurpose(p nbapb.Purpose) arbiter.Purpose {
+	if p < 0 || int(p) >= arbiter.NumPurposes {
+		return arbiter.PurposeUnspecified
+	}
+	return arbiter.Purpose(p)
+}
+
+func fromAudience(a nbapb.Audience) arbiter.Audience {
+	if _, ok := nbapb.Audience_name[int32(a)]; !ok {
+		return arbiter.AudienceUnspecified
+	}
+	return arbiter.Audience(a)
+}
+
+func fromCaller(k nbapb.CallerKind) arbiter.CallerKind {
+	if k < 0 || int(k) >= arbiter.NumCallerKinds {
+		return arbiter.CallerUnspecified
+	}
+	return arbiter.CallerKind(k)
+}
+
+func fromEventType(t nbapb.EventType) arbiter.EventType {
+	if _, ok := nbapb.EventType_name[int32(t)]; !ok {
+		return arbiter.EventUnspecified
+	}
+	return arbiter.EventType(t)
+}
+
+func fromStatus(s nbapb.ConsentStatus) consent.Status {
+	if _, ok := nbapb.ConsentStatus_name[int32(s)]; !ok {
+		return consent.StatusUnspecified
+	}
+	return consent.Status(s)
+}
+
+var reasonCodes = [...]nbapb.SuppressionReason{
+	decision.ReasonUnspecified:   nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED,
+	decision.NoConsent:           nbapb.SuppressionReason_SUPPRESSION_REASON_NO_CONSENT,
+	decision.ConsentExpired:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_EXPIRED,
+	decision.ConsentPending:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_PENDING,
+	decision.ConsentUnknown:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_UNKNOWN,
+	decision.ChannelBarred:       nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_BARRED,
+	decision.ContentNotApproved:  nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_NOT_APPROVED,
+	decision.ContentExpired:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_EXPIRED,
+	decision.NotEligible:         nbapb.SuppressionReason_SUPPRESSION_REASON_NOT_ELIGIBLE,
+	decision.ChannelNotRequested: nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED,
+	decision.FrequencyCap:        nbapb.SuppressionReason_SUPPRESSION_REASON_FREQUENCY_CAP,
+}
+
+// ts converts a time, mapping the zero time to nil (absent).
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// fromTS converts a timestamp, mapping nil to the zero time.
+func fromTS(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func decideRequest(req *nbapb.DecideRequest) decision.Request {
+	r := decision.Request{
+		HCPID:      req.GetHcpId(),
+		Limit:      int(req.GetLimit()),
+		Candidates: req.GetCandidates(),
+		Explain:    req.GetExplain(),
+	}
+	if r.Limit == 0 {
+		r.Limit = defaultDecideLimit
+	}
+	if ctx := req.GetContext(); ctx != nil {
+		r.Caller = fromCaller(ctx.GetCaller())
+		r.At = fromTS(ctx.GetDecisionTime())
+		for _, ch := range ctx.GetChannels() {
+			r.Channels = append(r.Channels, fromChannel(ch))
+		}
+	}
+	return r
+}
+
+func decideResponse(res *decision.Result) *nbapb.DecideResponse {
+	out := &nbapb.DecideResponse{
+		DecisionId:      res.ID,
+		ModelVersion:    res.ModelVersion,
+		CatalogVersion:  res.CatalogVersion,
+		DecisionTime:    ts(res.At),
+		Recommendations: make([]*nbapb.Recommendation, len(res.Recommendations)),
+		Suppressed:      make([]*nbapb.Suppression, len(res.Suppressed)),
+	}
+	recs := make([]nbapb.Recommendation, len(res.Recommendations))
+	for i := range res.Recommendations {
+		r := &res.Recommendations[i]
+		p := &recs[i]
+		p.Rank = int32(r.Rank)
+		p.ActionId = r.Action.ID
+		p.Channel = toChannel(r.Action.Channel)
+		p.ContentId = r.Action.ContentID
+		p.Topic = r.Action.Topic
+		p.Purpose = nbapb.Purpose(r.Action.Purpose)
+		p.Score, p.Propensity, p.Value, p.ContextWeight = r.Score, r.Propensity, r.Value, r.ContextWeight
+		p.Reason = r.Reason
+		for _, c := range r.Contributions {
+			p.Contributions = append(p.Contributions, &nbapb.Contribution{Feature: c.Feature, Weight: c.Weight})
+		}
+		out.Recommendations[i] = p
+	}
+	sups := make([]nbapb.Suppression, len(res.Suppressed))
+	for i, s := range res.Suppressed {
+		sups[i].ActionId = s.ActionID
+		sups[i].Reason = reasonCodes[s.Reason]
+		sups[i].Detail = s.Detail
+		out.Suppressed[i] = &sups[i]
+	}
+	return out
+}
+
+func event(e *nbapb.Event) features.Event {
+	return features.Event{
+		ID: e.GetEventId(), HCPID: e.GetHcpId(), Type: fromEventType(e.GetType()),
+		Channel: fromChannel(e.GetChannel()), ActionID: e.GetActionId(), Topic: e.GetTopic(),
+		DecisionID: e.GetDecisionId(), OccurredAt: fromTS(e.GetOccurredAt()),
+	}
+}
+
+func profile(p *nbapb.Profile) features.Profile {
+	out := features.Profile{
+		HCPID: p.GetHcpId(), Specialty: p.GetSpecialty(), Market: p.GetMarket(),
+		Audience: fromAudience(p.GetAudience()), Segment: p.GetSegment(), TimeZone: p.GetTimeZone(),
+		Attributes: p.GetAttributes(), UpdatedAt: fromTS(p.GetUpdatedAt()),
+	}
+	for _, a := range p.GetAddresses() {
+		if ch := fromChannel(a.GetChannel()); ch.Valid() {
+			out.Addresses[ch] = a.GetAddressRef()
+		}
+	}
+	return out
+}
+
+func toProfile(p *features.Profile) *nbapb.Profile {
+	out := &nbapb.Profile{
+		HcpId: p.HCPID, Specialty: p.Specialty, Market: p.Market, Audience: nbapb.Audience(p.Audience),
+		Segment: p.Segment, TimeZone: p.TimeZone, Attributes: p.Attributes, UpdatedAt: ts(p.UpdatedAt),
+	}
+	for ch, ref := range p.Addresses {
+		if ref != "" {
+			out.Addresses = append(out.Addresses, &nbapb.ChannelAddress{Channel: toChannel(arbiter.Channel(ch)), AddressRef: ref})
+		}
+	}
+	return out
+}
+
+func toCounters(c *features.Counters) *nbapb.Counters {
+	out := &nbapb.Counters{Topics: c.Topics, LastEngagement: ts(c.LastEngagement)}
+	for _, ch := range arbiter.Channels() {
+		if c.Engagement[ch] == 0 && c.Sent[ch] == 0 && c.LastContact[ch].IsZero() {
+			continue
+		}
+		out.Channels = append(out.Channels, &nbapb.ChannelCounters{
+			Channel: toChannel(ch), Engagement: c.Engagement[ch], Sent: c.Sent[ch], LastContact: ts(c.LastContact[ch]),
+		})
+	}
+	return out
+}
+
+func consentRecord(r *nbapb.ConsentRecord) consent.Record {
+	return consent.Record{
+		Channel: fromChannel(r.GetChannel()), Purpose: fromPurpose(r.GetPurpose()),
+		Topic: r.GetTopic(), Address: r.GetAddressRef(), Status: fromStatus(r.GetStatus()),
+		CapturedAt: fromTS(r.GetCapturedAt()), ExpiresAt: fromTS(r.GetExpiresAt()),
+		Source: r.GetSource(), CapturedBy: r.GetCapturedBy(),
+	}
+}
+
+func toConsentRecord(r *consent.Record) *nbapb.ConsentRecord {
+	return &nbapb.ConsentRecord{
+		Channel: toChannel(r.Channel), Purpose: nbapb.Purpose(r.Purpose), Topic: r.Topic,
+		AddressRef: r.Address, Status: nbapb.ConsentStatus(r.Status), CapturedAt: ts(r.CapturedAt),
+		ExpiresAt: ts(r.ExpiresAt), Source: r.Source, CapturedBy: r.CapturedBy,
+	}
+}
+
+func toLedgerEntry(e *consent.LedgerEntry) *nbapb.LedgerEntry {
+	return &nbapb.LedgerEntry{
+		Seq: e.Seq, Record: toConsentRecord(&e.Record), RecordedAt: ts(e.RecordedAt),
+		Applied: e.Applied, MarkedComplete: e.MarkedComplete,
+	}
+}
+
+func importItem(req *nbapb.ImportProfilesRequest) features.ImportItem {
+	item := features.ImportItem{
+		Profile: profile(req.GetProfile()), ConsentComplete: req.GetConsentComplete(),
+		CapturedBy: req.GetCapturedBy(),
+	}
+	for _, r := range req.GetConsents() {
+		item.Consent = append(item.Consent, consentRecord(r))
+	}
+	return item
+}

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// toStatus maps a domain error to the status a client sees. It is the only
+// place that decides codes and client-facing messages.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (e.g. from the gRPC runtime)
+	}
+	var inv *arbiter.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		return invalidStatus(inv)
+	case errors.Is(err, arbiter.ErrNotFound):
+		return status.Error(codes.NotFound, "not found")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "canceled")
+	case errors.Is(err, arbiter.ErrUnavailable):
+		log.WarnContext(ctx, "storage unavailable", "err", err)
+		return status.Error(codes.Unavailable, "storage unavailable; no decision was made, retry later")
+	case errors.Is(err, arbiter.ErrResourceExhausted):
+		return status.Error(codes.ResourceExhausted, "resource exhausted")
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+func invalidStatus(inv *arbiter.InvalidError) error {
+	st := status.New(codes.InvalidArgument, inv.Error())
+	br := &errdetails.BadRequest{}
+	for _, v := range inv.Violations {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field: v.Field, Description: v.Description,
+		})
+	}
+	if withDetails, err := st.WithDetails(br); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/features"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// Decider makes decisions (decision.Engine).
+type Decider interface {
+	Decide(ctx context.Context, req decision.Request) (*decision.Result, error)
+}
+
+// ProfileStore keeps HCP profiles and applies outcome events (features.Store).
+type ProfileStore interface {
+	UpsertProfile(ctx context.Context, p features.Profile) error
+	GetProfile(ctx context.Context, hcpID string) (features.Profile, features.Counters, error)
+	ApplyEvent(ctx context.Context, e features.Event) (duplicate bool, err error)
+	Import(ctx context.Context, items []features.ImportItem) error
+}
+
+// ConsentStore keeps consent records and their ledger (consent.Store).
+type ConsentStore interface {
+	Set(ctx context.Context, hcpID string, r consent.Record, markComplete bool) (consent.LedgerEntry, error)
+	Get(ctx context.Context, hcpID string) (consent.State, error)
+	History(ctx context.Context, hcpID string, offset, limit int) ([]consent.LedgerEntry, int64, error)
+}
+
+// Server holds the handlers of every Arbiter service.
+type Server struct {
+	nbapb.UnimplementedDecisionServiceServer
+	nbapb.UnimplementedEventServiceServer
+	nbapb.UnimplementedProfileServiceServer
+	nbapb.UnimplementedConsentServiceServer
+
+	decider     Decider
+	profiles    ProfileStore
+	consents    ConsentStore
+	log         *slog.Logger
+	limits      Limits
+	maxDeadline time.Duration
+	importBatch int
+	health      *health.Server
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithLimits sets request limits (default DefaultLimits).
+func WithLimits(l Limits) Option { return func(s *Server) { s.limits = l } }
+
+// WithMaxDeadline caps how long any call may run (default 5s): a call
+// without a deadline, or with a longer one, gets this one. Streaming
+// imports are exempt.
+func WithMaxDeadline(d time.Duration) Option { return func(s *Server) { s.maxDeadline = d } }
+
+// New returns a Server. All stores are required.
+func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option) *Server {
+	s := &Server{
+		decider: d, profiles: profiles, consents: consents,
+		log: slog.Default(), limits: DefaultLimits, maxDeadline: 5 * time.Second,
+		importBatch: 500, health: health.NewServer(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Health returns the health service, so the owner can mark it NOT_SERVING
+// on shutdown.
+func (s *Server) Health() *health.Server { return s.health }
+
+// MaxRecvMsgSize bounds one request message.
+const MaxRecvMsgSize = 1 << 20
+
+// NewGRPCServer returns a gRPC server with every Arbiter service, health
+// and reflection registered, behind the interceptor chain: logging (no
+// payloads, OK calls at debug level), panic recovery into a generic
+// Internal, and the server-side maximum deadline.
+func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			switch c {
+			case codes.OK, codes.NotFound, codes.InvalidArgument, codes.Canceled:
+				return logging.LevelDebug
+			case codes.Internal, codes.Unknown, codes.DataLoss:
+				return logging.LevelError
+			}
+			return logging.LevelWarn
+		}),
+	}
+	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		// The panic value may hold request data: log its type and the stack only.
+		s.log.ErrorContext(ctx, "panic in handler", "panic_type", typeName(p), "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(slogAdapter(s.log), logOpts...),
+			recovery.UnaryServerInterceptor(recoveryOpt),
+			s.deadlineInterceptor,
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(slogAdapter(s.log), logOpts...),
+			recovery.StreamServerInterceptor(recoveryOpt),
+		),
+	}
+	g := grpc.NewServer(append(opts, extra...)...)
+	nbapb.RegisterDecisionServiceServer(g, s)
+	nbapb.RegisterEventServiceServer(g, s)
+	nbapb.RegisterProfileServiceServer(g, s)
+	nbapb.RegisterConsentServiceServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+	for name := range g.GetServiceInfo() {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return g
+}
+
+func (s *Server) deadlineInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.maxDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.maxDeadline)
+		defer cancel()
+	}
+	return handler(ctx, req)
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case error:
+		return "error"
+	case string:
+		return "string"
+	}
+	return "other"
+}

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/features"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// Limits bound what one request may ask for.
+type Limits struct {
+	// MaxLimit is the most recommendations one Decide may ask for.
+	MaxLimit int
+	// MaxCandidates is the most candidate ids one Decide may name.
+	MaxCandidates int
+	// MaxHistory is the most ledger entries one history page may return.
+	MaxHistory int
+}
+
+// DefaultLimits are the limits used when none are configured.
+var DefaultLimits = Limits{MaxLimit: 50, MaxCandidates: 1000, MaxHistory: 1000}
+
+const (
+	defaultDecideLimit  = 3
+	defaultHistoryLimit = 100
+	maxIDLength         = 128
+)
+
+// checker accumulates field violations.
+type checker struct{ arbiter.InvalidError }
+
+func (c *checker) hcpID(field, id string) {
+	if badUTF8(id) {
+		c.Add(field, "must be valid UTF-8")
+		return
+	}
+	if err := features.ValidHCPID(id); err != nil {
+		c.Add(field, err.Error())
+	}
+}
+
+// id checks an identifier: required or not, at most maxIDLength bytes,
+// valid UTF-8, no control characters.
+func (c *checker) id(field, v string, required bool) {
+	switch {
+	case v == "" && required:
+		c.Add(field, "required")
+	case len(v) > maxIDLength:
+		c.Add(field, fmt.Sprintf("must be at most %d bytes, got %d", maxIDLength, len(v)))
+	case badUTF8(v):
+		c.Add(field, "must be valid UTF-8")
+	case strings.ContainsFunc(v, unicode.IsControl):
+		c.Add(field, "must not contain control characters")
+	}
+}
+
+func (c *checker) channel(field string, ch nbapb.Channel) {
+	if !fromChannel(ch).Valid() {
+		c.Add(field, "must be a known channel other than CHANNEL_UNSPECIFIED")
+	}
+}
+
+// badUTF8 reports invalid UTF-8, including the U+FFFD that the codec puts
+// in place of invalid bytes.
+func badUTF8(s string) bool {
+	return !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError)
+}
+
+func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
+	var c checker
+	c.hcpID("hcp_id", req.GetHcpId())
+	if l := req.GetLimit(); l < 0 || int(l) > s.limits.MaxLimit {
+		c.Add("limit", fmt.Sprintf("must be between 1 and %d (0 means %d), got %d", s.limits.MaxLimit, defaultDecideLimit, l))
+	}
+	if n := len(req.GetCandidates()); n > s.limits.MaxCandidates {
+		c.Add("candidates", fmt.Sprintf("at most %d candidates, got %d", s.limits.MaxCandidates, n))
+	} else {
+		for i, id := range req.GetCandidates() {
+			c.id(fmt.Sprintf("candidates[%d]", i), id, true)
+		}
+	}
+	if ctx := req.GetContext(); ctx != nil {
+		if _, ok := nbapb.CallerKind_name[int32(ctx.GetCaller())]; !ok {
+			c.Add("context.caller", "unknown caller kind")
+		}
+		if t := ctx.GetDecisionTime(); t != nil && t.CheckValid() != nil {
+			c.Add("context.decision_time", "not a valid timestamp")
+		}
+		if len(ctx.GetChannels()) > arbiter.NumChannels {
+			c.Add("context.channels", "too many channels")
+		} else {
+			for i, ch := range ctx.GetChannels() {
+				c.channel(fmt.Sprintf("context.channels[%d]", i), ch)
+			}
+		}
+	}
+	return c.Err()
+}
