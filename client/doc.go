@@ -6,7 +6,12 @@
 // ConsentRecord...) and converts them to and from the protobuf messages in
 // one place, convert.go; callers never need the generated nbapb package.
 // Enumerations shared with the server (channels, purposes, audiences, caller
-// kinds, event types) are the root package's arbiter types.
+// kinds, event types) are the root package's arbiter types; the client's own
+// (ConsentStatus, SuppressionReason) are strings.
+//
+// The types have a JSON form with snake_case names and enums by name
+// ("channel": "email"), which is also the JSON Lines format of a bulk import
+// feed: one ImportItem per line.
 //
 // # What it never does
 //
@@ -41,11 +46,11 @@
 //		Channels: []arbiter.Channel{arbiter.Email, arbiter.RepVisit},
 //		Explain:  true,
 //	})
-//	switch {
-//	case client.IsNotFound(err):
-//		return fmt.Errorf("unknown HCP")
-//	case err != nil:
-//		return err
+//	if client.IsNotFound(err) {
+//		return errUnknownHCP
+//	}
+//	if err != nil {
+//		return err // a gRPC status: status.Code(err), client.FieldViolations(err)
 //	}
 //	for _, r := range d.Recommendations {
 //		fmt.Println(r.Rank, r.ActionID, r.Channel, r.Reason)

@@ -14,6 +14,7 @@ import (
 // other field keeps its tag, and overrides the enum fields: a field at a
 // shallower depth wins in encoding/json.
 
+// MarshalJSON writes the channel and purpose by name.
 func (r Recommendation) MarshalJSON() ([]byte, error) {
 	type plain Recommendation
 	return json.Marshal(struct {
@@ -23,6 +24,7 @@ func (r Recommendation) MarshalJSON() ([]byte, error) {
 	}{plain(r), jsonChannel(r.Channel), jsonPurpose(r.Purpose)})
 }
 
+// UnmarshalJSON reads the channel and purpose by name.
 func (r *Recommendation) UnmarshalJSON(b []byte) error {
 	type plain Recommendation
 	v := struct {
@@ -37,6 +39,7 @@ func (r *Recommendation) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the type and channel by name.
 func (e Event) MarshalJSON() ([]byte, error) {
 	type plain Event
 	return json.Marshal(struct {
@@ -46,6 +49,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}{plain(e), jsonEventType(e.Type), jsonChannel(e.Channel)})
 }
 
+// UnmarshalJSON reads the type and channel by name.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	type plain Event
 	v := struct {
@@ -60,6 +64,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the audience and the address channels by name.
 func (p Profile) MarshalJSON() ([]byte, error) {
 	type plain Profile
 	return json.Marshal(struct {
@@ -69,6 +74,7 @@ func (p Profile) MarshalJSON() ([]byte, error) {
 	}{plain(p), jsonAudience(p.Audience), rekey[jsonChannel](p.Addresses)})
 }
 
+// UnmarshalJSON reads the audience and the address channels by name.
 func (p *Profile) UnmarshalJSON(b []byte) error {
 	type plain Profile
 	v := struct {
@@ -83,6 +89,7 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the channels by name.
 func (c Counters) MarshalJSON() ([]byte, error) {
 	type plain Counters
 	return json.Marshal(struct {
@@ -91,6 +98,7 @@ func (c Counters) MarshalJSON() ([]byte, error) {
 	}{plain(c), rekey[jsonChannel](c.Channels)})
 }
 
+// UnmarshalJSON reads the channels by name.
 func (c *Counters) UnmarshalJSON(b []byte) error {
 	type plain Counters
 	v := struct {
@@ -104,6 +112,7 @@ func (c *Counters) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the channel and purpose by name.
 func (r ConsentRecord) MarshalJSON() ([]byte, error) {
 	type plain ConsentRecord
 	return json.Marshal(struct {
@@ -113,6 +122,7 @@ func (r ConsentRecord) MarshalJSON() ([]byte, error) {
 	}{plain(r), jsonChannel(r.Channel), jsonPurpose(r.Purpose)})
 }
 
+// UnmarshalJSON reads the channel and purpose by name.
 func (r *ConsentRecord) UnmarshalJSON(b []byte) error {
 	type plain ConsentRecord
 	v := struct {

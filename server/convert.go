@@ -212,10 +212,13 @@ func toConsentRecord(r *consent.Record) *nbapb.ConsentRecord {
 }
 
 func toLedgerEntry(e *consent.LedgerEntry) *nbapb.LedgerEntry {
-	return &nbapb.LedgerEntry{
-		Seq: e.Seq, Record: toConsentRecord(&e.Record), RecordedAt: ts(e.RecordedAt),
-		Applied: e.Applied, MarkedComplete: e.MarkedComplete,
+	out := &nbapb.LedgerEntry{
+		Seq: e.Seq, RecordedAt: ts(e.RecordedAt), Applied: e.Applied, MarkedComplete: e.MarkedComplete,
 	}
+	if e.Record.Channel.Valid() { // an entry that only wrote the completeness marker has no record
+		out.Record = toConsentRecord(&e.Record)
+	}
+	return out
 }
 
 func importItem(req *nbapb.ImportProfilesRequest) features.ImportItem {

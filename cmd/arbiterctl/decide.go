@@ -60,13 +60,29 @@ func printDecision(w io.Writer, d *client.Decision) error {
 			return err
 		}
 	}
-	if len(d.Suppressed) > 0 {
+	// Candidates outside the channels asked for are counted, not listed:
+	// the caller excluded them.
+	var listed []client.Suppression
+	notRequested := 0
+	for _, s := range d.Suppressed {
+		if s.Reason == client.SuppressionChannelNotRequested {
+			notRequested++
+		} else {
+			listed = append(listed, s)
+		}
+	}
+	if len(listed) > 0 {
 		fmt.Fprintln(w)
 		t := newTable(w, "SUPPRESSED", "REASON", "DETAIL")
-		for _, s := range d.Suppressed {
+		for _, s := range listed {
 			t.row(s.ActionID, string(s.Reason), s.Detail)
 		}
-		return t.flush()
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if notRequested > 0 {
+		fmt.Fprintf(w, "\n%d more suppressed on channels not requested (-json lists them)\n", notRequested)
 	}
 	return nil
 }

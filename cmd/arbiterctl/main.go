@@ -111,11 +111,15 @@ func isHelp(arg string) bool {
 }
 
 func usage(w io.Writer, prefix string, cs []command) {
-	fmt.Fprintf(w, "usage: arbiterctl %s<command> [flags]\n\ncommands:\n", prefix+strings.Repeat(" ", min(len(prefix), 1)))
+	group := ""
+	if prefix != "" {
+		group = prefix + " "
+	}
+	fmt.Fprintf(w, "usage: arbiterctl %s<command> [flags]\n\ncommands:\n", group)
 	for _, c := range cs {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'arbiterctl help %s<command>' for its flags.\n", prefix+strings.Repeat(" ", min(len(prefix), 1)))
+	fmt.Fprintf(w, "\nRun 'arbiterctl help %s<command>' for its flags.\n", group)
 	if prefix == "" {
 		fmt.Fprint(w, "The server address is -addr, or $ARBITER_ADDR, or "+defaultAddr+".\n")
 	}

@@ -22,11 +22,28 @@ func printError(w io.Writer, name string, err error) {
 		fmt.Fprintf(w, "arbiterctl %s: %v\n", name, err)
 		return
 	}
-	fmt.Fprintf(w, "arbiterctl %s: %s: %s\n", name, code, msg)
 	violations := client.FieldViolations(err)
+	fmt.Fprintf(w, "arbiterctl %s: %s: %s\n", name, code, withoutViolations(msg, violations))
 	for _, field := range slices.Sorted(maps.Keys(violations)) {
 		fmt.Fprintf(w, "  %s: %s\n", field, violations[field])
 	}
+}
+
+// withoutViolations cuts from msg the list of violations that the server
+// usually restates in it ("invalid argument: limit: must be ...; hcp_id:
+// ..."), since they are printed one per line below it. A message that does
+// not restate them is kept whole.
+func withoutViolations(msg string, violations map[string]string) string {
+	cut := len(msg)
+	for field := range violations {
+		if i := strings.Index(msg, field+": "); i >= 0 {
+			cut = min(cut, i)
+		}
+	}
+	if short := strings.TrimRight(msg[:cut], ":; "); short != "" {
+		return short
+	}
+	return msg
 }
 
 // writeJSON writes v as indented JSON.

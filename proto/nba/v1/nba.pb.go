@@ -2099,8 +2099,9 @@ func (x *GetConsentHistoryRequest) GetLimit() int32 {
 }
 
 type LedgerEntry struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Seq        int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Absent on an entry that only wrote the completeness marker.
 	Record     *ConsentRecord         `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
 	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
 	// False when a more recent record for the same scope was already current.
