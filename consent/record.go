@@ -97,7 +97,9 @@ type LedgerEntry struct {
 	// Applied is false when a more recent record for the same scope was
 	// already current: the change is kept for proof but did not take effect.
 	Applied bool
-	// MarkedComplete is true when this change also wrote the completeness marker.
+	// MarkedComplete is true when this change also wrote the completeness
+	// marker. An entry that wrote only the marker (a recipient loaded with
+	// no records) has a zero Record.
 	MarkedComplete bool
 }
 

@@ -85,6 +85,11 @@ type Store struct {
 	halfLifeMs  float64
 	dedupWindow time.Duration
 	now         func() time.Time
+
+	// loader, when set, coalesces concurrent Loads into shared pipelines.
+	loader                 *loader
+	pipeWorkers, pipeBatch int
+	pipeTimeout            time.Duration
 }
 
 // Option configures a Store.
@@ -105,6 +110,14 @@ func WithDedupWindow(d time.Duration) Option { return func(s *Store) { s.dedupWi
 // counters and dedup entries, bounds event times and is the "now" of
 // GetProfile.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithAutoPipeline makes concurrent Loads share pipelines: workers
+// goroutines each send up to maxBatch queued loads in one pipeline, with
+// the given timeout per pipeline. Each Load is still one round trip. Close
+// the Store to stop the workers. Off by default.
+func WithAutoPipeline(workers, maxBatch int, timeout time.Duration) Option {
+	return func(s *Store) { s.pipeWorkers, s.pipeBatch, s.pipeTimeout = workers, maxBatch, timeout }
+}
 
 // NewStore returns a Store on rdb, which may be a single Redis, a Redis
 // Cluster or miniredis. Import writes consent through a consent.Store on the
@@ -133,6 +146,12 @@ func NewStore(rdb redis.UniversalClient, opts ...Option) *Store {
 		panic("features: NewStore: dedup window must be at least 1ms")
 	case s.now == nil:
 		panic("features: NewStore: nil clock")
+	}
+	if s.pipeWorkers > 0 {
+		if s.pipeBatch < 1 || s.pipeTimeout <= 0 {
+			panic("features: NewStore: auto-pipeline needs a batch size >= 1 and a positive timeout")
+		}
+		s.loader = newLoader(rdb, s.pipeWorkers, s.pipeBatch, s.pipeTimeout)
 	}
 	s.halfLifeMs = float64(s.halfLife) / float64(time.Millisecond)
 	s.consent = consent.NewStore(rdb, consent.WithPrefix(s.prefix), consent.WithClock(s.now))
@@ -163,13 +182,10 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 	if err := ValidHCPID(hcpID); err != nil {
 		return nil, fmt.Errorf("features: load: %w", arbiter.Invalid("hcp_id", err.Error()))
 	}
-	pipe := s.rdb.Pipeline()
-	pc := pipe.HGetAll(ctx, s.profileKey(hcpID))
-	cc := pipe.HGetAll(ctx, consent.Key(s.prefix, hcpID))
-	if _, err := pipe.Exec(ctx); err != nil {
+	fields, consentFields, err := s.read(ctx, hcpID)
+	if err != nil {
 		return nil, storageErr("load", err)
 	}
-	fields := pc.Val()
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, arbiter.ErrNotFound)
 	}
@@ -178,13 +194,37 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 	if err := decodeProfile(fields, at.UnixMilli(), s.halfLifeMs, &snap.Profile, &snap.Counters); err != nil {
 		return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, err)
 	}
-	st, err := consent.Decode(cc.Val())
+	st, err := consent.Decode(consentFields)
 	if err != nil {
 		snap.ConsentErr = err
 	} else {
 		snap.Consent = st
 	}
 	return snap, nil
+}
+
+// read fetches the profile and consent hashes in one round trip: its own
+// pipeline, or a shared one when auto-pipelining is on.
+func (s *Store) read(ctx context.Context, hcpID string) (profile, consentFields map[string]string, err error) {
+	pk, ck := s.profileKey(hcpID), consent.Key(s.prefix, hcpID)
+	if s.loader != nil {
+		return s.loader.load(ctx, pk, ck)
+	}
+	pipe := s.rdb.Pipeline()
+	pc := pipe.HGetAll(ctx, pk)
+	cc := pipe.HGetAll(ctx, ck)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, err
+	}
+	return pc.Val(), cc.Val(), nil
+}
+
+// Close stops the auto-pipelining workers, if any. It does not close the
+// Redis client, which the caller owns.
+func (s *Store) Close() {
+	if s.loader != nil {
+		s.loader.close()
+	}
 }
 
 // GetProfile returns an HCP's profile and counters, decayed to the clock's

@@ -31,6 +31,7 @@ type Main struct {
 
 	mini     *miniredis.Miniredis
 	rdb      redis.UniversalClient
+	fs       *features.Store
 	srv      *server.Server
 	grpc     *grpc.Server
 	lis      net.Listener
@@ -71,7 +72,12 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, h := range m.redisHooks {
 		m.rdb.AddHook(h)
 	}
-	fs := features.NewStore(m.rdb, features.WithPrefix(m.cfg.RedisPrefix))
+	fopts := []features.Option{features.WithPrefix(m.cfg.RedisPrefix)}
+	if m.cfg.PipelineWorkers > 0 {
+		fopts = append(fopts, features.WithAutoPipeline(m.cfg.PipelineWorkers, 128, 3*time.Second))
+	}
+	m.fs = features.NewStore(m.rdb, fopts...)
+	fs := m.fs
 	cs := consent.NewStore(m.rdb, consent.WithPrefix(m.cfg.RedisPrefix))
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = fs.Ping(pingCtx)
@@ -118,6 +124,9 @@ func (m *Main) Close() error {
 		}
 	}
 	var errs []error
+	if m.fs != nil {
+		m.fs.Close()
+	}
 	if m.rdb != nil {
 		errs = append(errs, m.rdb.Close())
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	LogLevel      string
 	ShutdownGrace time.Duration
 	MaxDeadline   time.Duration
+	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
+	// (features.WithAutoPipeline); 0 gives each decision its own.
+	PipelineWorkers int
 }
 
 // parseConfig reads flags (args without the program name) over the environment.
@@ -45,7 +48,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; empty: demo model (ARBITER_MODEL)")
 	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; empty: demo policy (ARBITER_CONSENT_POLICY)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline string
+	var demoSize, grace, deadline, workers string
+	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
 	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
@@ -55,6 +59,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	var err error
 	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 999999 {
 		return c, fmt.Errorf("demo-size: want 1 to 999999, got %q", demoSize)
+	}
+	if c.PipelineWorkers, err = strconv.Atoi(workers); err != nil || c.PipelineWorkers < 0 || c.PipelineWorkers > 64 {
+		return c, fmt.Errorf("pipeline-workers: want 0 to 64, got %q", workers)
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
 		return c, fmt.Errorf("shutdown-grace: %w", err)

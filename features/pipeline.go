@@ -1,0 +1,119 @@
+package features
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// loader coalesces concurrent decision loads into shared pipelines
+// ("auto-pipelining"). Each Load still costs exactly one round trip, but
+// when many decisions are in flight their reads travel together: one write
+// and one read system call on each side for a whole batch instead of one
+// per decision. That is where a small request's cost goes on a busy server
+// (see bench/RESULTS.md). Under low load a batch holds one load and nothing
+// waits: a worker sends whatever is queued the moment it is free.
+//
+// In cluster mode go-redis splits a pipeline by node, so a batch costs one
+// round trip per node it touches, and an error on one node fails only the
+// loads routed to it.
+type loader struct {
+	rdb      redis.UniversalClient
+	queue    chan *loadCall
+	maxBatch int
+	timeout  time.Duration
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type loadCall struct {
+	profileKey, consentKey string
+	profile, consent       *redis.MapStringStringCmd
+	done                   chan struct{}
+}
+
+var loadCalls = sync.Pool{New: func() any { return &loadCall{done: make(chan struct{}, 1)} }}
+
+func newLoader(rdb redis.UniversalClient, workers, maxBatch int, timeout time.Duration) *loader {
+	l := &loader{
+		rdb: rdb, queue: make(chan *loadCall, workers*maxBatch),
+		maxBatch: maxBatch, timeout: timeout, stop: make(chan struct{}),
+	}
+	l.wg.Add(workers)
+	for range workers {
+		go l.run()
+	}
+	return l
+}
+
+func (l *loader) close() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// load reads the two hashes in the next batch. The caller may give up
+// (ctx done) while the batch is in flight; its call is then left to the
+// garbage collector rather than reused.
+func (l *loader) load(ctx context.Context, profileKey, consentKey string) (profile, consent map[string]string, err error) {
+	c := loadCalls.Get().(*loadCall)
+	c.profileKey, c.consentKey = profileKey, consentKey
+	select {
+	case l.queue <- c:
+	case <-ctx.Done():
+		loadCalls.Put(c)
+		return nil, nil, ctx.Err()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	profile, err = c.profile.Result()
+	if err == nil {
+		consent, err = c.consent.Result()
+	}
+	c.profile, c.consent = nil, nil
+	loadCalls.Put(c)
+	return profile, consent, err
+}
+
+func (l *loader) run() {
+	defer l.wg.Done()
+	batch := make([]*loadCall, 0, l.maxBatch)
+	for {
+		select {
+		case c := <-l.queue:
+			batch = append(batch[:0], c)
+		case <-l.stop:
+			return
+		}
+	fill:
+		for len(batch) < l.maxBatch {
+			select {
+			case c := <-l.queue:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		l.exec(batch)
+	}
+}
+
+func (l *loader) exec(batch []*loadCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	pipe := l.rdb.Pipeline()
+	for _, c := range batch {
+		c.profile = pipe.HGetAll(ctx, c.profileKey)
+		c.consent = pipe.HGetAll(ctx, c.consentKey)
+	}
+	// Errors are per command: in cluster mode a failed node fails only
+	// the loads routed to it.
+	pipe.Exec(ctx)
+	for _, c := range batch {
+		c.done <- struct{}{}
+	}
+}
