@@ -283,10 +283,29 @@ func (s *Store) UpsertProfile(ctx context.Context, p Profile) error {
 // last-engagement times keep the maximum. The dedup set is scored by the
 // time the event was recorded (the clock), not when it occurred, so that an
 // old event replayed within the window is still recognised.
+//
+// An unsubscribe is also a consent change: before the event is applied, an
+// opt-out of promotional contact on the event's channel, captured at the
+// event's time, is written through the consent store (merged and ledgered
+// like any other record). It is written first so that a failure in between
+// can never leave the event acknowledged and the opt-out lost; a retried
+// delivery writes it again, which the ledger records as not applied.
 func (s *Store) ApplyEvent(ctx context.Context, e Event) (duplicate bool, err error) {
 	now := s.now()
 	if err := e.validate(now); err != nil {
 		return false, fmt.Errorf("features: apply event: %w", err)
+	}
+	if e.Type == arbiter.EventUnsubscribed {
+		optOut := consent.Record{
+			Channel: e.Channel, Purpose: arbiter.Promotional, Status: consent.OptOut,
+			CapturedAt: e.OccurredAt, Source: "unsubscribe-event",
+		}
+		if len(e.ID) <= 64 && !strings.Contains(e.ID, "|") {
+			optOut.CapturedBy = e.ID
+		}
+		if _, err := s.consent.Set(ctx, e.HCPID, optOut, false); err != nil {
+			return false, fmt.Errorf("features: apply event: unsubscribe: %w", err)
+		}
 	}
 	nowMs := now.UnixMilli()
 	windowMs := s.dedupWindow.Milliseconds()

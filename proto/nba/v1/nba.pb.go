@@ -335,14 +335,15 @@ func (SuppressionReason) EnumDescriptor() ([]byte, []int) {
 type EventType int32
 
 const (
-	EventType_EVENT_TYPE_UNSPECIFIED  EventType = 0
-	EventType_EVENT_TYPE_SENT         EventType = 1
-	EventType_EVENT_TYPE_DELIVERED    EventType = 2
-	EventType_EVENT_TYPE_OPENED       EventType = 3
-	EventType_EVENT_TYPE_CLICKED      EventType = 4
-	EventType_EVENT_TYPE_ATTENDED     EventType = 5
-	EventType_EVENT_TYPE_REP_VISIT    EventType = 6
-	EventType_EVENT_TYPE_MSL_MEETING  EventType = 7
+	EventType_EVENT_TYPE_UNSPECIFIED EventType = 0
+	EventType_EVENT_TYPE_SENT        EventType = 1
+	EventType_EVENT_TYPE_DELIVERED   EventType = 2
+	EventType_EVENT_TYPE_OPENED      EventType = 3
+	EventType_EVENT_TYPE_CLICKED     EventType = 4
+	EventType_EVENT_TYPE_ATTENDED    EventType = 5
+	EventType_EVENT_TYPE_REP_VISIT   EventType = 6
+	EventType_EVENT_TYPE_MSL_MEETING EventType = 7
+	// Also records an opt-out of promotional contact on the event's channel.
 	EventType_EVENT_TYPE_UNSUBSCRIBED EventType = 8
 	EventType_EVENT_TYPE_BOUNCED      EventType = 9
 )
