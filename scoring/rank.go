@@ -89,6 +89,12 @@ func (r *Ranker) Rank(cands []Candidate, k int, top []Scored) []Scored {
 	}
 	for i := range cands {
 		c := &cands[i]
+		// Once the heap is full, most candidates cannot beat its minimum.
+		// A cheap upper bound on the score rejects them without calling
+		// exp; see boundedOut.
+		if len(top) == k && r.boundedOut(c, top[0].Score) {
+			continue
+		}
 		score, p, ctx := r.score(c)
 		// Candidates come in index order, so on a tie the newcomer (higher
 		// index) ranks below the heap's minimum: only a strictly higher
@@ -111,6 +117,29 @@ func (r *Ranker) Rank(cands []Candidate, k int, top []Scored) []Scored {
 		siftDown(top[:n], 0)
 	}
 	return top
+}
+
+// boundedOut reports whether c's score is certainly <= min, using a bound
+// that needs no exp. The score is v/(1+e^-z) with v = value x context x
+// lever. For y >= -16, (1+y/16)^16 <= e^y (the sequence rises to e^y), so
+// with y = -z, v/(1+(1+y/16)^16) >= score: if even that bound is <= min, so
+// is the score. For y < -16 (z > 16) the bound is just v. Exact in the
+// sense that it never rejects a candidate that would have got in.
+func (r *Ranker) boundedOut(c *Candidate, min float64) bool {
+	ch := c.Channel
+	v := c.Value * r.context[ch] * r.m.lever[c.Purpose]
+	z := r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
+	u := 1 - z/16
+	if u <= 0 {
+		return v <= min*(1-1e-9)
+	}
+	u *= u // ^2
+	u *= u // ^4
+	u *= u // ^8
+	u *= u // ^16
+	// The 1e-9 margin keeps rounding from ever rejecting a candidate that
+	// scores a hair above min.
+	return v <= min*(1+u)*(1-1e-9)
 }
 
 // worse reports whether a ranks below b.
