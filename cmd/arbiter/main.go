@@ -9,10 +9,20 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
+
+// redisLogger adapts go-redis's internal logger to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -24,6 +34,9 @@ func main() {
 func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis logs connection trouble through a package-level logger;
+	// send it to our structured log instead of bare stderr lines.
+	redis.SetLogger(redisLogger{newLogger(os.Getenv("ARBITER_LOG_LEVEL"))})
 	if len(args) > 0 && args[0] == "seed" {
 		cfg, err := parseConfig("arbiter seed", args[1:], os.Getenv)
 		if err != nil {
