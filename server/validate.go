@@ -46,16 +46,25 @@ func (c *checker) hcpID(field, id string) {
 // id checks an identifier: required or not, at most maxIDLength bytes,
 // valid UTF-8, no control characters.
 func (c *checker) id(field, v string, required bool) {
+	if problem := idProblem(v, required); problem != "" {
+		c.Add(field, problem)
+	}
+}
+
+// idProblem says what is wrong with an identifier, or "" when nothing is.
+// It does not allocate for a valid one, so it can run on every candidate.
+func idProblem(v string, required bool) string {
 	switch {
 	case v == "" && required:
-		c.Add(field, "required")
+		return "required"
 	case len(v) > maxIDLength:
-		c.Add(field, fmt.Sprintf("must be at most %d bytes, got %d", maxIDLength, len(v)))
+		return fmt.Sprintf("must be at most %d bytes, got %d", maxIDLength, len(v))
 	case badUTF8(v):
-		c.Add(field, "must be valid UTF-8")
+		return "must be valid UTF-8"
 	case strings.ContainsFunc(v, unicode.IsControl):
-		c.Add(field, "must not contain control characters")
+		return "must not contain control characters"
 	}
+	return ""
 }
 
 func (c *checker) channel(field string, ch nbapb.Channel) {
@@ -80,7 +89,9 @@ func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 		c.Add("candidates", fmt.Sprintf("at most %d candidates, got %d", s.limits.MaxCandidates, n))
 	} else {
 		for i, id := range req.GetCandidates() {
-			c.id(fmt.Sprintf("candidates[%d]", i), id, true)
+			if problem := idProblem(id, true); problem != "" {
+				c.Add(fmt.Sprintf("candidates[%d]", i), problem)
+			}
 		}
 	}
 	if ctx := req.GetContext(); ctx != nil {
