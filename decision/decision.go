@@ -40,6 +40,14 @@ var reasonNames = [...]string{"unspecified", "no_consent", "consent_expired", "c
 	"consent_unknown", "channel_barred", "content_not_approved", "content_expired", "not_eligible",
 	"channel_not_requested", "frequency_cap"}
 
+// notApplicable reports whether the reason says the action does not apply
+// to the HCP at all (audience, specialty, market, a channel the caller did
+// not ask about), as opposed to applying but being forbidden now (consent,
+// MLR, contact policy). Decisions list not-applicable candidates only when
+// asked to explain: they answer "why not" for a rep, not "what must not be
+// sent" for a sender, and a catalog-wide decision has many of them.
+func (r Reason) notApplicable() bool { return r == NotEligible || r == ChannelNotRequested }
+
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
 		return reasonNames[r]
@@ -63,7 +71,10 @@ type Request struct {
 	Explain bool
 }
 
-// Result is a decision.
+// Result is a decision. Suppressed lists every candidate that applies to
+// the HCP but must not be sent now, with its reason; candidates that do not
+// apply to the HCP at all (Reason.notApplicable) are listed only when the
+// request asked to explain.
 type Result struct {
 	ID              string
 	At              time.Time
@@ -174,7 +185,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		a := &e.catalog.Actions[ai]
 		reason, detail := e.check(a, snap, recipient, at, req, s)
 		if reason != ReasonUnspecified {
-			res.Suppressed = append(res.Suppressed, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
+			if req.Explain || !reason.notApplicable() {
+				res.Suppressed = append(res.Suppressed, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
+			}
 			continue
 		}
 		c := scoring.Candidate{Action: ai, Channel: a.Channel, Purpose: a.Purpose, Value: a.Value}

@@ -172,8 +172,30 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 			}
 			got := suppressedAs(res)
 			for id, want := range tt.want {
+				// Without explain, candidates that do not apply to the HCP
+				// are left out; what applies but is forbidden is always listed.
+				if want.notApplicable() {
+					if r, listed := got[id]; listed {
+						t.Errorf("%s listed as %v without explain, want it left out", id, r)
+					}
+					continue
+				}
 				if got[id] != want {
 					t.Errorf("%s suppressed as %v, want %v", id, got[id], want)
+				}
+			}
+			explained, err := e.Decide(context.Background(), Request{HCPID: tt.req.HCPID, Limit: tt.req.Limit,
+				Candidates: tt.req.Candidates, Channels: tt.req.Channels, Explain: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := recommended(explained), recommended(res); strings.Join(a, ",") != strings.Join(b, ",") {
+				t.Errorf("explain changed the recommendations: %v vs %v", a, b)
+			}
+			all := suppressedAs(explained)
+			for id, want := range tt.want {
+				if all[id] != want {
+					t.Errorf("with explain, %s suppressed as %v, want %v", id, all[id], want)
 				}
 			}
 			for i, r := range res.Recommendations {

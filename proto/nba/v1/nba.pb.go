@@ -535,7 +535,8 @@ type DecideRequest struct {
 	Candidates []string         `protobuf:"bytes,3,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	Context    *DecisionContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
 	// Include feature contributions, a rep-readable reason per
-	// recommendation and a detail per suppression.
+	// recommendation, a detail per suppression, and the candidates that do
+	// not apply to this HCP among the suppressions.
 	Explain       bool `protobuf:"varint,5,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -859,14 +860,18 @@ func (x *Suppression) GetDetail() string {
 type DecideResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Quote it when reporting outcomes (RecordEvent.decision_id).
-	DecisionId      string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
-	Recommendations []*Recommendation      `protobuf:"bytes,2,rep,name=recommendations,proto3" json:"recommendations,omitempty"`
-	Suppressed      []*Suppression         `protobuf:"bytes,3,rep,name=suppressed,proto3" json:"suppressed,omitempty"`
-	ModelVersion    string                 `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	DecisionTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
-	CatalogVersion  string                 `protobuf:"bytes,6,opt,name=catalog_version,json=catalogVersion,proto3" json:"catalog_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	DecisionId      string            `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Recommendations []*Recommendation `protobuf:"bytes,2,rep,name=recommendations,proto3" json:"recommendations,omitempty"`
+	// Candidates that apply to this HCP but must not be sent now: consent,
+	// MLR approval, contact policy. With `explain`, also the candidates that
+	// do not apply to the HCP at all (NOT_ELIGIBLE: audience, specialty or
+	// market; CHANNEL_NOT_REQUESTED), each with a detail.
+	Suppressed     []*Suppression         `protobuf:"bytes,3,rep,name=suppressed,proto3" json:"suppressed,omitempty"`
+	ModelVersion   string                 `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	DecisionTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
+	CatalogVersion string                 `protobuf:"bytes,6,opt,name=catalog_version,json=catalogVersion,proto3" json:"catalog_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DecideResponse) Reset() {

@@ -32,8 +32,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type DecisionServiceClient interface {
 	// Decide ranks the candidate actions for one HCP: eligibility, consent,
-	// scoring, top-k. Every candidate appears either in recommendations or in
-	// suppressed (unless it scored below the top `limit`).
+	// contact policy, scoring, top-k. A candidate that is not recommended
+	// either scored below the top `limit`, or is in `suppressed`, or (without
+	// `explain`) does not apply to this HCP at all.
 	Decide(ctx context.Context, in *DecideRequest, opts ...grpc.CallOption) (*DecideResponse, error)
 }
 
@@ -60,8 +61,9 @@ func (c *decisionServiceClient) Decide(ctx context.Context, in *DecideRequest, o
 // for forward compatibility.
 type DecisionServiceServer interface {
 	// Decide ranks the candidate actions for one HCP: eligibility, consent,
-	// scoring, top-k. Every candidate appears either in recommendations or in
-	// suppressed (unless it scored below the top `limit`).
+	// contact policy, scoring, top-k. A candidate that is not recommended
+	// either scored below the top `limit`, or is in `suppressed`, or (without
+	// `explain`) does not apply to this HCP at all.
 	Decide(context.Context, *DecideRequest) (*DecideResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
