@@ -28,6 +28,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, arbiter.ErrNotFound):
 		return status.Error(codes.NotFound, "not found")
 	case errors.Is(err, context.DeadlineExceeded):
+		log.WarnContext(ctx, "deadline exceeded", "err", err)
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "canceled")
