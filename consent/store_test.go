@@ -3,12 +3,10 @@ package consent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,83 +17,31 @@ import (
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
-var (
-	redisAddr   string // a single redis-server, shared by the tests
-	clusterAddr string // a one-node Redis Cluster, shared by the tests
-)
+// redisBackends are a single redis-server and a Redis Cluster of 3 masters
+// with a replica each, started once for the package. On the cluster a key
+// layout whose keys did not share a slot would fail with CROSSSLOT.
+var redisBackends []redistest.Backend
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if redistest.Binary() != "" {
-			srv, err := startCluster()
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer srv.Stop()
-			clusterAddr = srv.Addr
-		}
-		return redistest.Main(m, &redisAddr)
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(redistest.MainBackends(m, &redisBackends)) }
 
-// startCluster starts a redis-server in cluster mode owning every slot, so
-// that the store runs against a cluster client: a key layout whose keys did
-// not share a slot would fail there with CROSSSLOT.
-func startCluster() (*redistest.Server, error) {
-	srv, err := redistest.Start("cluster-enabled yes")
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer rdb.Close()
-	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
-		srv.Stop()
-		return nil, fmt.Errorf("cluster addslots: %w", err)
-	}
-	// A new cluster node reports ok only after a short delay (about two
-	// seconds): wait for it, as redistest waits for PING.
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(15 * time.Second)
-	for {
-		info, err := rdb.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			return srv, nil
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			srv.Stop()
-			return nil, fmt.Errorf("cluster did not reach state ok")
-		}
-	}
-}
-
-var clusterPrefixSeq atomic.Int64
-
-// backends are the stores every storage test runs against: a real Redis, a
-// Redis Cluster, and miniredis (the embedded demo store).
-var backends = []struct {
+type backend struct {
 	name string
-	open func(t *testing.T) (rdb redis.UniversalClient, prefix string)
-}{
-	{"redis", func(t *testing.T) (redis.UniversalClient, string) {
-		return redistest.Client(t, redisAddr)
-	}},
-	{"cluster", func(t *testing.T) (redis.UniversalClient, string) {
-		redistest.Require(t)
-		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{clusterAddr}})
-		t.Cleanup(func() { rdb.Close() })
-		return rdb, fmt.Sprintf("c%d", clusterPrefixSeq.Add(1))
-	}},
-	{"miniredis", func(t *testing.T) (redis.UniversalClient, string) {
+	open func(t testing.TB) (rdb redis.UniversalClient, prefix string)
+}
+
+// backends are the stores every storage test runs against: the Redis
+// backends and miniredis (the embedded demo store).
+func backends() []backend {
+	var bs []backend
+	for _, b := range redisBackends {
+		bs = append(bs, backend{b.Name, b.Client})
+	}
+	return append(bs, backend{"miniredis", func(t testing.TB) (redis.UniversalClient, string) {
 		m := miniredis.RunT(t)
 		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { rdb.Close() })
 		return rdb, "arbiter"
-	}},
+	}})
 }
 
 // now is the stores' clock in tests.
@@ -103,7 +49,7 @@ var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
 // storeTest runs f once per backend with a fresh store.
 func storeTest(t *testing.T, f func(t *testing.T, st *Store, rdb redis.UniversalClient, prefix string)) {
-	for _, b := range backends {
+	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			rdb, prefix := b.open(t)
 			st := NewStore(rdb, WithPrefix(prefix), WithClock(func() time.Time { return now }))

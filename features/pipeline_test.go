@@ -13,13 +13,16 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // TestAutoPipelineConcurrentLoads runs many loads at once through shared
 // pipelines and checks every caller gets its own HCP's data, that missing
 // HCPs are still NotFound, and that the loads did share round trips.
-func TestAutoPipelineConcurrentLoads(t *testing.T) {
-	s, rdb, _ := newStore(t, WithAutoPipeline(2, 64, 5*time.Second))
+func TestAutoPipelineConcurrentLoads(t *testing.T) { eachBackend(t, testAutoPipelineConcurrentLoads) }
+
+func testAutoPipelineConcurrentLoads(t *testing.T, b redistest.Backend) {
+	s, rdb, _ := newStoreOn(t, b, WithAutoPipeline(2, 64, 5*time.Second))
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	const n = 40
@@ -36,7 +39,7 @@ func TestAutoPipelineConcurrentLoads(t *testing.T) {
 		}
 	}
 	h := &countHook{}
-	rdb.AddHook(h)
+	addRoundTripHook(t, rdb, h)
 	const rounds = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n*rounds+rounds)
@@ -77,8 +80,10 @@ func TestAutoPipelineConcurrentLoads(t *testing.T) {
 	t.Logf("%d loads in %d round trips", loads, h.n.Load())
 }
 
-func TestAutoPipelineCallerGivesUp(t *testing.T) {
-	s, _, _ := newStore(t, WithAutoPipeline(1, 8, 5*time.Second))
+func TestAutoPipelineCallerGivesUp(t *testing.T) { eachBackend(t, testAutoPipelineCallerGivesUp) }
+
+func testAutoPipelineCallerGivesUp(t *testing.T, b redistest.Backend) {
+	s, _, _ := newStoreOn(t, b, WithAutoPipeline(1, 8, 5*time.Second))
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,9 +22,18 @@ import (
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
-var redisAddr string
+// backends are the Redis deployments the store suite runs on: a single
+// redis-server and a Redis Cluster of 3 masters with a replica each.
+var backends []redistest.Backend
 
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainBackends(m, &backends)) }
+
+// eachBackend runs test once per backend, as a subtest named after it.
+func eachBackend(t *testing.T, test func(t *testing.T, b redistest.Backend)) {
+	for _, b := range backends {
+		t.Run(b.Name, func(t *testing.T) { test(t, b) })
+	}
+}
 
 const (
 	day      = 24 * time.Hour
@@ -39,14 +49,21 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-// newStore returns a store on the test redis-server, with a key prefix of
-// its own and a clock set to t0.
-func newStore(t testing.TB, opts ...Option) (*Store, *redis.Client, *clock) {
+// newStoreOn returns a store on backend b, with a key prefix of its own and
+// a clock set to t0.
+func newStoreOn(t testing.TB, b redistest.Backend, opts ...Option) (*Store, redis.UniversalClient, *clock) {
 	t.Helper()
-	rdb, prefix := redistest.Client(t, redisAddr)
+	rdb, prefix := b.Client(t)
 	c := &clock{t: t0}
 	opts = append([]Option{WithPrefix(prefix), WithClock(c.now), WithHalfLife(halfLife)}, opts...)
 	return NewStore(rdb, opts...), rdb, c
+}
+
+// newStore returns a store on the single redis-server, for tests that are
+// not about the deployment (miniredis parity, benchmarks).
+func newStore(t testing.TB, opts ...Option) (*Store, redis.UniversalClient, *clock) {
+	t.Helper()
+	return newStoreOn(t, backends[0], opts...)
 }
 
 func hcpProfile(id string) Profile {
@@ -109,7 +126,9 @@ func diffCounters(got, want Counters) string {
 	return strings.Join(d, "; ")
 }
 
-func TestUpsertGetProfile(t *testing.T) {
+func TestUpsertGetProfile(t *testing.T) { eachBackend(t, testUpsertGetProfile) }
+
+func testUpsertGetProfile(t *testing.T, b redistest.Backend) {
 	patient := Profile{HCPID: "pat-1", Market: "US", Audience: arbiter.Patient}
 	tests := []struct {
 		name string
@@ -121,7 +140,7 @@ func TestUpsertGetProfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _, _ := newStore(t)
+			s, _, _ := newStoreOn(t, b)
 			ctx := context.Background()
 			if err := s.UpsertProfile(ctx, tt.in); err != nil {
 				t.Fatalf("UpsertProfile: %v", err)
@@ -141,7 +160,11 @@ func TestUpsertGetProfile(t *testing.T) {
 }
 
 func TestUpsertReplacesDescriptionKeepsCounters(t *testing.T) {
-	s, _, c := newStore(t)
+	eachBackend(t, testUpsertReplacesDescriptionKeepsCounters)
+}
+
+func testUpsertReplacesDescriptionKeepsCounters(t *testing.T, b redistest.Backend) {
+	s, _, c := newStoreOn(t, b)
 	ctx := context.Background()
 	p := hcpProfile("hcp-1")
 	if err := s.UpsertProfile(ctx, p); err != nil {
@@ -180,8 +203,10 @@ func TestUpsertReplacesDescriptionKeepsCounters(t *testing.T) {
 	}
 }
 
-func TestLoad(t *testing.T) {
-	s, rdb, _ := newStore(t)
+func TestLoad(t *testing.T) { eachBackend(t, testLoad) }
+
+func testLoad(t *testing.T, b redistest.Backend) {
+	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	p := hcpProfile("hcp-1")
 	if err := s.UpsertProfile(ctx, p); err != nil {
@@ -243,8 +268,10 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestLoadNotFoundAndInvalid(t *testing.T) {
-	s, _, _ := newStore(t)
+func TestLoadNotFoundAndInvalid(t *testing.T) { eachBackend(t, testLoadNotFoundAndInvalid) }
+
+func testLoadNotFoundAndInvalid(t *testing.T, b redistest.Backend) {
+	s, _, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -298,8 +325,10 @@ func violationFields(err error) []string {
 	return out
 }
 
-func TestApplyEvent(t *testing.T) {
-	s, rdb, c := newStore(t)
+func TestApplyEvent(t *testing.T) { eachBackend(t, testApplyEvent) }
+
+func testApplyEvent(t *testing.T, b redistest.Backend) {
+	s, rdb, c := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -376,7 +405,11 @@ func TestApplyEvent(t *testing.T) {
 }
 
 func TestApplyEventDedupWindowAndHistoryCap(t *testing.T) {
-	s, rdb, c := newStore(t, WithDedupWindow(day))
+	eachBackend(t, testApplyEventDedupWindowAndHistoryCap)
+}
+
+func testApplyEventDedupWindowAndHistoryCap(t *testing.T, b redistest.Backend) {
+	s, rdb, c := newStoreOn(t, b, WithDedupWindow(day))
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -406,7 +439,9 @@ func TestApplyEventDedupWindowAndHistoryCap(t *testing.T) {
 	}
 }
 
-func TestApplyEventOutOfOrder(t *testing.T) {
+func TestApplyEventOutOfOrder(t *testing.T) { eachBackend(t, testApplyEventOutOfOrder) }
+
+func testApplyEventOutOfOrder(t *testing.T, b redistest.Backend) {
 	t1 := t0.Add(halfLife)
 	open := Event{ID: "a", HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, Topic: "efficacy", OccurredAt: t0}
 	click := Event{ID: "b", HCPID: "hcp-1", Type: arbiter.EventClicked, Channel: arbiter.Email, Topic: "efficacy", OccurredAt: t1}
@@ -429,7 +464,7 @@ func TestApplyEventOutOfOrder(t *testing.T) {
 	want.Topics = map[string]float64{"efficacy": 1.25}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, rdb, c := newStore(t)
+			s, rdb, c := newStoreOn(t, b)
 			c.t = t1
 			ctx := context.Background()
 			if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -456,8 +491,10 @@ func TestApplyEventOutOfOrder(t *testing.T) {
 	}
 }
 
-func TestApplyEventUnknownHCP(t *testing.T) {
-	s, rdb, _ := newStore(t)
+func TestApplyEventUnknownHCP(t *testing.T) { eachBackend(t, testApplyEventUnknownHCP) }
+
+func testApplyEventUnknownHCP(t *testing.T, b redistest.Backend) {
+	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	e := Event{ID: "e1", HCPID: "hcp-404", Type: arbiter.EventOpened, Channel: arbiter.Email, OccurredAt: t0}
 	dup, err := s.ApplyEvent(ctx, e)
@@ -477,8 +514,10 @@ func TestApplyEventUnknownHCP(t *testing.T) {
 	}
 }
 
-func TestApplyEventInvalid(t *testing.T) {
-	s, rdb, c := newStore(t)
+func TestApplyEventInvalid(t *testing.T) { eachBackend(t, testApplyEventInvalid) }
+
+func testApplyEventInvalid(t *testing.T, b redistest.Backend) {
+	s, rdb, c := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -553,8 +592,57 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-func TestLoadOneRoundTrip(t *testing.T) {
-	s, rdb, _ := newStore(t)
+func TestLoadOneRoundTrip(t *testing.T) { eachBackend(t, testLoadOneRoundTrip) }
+
+// addRoundTripHook adds h where it sees each round trip and each dial: on
+// a single Redis, the client; on a Redis Cluster, every node's client. A
+// ClusterClient's own hooks see a pipeline once, before go-redis splits it
+// by node (a pipeline over three nodes is one call there and three round
+// trips), and never see a dial.
+func addRoundTripHook(t testing.TB, rdb redis.UniversalClient, h redis.Hook) {
+	t.Helper()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		rdb.AddHook(h)
+		return
+	}
+	err := cc.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+		node.AddHook(h)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keysWithPrefix returns every key under prefix, on every master of a
+// cluster (KEYS on a ClusterClient asks one node only).
+func keysWithPrefix(t testing.TB, rdb redis.UniversalClient, prefix string) []string {
+	t.Helper()
+	ctx := context.Background()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Keys(ctx, prefix+":*").Val()
+	}
+	var mu sync.Mutex
+	var keys []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		k, err := node.Keys(ctx, prefix+":*").Result()
+		mu.Lock()
+		keys = append(keys, k...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// On a cluster, both hashes a load reads are in the HCP's slot: its
+// pipeline goes to one node, one round trip, like on a single Redis.
+func testLoadOneRoundTrip(t *testing.T, b redistest.Backend) {
+	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -562,14 +650,18 @@ func TestLoadOneRoundTrip(t *testing.T) {
 	if _, err := s.consent.SetMany(ctx, "hcp-1", []consent.Record{optIn(arbiter.Email, arbiter.Medical, t0)}, true); err != nil {
 		t.Fatal(err)
 	}
-	// Warm the pool: a new connection's handshake (HELLO, CLIENT SETINFO)
-	// also passes through the hooks, and is not the load's doing.
-	if _, err := s.Load(ctx, "hcp-1", t0); err != nil {
-		t.Fatal(err)
+	// Warm the pools (on a cluster, of each HCP's node): a new connection's
+	// handshake (HELLO, CLIENT SETINFO) also passes through the hooks, and
+	// is not the load's doing.
+	ids := []string{"hcp-1", "hcp-404", "hcp-1"}
+	for _, id := range ids {
+		if _, err := s.Load(ctx, id, t0); err != nil && !errors.Is(err, arbiter.ErrNotFound) {
+			t.Fatal(err)
+		}
 	}
 	h := &countHook{}
-	rdb.AddHook(h)
-	for _, id := range []string{"hcp-1", "hcp-404", "hcp-1"} {
+	addRoundTripHook(t, rdb, h)
+	for _, id := range ids {
 		h.n.Store(0)
 		h.dials.Store(0)
 		if _, err := s.Load(ctx, id, t0); err != nil && !errors.Is(err, arbiter.ErrNotFound) {
@@ -618,8 +710,10 @@ func TestRedisUnavailable(t *testing.T) {
 	}
 }
 
-func TestLoadCorruptConsent(t *testing.T) {
-	s, rdb, _ := newStore(t)
+func TestLoadCorruptConsent(t *testing.T) { eachBackend(t, testLoadCorruptConsent) }
+
+func testLoadCorruptConsent(t *testing.T, b redistest.Backend) {
+	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 		t.Fatal(err)
@@ -660,7 +754,9 @@ func TestLoadCorruptConsent(t *testing.T) {
 	}
 }
 
-func TestCorruptProfile(t *testing.T) {
+func TestCorruptProfile(t *testing.T) { eachBackend(t, testCorruptProfile) }
+
+func testCorruptProfile(t *testing.T, b redistest.Backend) {
 	tests := []struct {
 		name  string
 		field string
@@ -683,7 +779,7 @@ func TestCorruptProfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, rdb, _ := newStore(t)
+			s, rdb, _ := newStoreOn(t, b)
 			ctx := context.Background()
 			if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 				t.Fatal(err)
@@ -704,7 +800,7 @@ func TestCorruptProfile(t *testing.T) {
 	}
 
 	t.Run("wrong key type", func(t *testing.T) {
-		s, rdb, _ := newStore(t)
+		s, rdb, _ := newStoreOn(t, b)
 		ctx := context.Background()
 		rdb.Set(ctx, s.profileKey("hcp-1"), "not a hash", 0)
 		if _, err := s.Load(ctx, "hcp-1", t0); !errors.Is(err, arbiter.ErrCorrupt) {
@@ -713,7 +809,7 @@ func TestCorruptProfile(t *testing.T) {
 	})
 
 	t.Run("event on a corrupt counter writes nothing", func(t *testing.T) {
-		s, rdb, _ := newStore(t)
+		s, rdb, _ := newStoreOn(t, b)
 		ctx := context.Background()
 		if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
 			t.Fatal(err)
@@ -761,8 +857,10 @@ func importItems() []ImportItem {
 	}
 }
 
-func TestImport(t *testing.T) {
-	s, _, _ := newStore(t)
+func TestImport(t *testing.T) { eachBackend(t, testImport) }
+
+func testImport(t *testing.T, b redistest.Backend) {
+	s, _, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	items := importItems()
 	if err := s.Import(ctx, items); err != nil {
@@ -827,7 +925,9 @@ func TestImport(t *testing.T) {
 	}
 }
 
-func TestImportInvalidWritesNothing(t *testing.T) {
+func TestImportInvalidWritesNothing(t *testing.T) { eachBackend(t, testImportInvalidWritesNothing) }
+
+func testImportInvalidWritesNothing(t *testing.T, b redistest.Backend) {
 	tests := []struct {
 		name   string
 		edit   func(items []ImportItem)
@@ -847,7 +947,7 @@ func TestImportInvalidWritesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, rdb, _ := newStore(t)
+			s, rdb, _ := newStoreOn(t, b)
 			ctx := context.Background()
 			items := importItems()
 			tt.edit(items)
@@ -855,7 +955,7 @@ func TestImportInvalidWritesNothing(t *testing.T) {
 			if got := violationFields(err); !reflect.DeepEqual(got, tt.fields) {
 				t.Errorf("Import error = %v, want violations of %v", err, tt.fields)
 			}
-			if keys := rdb.Keys(ctx, s.prefix+":*").Val(); len(keys) != 0 {
+			if keys := keysWithPrefix(t, rdb, s.prefix); len(keys) != 0 {
 				t.Errorf("keys written: %v, want none", keys)
 			}
 		})

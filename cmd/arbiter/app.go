@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -93,7 +94,8 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	engine := decision.New(fs, model, cat, policy)
-	m.srv = server.New(engine, fs, cs, server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline))
+	m.srv = server.New(engine, fs, cs, server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
+		server.WithAccessLog(m.cfg.AccessLog))
 	m.grpc = m.srv.NewGRPCServer()
 	m.lis, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
@@ -136,12 +138,139 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
+// Redis client settings. A decision reads two small hashes, a fraction of
+// a millisecond of Redis time; these settings bound what a sick Redis can
+// cost it, so that it fails fast with codes.Unavailable (the caller retries,
+// on another Arbiter or later) rather than waiting out its deadline, and
+// keep connection set-up off the decision path.
+const (
+	// redisDialTimeout bounds connecting. On a LAN a dial takes well under
+	// a millisecond; a host that is gone without a reset (power loss, a
+	// partition) would otherwise hold decisions for go-redis's 5 s default.
+	redisDialTimeout = time.Second
+	// redisDialAttempts is how often one connection is dialled before the
+	// command fails (go-redis's default is 5, 100 ms apart). The command
+	// is retried anyway: by go-redis's MaxRetries on a single Redis, and on
+	// a cluster after re-reading the slot map, which is what recovers from
+	// a failover; dialling a dead node again only delays that. (The
+	// auto-pipeline's 3 s batch timeout was reached before a Redis that is
+	// down was reported as such: the caller got DeadlineExceeded instead of
+	// Unavailable.)
+	redisDialAttempts = 1
+	// redisIOTimeout bounds waiting for a reply or writing a request
+	// (ReadTimeout, WriteTimeout; default 5 s). The longest reply Arbiter
+	// waits for, an import batch of 512 profile scripts, takes about 10 ms.
+	// go-redis bounds socket I/O by these and not by each call's context
+	// (ContextTimeoutEnabled stays false), so that a caller's short
+	// deadline does not close a healthy connection in mid-reply and push a
+	// new dial and handshake onto the next decision.
+	redisIOTimeout = 2 * time.Second
+	// redisMinIdleConns connections are kept open (per node on a cluster)
+	// so that a burst of decisions after a quiet spell does not wait for
+	// TCP and HELLO handshakes. Four is the default number of
+	// auto-pipelining workers, each of which holds one connection per node
+	// while its batch is in flight. The pool itself keeps go-redis's
+	// default size (10 per CPU on a single Redis, 5 per CPU per cluster
+	// node), far above what the pipelined decision path uses.
+	redisMinIdleConns = 4
+	// redisClusterReloadInterval is how old go-redis lets its copy of the
+	// cluster's slot map get (default 60 s) before re-reading it (CLUSTER
+	// SLOTS, to one node, in the background). go-redis also re-reads it at
+	// once on a MOVED or ASK reply, but not when a node stops answering: a
+	// failed master's slots would stay routed to it, and fail, until the
+	// next reload. reloadOnConnError below covers that case; this interval
+	// bounds how stale the map can get otherwise.
+	redisClusterReloadInterval = 5 * time.Second
+)
+
+// newRedis returns the client the configuration asks for: a Redis Cluster
+// client when cfg.RedisCluster is set (never guessed from the addresses,
+// which parseConfig checks), else a client of the one server.
 func newRedis(cfg Config) redis.UniversalClient {
 	addrs := strings.Split(cfg.RedisAddr, ",")
 	if cfg.RedisCluster {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Password: cfg.RedisPassword})
+		cc := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:         addrs,
+			Password:      cfg.RedisPassword,
+			DialTimeout:   redisDialTimeout,
+			DialerRetries: redisDialAttempts,
+			ReadTimeout:   redisIOTimeout,
+			WriteTimeout:  redisIOTimeout,
+			MinIdleConns:  redisMinIdleConns,
+			// Reads go to masters only (ReadOnly, RouteByLatency and
+			// RouteRandomly stay off): replication is asynchronous, and
+			// a replica may not have an opt-out its master acknowledged.
+			//
+			// Up to 3 redirects or retries per command (the default): a
+			// MOVED or ASK while slots migrate, or a retry after a
+			// connection error, each with the slot map as last read. On a
+			// connection error go-redis backs off at most 30, 50 and
+			// 90 ms (MinRetryBackoff 10 ms, doubled, jittered), so a
+			// command for a dead master fails within about 200 ms, and
+			// the slot map its failure has go-redis re-read
+			// (reloadOnConnError) is what the next decision uses.
+			MaxRedirects:               3,
+			ClusterStateReloadInterval: redisClusterReloadInterval,
+		})
+		cc.AddHook(reloadOnConnError{cc})
+		return cc
 	}
-	return redis.NewClient(&redis.Options{Addr: addrs[0], Password: cfg.RedisPassword})
+	return redis.NewClient(&redis.Options{
+		Addr:          addrs[0],
+		Password:      cfg.RedisPassword,
+		DialTimeout:   redisDialTimeout,
+		DialerRetries: redisDialAttempts,
+		ReadTimeout:   redisIOTimeout,
+		WriteTimeout:  redisIOTimeout,
+		MinIdleConns:  redisMinIdleConns,
+	})
+}
+
+// reloadOnConnError makes a ClusterClient re-read the slot map as soon as a
+// command or pipeline fails for want of a connection: a node refused, reset
+// or timed out. When a master dies, its replica is promoted within a couple
+// of seconds (cluster-node-timeout plus the election), but nothing tells
+// go-redis: the dead node sends no MOVED. Without this the failed-over
+// slots would stay unreachable until the periodic reload. ReloadState is
+// cheap to call often: go-redis runs one reload at a time, at most one every
+// 200 ms, in the background.
+type reloadOnConnError struct{ cc *redis.ClusterClient }
+
+func (h reloadOnConnError) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnConnError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if isConnError(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadOnConnError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if isConnError(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+// isConnError reports whether err says a node could not be reached or
+// stopped answering, as opposed to a reply from Redis (MOVED and ASK
+// already reload the slot map) or the caller's context ending.
+func isConnError(err error) bool {
+	var reply redis.Error
+	var op *net.OpError
+	switch {
+	case err == nil, errors.As(err, &reply):
+		return false
+	case errors.As(err, &op): // refused, reset, i/o timeout
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func loadDefinitions(cfg Config) (*catalog.Catalog, *scoring.Model, *consent.Policy, error) {

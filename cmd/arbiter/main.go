@@ -48,6 +48,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, newLogger(cfg.LogLevel))
+	}
 	m := NewMain(cfg, newLogger(cfg.LogLevel))
 	if err := m.Run(ctx); err != nil {
 		m.Close()

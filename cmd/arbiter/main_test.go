@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,9 +23,29 @@ import (
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
-var redisAddr string
+// backends are the Redis deployments the end-to-end suite runs on: a
+// single redis-server and a Redis Cluster of 3 masters with a replica each.
+var backends []redistest.Backend
 
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainBackends(m, &backends)) }
+
+// eachBackend runs test once per backend, as a subtest named after it; it
+// skips (fails, in CI) a backend whose binaries are missing.
+func eachBackend(t *testing.T, test func(t *testing.T, b redistest.Backend)) {
+	for _, b := range backends {
+		t.Run(b.Name, func(t *testing.T) {
+			if b.Cluster {
+				redistest.RequireCluster(t)
+			} else {
+				redistest.Require(t)
+			}
+			test(t, b)
+		})
+	}
+}
+
+// embedded is no Redis: start runs the server on its embedded demo store.
+var embedded = redistest.Backend{}
 
 // roundTrips counts the Redis round trips a client makes: one per command
 // sent on its own, one per pipeline. The handshake go-redis runs on a new
@@ -35,7 +56,9 @@ func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next 
 func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		switch cmd.Name() {
-		case "hello", "client", "auth":
+		// The connection handshake, and the slot map a cluster client
+		// re-reads now and then: never a decision's work.
+		case "hello", "client", "auth", "cluster":
 		default:
 			r.n.Add(1)
 		}
@@ -52,17 +75,21 @@ type testServer struct {
 	trips  *roundTrips
 }
 
-// start runs the real server program against addr ("" for the embedded
-// demo store) with a demo population of n HCPs, and a client for it.
-func start(t *testing.T, addr string, n int) *testServer {
+// start runs the real server program against backend b (embedded for the
+// embedded demo store) with a demo population of n HCPs, and a client for
+// it.
+func start(t *testing.T, b redistest.Backend, n int) *testServer {
 	t.Helper()
-	cfg, err := parseConfig("test", []string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}, func(string) string { return "" })
+	args := []string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}
+	if len(b.Addrs) > 0 {
+		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster))
+	}
+	cfg, err := parseConfig("test", args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if addr != "" {
-		cfg.RedisAddr = addr
+	if cfg.RedisAddr != "" {
 		cfg.RedisPrefix = "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
 		if err := Seed(context.Background(), cfg, logger); err != nil {
 			t.Fatalf("seed: %v", err)
@@ -95,9 +122,10 @@ func fmtInt(n int) string {
 	return string(b)
 }
 
-func TestDecideOptOutEventEndToEnd(t *testing.T) {
-	redistest.Require(t)
-	ts := start(t, redisAddr, 200)
+func TestDecideOptOutEventEndToEnd(t *testing.T) { eachBackend(t, testDecideOptOutEventEndToEnd) }
+
+func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend) {
+	ts := start(t, b, 200)
 	ctx := context.Background()
 	c := ts.client
 
@@ -204,29 +232,48 @@ func TestDecideOptOutEventEndToEnd(t *testing.T) {
 	}
 }
 
-func TestOneRedisRoundTripPerDecide(t *testing.T) {
-	redistest.Require(t)
-	ts := start(t, redisAddr, 20)
+func TestOneRedisRoundTripPerDecide(t *testing.T) { eachBackend(t, testOneRedisRoundTripPerDecide) }
+
+func testOneRedisRoundTripPerDecide(t *testing.T, b redistest.Backend) {
+	ts := start(t, b, 20)
 	ctx := context.Background()
 	// Warm the connection pool: a new connection's handshake is not a
 	// decision's work.
 	if _, err := ts.client.Decide(ctx, "HCP-000007", client.DecideOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// On a cluster, the hook Main adds to the ClusterClient sees each
+	// pipeline once, before go-redis splits it by node; what goes over the
+	// network is seen by hooks on the node clients. Count both: a decision
+	// is one pipeline, to the one node that owns the HCP's slot.
+	nodeTrips := &roundTrips{}
+	if cc, ok := ts.rdb.(*redis.ClusterClient); ok {
+		err := cc.ForEachShard(ctx, func(_ context.Context, node *redis.Client) error {
+			node.AddHook(nodeTrips)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, opts := range []client.DecideOptions{{}, {Limit: 10, Explain: true}, {Channels: []arbiter.Channel{arbiter.Email}}} {
-		before := ts.trips.n.Load()
+		before, nodeBefore := ts.trips.n.Load(), nodeTrips.n.Load()
 		if _, err := ts.client.Decide(ctx, "HCP-000007", opts); err != nil {
 			t.Fatal(err)
 		}
 		if got := ts.trips.n.Load() - before; got != 1 {
 			t.Errorf("Decide(%+v) made %d Redis round trips, want 1", opts, got)
 		}
+		if got := nodeTrips.n.Load() - nodeBefore; b.Cluster && got != 1 {
+			t.Errorf("Decide(%+v) made %d round trips to cluster nodes, want 1", opts, got)
+		}
 	}
 }
 
-func TestBadInput(t *testing.T) {
-	redistest.Require(t)
-	ts := start(t, redisAddr, 5)
+func TestBadInput(t *testing.T) { eachBackend(t, testBadInput) }
+
+func testBadInput(t *testing.T, b redistest.Backend) {
+	ts := start(t, b, 5)
 	ctx := context.Background()
 	many := make([]string, 1001)
 	for i := range many {
@@ -279,9 +326,10 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 func (rawCodec) Name() string { return "proto" }
 
-func TestBadUTF8IsInvalidArgument(t *testing.T) {
-	redistest.Require(t)
-	ts := start(t, redisAddr, 5)
+func TestBadUTF8IsInvalidArgument(t *testing.T) { eachBackend(t, testBadUTF8IsInvalidArgument) }
+
+func testBadUTF8IsInvalidArgument(t *testing.T, b redistest.Backend) {
+	ts := start(t, b, 5)
 	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +369,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.Stop()
-	ts := start(t, rs.Addr, 5)
+	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5)
 	ctx := context.Background()
 	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
 		t.Fatalf("decide with Redis up: %v", err)
@@ -342,7 +390,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 }
 
 func TestEmbeddedDemoStoreAndHealth(t *testing.T) {
-	ts := start(t, "", 100)
+	ts := start(t, embedded, 100)
 	ctx := context.Background()
 	d, err := ts.client.Decide(ctx, "HCP-000042", client.DecideOptions{Caller: arbiter.CallerRepTool, Explain: true})
 	if err != nil {

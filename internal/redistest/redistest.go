@@ -6,6 +6,12 @@
 // not installed the tests are skipped on a developer machine and fail in CI
 // (the CI environment variable is set), so that CI never passes by testing
 // nothing.
+//
+// A suite runs on several backends (MainBackends, Backend): a single
+// redis-server and a Redis Cluster of redis-server processes created with
+// redis-cli (StartCluster), whose masters a test can kill to watch a
+// failover (Cluster.KillMasterFor, Cluster.WaitForNewMaster). Waiting is
+// readiness polling with a bounded deadline, never a sleep.
 package redistest
 
 import (
@@ -206,7 +212,80 @@ func Main(m *testing.M, addr *string) int {
 	return m.Run()
 }
 
+// Backend is a Redis that a storage suite runs against: "one suite,
+// several backends", so that the store is proven on a single Redis and on a
+// Redis Cluster alike.
+type Backend struct {
+	Name    string   // "redis" or "cluster": the t.Run name
+	Addrs   []string // the server, or the cluster's nodes (seeds)
+	Cluster bool     // Addrs are Redis Cluster nodes
+}
+
+// Client returns a client of the backend and a key prefix unique to the
+// test, closed when the test ends. It skips the test (fails it in CI) when
+// redis-server, or for a cluster redis-cli, is missing.
+func (b Backend) Client(tb testing.TB) (redis.UniversalClient, string) {
+	tb.Helper()
+	if !b.Cluster {
+		if len(b.Addrs) == 0 {
+			Require(tb)
+			tb.Fatal("redistest: no server address (TestMain must call redistest.MainBackends)")
+		}
+		return Client(tb, b.Addrs[0])
+	}
+	RequireCluster(tb)
+	if len(b.Addrs) == 0 {
+		tb.Fatal("redistest: no cluster (TestMain must call redistest.MainBackends)")
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: b.Addrs})
+	tb.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		tb.Fatalf("redistest: ping cluster: %v", err)
+	}
+	return rdb, newPrefix(tb)
+}
+
+// MainBackends is for TestMain: it starts a single redis-server and a Redis
+// Cluster of 3 masters with a replica each, sets *backends to the two, runs
+// the tests and stops the servers. Without redis-server (or redis-cli, for
+// the cluster) outside CI the backends are still set, with no address, and
+// their Client skips the test; in CI that fails.
+func MainBackends(m *testing.M, backends *[]Backend) int {
+	single := Backend{Name: "redis"}
+	cluster := Backend{Name: "cluster", Cluster: true}
+	if Binary() == "" || CLIBinary() == "" {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "redis-server or redis-cli is not installed; CI must install them")
+			return 1
+		}
+	}
+	if Binary() != "" {
+		s, err := Start()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer s.Stop()
+		single.Addrs = []string{s.Addr}
+	}
+	if Binary() != "" && CLIBinary() != "" {
+		c, err := StartCluster(3, 1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer c.Stop()
+		cluster.Addrs = c.Addrs()
+	}
+	*backends = []Backend{single, cluster}
+	return m.Run()
+}
+
 var prefixSeq atomic.Int64
+
+func newPrefix(tb testing.TB) string {
+	return fmt.Sprintf("t%d%s", prefixSeq.Add(1), sanitize(tb.Name()))
+}
 
 // Client returns a client for addr and a key prefix unique to the test, so
 // tests can share one server and run in parallel. The client is closed when
@@ -222,8 +301,7 @@ func Client(tb testing.TB, addr string) (*redis.Client, string) {
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		tb.Fatalf("redistest: ping: %v", err)
 	}
-	prefix := fmt.Sprintf("t%d%s", prefixSeq.Add(1), sanitize(tb.Name()))
-	return rdb, prefix
+	return rdb, newPrefix(tb)
 }
 
 func sanitize(name string) string {

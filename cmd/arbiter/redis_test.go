@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cluster mode is what the configuration says, never guessed from the
+// addresses.
+func TestRedisModeIsExplicit(t *testing.T) {
+	// Loopback addresses only: a single-node client dials its idle
+	// connections as soon as it is made.
+	const seeds = "127.0.0.1:1,127.0.0.1:2"
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantErr     string // in the error; "" for none
+		wantCluster bool
+	}{
+		{"one address", []string{"-redis-addr", "127.0.0.1:1"}, nil, "", false},
+		{"seeds without cluster mode", []string{"-redis-addr", seeds}, nil, "-redis-cluster", false},
+		{"seeds with the flag", []string{"-redis-addr", seeds, "-redis-cluster"}, nil, "", true},
+		{"one seed with the flag", []string{"-redis-addr", "127.0.0.1:1", "-redis-cluster"}, nil, "", true},
+		{"seeds with the environment", nil, map[string]string{"ARBITER_REDIS_ADDR": seeds, "ARBITER_REDIS_CLUSTER": "true"}, "", true},
+		{"flag over the environment", []string{"-redis-cluster=false"},
+			map[string]string{"ARBITER_REDIS_ADDR": "127.0.0.1:1", "ARBITER_REDIS_CLUSTER": "true"}, "", false},
+		{"cluster variable not a boolean", nil, map[string]string{"ARBITER_REDIS_CLUSTER": "yes"}, "ARBITER_REDIS_CLUSTER", false},
+		{"address without a port", []string{"-redis-addr", "127.0.0.1"}, nil, "host:port", false},
+		{"empty seed", []string{"-redis-addr", "127.0.0.1:1,", "-redis-cluster"}, nil, "address 2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig("test", tt.args, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseConfig() error = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseConfig() error = %v", err)
+			}
+			rdb := newRedis(cfg)
+			defer rdb.Close()
+			if _, got := rdb.(*redis.ClusterClient); got != tt.wantCluster {
+				t.Errorf("newRedis() is a cluster client: %v, want %v", got, tt.wantCluster)
+			}
+		})
+	}
+}
+
+// replyErr is an error reply from a Redis server, as go-redis returns it.
+type replyErr string
+
+func (e replyErr) Error() string { return string(e) }
+func (replyErr) RedisError()     {}
+
+func TestIsConnError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"none", nil, false},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, true},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, true},
+		{"closed by the node", io.EOF, true},
+		{"closed in mid-reply, wrapped", fmt.Errorf("pipeline: %w", io.ErrUnexpectedEOF), true},
+		{"MOVED reply: go-redis reloads itself", replyErr("MOVED 3999 127.0.0.1:6381"), false},
+		{"cluster down reply", replyErr("CLUSTERDOWN The cluster is down"), false},
+		{"caller gave up", context.Canceled, false},
+		{"caller's deadline", context.DeadlineExceeded, false},
+		{"client closed", redis.ErrClosed, false},
+		{"pool exhausted", redis.ErrPoolTimeout, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isConnError(tt.err); got != tt.want {
+				t.Errorf("isConnError(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
