@@ -152,6 +152,7 @@ func supersedes(r, cur *Record) bool {
 //     empty or equal to the query's, the most specific level decides
 //     (address, then topic, then channel); within it the most recently
 //     captured record, and at equal capture times the most restrictive.
+//     A broader opt-out captured at or after that record withdraws it.
 //  4. That record decides: opt-out, pending and expired opt-ins deny; an
 //     opt-in allows.
 //  5. No matching record: the market's default for the channel.
@@ -169,6 +170,8 @@ func (p *Policy) Evaluate(s *State, q Query) Verdict {
 	}
 
 	best, bestLevel := -1, levelNone
+	// The most recent opt-out at each level, for the withdrawal rule below.
+	optOut := [levelAddress + 1]int{-1, -1, -1}
 	for i := range s.Records {
 		r := &s.Records[i]
 		if r.Channel != q.Channel {
@@ -185,6 +188,21 @@ func (p *Policy) Evaluate(s *State, q Query) Verdict {
 		}
 		if level > bestLevel || level == bestLevel && supersedes(r, &s.Records[best]) {
 			best, bestLevel = i, level
+		}
+		if r.Status == OptOut && (optOut[level] < 0 || r.CapturedAt.After(s.Records[optOut[level]].CapturedAt)) {
+			optOut[level] = i
+		}
+	}
+
+	// Withdrawal: the most specific level decides, but a broader opt-out
+	// captured at or after the deciding record still withdraws it ("stop
+	// all promotional email" after an opt-in for one address or topic).
+	// Fail closed: of two readings of rule 3, the one that denies.
+	if best >= 0 && s.Records[best].Status != OptOut {
+		for level := levelChannel; level < bestLevel; level++ {
+			if o := optOut[level]; o >= 0 && !s.Records[o].CapturedAt.Before(s.Records[best].CapturedAt) {
+				return Verdict{Outcome: DeniedOptOut, Record: o}
+			}
 		}
 	}
 
