@@ -16,9 +16,9 @@ import (
 // (see bench/RESULTS.md). Under low load a batch holds one load and nothing
 // waits: a worker sends whatever is queued the moment it is free.
 //
-// In cluster mode go-redis splits a pipeline by node, so a batch costs one
-// round trip per node it touches, and an error on one node fails only the
-// loads routed to it.
+// In cluster mode a batch is sent as one pipeline per master it touches
+// (execPerNode), so an error or a hang on one node fails only the loads
+// routed to it.
 type loader struct {
 	rdb      redis.UniversalClient
 	queue    chan *loadCall
@@ -105,15 +105,53 @@ func (l *loader) run() {
 func (l *loader) exec(batch []*loadCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
+	if cc, ok := l.rdb.(*redis.ClusterClient); ok && len(batch) > 1 {
+		l.execPerNode(ctx, cc, batch)
+	} else {
+		l.execOne(ctx, batch)
+	}
+	for _, c := range batch {
+		c.done <- struct{}{}
+	}
+}
+
+// execOne sends the batch in one pipeline. Errors are per command.
+func (l *loader) execOne(ctx context.Context, batch []*loadCall) {
 	pipe := l.rdb.Pipeline()
 	for _, c := range batch {
 		c.profile = pipe.HGetAll(ctx, c.profileKey)
 		c.consent = pipe.HGetAll(ctx, c.consentKey)
 	}
-	// Errors are per command: in cluster mode a failed node fails only
-	// the loads routed to it.
 	pipe.Exec(ctx)
+}
+
+// execPerNode sends one pipeline per master, side by side. A single
+// cluster pipeline would also be split by node, but when one node hangs
+// and the batch's deadline cuts go-redis's retries, go-redis marks every
+// command of the pipeline with the timeout, including the answers healthy
+// nodes already gave: a hung master would fail decisions for HCPs on the
+// others. Separate pipelines confine it to its own HCPs. Each is still a
+// cluster pipeline, so MOVED and ASK redirects are followed as usual.
+func (l *loader) execPerNode(ctx context.Context, cc *redis.ClusterClient, batch []*loadCall) {
+	groups := map[*redis.Client][]*loadCall{}
 	for _, c := range batch {
-		c.done <- struct{}{}
+		node, err := cc.MasterForKey(ctx, c.profileKey)
+		if err != nil {
+			node = nil // unknown slot owner: let the cluster pipeline route it
+		}
+		groups[node] = append(groups[node], c)
 	}
+	if len(groups) == 1 {
+		l.execOne(ctx, batch)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, calls := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.execOne(ctx, calls)
+		}()
+	}
+	wg.Wait()
 }
