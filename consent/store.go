@@ -21,11 +21,17 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	clock  func() time.Time
+	// replicas > 0: a write is acknowledged only once that many replicas
+	// have it (WAIT), within replicaTimeout.
+	replicas       int
+	replicaTimeout time.Duration
 }
 
 type options struct {
-	prefix string
-	clock  func() time.Time
+	prefix         string
+	clock          func() time.Time
+	replicas       int
+	replicaTimeout time.Duration
 }
 
 // Option configures a Store.
@@ -42,6 +48,18 @@ func WithClock(clock func() time.Time) Option {
 	return func(o *options) { o.clock = clock }
 }
 
+// WithReplicaAck makes every write wait until n replicas of the HCP's
+// master have it (Redis WAIT on the connection that wrote), for at most
+// timeout. Replication is asynchronous: without this, a consent change
+// acknowledged just before its master dies can be missing on the promoted
+// replica. When fewer replicas confirm in time, the write is reported as
+// failed (arbiter.ErrUnavailable) although the master has it: the caller
+// retries, and the retry is merged and ledgered as a repeat. Default 0 (no
+// wait), for a Redis without replicas.
+func WithReplicaAck(n int, timeout time.Duration) Option {
+	return func(o *options) { o.replicas, o.replicaTimeout = n, timeout }
+}
+
 // NewStore returns a Store using rdb, which may be a single Redis, a Redis
 // Cluster or miniredis.
 func NewStore(rdb redis.UniversalClient, opts ...Option) *Store {
@@ -49,7 +67,7 @@ func NewStore(rdb redis.UniversalClient, opts ...Option) *Store {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Store{rdb: rdb, prefix: o.prefix, clock: o.clock}
+	return &Store{rdb: rdb, prefix: o.prefix, clock: o.clock, replicas: o.replicas, replicaTimeout: o.replicaTimeout}
 }
 
 const (
@@ -165,7 +183,13 @@ func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComp
 	}
 
 	keys := []string{Key(s.prefix, hcpID), ledgerKey(s.prefix, hcpID)}
-	res, err := setScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	var res []int64
+	var err error
+	if s.replicas > 0 {
+		res, err = s.runReplicated(ctx, hcpID, keys, args)
+	} else {
+		res, err = setScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return nil, storageErr("set", hcpID, err)
 	}
@@ -177,6 +201,44 @@ func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComp
 		entries[i].Applied = res[2*i+1] == 1
 	}
 	return entries, nil
+}
+
+// runReplicated runs set.lua and WAIT in one pipeline on the HCP's
+// master, so that WAIT covers the connection's own write.
+func (s *Store) runReplicated(ctx context.Context, hcpID string, keys []string, args []any) ([]int64, error) {
+	node, ok := s.rdb.(*redis.Client)
+	if cc, isCluster := s.rdb.(*redis.ClusterClient); isCluster {
+		var err error
+		if node, err = cc.MasterForKey(ctx, keys[0]); err != nil {
+			return nil, err
+		}
+		ok = true
+	}
+	if !ok {
+		return nil, fmt.Errorf("replica acknowledgement needs a single Redis or a Redis Cluster client, not %T", s.rdb)
+	}
+	var set *redis.Cmd
+	var wait *redis.Cmd
+	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = setScript.Eval(ctx, p, keys, args...)
+		wait = p.Do(ctx, "WAIT", s.replicas, s.replicaTimeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := set.Int64Slice()
+	if err != nil {
+		return nil, err
+	}
+	got, err := wait.Int64()
+	if err != nil {
+		return nil, err
+	}
+	if got < int64(s.replicas) {
+		return nil, fmt.Errorf("only %d of %d replicas confirmed the write in time", got, s.replicas)
+	}
+	return res, nil
 }
 
 // Get returns a recipient's current consent. A recipient with nothing

@@ -119,6 +119,12 @@ func WithAutoPipeline(workers, maxBatch int, timeout time.Duration) Option {
 	return func(s *Store) { s.pipeWorkers, s.pipeBatch, s.pipeTimeout = workers, maxBatch, timeout }
 }
 
+// WithConsentStore sets the consent store that Import and unsubscribe
+// events write through (default: a consent.Store on the same client,
+// prefix and clock). Pass the server's own, so that its settings (replica
+// acknowledgement) apply to every consent write.
+func WithConsentStore(cs *consent.Store) Option { return func(s *Store) { s.consent = cs } }
+
 // NewStore returns a Store on rdb, which may be a single Redis, a Redis
 // Cluster or miniredis. Import writes consent through a consent.Store on the
 // same client, prefix and clock. NewStore panics on an invalid option (an
@@ -154,7 +160,9 @@ func NewStore(rdb redis.UniversalClient, opts ...Option) *Store {
 		s.loader = newLoader(rdb, s.pipeWorkers, s.pipeBatch, s.pipeTimeout)
 	}
 	s.halfLifeMs = float64(s.halfLife) / float64(time.Millisecond)
-	s.consent = consent.NewStore(rdb, consent.WithPrefix(s.prefix), consent.WithClock(s.now))
+	if s.consent == nil {
+		s.consent = consent.NewStore(rdb, consent.WithPrefix(s.prefix), consent.WithClock(s.now))
+	}
 	return s
 }
 

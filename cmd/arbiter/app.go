@@ -24,6 +24,10 @@ import (
 	"github.com/arbiter-nba/arbiter/server"
 )
 
+// consentReplicaTimeout bounds how long a consent write waits for its
+// replicas (-consent-replicas) before it is reported as failed.
+const consentReplicaTimeout = 2 * time.Second
+
 // Main is the server program: configuration in, a serving gRPC server out.
 // End-to-end tests run it exactly as the binary does, on 127.0.0.1:0.
 type Main struct {
@@ -73,13 +77,17 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, h := range m.redisHooks {
 		m.rdb.AddHook(h)
 	}
-	fopts := []features.Option{features.WithPrefix(m.cfg.RedisPrefix)}
+	copts := []consent.Option{consent.WithPrefix(m.cfg.RedisPrefix)}
+	if m.cfg.ConsentReplicas > 0 {
+		copts = append(copts, consent.WithReplicaAck(m.cfg.ConsentReplicas, consentReplicaTimeout))
+	}
+	cs := consent.NewStore(m.rdb, copts...)
+	fopts := []features.Option{features.WithPrefix(m.cfg.RedisPrefix), features.WithConsentStore(cs)}
 	if m.cfg.PipelineWorkers > 0 {
 		fopts = append(fopts, features.WithAutoPipeline(m.cfg.PipelineWorkers, 128, 3*time.Second))
 	}
 	m.fs = features.NewStore(m.rdb, fopts...)
 	fs := m.fs
-	cs := consent.NewStore(m.rdb, consent.WithPrefix(m.cfg.RedisPrefix))
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = fs.Ping(pingCtx)
 	cancel()

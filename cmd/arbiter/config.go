@@ -29,6 +29,9 @@ type Config struct {
 	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
 	// (features.WithAutoPipeline); 0 gives each decision its own.
 	PipelineWorkers int
+	// ConsentReplicas > 0: a consent change is acknowledged only once that
+	// many replicas have it (Redis WAIT).
+	ConsentReplicas int
 	// AccessLog logs every call, not only failures.
 	AccessLog bool
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
@@ -60,7 +63,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline, workers string
+	var demoSize, grace, deadline, workers, replicas string
+	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
@@ -83,6 +87,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	}
 	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 999999 {
 		return c, fmt.Errorf("demo-size: want 1 to 999999, got %q", demoSize)
+	}
+	if c.ConsentReplicas, err = strconv.Atoi(replicas); err != nil || c.ConsentReplicas < 0 || c.ConsentReplicas > 16 {
+		return c, fmt.Errorf("consent-replicas: want 0 to 16, got %q", replicas)
 	}
 	if c.PipelineWorkers, err = strconv.Atoi(workers); err != nil || c.PipelineWorkers < 0 || c.PipelineWorkers > 64 {
 		return c, fmt.Errorf("pipeline-workers: want 0 to 64, got %q", workers)

@@ -78,9 +78,9 @@ type testServer struct {
 // start runs the real server program against backend b (embedded for the
 // embedded demo store) with a demo population of n HCPs, and a client for
 // it.
-func start(t *testing.T, b redistest.Backend, n int) *testServer {
+func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServer {
 	t.Helper()
-	args := []string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}
+	args := append([]string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}, flags...)
 	if len(b.Addrs) > 0 {
 		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster))
 	}
