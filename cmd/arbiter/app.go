@@ -14,6 +14,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
@@ -104,7 +105,11 @@ func (m *Main) Run(ctx context.Context) error {
 	engine := decision.New(fs, model, cat, policy)
 	m.srv = server.New(engine, fs, cs, server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
 		server.WithAccessLog(m.cfg.AccessLog))
-	m.grpc = m.srv.NewGRPCServer()
+	// Connections are recycled now and then (with a grace period for calls
+	// in flight) so that clients balancing over DNS find new instances.
+	m.grpc = m.srv.NewGRPCServer(grpc.KeepaliveParams(keepalive.ServerParameters{
+		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
+	}))
 	m.lis, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

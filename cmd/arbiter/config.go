@@ -29,6 +29,8 @@ type Config struct {
 	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
 	// (features.WithAutoPipeline); 0 gives each decision its own.
 	PipelineWorkers int
+	// MaxConnectionAge recycles client connections, for DNS balancing.
+	MaxConnectionAge time.Duration
 	// ConsentReplicas > 0: a consent change is acknowledged only once that
 	// many replicas have it (Redis WAIT).
 	ConsentReplicas int
@@ -63,7 +65,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline, workers, replicas string
+	var demoSize, grace, deadline, workers, replicas, connAge string
+	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
@@ -87,6 +90,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	}
 	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 999999 {
 		return c, fmt.Errorf("demo-size: want 1 to 999999, got %q", demoSize)
+	}
+	if c.MaxConnectionAge, err = time.ParseDuration(connAge); err != nil || c.MaxConnectionAge <= 0 {
+		return c, fmt.Errorf("max-connection-age: want a positive duration, got %q", connAge)
 	}
 	if c.ConsentReplicas, err = strconv.Atoi(replicas); err != nil || c.ConsentReplicas < 0 || c.ConsentReplicas > 16 {
 		return c, fmt.Errorf("consent-replicas: want 0 to 16, got %q", replicas)
