@@ -36,11 +36,13 @@ proto:
 proto-check: proto
 	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
 
-# Micro benchmarks (scoring, consent, store).
+# Micro benchmarks (scoring, decision, consent, features store; the store's
+# start their own redis-server).
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./consent/ ./decision/
+	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./decision/ ./consent/ ./features/
 
-# End-to-end load benchmark with ghz against a real redis-server.
+# End-to-end load benchmark with ghz against its own redis-server; writes
+# bench/out/latest.md. Knobs: see bench/README.md (BENCH_DURATION=5s ...).
 bench:
 	bench/run.sh
 
