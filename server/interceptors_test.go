@@ -108,3 +108,24 @@ func BenchmarkInterceptors(b *testing.B) {
 		})
 	}
 }
+
+func TestIDProblem(t *testing.T) {
+	tests := []struct {
+		id, want string
+	}{
+		{"email-congress-invite", ""},
+		{"", "required"},
+		{strings.Repeat("x", 129), "must be at most 128 bytes, got 129"},
+		{"a\x00b", "must not contain control characters"},
+		{"a\x7fb", "must not contain control characters"},
+		{"caf\u00e9", ""},
+		{"a\u0085b", "must not contain control characters"}, // C1 control, non-ASCII
+		{"a\xffb", "must be valid UTF-8"},
+		{"a\ufffdb", "must be valid UTF-8"},
+	}
+	for _, tt := range tests {
+		if got := idProblem(tt.id, true); got != tt.want {
+			t.Errorf("idProblem(%q) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+}

@@ -59,10 +59,20 @@ func idProblem(v string, required bool) string {
 		return "required"
 	case len(v) > maxIDLength:
 		return fmt.Sprintf("must be at most %d bytes, got %d", maxIDLength, len(v))
-	case badUTF8(v):
-		return "must be valid UTF-8"
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return "must not contain control characters"
+	}
+	// One pass; ids are nearly always printable ASCII.
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return "must not contain control characters"
+		} else if c >= utf8.RuneSelf {
+			if badUTF8(v) {
+				return "must be valid UTF-8"
+			}
+			if strings.ContainsFunc(v, unicode.IsControl) {
+				return "must not contain control characters"
+			}
+			return ""
+		}
 	}
 	return ""
 }
