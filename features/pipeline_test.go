@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
@@ -101,15 +98,7 @@ func testAutoPipelineCallerGivesUp(t *testing.T, b redistest.Backend) {
 }
 
 func TestAutoPipelineRedisDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
-	s := NewStore(rdb, WithAutoPipeline(2, 8, time.Second))
+	s := NewStore(unreachableClient(t), WithAutoPipeline(2, 8, time.Second))
 	t.Cleanup(s.Close)
 	if _, err := s.Load(context.Background(), "hcp-1", t0); !errors.Is(err, arbiter.ErrUnavailable) {
 		t.Errorf("Load with Redis down: err = %v, want ErrUnavailable", err)

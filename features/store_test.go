@@ -673,8 +673,10 @@ func testLoadOneRoundTrip(t *testing.T, b redistest.Backend) {
 	}
 }
 
-func TestRedisUnavailable(t *testing.T) {
-	// A port nothing listens on.
+// unreachableClient returns a client of a loopback port nothing listens on,
+// failing fast: no retries, one dial attempt.
+func unreachableClient(t *testing.T) *redis.Client {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -683,6 +685,11 @@ func TestRedisUnavailable(t *testing.T) {
 	l.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
 	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	rdb := unreachableClient(t)
 	c := &clock{t: t0}
 	s := NewStore(rdb, WithClock(c.now))
 	ctx := context.Background()
