@@ -2,19 +2,31 @@
 # End-to-end load benchmark of Arbiter (see bench/README.md).
 #
 # Starts its own redis-server on a free loopback port, seeds the demo
-# population, starts the real server and the I/O-floor server against it,
-# and drives three scenarios with ghz (and, as a cross-check, with
-# bench/probe), interleaved per concurrency level:
+# population, writes a large deterministic catalog (bench/catalog), starts
+# the real server on it and the I/O-floor server against the same Redis,
+# and drives these scenarios with ghz (and, as a cross-check, with
+# bench/probe), interleaved per concurrency level, all with the same
+# settings:
 #
-#   B0  grpc.health.v1.Health/Check on the real server  (the ceiling)
-#   B2  nba.v1.DecisionService/Decide on bench/floor    (Redis load only)
-#   D   nba.v1.DecisionService/Decide on the real server (the product)
+#   B0    grpc.health.v1.Health/Check on the real server      (the ceiling)
+#   B2    nba.v1.DecisionService/Decide on bench/floor        (Redis load only)
+#   D(N)  nba.v1.DecisionService/Decide on the real server, N candidates,
+#         for each N in BENCH_CANDIDATES                      (the product)
 #
-# Writes bench/out/latest.md (table, bars, command, machine) and prints it;
-# one JSON report per run goes to bench/out/raw/. Stops everything it
-# started on exit. Knobs (environment, defaults below): BENCH_DURATION,
+# then measures Redis alone with Decide's command mix (redis-benchmark,
+# pipelined HGETALL of a profile hash and a consent hash), and, with
+# BENCH_SCALE=1, seeds BENCH_SCALE_HCPS HCPs into a second redis-server and
+# compares D(BENCH_SCALE_CANDIDATES) on the small and the large store.
+#
+# Writes bench/out/latest.md (tables, bars, command, machine) and
+# bench/out/scaling.svg (rps and p99 against N) and prints the former; one
+# JSON report per run goes to bench/out/raw/. Stops everything it started
+# on exit. Knobs (environment, defaults below): BENCH_DURATION,
 # BENCH_WARMUP, BENCH_CONCURRENCY, BENCH_CONNECTIONS, BENCH_HCPS,
-# BENCH_CANDIDATES, BENCH_PIPELINE_WORKERS, BENCH_PROBE, BENCH_OUT,
+# BENCH_CANDIDATES, BENCH_FLOOR_CANDIDATES, BENCH_CATALOG_ACTIONS,
+# BENCH_REQUESTS, BENCH_KEYS, BENCH_PIPELINE_WORKERS, BENCH_PROBE,
+# BENCH_REDIS_BENCHMARK, BENCH_SCALE, BENCH_SCALE_HCPS,
+# BENCH_SCALE_CANDIDATES, BENCH_SCALE_CONCURRENCY, BENCH_OUT,
 # BENCH_FLOOR_CPUPROFILE.
 set -euo pipefail
 
@@ -32,10 +44,19 @@ BENCH_WARMUP=${BENCH_WARMUP:-10s}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1 16 50}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-4}
 BENCH_HCPS=${BENCH_HCPS:-10000}
-BENCH_CANDIDATES=${BENCH_CANDIDATES:-50}
+BENCH_CANDIDATES=${BENCH_CANDIDATES:-10 100 1000}
+BENCH_FLOOR_CANDIDATES=${BENCH_FLOOR_CANDIDATES:-100}
+BENCH_CATALOG_ACTIONS=${BENCH_CATALOG_ACTIONS:-1000}
+BENCH_REQUESTS=${BENCH_REQUESTS:-10000}
+BENCH_KEYS=${BENCH_KEYS:-uniform}
 BENCH_OUT=${BENCH_OUT:-bench/out}
 BENCH_PIPELINE_WORKERS=${BENCH_PIPELINE_WORKERS:-4}
 BENCH_PROBE=${BENCH_PROBE:-1}
+BENCH_REDIS_BENCHMARK=${BENCH_REDIS_BENCHMARK:-1}
+BENCH_SCALE=${BENCH_SCALE:-0}
+BENCH_SCALE_HCPS=${BENCH_SCALE_HCPS:-1000000}
+BENCH_SCALE_CANDIDATES=${BENCH_SCALE_CANDIDATES:-100}
+BENCH_SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-16}
 BENCH_FLOOR_CPUPROFILE=${BENCH_FLOOR_CPUPROFILE:-}
 PREFIX=bench
 
@@ -48,6 +69,15 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
+command -v redis-cli >/dev/null || die "redis-cli is required (apt-get install redis-tools)"
+if [[ $BENCH_REDIS_BENCHMARK == 1 ]] && ! command -v redis-benchmark >/dev/null; then
+	die "redis-benchmark is required (apt-get install redis-tools), or set BENCH_REDIS_BENCHMARK=0"
+fi
+read -r -a cands <<<"$BENCH_CANDIDATES"
+for n in "${cands[@]}" "$BENCH_FLOOR_CANDIDATES" "$BENCH_SCALE_CANDIDATES"; do
+	((n >= 1 && n <= BENCH_CATALOG_ACTIONS && n <= 1000)) ||
+		die "candidates $n: want 1 to min(1000, BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS)"
+done
 
 # ------------------------------------------------------------------ cleanup
 
@@ -117,20 +147,41 @@ busy_seconds() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + 
 # minus A B: A - B.
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 
+# used_memory PORT: the used_memory of the redis-server on PORT, bytes.
+used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
+
+# seed_store PORT HCPS NAME: seed HCPS demo HCPs into the redis-server on
+# PORT and record the wall time and Redis memory in $work/NAME.seed:
+# "hcps seconds used_before used_after".
+seed_store() {
+	local port=$1 n=$2 name=$3 before after t0 t1
+	before=$(used_memory "$port")
+	t0=$(date +%s.%N)
+	bin/arbiter seed -redis-addr "127.0.0.1:$port" -redis-prefix "$PREFIX" -demo-size "$n" -log-level warn
+	t1=$(date +%s.%N)
+	after=$(used_memory "$port")
+	echo "$n $(minus "$t1" "$t0") $before $after" >"$work/$name.seed"
+}
+
 # ------------------------------------------------------------------ build
 
 log "building bin/arbiter and the bench tools"
 tree=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || tree="$tree + uncommitted changes"
 go build -o bin/arbiter ./cmd/arbiter
-go build -o bench/.bin/floor ./bench/floor
-go build -o bench/.bin/requests ./bench/requests
-go build -o bench/.bin/probe ./bench/probe
+for tool in floor requests probe catalog plot; do
+	go build -o "bench/.bin/$tool" "./bench/$tool"
+done
 
 if [[ ! -x $GHZ ]] || ! go version -m "$GHZ" | grep -q "mod[[:space:]]*github.com/bojand/ghz[[:space:]]*$GHZ_VERSION"; then
 	log "installing ghz $GHZ_VERSION into bench/.bin"
 	GOBIN=$root/bench/.bin go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 fi
+
+# The catalog the real server decides over, and whose first N actions the
+# requests name: deterministic, BENCH_CATALOG_ACTIONS actions.
+catalog_file=$work/bench-catalog.json
+bench/.bin/catalog -n "$BENCH_CATALOG_ACTIONS" -o "$catalog_file"
 
 # ------------------------------------------------------------------ servers
 
@@ -139,13 +190,16 @@ start redis redis-server --bind 127.0.0.1 --port '{PORT}' \
 log "redis-server on 127.0.0.1:$redis_port"
 
 log "seeding $BENCH_HCPS demo HCPs (prefix $PREFIX)"
-bin/arbiter seed -redis-addr "127.0.0.1:$redis_port" -redis-prefix "$PREFIX" \
-	-demo-size "$BENCH_HCPS" -log-level warn
+seed_store "$redis_port" "$BENCH_HCPS" small
 
-start arbiter env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$redis_port" \
-	ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$BENCH_HCPS" ARBITER_LISTEN='127.0.0.1:{PORT}' \
-	ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" bin/arbiter
-log "arbiter on 127.0.0.1:$arbiter_port"
+# start_arbiter NAME REDIS_PORT HCPS: the real server on the bench catalog.
+start_arbiter() {
+	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
+		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
+		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" bin/arbiter
+}
+start_arbiter arbiter "$redis_port" "$BENCH_HCPS"
+log "arbiter on 127.0.0.1:$arbiter_port (catalog: $BENCH_CATALOG_ACTIONS actions)"
 
 floor_args=(-redis-addr "127.0.0.1:$redis_port" -redis-prefix "$PREFIX" -pipeline-workers "$BENCH_PIPELINE_WORKERS")
 [[ -n $BENCH_FLOOR_CPUPROFILE ]] && floor_args+=(-cpuprofile "$BENCH_FLOOR_CPUPROFILE")
@@ -155,15 +209,36 @@ log "floor on 127.0.0.1:$floor_port"
 # ------------------------------------------------------------------ load
 
 mkdir -p "$BENCH_OUT/raw"
-rm -f "$BENCH_OUT"/raw/*.json
+rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT/scaling.tsv" "$BENCH_OUT/scaling.svg"
 
-# One DecideRequest per HCP (bench/requests): the first BENCH_CANDIDATES
-# catalog actions, limit 3, a rep tool calling, in ghz's binary format.
-# ghz decodes them once at start-up and sends call i the (i mod N)-th, so
-# the load walks the whole population round-robin. bench/probe builds the
-# same requests itself.
-requests=$work/decide-requests.bin
-bench/.bin/requests -hcps "$BENCH_HCPS" -candidates "$BENCH_CANDIDATES" -limit 3 -o "$requests"
+# Decide requests (bench/requests): the first N actions of the bench
+# catalog, limit 3, a rep tool calling, in ghz's binary format, HCPs chosen
+# by BENCH_KEYS. ghz decodes the file once at start-up and sends call i the
+# (i mod n)-th message; the probe is given the same file. A file holds
+# min(BENCH_REQUESTS, HCPs, 2,000,000 / N) messages (a 1000-candidate
+# request is ~15 KB); with fewer messages than HCPs they are spread over the
+# whole population (see bench/requests).
+# requests_file HCPS N: writes the file, prints its path.
+requests_file() {
+	local hcps=$1 n=$2 f=$work/decide-$1-$2.bin msgs
+	msgs=$((BENCH_REQUESTS < hcps ? BENCH_REQUESTS : hcps))
+	msgs=$((msgs < 2000000 / n ? msgs : 2000000 / n))
+	[[ -f $f ]] || bench/.bin/requests -catalog "$catalog_file" -hcps "$hcps" -n "$msgs" \
+		-candidates "$n" -limit 3 -keys "$BENCH_KEYS" -o "$f"
+	echo "$f"
+}
+
+# Scenarios: B0, B2, D<N> per N; scale runs add L<N> (the large store).
+declare -A addr_of pid_of req_of label_of
+scenarios=(B0 B2)
+addr_of[B0]=127.0.0.1:$arbiter_port pid_of[B0]=$arbiter_pid label_of[B0]=B0
+addr_of[B2]=127.0.0.1:$floor_port pid_of[B2]=$floor_pid label_of[B2]=B2
+req_of[B2]=$(requests_file "$BENCH_HCPS" "$BENCH_FLOOR_CANDIDATES")
+for n in "${cands[@]}"; do
+	scenarios+=("D$n")
+	addr_of[D$n]=127.0.0.1:$arbiter_port pid_of[D$n]=$arbiter_pid label_of[D$n]="D($n)"
+	req_of[D$n]=$(requests_file "$BENCH_HCPS" "$n")
+done
 
 # load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT: one closed-loop run.
 # Every run has the same settings: plaintext, min(BENCH_CONNECTIONS, c)
@@ -173,18 +248,14 @@ bench/.bin/requests -hcps "$BENCH_HCPS" -candidates "$BENCH_CANDIDATES" -limit 3
 # table uses, and the CPU time the server under test, redis-server, the
 # client and the whole machine used during the run.
 load() {
-	local client=$1 scenario=$2 c=$3 dur=$4 out=$5 addr pid cmd
+	local client=$1 scenario=$2 c=$3 dur=$4 out=$5 cmd
 	local conns=$((c < BENCH_CONNECTIONS ? c : BENCH_CONNECTIONS))
-	case $scenario in
-	B0) addr=127.0.0.1:$arbiter_port pid=$arbiter_pid ;;
-	B2) addr=127.0.0.1:$floor_port pid=$floor_pid ;;
-	D) addr=127.0.0.1:$arbiter_port pid=$arbiter_pid ;;
-	esac
+	local addr=${addr_of[$scenario]} pid=${pid_of[$scenario]} rpid=${redis_pid_of[$scenario]:-$redis_pid}
 	case $client/$scenario in
 	ghz/B0) cmd=("$GHZ" --call grpc.health.v1.Health/Check) ;;
-	ghz/*) cmd=("$GHZ" --call nba.v1.DecisionService/Decide --binary-file "$requests") ;;
+	ghz/*) cmd=("$GHZ" --call nba.v1.DecisionService/Decide --binary-file "${req_of[$scenario]}") ;;
 	probe/B0) cmd=(bench/.bin/probe -call health) ;;
-	probe/*) cmd=(bench/.bin/probe -call decide -hcps "$BENCH_HCPS" -candidates "$BENCH_CANDIDATES") ;;
+	probe/*) cmd=(bench/.bin/probe -call decide -requests "${req_of[$scenario]}") ;;
 	esac
 	case $client in
 	ghz) cmd+=(--insecure --disable-template-functions --disable-template-data
@@ -194,7 +265,7 @@ load() {
 	esac
 
 	local server0 redis0 busy0 TIMEFORMAT='%3U %3S'
-	server0=$(cpu_seconds "$pid") redis0=$(cpu_seconds "$redis_pid") busy0=$(busy_seconds)
+	server0=$(cpu_seconds "$pid") redis0=$(cpu_seconds "$rpid") busy0=$(busy_seconds)
 	if ! { time "${cmd[@]}" >"$work/stdout" 2>"$work/stderr"; } 2>"$work/time"; then
 		cat "$work/stderr" >&2
 		die "$client failed: $scenario c=$c"
@@ -206,7 +277,7 @@ load() {
 	# is closing"; at most c per run): those are not errors.
 	jq --arg client "$client" --arg scenario "$scenario" --argjson c "$c" \
 		--argjson server "$(minus "$(cpu_seconds "$pid")" "$server0")" \
-		--argjson redis "$(minus "$(cpu_seconds "$redis_pid")" "$redis0")" \
+		--argjson redis "$(minus "$(cpu_seconds "$rpid")" "$redis0")" \
 		--argjson load "$(awk '{ print $1 + $2 }' "$work/time")" \
 		--argjson machine "$(minus "$(busy_seconds)" "$busy0")" '
 		def pct(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
@@ -225,20 +296,70 @@ read -r -a levels <<<"$BENCH_CONCURRENCY"
 max_c=$(printf '%s\n' "${levels[@]}" | sort -n | tail -1)
 clients=(ghz)
 [[ $BENCH_PROBE == 1 ]] && clients+=(probe)
+declare -A redis_pid_of
 
 log "warm-up: $BENCH_WARMUP per scenario at c=$max_c"
-for s in B0 B2 D; do
+for s in "${scenarios[@]}"; do
 	load ghz "$s" "$max_c" "$BENCH_WARMUP" "$work/warmup.json"
 done
 
 for c in "${levels[@]}"; do
 	for client in "${clients[@]}"; do
-		for s in B0 B2 D; do
-			log "$client $s c=$c for $BENCH_DURATION"
+		for s in "${scenarios[@]}"; do
+			log "$client ${label_of[$s]} c=$c for $BENCH_DURATION"
 			load "$client" "$s" "$c" "$BENCH_DURATION" "$BENCH_OUT/raw/$client-$s-c$c.json"
 		done
 	done
 done
+
+# ------------------------------------------------------------------ redis alone
+
+# Redis alone with Decide's command mix: a decision is one pipelined round
+# trip of HGETALL <prefix>:{id}:p and HGETALL <prefix>:{id}:consent.
+# redis-benchmark sends one command per test, so each hash is measured on
+# its own with a pipeline of 2 (-P 2) at the highest concurrency level;
+# decisions/s is what Redis could serve if it did nothing else: the
+# harmonic combination 1 / (1/ops_p + 1/ops_consent). The ghz runs'
+# "redis µs/call" is the same question answered under the real load.
+if [[ $BENCH_REDIS_BENCHMARK == 1 ]]; then
+	rb_id=HCP-000042
+	rb_n=$((max_c * 4000))
+	for h in p consent; do
+		log "redis-benchmark HGETALL $PREFIX:{$rb_id}:$h, c=$max_c, -P 2, $rb_n requests"
+		redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$max_c" -n "$rb_n" -P 2 --csv \
+			HGETALL "$PREFIX:{$rb_id}:$h" >"$BENCH_OUT/raw/redis-benchmark-$h.csv" 2>/dev/null
+	done
+fi
+
+# ------------------------------------------------------------------ scale
+
+# Stored-HCP scaling: a second redis-server with BENCH_SCALE_HCPS HCPs and a
+# second arbiter on it; D(BENCH_SCALE_CANDIDATES) at BENCH_SCALE_CONCURRENCY
+# on the small store (S) and the large one (L), interleaved twice, with
+# requests spread uniformly (BENCH_KEYS) over each store's population.
+scale_runs=()
+if [[ $BENCH_SCALE == 1 ]]; then
+	start redis_large redis-server --bind 127.0.0.1 --port '{PORT}' \
+		--save '' --appendonly no --dir "$work" --daemonize no
+	log "seeding $BENCH_SCALE_HCPS demo HCPs into a second redis-server (127.0.0.1:$redis_large_port)"
+	seed_store "$redis_large_port" "$BENCH_SCALE_HCPS" large
+	start_arbiter arbiter_large "$redis_large_port" "$BENCH_SCALE_HCPS"
+	n=$BENCH_SCALE_CANDIDATES
+	addr_of[S]=127.0.0.1:$arbiter_port pid_of[S]=$arbiter_pid label_of[S]="D($n) $BENCH_HCPS HCPs"
+	req_of[S]=$(requests_file "$BENCH_HCPS" "$n")
+	addr_of[L]=127.0.0.1:$arbiter_large_port pid_of[L]=$arbiter_large_pid label_of[L]="D($n) $BENCH_SCALE_HCPS HCPs"
+	redis_pid_of[L]=$redis_large_pid
+	req_of[L]=$(requests_file "$BENCH_SCALE_HCPS" "$n")
+	c=$BENCH_SCALE_CONCURRENCY
+	load ghz L "$c" "$BENCH_WARMUP" "$work/warmup.json"
+	for round in 1 2; do
+		for s in S L; do
+			log "ghz ${label_of[$s]} c=$c for $BENCH_DURATION (round $round)"
+			load ghz "$s" "$c" "$BENCH_DURATION" "$BENCH_OUT/raw/ghz-$s$round-c$c.json"
+			scale_runs+=("$s$round")
+		done
+	done
+fi
 
 # ------------------------------------------------------------------ report
 
@@ -253,79 +374,177 @@ figures() {
 		($t.server / .calls * 1e6), ($t.redis / .calls * 1e6), ($t.client / .calls * 1e6)] | @tsv
 	' "$BENCH_OUT/raw/$1-$2-c$3.json"
 }
+have() { [[ -f $BENCH_OUT/raw/$1-$2-c$3.json ]]; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 atleast() { awk -v x="$1" -v bar="$2" 'BEGIN { print (x >= bar ? "met" : "NOT met") }'; }
 atmost() { awk -v x="$1" -v bar="$2" 'BEGIN { print (x <= bar ? "met" : "NOT met") }'; }
 
+# rb_ops H: ops/s redis-benchmark reported for hash H.
+rb_ops() { awk -F'"' 'NR == 2 { print $4 }' "$BENCH_OUT/raw/redis-benchmark-$1.csv"; }
+
 # bars CLIENT: the issue's bars, from CLIENT's runs.
 bars() {
-	local b0_rps b0_p99 d_rps d_p99 d_p50 r p
-	if [[ -f $BENCH_OUT/raw/$1-D-c16.json ]]; then
+	local b0_rps b0_p99 b2_rps d_rps d_p99 d_p50 r p c
+	if have "$1" D50 16; then
 		read -r b0_rps _ b0_p99 _ < <(figures "$1" B0 16)
-		read -r d_rps _ d_p99 _ < <(figures "$1" D 16)
+		read -r d_rps _ d_p99 _ < <(figures "$1" D50 16)
 		r=$(ratio "$d_rps" "$b0_rps") p=$(ratio "$d_p99" "$b0_p99")
-		echo "- $1 (a) c=16, D rps >= 0.40 x B0 rps: $r: $(atleast "$r" 0.40)"
-		echo "- $1 (a) c=16, D p99 <= 2.5 x B0 p99: $p: $(atmost "$p" 2.5)"
-	else
-		echo "- $1 (a) not measured (needs c=16)"
+		echo "- $1 (a) c=16, D(50) rps >= 0.40 x B0 rps: $r: $(atleast "$r" 0.40)"
+		echo "- $1 (a) c=16, D(50) p99 <= 2.5 x B0 p99: $p: $(atmost "$p" 2.5)"
 	fi
-	if [[ -f $BENCH_OUT/raw/$1-D-c1.json ]]; then
-		read -r _ d_p50 _ < <(figures "$1" D 1)
-		printf -- '- %s (b) c=1, D p50 <= 0.300 ms: %.3f ms: %s\n' "$1" "$d_p50" "$(atmost "$d_p50" 0.3)"
-	else
-		echo "- $1 (b) not measured (needs c=1)"
+	if have "$1" D50 1; then
+		read -r _ d_p50 _ < <(figures "$1" D50 1)
+		printf -- '- %s (b) c=1, D(50) p50 <= 0.300 ms: %.3f ms: %s\n' "$1" "$d_p50" "$(atmost "$d_p50" 0.3)"
 	fi
+	if have "$1" D100 50; then
+		read -r b0_rps _ < <(figures "$1" B0 50)
+		read -r b2_rps _ < <(figures "$1" B2 50)
+		read -r d_rps _ < <(figures "$1" D100 50)
+		r=$(ratio "$d_rps" "$b0_rps")
+		echo "- $1 issue 3: c=50, D(100) rps >= 0.60 x B0 rps: $r: $(atleast "$r" 0.60)"
+		r=$(ratio "$d_rps" "$b2_rps")
+		echo "- $1 issue 3: c=50, D(100) rps >= 0.85 x B2 rps (B2 with $BENCH_FLOOR_CANDIDATES-candidate requests): $r: $(atleast "$r" 0.85)"
+	else
+		echo "- $1 issue 3: D(100)/B0 and D(100)/B2 at c=50 not measured (need N=100 and c=50)"
+	fi
+	for c in "${levels[@]}"; do
+		have "$1" D1000 "$c" || continue
+		read -r b0_rps _ < <(figures "$1" B0 "$c")
+		read -r d_rps _ < <(figures "$1" D1000 "$c")
+		r=$(ratio "$d_rps" "$b0_rps")
+		echo "- $1 issue 3: c=$c, D(1000) rps >= 0.35 x B0 rps: $r: $(atleast "$r" 0.35)"
+	done
+}
+
+# seed_line NAME: a table row of the seeding of store NAME.
+seed_line() {
+	local n secs before after
+	read -r n secs before after <"$work/$1.seed"
+	awk -v n="$n" -v s="$secs" -v b="$before" -v a="$after" 'BEGIN {
+		printf "| %d | %.1f | %.0f | %.1f | %.0f | %.0f | %s |\n", n, s, n / s, a / 1048576, (a - b) / n, a / n,
+			((a - b) / n <= 1024 ? "met" : "NOT met") }'
 }
 
 md=$BENCH_OUT/latest.md
+tsv=$BENCH_OUT/scaling.tsv
+svg=$BENCH_OUT/scaling.svg
+{
+	echo "# scenario c N rps p99_ms (ghz)"
+	for c in "${levels[@]}"; do
+		for s in "${scenarios[@]}"; do
+			read -r rps _ p99 _ < <(figures ghz "$s" "$c")
+			case $s in
+			D*) printf 'D %s %s %s %s\n' "$c" "${s#D}" "$rps" "$p99" ;;
+			*) printf '%s %s 0 %s %s\n' "$s" "$c" "$rps" "$p99" ;;
+			esac
+		done
+	done
+} >"$tsv"
+bench/.bin/plot -i "$tsv" -o "$svg" \
+	-title "Arbiter, ghz, $BENCH_DURATION runs: D(N) vs B0 (empty handler) and B2 (Redis floor), $BENCH_HCPS HCPs"
+
 {
 	echo "# Arbiter end-to-end benchmark"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES=$BENCH_CANDIDATES BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_PROBE=$BENCH_PROBE bench/run.sh\`"
+	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY") bench/run.sh\`"
 	echo "- code: $tree"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3), ghz $GHZ_VERSION"
 	echo "- the load generator, redis-server, arbiter and floor all run on this machine and share its $(nproc) CPUs; traffic is loopback"
 	echo "- $BENCH_DURATION per run, after a $BENCH_WARMUP ghz warm-up per scenario at c=$max_c; min($BENCH_CONNECTIONS, c) connections; runs interleaved per concurrency level"
-	echo "- B0: Health/Check on arbiter; B2: Decide on bench/floor (Redis load only); D: Decide on arbiter; both Decide servers with -pipeline-workers $BENCH_PIPELINE_WORKERS"
-	echo "- Decide requests: $BENCH_CANDIDATES candidates, limit 3, caller REP_TOOL, hcp_id round-robin over HCP-000001..$(printf 'HCP-%06d' "$BENCH_HCPS")"
-	echo "- clients: ghz (dynamic messages); probe (bench/probe, generated Go types: a cheaper client, as a cross-check)"
+	echo "- B0: Health/Check on arbiter; B2: Decide on bench/floor (Redis load only) with $BENCH_FLOOR_CANDIDATES-candidate requests; D(N): Decide on arbiter with N candidates; both Decide servers with -pipeline-workers $BENCH_PIPELINE_WORKERS"
+	echo "- arbiter's catalog: bench/catalog -n $BENCH_CATALOG_ACTIONS (deterministic; channels, topics, specialties, purposes, ~85% of content MLR-approved, some pending, expired, withdrawn, rejected)"
+	echo "- Decide requests: the first N catalog actions, limit 3, caller REP_TOOL, hcp_id chosen by -keys $BENCH_KEYS over HCP-000001..$(printf 'HCP-%06d' "$BENCH_HCPS"); min($BENCH_REQUESTS, HCPs, 2e6/N) messages per file"
+	echo "- clients: ghz (dynamic messages)$([[ $BENCH_PROBE == 1 ]] && echo "; probe (bench/probe, generated Go types: a cheaper client, as a cross-check)")"
 	echo
 	echo "| client | scenario | c | rps | p50 ms | p99 ms | calls | errors | cores used | other cores | server µs/call | redis µs/call | client µs/call |"
 	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 	for c in "${levels[@]}"; do
 		for client in "${clients[@]}"; do
-			for s in B0 B2 D; do
+			for s in "${scenarios[@]}"; do
 				read -r rps p50 p99 n errs cores other srv rds cl < <(figures "$client" "$s" "$c")
 				printf '| %s | %s | %s | %.0f | %.3f | %.3f | %s | %s | %.2f | %.2f | %.0f | %.0f | %.0f |\n' \
-					"$client" "$s" "$c" "$rps" "$p50" "$p99" "$n" "$errs" "$cores" "$other" "$srv" "$rds" "$cl"
+					"$client" "${label_of[$s]}" "$c" "$rps" "$p50" "$p99" "$n" "$errs" "$cores" "$other" "$srv" "$rds" "$cl"
 			done
 		done
 	done
 	echo
-	echo "Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up: ~0.4 s for ghz with the Decide requests)."
+	echo "Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up, which grows with the request file: ghz decodes every message first)."
 	echo
-	echo "| client | c | D/B0 rps | D/B0 p99 | D/B2 rps | D/B2 p99 |"
-	echo "|---|--:|--:|--:|--:|--:|"
+	echo "Plot: [scaling.svg](scaling.svg) (ghz; rps and p99 against N, B0 and B2 as dashed lines)."
+	echo
+	printf '| client | c |'
+	for n in "${cands[@]}"; do printf ' D(%s)/B0 rps | D(%s)/B2 rps | D(%s)/B0 p99 |' "$n" "$n" "$n"; done
+	echo
+	printf '|---|--:|'
+	for n in "${cands[@]}"; do printf -- '--:|--:|--:|'; done
+	echo
 	for c in "${levels[@]}"; do
 		for client in "${clients[@]}"; do
 			read -r b0_rps _ b0_p99 _ < <(figures "$client" B0 "$c")
-			read -r b2_rps _ b2_p99 _ < <(figures "$client" B2 "$c")
-			read -r d_rps _ d_p99 _ < <(figures "$client" D "$c")
-			printf '| %s | %s | %s | %s | %s | %s |\n' "$client" "$c" \
-				"$(ratio "$d_rps" "$b0_rps")" "$(ratio "$d_p99" "$b0_p99")" \
-				"$(ratio "$d_rps" "$b2_rps")" "$(ratio "$d_p99" "$b2_p99")"
+			read -r b2_rps _ < <(figures "$client" B2 "$c")
+			printf '| %s | %s |' "$client" "$c"
+			for n in "${cands[@]}"; do
+				read -r d_rps _ d_p99 _ < <(figures "$client" "D$n" "$c")
+				printf ' %s | %s | %s |' "$(ratio "$d_rps" "$b0_rps")" "$(ratio "$d_rps" "$b2_rps")" "$(ratio "$d_p99" "$b0_p99")"
+			done
+			echo
 		done
 	done
 	echo
-	echo "Bars (from the issue; B0 is the empty handler):"
+	echo "## Stored HCPs: seeding and Redis memory"
+	echo
+	echo "\`arbiter seed\` (features.Import, pipelined batches of 1000) into an empty redis-server; bytes per HCP = growth of INFO memory used_memory / HCPs (and used_memory / HCPs, with Redis's own ~1 MB)."
+	echo
+	echo "| HCPs | seed s | HCPs/s | used_memory MiB | bytes/HCP (growth) | used_memory / HCPs | <= 1 KB per HCP |"
+	echo "|--:|--:|--:|--:|--:|--:|---|"
+	seed_line small
+	[[ $BENCH_SCALE == 1 ]] && seed_line large
+	if ((${#scale_runs[@]} > 0)); then
+		echo
+		echo "D($BENCH_SCALE_CANDIDATES) at c=$BENCH_SCALE_CONCURRENCY, ghz, small and large store interleaved (two rounds), requests -keys $BENCH_KEYS over each store's population:"
+		echo
+		echo "| store | round | rps | p50 ms | p99 ms | calls | errors | other cores | server µs/call | redis µs/call |"
+		echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		for r in "${scale_runs[@]}"; do
+			read -r rps p50 p99 n errs _ other srv rds _ < <(figures ghz "$r" "$BENCH_SCALE_CONCURRENCY")
+			printf '| %s | %s | %.0f | %.3f | %.3f | %s | %s | %.2f | %.0f | %.0f |\n' \
+				"${label_of[${r%?}]}" "${r: -1}" "$rps" "$p50" "$p99" "$n" "$errs" "$other" "$srv" "$rds"
+		done
+		c=$BENCH_SCALE_CONCURRENCY
+		mean() { jq -s "map(.bench.$1) | add / length" "$BENCH_OUT/raw/ghz-${2}1-c$c.json" "$BENCH_OUT/raw/ghz-${2}2-c$c.json"; }
+		s50=$(mean p50_ms S) l50=$(mean p50_ms L) s99=$(mean p99_ms S) l99=$(mean p99_ms L)
+		r50=$(ratio "$l50" "$s50") r99=$(ratio "$l99" "$s99")
+		echo
+		echo "- issue 3: latency flat within 10% from $BENCH_HCPS to $BENCH_SCALE_HCPS HCPs (mean of the two rounds, large / small): p50 $r50, p99 $r99: $(atmost "$r50" 1.10) (p50), $(atmost "$r99" 1.10) (p99)"
+	fi
+	if [[ $BENCH_REDIS_BENCHMARK == 1 ]]; then
+		echo
+		echo "## Redis alone with Decide's command mix"
+		echo
+		p_ops=$(rb_ops p) c_ops=$(rb_ops consent)
+		echo "redis-benchmark -c $max_c -P 2 -n $rb_n, HGETALL of $PREFIX:{$rb_id}:p and of $PREFIX:{$rb_id}:consent, each on its own (redis-benchmark runs one command per test); a decision needs one of each:"
+		echo
+		echo "| command | ops/s |"
+		echo "|---|--:|"
+		echo "| HGETALL $PREFIX:{$rb_id}:p | $p_ops |"
+		echo "| HGETALL $PREFIX:{$rb_id}:consent | $c_ops |"
+		echo "| decisions/s Redis could serve (1 / (1/p + 1/consent)) | $(awk -v a="$p_ops" -v b="$c_ops" 'BEGIN { printf "%.0f", 1 / (1 / a + 1 / b) }') |"
+		echo
+		echo "Note: redis-benchmark runs on the same CPUs as redis-server, as ghz does in the runs above."
+	fi
+	echo
+	echo "## Bars"
+	echo
+	echo "From the issues; B0 is the empty handler. Issue 3's ratios are of throughput (rps)."
 	echo
 	for client in "${clients[@]}"; do
 		bars "$client"
 	done
+	echo "- issue 3: Redis memory <= 1 KB per HCP: see the seeding table"
 } >"$md"
 
 cat "$md"
-log "report: $md; per-run reports: $BENCH_OUT/raw/"
+log "report: $md; plot: $svg; per-run reports: $BENCH_OUT/raw/"

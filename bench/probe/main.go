@@ -6,11 +6,14 @@
 // (the calls that failed are counted in errors and left out of the rest).
 //
 //	probe -addr 127.0.0.1:50051 -call decide -c 1 -d 10s [-hcps 10000] [-candidates 50]
+//	probe -addr 127.0.0.1:50051 -call decide -c 1 -d 10s -requests decide.bin
 //	probe -addr 127.0.0.1:50051 -call health -c 1 -d 10s
 //
-// Decide requests are those of bench/requests: the first -candidates
-// actions of the demo catalog, limit 3, a rep tool calling, hcp_id
-// round-robin over HCP-000001 to -hcps.
+// With -requests, Decide sends the messages of that file (bench/requests'
+// output, the very file ghz is given), call i the (i mod n)-th. Without it,
+// it builds the requests bench/requests builds by default: the first
+// -candidates actions of the demo catalog, limit 3, a rep tool calling,
+// hcp_id round-robin over HCP-000001 to -hcps.
 package main
 
 import (
@@ -27,6 +30,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/demo"
@@ -61,6 +66,7 @@ func run(args []string) error {
 	d := fs.Duration("d", 10*time.Second, "duration")
 	hcps := fs.Int("hcps", demo.Size, "HCPs to spread Decide calls over")
 	candidates := fs.Int("candidates", 50, "candidates per Decide: the first n demo catalog actions")
+	reqFile := fs.String("requests", "", "Decide requests in ghz's binary format (bench/requests); overrides -hcps and -candidates")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +85,12 @@ func run(args []string) error {
 	for i := range reqs {
 		reqs[i] = &nbapb.DecideRequest{HcpId: demo.HCPID(i + 1), Limit: 3, Candidates: ids,
 			Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL}}
+	}
+	if *reqFile != "" {
+		var err error
+		if reqs, err = readRequests(*reqFile); err != nil {
+			return err
+		}
 	}
 
 	var ccs []*grpc.ClientConn
@@ -148,4 +160,29 @@ func run(args []string) error {
 		RPS: float64(len(all)) / elapsed.Seconds(),
 		P50: pct(0.50), P90: pct(0.90), P99: pct(0.99),
 	})
+}
+
+// readRequests reads length-delimited DecideRequests (ghz's binary format).
+func readRequests(path string) ([]*nbapb.DecideRequest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reqs []*nbapb.DecideRequest
+	for len(data) > 0 {
+		size, n := protowire.ConsumeVarint(data)
+		if n < 0 || uint64(len(data)-n) < size {
+			return nil, fmt.Errorf("%s: message %d: bad length", path, len(reqs)+1)
+		}
+		req := &nbapb.DecideRequest{}
+		if err := proto.Unmarshal(data[n:n+int(size)], req); err != nil {
+			return nil, fmt.Errorf("%s: message %d: %w", path, len(reqs)+1, err)
+		}
+		reqs = append(reqs, req)
+		data = data[n+int(size):]
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%s: no requests", path)
+	}
+	return reqs, nil
 }

@@ -88,8 +88,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 			return c, fmt.Errorf("redis-addr: %d addresses are cluster seed nodes: set -redis-cluster (ARBITER_REDIS_CLUSTER=true)", len(addrs))
 		}
 	}
-	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 999999 {
-		return c, fmt.Errorf("demo-size: want 1 to 999999, got %q", demoSize)
+	if c.DemoSize, err = strconv.Atoi(demoSize); err != nil || c.DemoSize < 1 || c.DemoSize > 10000000 {
+		return c, fmt.Errorf("demo-size: want 1 to 10000000, got %q", demoSize)
 	}
 	if c.MaxConnectionAge, err = time.ParseDuration(connAge); err != nil || c.MaxConnectionAge <= 0 {
 		return c, fmt.Errorf("max-connection-age: want a positive duration, got %q", connAge)

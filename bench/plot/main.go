@@ -1,0 +1,267 @@
+// Command plot draws the candidate-scaling figure of the end-to-end
+// benchmark as a standalone SVG (standard library only): two panels,
+// throughput (rps) and p99 latency (ms) against the number of candidates N
+// (log scale), one solid polyline per concurrency level for D(N), the real
+// Decide, and dashed horizontal lines for B0 (the empty handler) and B2
+// (the I/O floor), which do not depend on N, in the same colour.
+//
+// Input (-i, default stdin): whitespace-separated lines
+//
+//	SCENARIO C N RPS P99_MS
+//
+// with SCENARIO one of B0, B2, D (N is ignored for B0 and B2); lines
+// starting with # are skipped. bench/run.sh writes this file
+// (bench/out/scaling.tsv) and the SVG (bench/out/scaling.svg).
+//
+//	plot -i bench/out/scaling.tsv -o bench/out/scaling.svg -title "..."
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "plot:", err)
+		os.Exit(1)
+	}
+}
+
+type point struct {
+	scenario string
+	c, n     int
+	rps, p99 float64
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
+	in := fs.String("i", "", "input file; empty: stdin")
+	out := fs.String("o", "", "output SVG file (required)")
+	title := fs.String("title", "Arbiter: Decide with N candidates vs B0 and B2", "figure title")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("-o is required")
+	}
+	var r io.Reader = os.Stdin
+	if *in != "" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	pts, err := parse(r)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(pts, func(p point) bool { return p.scenario == "D" }) {
+		return fmt.Errorf("no D rows in the input")
+	}
+	svg := render(pts, *title)
+	return os.WriteFile(*out, []byte(svg), 0o644)
+}
+
+func parse(r io.Reader) ([]point, error) {
+	var pts []point
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) != 5 {
+			return nil, fmt.Errorf("line %d: want SCENARIO C N RPS P99_MS, got %q", line, sc.Text())
+		}
+		var p point
+		var err error
+		p.scenario = fields[0]
+		if p.scenario != "B0" && p.scenario != "B2" && p.scenario != "D" {
+			return nil, fmt.Errorf("line %d: scenario must be B0, B2 or D, got %q", line, p.scenario)
+		}
+		if p.c, err = strconv.Atoi(fields[1]); err != nil {
+			return nil, fmt.Errorf("line %d: c: %w", line, err)
+		}
+		if p.n, err = strconv.Atoi(fields[2]); err != nil {
+			return nil, fmt.Errorf("line %d: n: %w", line, err)
+		}
+		if p.rps, err = strconv.ParseFloat(fields[3], 64); err != nil {
+			return nil, fmt.Errorf("line %d: rps: %w", line, err)
+		}
+		if p.p99, err = strconv.ParseFloat(fields[4], 64); err != nil {
+			return nil, fmt.Errorf("line %d: p99: %w", line, err)
+		}
+		if p.scenario == "D" && p.n < 1 {
+			return nil, fmt.Errorf("line %d: D needs N >= 1", line)
+		}
+		pts = append(pts, p)
+	}
+	return pts, sc.Err()
+}
+
+var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"}
+
+const (
+	panelW, panelH = 460, 320
+	marginL        = 70
+	marginR        = 20
+	marginT        = 60
+	marginB        = 50
+	gap            = 60
+	legendH        = 70
+)
+
+func render(pts []point, title string) string {
+	var cs, ns []int
+	for _, p := range pts {
+		if !slices.Contains(cs, p.c) {
+			cs = append(cs, p.c)
+		}
+		if p.scenario == "D" && !slices.Contains(ns, p.n) {
+			ns = append(ns, p.n)
+		}
+	}
+	slices.Sort(cs)
+	slices.Sort(ns)
+	color := map[int]string{}
+	for i, c := range cs {
+		color[c] = palette[i%len(palette)]
+	}
+	width := marginL + panelW + gap + marginL + panelW + marginR
+	height := marginT + panelH + marginB + legendH
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" text-anchor="middle">%s</text>`+"\n", width/2, html.EscapeString(title))
+	panel(&b, pts, cs, ns, color, marginL, "throughput (rps, higher is better)", func(p point) float64 { return p.rps })
+	panel(&b, pts, cs, ns, color, marginL+panelW+gap+marginL, "p99 latency (ms, lower is better)", func(p point) float64 { return p.p99 })
+
+	// Legend: one swatch per c, then the line styles.
+	y := marginT + panelH + marginB + 10
+	x := marginL
+	for _, c := range cs {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, color[c])
+		fmt.Fprintf(&b, `<text x="%d" y="%d">c=%d</text>`+"\n", x+30, y+4, c)
+		x += 80
+	}
+	y += 24
+	x = marginL
+	for _, s := range []struct{ name, dash string }{
+		{"D(N): real Decide, N candidates", ""},
+		{"B0: empty handler (health Check)", "8,4"},
+		{"B2: floor (Decide's Redis access only)", "2,3"},
+	} {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black" stroke-width="2" stroke-dasharray="%s"/>`, x, y, x+30, y, s.dash)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+36, y+4, html.EscapeString(s.name))
+		x += 300
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// panel draws one panel whose plot area starts at x0, marginT.
+func panel(b *strings.Builder, pts []point, cs, ns []int, color map[int]string, x0 int, label string, val func(point) float64) {
+	top := 0.0
+	for _, p := range pts {
+		top = max(top, val(p))
+	}
+	top = niceCeil(top * 1.05)
+	lo, hi := math.Log10(float64(ns[0])), math.Log10(float64(ns[len(ns)-1]))
+	if hi-lo < 1e-9 {
+		lo, hi = lo-0.5, hi+0.5
+	}
+	// Pad the N axis a little so the end points are not on the frame.
+	pad := (hi - lo) * 0.06
+	lo, hi = lo-pad, hi+pad
+	px := func(n int) float64 { return float64(x0) + (math.Log10(float64(n))-lo)/(hi-lo)*panelW }
+	py := func(v float64) float64 { return float64(marginT) + panelH - v/top*panelH }
+
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT-12, html.EscapeString(label))
+	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", x0, marginT, panelW, panelH)
+	// y grid and labels
+	for i := 0; i <= 5; i++ {
+		v := top * float64(i) / 5
+		y := py(v)
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+panelW, y)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, tick(v))
+	}
+	// x ticks: the measured N
+	for _, n := range ns {
+		x := px(n)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`, x, marginT, x, marginT+panelH)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, marginT+panelH+16, n)
+	}
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">candidates N (log scale)</text>`+"\n", x0+panelW/2, marginT+panelH+36)
+
+	for _, c := range cs {
+		col := color[c]
+		for _, s := range []struct{ name, dash string }{{"B0", "8,4"}, {"B2", "2,3"}} {
+			for _, p := range pts {
+				if p.scenario == s.name && p.c == c {
+					y := py(val(p))
+					fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="%s"><title>%s c=%d: %s</title></line>`+"\n",
+						x0, y, x0+panelW, y, col, s.dash, s.name, c, tick(val(p)))
+					fmt.Fprintf(b, `<text x="%d" y="%.1f" fill="%s" font-size="10" text-anchor="end">%s</text>`+"\n", x0+panelW-4, y-3, col, s.name)
+				}
+			}
+		}
+		var d []point
+		for _, p := range pts {
+			if p.scenario == "D" && p.c == c {
+				d = append(d, p)
+			}
+		}
+		slices.SortFunc(d, func(a, b point) int { return a.n - b.n })
+		var coords []string
+		for _, p := range d {
+			coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p.n), py(val(p))))
+		}
+		if len(coords) > 1 {
+			fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", strings.Join(coords, " "), col)
+		}
+		for _, p := range d {
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>D(%d) c=%d: %s</title></circle>`+"\n", px(p.n), py(val(p)), col, p.n, c, tick(val(p)))
+		}
+	}
+}
+
+// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*e >= v {
+			return m * e
+		}
+	}
+	return 10 * e
+}
+
+func tick(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
