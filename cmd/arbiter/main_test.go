@@ -20,6 +20,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
@@ -80,7 +81,7 @@ type testServer struct {
 // it.
 func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServer {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-demo-size", itoa(n)}, flags...)
+	args := append([]string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n)}, flags...)
 	if len(b.Addrs) > 0 {
 		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster))
 	}
@@ -109,19 +110,6 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 	return ts
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
-
 func TestDecideOptOutEventEndToEnd(t *testing.T) { eachBackend(t, testDecideOptOutEventEndToEnd) }
 
 func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend) {
@@ -133,7 +121,7 @@ func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend) {
 	var hcp string
 	var first *client.Decision
 	for i := 1; i <= 200 && hcp == ""; i++ {
-		id := "HCP-" + strings.Repeat("0", 6-len(fmtInt(i))) + fmtInt(i)
+		id := demo.HCPID(i)
 		d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 50, Channels: []arbiter.Channel{arbiter.Email}})
 		if err != nil {
 			t.Fatalf("decide %s: %v", id, err)
