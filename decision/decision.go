@@ -183,7 +183,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	cands := s.cands[:0]
 	for _, ai := range actions {
 		a := &e.catalog.Actions[ai]
-		reason, detail := e.check(a, snap, recipient, at, req, s)
+		reason, detail := e.check(a, snap, recipient, at, &req)
 		if reason != ReasonUnspecified {
 			if req.Explain || !reason.notApplicable() {
 				res.Suppressed = append(res.Suppressed, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
@@ -261,7 +261,7 @@ func (e *Engine) resolve(ids []string, s *scratch) ([]int32, error) {
 // check applies, in order, the channel restriction, eligibility (MLR,
 // audience, market, specialty), consent and the contact policy. It returns
 // ReasonUnspecified when the action may be recommended.
-func (e *Engine) check(a *catalog.Action, snap *features.Snapshot, r catalog.Recipient, at time.Time, req Request, s *scratch) (Reason, string) {
+func (e *Engine) check(a *catalog.Action, snap *features.Snapshot, r catalog.Recipient, at time.Time, req *Request) (Reason, string) {
 	if len(req.Channels) > 0 && !slices.Contains(req.Channels, a.Channel) {
 		return ChannelNotRequested, detail(req.Explain, func() string { return "caller asked about other channels" })
 	}
