@@ -39,8 +39,10 @@ func (s *Server) GetProfile(ctx context.Context, req *nbapb.GetProfileRequest) (
 
 // ImportProfiles reads a CRM feed and writes it in batches. A batch is
 // validated whole before anything in it is written; an invalid item ends
-// the stream with InvalidArgument naming it ("items[1042].profile.market"),
-// and the response's count says how many items before it were written.
+// the stream with InvalidArgument naming it ("items[1042].profile.market").
+// The batches before its batch were written; re-sending the whole feed is
+// safe, as imports merge (profiles are replaced, consent is merged by
+// capture time and ledgered).
 func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer) error {
 	ctx := stream.Context()
 	var imported int64
