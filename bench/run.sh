@@ -27,7 +27,15 @@
 # BENCH_REQUESTS, BENCH_KEYS, BENCH_PIPELINE_WORKERS, BENCH_PROBE,
 # BENCH_REDIS_BENCHMARK, BENCH_SCALE, BENCH_SCALE_HCPS,
 # BENCH_SCALE_CANDIDATES, BENCH_SCALE_CONCURRENCY, BENCH_OUT,
-# BENCH_FLOOR_CPUPROFILE.
+# BENCH_FLOOR_CPUPROFILE, BENCH_OPENLOOP, BENCH_OPENLOOP_RATES,
+# BENCH_OPENLOOP_CONCURRENCY, BENCH_OPENLOOP_PEAK_C, BENCH_PROFILE_SECONDS.
+#
+# With BENCH_OPENLOOP=1 it also (after the runs above) measures the peak
+# closed-loop rps of B0 and D(100) at c=BENCH_OPENLOOP_PEAK_C, taking a CPU
+# profile of the real server (pprof, -debug-addr) during the D(100) one,
+# then runs B0 and D(100) interleaved at fixed rates (ghz --rps: open loop
+# while workers are free) of BENCH_OPENLOOP_RATES percent of D(100)'s peak,
+# on the BENCH_SCALE store if BENCH_SCALE=1, else on the BENCH_HCPS store.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -58,6 +66,11 @@ BENCH_SCALE_HCPS=${BENCH_SCALE_HCPS:-1000000}
 BENCH_SCALE_CANDIDATES=${BENCH_SCALE_CANDIDATES:-100}
 BENCH_SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-16}
 BENCH_FLOOR_CPUPROFILE=${BENCH_FLOOR_CPUPROFILE:-}
+BENCH_OPENLOOP=${BENCH_OPENLOOP:-0}
+BENCH_OPENLOOP_RATES=${BENCH_OPENLOOP_RATES:-10 30 50 70 90}
+BENCH_OPENLOOP_CONCURRENCY=${BENCH_OPENLOOP_CONCURRENCY:-200}
+BENCH_OPENLOOP_PEAK_C=${BENCH_OPENLOOP_PEAK_C:-50}
+BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-}
 PREFIX=bench
 
 # The servers are configured by flags below only; an ARBITER_* variable from
@@ -70,6 +83,9 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
 command -v redis-cli >/dev/null || die "redis-cli is required (apt-get install redis-tools)"
+if [[ $BENCH_OPENLOOP == 1 ]] && ! command -v curl >/dev/null; then
+	die "curl is required for BENCH_OPENLOOP=1 (apt-get install curl)"
+fi
 if [[ $BENCH_REDIS_BENCHMARK == 1 ]] && ! command -v redis-benchmark >/dev/null; then
 	die "redis-benchmark is required (apt-get install redis-tools), or set BENCH_REDIS_BENCHMARK=0"
 fi
@@ -193,10 +209,20 @@ log "seeding $BENCH_HCPS demo HCPs (prefix $PREFIX)"
 seed_store "$redis_port" "$BENCH_HCPS" small
 
 # start_arbiter NAME REDIS_PORT HCPS: the real server on the bench catalog.
+# With BENCH_OPENLOOP=1 it also serves pprof on a free loopback port
+# (ARBITER_DEBUG_ADDR; sets NAME_debug_port), for the peak profile; the
+# default run does not enable it.
 start_arbiter() {
+	local debug=()
+	if [[ $BENCH_OPENLOOP == 1 ]]; then
+		local dport
+		dport=$(free_port)
+		printf -v "${1}_debug_port" '%s' "$dport"
+		debug=(ARBITER_DEBUG_ADDR="127.0.0.1:$dport")
+	fi
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
-		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" bin/arbiter
+		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" "${debug[@]}" bin/arbiter
 }
 start_arbiter arbiter "$redis_port" "$BENCH_HCPS"
 log "arbiter on 127.0.0.1:$arbiter_port (catalog: $BENCH_CATALOG_ACTIONS actions)"
@@ -240,7 +266,9 @@ for n in "${cands[@]}"; do
 	req_of[D$n]=$(requests_file "$BENCH_HCPS" "$n")
 done
 
-# load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT: one closed-loop run.
+# load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT [RPS]: one closed-loop
+# run, or, with RPS (ghz only), one at a fixed rate of RPS calls per second
+# (ghz --rps; CONCURRENCY is then the number of workers the ticks go to).
 # Every run has the same settings: plaintext, min(BENCH_CONNECTIONS, c)
 # connections (ghz needs connections <= c); ghz finds the methods by
 # reflection and does no template processing. OUTPUT is the client's own
@@ -248,11 +276,11 @@ done
 # table uses, and the CPU time the server under test, redis-server, the
 # client and the whole machine used during the run.
 load() {
-	local client=$1 scenario=$2 c=$3 dur=$4 out=$5 cmd
+	local client=$1 scenario=$2 c=$3 dur=$4 out=$5 rps=${6:-} cmd
 	local conns=$((c < BENCH_CONNECTIONS ? c : BENCH_CONNECTIONS))
 	local addr=${addr_of[$scenario]} pid=${pid_of[$scenario]} rpid=${redis_pid_of[$scenario]:-$redis_pid}
 	case $client/$scenario in
-	ghz/B0) cmd=("$GHZ" --call grpc.health.v1.Health/Check) ;;
+	ghz/B0 | ghz/OB0) cmd=("$GHZ" --call grpc.health.v1.Health/Check) ;;
 	ghz/*) cmd=("$GHZ" --call nba.v1.DecisionService/Decide --binary-file "${req_of[$scenario]}") ;;
 	probe/B0) cmd=(bench/.bin/probe -call health) ;;
 	probe/*) cmd=(bench/.bin/probe -call decide -requests "${req_of[$scenario]}") ;;
@@ -260,7 +288,8 @@ load() {
 	case $client in
 	ghz) cmd+=(--insecure --disable-template-functions --disable-template-data
 		--connections "$conns" --concurrency "$c" --duration "$dur"
-		--format json --output "$work/report.json" "$addr") ;;
+		--format json --output "$work/report.json" "$addr")
+		[[ -n $rps ]] && cmd+=(--rps "$rps") ;;
 	probe) cmd+=(-addr "$addr" -connections "$conns" -c "$c" -d "$dur") ;;
 	esac
 
@@ -275,7 +304,7 @@ load() {
 	# ghz cuts the calls in flight when the duration ends ("use of closed
 	# network connection", "transport is closing", "the client connection
 	# is closing"; at most c per run): those are not errors.
-	jq --arg client "$client" --arg scenario "$scenario" --argjson c "$c" \
+	jq --arg client "$client" --arg scenario "$scenario" --argjson c "$c" --arg target "$rps" \
 		--argjson server "$(minus "$(cpu_seconds "$pid")" "$server0")" \
 		--argjson redis "$(minus "$(cpu_seconds "$rpid")" "$redis0")" \
 		--argjson load "$(awk '{ print $1 + $2 }' "$work/time")" \
@@ -283,6 +312,7 @@ load() {
 		def pct(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
 		del(.details, .options.data)
 		| .bench = {client: $client, scenario: $scenario, c: $c}
+		| if $target != "" then .bench.target_rps = ($target | tonumber) else . end
 		| .bench += if $client == "ghz" then {
 			rps: .rps, p50_ms: pct(50), p99_ms: pct(99), calls: .count, seconds: (.total / 1e9),
 			errors: ([.errorDistribution // {} | to_entries[]
@@ -358,6 +388,67 @@ if [[ $BENCH_SCALE == 1 ]]; then
 			load ghz "$s" "$c" "$BENCH_DURATION" "$BENCH_OUT/raw/ghz-$s$round-c$c.json"
 			scale_runs+=("$s$round")
 		done
+	done
+fi
+
+# ------------------------------------------------------------------ open loop
+
+# BENCH_OPENLOOP=1: peak closed-loop rps of B0 and D(100) at
+# c=BENCH_OPENLOOP_PEAK_C on one store (the BENCH_SCALE store if
+# BENCH_SCALE=1, else the BENCH_HCPS one), with a pprof CPU profile of the
+# real server taken during the D(100) run; then B0 and D(100), interleaved,
+# at fixed rates of BENCH_OPENLOOP_RATES percent of D(100)'s peak (ghz
+# --rps with BENCH_OPENLOOP_CONCURRENCY workers, so the rate, not the
+# number of callers, sets the load). Scenarios OB0 and OD; reports in
+# raw/ghz-OB0-peak.json, raw/ghz-OD-peak.json, raw/ghz-O{B0,D}-r<pct>.json;
+# the profile in $BENCH_OUT/arbiter-d100-peak.pprof.
+ol_rows=()
+if [[ $BENCH_OPENLOOP == 1 ]]; then
+	if [[ $BENCH_SCALE == 1 ]]; then
+		ol_port=$arbiter_large_port ol_pid=$arbiter_large_pid ol_dport=$arbiter_large_debug_port
+		ol_hcps=$BENCH_SCALE_HCPS redis_pid_of[OB0]=$redis_large_pid redis_pid_of[OD]=$redis_large_pid
+	else
+		ol_port=$arbiter_port ol_pid=$arbiter_pid ol_dport=$arbiter_debug_port ol_hcps=$BENCH_HCPS
+	fi
+	addr_of[OB0]=127.0.0.1:$ol_port pid_of[OB0]=$ol_pid label_of[OB0]="B0 ($ol_hcps HCPs)"
+	addr_of[OD]=127.0.0.1:$ol_port pid_of[OD]=$ol_pid label_of[OD]="D(100) ($ol_hcps HCPs)"
+	req_of[OD]=$(requests_file "$ol_hcps" 100)
+	pc=$BENCH_OPENLOOP_PEAK_C
+
+	# Profile length: the run's length less a second (ghz's start-up, the
+	# end of the run), unless BENCH_PROFILE_SECONDS says otherwise.
+	case $BENCH_DURATION in
+	*ms) dur_s=0 ;;
+	*h*|*m*) dur_s=$(awk -v d="$BENCH_DURATION" 'BEGIN { s = 0; if (match(d, /[0-9]+h/)) s += 3600 * substr(d, RSTART, RLENGTH - 1);
+		if (match(d, /[0-9]+m/)) s += 60 * substr(d, RSTART, RLENGTH - 1); if (match(d, /[0-9]+s/)) s += substr(d, RSTART, RLENGTH - 1); print s }') ;;
+	*s) dur_s=${BENCH_DURATION%s} dur_s=${dur_s%.*} ;;
+	*) dur_s=0 ;;
+	esac
+	prof_s=${BENCH_PROFILE_SECONDS:-$((dur_s > 2 ? dur_s - 1 : 1))}
+	prof=$BENCH_OUT/arbiter-d100-peak.pprof
+	rm -f "$prof" "$BENCH_OUT/profile-top.txt" "$BENCH_OUT"/raw/ghz-O*.json
+
+	load ghz OD "$pc" "$BENCH_WARMUP" "$work/warmup.json"
+	log "ghz ${label_of[OB0]} c=$pc for $BENCH_DURATION (peak)"
+	load ghz OB0 "$pc" "$BENCH_DURATION" "$BENCH_OUT/raw/ghz-OB0-peak.json"
+	log "ghz ${label_of[OD]} c=$pc for $BENCH_DURATION (peak), CPU profile of arbiter for ${prof_s}s"
+	# The profile starts half a second into the run, after ghz's start-up.
+	(sleep 0.5 && curl -sSf -o "$prof" "http://127.0.0.1:$ol_dport/debug/pprof/profile?seconds=$prof_s") &
+	curl_pid=$!
+	load ghz OD "$pc" "$BENCH_DURATION" "$BENCH_OUT/raw/ghz-OD-peak.json"
+	wait "$curl_pid" || die "could not fetch the CPU profile from 127.0.0.1:$ol_dport"
+	go tool pprof -top -cum -nodecount=25 bin/arbiter "$prof" >"$BENCH_OUT/profile-top.txt" 2>/dev/null ||
+		die "go tool pprof failed on $prof"
+
+	peak_b0=$(jq -r '.bench.rps' "$BENCH_OUT/raw/ghz-OB0-peak.json")
+	peak_d=$(jq -r '.bench.rps' "$BENCH_OUT/raw/ghz-OD-peak.json")
+	for pct in $BENCH_OPENLOOP_RATES; do
+		r=$(awk -v p="$peak_d" -v q="$pct" 'BEGIN { r = int(p * q / 100 + 0.5); print (r < 1 ? 1 : r) }')
+		for s in OB0 OD; do
+			log "ghz ${label_of[$s]} at $r rps ($pct% of D(100)'s peak), $BENCH_OPENLOOP_CONCURRENCY workers, for $BENCH_DURATION"
+			load ghz "$s" "$BENCH_OPENLOOP_CONCURRENCY" "$BENCH_DURATION" "$BENCH_OUT/raw/ghz-$s-r$pct.json" "$r"
+		done
+		ol_rows+=("$pct")
 	done
 fi
 
@@ -448,7 +539,7 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 	echo "# Arbiter end-to-end benchmark"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY") bench/run.sh\`"
+	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
 	echo "- code: $tree"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3), ghz $GHZ_VERSION"
@@ -544,6 +635,39 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 		bars "$client"
 	done
 	echo "- issue 3: Redis memory <= 1 KB per HCP: see the seeding table"
+	if [[ $BENCH_OPENLOOP == 1 ]]; then
+		echo
+		echo "## Open-loop rate sweep (BENCH_OPENLOOP=1)"
+		echo
+		echo "Store: $ol_hcps HCPs$([[ $BENCH_SCALE == 1 ]] && echo " (the BENCH_SCALE store)" || echo " (the BENCH_HCPS store; the issue asks for 1,000,000: BENCH_SCALE=1)"). Peak = closed-loop ghz at c=$pc, $BENCH_DURATION, just before the sweep: B0 $(printf '%.0f' "$peak_b0") rps, D(100) $(printf '%.0f' "$peak_d") rps (p99 $(jq -r '.bench.p99_ms | . * 1000 | round / 1000' "$BENCH_OUT/raw/ghz-OD-peak.json") ms)."
+		echo
+		echo "Then B0 and D(100) interleaved at each rate (ghz --rps R, --concurrency $BENCH_OPENLOOP_CONCURRENCY --connections $((BENCH_OPENLOOP_CONCURRENCY < BENCH_CONNECTIONS ? BENCH_OPENLOOP_CONCURRENCY : BENCH_CONNECTIONS)), $BENCH_DURATION each). ghz spaces the calls evenly (not Poisson) and measures each call from its start, not from its scheduled time: if all workers are busy the schedule slips and the wait is not counted, so an achieved rate below the target (flagged) means the figures are not open-loop."
+		echo
+		echo "| % of D(100) peak | target rps | B0 rps | B0 p50 ms | B0 p99 ms | D(100) rps | D(100) p50 ms | D(100) p99 ms | D p99 / B0 p99 | errors B0/D |"
+		echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		for pct in "${ol_rows[@]}"; do
+			read -r tb rb b50 b99 eb < <(jq -r '.bench | [.target_rps, .rps, .p50_ms, .p99_ms, .errors] | @tsv' "$BENCH_OUT/raw/ghz-OB0-r$pct.json")
+			read -r _ rd d50 d99 ed < <(jq -r '.bench | [.target_rps, .rps, .p50_ms, .p99_ms, .errors] | @tsv' "$BENCH_OUT/raw/ghz-OD-r$pct.json")
+			flag() { awk -v a="$1" -v t="$2" 'BEGIN { printf "%.0f%s", a, (a < 0.97 * t ? " (below target)" : "") }'; }
+			printf '| %s%% | %s | %s | %.3f | %.3f | %s | %.3f | %.3f | %s | %s/%s |\n' "$pct" "$tb" "$(flag "$rb" "$tb")" "$b50" "$b99" \
+				"$(flag "$rd" "$tb")" "$d50" "$d99" "$(ratio "$d99" "$b99")" "$eb" "$ed"
+		done
+		echo
+		if [[ -f $BENCH_OUT/raw/ghz-OD-r50.json ]]; then
+			p=$(ratio "$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OD-r50.json")" "$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OB0-r50.json")")
+			echo "- bar: at 50% of D(100)'s peak rate, D(100) p99 <= 2 x B0 p99 at the same rate: $p: $(atmost "$p" 2) ($ol_hcps HCPs$([[ $ol_hcps -lt 1000000 ]] && echo "; the issue asks for 1,000,000"), $BENCH_DURATION runs)"
+		else
+			echo "- bar (50% of peak) not measured: 50 is not in BENCH_OPENLOOP_RATES"
+		fi
+		echo
+		echo "## CPU profile of arbiter at peak (D(100), c=$pc)"
+		echo
+		echo "pprof CPU profile (-debug-addr, /debug/pprof/profile?seconds=$prof_s) during the peak D(100) run above: $(basename "$prof"); \`go tool pprof -top -cum -nodecount=25 bin/arbiter $prof\`:"
+		echo
+		echo '```'
+		cat "$BENCH_OUT/profile-top.txt"
+		echo '```'
+	fi
 } >"$md"
 
 cat "$md"
