@@ -3,6 +3,7 @@ package consent
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -187,15 +188,26 @@ func parsePurpose(s string) (arbiter.Purpose, bool) {
 	return arbiter.ParsePurpose(s)
 }
 
-// ledgerJSON is one ledger entry as stored. Field names are part of the
-// stored format: renaming one breaks every ledger already written.
+// Ledger entries are stored as one line of '|'-separated fields (format 2):
+//
+//	2|<recorded ms>|<flags>|<channel>|<purpose>|<topic>|<address>|<status>|<captured ms>|<expires ms or 0>|<source>|<captured by>
+//
+// flags holds 'a' when the change applied and 'm' when it wrote the
+// completeness marker; an entry that only wrote the marker has its record
+// fields empty. Validation keeps '|' out of every free-text field, so the
+// split is unambiguous. The format is a third the size of the JSON of
+// format 1 (about 90 bytes instead of 250), which mattered: the ledger was
+// half of Redis's memory per HCP. Entries written as format 1 JSON still
+// decode. Field order is part of the stored format.
+const ledgerFormat = "2"
+
+// ledgerJSON is a format 1 entry, still decoded.
 type ledgerJSON struct {
-	V              int       `json:"v"`
-	RecordedAt     time.Time `json:"recorded_at"`
-	Applied        bool      `json:"applied"`
-	MarkedComplete bool      `json:"marked_complete,omitempty"`
-	// Record is absent from an entry that only wrote the completeness marker.
-	Record *recordJSON `json:"record,omitempty"`
+	V              int         `json:"v"`
+	RecordedAt     time.Time   `json:"recorded_at"`
+	Applied        bool        `json:"applied"`
+	MarkedComplete bool        `json:"marked_complete,omitempty"`
+	Record         *recordJSON `json:"record,omitempty"`
 }
 
 type recordJSON struct {
@@ -210,39 +222,80 @@ type recordJSON struct {
 	CapturedBy string    `json:"captured_by,omitempty"`
 }
 
-const ledgerVersion = 1
-
 // encodeLedger returns the stored forms of e with Applied set to true and to
 // false: the script, which alone knows whether the change applies, appends
 // one of them.
 func encodeLedger(e LedgerEntry, markerOnly bool) (ifApplied, ifNot string, err error) {
-	j := ledgerJSON{V: ledgerVersion, RecordedAt: e.RecordedAt, MarkedComplete: e.MarkedComplete}
+	var fields [12]string
+	fields[0] = ledgerFormat
+	fields[1] = strconv.FormatInt(e.RecordedAt.UnixMilli(), 10)
 	if !markerOnly {
 		r := e.Record
-		j.Record = &recordJSON{
-			Channel: r.Channel.String(), Purpose: r.Purpose.String(),
-			Topic: r.Topic, Address: r.Address, Status: r.Status.String(),
-			CapturedAt: r.CapturedAt, ExpiresAt: r.ExpiresAt,
-			Source: r.Source, CapturedBy: r.CapturedBy,
+		fields[3], fields[4], fields[5], fields[6] = r.Channel.String(), r.Purpose.String(), r.Topic, r.Address
+		fields[7] = r.Status.String()
+		fields[8] = strconv.FormatInt(r.CapturedAt.UnixMilli(), 10)
+		fields[9] = "0"
+		if !r.ExpiresAt.IsZero() {
+			fields[9] = strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10)
+		}
+		fields[10], fields[11] = r.Source, r.CapturedBy
+	}
+	for _, f := range fields[3:] {
+		if strings.Contains(f, "|") {
+			return "", "", errors.New("a ledger field contains '|'")
 		}
 	}
-	j.Applied = true
-	a, err := json.Marshal(j)
-	if err != nil {
-		return "", "", err
+	mark := ""
+	if e.MarkedComplete {
+		mark = "m"
 	}
-	j.Applied = false
-	n, err := json.Marshal(j)
-	if err != nil {
-		return "", "", err
-	}
-	return string(a), string(n), nil
+	fields[2] = "a" + mark
+	ifApplied = strings.Join(fields[:], "|")
+	fields[2] = mark
+	ifNot = strings.Join(fields[:], "|")
+	return ifApplied, ifNot, nil
 }
 
-// decodeLedger decodes one stored ledger entry.
+// decodeLedger decodes one stored ledger entry, of either format.
 func decodeLedger(seq int64, data string) (LedgerEntry, error) {
+	if strings.HasPrefix(data, "{") {
+		return decodeLedgerJSON(seq, data)
+	}
+	f := strings.Split(data, "|")
+	if len(f) != 12 || f[0] != ledgerFormat {
+		return LedgerEntry{}, corrupt("ledger entry does not decode")
+	}
+	recorded, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return LedgerEntry{}, corrupt("ledger entry time is not a number")
+	}
+	e := LedgerEntry{Seq: seq, RecordedAt: msTime(recorded),
+		Applied: strings.Contains(f[2], "a"), MarkedComplete: strings.Contains(f[2], "m")}
+	if f[3] == "" {
+		return e, nil // the entry only wrote the marker
+	}
+	r := &e.Record
+	var ok1, ok2, ok3 bool
+	r.Channel, ok1 = arbiter.ParseChannel(f[3])
+	r.Purpose, ok2 = parsePurpose(f[4])
+	r.Status, ok3 = ParseStatus(f[7])
+	captured, err1 := strconv.ParseInt(f[8], 10, 64)
+	expires, err2 := strconv.ParseInt(f[9], 10, 64)
+	if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil {
+		return LedgerEntry{}, corrupt("ledger entry has an unknown channel, purpose, status or time")
+	}
+	r.Topic, r.Address, r.Source, r.CapturedBy = f[5], f[6], f[10], f[11]
+	r.CapturedAt = msTime(captured)
+	if expires != 0 {
+		r.ExpiresAt = msTime(expires)
+	}
+	return e, nil
+}
+
+// decodeLedgerJSON decodes a format 1 entry.
+func decodeLedgerJSON(seq int64, data string) (LedgerEntry, error) {
 	var j ledgerJSON
-	if err := json.Unmarshal([]byte(data), &j); err != nil || j.V != ledgerVersion {
+	if err := json.Unmarshal([]byte(data), &j); err != nil || j.V != 1 {
 		return LedgerEntry{}, corrupt("ledger entry does not decode")
 	}
 	e := LedgerEntry{Seq: seq, RecordedAt: j.RecordedAt.UTC(), Applied: j.Applied, MarkedComplete: j.MarkedComplete}
