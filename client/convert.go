@@ -248,6 +248,8 @@ func consentStatusToPB(s ConsentStatus) nbapb.ConsentStatus {
 		return nbapb.ConsentStatus_CONSENT_STATUS_PENDING
 	case ConsentBarred:
 		return nbapb.ConsentStatus_CONSENT_STATUS_BARRED
+	case ConsentCleared:
+		return nbapb.ConsentStatus_CONSENT_STATUS_CLEARED
 	}
 	return nbapb.ConsentStatus_CONSENT_STATUS_UNSPECIFIED
 }
@@ -262,6 +264,8 @@ func consentStatusFromPB(s nbapb.ConsentStatus) ConsentStatus {
 		return ConsentPending
 	case nbapb.ConsentStatus_CONSENT_STATUS_BARRED:
 		return ConsentBarred
+	case nbapb.ConsentStatus_CONSENT_STATUS_CLEARED:
+		return ConsentCleared
 	}
 	return ""
 }

@@ -177,12 +177,14 @@ const (
 	// ConsentBarred: the channel is barred outright ("never email"); the
 	// record has no purpose, topic or address.
 	ConsentBarred ConsentStatus = "barred"
+	// ConsentCleared lifts a bar on the channel; it allows nothing by itself.
+	ConsentCleared ConsentStatus = "cleared"
 )
 
 // Valid reports whether s is one of the statuses above.
 func (s ConsentStatus) Valid() bool {
 	switch s {
-	case ConsentOptIn, ConsentOptOut, ConsentPending, ConsentBarred:
+	case ConsentOptIn, ConsentOptOut, ConsentPending, ConsentBarred, ConsentCleared:
 		return true
 	}
 	return false

@@ -123,6 +123,8 @@ func matchLevel(r *Record, q *Query) int {
 // uses the same order.
 func (s Status) restrictiveness() int {
 	switch s {
+	case Cleared:
+		return 0
 	case OptIn:
 		return 1
 	case Pending:
@@ -181,6 +183,9 @@ func (p *Policy) Evaluate(s *State, q Query) Verdict {
 		// any opt-in however recent.
 		if r.Status == Barred {
 			return Verdict{Outcome: DeniedBarred, Record: i}
+		}
+		if r.Status == Cleared {
+			continue // a lifted bar: the other records decide
 		}
 		level := matchLevel(r, &q)
 		if level == levelNone {

@@ -62,6 +62,13 @@ func TestEvaluate(t *testing.T) {
 			&State{}, q(us), Verdict{DeniedUnknown, -1, false}},
 
 		// Rule 2: barred.
+		{"a later cleared lifts the bar: the opt-in decides",
+			complete(rec(arbiter.Email, arbiter.PurposeUnspecified, Cleared, t0.Add(2*time.Hour)),
+				email(promo, OptIn, t0.Add(time.Hour))), q(),
+			Verdict{Allowed, 1, false}},
+		{"a lifted bar allows nothing by itself: EU email still needs an opt-in",
+			complete(rec(arbiter.Email, arbiter.PurposeUnspecified, Cleared, t0)), q(),
+			Verdict{DeniedNoRecord, -1, false}},
 		{"barred beats a later opt-in",
 			complete(email(promo, OptIn, t0.Add(time.Hour)).address(addrNew), rec(arbiter.Email, 0, Barred, t0)), q(),
 			Verdict{DeniedBarred, 1, false}},

@@ -23,10 +23,15 @@ const (
 	// Barred: the channel is barred outright for this recipient ("never
 	// email"), whatever the purpose, topic or address.
 	Barred
+	// Cleared: lifts a bar on the channel. Like Barred it is channel-wide
+	// and shares the bar's scope, so a later Cleared replaces the bar (at
+	// the same instant the bar wins). It allows nothing by itself: the
+	// channel's other records and the market default decide again.
+	Cleared
 	numStatuses
 )
 
-var statusNames = [numStatuses]string{"unspecified", "opt_in", "opt_out", "pending", "barred"}
+var statusNames = [numStatuses]string{"unspecified", "opt_in", "opt_out", "pending", "barred", "cleared"}
 
 func (s Status) String() string {
 	if s < numStatuses {
@@ -130,18 +135,18 @@ func (r Record) check(e *arbiter.InvalidError, name string) {
 		e.Add(name+".channel", "must be a known channel")
 	}
 	if !r.Status.Valid() {
-		e.Add(name+".status", "must be opt_in, opt_out, pending or barred")
+		e.Add(name+".status", "must be opt_in, opt_out, pending, barred or cleared")
 	}
-	if r.Status == Barred {
-		// A bar is channel-wide: it has no purpose, topic or address.
+	if r.Status == Barred || r.Status == Cleared {
+		// A bar, and its lifting, are channel-wide: no purpose, topic or address.
 		if r.Purpose != arbiter.PurposeUnspecified {
-			e.Add(name+".purpose", "must be unspecified on a barred record")
+			e.Add(name+".purpose", "must be unspecified on a barred or cleared record")
 		}
 		if r.Topic != "" {
-			e.Add(name+".topic", "must be empty on a barred record")
+			e.Add(name+".topic", "must be empty on a barred or cleared record")
 		}
 		if r.Address != "" {
-			e.Add(name+".address", "must be empty on a barred record")
+			e.Add(name+".address", "must be empty on a barred or cleared record")
 		}
 	} else if !r.Purpose.Valid() {
 		e.Add(name+".purpose", "must be promotional, medical or service")

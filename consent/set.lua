@@ -11,14 +11,14 @@
 --
 -- A record becomes current for its scope iff there is no current record, or
 -- it was captured later, or at the same millisecond with a more restrictive
--- status (opt_out over pending over opt_in; the same order as
+-- status (barred over opt_out over pending over opt_in over cleared; the same order as
 -- Status.restrictiveness in evaluate.go). Either way a ledger entry is
 -- appended: the ledger proves every acknowledged change.
 --
 -- Returns, per ledger entry appended, two integers: the ledger length after
 -- the append (the entry's index + 1) and 1 if applied, 0 if not.
 
-local rank = {opt_in = 1, pending = 2, opt_out = 3, barred = 4}
+local rank = {cleared = 0, opt_in = 1, pending = 2, opt_out = 3, barred = 4}
 
 -- parse returns the capture time and status rank of a hash value, or nil.
 local function parse(v)

@@ -414,6 +414,10 @@ const (
 	// Channel barred outright ("never email"); purpose, topic and address
 	// must be empty.
 	ConsentStatus_CONSENT_STATUS_BARRED ConsentStatus = 4
+	// Lifts a bar on the channel (a later CLEARED replaces the BARRED record;
+	// at the same capture time the bar wins). Allows nothing by itself.
+	// Purpose, topic and address must be empty.
+	ConsentStatus_CONSENT_STATUS_CLEARED ConsentStatus = 5
 )
 
 // Enum value maps for ConsentStatus.
@@ -424,6 +428,7 @@ var (
 		2: "CONSENT_STATUS_OPT_OUT",
 		3: "CONSENT_STATUS_PENDING",
 		4: "CONSENT_STATUS_BARRED",
+		5: "CONSENT_STATUS_CLEARED",
 	}
 	ConsentStatus_value = map[string]int32{
 		"CONSENT_STATUS_UNSPECIFIED": 0,
@@ -431,6 +436,7 @@ var (
 		"CONSENT_STATUS_OPT_OUT":     2,
 		"CONSENT_STATUS_PENDING":     3,
 		"CONSENT_STATUS_BARRED":      4,
+		"CONSENT_STATUS_CLEARED":     5,
 	}
 )
 
@@ -2440,13 +2446,14 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x14EVENT_TYPE_REP_VISIT\x10\x06\x12\x1a\n" +
 	"\x16EVENT_TYPE_MSL_MEETING\x10\a\x12\x1b\n" +
 	"\x17EVENT_TYPE_UNSUBSCRIBED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_BOUNCED\x10\t*\x9d\x01\n" +
+	"\x12EVENT_TYPE_BOUNCED\x10\t*\xb9\x01\n" +
 	"\rConsentStatus\x12\x1e\n" +
 	"\x1aCONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONSENT_STATUS_OPT_IN\x10\x01\x12\x1a\n" +
 	"\x16CONSENT_STATUS_OPT_OUT\x10\x02\x12\x1a\n" +
 	"\x16CONSENT_STATUS_PENDING\x10\x03\x12\x19\n" +
-	"\x15CONSENT_STATUS_BARRED\x10\x042J\n" +
+	"\x15CONSENT_STATUS_BARRED\x10\x04\x12\x1a\n" +
+	"\x16CONSENT_STATUS_CLEARED\x10\x052J\n" +
 	"\x0fDecisionService\x127\n" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse2V\n" +
 	"\fEventService\x12F\n" +
