@@ -75,6 +75,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}") {
+		return c, fmt.Errorf("redis-prefix: want a non-empty prefix without '{' or '}' (they would break the per-HCP hash tag), got %q", c.RedisPrefix)
+	}
 	if c.RedisAddr != "" {
 		addrs := strings.Split(c.RedisAddr, ",")
 		for i, a := range addrs {

@@ -35,6 +35,9 @@ func TestRedisModeIsExplicit(t *testing.T) {
 		{"cluster variable not a boolean", nil, map[string]string{"ARBITER_REDIS_CLUSTER": "yes"}, "ARBITER_REDIS_CLUSTER", false},
 		{"address without a port", []string{"-redis-addr", "127.0.0.1"}, nil, "host:port", false},
 		{"empty seed", []string{"-redis-addr", "127.0.0.1:1,", "-redis-cluster"}, nil, "address 2", false},
+		{"prefix with a brace", []string{"-redis-prefix", "a{b"}, nil, "redis-prefix", false},
+		{"empty prefix", nil, map[string]string{"ARBITER_REDIS_PREFIX": ""}, "", false},
+		{"empty prefix flag", []string{"-redis-prefix", ""}, nil, "redis-prefix", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
