@@ -69,12 +69,19 @@ func (r *Ranker) Score(c *Candidate) Scored {
 }
 
 func (r *Ranker) score(c *Candidate) (score, propensity, ctx float64) {
-	ch := c.Channel
-	z := r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
-	propensity = 1 / (1 + math.Exp(-z))
-	ctx = r.context[ch] * r.m.lever[c.Purpose]
+	propensity = 1 / (1 + math.Exp(-r.logit(c)))
+	ctx = r.weight(c)
 	return propensity * c.Value * ctx, propensity, ctx
 }
+
+// logit is c's log-odds of engaging.
+func (r *Ranker) logit(c *Candidate) float64 {
+	ch := c.Channel
+	return r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
+}
+
+// weight is c's context weight times its purpose lever.
+func (r *Ranker) weight(c *Candidate) float64 { return r.context[c.Channel] * r.m.lever[c.Purpose] }
 
 // Rank scores every candidate and returns the k best, best first, in
 // top[:0] (which should have capacity k to avoid allocating). Ties are
@@ -126,10 +133,8 @@ func (r *Ranker) Rank(cands []Candidate, k int, top []Scored) []Scored {
 // is the score. For y < -16 (z > 16) the bound is just v. Exact in the
 // sense that it never rejects a candidate that would have got in.
 func (r *Ranker) boundedOut(c *Candidate, min float64) bool {
-	ch := c.Channel
-	v := c.Value * r.context[ch] * r.m.lever[c.Purpose]
-	z := r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
-	u := 1 - z/16
+	v := c.Value * r.weight(c)
+	u := 1 - r.logit(c)/16
 	if u <= 0 {
 		return v <= min*(1-1e-9)
 	}
