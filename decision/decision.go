@@ -114,6 +114,9 @@ type Engine struct {
 	clock   func() time.Time
 	ids     *idSource
 	scratch sync.Pool
+	// allActions lists every catalog index: the candidates of a request
+	// that names none. Read only.
+	allActions []int32
 }
 
 // Option configures an Engine.
@@ -129,6 +132,10 @@ func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *cons
 		o(e)
 	}
 	e.scratch.New = func() any { return new(scratch) }
+	e.allActions = make([]int32, len(cat.Actions))
+	for i := range e.allActions {
+		e.allActions[i] = int32(i)
+	}
 	return e
 }
 
@@ -160,7 +167,6 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	defer e.scratch.Put(s)
 
 	actions, err := e.resolve(req.Candidates, s)
-	s.actions = actions
 	if err != nil {
 		return nil, err
 	}
@@ -227,13 +233,10 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 // repeated ids. Repeats are found with a per-scratch stamp per action, so
 // the check is linear in the number of candidates.
 func (e *Engine) resolve(ids []string, s *scratch) ([]int32, error) {
-	out := s.actions[:0]
 	if len(ids) == 0 {
-		for i := range e.catalog.Actions {
-			out = append(out, int32(i))
-		}
-		return out, nil
+		return e.allActions, nil
 	}
+	out := s.actions[:0]
 	if len(s.seen) != len(e.catalog.Actions) {
 		s.seen = make([]uint32, len(e.catalog.Actions))
 	}
@@ -255,6 +258,7 @@ func (e *Engine) resolve(ids []string, s *scratch) ([]int32, error) {
 		s.seen[ai] = s.stamp
 		out = append(out, int32(ai))
 	}
+	s.actions = out // keep the grown buffer for the next decision
 	return out, inv.Err()
 }
 

@@ -340,3 +340,34 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	}
 }
+
+// A decision over the whole catalog uses a shared, read-only list of every
+// action: decisions naming candidates in between must not overwrite it.
+func TestWholeCatalogAfterNamedCandidates(t *testing.T) {
+	e := newEngine(t, map[string]*features.Snapshot{"HCP-1": usCardiologist()})
+	ctx := context.Background()
+	accounted := func() int {
+		res, err := e.Decide(ctx, Request{HCPID: "HCP-1", Limit: 50, Explain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Recommendations) + len(res.Suppressed)
+	}
+	want := len(e.Catalog().Actions)
+	if got := accounted(); got != want {
+		t.Fatalf("whole-catalog decision accounts for %d actions, want %d", got, want)
+	}
+	for range 3 {
+		if _, err := e.Decide(ctx, Request{HCPID: "HCP-1", Limit: 3, Candidates: []string{"sms-reminder", "email-ok"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := accounted(); got != want {
+		t.Errorf("after named-candidate decisions, a whole-catalog decision accounts for %d actions, want %d", got, want)
+	}
+	for i, ai := range e.allActions {
+		if ai != int32(i) {
+			t.Fatalf("allActions[%d] = %d: overwritten", i, ai)
+		}
+	}
+}
