@@ -22,14 +22,18 @@
 -- Nothing is written unless it returns 0: every stored value is read and
 -- parsed before the first write.
 --
--- Decay: a counter is stored as "<value>|<t0 ms>", its value as of t0.
--- An event at te >= t0 decays the value to te and adds the weight:
---   v = v0 * 2^(-(te-t0)/h) + w, stamped te.
--- An event older than the counter (te < t0, out of order) leaves the stamp at
--- t0 and adds the weight as decayed from te to t0:
---   v = v0 + w * 2^(-(t0-te)/h), stamped t0.
--- Both give the same value at any later time as if the events had arrived in
--- order. Last-contact and last-engagement times keep the maximum.
+-- Decay: the decayed counters (fields e:, s: and t:) hold their values as of
+-- one time per HCP, the field ct (unix ms). An event at te moves that time
+-- to T = max(te, ct): every counter is decayed from ct to T, and the event's
+-- weight is added as decayed from te to T:
+--   v = v0 * 2^(-(T-ct)/h) + w * 2^(-(T-te)/h)
+-- so an event older than ct (out of order) gives the same value at any later
+-- time as if the events had arrived in order. One shared time instead of one
+-- per counter keeps the hash small (13 bytes per counter); the price is that
+-- an event newer than ct rewrites every counter. A counter written by an
+-- earlier version as "<value>|<t0 ms>" is read with its own t0 and rewritten
+-- in the shared form. Last-contact and last-engagement times keep the
+-- maximum. Values are written with 12 significant digits.
 
 local p, ev, hist = KEYS[1], KEYS[2], KEYS[3]
 local id = ARGV[1]
@@ -50,38 +54,76 @@ if redis.call('EXISTS', p) == 0 then
   return 2
 end
 
-local sets = {}
+local function decode(v, stamp)
+  local i = string.find(v, '|', 1, true)
+  if i then
+    return tonumber(string.sub(v, 1, i - 1)), tonumber(string.sub(v, i + 1))
+  end
+  return tonumber(v), stamp
+end
 
-local function decay_add(field, add)
-  local cur = redis.call('HGET', p, field)
-  local v, t0s = add, tes
-  if cur then
-    local i = string.find(cur, '|', 1, true)
-    if not i then
-      return false
-    end
-    local v0 = tonumber(string.sub(cur, 1, i - 1))
-    t0s = string.sub(cur, i + 1)
-    local t0 = tonumber(t0s)
-    if not v0 or not t0 then
-      return false
-    end
-    if te >= t0 then
-      v = v0 * 2 ^ (-(te - t0) / h) + add
-      t0s = tes
-    else
-      v = v0 + add * 2 ^ (-(t0 - te) / h)
+local function is_decayed(f)
+  local c = string.sub(f, 1, 2)
+  return c == 'e:' or c == 's:' or c == 't:'
+end
+
+local all = redis.call('HGETALL', p)
+local cur = {}
+local ct = nil
+for i = 1, #all, 2 do
+  if all[i] == 'ct' then
+    ct = tonumber(all[i + 1])
+    if not ct then
+      return 3
     end
   end
-  sets[#sets + 1] = field
-  sets[#sets + 1] = string.format('%.17g', v) .. '|' .. t0s
-  return true
+  cur[all[i]] = all[i + 1]
+end
+
+-- The new common time, and each counter's value as of it.
+local T = te
+if ct and ct > T then
+  T = ct
+end
+local vals, legacy = {}, false
+for f, v in pairs(cur) do
+  if is_decayed(f) then
+    local v0, t0 = decode(v, ct)
+    if not v0 or not t0 or v0 ~= v0 or v0 == math.huge or v0 == -math.huge then
+      return 3
+    end
+    if t0 ~= ct then
+      legacy = true
+    end
+    if t0 > T then
+      -- A legacy stamp later than both: it becomes the common time.
+      T = t0
+    end
+    vals[f] = {v0, t0}
+  end
+end
+
+local sets = {}
+local changed = {}
+local function add(field, w)
+  local e = vals[field]
+  if not e then
+    e = {0, T}
+    vals[field] = e
+  end
+  e[1] = e[1] * 2 ^ (-(T - e[2]) / h) + w * 2 ^ (-(T - te) / h)
+  e[2] = T
+  changed[field] = true
+end
+
+local function fmt(v)
+  return string.format('%.12g', v)
 end
 
 local function keep_max(field)
-  local cur = redis.call('HGET', p, field)
-  if cur then
-    local t0 = tonumber(cur)
+  local c = cur[field]
+  if c then
+    local t0 = tonumber(c)
     if not t0 then
       return false
     end
@@ -96,20 +138,37 @@ end
 
 local ok = true
 if w ~= 0 then
-  ok = decay_add('e:' .. ch, w) and ok
+  add('e:' .. ch, w)
 end
 if w > 0 then
   if topic ~= '' then
-    ok = decay_add('t:' .. topic, w) and ok
+    add('t:' .. topic, w)
   end
   ok = keep_max('le') and ok
 end
 if contact then
-  ok = decay_add('s:' .. ch, 1) and ok
+  add('s:' .. ch, 1)
   ok = keep_max('lc:' .. ch) and ok
 end
 if not ok then
   return 3
+end
+
+-- Every counter moves to T when the common time advances (or a legacy
+-- stamp goes); otherwise only the ones the event touched.
+local rewrite_all = legacy or ct == nil or T ~= ct
+for f, e in pairs(vals) do
+  if rewrite_all or changed[f] then
+    if e[2] ~= T then
+      e[1] = e[1] * 2 ^ (-(T - e[2]) / h)
+    end
+    sets[#sets + 1] = f
+    sets[#sets + 1] = fmt(e[1])
+  end
+end
+if rewrite_all and next(vals) ~= nil then
+  sets[#sets + 1] = 'ct'
+  sets[#sets + 1] = string.format('%.0f', T)
 end
 
 if #sets > 0 then

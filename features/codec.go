@@ -22,6 +22,18 @@ func (e *fieldError) Unwrap() error { return arbiter.ErrCorrupt }
 // allocates only the Attributes and Topics maps, and only when needed.
 func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *Profile, c *Counters) error {
 	var haveMarket, haveAudience bool
+	// The decayed counters are stored as of one time, fCounterTime: one
+	// decay factor serves them all. Its absence is corruption only if a
+	// counter needs it.
+	dec := decayer{atMs: atMs, halfLifeMs: halfLifeMs, factor: 1}
+	if v, ok := fields[fCounterTime]; ok {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return &fieldError{fCounterTime}
+		}
+		dec.ct, dec.haveCT = ms, true
+		dec.factor = decay(1, ms, atMs, halfLifeMs)
+	}
 	for k, v := range fields {
 		switch k {
 		case fSpecialty:
@@ -86,7 +98,7 @@ func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *
 			if !ok {
 				return &fieldError{k}
 			}
-			f, ok := decodeDecayed(v, atMs, halfLifeMs)
+			f, ok := dec.value(v)
 			if !ok {
 				return &fieldError{k}
 			}
@@ -96,7 +108,7 @@ func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *
 				c.Sent[ch] = f
 			}
 		case pTopic:
-			f, ok := decodeDecayed(v, atMs, halfLifeMs)
+			f, ok := dec.value(v)
 			if !ok || name == "" {
 				return &fieldError{k}
 			}
@@ -125,23 +137,33 @@ func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *
 	return nil
 }
 
-// decodeDecayed parses "<value>|<t0 ms>" and returns the value decayed to
-// atMs. A counter stamped after atMs (a load "in the past", or clocks apart)
-// is returned as stored: decay never increases a value.
-func decodeDecayed(s string, atMs int64, halfLifeMs float64) (float64, bool) {
-	i := strings.IndexByte(s, '|')
-	if i < 0 {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(s[:i], 64)
+// decayer turns stored counter values into values decayed to atMs.
+type decayer struct {
+	atMs       int64
+	halfLifeMs float64
+	ct         int64   // the counters' common time (fCounterTime)
+	haveCT     bool    // whether the hash has one
+	factor     float64 // decay from ct to atMs
+}
+
+// value parses a counter: "<value>", as of the common time, or the earlier
+// form "<value>|<t0 ms>", as of its own t0. A counter stamped after atMs (a
+// load "in the past", or clocks apart) is returned as stored: decay never
+// increases a value.
+func (d *decayer) value(s string) (float64, bool) {
+	num, stamp, legacy := strings.Cut(s, "|")
+	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || !finite(v) {
 		return 0, false
 	}
-	t0, err := strconv.ParseInt(s[i+1:], 10, 64)
+	if !legacy {
+		return v * d.factor, d.haveCT
+	}
+	t0, err := strconv.ParseInt(stamp, 10, 64)
 	if err != nil {
 		return 0, false
 	}
-	return decay(v, t0, atMs, halfLifeMs), true
+	return decay(v, t0, d.atMs, d.halfLifeMs), true
 }
 
 // decay returns v, as of t0Ms, decayed to atMs: v * 2^(-(at-t0)/halfLife).
@@ -191,17 +213,17 @@ func profileArgs(args []any, mode string, p Profile, now time.Time) []any {
 	return args
 }
 
-// counterArgs appends the counter fields of c, stamped at nowMs, to args.
-// Zero values and zero times are left out.
+// counterArgs appends the counter fields of c, as of nowMs, to args. Zero
+// values and zero times are left out.
 func counterArgs(args []any, c *Counters, nowMs int64) []any {
-	stamp := "|" + formatInt(nowMs)
+	args = append(args, fCounterTime, formatInt(nowMs))
 	for ch := 1; ch < arbiter.NumChannels; ch++ {
 		name := arbiter.Channel(ch).String()
 		if v := c.Engagement[ch]; v != 0 {
-			args = append(args, pEngagement+name, formatFloat(v)+stamp)
+			args = append(args, pEngagement+name, formatFloat(v))
 		}
 		if v := c.Sent[ch]; v != 0 {
-			args = append(args, pSent+name, formatFloat(v)+stamp)
+			args = append(args, pSent+name, formatFloat(v))
 		}
 		if t := c.LastContact[ch]; !t.IsZero() {
 			args = append(args, pLastContact+name, formatInt(t.UnixMilli()))
@@ -209,7 +231,7 @@ func counterArgs(args []any, c *Counters, nowMs int64) []any {
 	}
 	for topic, v := range c.Topics {
 		if v != 0 {
-			args = append(args, pTopic+topic, formatFloat(v)+stamp)
+			args = append(args, pTopic+topic, formatFloat(v))
 		}
 	}
 	if !c.LastEngagement.IsZero() {

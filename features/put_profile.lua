@@ -7,7 +7,7 @@
 -- ARGV[2..] field, value, field, value, ... (the new profile, and the new
 --           counters when ARGV[1] is "1"); never empty
 --
--- Counter fields are le and those starting with e:, s:, t: or lc:. Every
+-- Counter fields are le, ct and those starting with e:, s:, t: or lc:. Every
 -- other field is descriptive: all of them are deleted (addresses and
 -- attributes no longer present go with them) and the given ones written.
 -- Returns the number of fields deleted.
@@ -16,7 +16,7 @@ local p = KEYS[1]
 local replace_counters = ARGV[1] == '1'
 
 local function is_counter(f)
-  if f == 'le' then
+  if f == 'le' or f == 'ct' then
     return true
   end
   local c = string.sub(f, 1, 2)

@@ -26,10 +26,12 @@ import (
 //	a:<channel>   address reference on the channel ("a:email")
 //	x:<name>      numeric attribute ("x:decile" = "7")
 //
-// Counters, written by events (and by Import), each with its own timestamp
-// so that decay is exact:
+// Counters, written by events (and by Import). The decayed ones hold their
+// values as of one time per HCP, so that decay is exact without a timestamp
+// on each (apply_event.lua says how events move it):
 //
-//	e:<channel>   decayed engagement, "<value>|<unix ms the value is as of>"
+//	ct            the time the decayed counters are as of, unix ms
+//	e:<channel>   decayed engagement, "<value>"
 //	s:<channel>   decayed contacts (sends, visits, meetings), same format
 //	t:<topic>     decayed engagement with a content topic, same format
 //	lc:<channel>  last contact on the channel, unix ms
@@ -47,6 +49,8 @@ const (
 	fTimeZone  = "tz"
 	fUpdatedAt = "ua"
 	fLastEng   = "le"
+	// fCounterTime is the time the decayed counters are as of.
+	fCounterTime = "ct"
 
 	pAddress     = "a:"
 	pAttribute   = "x:"

@@ -482,12 +482,67 @@ func testApplyEventOutOfOrder(t *testing.T, b redistest.Backend) {
 			if d := diffCounters(snap.Counters, want); d != "" {
 				t.Errorf("Counters: %s", d)
 			}
-			// The engagement counter keeps the newest stamp.
-			raw := rdb.HGet(ctx, s.profileKey("hcp-1"), "e:email").Val()
-			if _, stamp, _ := strings.Cut(raw, "|"); stamp != ms(t1) {
-				t.Errorf("e:email = %q, want stamped %s", raw, ms(t1))
+			// The counters' common time is the newest event's, and the
+			// counters carry no stamp of their own.
+			if ct := rdb.HGet(ctx, s.profileKey("hcp-1"), fCounterTime).Val(); ct != ms(t1) {
+				t.Errorf("ct = %q, want %s", ct, ms(t1))
+			}
+			if raw := rdb.HGet(ctx, s.profileKey("hcp-1"), "e:email").Val(); raw != "2.5" {
+				t.Errorf("e:email = %q, want 2.5 (as of t1)", raw)
 			}
 		})
+	}
+}
+
+// Counters written by earlier versions carry their own stamp
+// ("<value>|<ms>"). They still load, and the first event moves them all to
+// the common time.
+func TestLegacyCounterStamps(t *testing.T) { eachBackend(t, testLegacyCounterStamps) }
+
+func testLegacyCounterStamps(t *testing.T, b redistest.Backend) {
+	s, rdb, c := newStoreOn(t, b)
+	t1 := t0.Add(halfLife)
+	c.t = t1
+	ctx := context.Background()
+	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
+		t.Fatal(err)
+	}
+	key := s.profileKey("hcp-1")
+	// 4 sends as of t0, 2 engagements on sms as of t1.
+	if err := rdb.HSet(ctx, key, "s:email", "4|"+ms(t0), "e:sms", "2|"+ms(t1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(2 * halfLife)
+	var want Counters
+	want.Sent[arbiter.Email] = 1
+	want.Engagement[arbiter.SMS] = 1
+	snap, err := s.Load(ctx, "hcp-1", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffCounters(snap.Counters, want); d != "" {
+		t.Errorf("before any event: %s", d)
+	}
+	// An open at t0 (out of order against the sms stamp).
+	e := Event{ID: "a", HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, OccurredAt: t0}
+	if _, err := s.ApplyEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	want.Engagement[arbiter.Email] = 0.25
+	want.LastEngagement = t0
+	if snap, err = s.Load(ctx, "hcp-1", at); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffCounters(snap.Counters, want); d != "" {
+		t.Errorf("after an event: %s", d)
+	}
+	for _, f := range []string{"s:email", "e:sms", "e:email"} {
+		if raw := rdb.HGet(ctx, key, f).Val(); strings.Contains(raw, "|") {
+			t.Errorf("%s = %q after an event, want the stamp-less form", f, raw)
+		}
+	}
+	if ct := rdb.HGet(ctx, key, fCounterTime).Val(); ct != ms(t1) {
+		t.Errorf("ct = %q, want %s (the newest stamp)", ct, ms(t1))
 	}
 }
 
@@ -769,7 +824,8 @@ func testCorruptProfile(t *testing.T, b redistest.Backend) {
 		field string
 		value string // "" deletes the field
 	}{
-		{"counter without stamp", "e:email", "4"},
+		{"counter without stamp or common time", "e:email", "4"},
+		{"counter time", "ct", "soon"},
 		{"counter value", "e:email", "x|" + ms(t0)},
 		{"counter stamp", "s:email", "1|yesterday"},
 		{"counter not finite", "e:email", "NaN|" + ms(t0)},
