@@ -28,9 +28,11 @@ import (
 // free-text part, so splitting on '|' is unambiguous. The value starts with
 // the capture time so that the Lua script can compare it with a prefix match.
 //
-// Ledger, a list at prefix:{hcpID}:consent-ledger, one JSON object per change
-// (see ledgerJSON), appended with RPUSH and never rewritten. An entry's
-// sequence number is its index in the list.
+// Ledger, a string at prefix:{hcpID}:consent-ledger, one entry per change
+// (see encodeLedger), each ended by a newline, only ever appended to (see
+// set.lua). An entry's sequence number is its line index. Earlier versions
+// kept the same entries in a list at the same key; set.lua converts such a
+// list on its next write and History reads either.
 
 // completeField is the hash field of the completeness marker.
 const completeField = "_complete"
@@ -241,8 +243,8 @@ func encodeLedger(e LedgerEntry, markerOnly bool) (ifApplied, ifNot string, err 
 		fields[10], fields[11] = r.Source, r.CapturedBy
 	}
 	for _, f := range fields[3:] {
-		if strings.Contains(f, "|") {
-			return "", "", errors.New("a ledger field contains '|'")
+		if strings.ContainsAny(f, "|\n") {
+			return "", "", errors.New("a ledger field contains '|' or a newline")
 		}
 	}
 	mark := ""

@@ -275,27 +275,49 @@ func (s *Store) History(ctx context.Context, hcpID string, offset, limit int) ([
 		return nil, 0, err
 	}
 
-	key := ledgerKey(s.prefix, hcpID)
-	var total *redis.IntCmd
-	var page *redis.StringSliceCmd
-	// MULTI, so that the total and the page are read at the same instant.
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		total = p.LLen(ctx, key)
-		page = p.LRange(ctx, key, int64(offset), int64(offset+limit-1))
-		return nil
-	})
+	lines, err := s.ledger(ctx, hcpID)
 	if err != nil {
-		return nil, 0, storageErr("history", hcpID, err)
+		return nil, 0, err
 	}
-	entries := make([]LedgerEntry, 0, len(page.Val()))
-	for i, data := range page.Val() {
+	total := int64(len(lines))
+	if offset >= len(lines) {
+		return []LedgerEntry{}, total, nil
+	}
+	page := lines[offset:min(offset+limit, len(lines))]
+	entries := make([]LedgerEntry, 0, len(page))
+	for i, data := range page {
 		entry, err := decodeLedger(int64(offset+i), data)
 		if err != nil {
 			return nil, 0, fmt.Errorf("consent: history %s: entry %d: %w", hcpID, offset+i, err)
 		}
 		entries = append(entries, entry)
 	}
-	return entries, total.Val(), nil
+	return entries, total, nil
+}
+
+// ledger reads all of a recipient's stored ledger entries, oldest first: the
+// string set.lua writes, or the list of an earlier version not yet
+// converted. The ledger is read whole; it grows by one short line per
+// consent change.
+func (s *Store) ledger(ctx context.Context, hcpID string) ([]string, error) {
+	key := ledgerKey(s.prefix, hcpID)
+	data, err := s.rdb.Get(ctx, key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err == nil:
+		if !strings.HasSuffix(data, "\n") {
+			return nil, fmt.Errorf("consent: history %s: %w", hcpID, corrupt("the ledger does not end with a whole entry"))
+		}
+		return strings.Split(data[:len(data)-1], "\n"), nil
+	case !strings.Contains(err.Error(), "WRONGTYPE"):
+		return nil, storageErr("history", hcpID, err)
+	}
+	lines, err := s.rdb.LRange(ctx, key, 0, -1).Result()
+	if err != nil {
+		return nil, storageErr("history", hcpID, err)
+	}
+	return lines, nil
 }
 
 // storageErr classifies an error from Redis. Errors that are not replies

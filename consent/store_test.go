@@ -270,11 +270,15 @@ func TestStoreLedgerIsAppendOnly(t *testing.T) {
 	storeTest(t, func(t *testing.T, st *Store, rdb redis.UniversalClient, prefix string) {
 		ctx := context.Background()
 		raw := func() []string {
-			v, err := rdb.LRange(ctx, ledgerKey(prefix, "hcp-1"), 0, -1).Result()
+			v, err := rdb.Get(ctx, ledgerKey(prefix, "hcp-1")).Result()
 			if err != nil {
-				t.Fatalf("LRANGE: %v", err)
+				t.Fatalf("GET: %v", err)
 			}
-			return v
+			lines := strings.SplitAfter(v, "\n")
+			if lines[len(lines)-1] != "" {
+				t.Fatalf("the ledger does not end with a newline")
+			}
+			return lines[:len(lines)-1]
 		}
 		for _, r := range []Record{optIn, optOut} {
 			if _, err := st.Set(ctx, "hcp-1", r, false); err != nil {
@@ -566,8 +570,8 @@ func TestStoreCorrupt(t *testing.T) {
 			if v := rdb.HGet(ctx, key, fieldName(&r)).Val(); v != "garbage" {
 				t.Errorf("Set replaced the corrupt value with %q", v)
 			}
-			if n := rdb.LLen(ctx, ledgerKey(prefix, "hcp-1")).Val(); n != 0 {
-				t.Errorf("ledger has %d entries after a refused write, want 0", n)
+			if n := rdb.Exists(ctx, ledgerKey(prefix, "hcp-1")).Val(); n != 0 {
+				t.Errorf("ledger written after a refused write")
 			}
 		})
 
@@ -597,6 +601,19 @@ func TestStoreCorrupt(t *testing.T) {
 			wantCorrupt(t, "History", err)
 		})
 
+		t.Run("ledger of another type", func(t *testing.T) {
+			if err := rdb.HSet(ctx, ledgerKey(prefix, "hcp-5"), "x", "y").Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := st.Set(ctx, "hcp-5", r, true)
+			wantCorrupt(t, "Set", err)
+			if n := rdb.Exists(ctx, Key(prefix, "hcp-5")).Val(); n != 0 {
+				t.Errorf("consent written without its ledger entry")
+			}
+			_, _, err = st.History(ctx, "hcp-5", 0, 10)
+			wantCorrupt(t, "History", err)
+		})
+
 		t.Run("undecodable ledger entry", func(t *testing.T) {
 			if err := rdb.RPush(ctx, ledgerKey(prefix, "hcp-4"), "{not json").Err(); err != nil {
 				t.Fatal(err)
@@ -604,6 +621,47 @@ func TestStoreCorrupt(t *testing.T) {
 			_, _, err := st.History(ctx, "hcp-4", 0, 10)
 			wantCorrupt(t, "History", err)
 		})
+	})
+}
+
+// Earlier versions kept the ledger as a list at the same key. History reads
+// it; the next write converts it to the string form, entries and sequence
+// numbers kept.
+func TestStoreLegacyListLedger(t *testing.T) {
+	optIn := rec(arbiter.Email, arbiter.Promotional, OptIn, t0)
+	optOut := rec(arbiter.Email, arbiter.Promotional, OptOut, t0.Add(time.Hour))
+	storeTest(t, func(t *testing.T, st *Store, rdb redis.UniversalClient, prefix string) {
+		ctx := context.Background()
+		key := ledgerKey(prefix, "hcp-1")
+		first, _, err := encodeLedger(LedgerEntry{Record: optIn, RecordedAt: t0}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A format 1 entry, as the first versions wrote it.
+		legacy := `{"v":1,"recorded_at":"2026-03-02T09:30:00Z","applied":true,"record":{"channel":"email","purpose":"promotional","status":"opt_in","captured_at":"2026-03-02T09:30:00Z","source":"crm"}}`
+		if err := rdb.RPush(ctx, key, legacy, first).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, total, err := st.History(ctx, "hcp-1", 0, 10); err != nil || total != 2 {
+			t.Fatalf("History of a list ledger: total %d, err %v; want 2, nil", total, err)
+		}
+		e, err := st.Set(ctx, "hcp-1", optOut, false)
+		if err != nil {
+			t.Fatalf("Set() error = %v", err)
+		}
+		if e.Seq != 2 {
+			t.Errorf("Seq = %d, want 2 (after the two listed entries)", e.Seq)
+		}
+		if typ := rdb.Type(ctx, key).Val(); typ != "string" {
+			t.Errorf("ledger type after a write = %q, want string", typ)
+		}
+		entries, total, err := st.History(ctx, "hcp-1", 0, 10)
+		if err != nil || total != 3 || len(entries) != 3 {
+			t.Fatalf("History after conversion: %d entries, total %d, err %v; want 3, 3, nil", len(entries), total, err)
+		}
+		if entries[0].Record.Source != "crm" || entries[1].Record.Status != OptIn || entries[2].Record.Status != OptOut || entries[2].Seq != 2 {
+			t.Errorf("History after conversion = %+v", entries)
+		}
 	})
 }
 
