@@ -94,6 +94,9 @@ type Store struct {
 	loader                 *loader
 	pipeWorkers, pipeBatch int
 	pipeTimeout            time.Duration
+
+	// cache, when set, keeps recently read HCPs (EnableCache).
+	cache *hcpCache
 }
 
 // Option configures a Store.
@@ -215,9 +218,23 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 	return snap, nil
 }
 
-// read fetches the profile and consent hashes in one round trip: its own
-// pipeline, or a shared one when auto-pipelining is on.
+// read returns the profile and consent hashes: from the HCP cache when it is
+// on and holds them, else read from Redis.
 func (s *Store) read(ctx context.Context, hcpID string) (profile, consentFields map[string]string, err error) {
+	if s.cache != nil {
+		p, c, ok, err := s.cache.cached(ctx, hcpID, func() (map[string]string, map[string]string, error) {
+			return s.readRedis(ctx, hcpID)
+		})
+		if ok {
+			return p, c, err
+		}
+	}
+	return s.readRedis(ctx, hcpID)
+}
+
+// readRedis fetches the profile and consent hashes in one round trip: its
+// own pipeline, or a shared one when auto-pipelining is on.
+func (s *Store) readRedis(ctx context.Context, hcpID string) (profile, consentFields map[string]string, err error) {
 	pk, ck := s.profileKey(hcpID), consent.Key(s.prefix, hcpID)
 	if s.loader != nil {
 		return s.loader.load(ctx, pk, ck)
@@ -231,9 +248,12 @@ func (s *Store) read(ctx context.Context, hcpID string) (profile, consentFields 
 	return pc.Val(), cc.Val(), nil
 }
 
-// Close stops the auto-pipelining workers, if any. It does not close the
+// Close stops the HCP cache and the auto-pipelining workers, if any. It does not close the
 // Redis client, which the caller owns.
 func (s *Store) Close() {
+	if s.cache != nil {
+		s.cache.close()
+	}
 	if s.loader != nil {
 		s.loader.close()
 	}

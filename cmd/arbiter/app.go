@@ -95,6 +95,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
+	if m.cfg.HCPCache > 0 {
+		logger := m.logger
+		err := fs.EnableCache(ctx, features.CacheOptions{
+			MaxHCPs: m.cfg.HCPCache,
+			OnLoss: func(err error) {
+				logger.Warn("HCP cache: tracking connection lost; reading Redis directly until it is back", "err", err)
+			},
+			OnConnect: func() { logger.Info("HCP cache: tracking connection up", "max_hcps", m.cfg.HCPCache) },
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if m.mini != nil {
 		start := time.Now()
 		if err := seed(ctx, fs, m.cfg.DemoSize); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -38,6 +39,9 @@ type Config struct {
 	AccessLog bool
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
 	DebugAddr string
+	// HCPCache > 0 keeps up to that many HCPs' state in memory, kept exact
+	// by Redis key tracking (features.Store.EnableCache); 0: off.
+	HCPCache int
 }
 
 // parseConfig reads flags (args without the program name) over the environment.
@@ -65,7 +69,8 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline, workers, replicas, connAge string
+	var demoSize, grace, deadline, workers, replicas, connAge, cacheSize string
+	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
 	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
@@ -99,6 +104,12 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	}
 	if c.ConsentReplicas, err = strconv.Atoi(replicas); err != nil || c.ConsentReplicas < 0 || c.ConsentReplicas > 16 {
 		return c, fmt.Errorf("consent-replicas: want 0 to 16, got %q", replicas)
+	}
+	if c.HCPCache, err = strconv.Atoi(cacheSize); err != nil || c.HCPCache < 0 {
+		return c, fmt.Errorf("hcp-cache: want a number of HCPs, 0 for off, got %q", cacheSize)
+	}
+	if c.HCPCache > 0 && (c.RedisCluster || c.RedisAddr == "") {
+		return c, errors.New("hcp-cache: needs a single Redis (-redis-addr without -redis-cluster); the embedded demo store cannot track keys")
 	}
 	if c.PipelineWorkers, err = strconv.Atoi(workers); err != nil || c.PipelineWorkers < 0 || c.PipelineWorkers > 64 {
 		return c, fmt.Errorf("pipeline-workers: want 0 to 64, got %q", workers)

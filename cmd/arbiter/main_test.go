@@ -110,10 +110,23 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 	return ts
 }
 
-func TestDecideOptOutEventEndToEnd(t *testing.T) { eachBackend(t, testDecideOptOutEventEndToEnd) }
+func TestDecideOptOutEventEndToEnd(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) { testDecideOptOutEventEndToEnd(t, b) })
+}
 
-func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend) {
-	ts := start(t, b, 200)
+// The same flow with the HCP cache on: the opt-out and the event are seen
+// by the very next call, although the HCP was just cached.
+func TestDecideOptOutEventEndToEndCached(t *testing.T) {
+	for _, b := range backends {
+		if !b.Cluster {
+			redistest.Require(t)
+			testDecideOptOutEventEndToEnd(t, b, "-hcp-cache", "1000")
+		}
+	}
+}
+
+func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend, flags ...string) {
+	ts := start(t, b, 200, flags...)
 	ctx := context.Background()
 	c := ts.client
 

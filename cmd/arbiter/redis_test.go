@@ -38,6 +38,10 @@ func TestRedisModeIsExplicit(t *testing.T) {
 		{"prefix with a brace", []string{"-redis-prefix", "a{b"}, nil, "redis-prefix", false},
 		{"empty prefix", nil, map[string]string{"ARBITER_REDIS_PREFIX": ""}, "", false},
 		{"empty prefix flag", []string{"-redis-prefix", ""}, nil, "redis-prefix", false},
+		{"HCP cache on a single Redis", []string{"-redis-addr", "127.0.0.1:1", "-hcp-cache", "100"}, nil, "", false},
+		{"HCP cache on a cluster", []string{"-redis-addr", seeds, "-redis-cluster", "-hcp-cache", "100"}, nil, "single Redis", false},
+		{"HCP cache on the embedded store", []string{"-hcp-cache", "100"}, nil, "single Redis", false},
+		{"HCP cache size not a number", []string{"-redis-addr", "127.0.0.1:1", "-hcp-cache", "many"}, nil, "hcp-cache", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

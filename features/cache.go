@@ -1,0 +1,452 @@
+package features
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The HCP cache keeps recently read HCPs' profile and consent hashes in the
+// server's memory, so that a decision for an HCP read recently costs no
+// Redis read. It must never serve consent older than a change acknowledged
+// before the decision started, whichever server acknowledged it.
+//
+// How it stays exact:
+//
+//   - One dedicated RESP3 connection turns on Redis's key tracking in
+//     broadcast mode for the store's key prefix (CLIENT TRACKING ON BCAST
+//     PREFIX). Every write to any of an HCP's keys, by any client, makes
+//     Redis push an "invalidate" message naming the key on that connection,
+//     before it replies to the writer.
+//   - Before a decision looks in the cache it waits for a barrier: a PING
+//     sent on the tracking connection after the decision started. Redis
+//     answers it after every invalidation it had queued for the connection,
+//     and the reader applies messages in order, so when the PONG arrives
+//     every write acknowledged before the decision started has evicted its
+//     HCP. One PING serves every decision that arrived while the previous
+//     one was in flight, so under load a barrier costs Redis almost nothing;
+//     each decision still waits one round trip, as it did for its read.
+//   - A miss reserves its slot before reading; an invalidation that arrives
+//     while the read is in flight removes the reservation, and the value read
+//     is then not cached.
+//   - If the tracking connection fails, invalidations may have been lost:
+//     the whole cache is dropped, barriers fail (decisions read Redis
+//     directly) until a new connection has tracking on, and the cache is
+//     dropped again before it is used.
+//
+// It needs a single Redis (not a cluster: one tracking connection per master
+// would be needed, not built) that supports RESP3 and tracking (Redis 6+).
+
+// cacheShards spreads the cache's locks; a power of two.
+const cacheShards = 64
+
+var errCacheDown = errors.New("features: HCP cache: tracking connection down")
+
+type hcpCache struct {
+	dial        func(ctx context.Context) (net.Conn, error)
+	user, pass  string
+	trackPrefix string
+	perShard    int
+	seed        maphash.Seed
+	shards      [cacheShards]cacheShard
+
+	// gen changes whenever the tracking connection is lost or replaced; a
+	// fill of a slot reserved under another generation is dropped.
+	gen atomic.Uint64
+
+	mu       sync.Mutex // guards everything below
+	conn     net.Conn
+	w        *bufio.Writer
+	up       bool
+	pinging  bool
+	next     []chan error // waiting for a PING not yet sent
+	inflight []chan error // waiting for the PING in flight
+	closed   bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+	opts     CacheOptions
+}
+
+// CacheOptions configure the HCP cache.
+type CacheOptions struct {
+	// MaxHCPs bounds how many HCPs are kept (at least 1). Past it, an
+	// arbitrary entry makes room.
+	MaxHCPs int
+	// OnLoss, if set, is called when the tracking connection is lost (the
+	// cache is then bypassed until it is back); OnConnect each time it is
+	// (re)established, the first time included. Both run on the cache's own
+	// goroutines and must not block.
+	OnLoss    func(error)
+	OnConnect func()
+}
+
+// trackingName is the tracking connection's client name (CLIENT LIST).
+const trackingName = "arbiter-hcp-cache"
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]*cacheEntry
+}
+
+// cacheEntry is a reserved slot (filled false) or the two hashes of an HCP.
+// The maps are never modified once filled: decisions read them concurrently.
+type cacheEntry struct {
+	gen              uint64
+	filled           bool
+	profile, consent map[string]string
+}
+
+// EnableCache turns the HCP cache on. It connects the tracking connection
+// now and fails if Redis cannot track (a Redis Cluster client, a server
+// without RESP3 or CLIENT TRACKING); after that, a lost connection is
+// re-established in the background. Call it before the Store is used;
+// Close stops it.
+func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
+	if o.MaxHCPs < 1 {
+		return errors.New("features: HCP cache: size must be at least 1")
+	}
+	client, ok := s.rdb.(*redis.Client)
+	if !ok {
+		return fmt.Errorf("features: HCP cache: needs a single Redis, not %T", s.rdb)
+	}
+	opt := client.Options()
+	c := &hcpCache{
+		dial:        func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) },
+		user:        opt.Username,
+		pass:        opt.Password,
+		trackPrefix: s.prefix + ":{",
+		perShard:    max(1, o.MaxHCPs/cacheShards),
+		seed:        maphash.MakeSeed(),
+		done:        make(chan struct{}),
+		opts:        o,
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+	}
+	if err := c.connect(ctx); err != nil {
+		return err
+	}
+	s.cache = c
+	return nil
+}
+
+// connect opens a tracking connection and, on success, makes it current.
+func (c *hcpCache) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("features: HCP cache: connect: %w", err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+	hello := []string{"HELLO", "3", "SETNAME", trackingName}
+	if c.pass != "" {
+		user := c.user
+		if user == "" {
+			user = "default"
+		}
+		hello = append(hello, "AUTH", user, c.pass)
+	}
+	for _, cmd := range [][]string{hello, {"CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", c.trackPrefix}} {
+		err := writeCommand(w, cmd...)
+		var v respValue
+		if err == nil {
+			v, err = readRESP(r)
+		}
+		if err == nil && v.kind == '-' {
+			err = errors.New(v.str)
+		}
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("features: HCP cache: %s: %w", strings.Join(cmd[:2], " "), err)
+		}
+	}
+	conn.SetDeadline(time.Time{})
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return errors.New("features: HCP cache: closed")
+	}
+	// Anything cached before this connection tracked may have missed an
+	// invalidation.
+	c.gen.Add(1)
+	c.dropAll()
+	c.conn, c.w, c.up = conn, w, true
+	gen := c.gen.Load()
+	c.wg.Add(1)
+	go c.read(r, gen)
+	if c.opts.OnConnect != nil {
+		go c.opts.OnConnect()
+	}
+	return nil
+}
+
+// read applies what the tracking connection receives, in order.
+func (c *hcpCache) read(r *bufio.Reader, gen uint64) {
+	defer c.wg.Done()
+	for {
+		v, err := readRESP(r)
+		if err != nil {
+			c.fail(gen, err)
+			return
+		}
+		switch v.kind {
+		case '>':
+			if len(v.elems) == 2 && v.elems[0].str == "invalidate" {
+				keys := v.elems[1]
+				if keys.null {
+					c.dropAll() // FLUSHALL, FLUSHDB
+					continue
+				}
+				for _, k := range keys.elems {
+					c.invalidate(k.str)
+				}
+			}
+		case '+':
+			c.pong(gen)
+		case '-':
+			c.fail(gen, errors.New(v.str))
+			return
+		}
+	}
+}
+
+// barrier returns once every invalidation Redis queued before the call has
+// been applied, or an error (connection down, ctx done). It returns the
+// generation the barrier passed in.
+func (c *hcpCache) barrier(ctx context.Context) (uint64, error) {
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	if !c.up {
+		c.mu.Unlock()
+		return 0, errCacheDown
+	}
+	gen := c.gen.Load()
+	c.next = append(c.next, ch)
+	if !c.pinging {
+		c.sendPingLocked(gen)
+	}
+	c.mu.Unlock()
+	select {
+	case err := <-ch:
+		return gen, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// sendPingLocked sends a PING for everyone waiting in next.
+func (c *hcpCache) sendPingLocked(gen uint64) {
+	c.inflight, c.next = c.next, c.inflight[:0]
+	c.pinging = true
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if err := writeCommand(c.w, "PING"); err != nil {
+		c.failLocked(gen, err)
+	}
+}
+
+// pong releases the barrier in flight and sends the next one if anyone is
+// waiting.
+func (c *hcpCache) pong(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	for _, ch := range c.inflight {
+		ch <- nil
+	}
+	c.inflight = c.inflight[:0]
+	c.pinging = false
+	if len(c.next) > 0 {
+		c.sendPingLocked(gen)
+	}
+}
+
+func (c *hcpCache) fail(gen uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(gen, err)
+}
+
+// failLocked gives up the connection of generation gen: waiters fail, the
+// cache is dropped and a reconnect starts.
+func (c *hcpCache) failLocked(gen uint64, err error) {
+	if c.gen.Load() != gen || !c.up {
+		return
+	}
+	c.up, c.pinging = false, false
+	c.gen.Add(1)
+	c.dropAll()
+	c.conn.Close()
+	for _, ch := range c.inflight {
+		ch <- errCacheDown
+	}
+	for _, ch := range c.next {
+		ch <- errCacheDown
+	}
+	c.inflight, c.next = c.inflight[:0], c.next[:0]
+	if c.closed {
+		return
+	}
+	if c.opts.OnLoss != nil {
+		go c.opts.OnLoss(err)
+	}
+	c.wg.Add(1)
+	go c.reconnect()
+}
+
+// reconnect retries the tracking connection with backoff until it is back
+// or the cache is closed.
+func (c *hcpCache) reconnect() {
+	defer c.wg.Done()
+	wait := 50 * time.Millisecond
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := c.connect(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func (c *hcpCache) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	close(c.done)
+	if c.up {
+		c.failLocked(c.gen.Load(), errors.New("closed"))
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *hcpCache) shard(hcpID string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, hcpID)&(cacheShards-1)]
+}
+
+// lookup returns the cached hashes of hcpID, if filled.
+func (c *hcpCache) lookup(hcpID string) (profile, consentFields map[string]string, ok bool) {
+	sh := c.shard(hcpID)
+	sh.mu.RLock()
+	e := sh.m[hcpID]
+	sh.mu.RUnlock()
+	if e == nil || !e.filled {
+		return nil, nil, false
+	}
+	return e.profile, e.consent, true
+}
+
+// reserve puts an empty slot for hcpID, to be filled by fill after a read
+// that starts after this call. A slot another read reserved is replaced:
+// that read's result is then not cached, which is only a lost chance.
+func (c *hcpCache) reserve(hcpID string, gen uint64) *cacheEntry {
+	sh := c.shard(hcpID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, present := sh.m[hcpID]; !present && len(sh.m) >= c.perShard {
+		for k := range sh.m { // an arbitrary victim
+			delete(sh.m, k)
+			break
+		}
+	}
+	e := &cacheEntry{gen: gen}
+	sh.m[hcpID] = e
+	return e
+}
+
+// fill stores a read's result in the slot reserve returned, unless an
+// invalidation or a connection loss has removed the slot since.
+func (c *hcpCache) fill(hcpID string, e *cacheEntry, profile, consentFields map[string]string) {
+	sh := c.shard(hcpID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[hcpID] != e || c.gen.Load() != e.gen {
+		return
+	}
+	e.profile, e.consent, e.filled = profile, consentFields, true
+}
+
+// invalidate drops the HCP a written key belongs to.
+func (c *hcpCache) invalidate(key string) {
+	rest, ok := strings.CutPrefix(key, c.trackPrefix)
+	if !ok {
+		return
+	}
+	hcpID, _, ok := strings.Cut(rest, "}")
+	if !ok {
+		return
+	}
+	sh := c.shard(hcpID)
+	sh.mu.Lock()
+	delete(sh.m, hcpID)
+	sh.mu.Unlock()
+}
+
+// dropAll empties the cache, reservations included.
+func (c *hcpCache) dropAll() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+}
+
+// cached reads hcpID's hashes through the cache. ok is false when the cache
+// cannot be used now (tracking down): the caller reads Redis itself.
+func (c *hcpCache) cached(ctx context.Context, hcpID string, read func() (map[string]string, map[string]string, error)) (profile, consentFields map[string]string, ok bool, err error) {
+	gen, err := c.barrier(ctx)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, nil, true, ctxErr
+		}
+		return nil, nil, false, nil
+	}
+	if p, cf, hit := c.lookup(hcpID); hit {
+		return p, cf, true, nil
+	}
+	slot := c.reserve(hcpID, gen)
+	p, cf, err := read()
+	if err != nil {
+		return nil, nil, true, err
+	}
+	// An HCP with no profile is not cached: it may be imported any moment
+	// (its write would invalidate, but there is nothing worth keeping).
+	if len(p) > 0 {
+		c.fill(hcpID, slot, p, cf)
+	}
+	return p, cf, true, nil
+}

@@ -1,0 +1,274 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
+)
+
+// cachedPair returns a Store with the HCP cache on and, on its own client,
+// a second Store with the same prefix: another server writing the same HCPs.
+// hook counts the cached store's round trips. lost and connected receive
+// the cache's connection events.
+func cachedPair(t *testing.T) (cached, writer *Store, hook *countHook, lost chan error, connected chan struct{}) {
+	t.Helper()
+	b := backends[0] // a single Redis: the cache does not run on a cluster
+	rdb, prefix := b.Client(t)
+	hook = &countHook{}
+	rdb.AddHook(hook)
+	// Dial now, for commands and for pipelines (go-redis pools them
+	// apart): a new connection's handshake would count as round trips.
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { return p.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: t0.Add(day)} // changes are captured after t0, up to now
+	cached = NewStore(rdb, WithPrefix(prefix), WithClock(clk.now), WithHalfLife(halfLife))
+	lost, connected = make(chan error, 8), make(chan struct{}, 8)
+	err := cached.EnableCache(ctx, CacheOptions{
+		MaxHCPs:   1000,
+		OnLoss:    func(err error) { lost <- err },
+		OnConnect: func() { connected <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cached.Close)
+	<-connected
+
+	other := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	t.Cleanup(func() { other.Close() })
+	writer = NewStore(other, WithPrefix(prefix), WithClock(clk.now), WithHalfLife(halfLife))
+	return cached, writer, hook, lost, connected
+}
+
+func importHCP(t *testing.T, s *Store, id string, recs ...consent.Record) {
+	t.Helper()
+	items := []ImportItem{{Profile: hcpProfile(id), Consent: recs, ConsentComplete: true, CapturedBy: "test"}}
+	if err := s.Import(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// emailStatus returns the status of the loaded email/promotional record.
+func emailStatus(t *testing.T, s *Store, id string) consent.Status {
+	t.Helper()
+	snap, err := s.Load(context.Background(), id, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range snap.Consent.Records {
+		if r.Channel == arbiter.Email && r.Purpose == arbiter.Promotional {
+			return r.Status
+		}
+	}
+	t.Fatalf("no email record loaded")
+	return 0
+}
+
+func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
+	s, w, hook, _, _ := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	before := hook.n.Load()
+	for range 3 {
+		if _, err := s.Load(ctx, "hcp-1", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := hook.n.Load() - before; n != 1 {
+		t.Errorf("3 loads of one HCP took %d round trips on the data connections, want 1 (then cached)", n)
+	}
+	// An HCP with no profile is not cached: NotFound every time, each read.
+	for range 2 {
+		if _, err := s.Load(ctx, "hcp-404", t0); !errors.Is(err, arbiter.ErrNotFound) {
+			t.Fatalf("Load(hcp-404) error = %v, want ErrNotFound", err)
+		}
+	}
+	if n := hook.n.Load() - before; n != 3 {
+		t.Errorf("round trips = %d, want 3", n)
+	}
+}
+
+// The cache's promise: a change acknowledged by any server before a
+// decision starts is seen by it. Each round caches the HCP, changes its
+// consent through the other store, and loads again at once.
+func TestCacheSeesEveryAcknowledgedWrite(t *testing.T) {
+	s, w, hook, _, _ := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	const rounds = 300
+	before := hook.n.Load()
+	for i := range rounds {
+		if got := emailStatus(t, s, "hcp-1"); i > 0 && got != statusOfRound(i-1) {
+			t.Fatalf("round %d: cached load = %v, want %v", i, got, statusOfRound(i-1))
+		}
+		r := optIn(arbiter.Email, arbiter.Promotional, t0.Add(time.Duration(i+1)*time.Second))
+		r.Status = statusOfRound(i)
+		if _, err := w.consent.Set(ctx, "hcp-1", r, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := emailStatus(t, s, "hcp-1"); got != r.Status {
+			t.Fatalf("round %d: load right after the change = %v, want %v", i, got, r.Status)
+		}
+	}
+	// Each round: the write's load reads Redis, the next round's first
+	// load is a hit.
+	if n := hook.n.Load() - before; n > rounds+1 {
+		t.Errorf("%d round trips for %d rounds: the cache served nothing", n, rounds)
+	}
+
+	// Events written elsewhere move the counters seen here.
+	e := Event{ID: "e1", HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, OccurredAt: t0}
+	if _, err := w.ApplyEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx, "hcp-1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Counters.Engagement[arbiter.Email] != 1 {
+		t.Errorf("engagement after an event elsewhere = %v, want 1", snap.Counters.Engagement[arbiter.Email])
+	}
+}
+
+func statusOfRound(i int) consent.Status {
+	if i%2 == 0 {
+		return consent.OptOut
+	}
+	return consent.OptIn
+}
+
+// When the tracking connection dies, invalidations may be lost: nothing
+// cached before is served again, loads go to Redis until it is back, and
+// then the cache works again.
+func TestCacheTrackingConnectionLoss(t *testing.T) {
+	s, w, hook, lost, connected := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
+		t.Fatalf("first load = %v", got)
+	}
+	killTracking(t, w.rdb)
+	<-lost
+	// A change while the cache cannot hear about it.
+	r := optIn(arbiter.Email, arbiter.Promotional, t0.Add(time.Hour))
+	r.Status = consent.OptOut
+	if _, err := w.consent.Set(ctx, "hcp-1", r, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptOut {
+		t.Fatalf("load after a change made while tracking was down = %v, want opt_out", got)
+	}
+	<-connected
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptOut {
+		t.Fatalf("load after reconnecting = %v, want opt_out", got)
+	}
+	before := hook.n.Load()
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptOut {
+		t.Fatalf("second load after reconnecting = %v, want opt_out", got)
+	}
+	if n := hook.n.Load() - before; n != 0 {
+		t.Errorf("load after reconnecting took %d round trips, want 0 (cached again)", n)
+	}
+}
+
+// killTracking closes every HCP cache tracking connection on the server.
+func killTracking(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.Contains(line, " name="+trackingName+" ") {
+			continue
+		}
+		idField, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		id, err := strconv.ParseInt(idField, 10, 64)
+		if err != nil {
+			t.Fatalf("CLIENT LIST line %q: %v", line, err)
+		}
+		if err := rdb.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		killed++
+	}
+	if killed == 0 {
+		t.Fatal("no tracking connection found in CLIENT LIST")
+	}
+}
+
+func TestEnableCacheRefuses(t *testing.T) {
+	b := backends[0]
+	rdb, prefix := b.Client(t)
+	s := NewStore(rdb, WithPrefix(prefix))
+	if err := s.EnableCache(context.Background(), CacheOptions{}); err == nil {
+		t.Error("EnableCache with no size: no error")
+	}
+	var cb redistest.Backend
+	for _, x := range backends {
+		if x.Cluster {
+			cb = x
+		}
+	}
+	crdb, cprefix := cb.Client(t)
+	cs := NewStore(crdb, WithPrefix(cprefix))
+	if err := cs.EnableCache(context.Background(), CacheOptions{MaxHCPs: 10}); err == nil {
+		t.Error("EnableCache on a Redis Cluster client: no error")
+	}
+}
+
+// The race a miss can lose: an invalidation that arrives while its read is
+// in flight. The read's result must not be cached.
+func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
+	c := &hcpCache{trackPrefix: "p:{", perShard: 10, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+	}
+	fields := map[string]string{"mk": "DE"}
+	slot := c.reserve("hcp-1", 0)
+	c.invalidate("p:{hcp-1}:consent")
+	c.fill("hcp-1", slot, fields, nil)
+	if _, _, ok := c.lookup("hcp-1"); ok {
+		t.Error("a read overtaken by an invalidation was cached")
+	}
+	slot = c.reserve("hcp-1", 0)
+	c.gen.Add(1) // the tracking connection was lost meanwhile
+	c.fill("hcp-1", slot, fields, nil)
+	if _, _, ok := c.lookup("hcp-1"); ok {
+		t.Error("a read from before a connection loss was cached")
+	}
+	slot = c.reserve("hcp-1", 1)
+	c.invalidate("other:{hcp-1}:p") // another prefix: not ours
+	c.fill("hcp-1", slot, fields, nil)
+	if _, _, ok := c.lookup("hcp-1"); !ok {
+		t.Error("an undisturbed read was not cached")
+	}
+	// The size bound.
+	for i := range 100 {
+		c.fill("h"+strconv.Itoa(i), c.reserve("h"+strconv.Itoa(i), 1), fields, nil)
+	}
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].m)
+	}
+	if n > cacheShards*c.perShard {
+		t.Errorf("%d entries, bound %d", n, cacheShards*c.perShard)
+	}
+}
