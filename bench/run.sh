@@ -28,7 +28,11 @@
 # BENCH_REDIS_BENCHMARK, BENCH_SCALE, BENCH_SCALE_HCPS,
 # BENCH_SCALE_CANDIDATES, BENCH_SCALE_CONCURRENCY, BENCH_OUT,
 # BENCH_FLOOR_CPUPROFILE, BENCH_OPENLOOP, BENCH_OPENLOOP_RATES,
-# BENCH_OPENLOOP_CONCURRENCY, BENCH_OPENLOOP_PEAK_C, BENCH_PROFILE_SECONDS.
+# BENCH_OPENLOOP_CONCURRENCY, BENCH_OPENLOOP_PEAK_C, BENCH_PROFILE_SECONDS,
+# BENCH_HCP_CACHE (the real server's -hcp-cache: HCPs kept in memory; 0,
+# the default, is off), BENCH_CANDIDATE_SETS (1: Decide requests name the
+# catalog's candidate set "first-N" instead of listing N ids; 0, the
+# default, lists them).
 #
 # With BENCH_OPENLOOP=1 it also (after the runs above) measures the peak
 # closed-loop rps of B0 and D(100) at c=BENCH_OPENLOOP_PEAK_C, taking a CPU
@@ -71,6 +75,8 @@ BENCH_OPENLOOP_RATES=${BENCH_OPENLOOP_RATES:-10 30 50 70 90}
 BENCH_OPENLOOP_CONCURRENCY=${BENCH_OPENLOOP_CONCURRENCY:-200}
 BENCH_OPENLOOP_PEAK_C=${BENCH_OPENLOOP_PEAK_C:-50}
 BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-}
+BENCH_HCP_CACHE=${BENCH_HCP_CACHE:-0}
+BENCH_CANDIDATE_SETS=${BENCH_CANDIDATE_SETS:-0}
 PREFIX=bench
 
 # The servers are configured by flags below only; an ARBITER_* variable from
@@ -222,7 +228,8 @@ start_arbiter() {
 	fi
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
-		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" "${debug[@]}" bin/arbiter
+		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
+		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" "${debug[@]}" bin/arbiter
 }
 start_arbiter arbiter "$redis_port" "$BENCH_HCPS"
 log "arbiter on 127.0.0.1:$arbiter_port (catalog: $BENCH_CATALOG_ACTIONS actions)"
@@ -246,11 +253,12 @@ rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT/scaling.tsv" "$
 # whole population (see bench/requests).
 # requests_file HCPS N: writes the file, prints its path.
 requests_file() {
-	local hcps=$1 n=$2 f=$work/decide-$1-$2.bin msgs
+	local hcps=$1 n=$2 f=$work/decide-$1-$2-$BENCH_CANDIDATE_SETS.bin msgs set=()
 	msgs=$((BENCH_REQUESTS < hcps ? BENCH_REQUESTS : hcps))
 	msgs=$((msgs < 2000000 / n ? msgs : 2000000 / n))
+	[[ $BENCH_CANDIDATE_SETS == 1 ]] && set=(-candidate-set)
 	[[ -f $f ]] || bench/.bin/requests -catalog "$catalog_file" -hcps "$hcps" -n "$msgs" \
-		-candidates "$n" -limit 3 -keys "$BENCH_KEYS" -o "$f"
+		-candidates "$n" -limit 3 -keys "$BENCH_KEYS" "${set[@]}" -o "$f"
 	echo "$f"
 }
 
@@ -539,13 +547,13 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 	echo "# Arbiter end-to-end benchmark"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
+	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_HCP_CACHE=$BENCH_HCP_CACHE BENCH_CANDIDATE_SETS=$BENCH_CANDIDATE_SETS BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
 	echo "- code: $tree"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3), ghz $GHZ_VERSION"
 	echo "- the load generator, redis-server, arbiter and floor all run on this machine and share its $(nproc) CPUs; traffic is loopback"
 	echo "- $BENCH_DURATION per run, after a $BENCH_WARMUP ghz warm-up per scenario at c=$max_c; min($BENCH_CONNECTIONS, c) connections; runs interleaved per concurrency level"
-	echo "- B0: Health/Check on arbiter; B2: Decide on bench/floor (Redis load only) with $BENCH_FLOOR_CANDIDATES-candidate requests; D(N): Decide on arbiter with N candidates; both Decide servers with -pipeline-workers $BENCH_PIPELINE_WORKERS"
+	echo "- B0: Health/Check on arbiter; B2: Decide on bench/floor (Redis load only) with $BENCH_FLOOR_CANDIDATES-candidate requests; D(N): Decide on arbiter with N candidates; both Decide servers with -pipeline-workers $BENCH_PIPELINE_WORKERS, arbiter with -hcp-cache $BENCH_HCP_CACHE; requests $([[ $BENCH_CANDIDATE_SETS == 1 ]] && echo 'name the candidate set first-N' || echo 'list the N candidate ids')"
 	echo "- arbiter's catalog: bench/catalog -n $BENCH_CATALOG_ACTIONS (deterministic; channels, topics, specialties, purposes, ~85% of content MLR-approved, some pending, expired, withdrawn, rejected)"
 	echo "- Decide requests: the first N catalog actions, limit 3, caller REP_TOOL, hcp_id chosen by -keys $BENCH_KEYS over HCP-000001..$(printf 'HCP-%06d' "$BENCH_HCPS"); min($BENCH_REQUESTS, HCPs, 2e6/N) messages per file"
 	echo "- clients: ghz (dynamic messages)$([[ $BENCH_PROBE == 1 ]] && echo "; probe (bench/probe, generated Go types: a cheaper client, as a cross-check)")"

@@ -81,8 +81,18 @@ type Catalog struct {
 	// MinGap is the contact policy: the least time between two contacts
 	// on a channel (zero: no gap enforced).
 	MinGap [arbiter.NumChannels]time.Duration
+	// Sets are named candidate sets (a campaign, a channel's programme): a
+	// Decide may name one instead of listing its action ids. Each holds
+	// catalog indexes, in the file's order, without repeats.
+	Sets map[string][]int32
 
 	byID map[string]int
+}
+
+// Set returns the actions of the named candidate set.
+func (c *Catalog) Set(name string) ([]int32, bool) {
+	s, ok := c.Sets[name]
+	return s, ok
 }
 
 // Lookup returns the index of the action with the given id.
@@ -128,6 +138,8 @@ type file struct {
 	Version       string            `json:"version"`
 	ContactPolicy map[string]string `json:"min_gap"`
 	Actions       []fileAction      `json:"actions"`
+	// CandidateSets maps a set's name to its action ids.
+	CandidateSets map[string][]string `json:"candidate_sets"`
 }
 
 // Parse reads a catalog from JSON and validates it. Every problem found is
@@ -220,6 +232,33 @@ func Parse(data []byte) (*Catalog, error) {
 		}
 		c.byID[fa.ID] = len(c.Actions)
 		c.Actions = append(c.Actions, a)
+	}
+	for name, ids := range f.CandidateSets {
+		where := fmt.Sprintf("candidate_sets[%q]", name)
+		if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			bad("%s: a name must be 1 to 64 characters, without spaces or control characters", where)
+		}
+		if len(ids) == 0 {
+			bad("%s: at least one action id is required", where)
+		}
+		set := make([]int32, 0, len(ids))
+		seen := make(map[int]bool, len(ids))
+		for i, id := range ids {
+			ai, ok := c.byID[id]
+			switch {
+			case !ok:
+				bad("%s[%d]: unknown action id %q", where, i, id)
+			case seen[ai]:
+				bad("%s[%d]: duplicate action id %q", where, i, id)
+			default:
+				seen[ai] = true
+				set = append(set, int32(ai))
+			}
+		}
+		if c.Sets == nil {
+			c.Sets = make(map[string][]int32, len(f.CandidateSets))
+		}
+		c.Sets[name] = set
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("catalog: invalid: %w", errors.Join(errs...))

@@ -61,6 +61,10 @@ func TestParseRejects(t *testing.T) {
 		{"approved without window", `{"version":"v","actions":[{"id":"a","channel":"email","content_id":"C","purpose":"promotional","audience":"hcp","value":1,"approval":{"status":"approved","markets":["US"]}}]}`, "needs valid_until"},
 		{"approved without markets", `{"version":"v","actions":[{"id":"a","channel":"email","content_id":"C","purpose":"promotional","audience":"hcp","value":1,"approval":{"status":"approved","valid_until":"2027-01-01T00:00:00Z"}}]}`, "needs the markets"},
 		{"bad gap", `{"version":"v","min_gap":{"email":"soon"},"actions":[` + ok + `]}`, "min_gap.email"},
+		{"set with an unknown action", `{"version":"v","actions":[` + ok + `],"candidate_sets":{"wave":["a","b"]}}`, `candidate_sets["wave"][1]: unknown action id "b"`},
+		{"set with a repeat", `{"version":"v","actions":[` + ok + `],"candidate_sets":{"wave":["a","a"]}}`, `candidate_sets["wave"][1]: duplicate action id`},
+		{"empty set", `{"version":"v","actions":[` + ok + `],"candidate_sets":{"wave":[]}}`, "at least one action id"},
+		{"set name with a space", `{"version":"v","actions":[` + ok + `],"candidate_sets":{"q4 wave":["a"]}}`, "a name must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +88,18 @@ func TestDemoCatalog(t *testing.T) {
 		if a.Topic != "" && c.Topics[a.TopicIndex] != a.Topic {
 			t.Errorf("%s: topic index %d names %q, want %q", a.ID, a.TopicIndex, c.Topics[a.TopicIndex], a.Topic)
 		}
+	}
+	set, ok := c.Set("hcp-email")
+	if !ok || len(set) == 0 {
+		t.Fatalf("demo candidate set hcp-email: %v, %d actions", ok, len(set))
+	}
+	for _, ai := range set {
+		if a := c.Actions[ai]; a.Channel != arbiter.Email || a.Audience != arbiter.HCP {
+			t.Errorf("hcp-email holds %s (%v, %v)", a.ID, a.Channel, a.Audience)
+		}
+	}
+	if _, ok := c.Set("no-such-set"); ok {
+		t.Error(`Set("no-such-set") found a set`)
 	}
 	if c.MinGap[arbiter.Email] != 48*time.Hour {
 		t.Errorf("email min gap = %v, want 48h", c.MinGap[arbiter.Email])

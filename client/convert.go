@@ -31,11 +31,12 @@ func decideRequestToPB(hcpID string, o DecideOptions) *nbapb.DecideRequest {
 		ctx.Channels = append(ctx.Channels, channelToPB(c))
 	}
 	return &nbapb.DecideRequest{
-		HcpId:      hcpID,
-		Limit:      int32Of(o.Limit),
-		Candidates: o.Candidates,
-		Context:    ctx,
-		Explain:    o.Explain,
+		HcpId:        hcpID,
+		Limit:        int32Of(o.Limit),
+		Candidates:   o.Candidates,
+		CandidateSet: o.CandidateSet,
+		Context:      ctx,
+		Explain:      o.Explain,
 	}
 }
 

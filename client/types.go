@@ -16,6 +16,9 @@ type DecideOptions struct {
 	// Candidates are the action ids to consider (at most 1000, no
 	// duplicates). Empty: every action in the catalog.
 	Candidates []string
+	// CandidateSet names a candidate set defined in the server's catalog,
+	// to consider instead of listing its ids (not with Candidates).
+	CandidateSet string
 	// Caller says who asks; the model weighs channels differently for a rep
 	// planning a visit and a platform about to send email.
 	Caller arbiter.CallerKind

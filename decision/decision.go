@@ -60,9 +60,13 @@ type Request struct {
 	HCPID string
 	// Limit is how many recommendations to return (> 0).
 	Limit int
-	// Candidates are action ids; empty means the whole catalog.
+	// Candidates are action ids; empty means the whole catalog, or the
+	// candidate set when one is named.
 	Candidates []string
-	Caller     arbiter.CallerKind
+	// CandidateSet names a catalog candidate set to use instead of
+	// Candidates (giving both is invalid).
+	CandidateSet string
+	Caller       arbiter.CallerKind
 	// At is the decision time; zero means the engine's clock.
 	At time.Time
 	// Channels restricts recommendations to these channels; empty: all.
@@ -166,7 +170,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
 
-	actions, err := e.resolve(req.Candidates, s)
+	actions, err := e.resolve(&req, s)
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +233,22 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// resolve turns candidate ids into catalog indexes, rejecting unknown and
-// repeated ids. Repeats are found with a per-scratch stamp per action, so
+// resolve returns the request's candidates as catalog indexes: its
+// candidate set's, its ids' (rejecting unknown and repeated ids), or the
+// whole catalog. Repeats are found with a per-scratch stamp per action, so
 // the check is linear in the number of candidates.
-func (e *Engine) resolve(ids []string, s *scratch) ([]int32, error) {
+func (e *Engine) resolve(req *Request, s *scratch) ([]int32, error) {
+	ids := req.Candidates
+	if req.CandidateSet != "" {
+		if len(ids) > 0 {
+			return nil, arbiter.Invalid("candidate_set", "give either candidates or a candidate set, not both")
+		}
+		set, ok := e.catalog.Set(req.CandidateSet)
+		if !ok {
+			return nil, arbiter.Invalid("candidate_set", "no candidate set of this name in the catalog")
+		}
+		return set, nil
+	}
 	if len(ids) == 0 {
 		return e.allActions, nil
 	}

@@ -92,10 +92,11 @@ func fromTS(t *timestamppb.Timestamp) time.Time {
 
 func decideRequest(req *nbapb.DecideRequest) decision.Request {
 	r := decision.Request{
-		HCPID:      req.GetHcpId(),
-		Limit:      int(req.GetLimit()),
-		Candidates: req.GetCandidates(),
-		Explain:    req.GetExplain(),
+		HCPID:        req.GetHcpId(),
+		Limit:        int(req.GetLimit()),
+		Candidates:   req.GetCandidates(),
+		CandidateSet: req.GetCandidateSet(),
+		Explain:      req.GetExplain(),
 	}
 	if r.Limit == 0 {
 		r.Limit = defaultDecideLimit

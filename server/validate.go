@@ -104,6 +104,13 @@ func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 			}
 		}
 	}
+	if set := req.GetCandidateSet(); set != "" {
+		if problem := idProblem(set, true); problem != "" {
+			c.Add("candidate_set", problem)
+		} else if len(req.GetCandidates()) > 0 {
+			c.Add("candidate_set", "give either candidates or a candidate set, not both")
+		}
+	}
 	if ctx := req.GetContext(); ctx != nil {
 		if _, ok := nbapb.CallerKind_name[int32(ctx.GetCaller())]; !ok {
 			c.Add("context.caller", "unknown caller kind")

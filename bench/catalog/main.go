@@ -62,6 +62,9 @@ type file struct {
 	Version string            `json:"version"`
 	MinGap  map[string]string `json:"min_gap"`
 	Actions []action          `json:"actions"`
+	// CandidateSets: "first-N" is the first N actions, the candidates of
+	// bench/requests -candidates N (with -candidate-set).
+	CandidateSets map[string][]string `json:"candidate_sets,omitempty"`
 }
 
 var (
@@ -111,6 +114,16 @@ func run(args []string) error {
 	}
 	for i := range *n {
 		f.Actions = append(f.Actions, generate(i))
+	}
+	f.CandidateSets = map[string][]string{}
+	for _, size := range []int{10, 50, 100, 1000} {
+		if size <= *n {
+			ids := make([]string, size)
+			for i := range ids {
+				ids[i] = f.Actions[i].ID
+			}
+			f.CandidateSets[fmt.Sprintf("first-%d", size)] = ids
+		}
 	}
 	data, err := json.MarshalIndent(f, "", " ")
 	if err != nil {

@@ -23,6 +23,11 @@
 //     seeded), ranks mapped to ids by the stride: a long tail, a very hot
 //     head.
 //
+// With -candidate-set the requests name the catalog's candidate set
+// "first-N" (bench/catalog writes one for N = 10, 50, 100 and 1000)
+// instead of listing the N ids: the same decision, a request of a few
+// bytes.
+//
 // Requests for 1000 candidates are ~10 KB each; -n bounds the file (and
 // ghz's memory) when -hcps is large.
 //
@@ -58,6 +63,7 @@ func run(args []string) error {
 	catFile := fs.String("catalog", "", "catalog JSON file the server uses (its -catalog); empty: the embedded demo catalog")
 	candidates := fs.Int("candidates", 50, "candidates per request: the first n actions of the catalog")
 	limit := fs.Int("limit", 3, "recommendations per request")
+	useSet := fs.Bool("candidate-set", false, `name the catalog's candidate set "first-N" instead of listing the N ids`)
 	keys := fs.String("keys", "uniform", "HCP choice: uniform, hot (-hot-share of calls on -hot-fraction of HCPs) or zipf")
 	hotShare := fs.Float64("hot-share", 0.8, "with -keys hot: share of messages for the hot HCPs")
 	hotFraction := fs.Float64("hot-fraction", 0.2, "with -keys hot: share of HCPs that are hot")
@@ -91,6 +97,15 @@ func run(args []string) error {
 	for i, a := range cat.Actions[:*candidates] {
 		ids[i] = a.ID
 	}
+	var setName string
+	if *useSet {
+		setName = fmt.Sprintf("first-%d", *candidates)
+		set, ok := cat.Set(setName)
+		if !ok || len(set) != *candidates {
+			return fmt.Errorf("-candidate-set: the catalog has no candidate set %q of %d actions", setName, *candidates)
+		}
+		ids = nil
+	}
 	pick, err := chooser(*keys, *hcps, *n, *hotShare, *hotFraction)
 	if err != nil {
 		return err
@@ -104,10 +119,11 @@ func run(args []string) error {
 	var buf []byte
 	for k := range *n {
 		req := &nbapb.DecideRequest{
-			HcpId:      demo.HCPID(pick(k)),
-			Limit:      int32(*limit),
-			Candidates: ids,
-			Context:    &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL},
+			HcpId:        demo.HCPID(pick(k)),
+			Limit:        int32(*limit),
+			Candidates:   ids,
+			CandidateSet: setName,
+			Context:      &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL},
 		}
 		msg, err := proto.Marshal(req)
 		if err != nil {

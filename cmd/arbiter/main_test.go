@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
@@ -295,6 +296,9 @@ func testBadInput(t *testing.T, b redistest.Backend) {
 		{"too many candidates", "HCP-000001", client.DecideOptions{Candidates: many}, codes.InvalidArgument, "candidates"},
 		{"unknown candidate", "HCP-000001", client.DecideOptions{Candidates: []string{"email-congress-invite", "fax-blast"}}, codes.InvalidArgument, "candidates[1]"},
 		{"duplicate candidate", "HCP-000001", client.DecideOptions{Candidates: []string{"email-congress-invite", "email-congress-invite"}}, codes.InvalidArgument, "candidates[1]"},
+		{"unknown candidate set", "HCP-000001", client.DecideOptions{CandidateSet: "no-such-set"}, codes.InvalidArgument, "candidate_set"},
+		{"candidate set and candidates", "HCP-000001", client.DecideOptions{CandidateSet: "hcp-email", Candidates: []string{"email-congress-invite"}}, codes.InvalidArgument, "candidate_set"},
+		{"candidate set name with a control character", "HCP-000001", client.DecideOptions{CandidateSet: "hcp\x00email"}, codes.InvalidArgument, "candidate_set"},
 		{"unknown hcp", "HCP-999999", client.DecideOptions{}, codes.NotFound, ""},
 	}
 	for _, tt := range tests {
@@ -419,5 +423,50 @@ func TestEmbeddedDemoStoreAndHealth(t *testing.T) {
 		if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health(%q) = %v, %v; want SERVING", svc, h, err)
 		}
+	}
+}
+
+// A candidate set names its actions once in the catalog; a decision over it
+// considers exactly those, like the same ids listed in the request.
+func TestDecideCandidateSet(t *testing.T) {
+	ts := start(t, embedded, 50)
+	ctx := context.Background()
+	set, _ := catalog.Demo().Set("hcp-email")
+	var ids []string
+	inSet := map[string]bool{}
+	for _, ai := range set {
+		id := catalog.Demo().Actions[ai].ID
+		ids = append(ids, id)
+		inSet[id] = true
+	}
+	recommended := 0
+	for i := 1; i <= 50; i++ {
+		hcp := demo.HCPID(i)
+		bySet, err := ts.client.Decide(ctx, hcp, client.DecideOptions{Limit: 5, CandidateSet: "hcp-email", Explain: true})
+		if err != nil {
+			t.Fatalf("decide %s over the set: %v", hcp, err)
+		}
+		byIDs, err := ts.client.Decide(ctx, hcp, client.DecideOptions{Limit: 5, Candidates: ids, Explain: true})
+		if err != nil {
+			t.Fatalf("decide %s over the ids: %v", hcp, err)
+		}
+		if len(bySet.Recommendations) != len(byIDs.Recommendations) || len(bySet.Suppressed) != len(byIDs.Suppressed) {
+			t.Fatalf("%s: set gives %d recommendations and %d suppressions, its ids %d and %d", hcp,
+				len(bySet.Recommendations), len(bySet.Suppressed), len(byIDs.Recommendations), len(byIDs.Suppressed))
+		}
+		for j, r := range bySet.Recommendations {
+			if !inSet[r.ActionID] || r.ActionID != byIDs.Recommendations[j].ActionID {
+				t.Errorf("%s: recommendation %d is %s, not in the set or not as with its ids (%s)", hcp, j, r.ActionID, byIDs.Recommendations[j].ActionID)
+			}
+			recommended++
+		}
+		for _, s := range bySet.Suppressed {
+			if !inSet[s.ActionID] {
+				t.Errorf("%s: suppression of %s, not in the set", hcp, s.ActionID)
+			}
+		}
+	}
+	if recommended == 0 {
+		t.Error("no recommendation from the hcp-email set for 50 demo HCPs; the test shows nothing")
 	}
 }

@@ -21,6 +21,7 @@ func decideCmd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&hcpID, "hcp", "", "HCP `id`, e.g. HCP-000042 (required)")
 	fs.IntVar(&opts.Limit, "limit", 3, "how many recommendations, 1 to 50")
 	fs.Var(listValue{&opts.Candidates}, "candidates", "action `ids` to consider, comma-separated (default: the whole catalog)")
+	fs.StringVar(&opts.CandidateSet, "set", "", "a candidate set of the catalog to consider, e.g. hcp-email (instead of -candidates)")
 	enumVar(fs, &opts.Caller, "caller", arbiter.ParseCallerKind, "`kind` of caller")
 	enumListVar(fs, &opts.Channels, "channels", arbiter.ParseChannel, "only these `channels` (default: all)")
 	timeVar(fs, &opts.At, "at", "when the action would happen (default: the server's clock)")

@@ -536,14 +536,19 @@ type DecideRequest struct {
 	HcpId string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
 	// How many recommendations to return, 1 to 50. 0 means 3.
 	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	// Action ids to consider, at most 1000, no duplicates. Empty: every
-	// action in the catalog.
+	// Action ids to consider, at most 1000, no duplicates. Empty (and no
+	// candidate_set): every action in the catalog.
 	Candidates []string         `protobuf:"bytes,3,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	Context    *DecisionContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
 	// Include feature contributions, a rep-readable reason per
 	// recommendation, a detail per suppression, and the candidates that do
 	// not apply to this HCP among the suppressions.
-	Explain       bool `protobuf:"varint,5,opt,name=explain,proto3" json:"explain,omitempty"`
+	Explain bool `protobuf:"varint,5,opt,name=explain,proto3" json:"explain,omitempty"`
+	// A named candidate set from the catalog (a campaign, a channel's
+	// programme) to consider instead of listing its action ids: a caller
+	// deciding for a whole list sends the name once per request rather than
+	// every id. Not together with candidates.
+	CandidateSet  string `protobuf:"bytes,6,opt,name=candidate_set,json=candidateSet,proto3" json:"candidate_set,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +616,13 @@ func (x *DecideRequest) GetExplain() bool {
 		return x.Explain
 	}
 	return false
+}
+
+func (x *DecideRequest) GetCandidateSet() string {
+	if x != nil {
+		return x.CandidateSet
+	}
+	return ""
 }
 
 type Contribution struct {
@@ -2248,7 +2260,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0fDecisionContext\x12*\n" +
 	"\x06caller\x18\x01 \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\x12?\n" +
 	"\rdecision_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12+\n" +
-	"\bchannels\x18\x03 \x03(\x0e2\x0f.nba.v1.ChannelR\bchannels\"\xa9\x01\n" +
+	"\bchannels\x18\x03 \x03(\x0e2\x0f.nba.v1.ChannelR\bchannels\"\xce\x01\n" +
 	"\rDecideRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1e\n" +
@@ -2256,7 +2268,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"candidates\x18\x03 \x03(\tR\n" +
 	"candidates\x121\n" +
 	"\acontext\x18\x04 \x01(\v2\x17.nba.v1.DecisionContextR\acontext\x12\x18\n" +
-	"\aexplain\x18\x05 \x01(\bR\aexplain\"@\n" +
+	"\aexplain\x18\x05 \x01(\bR\aexplain\x12#\n" +
+	"\rcandidate_set\x18\x06 \x01(\tR\fcandidateSet\"@\n" +
 	"\fContribution\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x01R\x06weight\"\x93\x03\n" +
