@@ -51,6 +51,9 @@ const cacheShards = 64
 
 var errCacheDown = errors.New("features: HCP cache: tracking connection down")
 
+// cachePingTimeout is hcpCache.pingTimeout (a variable for tests).
+var cachePingTimeout = time.Second
+
 type hcpCache struct {
 	dial        func(ctx context.Context) (net.Conn, error)
 	user, pass  string
@@ -68,12 +71,18 @@ type hcpCache struct {
 	w        *bufio.Writer
 	up       bool
 	pinging  bool
-	next     []chan error // waiting for a PING not yet sent
-	inflight []chan error // waiting for the PING in flight
-	closed   bool
-	done     chan struct{}
-	wg       sync.WaitGroup
-	opts     CacheOptions
+	pingSent time.Time // when the PING in flight was sent
+	// pingTimeout: a PING unanswered this long means the connection (or
+	// Redis) is stuck; the cache is then given up as if the connection had
+	// failed, so that decisions fall back to reading Redis and its own
+	// deadlines instead of waiting on a barrier that may never pass.
+	pingTimeout time.Duration
+	next        []chan error // waiting for a PING not yet sent
+	inflight    []chan error // waiting for the PING in flight
+	closed      bool
+	done        chan struct{}
+	wg          sync.WaitGroup
+	opts        CacheOptions
 }
 
 // CacheOptions configure the HCP cache.
@@ -128,6 +137,7 @@ func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
 		seed:        maphash.MakeSeed(),
 		done:        make(chan struct{}),
 		opts:        o,
+		pingTimeout: cachePingTimeout,
 	}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*cacheEntry)
@@ -187,8 +197,9 @@ func (c *hcpCache) connect(ctx context.Context) error {
 	c.dropAll()
 	c.conn, c.w, c.up = conn, w, true
 	gen := c.gen.Load()
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.read(r, gen)
+	go c.watch(gen)
 	if c.opts.OnConnect != nil {
 		go c.opts.OnConnect()
 	}
@@ -225,6 +236,32 @@ func (c *hcpCache) read(r *bufio.Reader, gen uint64) {
 	}
 }
 
+// watch gives up the connection of generation gen when a PING stays
+// unanswered longer than pingTimeout. It ends with that generation.
+func (c *hcpCache) watch(gen uint64) {
+	defer c.wg.Done()
+	tick := time.NewTicker(max(c.pingTimeout/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		if c.gen.Load() != gen || !c.up {
+			c.mu.Unlock()
+			return
+		}
+		if c.pinging && time.Since(c.pingSent) > c.pingTimeout {
+			c.failLocked(gen, fmt.Errorf("PING unanswered for %v", c.pingTimeout))
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
 // barrier returns once every invalidation Redis queued before the call has
 // been applied, or an error (connection down, ctx done). It returns the
 // generation the barrier passed in.
@@ -253,7 +290,8 @@ func (c *hcpCache) barrier(ctx context.Context) (uint64, error) {
 func (c *hcpCache) sendPingLocked(gen uint64) {
 	c.inflight, c.next = c.next, c.inflight[:0]
 	c.pinging = true
-	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.pingSent = time.Now()
+	c.conn.SetWriteDeadline(c.pingSent.Add(c.pingTimeout))
 	if err := writeCommand(c.w, "PING"); err != nil {
 		c.failLocked(gen, err)
 	}

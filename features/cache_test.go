@@ -186,6 +186,36 @@ func TestCacheTrackingConnectionLoss(t *testing.T) {
 	}
 }
 
+// A Redis that stops answering (here CLIENT PAUSE) must not hold decisions
+// on a barrier that cannot pass: the unanswered PING gives the cache up,
+// and loads read Redis under their own deadlines.
+func TestCacheStuckRedis(t *testing.T) {
+	old := cachePingTimeout
+	cachePingTimeout = 50 * time.Millisecond
+	defer func() { cachePingTimeout = old }()
+	s, w, _, lost, connected := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
+		t.Fatalf("first load = %v", got)
+	}
+	if err := w.rdb.Do(ctx, "CLIENT", "PAUSE", "500", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The load waits out the pause (Redis answers nothing meanwhile) but
+	// must not fail: the barrier gives up, the read goes to Redis.
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
+		t.Fatalf("load during the pause = %v", got)
+	}
+	if err := <-lost; err == nil || !strings.Contains(err.Error(), "PING unanswered") {
+		t.Errorf("loss reported as %v, want the unanswered PING", err)
+	}
+	<-connected
+	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
+		t.Fatalf("load after reconnecting = %v", got)
+	}
+}
+
 // killTracking closes every HCP cache tracking connection on the server.
 func killTracking(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
