@@ -87,8 +87,10 @@ type hcpCache struct {
 
 // CacheOptions configure the HCP cache.
 type CacheOptions struct {
-	// MaxHCPs bounds how many HCPs are kept (at least 1). Past it, an
-	// arbitrary entry makes room.
+	// MaxHCPs bounds how many HCPs are kept (at least 1), in 64 shards of
+	// max(1, MaxHCPs/64) each: the bound is rounded down to a multiple of
+	// 64, and is at least 64. Past it, an arbitrary entry of the shard
+	// makes room.
 	MaxHCPs int
 	// OnLoss, if set, is called when the tracking connection is lost (the
 	// cache is then bypassed until it is back); OnConnect each time it is
@@ -107,7 +109,9 @@ type cacheShard struct {
 }
 
 // cacheEntry is a reserved slot (filled false) or the two hashes of an HCP.
-// The maps are never modified once filled: decisions read them concurrently.
+// An entry never changes once it is in a shard's map (fill puts a new one
+// in place of the slot), so readers need the lock only to find it; the maps
+// are read by decisions concurrently and never modified.
 type cacheEntry struct {
 	gen              uint64
 	filled           bool
@@ -128,6 +132,13 @@ func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
 		return fmt.Errorf("features: HCP cache: needs a single Redis, not %T", s.rdb)
 	}
 	opt := client.Options()
+	// A Sentinel client (go-redis names its address so) moves its data
+	// connections to a new master on failover; the tracking connection
+	// would stay on the old one, answering barriers while the writes it
+	// must hear about go elsewhere.
+	if opt.Addr == "FailoverClient" {
+		return errors.New("features: HCP cache: not with a Sentinel failover client (the tracking connection would not follow a failover)")
+	}
 	c := &hcpCache{
 		dial:        func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) },
 		user:        opt.Username,
@@ -434,7 +445,18 @@ func (c *hcpCache) fill(hcpID string, e *cacheEntry, profile, consentFields map[
 	if sh.m[hcpID] != e || c.gen.Load() != e.gen {
 		return
 	}
-	e.profile, e.consent, e.filled = profile, consentFields, true
+	sh.m[hcpID] = &cacheEntry{gen: e.gen, filled: true, profile: profile, consent: consentFields}
+}
+
+// release removes the slot reserve returned, if it is still there unfilled:
+// a read that failed or found no HCP leaves no slot taking room.
+func (c *hcpCache) release(hcpID string, e *cacheEntry) {
+	sh := c.shard(hcpID)
+	sh.mu.Lock()
+	if sh.m[hcpID] == e {
+		delete(sh.m, hcpID)
+	}
+	sh.mu.Unlock()
 }
 
 // invalidate drops the HCP a written key belongs to.
@@ -478,13 +500,12 @@ func (c *hcpCache) cached(ctx context.Context, hcpID string, read func() (map[st
 	}
 	slot := c.reserve(hcpID, gen)
 	p, cf, err := read()
-	if err != nil {
-		return nil, nil, true, err
+	// An HCP with no profile is not cached: there is nothing worth keeping,
+	// and unknown ids must not push known HCPs out.
+	if err != nil || len(p) == 0 {
+		c.release(hcpID, slot)
+		return p, cf, true, err
 	}
-	// An HCP with no profile is not cached: it may be imported any moment
-	// (its write would invalidate, but there is nothing worth keeping).
-	if len(p) > 0 {
-		c.fill(hcpID, slot, p, cf)
-	}
+	c.fill(hcpID, slot, p, cf)
 	return p, cf, true, nil
 }

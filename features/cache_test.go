@@ -251,6 +251,13 @@ func TestEnableCacheRefuses(t *testing.T) {
 	if err := s.EnableCache(context.Background(), CacheOptions{}); err == nil {
 		t.Error("EnableCache with no size: no error")
 	}
+	// A Sentinel client: refused before any dial (the sentinel address is
+	// never contacted).
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}})
+	defer fc.Close()
+	if err := NewStore(fc, WithPrefix(prefix)).EnableCache(context.Background(), CacheOptions{MaxHCPs: 10}); err == nil || !strings.Contains(err.Error(), "Sentinel") {
+		t.Errorf("EnableCache on a Sentinel client: %v, want a refusal naming Sentinel", err)
+	}
 	var cb redistest.Backend
 	for _, x := range backends {
 		if x.Cluster {
@@ -300,5 +307,98 @@ func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
 	}
 	if n > cacheShards*c.perShard {
 		t.Errorf("%d entries, bound %d", n, cacheShards*c.perShard)
+	}
+}
+
+// Hits, misses and invalidations of one HCP at once, for the race
+// detector, then the last change must be what a load sees; unknown ids
+// leave no slot behind.
+func TestCacheConcurrentLoads(t *testing.T) {
+	s, w, _, _, _ := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := s.Load(ctx, "hcp-1", t0); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Load(ctx, "hcp-unknown", t0); !errors.Is(err, arbiter.ErrNotFound) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var last consent.Status
+	for i := range 100 {
+		r := optIn(arbiter.Email, arbiter.Promotional, t0.Add(time.Duration(i+1)*time.Second))
+		r.Status = statusOfRound(i)
+		if _, err := w.consent.Set(ctx, "hcp-1", r, false); err != nil {
+			t.Fatal(err)
+		}
+		last = r.Status
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent load: %v", err)
+		}
+	}
+	if got := emailStatus(t, s, "hcp-1"); got != last {
+		t.Errorf("after the writes: %v, want %v", got, last)
+	}
+	if _, _, ok := s.cache.lookup("hcp-unknown"); ok {
+		t.Error("an unknown HCP was cached")
+	}
+	sh := s.cache.shard("hcp-unknown")
+	sh.mu.RLock()
+	_, slot := sh.m["hcp-unknown"]
+	sh.mu.RUnlock()
+	if slot {
+		t.Error("a load of an unknown HCP left its slot behind")
+	}
+}
+
+// A lookup may find a slot that another read is about to fill; the fill
+// must not write to what the lookup reads (the race detector checks).
+func TestCacheLookupDuringFill(t *testing.T) {
+	c := &hcpCache{trackPrefix: "p:{", perShard: 10, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+	}
+	fields := map[string]string{"mk": "DE"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			c.fill("hcp-1", c.reserve("hcp-1", 0), fields, nil)
+		}
+	}()
+	hits := 0
+	for {
+		select {
+		case <-done:
+			if hits == 0 {
+				t.Log("no lookup hit a filled entry (timing); the race detector still saw the accesses")
+			}
+			return
+		default:
+		}
+		if p, _, ok := c.lookup("hcp-1"); ok {
+			if p["mk"] != "DE" {
+				t.Fatalf("a hit returned %v", p)
+			}
+			hits++
+		}
 	}
 }

@@ -23,12 +23,13 @@ import (
 // (execPerNode), so an error or a hang on one node fails only the loads
 // routed to it.
 type loader struct {
-	rdb      redis.UniversalClient
-	queue    chan *loadCall
-	maxBatch int
-	timeout  time.Duration
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	rdb       redis.UniversalClient
+	queue     chan *loadCall
+	maxBatch  int
+	timeout   time.Duration
+	stop      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 type loadCall struct {
@@ -52,7 +53,7 @@ func newLoader(rdb redis.UniversalClient, workers, maxBatch int, timeout time.Du
 }
 
 func (l *loader) close() {
-	close(l.stop)
+	l.closeOnce.Do(func() { close(l.stop) })
 	l.wg.Wait()
 }
 
