@@ -248,8 +248,9 @@ func (s *Store) readRedis(ctx context.Context, hcpID string) (profile, consentFi
 	return pc.Val(), cc.Val(), nil
 }
 
-// Close stops the HCP cache and the auto-pipelining workers, if any; a second call does nothing. It does not close the
-// Redis client, which the caller owns.
+// Close stops the HCP cache and the auto-pipelining workers, if any; a
+// second call does nothing. It does not close the Redis client, which the
+// caller owns.
 func (s *Store) Close() {
 	if s.cache != nil {
 		s.cache.close()
