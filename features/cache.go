@@ -108,14 +108,13 @@ type cacheShard struct {
 	m  map[string]*cacheEntry
 }
 
-// cacheEntry is a reserved slot (filled false) or the two hashes of an HCP.
-// An entry never changes once it is in a shard's map (fill puts a new one
-// in place of the slot), so readers need the lock only to find it; the maps
-// are read by decisions concurrently and never modified.
+// cacheEntry is a reserved slot (st nil) or an HCP's decoded hashes. An
+// entry never changes once it is in a shard's map (fill puts a new one in
+// place of the slot), so readers need the lock only to find it; what st
+// holds is read by decisions concurrently and never modified.
 type cacheEntry struct {
-	gen              uint64
-	filled           bool
-	profile, consent map[string]string
+	gen uint64
+	st  *stable
 }
 
 // EnableCache turns the HCP cache on. It connects the tracking connection
@@ -406,16 +405,16 @@ func (c *hcpCache) shard(hcpID string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, hcpID)&(cacheShards-1)]
 }
 
-// lookup returns the cached hashes of hcpID, if filled.
-func (c *hcpCache) lookup(hcpID string) (profile, consentFields map[string]string, ok bool) {
+// lookup returns the cached state of hcpID, or nil.
+func (c *hcpCache) lookup(hcpID string) *stable {
 	sh := c.shard(hcpID)
 	sh.mu.RLock()
 	e := sh.m[hcpID]
 	sh.mu.RUnlock()
-	if e == nil || !e.filled {
-		return nil, nil, false
+	if e == nil {
+		return nil
 	}
-	return e.profile, e.consent, true
+	return e.st
 }
 
 // reserve puts an empty slot for hcpID, to be filled by fill after a read
@@ -438,17 +437,17 @@ func (c *hcpCache) reserve(hcpID string, gen uint64) *cacheEntry {
 
 // fill stores a read's result in the slot reserve returned, unless an
 // invalidation or a connection loss has removed the slot since.
-func (c *hcpCache) fill(hcpID string, e *cacheEntry, profile, consentFields map[string]string) {
+func (c *hcpCache) fill(hcpID string, e *cacheEntry, st *stable) {
 	sh := c.shard(hcpID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m[hcpID] != e || c.gen.Load() != e.gen {
 		return
 	}
-	sh.m[hcpID] = &cacheEntry{gen: e.gen, filled: true, profile: profile, consent: consentFields}
+	sh.m[hcpID] = &cacheEntry{gen: e.gen, st: st}
 }
 
-// release removes the slot reserve returned, if it is still there unfilled:
+// release removes the slot reserve returned, if it is still there:
 // a read that failed or found no HCP leaves no slot taking room.
 func (c *hcpCache) release(hcpID string, e *cacheEntry) {
 	sh := c.shard(hcpID)
@@ -485,27 +484,29 @@ func (c *hcpCache) dropAll() {
 	}
 }
 
-// cached reads hcpID's hashes through the cache. ok is false when the cache
-// cannot be used now (tracking down): the caller reads Redis itself.
-func (c *hcpCache) cached(ctx context.Context, hcpID string, read func() (map[string]string, map[string]string, error)) (profile, consentFields map[string]string, ok bool, err error) {
+// cached returns hcpID's decoded state through the cache, calling load
+// (which reads Redis and decodes) on a miss. load returns nil and no error
+// for what must not be cached (no such HCP, a legacy counter form); cached
+// then returns nil too, and the caller has what load read. ok is false
+// when the cache cannot be used now (tracking down): the caller reads
+// Redis itself. Errors are load's, or the context's while waiting.
+func (c *hcpCache) cached(ctx context.Context, hcpID string, load func() (*stable, error)) (st *stable, ok bool, err error) {
 	gen, err := c.barrier(ctx)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, nil, true, ctxErr
+			return nil, true, storageErr("load", ctxErr)
 		}
-		return nil, nil, false, nil
+		return nil, false, nil
 	}
-	if p, cf, hit := c.lookup(hcpID); hit {
-		return p, cf, true, nil
+	if st := c.lookup(hcpID); st != nil {
+		return st, true, nil
 	}
 	slot := c.reserve(hcpID, gen)
-	p, cf, err := read()
-	// An HCP with no profile is not cached: there is nothing worth keeping,
-	// and unknown ids must not push known HCPs out.
-	if err != nil || len(p) == 0 {
+	st, err = load()
+	if err != nil || st == nil {
 		c.release(hcpID, slot)
-		return p, cf, true, err
+		return nil, true, err
 	}
-	c.fill(hcpID, slot, p, cf)
-	return p, cf, true, nil
+	c.fill(hcpID, slot, st)
+	return st, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,28 +279,28 @@ func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*cacheEntry)
 	}
-	fields := map[string]string{"mk": "DE"}
+	st := &stable{profile: Profile{Market: "DE"}}
 	slot := c.reserve("hcp-1", 0)
 	c.invalidate("p:{hcp-1}:consent")
-	c.fill("hcp-1", slot, fields, nil)
-	if _, _, ok := c.lookup("hcp-1"); ok {
+	c.fill("hcp-1", slot, st)
+	if c.lookup("hcp-1") != nil {
 		t.Error("a read overtaken by an invalidation was cached")
 	}
 	slot = c.reserve("hcp-1", 0)
 	c.gen.Add(1) // the tracking connection was lost meanwhile
-	c.fill("hcp-1", slot, fields, nil)
-	if _, _, ok := c.lookup("hcp-1"); ok {
+	c.fill("hcp-1", slot, st)
+	if c.lookup("hcp-1") != nil {
 		t.Error("a read from before a connection loss was cached")
 	}
 	slot = c.reserve("hcp-1", 1)
 	c.invalidate("other:{hcp-1}:p") // another prefix: not ours
-	c.fill("hcp-1", slot, fields, nil)
-	if _, _, ok := c.lookup("hcp-1"); !ok {
+	c.fill("hcp-1", slot, st)
+	if c.lookup("hcp-1") != st {
 		t.Error("an undisturbed read was not cached")
 	}
 	// The size bound.
 	for i := range 100 {
-		c.fill("h"+strconv.Itoa(i), c.reserve("h"+strconv.Itoa(i), 1), fields, nil)
+		c.fill("h"+strconv.Itoa(i), c.reserve("h"+strconv.Itoa(i), 1), st)
 	}
 	n := 0
 	for i := range c.shards {
@@ -357,7 +358,7 @@ func TestCacheConcurrentLoads(t *testing.T) {
 	if got := emailStatus(t, s, "hcp-1"); got != last {
 		t.Errorf("after the writes: %v, want %v", got, last)
 	}
-	if _, _, ok := s.cache.lookup("hcp-unknown"); ok {
+	if s.cache.lookup("hcp-unknown") != nil {
 		t.Error("an unknown HCP was cached")
 	}
 	sh := s.cache.shard("hcp-unknown")
@@ -376,12 +377,12 @@ func TestCacheLookupDuringFill(t *testing.T) {
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*cacheEntry)
 	}
-	fields := map[string]string{"mk": "DE"}
+	st := &stable{profile: Profile{Market: "DE"}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for range 2000 {
-			c.fill("hcp-1", c.reserve("hcp-1", 0), fields, nil)
+			c.fill("hcp-1", c.reserve("hcp-1", 0), st)
 		}
 	}()
 	hits := 0
@@ -394,11 +395,73 @@ func TestCacheLookupDuringFill(t *testing.T) {
 			return
 		default:
 		}
-		if p, _, ok := c.lookup("hcp-1"); ok {
-			if p["mk"] != "DE" {
-				t.Fatalf("a hit returned %v", p)
+		if got := c.lookup("hcp-1"); got != nil {
+			if got.profile.Market != "DE" {
+				t.Fatalf("a hit returned %+v", got.profile)
 			}
 			hits++
 		}
+	}
+}
+
+// The cache keeps counters as of their stored time and decays them per
+// decision: a hit gives exactly what a read would, at any decision time.
+// Counters in the earlier per-counter-stamp form are not cached.
+func TestCacheDecaysPerDecision(t *testing.T) {
+	s, w, hook, _, _ := cachedPair(t)
+	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	ctx := context.Background()
+	open := Event{ID: "e1", HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, Topic: "efficacy", OccurredAt: t0}
+	if _, err := w.ApplyEvent(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, "hcp-1", t0); err != nil { // cache it
+		t.Fatal(err)
+	}
+	before := hook.n.Load()
+	for _, at := range []time.Time{t0.Add(halfLife), t0.Add(2 * halfLife), t0.Add(-day)} {
+		got, err := s.Load(ctx, "hcp-1", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := w.Load(ctx, "hcp-1", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffCounters(got.Counters, want.Counters); d != "" {
+			t.Errorf("at %v: cached %s", at, d)
+		}
+		if got.Counters.Engagement[arbiter.Email] != want.Counters.Engagement[arbiter.Email] ||
+			got.Counters.Topics["efficacy"] != want.Counters.Topics["efficacy"] {
+			t.Errorf("at %v: cached %v/%v, read %v/%v: not identical", at,
+				got.Counters.Engagement[arbiter.Email], got.Counters.Topics["efficacy"],
+				want.Counters.Engagement[arbiter.Email], want.Counters.Topics["efficacy"])
+		}
+		if got.Profile.HCPID != "hcp-1" || got.Profile.Market != want.Profile.Market || len(got.Consent.Records) != len(want.Consent.Records) {
+			t.Errorf("at %v: cached profile or consent differs from a read", at)
+		}
+	}
+	if n := hook.n.Load() - before; n != 0 {
+		t.Errorf("cached loads took %d round trips, want 0", n)
+	}
+
+	// A legacy counter: loads stay right, and are reads, not hits.
+	importHCP(t, w, "hcp-2", optIn(arbiter.Email, arbiter.Promotional, t0))
+	if err := w.rdb.HSet(ctx, w.profileKey("hcp-2"), "e:sms", "4|"+ms(t0)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before = hook.n.Load()
+	for _, at := range []time.Time{t0.Add(halfLife), t0.Add(2 * halfLife)} {
+		snap, err := s.Load(ctx, "hcp-2", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 4 * math.Exp2(-float64(at.Sub(t0))/float64(halfLife))
+		if !near(snap.Counters.Engagement[arbiter.SMS], want) {
+			t.Errorf("legacy counter at %v = %v, want %v", at, snap.Counters.Engagement[arbiter.SMS], want)
+		}
+	}
+	if n := hook.n.Load() - before; n != 2 {
+		t.Errorf("loads of an HCP with a legacy counter took %d round trips, want 2 (not cached)", n)
 	}
 }

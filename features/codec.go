@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
 )
 
 // fieldError is returned for a profile field that cannot be decoded. It
@@ -21,18 +22,31 @@ func (e *fieldError) Unwrap() error { return arbiter.ErrCorrupt }
 // (topic and attribute names are substrings of the field names) and
 // allocates only the Attributes and Topics maps, and only when needed.
 func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *Profile, c *Counters) error {
+	dec := decayer{atMs: atMs, halfLifeMs: halfLifeMs}
+	return decodeProfileAt(fields, &dec, false, p, c)
+}
+
+// decodeProfileAt is decodeProfile with dec's time and half-life; with atCT
+// the counters are decoded as of the hash's counter time instead (not
+// decayed), and dec then tells that time and whether a counter had its own
+// stamp.
+func decodeProfileAt(fields map[string]string, dec *decayer, atCT bool, p *Profile, c *Counters) error {
 	var haveMarket, haveAudience bool
 	// The decayed counters are stored as of one time, fCounterTime: one
 	// decay factor serves them all. Its absence is corruption only if a
 	// counter needs it.
-	dec := decayer{atMs: atMs, halfLifeMs: halfLifeMs, factor: 1}
+	dec.factor = 1
+	halfLifeMs := dec.halfLifeMs
 	if v, ok := fields[fCounterTime]; ok {
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return &fieldError{fCounterTime}
 		}
 		dec.ct, dec.haveCT = ms, true
-		dec.factor = decay(1, ms, atMs, halfLifeMs)
+		if atCT {
+			dec.atMs = ms
+		}
+		dec.factor = decay(1, ms, dec.atMs, halfLifeMs)
 	}
 	for k, v := range fields {
 		switch k {
@@ -137,6 +151,56 @@ func decodeProfile(fields map[string]string, atMs int64, halfLifeMs float64, p *
 	return nil
 }
 
+// stable is an HCP's two hashes decoded once, independent of the decision
+// time: what the HCP cache keeps. Snapshots made from it share its maps and
+// consent records, which nothing modifies.
+type stable struct {
+	profile    Profile
+	counters   Counters // the decayed counters as of ct, not decayed
+	ct         int64
+	consent    consent.State
+	consentErr error
+}
+
+// decodeStable decodes both hashes for the cache. It returns nil (and no
+// error) for a profile with counters in the earlier per-counter-stamp form:
+// those cannot be brought to one time without the decision time, so such
+// an HCP is decoded per decision instead of cached.
+func decodeStable(fields, consentFields map[string]string, halfLifeMs float64) (*stable, error) {
+	st := &stable{}
+	dec := decayer{halfLifeMs: halfLifeMs}
+	err := decodeProfileAt(fields, &dec, true, &st.profile, &st.counters)
+	if err != nil || dec.legacy {
+		return nil, err
+	}
+	st.ct = dec.ct
+	if st.consent, err = consent.Decode(consentFields); err != nil {
+		st.consent, st.consentErr = consent.State{}, err
+	}
+	return st, nil
+}
+
+// snapshot returns the Snapshot of st for a decision at atMs: the same
+// values decodeProfile gives for the hash at that time.
+func (st *stable) snapshot(hcpID string, atMs int64, halfLifeMs float64) *Snapshot {
+	snap := &Snapshot{Profile: st.profile, Counters: st.counters, Consent: st.consent, ConsentErr: st.consentErr}
+	snap.Profile.HCPID = hcpID
+	if f := decay(1, st.ct, atMs, halfLifeMs); f != 1 {
+		for i := range snap.Counters.Engagement {
+			snap.Counters.Engagement[i] *= f
+			snap.Counters.Sent[i] *= f
+		}
+		if len(st.counters.Topics) > 0 {
+			topics := make(map[string]float64, len(st.counters.Topics))
+			for k, v := range st.counters.Topics {
+				topics[k] = v * f
+			}
+			snap.Counters.Topics = topics
+		}
+	}
+	return snap
+}
+
 // decayer turns stored counter values into values decayed to atMs.
 type decayer struct {
 	atMs       int64
@@ -144,6 +208,7 @@ type decayer struct {
 	ct         int64   // the counters' common time (fCounterTime)
 	haveCT     bool    // whether the hash has one
 	factor     float64 // decay from ct to atMs
+	legacy     bool    // a counter had its own stamp
 }
 
 // value parses a counter: "<value>", as of the common time, or the earlier
@@ -163,6 +228,7 @@ func (d *decayer) value(s string) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	d.legacy = true
 	return decay(v, t0, d.atMs, d.halfLifeMs), true
 }
 

@@ -197,10 +197,40 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 	if err := ValidHCPID(hcpID); err != nil {
 		return nil, fmt.Errorf("features: load: %w", arbiter.Invalid("hcp_id", err.Error()))
 	}
-	fields, consentFields, err := s.read(ctx, hcpID)
+	if s.cache != nil {
+		var fields, consentFields map[string]string
+		st, ok, err := s.cache.cached(ctx, hcpID, func() (*stable, error) {
+			var err error
+			if fields, consentFields, err = s.readRedis(ctx, hcpID); err != nil {
+				return nil, storageErr("load", err)
+			}
+			if len(fields) == 0 {
+				return nil, nil
+			}
+			st, err := decodeStable(fields, consentFields, s.halfLifeMs)
+			if err != nil {
+				return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, err)
+			}
+			return st, nil
+		})
+		switch {
+		case ok && err != nil:
+			return nil, err
+		case st != nil:
+			return st.snapshot(hcpID, at.UnixMilli(), s.halfLifeMs), nil
+		case ok: // read but not cacheable: decode what was read
+			return s.decode(hcpID, at, fields, consentFields)
+		}
+	}
+	fields, consentFields, err := s.readRedis(ctx, hcpID)
 	if err != nil {
 		return nil, storageErr("load", err)
 	}
+	return s.decode(hcpID, at, fields, consentFields)
+}
+
+// decode builds the Snapshot of hcpID's hashes, its counters decayed to at.
+func (s *Store) decode(hcpID string, at time.Time, fields, consentFields map[string]string) (*Snapshot, error) {
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, arbiter.ErrNotFound)
 	}
@@ -216,20 +246,6 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 		snap.Consent = st
 	}
 	return snap, nil
-}
-
-// read returns the profile and consent hashes: from the HCP cache when it is
-// on and holds them, else read from Redis.
-func (s *Store) read(ctx context.Context, hcpID string) (profile, consentFields map[string]string, err error) {
-	if s.cache != nil {
-		p, c, ok, err := s.cache.cached(ctx, hcpID, func() (map[string]string, map[string]string, error) {
-			return s.readRedis(ctx, hcpID)
-		})
-		if ok {
-			return p, c, err
-		}
-	}
-	return s.readRedis(ctx, hcpID)
 }
 
 // readRedis fetches the profile and consent hashes in one round trip: its
