@@ -478,6 +478,11 @@ figures() {
 have() { [[ -f $BENCH_OUT/raw/$1-$2-c$3.json ]]; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+# vratio A B: A / B to three places, for a verdict line; atleast and atmost
+# are then given the exact quotient (xratio), never the rounded one, so that
+# 0.397 is not passed as 0.40.
+vratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "n/a" }'; }
+xratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.9f", a / b; else printf "0" }'; }
 atleast() { awk -v x="$1" -v bar="$2" 'BEGIN { print (x >= bar ? "met" : "NOT met") }'; }
 atmost() { awk -v x="$1" -v bar="$2" 'BEGIN { print (x <= bar ? "met" : "NOT met") }'; }
 
@@ -486,13 +491,12 @@ rb_ops() { awk -F'"' 'NR == 2 { print $4 }' "$BENCH_OUT/raw/redis-benchmark-$1.c
 
 # bars CLIENT: the issue's bars, from CLIENT's runs.
 bars() {
-	local b0_rps b0_p99 b2_rps d_rps d_p99 d_p50 r p c
+	local b0_rps b0_p99 b2_rps d_rps d_p99 d_p50 c
 	if have "$1" D50 16; then
 		read -r b0_rps _ b0_p99 _ < <(figures "$1" B0 16)
 		read -r d_rps _ d_p99 _ < <(figures "$1" D50 16)
-		r=$(ratio "$d_rps" "$b0_rps") p=$(ratio "$d_p99" "$b0_p99")
-		echo "- $1 (a) c=16, D(50) rps >= 0.40 x B0 rps: $r: $(atleast "$r" 0.40)"
-		echo "- $1 (a) c=16, D(50) p99 <= 2.5 x B0 p99: $p: $(atmost "$p" 2.5)"
+		echo "- $1 (a) c=16, D(50) rps >= 0.40 x B0 rps: $(vratio "$d_rps" "$b0_rps"): $(atleast "$(xratio "$d_rps" "$b0_rps")" 0.40)"
+		echo "- $1 (a) c=16, D(50) p99 <= 2.5 x B0 p99: $(vratio "$d_p99" "$b0_p99"): $(atmost "$(xratio "$d_p99" "$b0_p99")" 2.5)"
 	fi
 	if have "$1" D50 1; then
 		read -r _ d_p50 _ < <(figures "$1" D50 1)
@@ -502,10 +506,8 @@ bars() {
 		read -r b0_rps _ < <(figures "$1" B0 50)
 		read -r b2_rps _ < <(figures "$1" B2 50)
 		read -r d_rps _ < <(figures "$1" D100 50)
-		r=$(ratio "$d_rps" "$b0_rps")
-		echo "- $1 issue 3: c=50, D(100) rps >= 0.60 x B0 rps: $r: $(atleast "$r" 0.60)"
-		r=$(ratio "$d_rps" "$b2_rps")
-		echo "- $1 issue 3: c=50, D(100) rps >= 0.85 x B2 rps (B2 with $BENCH_FLOOR_CANDIDATES-candidate requests): $r: $(atleast "$r" 0.85)"
+		echo "- $1 issue 3: c=50, D(100) rps >= 0.60 x B0 rps: $(vratio "$d_rps" "$b0_rps"): $(atleast "$(xratio "$d_rps" "$b0_rps")" 0.60)"
+		echo "- $1 issue 3: c=50, D(100) rps >= 0.85 x B2 rps (B2 with $BENCH_FLOOR_CANDIDATES-candidate requests): $(vratio "$d_rps" "$b2_rps"): $(atleast "$(xratio "$d_rps" "$b2_rps")" 0.85)"
 	else
 		echo "- $1 issue 3: D(100)/B0 and D(100)/B2 at c=50 not measured (need N=100 and c=50)"
 	fi
@@ -513,8 +515,7 @@ bars() {
 		have "$1" D1000 "$c" || continue
 		read -r b0_rps _ < <(figures "$1" B0 "$c")
 		read -r d_rps _ < <(figures "$1" D1000 "$c")
-		r=$(ratio "$d_rps" "$b0_rps")
-		echo "- $1 issue 3: c=$c, D(1000) rps >= 0.35 x B0 rps: $r: $(atleast "$r" 0.35)"
+		echo "- $1 issue 3: c=$c, D(1000) rps >= 0.35 x B0 rps: $(vratio "$d_rps" "$b0_rps"): $(atleast "$(xratio "$d_rps" "$b0_rps")" 0.35)"
 	done
 }
 
@@ -617,9 +618,8 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 		c=$BENCH_SCALE_CONCURRENCY
 		mean() { jq -s "map(.bench.$1) | add / length" "$BENCH_OUT/raw/ghz-${2}1-c$c.json" "$BENCH_OUT/raw/ghz-${2}2-c$c.json"; }
 		s50=$(mean p50_ms S) l50=$(mean p50_ms L) s99=$(mean p99_ms S) l99=$(mean p99_ms L)
-		r50=$(ratio "$l50" "$s50") r99=$(ratio "$l99" "$s99")
 		echo
-		echo "- issue 3: latency flat within 10% from $BENCH_HCPS to $BENCH_SCALE_HCPS HCPs (mean of the two rounds, large / small): p50 $r50, p99 $r99: $(atmost "$r50" 1.10) (p50), $(atmost "$r99" 1.10) (p99)"
+		echo "- issue 3: latency flat within 10% from $BENCH_HCPS to $BENCH_SCALE_HCPS HCPs (mean of the two rounds, large / small): p50 $(vratio "$l50" "$s50"), p99 $(vratio "$l99" "$s99"): $(atmost "$(xratio "$l50" "$s50")" 1.10) (p50), $(atmost "$(xratio "$l99" "$s99")" 1.10) (p99)"
 	fi
 	if [[ $BENCH_REDIS_BENCHMARK == 1 ]]; then
 		echo
@@ -664,8 +664,8 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 		done
 		echo
 		if [[ -f $BENCH_OUT/raw/ghz-OD-r50.json ]]; then
-			p=$(ratio "$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OD-r50.json")" "$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OB0-r50.json")")
-			echo "- bar: at 50% of D(100)'s peak rate, D(100) p99 <= 2 x B0 p99 at the same rate: $p: $(atmost "$p" 2) ($ol_hcps HCPs$([[ $ol_hcps -lt 1000000 ]] && echo "; the issue asks for 1,000,000"), $BENCH_DURATION runs)"
+			od=$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OD-r50.json") ob=$(jq -r .bench.p99_ms "$BENCH_OUT/raw/ghz-OB0-r50.json")
+			echo "- bar: at 50% of D(100)'s peak rate, D(100) p99 <= 2 x B0 p99 at the same rate: $(vratio "$od" "$ob"): $(atmost "$(xratio "$od" "$ob")" 2) ($ol_hcps HCPs$([[ $ol_hcps -lt 1000000 ]] && echo "; the issue asks for 1,000,000"), $BENCH_DURATION runs)"
 		else
 			echo "- bar (50% of peak) not measured: 50 is not in BENCH_OPENLOOP_RATES"
 		fi
