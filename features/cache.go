@@ -27,7 +27,7 @@ import (
 //     PREFIX). Every write to any of an HCP's keys, by any client, makes
 //     Redis push an "invalidate" message naming the key on that connection,
 //     before it replies to the writer.
-//   - Before a decision looks in the cache it waits for a barrier: a PING
+//   - Before a decision uses a cached entry it waits for a barrier: a PING
 //     sent on the tracking connection after the decision started. Redis
 //     answers it after every invalidation it had queued for the connection,
 //     and the reader applies messages in order, so when the PONG arrives
@@ -35,9 +35,11 @@ import (
 //     HCP. One PING serves every decision that arrived while the previous
 //     one was in flight, so under load a barrier costs Redis almost nothing;
 //     each decision still waits one round trip, as it did for its read.
-//   - A miss reserves its slot before reading; an invalidation that arrives
-//     while the read is in flight removes the reservation, and the value read
-//     is then not cached.
+//   - A miss needs no barrier: its read is fresh. It reserves its slot
+//     before reading; an invalidation that arrives after that (for a write
+//     before or after the read) removes the reservation, and the value read
+//     is then not cached. So each decision is one round trip: the barrier's
+//     or the read's.
 //   - If the tracking connection fails, invalidations may have been lost:
 //     the whole cache is dropped, barriers fail (decisions read Redis
 //     directly) until a new connection has tracking on, and the cache is
@@ -138,25 +140,30 @@ func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
 	if opt.Addr == "FailoverClient" {
 		return errors.New("features: HCP cache: not with a Sentinel failover client (the tracking connection would not follow a failover)")
 	}
-	c := &hcpCache{
-		dial:        func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) },
-		user:        opt.Username,
-		pass:        opt.Password,
-		trackPrefix: s.prefix + ":{",
-		perShard:    max(1, o.MaxHCPs/cacheShards),
-		seed:        maphash.MakeSeed(),
-		done:        make(chan struct{}),
-		opts:        o,
-		pingTimeout: cachePingTimeout,
-	}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
-	}
+	c := newHCPCache(s.prefix+":{", o.MaxHCPs)
+	c.dial = func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) }
+	c.user, c.pass, c.opts = opt.Username, opt.Password, o
 	if err := c.connect(ctx); err != nil {
 		return err
 	}
 	s.cache = c
 	return nil
+}
+
+// newHCPCache returns an empty, unconnected cache for keys starting with
+// trackPrefix, bounded to about maxHCPs entries.
+func newHCPCache(trackPrefix string, maxHCPs int) *hcpCache {
+	c := &hcpCache{
+		trackPrefix: trackPrefix,
+		perShard:    max(1, maxHCPs/cacheShards),
+		seed:        maphash.MakeSeed(),
+		done:        make(chan struct{}),
+		pingTimeout: cachePingTimeout,
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+	}
+	return c
 }
 
 // connect opens a tracking connection and, on success, makes it current.
@@ -273,26 +280,24 @@ func (c *hcpCache) watch(gen uint64) {
 }
 
 // barrier returns once every invalidation Redis queued before the call has
-// been applied, or an error (connection down, ctx done). It returns the
-// generation the barrier passed in.
-func (c *hcpCache) barrier(ctx context.Context) (uint64, error) {
+// been applied, or an error (connection down, ctx done).
+func (c *hcpCache) barrier(ctx context.Context) error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
 	if !c.up {
 		c.mu.Unlock()
-		return 0, errCacheDown
+		return errCacheDown
 	}
-	gen := c.gen.Load()
 	c.next = append(c.next, ch)
 	if !c.pinging {
-		c.sendPingLocked(gen)
+		c.sendPingLocked(c.gen.Load())
 	}
 	c.mu.Unlock()
 	select {
 	case err := <-ch:
-		return gen, err
+		return err
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -490,18 +495,27 @@ func (c *hcpCache) dropAll() {
 // then returns nil too, and the caller has what load read. ok is false
 // when the cache cannot be used now (tracking down): the caller reads
 // Redis itself. Errors are load's, or the context's while waiting.
+//
+// Either way a decision costs one round trip: a hit waits for the barrier
+// (a PING shared with the other decisions in flight), a miss only for its
+// read, which is fresh by itself. The slot a miss reserves before reading
+// is removed by the invalidation of any write the read may not have seen,
+// and an entry filled while tracking is down is dropped when it is back.
 func (c *hcpCache) cached(ctx context.Context, hcpID string, load func() (*stable, error)) (st *stable, ok bool, err error) {
-	gen, err := c.barrier(ctx)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, true, storageErr("load", ctxErr)
+	if c.lookup(hcpID) != nil {
+		// Held, unless a write acknowledged before now is still to be
+		// heard of: the barrier settles that.
+		if err := c.barrier(ctx); err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, true, storageErr("load", ctxErr)
+			}
+			return nil, false, nil
 		}
-		return nil, false, nil
+		if st := c.lookup(hcpID); st != nil {
+			return st, true, nil
+		}
 	}
-	if st := c.lookup(hcpID); st != nil {
-		return st, true, nil
-	}
-	slot := c.reserve(hcpID, gen)
+	slot := c.reserve(hcpID, c.gen.Load())
 	st, err = load()
 	if err != nil || st == nil {
 		c.release(hcpID, slot)

@@ -3,7 +3,6 @@ package features
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
@@ -80,11 +79,14 @@ func emailStatus(t *testing.T, s *Store, id string) consent.Status {
 	return 0
 }
 
+// Every load is one round trip: a miss its read (no barrier), a hit the
+// barrier's PING (no read).
 func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 	s, w, hook, _, _ := cachedPair(t)
 	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	settle(t, s)
 	ctx := context.Background()
-	before := hook.n.Load()
+	before, pingsBefore := hook.n.Load(), pings(t, w.rdb)
 	for range 3 {
 		if _, err := s.Load(ctx, "hcp-1", t0); err != nil {
 			t.Fatal(err)
@@ -92,6 +94,9 @@ func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 	}
 	if n := hook.n.Load() - before; n != 1 {
 		t.Errorf("3 loads of one HCP took %d round trips on the data connections, want 1 (then cached)", n)
+	}
+	if n := pings(t, w.rdb) - pingsBefore; n != 2 {
+		t.Errorf("3 loads of one HCP sent %d barrier PINGs, want 2 (none for the miss)", n)
 	}
 	// An HCP with no profile is not cached: NotFound every time, each read.
 	for range 2 {
@@ -102,6 +107,42 @@ func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 	if n := hook.n.Load() - before; n != 3 {
 		t.Errorf("round trips = %d, want 3", n)
 	}
+	if n := pings(t, w.rdb) - pingsBefore; n != 2 {
+		t.Errorf("barrier PINGs = %d after two misses more, want still 2", n)
+	}
+}
+
+// settle waits until the cache has heard of every write made so far. A miss
+// does not wait for the barrier, so the invalidation of a write made just
+// before it may still arrive after its read and drop the entry it filled:
+// correct, but one more read than a test counting round trips expects.
+func settle(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.cache.barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pings returns how many PINGs the server has run (INFO commandstats). The
+// tests of this package run one at a time and their clients send none, so
+// a difference counts the cache's barriers.
+func pings(t *testing.T, rdb redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_ping:calls="); ok {
+			n, _, _ := strings.Cut(rest, ",")
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				t.Fatalf("INFO commandstats: %q", line)
+			}
+			return v
+		}
+	}
+	return 0
 }
 
 // The cache's promise: a change acknowledged by any server before a
@@ -196,9 +237,13 @@ func TestCacheStuckRedis(t *testing.T) {
 	defer func() { cachePingTimeout = old }()
 	s, w, _, lost, connected := cachedPair(t)
 	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	settle(t, s) // so that the first load's entry stays, and the next load is a hit that needs the barrier
 	ctx := context.Background()
 	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
 		t.Fatalf("first load = %v", got)
+	}
+	if s.cache.lookup("hcp-1") == nil {
+		t.Fatal("hcp-1 not cached after its first load")
 	}
 	if err := w.rdb.Do(ctx, "CLIENT", "PAUSE", "500", "ALL").Err(); err != nil {
 		t.Fatal(err)
@@ -275,10 +320,7 @@ func TestEnableCacheRefuses(t *testing.T) {
 // The race a miss can lose: an invalidation that arrives while its read is
 // in flight. The read's result must not be cached.
 func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
-	c := &hcpCache{trackPrefix: "p:{", perShard: 10, seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
-	}
+	c := newHCPCache("p:{", 10*cacheShards)
 	st := &stable{profile: Profile{Market: "DE"}}
 	slot := c.reserve("hcp-1", 0)
 	c.invalidate("p:{hcp-1}:consent")
@@ -373,10 +415,7 @@ func TestCacheConcurrentLoads(t *testing.T) {
 // A lookup may find a slot that another read is about to fill; the fill
 // must not write to what the lookup reads (the race detector checks).
 func TestCacheLookupDuringFill(t *testing.T) {
-	c := &hcpCache{trackPrefix: "p:{", perShard: 10, seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
-	}
+	c := newHCPCache("p:{", 10*cacheShards)
 	st := &stable{profile: Profile{Market: "DE"}}
 	done := make(chan struct{})
 	go func() {
@@ -415,6 +454,7 @@ func TestCacheDecaysPerDecision(t *testing.T) {
 	if _, err := w.ApplyEvent(ctx, open); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
 	if _, err := s.Load(ctx, "hcp-1", t0); err != nil { // cache it
 		t.Fatal(err)
 	}
