@@ -104,11 +104,11 @@ func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 			}
 		}
 	}
+	// Whether the set exists, and is not given with ids, is the engine's
+	// to say (decision.Engine.resolve); here only its shape.
 	if set := req.GetCandidateSet(); set != "" {
 		if problem := idProblem(set, true); problem != "" {
 			c.Add("candidate_set", problem)
-		} else if len(req.GetCandidates()) > 0 {
-			c.Add("candidate_set", "give either candidates or a candidate set, not both")
 		}
 	}
 	if ctx := req.GetContext(); ctx != nil {
