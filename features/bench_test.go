@@ -21,6 +21,38 @@ func BenchmarkLoad(b *testing.B) { benchmarkLoad(b, false) }
 // caller, so one PING per load) and decoding, no hash read.
 func BenchmarkLoadCached(b *testing.B) { benchmarkLoad(b, true) }
 
+// BenchmarkLoadCacheMiss is a miss with the cache on: 1000 HCPs taken in
+// turn through a cache of 64 entries, so nearly every load reads Redis.
+// It should cost what BenchmarkLoad does: a miss does not wait for the
+// barrier.
+func BenchmarkLoadCacheMiss(b *testing.B) {
+	s, _, _ := newStore(b)
+	ctx := context.Background()
+	if err := s.EnableCache(ctx, CacheOptions{MaxHCPs: 1}); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 1000
+	items := make([]ImportItem, n)
+	ids := make([]string, n)
+	for i := range items {
+		ids[i] = "hcp-" + strconv.Itoa(i)
+		items[i] = ImportItem{Profile: hcpProfile(ids[i]), Consent: []consent.Record{optIn(arbiter.Email, arbiter.Promotional, t0)}, ConsentComplete: true}
+	}
+	if err := s.Import(ctx, items); err != nil {
+		b.Fatal(err)
+	}
+	at := t0.Add(day)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Load(ctx, ids[i%n], at); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 func benchmarkLoad(b *testing.B, cached bool) {
 	s, rdb, _ := newStore(b)
 	ctx := context.Background()
