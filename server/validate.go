@@ -107,9 +107,7 @@ func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 	// Whether the set exists, and is not given with ids, is the engine's
 	// to say (decision.Engine.resolve); here only its shape.
 	if set := req.GetCandidateSet(); set != "" {
-		if problem := idProblem(set, true); problem != "" {
-			c.Add("candidate_set", problem)
-		}
+		c.id("candidate_set", set, true)
 	}
 	if ctx := req.GetContext(); ctx != nil {
 		if _, ok := nbapb.CallerKind_name[int32(ctx.GetCaller())]; !ok {
