@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter/consent"
 )
 
 // The HCP cache keeps recently read HCPs' profile and consent hashes in the
@@ -60,9 +63,13 @@ type hcpCache struct {
 	dial        func(ctx context.Context) (net.Conn, error)
 	user, pass  string
 	trackPrefix string
-	perShard    int
-	seed        maphash.Seed
-	shards      [cacheShards]cacheShard
+	// watched are the key suffixes (after the HCP's "}") of the hashes the
+	// cache holds; writes to an HCP's other keys (the ledger, the event
+	// history) leave its entry alone.
+	watched  []string
+	perShard int
+	seed     maphash.Seed
+	shards   [cacheShards]cacheShard
 
 	// gen changes whenever the tracking connection is lost or replaced; a
 	// fill of a slot reserved under another generation is dropped.
@@ -140,7 +147,9 @@ func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
 	if opt.Addr == "FailoverClient" {
 		return errors.New("features: HCP cache: not with a Sentinel failover client (the tracking connection would not follow a failover)")
 	}
-	c := newHCPCache(s.prefix+":{", o.MaxHCPs)
+	c := newHCPCache(s.prefix+":{", o.MaxHCPs,
+		strings.TrimPrefix(s.profileKey(""), s.prefix+":{}"),
+		strings.TrimPrefix(consent.Key(s.prefix, ""), s.prefix+":{}"))
 	c.dial = func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) }
 	c.user, c.pass, c.opts = opt.Username, opt.Password, o
 	if err := c.connect(ctx); err != nil {
@@ -151,10 +160,12 @@ func (s *Store) EnableCache(ctx context.Context, o CacheOptions) error {
 }
 
 // newHCPCache returns an empty, unconnected cache for keys starting with
-// trackPrefix, bounded to about maxHCPs entries.
-func newHCPCache(trackPrefix string, maxHCPs int) *hcpCache {
+// trackPrefix, bounded to about maxHCPs entries, that an HCP's entry leaves
+// when one of its keys ending in a watched suffix is written.
+func newHCPCache(trackPrefix string, maxHCPs int, watched ...string) *hcpCache {
 	c := &hcpCache{
 		trackPrefix: trackPrefix,
+		watched:     watched,
 		perShard:    max(1, maxHCPs/cacheShards),
 		seed:        maphash.MakeSeed(),
 		done:        make(chan struct{}),
@@ -463,14 +474,15 @@ func (c *hcpCache) release(hcpID string, e *cacheEntry) {
 	sh.mu.Unlock()
 }
 
-// invalidate drops the HCP a written key belongs to.
+// invalidate drops the HCP a written key belongs to, if the key is one of
+// the hashes the cache holds.
 func (c *hcpCache) invalidate(key string) {
 	rest, ok := strings.CutPrefix(key, c.trackPrefix)
 	if !ok {
 		return
 	}
-	hcpID, _, ok := strings.Cut(rest, "}")
-	if !ok {
+	hcpID, suffix, ok := strings.Cut(rest, "}")
+	if !ok || !slices.Contains(c.watched, suffix) {
 		return
 	}
 	sh := c.shard(hcpID)

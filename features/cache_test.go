@@ -151,6 +151,10 @@ func pings(t *testing.T, rdb redis.UniversalClient) int64 {
 func TestCacheSeesEveryAcknowledgedWrite(t *testing.T) {
 	s, w, hook, _, _ := cachedPair(t)
 	importHCP(t, w, "hcp-1", optIn(arbiter.Email, arbiter.Promotional, t0))
+	// Only for the round-trip count below: from here on each change's load
+	// finds the entry of the round before, so it waits for the barrier, and
+	// no invalidation can arrive after its read.
+	settle(t, s)
 	ctx := context.Background()
 	const rounds = 300
 	before := hook.n.Load()
@@ -320,7 +324,7 @@ func TestEnableCacheRefuses(t *testing.T) {
 // The race a miss can lose: an invalidation that arrives while its read is
 // in flight. The read's result must not be cached.
 func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
-	c := newHCPCache("p:{", 10*cacheShards)
+	c := newHCPCache("p:{", 10*cacheShards, ":p", ":consent")
 	st := &stable{profile: Profile{Market: "DE"}}
 	slot := c.reserve("hcp-1", 0)
 	c.invalidate("p:{hcp-1}:consent")
@@ -335,7 +339,8 @@ func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
 		t.Error("a read from before a connection loss was cached")
 	}
 	slot = c.reserve("hcp-1", 1)
-	c.invalidate("other:{hcp-1}:p") // another prefix: not ours
+	c.invalidate("other:{hcp-1}:p")          // another prefix: not ours
+	c.invalidate("p:{hcp-1}:consent-ledger") // not a hash the cache holds
 	c.fill("hcp-1", slot, st)
 	if c.lookup("hcp-1") != st {
 		t.Error("an undisturbed read was not cached")
@@ -415,7 +420,7 @@ func TestCacheConcurrentLoads(t *testing.T) {
 // A lookup may find a slot that another read is about to fill; the fill
 // must not write to what the lookup reads (the race detector checks).
 func TestCacheLookupDuringFill(t *testing.T) {
-	c := newHCPCache("p:{", 10*cacheShards)
+	c := newHCPCache("p:{", 10*cacheShards, ":p", ":consent")
 	st := &stable{profile: Profile{Market: "DE"}}
 	done := make(chan struct{})
 	go func() {
