@@ -154,6 +154,7 @@ type scratch struct {
 	x       []float64
 	actions []int32
 	cands   []scoring.Candidate
+	sups    []Suppression
 	top     []scoring.Scored
 	topics  []float64
 	ranker  scoring.Ranker
@@ -190,13 +191,13 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	prof := &snap.Profile
 	recipient := catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}
 	s.topics = e.topicAffinity(snap, s.topics)
-	cands := s.cands[:0]
+	cands, sups := s.cands[:0], s.sups[:0]
 	for _, ai := range actions {
 		a := &e.catalog.Actions[ai]
 		reason, detail := e.check(a, snap, recipient, at, &req)
 		if reason != ReasonUnspecified {
 			if req.Explain || !reason.notApplicable() {
-				res.Suppressed = append(res.Suppressed, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
+				sups = append(sups, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
 			}
 			continue
 		}
@@ -210,6 +211,13 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		cands = append(cands, c)
 	}
 	s.cands = cands
+	// The result gets its suppressions in one allocation of the right size,
+	// rather than the log2(n) of growing its own slice (BenchmarkDecide).
+	if len(sups) > 0 {
+		res.Suppressed = slices.Clone(sups)
+	}
+	clear(sups) // the pooled buffer keeps no details alive
+	s.sups = sups[:0]
 
 	fillProfile(&s.profile, snap, at)
 	s.x = e.model.Vectorize(&s.profile, s.x)
