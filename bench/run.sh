@@ -33,7 +33,14 @@
 # the default, is off), BENCH_CANDIDATE_SETS (1: Decide requests name the
 # catalog's candidate set "first-N" instead of listing N ids; 0, the
 # default, lists them), BENCH_GOGC (the real server's GOGC; default 100,
-# Go's).
+# Go's), BENCH_SERVE (1: set everything up with arbiter on 127.0.0.1:50051
+# and the floor on 127.0.0.1:50052, print the ghz commands, measure
+# nothing, and keep serving until interrupted).
+#
+# ghz takes its settings from the scenario's config file in bench/ghz/
+# (b0.json, b2.json, d<N>.json): the same files anyone can rerun by hand
+# against BENCH_SERVE=1; this script overrides only the address, the
+# concurrency, connections, duration, rate, request file and output.
 #
 # With BENCH_OPENLOOP=1 it also (after the runs above) measures the peak
 # closed-loop rps of B0 and D(100) at c=BENCH_OPENLOOP_PEAK_C, taking a CPU
@@ -79,6 +86,7 @@ BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-}
 BENCH_HCP_CACHE=${BENCH_HCP_CACHE:-0}
 BENCH_CANDIDATE_SETS=${BENCH_CANDIDATE_SETS:-0}
 BENCH_GOGC=${BENCH_GOGC:-100}
+BENCH_SERVE=${BENCH_SERVE:-0}
 PREFIX=bench
 
 # The servers are configured by flags below only; an ARBITER_* variable from
@@ -136,13 +144,14 @@ free_port() {
 }
 
 # start NAME CMD...: start CMD in the background with {PORT} replaced by a
-# free port, retrying on another port if it cannot listen; sets NAME_port
-# and NAME_pid.
+# free port, retrying on another port if it cannot listen (or by
+# $START_PORT, once); sets NAME_port and NAME_pid.
 start() {
-	local name=$1 attempt port pid
+	local name=$1 attempt port pid tries=3
 	shift
-	for attempt in 1 2 3; do
-		port=$(free_port)
+	[[ -n ${START_PORT:-} ]] && tries=1
+	for ((attempt = 1; attempt <= tries; attempt++)); do
+		port=${START_PORT:-$(free_port)}
 		"${@//\{PORT\}/$port}" >"$work/$name.log" 2>&1 &
 		pid=$!
 		for _ in $(seq 100); do
@@ -233,17 +242,28 @@ start_arbiter() {
 		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
 		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" GOGC="$BENCH_GOGC" "${debug[@]}" bin/arbiter
 }
-start_arbiter arbiter "$redis_port" "$BENCH_HCPS"
+# BENCH_SERVE=1: fixed ports, so that the configs in bench/ghz/ reach them.
+serve_port() { [[ $BENCH_SERVE == 1 ]] && echo "$1" || true; }
+if [[ $BENCH_SERVE == 1 ]]; then
+	for p in 50051 50052; do
+		port_open "$p" && die "BENCH_SERVE=1 needs 127.0.0.1:$p, and something listens there (make run?)"
+	done
+fi
+START_PORT=$(serve_port 50051) start_arbiter arbiter "$redis_port" "$BENCH_HCPS"
 log "arbiter on 127.0.0.1:$arbiter_port (catalog: $BENCH_CATALOG_ACTIONS actions)"
 
 floor_args=(-redis-addr "127.0.0.1:$redis_port" -redis-prefix "$PREFIX" -pipeline-workers "$BENCH_PIPELINE_WORKERS")
 [[ -n $BENCH_FLOOR_CPUPROFILE ]] && floor_args+=(-cpuprofile "$BENCH_FLOOR_CPUPROFILE")
-start floor bench/.bin/floor -listen '127.0.0.1:{PORT}' "${floor_args[@]}"
+START_PORT=$(serve_port 50052) start floor bench/.bin/floor -listen '127.0.0.1:{PORT}' "${floor_args[@]}"
 log "floor on 127.0.0.1:$floor_port"
 
 # ------------------------------------------------------------------ load
 
 mkdir -p "$BENCH_OUT/raw"
+# The request files go to bench/out/requests/, where bench/ghz/*.json look
+# for them; a run writes them afresh (the catalog or the knobs may differ).
+rm -rf "$BENCH_OUT/requests"
+mkdir -p "$BENCH_OUT/requests"
 rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT/scaling.tsv" "$BENCH_OUT/scaling.svg"
 
 # Decide requests (bench/requests): the first N actions of the bench
@@ -255,13 +275,26 @@ rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT/scaling.tsv" "$
 # whole population (see bench/requests).
 # requests_file HCPS N: writes the file, prints its path.
 requests_file() {
-	local hcps=$1 n=$2 f=$work/decide-$1-$2-$BENCH_CANDIDATE_SETS.bin msgs set=()
+	local hcps=$1 n=$2 f=$BENCH_OUT/requests/decide-$1-$2-$BENCH_CANDIDATE_SETS.bin msgs set=()
 	msgs=$((BENCH_REQUESTS < hcps ? BENCH_REQUESTS : hcps))
 	msgs=$((msgs < 2000000 / n ? msgs : 2000000 / n))
 	[[ $BENCH_CANDIDATE_SETS == 1 ]] && set=(-candidate-set)
 	[[ -f $f ]] || bench/.bin/requests -catalog "$catalog_file" -hcps "$hcps" -n "$msgs" \
 		-candidates "$n" -limit 3 -keys "$BENCH_KEYS" "${set[@]}" -o "$f"
 	echo "$f"
+}
+
+# ghz_config SCENARIO: the bench/ghz/ config file ghz runs SCENARIO with:
+# b0.json for the empty handler, b2.json for the floor, d<N>.json for
+# D(N) where there is one, else d100.json (the request file is then
+# always given on the command line).
+ghz_config() {
+	case $1 in
+	B0 | OB0) echo bench/ghz/b0.json ;;
+	B2) echo bench/ghz/b2.json ;;
+	D*) [[ -f bench/ghz/d${1#D}.json ]] && echo "bench/ghz/d${1#D}.json" || echo bench/ghz/d100.json ;;
+	*) echo bench/ghz/d100.json ;;
+	esac
 }
 
 # Scenarios: B0, B2, D<N> per N; scale runs add L<N> (the large store).
@@ -276,12 +309,27 @@ for n in "${cands[@]}"; do
 	req_of[D$n]=$(requests_file "$BENCH_HCPS" "$n")
 done
 
+# serve mode: everything is up; say how to drive it, then wait.
+if [[ $BENCH_SERVE == 1 ]]; then
+	log "serving: arbiter on 127.0.0.1:$arbiter_port (bench catalog, $BENCH_HCPS HCPs), floor on 127.0.0.1:$floor_port, redis-server on 127.0.0.1:$redis_port; Ctrl-C stops all"
+	for s in "${scenarios[@]}"; do
+		cfg=$(ghz_config "$s")
+		cmd="bench/.bin/ghz --config $cfg"
+		if [[ -n ${req_of[$s]:-} && ${req_of[$s]} != "$(jq -r '."binary-file"' "$cfg")" ]]; then
+			cmd+=" --binary-file ${req_of[$s]}"
+		fi
+		printf '  %-6s %s\n' "$s" "$cmd" >&2
+	done
+	wait
+	exit 0
+fi
+
 # load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT [RPS]: one closed-loop
 # run, or, with RPS (ghz only), one at a fixed rate of RPS calls per second
 # (ghz --rps; CONCURRENCY is then the number of workers the ticks go to).
 # Every run has the same settings: plaintext, min(BENCH_CONNECTIONS, c)
 # connections (ghz needs connections <= c); ghz finds the methods by
-# reflection and does no template processing. OUTPUT is the client's own
+# reflection and does no template processing (bench/ghz/*.json). OUTPUT is the client's own
 # report (ghz's without the per-call details) plus .bench: the figures the
 # table uses, and the CPU time the server under test, redis-server, the
 # client and the whole machine used during the run.
@@ -290,14 +338,13 @@ load() {
 	local conns=$((c < BENCH_CONNECTIONS ? c : BENCH_CONNECTIONS))
 	local addr=${addr_of[$scenario]} pid=${pid_of[$scenario]} rpid=${redis_pid_of[$scenario]:-$redis_pid}
 	case $client/$scenario in
-	ghz/B0 | ghz/OB0) cmd=("$GHZ" --call grpc.health.v1.Health/Check) ;;
-	ghz/*) cmd=("$GHZ" --call nba.v1.DecisionService/Decide --binary-file "${req_of[$scenario]}") ;;
+	ghz/B0 | ghz/OB0) cmd=("$GHZ" --config "$(ghz_config "$scenario")") ;;
+	ghz/*) cmd=("$GHZ" --config "$(ghz_config "$scenario")" --binary-file "${req_of[$scenario]}") ;;
 	probe/B0) cmd=(bench/.bin/probe -call health) ;;
 	probe/*) cmd=(bench/.bin/probe -call decide -requests "${req_of[$scenario]}") ;;
 	esac
 	case $client in
-	ghz) cmd+=(--insecure --disable-template-functions --disable-template-data
-		--connections "$conns" --concurrency "$c" --duration "$dur"
+	ghz) cmd+=(--connections "$conns" --concurrency "$c" --duration "$dur"
 		--format json --output "$work/report.json" "$addr")
 		[[ -n $rps ]] && cmd+=(--rps "$rps") ;;
 	probe) cmd+=(-addr "$addr" -connections "$conns" -c "$c" -d "$dur") ;;
