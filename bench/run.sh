@@ -264,7 +264,7 @@ mkdir -p "$BENCH_OUT/raw"
 # for them; a run writes them afresh (the catalog or the knobs may differ).
 rm -rf "$BENCH_OUT/requests"
 mkdir -p "$BENCH_OUT/requests"
-rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT/scaling.tsv" "$BENCH_OUT/scaling.svg"
+rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT"/raw/*.csv "$BENCH_OUT"/{scaling,concurrency,openloop}.{tsv,svg}
 
 # Decide requests (bench/requests): the first N actions of the bench
 # catalog, limit 3, a rep tool calling, in ghz's binary format, HCPs chosen
@@ -593,6 +593,20 @@ svg=$BENCH_OUT/scaling.svg
 bench/.bin/plot -i "$tsv" -o "$svg" \
 	-title "Arbiter, ghz, $BENCH_DURATION runs: D(N) vs B0 (empty handler) and B2 (Redis floor), $BENCH_HCPS HCPs"
 
+# The same runs against concurrency (closed loop), one line per scenario.
+plots=("$svg")
+if ((${#levels[@]} > 1)); then
+	for s in "${scenarios[@]}"; do
+		for c in "${levels[@]}"; do
+			read -r rps _ p99 _ < <(figures ghz "$s" "$c")
+			printf '%s %s %s %s\n' "${label_of[$s]}" "$c" "$rps" "$p99"
+		done
+	done >"$BENCH_OUT/concurrency.tsv"
+	bench/.bin/plot -series -xlog -xlabel "concurrency c (closed loop; log scale)" -i "$BENCH_OUT/concurrency.tsv" \
+		-o "$BENCH_OUT/concurrency.svg" -title "Arbiter, ghz, $BENCH_DURATION runs: against concurrency, $BENCH_HCPS HCPs"
+	plots+=("$BENCH_OUT/concurrency.svg")
+fi
+
 {
 	echo "# Arbiter end-to-end benchmark"
 	echo
@@ -622,7 +636,7 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 	echo
 	echo "Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up, which grows with the request file: ghz decodes every message first)."
 	echo
-	echo "Plot: [scaling.svg](scaling.svg) (ghz; rps and p99 against N, B0 and B2 as dashed lines)."
+	echo "Plots: [scaling.svg](scaling.svg) (ghz; rps and p99 against N, B0 and B2 as dashed lines)$( ((${#levels[@]} > 1)) && echo ", [concurrency.svg](concurrency.svg) (the same runs against c)")$([[ $BENCH_OPENLOOP == 1 ]] && echo ", [openloop.svg](openloop.svg) (the open-loop sweep)")."
 	echo
 	printf '| client | c |'
 	for n in "${cands[@]}"; do printf ' D(%s)/B0 rps | D(%s)/B2 rps | D(%s)/B0 p99 |' "$n" "$n" "$n"; done
@@ -727,5 +741,17 @@ bench/.bin/plot -i "$tsv" -o "$svg" \
 	fi
 } >"$md"
 
+# The open-loop sweep: achieved rps and p99 against the offered rate.
+if ((${#ol_rows[@]} > 0)); then
+	for s in OB0 OD; do
+		for pct in "${ol_rows[@]}"; do
+			jq -r --arg name "${label_of[$s]%% (*}" '.bench | "\($name) \(.target_rps) \(.rps) \(.p99_ms)"' "$BENCH_OUT/raw/ghz-$s-r$pct.json"
+		done
+	done >"$BENCH_OUT/openloop.tsv"
+	bench/.bin/plot -series -xlabel "offered rate (rps; ghz --rps)" -i "$BENCH_OUT/openloop.tsv" -o "$BENCH_OUT/openloop.svg" \
+		-title "Arbiter, ghz, $BENCH_DURATION runs at fixed rates, $ol_hcps HCPs"
+	plots+=("$BENCH_OUT/openloop.svg")
+fi
+
 cat "$md"
-log "report: $md; plot: $svg; per-run reports: $BENCH_OUT/raw/"
+log "report: $md; plots: ${plots[*]}; per-run reports: $BENCH_OUT/raw/"

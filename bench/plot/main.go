@@ -14,10 +14,22 @@
 // (bench/out/scaling.tsv) and the SVG (bench/out/scaling.svg).
 //
 //	plot -i bench/out/scaling.tsv -o bench/out/scaling.svg -title "..."
+//
+// With -series it draws any other curve of the same two panels instead:
+// one line per series against X, from lines
+//
+//	SERIES X RPS P99_MS
+//
+// (SERIES a name without spaces, e.g. "D(100)"; X > 0), with -xlabel and
+// -xlog (log scale). run.sh draws the concurrency sweep (X = c, log) and
+// the open-loop sweep (X = offered rate, linear) this way.
+//
+//	plot -series -xlabel "concurrency c" -xlog -i c.tsv -o concurrency.svg
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"html"
@@ -47,6 +59,9 @@ func run(args []string) error {
 	in := fs.String("i", "", "input file; empty: stdin")
 	out := fs.String("o", "", "output SVG file (required)")
 	title := fs.String("title", "Arbiter: Decide with N candidates vs B0 and B2", "figure title")
+	series := fs.Bool("series", false, "input is SERIES X RPS P99_MS: one line per series against X")
+	xlabel := fs.String("xlabel", "x", "x axis label (-series)")
+	xlog := fs.Bool("xlog", false, "log scale on the x axis (-series)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +76,16 @@ func run(args []string) error {
 		}
 		defer f.Close()
 		r = f
+	}
+	if *series {
+		ss, err := parseSeries(r)
+		if err != nil {
+			return err
+		}
+		if len(ss) == 0 {
+			return fmt.Errorf("no rows in the input")
+		}
+		return os.WriteFile(*out, []byte(renderSeries(ss, *title, *xlabel, *xlog)), 0o644)
 	}
 	pts, err := parse(r)
 	if err != nil {
@@ -263,5 +288,125 @@ func tick(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	default:
 		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// A series is one named line of -series mode.
+type series struct {
+	name string
+	pts  []xpoint
+}
+
+type xpoint struct{ x, rps, p99 float64 }
+
+// parseSeries reads SERIES X RPS P99_MS lines, keeping the series in the
+// order they first appear.
+func parseSeries(r io.Reader) ([]series, error) {
+	var out []series
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) != 4 {
+			return nil, fmt.Errorf("line %d: want SERIES X RPS P99_MS, got %q", line, sc.Text())
+		}
+		var p xpoint
+		var err error
+		for i, dst := range []*float64{&p.x, &p.rps, &p.p99} {
+			if *dst, err = strconv.ParseFloat(fields[i+1], 64); err != nil {
+				return nil, fmt.Errorf("line %d: field %d: %w", line, i+2, err)
+			}
+		}
+		if p.x <= 0 {
+			return nil, fmt.Errorf("line %d: X must be > 0, got %v", line, p.x)
+		}
+		i := slices.IndexFunc(out, func(s series) bool { return s.name == fields[0] })
+		if i < 0 {
+			out = append(out, series{name: fields[0]})
+			i = len(out) - 1
+		}
+		out[i].pts = append(out[i].pts, p)
+	}
+	return out, sc.Err()
+}
+
+func renderSeries(ss []series, title, xlabel string, xlog bool) string {
+	width := marginL + panelW + gap + marginL + panelW + marginR
+	height := marginT + panelH + marginB + legendH
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" text-anchor="middle">%s</text>`+"\n", width/2, html.EscapeString(title))
+	seriesPanel(&b, ss, marginL, "throughput (rps, higher is better)", xlabel, xlog, func(p xpoint) float64 { return p.rps })
+	seriesPanel(&b, ss, marginL+panelW+gap+marginL, "p99 latency (ms, lower is better)", xlabel, xlog, func(p xpoint) float64 { return p.p99 })
+	y := marginT + panelH + marginB + 10
+	x := marginL
+	for i, s := range ss {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, palette[i%len(palette)])
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y+4, html.EscapeString(s.name))
+		x += 150
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func seriesPanel(b *strings.Builder, ss []series, x0 int, label, xlabel string, xlog bool, val func(xpoint) float64) {
+	top := 0.0
+	var xs []float64
+	for _, s := range ss {
+		for _, p := range s.pts {
+			top = max(top, val(p))
+			if !slices.Contains(xs, p.x) {
+				xs = append(xs, p.x)
+			}
+		}
+	}
+	slices.Sort(xs)
+	top = niceCeil(top * 1.05)
+	tx := func(x float64) float64 { return x }
+	if xlog {
+		tx = math.Log10
+	}
+	lo, hi := tx(xs[0]), tx(xs[len(xs)-1])
+	if hi-lo < 1e-9 {
+		lo, hi = lo-0.5, hi+0.5
+	}
+	pad := (hi - lo) * 0.06
+	lo, hi = lo-pad, hi+pad
+	px := func(x float64) float64 { return float64(x0) + (tx(x)-lo)/(hi-lo)*panelW }
+	py := func(v float64) float64 { return float64(marginT) + panelH - v/top*panelH }
+
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT-12, html.EscapeString(label))
+	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", x0, marginT, panelW, panelH)
+	for i := 0; i <= 5; i++ {
+		v := top * float64(i) / 5
+		y := py(v)
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+panelW, y)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, tick(v))
+	}
+	for _, x := range xs {
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`, px(x), marginT, px(x), marginT+panelH)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), marginT+panelH+16, strconv.FormatFloat(x, 'g', -1, 64))
+	}
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT+panelH+36, html.EscapeString(xlabel))
+	for i, s := range ss {
+		col := palette[i%len(palette)]
+		pts := slices.Clone(s.pts)
+		slices.SortFunc(pts, func(a, b xpoint) int { return cmp.Compare(a.x, b.x) })
+		var coords []string
+		for _, p := range pts {
+			coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p.x), py(val(p))))
+		}
+		if len(coords) > 1 {
+			fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", strings.Join(coords, " "), col)
+		}
+		for _, p := range pts {
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s at %s: %s</title></circle>`+"\n",
+				px(p.x), py(val(p)), col, html.EscapeString(s.name), tick(p.x), tick(val(p)))
+		}
 	}
 }
