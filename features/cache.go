@@ -92,6 +92,59 @@ type hcpCache struct {
 	done        chan struct{}
 	wg          sync.WaitGroup
 	opts        CacheOptions
+
+	stats cacheCounters
+}
+
+// cacheCounters count what the cache did, for CacheStats.
+type cacheCounters struct {
+	hits, misses, bypassed, invalidations, losses atomic.Uint64
+}
+
+// CacheStats is what the HCP cache has done since it was enabled.
+type CacheStats struct {
+	// Hits are loads served from the cache (after the barrier).
+	Hits uint64
+	// Misses are loads that read Redis for an HCP the cache did not hold
+	// (while tracking is down the cache holds none: every load is a miss).
+	Misses uint64
+	// Bypassed are loads of a held HCP whose barrier failed because
+	// tracking was lost meanwhile: they read Redis directly.
+	Bypassed uint64
+	// Invalidations are HCPs dropped because one of their cached hashes
+	// was written.
+	Invalidations uint64
+	// Losses are tracking connections lost or given up (each drops the
+	// whole cache until the connection is back).
+	Losses uint64
+	// Entries is how many HCPs (and reserved slots) the cache holds now.
+	Entries int
+	// Up reports whether the tracking connection is up, so that the cache
+	// is in use.
+	Up bool
+}
+
+// CacheStats reports the HCP cache's counters; ok is false when the cache
+// is not enabled.
+func (s *Store) CacheStats() (st CacheStats, ok bool) {
+	c := s.cache
+	if c == nil {
+		return CacheStats{}, false
+	}
+	st = CacheStats{
+		Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(), Bypassed: c.stats.bypassed.Load(),
+		Invalidations: c.stats.invalidations.Load(), Losses: c.stats.losses.Load(),
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		st.Entries += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	c.mu.Lock()
+	st.Up = c.up
+	c.mu.Unlock()
+	return st, true
 }
 
 // CacheOptions configure the HCP cache.
@@ -357,6 +410,9 @@ func (c *hcpCache) failLocked(gen uint64, err error) {
 	c.gen.Add(1)
 	c.dropAll()
 	c.conn.Close()
+	if !c.closed {
+		c.stats.losses.Add(1)
+	}
 	for _, ch := range c.inflight {
 		ch <- errCacheDown
 	}
@@ -487,7 +543,10 @@ func (c *hcpCache) invalidate(key string) {
 	}
 	sh := c.shard(hcpID)
 	sh.mu.Lock()
-	delete(sh.m, hcpID)
+	if _, held := sh.m[hcpID]; held {
+		delete(sh.m, hcpID)
+		c.stats.invalidations.Add(1)
+	}
 	sh.mu.Unlock()
 }
 
@@ -521,12 +580,15 @@ func (c *hcpCache) cached(ctx context.Context, hcpID string, load func() (*stabl
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return nil, true, storageErr("load", ctxErr)
 			}
+			c.stats.bypassed.Add(1)
 			return nil, false, nil
 		}
 		if st := c.lookup(hcpID); st != nil {
+			c.stats.hits.Add(1)
 			return st, true, nil
 		}
 	}
+	c.stats.misses.Add(1)
 	slot := c.reserve(hcpID, c.gen.Load())
 	st, err = load()
 	if err != nil || st == nil {
