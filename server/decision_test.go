@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
@@ -30,18 +32,22 @@ func (o oneHCP) Load(_ context.Context, id string, _ time.Time) (*features.Snaps
 
 // BenchmarkDecideHandler measures what the server does per Decide besides
 // loading: validation, the engine, building the response and encoding it
-// with the server's codec. The demo catalog's whole 77 actions are the
-// candidates.
+// with the server's codec, and with metrics on, recording them. The demo
+// catalog's whole 77 actions are the candidates.
 func BenchmarkDecideHandler(b *testing.B) {
 	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	item := demo.HCP(42, at)
 	snap := &features.Snapshot{Profile: item.Profile, Counters: *item.Counters,
 		Consent: consent.State{Complete: true, Records: item.Consent}}
 	e := decision.New(oneHCP{snap}, scoring.Demo(), catalog.Demo(), consent.DefaultPolicy())
-	s := New(e, nil, nil)
+	plain, metered := New(e, nil, nil), New(e, nil, nil, WithMetrics(prometheus.NewRegistry()))
 	codec := newCodec()
-	for _, explain := range []bool{false, true} {
-		b.Run(fmt.Sprint("explain=", explain), func(b *testing.B) {
+	for _, tc := range []struct {
+		explain bool
+		s       *Server
+	}{{false, plain}, {true, plain}, {false, metered}} {
+		explain, s := tc.explain, tc.s
+		b.Run(fmt.Sprintf("explain=%v/metrics=%v", explain, s.metrics != nil), func(b *testing.B) {
 			req := &nbapb.DecideRequest{HcpId: item.Profile.HCPID, Limit: 3, Explain: explain,
 				Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL}}
 			b.ReportAllocs()

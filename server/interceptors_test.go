@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -84,7 +85,7 @@ func TestDeadlineInterceptorCapsDeadline(t *testing.T) {
 // BenchmarkInterceptors measures what the unary chain costs one call, on
 // and off, with a handler that does nothing.
 func BenchmarkInterceptors(b *testing.B) {
-	s := New(nil, nil, nil, WithAccessLog(true),
+	s := New(nil, nil, nil, WithAccessLog(true), WithMetrics(prometheus.NewRegistry()),
 		WithLogger(slog.New(slog.NewJSONHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	unary, _ := s.interceptors()
 	noop := func(ctx context.Context, req any) (any, error) { return req, nil }
@@ -94,8 +95,9 @@ func BenchmarkInterceptors(b *testing.B) {
 	}{
 		{"none", nil},
 		{"logging", unary[:1]},
-		{"recovery", unary[1:2]},
-		{"deadline", unary[2:3]},
+		{"metrics", unary[1:2]},
+		{"recovery", unary[2:3]},
+		{"deadline", unary[3:4]},
 		{"all", unary},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

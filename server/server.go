@@ -8,6 +8,7 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -57,6 +58,7 @@ type Server struct {
 	importBatch int
 	accessLog   bool
 	health      *health.Server
+	metrics     *metrics // nil: no metrics
 }
 
 // Option configures a Server.
@@ -79,6 +81,15 @@ func WithMaxDeadline(d time.Duration) Option { return func(s *Server) { s.maxDea
 // decision, so it is off by default: errors are logged either way, by the
 // error mapping and the recovery handler.
 func WithAccessLog(on bool) Option { return func(s *Server) { s.accessLog = on } }
+
+// WithMetrics registers the server's Prometheus metrics with reg and
+// records them: every call by method and code, with its handling time
+// (go-grpc-middleware's grpc_server_* metrics), and per decision its
+// server time, caller kind, recommended channels and suppression reasons
+// (arbiter_*). Labels never carry personal data. Off by default.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(s *Server) { s.metrics = newMetrics(reg) }
+}
 
 // New returns a Server. All stores are required.
 func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option) *Server {
@@ -111,6 +122,11 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainStreamInterceptor(stream...),
 	}
 	g := grpc.NewServer(append(opts, extra...)...)
+	defer func() {
+		if s.metrics != nil {
+			s.metrics.grpc.InitializeMetrics(g) // every method at zero, before its first call
+		}
+	}()
 	nbapb.RegisterDecisionServiceServer(g, s)
 	nbapb.RegisterEventServiceServer(g, s)
 	nbapb.RegisterProfileServiceServer(g, s)
@@ -125,8 +141,10 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 }
 
 // interceptors returns the chains, outermost first: the access log when
-// enabled (no payloads; OK calls at debug level), panic recovery into a
-// generic Internal, and (unary only) the server-side maximum deadline.
+// enabled (no payloads; OK calls at debug level), the metrics when enabled
+// (outside recovery, so that a panic counts as the Internal it becomes),
+// panic recovery into a generic Internal, and (unary only) the
+// server-side maximum deadline.
 func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
@@ -150,6 +168,10 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 	if s.accessLog {
 		unary = append(unary, logging.UnaryServerInterceptor(slogAdapter(s.log), logOpts...))
 		stream = append(stream, logging.StreamServerInterceptor(slogAdapter(s.log), logOpts...))
+	}
+	if s.metrics != nil {
+		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
+		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt), s.deadlineInterceptor)
 	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))

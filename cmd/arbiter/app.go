@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -42,6 +44,9 @@ type Main struct {
 	grpc     *grpc.Server
 	lis      net.Listener
 	serveErr chan error
+	// metricsLis and metrics serve /metrics when cfg.MetricsAddr is set.
+	metricsLis net.Listener
+	metrics    *http.Server
 
 	// redisHooks are added to the Redis client; tests use one to count
 	// round trips.
@@ -55,6 +60,15 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 
 // Addr is the address the server listens on, once Run has returned.
 func (m *Main) Addr() string { return m.lis.Addr().String() }
+
+// MetricsAddr is the address /metrics is served on, once Run has returned
+// (empty without -metrics-addr).
+func (m *Main) MetricsAddr() string {
+	if m.metricsLis == nil {
+		return ""
+	}
+	return m.metricsLis.Addr().String()
+}
 
 // Run opens the store, loads catalog, model and policy, and starts serving
 // in the background. With no Redis address it starts the embedded demo
@@ -116,8 +130,14 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	engine := decision.New(fs, model, cat, policy)
-	m.srv = server.New(engine, fs, cs, server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
-		server.WithAccessLog(m.cfg.AccessLog))
+	sopts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
+		server.WithAccessLog(m.cfg.AccessLog)}
+	var reg *prometheus.Registry
+	if m.cfg.MetricsAddr != "" {
+		reg = newRegistry(fs)
+		sopts = append(sopts, server.WithMetrics(reg))
+	}
+	m.srv = server.New(engine, fs, cs, sopts...)
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
 	m.grpc = m.srv.NewGRPCServer(grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -126,6 +146,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.lis, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if reg != nil {
+		if m.metricsLis, err = net.Listen("tcp", m.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		m.metrics = serveMetrics(m.metricsLis, reg, m.logger)
+		m.logger.Info("metrics served", "addr", "http://"+m.MetricsAddr()+"/metrics")
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.grpc.Serve(m.lis) }()
@@ -152,6 +179,13 @@ func (m *Main) Close() error {
 		}
 	}
 	var errs []error
+	if m.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		errs = append(errs, m.metrics.Shutdown(ctx))
+		cancel()
+	} else if m.metricsLis != nil {
+		m.metricsLis.Close()
+	}
 	if m.fs != nil {
 		m.fs.Close()
 	}

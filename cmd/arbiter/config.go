@@ -39,6 +39,8 @@ type Config struct {
 	AccessLog bool
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
 	DebugAddr string
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
+	MetricsAddr string
 	// HCPCache > 0 keeps up to that many HCPs' state in memory, kept exact
 	// by Redis key tracking (features.Store.EnableCache); 0: off.
 	HCPCache int
@@ -68,6 +70,7 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; empty: demo policy (ARBITER_CONSENT_POLICY)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
 	var demoSize, grace, deadline, workers, replicas, connAge, cacheSize string
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
