@@ -33,7 +33,9 @@
 # the default, is off), BENCH_CANDIDATE_SETS (1: Decide requests name the
 # catalog's candidate set "first-N" instead of listing N ids; 0, the
 # default, lists them), BENCH_GOGC (the real server's GOGC; default 100,
-# Go's), BENCH_SERVE (1: set everything up with arbiter on 127.0.0.1:50051
+# Go's), BENCH_ROUNDS (rounds of the main sweep; each figure is then the
+# median of the rounds, with the range of rps; default 1), BENCH_SERVE (1:
+# set everything up with arbiter on 127.0.0.1:50051
 # and the floor on 127.0.0.1:50052, print the ghz commands, measure
 # nothing, and keep serving until interrupted).
 #
@@ -87,6 +89,7 @@ BENCH_HCP_CACHE=${BENCH_HCP_CACHE:-0}
 BENCH_CANDIDATE_SETS=${BENCH_CANDIDATE_SETS:-0}
 BENCH_GOGC=${BENCH_GOGC:-100}
 BENCH_SERVE=${BENCH_SERVE:-0}
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 PREFIX=bench
 
 # The servers are configured by flags below only; an ARBITER_* variable from
@@ -105,6 +108,7 @@ fi
 if [[ $BENCH_REDIS_BENCHMARK == 1 ]] && ! command -v redis-benchmark >/dev/null; then
 	die "redis-benchmark is required (apt-get install redis-tools), or set BENCH_REDIS_BENCHMARK=0"
 fi
+[[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS: want a number of rounds >= 1, got '$BENCH_ROUNDS'"
 read -r -a cands <<<"$BENCH_CANDIDATES"
 for n in "${cands[@]}" "$BENCH_FLOOR_CANDIDATES" "$BENCH_SCALE_CANDIDATES"; do
 	((n >= 1 && n <= BENCH_CATALOG_ACTIONS && n <= 1000)) ||
@@ -230,7 +234,10 @@ seed_store "$redis_port" "$BENCH_HCPS" small
 # (ARBITER_DEBUG_ADDR; sets NAME_debug_port), for the peak profile; the
 # default run does not enable it.
 start_arbiter() {
-	local debug=()
+	local debug=() mport
+	# /metrics, for the server's own time per decision (arbiter_decide_seconds).
+	mport=$(free_port)
+	printf -v "${1}_metrics_port" '%s' "$mport"
 	if [[ $BENCH_OPENLOOP == 1 ]]; then
 		local dport
 		dport=$(free_port)
@@ -240,7 +247,8 @@ start_arbiter() {
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
 		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
-		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" GOGC="$BENCH_GOGC" "${debug[@]}" bin/arbiter
+		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" ARBITER_METRICS_ADDR="127.0.0.1:$mport" GOGC="$BENCH_GOGC" \
+		"${debug[@]}" bin/arbiter
 }
 # BENCH_SERVE=1: fixed ports, so that the configs in bench/ghz/ reach them.
 serve_port() { [[ $BENCH_SERVE == 1 ]] && echo "$1" || true; }
@@ -298,14 +306,14 @@ ghz_config() {
 }
 
 # Scenarios: B0, B2, D<N> per N; scale runs add L<N> (the large store).
-declare -A addr_of pid_of req_of label_of
+declare -A addr_of pid_of req_of label_of metrics_of
 scenarios=(B0 B2)
 addr_of[B0]=127.0.0.1:$arbiter_port pid_of[B0]=$arbiter_pid label_of[B0]=B0
 addr_of[B2]=127.0.0.1:$floor_port pid_of[B2]=$floor_pid label_of[B2]=B2
 req_of[B2]=$(requests_file "$BENCH_HCPS" "$BENCH_FLOOR_CANDIDATES")
 for n in "${cands[@]}"; do
 	scenarios+=("D$n")
-	addr_of[D$n]=127.0.0.1:$arbiter_port pid_of[D$n]=$arbiter_pid label_of[D$n]="D($n)"
+	addr_of[D$n]=127.0.0.1:$arbiter_port pid_of[D$n]=$arbiter_pid label_of[D$n]="D($n)" metrics_of[D$n]=$arbiter_metrics_port
 	req_of[D$n]=$(requests_file "$BENCH_HCPS" "$n")
 done
 
@@ -323,6 +331,37 @@ if [[ $BENCH_SERVE == 1 ]]; then
 	wait
 	exit 0
 fi
+
+# decide_buckets PORT: the cumulative buckets of arbiter_decide_seconds on
+# the arbiter whose /metrics is on PORT, one "le count" line each.
+decide_buckets() {
+	curl -sSf "http://127.0.0.1:$1/metrics" | awk '/^arbiter_decide_seconds_bucket/ {
+		match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+}
+
+# server_quantiles BEFORE AFTER: {"p50_ms", "p99_ms", "decisions"} of the
+# arbiter_decide_seconds observations between two decide_buckets scrapes,
+# interpolated within a bucket as Prometheus's histogram_quantile does
+# (buckets are 25% wide: the figures are good to about that).
+server_quantiles() {
+	awk 'FNR == NR { before[$1] = $2; next }
+	{ k++; le[k] = $1; cum[k] = $2 - before[$1] }
+	END {
+		total = cum[k]
+		if (total <= 0) { print "null"; exit }
+		printf "{\"decisions\": %d", total
+		for (j = 1; j <= 2; j++) {
+			q = j == 1 ? 0.5 : 0.99
+			rank = q * total
+			for (i = 1; i < k && cum[i] < rank; i++) {}
+			lo = i > 1 ? le[i - 1] : 0
+			below = i > 1 ? cum[i - 1] : 0
+			v = le[i] == "+Inf" ? lo : lo + (le[i] - lo) * (rank - below) / (cum[i] - below)
+			printf ", \"%s\": %.4f", j == 1 ? "p50_ms" : "p99_ms", v * 1000
+		}
+		print "}"
+	}' "$1" "$2"
+}
 
 # load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT [RPS]: one closed-loop
 # run, or, with RPS (ghz only), one at a fixed rate of RPS calls per second
@@ -350,13 +389,18 @@ load() {
 	probe) cmd+=(-addr "$addr" -connections "$conns" -c "$c" -d "$dur") ;;
 	esac
 
-	local server0 redis0 busy0 TIMEFORMAT='%3U %3S'
+	local server0 redis0 busy0 TIMEFORMAT='%3U %3S' mport=${metrics_of[$scenario]:-} st=null
+	[[ -n $mport ]] && decide_buckets "$mport" >"$work/buckets0"
 	server0=$(cpu_seconds "$pid") redis0=$(cpu_seconds "$rpid") busy0=$(busy_seconds)
 	if ! { time "${cmd[@]}" >"$work/stdout" 2>"$work/stderr"; } 2>"$work/time"; then
 		cat "$work/stderr" >&2
 		die "$client failed: $scenario c=$c"
 	fi
 	[[ $client == probe ]] && mv "$work/stdout" "$work/report.json"
+	if [[ -n $mport ]]; then
+		decide_buckets "$mport" >"$work/buckets1"
+		st=$(server_quantiles "$work/buckets0" "$work/buckets1")
+	fi
 
 	# ghz cuts the calls in flight when the duration ends ("use of closed
 	# network connection", "transport is closing", "the client connection
@@ -365,7 +409,7 @@ load() {
 		--argjson server "$(minus "$(cpu_seconds "$pid")" "$server0")" \
 		--argjson redis "$(minus "$(cpu_seconds "$rpid")" "$redis0")" \
 		--argjson load "$(awk '{ print $1 + $2 }' "$work/time")" \
-		--argjson machine "$(minus "$(busy_seconds)" "$busy0")" '
+		--argjson machine "$(minus "$(busy_seconds)" "$busy0")" --argjson st "$st" '
 		def pct(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
 		del(.details, .options.data)
 		| .bench = {client: $client, scenario: $scenario, c: $c}
@@ -376,6 +420,7 @@ load() {
 				| select(.key | test("closed network connection|client connection is closing|transport is closing") | not) | .value] | add // 0)}
 		  else {rps: .rps, p50_ms: .p50_ms, p99_ms: .p99_ms, calls: .calls, seconds: .seconds, errors: .errors} end
 		| .bench.cpu_seconds = {server: $server, redis: $redis, client: $load, machine: $machine}
+		| if $st != null then .bench.server_time = $st else . end
 	' "$work/report.json" >"$out"
 }
 
@@ -390,11 +435,16 @@ for s in "${scenarios[@]}"; do
 	load ghz "$s" "$max_c" "$BENCH_WARMUP" "$work/warmup.json"
 done
 
-for c in "${levels[@]}"; do
-	for client in "${clients[@]}"; do
-		for s in "${scenarios[@]}"; do
-			log "$client ${label_of[$s]} c=$c for $BENCH_DURATION"
-			load "$client" "$s" "$c" "$BENCH_DURATION" "$BENCH_OUT/raw/$client-$s-c$c.json"
+# BENCH_ROUNDS rounds of the whole sweep, so that drift on a shared
+# machine spreads over every cell; the report gives each cell's median and
+# its range of rps.
+for round in $(seq "$BENCH_ROUNDS"); do
+	for c in "${levels[@]}"; do
+		for client in "${clients[@]}"; do
+			for s in "${scenarios[@]}"; do
+				log "$client ${label_of[$s]} c=$c for $BENCH_DURATION (round $round of $BENCH_ROUNDS)"
+				load "$client" "$s" "$c" "$BENCH_DURATION" "$BENCH_OUT/raw/$client-$s-c$c-r$round.json"
+			done
 		done
 	done
 done
@@ -432,10 +482,10 @@ if [[ $BENCH_SCALE == 1 ]]; then
 	seed_store "$redis_large_port" "$BENCH_SCALE_HCPS" large
 	start_arbiter arbiter_large "$redis_large_port" "$BENCH_SCALE_HCPS"
 	n=$BENCH_SCALE_CANDIDATES
-	addr_of[S]=127.0.0.1:$arbiter_port pid_of[S]=$arbiter_pid label_of[S]="D($n) $BENCH_HCPS HCPs"
+	addr_of[S]=127.0.0.1:$arbiter_port pid_of[S]=$arbiter_pid label_of[S]="D($n) $BENCH_HCPS HCPs" metrics_of[S]=$arbiter_metrics_port
 	req_of[S]=$(requests_file "$BENCH_HCPS" "$n")
 	addr_of[L]=127.0.0.1:$arbiter_large_port pid_of[L]=$arbiter_large_pid label_of[L]="D($n) $BENCH_SCALE_HCPS HCPs"
-	redis_pid_of[L]=$redis_large_pid
+	redis_pid_of[L]=$redis_large_pid metrics_of[L]=$arbiter_large_metrics_port
 	req_of[L]=$(requests_file "$BENCH_SCALE_HCPS" "$n")
 	c=$BENCH_SCALE_CONCURRENCY
 	load ghz L "$c" "$BENCH_WARMUP" "$work/warmup.json"
@@ -462,10 +512,10 @@ fi
 ol_rows=()
 if [[ $BENCH_OPENLOOP == 1 ]]; then
 	if [[ $BENCH_SCALE == 1 ]]; then
-		ol_port=$arbiter_large_port ol_pid=$arbiter_large_pid ol_dport=$arbiter_large_debug_port
+		ol_port=$arbiter_large_port ol_pid=$arbiter_large_pid ol_dport=$arbiter_large_debug_port metrics_of[OD]=$arbiter_large_metrics_port
 		ol_hcps=$BENCH_SCALE_HCPS redis_pid_of[OB0]=$redis_large_pid redis_pid_of[OD]=$redis_large_pid
 	else
-		ol_port=$arbiter_port ol_pid=$arbiter_pid ol_dport=$arbiter_debug_port ol_hcps=$BENCH_HCPS
+		ol_port=$arbiter_port ol_pid=$arbiter_pid ol_dport=$arbiter_debug_port ol_hcps=$BENCH_HCPS metrics_of[OD]=$arbiter_metrics_port
 	fi
 	addr_of[OB0]=127.0.0.1:$ol_port pid_of[OB0]=$ol_pid label_of[OB0]="B0 ($ol_hcps HCPs)"
 	addr_of[OD]=127.0.0.1:$ol_port pid_of[OD]=$ol_pid label_of[OD]="D(100) ($ol_hcps HCPs)"
@@ -515,14 +565,27 @@ fi
 # redis_us client_us" of a run. cores is the CPU the server under test,
 # redis-server and the client used, other what the rest of the machine
 # used, in cores; *_us is CPU time per call in microseconds.
+# With several rounds, each figure is the median of the rounds' (each
+# column on its own).
 figures() {
-	jq -r '.bench | .cpu_seconds as $t | [.rps, .p50_ms, .p99_ms, .calls, .errors,
+	jq -rs 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		map(.bench | .cpu_seconds as $t | [.rps, .p50_ms, .p99_ms, .calls, .errors,
 		(($t.server + $t.redis + $t.client) / .seconds),
 		(([$t.machine - $t.server - $t.redis - $t.client, 0] | max) / .seconds),
-		($t.server / .calls * 1e6), ($t.redis / .calls * 1e6), ($t.client / .calls * 1e6)] | @tsv
-	' "$BENCH_OUT/raw/$1-$2-c$3.json"
+		($t.server / .calls * 1e6), ($t.redis / .calls * 1e6), ($t.client / .calls * 1e6)])
+		| transpose | map(median) | @tsv
+	' $(raw_files "$@")
 }
-have() { [[ -f $BENCH_OUT/raw/$1-$2-c$3.json ]]; }
+# raw_files CLIENT SCENARIO C: the reports of that cell: one per round of
+# the main sweep, or the one report of a scale or open-loop run.
+raw_files() {
+	local f=("$BENCH_OUT/raw/$1-$2-c$3"-r[0-9]*.json)
+	[[ -f ${f[0]} ]] || f=("$BENCH_OUT/raw/$1-$2-c$3.json")
+	printf '%s\n' "${f[@]}"
+}
+have() { [[ -f $(raw_files "$@" | head -1) ]]; }
+# rps_range CLIENT SCENARIO C: "min–max (rounds)" of the cell's rps.
+rps_range() { jq -rs 'map(.bench.rps) | "\(min | round)–\(max | round) (\(length))"' $(raw_files "$@"); }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 # vratio A B: A / B to three places, for a verdict line; atleast and atmost
@@ -611,7 +674,7 @@ fi
 	echo "# Arbiter end-to-end benchmark"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_HCP_CACHE=$BENCH_HCP_CACHE BENCH_CANDIDATE_SETS=$BENCH_CANDIDATE_SETS BENCH_GOGC=$BENCH_GOGC BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
+	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_ROUNDS=$BENCH_ROUNDS BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_HCP_CACHE=$BENCH_HCP_CACHE BENCH_CANDIDATE_SETS=$BENCH_CANDIDATE_SETS BENCH_GOGC=$BENCH_GOGC BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
 	echo "- code: $tree"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3), ghz $GHZ_VERSION"
@@ -622,19 +685,32 @@ fi
 	echo "- Decide requests: the first N catalog actions, limit 3, caller REP_TOOL, hcp_id chosen by -keys $BENCH_KEYS over HCP-000001..$(printf 'HCP-%06d' "$BENCH_HCPS"); min($BENCH_REQUESTS, HCPs, 2e6/N) messages per file"
 	echo "- clients: ghz (dynamic messages)$([[ $BENCH_PROBE == 1 ]] && echo "; probe (bench/probe, generated Go types: a cheaper client, as a cross-check)")"
 	echo
-	echo "| client | scenario | c | rps | p50 ms | p99 ms | calls | errors | cores used | other cores | server µs/call | redis µs/call | client µs/call |"
-	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+	echo "| client | scenario | c | rps | rps min–max (rounds) | p50 ms | p99 ms | calls | errors | cores used | other cores | server µs/call | redis µs/call | client µs/call |"
+	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 	for c in "${levels[@]}"; do
 		for client in "${clients[@]}"; do
 			for s in "${scenarios[@]}"; do
 				read -r rps p50 p99 n errs cores other srv rds cl < <(figures "$client" "$s" "$c")
-				printf '| %s | %s | %s | %.0f | %.3f | %.3f | %s | %s | %.2f | %.2f | %.0f | %.0f | %.0f |\n' \
-					"$client" "${label_of[$s]}" "$c" "$rps" "$p50" "$p99" "$n" "$errs" "$cores" "$other" "$srv" "$rds" "$cl"
+				printf '| %s | %s | %s | %.0f | %s | %.3f | %.3f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %.0f |\n' \
+					"$client" "${label_of[$s]}" "$c" "$rps" "$(rps_range "$client" "$s" "$c")" "$p50" "$p99" "$n" "$errs" "$cores" "$other" "$srv" "$rds" "$cl"
 			done
 		done
 	done
 	echo
-	echo "Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up, which grows with the request file: ghz decodes every message first)."
+	echo "$( ((BENCH_ROUNDS > 1)) && echo "Each figure is the median of $BENCH_ROUNDS rounds of the whole sweep, each column on its own; the range is of rps. ")Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up, which grows with the request file: ghz decodes every message first)."
+	echo
+	echo "## Server time per decision"
+	echo
+	echo "arbiter_decide_seconds from arbiter's /metrics, scraped before and after each run: the server's own time per Decide, from the handler's start to the response built (validation, load, rules, scoring), without the transport, the client or the queueing before the handler. Buckets are 25% wide; quantiles are interpolated within them."
+	echo
+	echo "| client | scenario | c | target rps | decisions | server p50 ms | server p99 ms | client p50 ms | client p99 ms |"
+	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+	for f in "$BENCH_OUT"/raw/*.json; do
+		jq -r 'select(.bench.server_time != null) | .bench | [.client, .scenario, .c, (.target_rps // "–"), .server_time.decisions,
+			.server_time.p50_ms, .server_time.p99_ms, (.p50_ms * 1000 | round / 1000), (.p99_ms * 1000 | round / 1000)] | @tsv' "$f"
+	done | sort -t$'\t' -k2,2 -k3,3n -k1,1 | while IFS=$'\t' read -r cl sc cc tr nd s50 s99 c50 c99; do
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$cl" "${label_of[$sc]}" "$cc" "$tr" "$nd" "$s50" "$s99" "$c50" "$c99"
+	done
 	echo
 	echo "Plots: [scaling.svg](scaling.svg) (ghz; rps and p99 against N, B0 and B2 as dashed lines)$( ((${#levels[@]} > 1)) && echo ", [concurrency.svg](concurrency.svg) (the same runs against c)")$([[ $BENCH_OPENLOOP == 1 ]] && echo ", [openloop.svg](openloop.svg) (the open-loop sweep)")."
 	echo
