@@ -167,7 +167,7 @@ func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComp
 		e := LedgerEntry{Record: r, RecordedAt: recordedAt, MarkedComplete: markComplete}
 		ifApplied, ifNot, err := encodeLedger(e, false)
 		if err != nil {
-			return nil, fmt.Errorf("consent: set %s: encode ledger entry: %w", hcpID, err)
+			return nil, fmt.Errorf("consent: set: encode ledger entry: %w", err)
 		}
 		args = append(args, fieldName(&r), fieldValue(&r), ifApplied, ifNot)
 		entries = append(entries, e)
@@ -176,7 +176,7 @@ func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComp
 		e := LedgerEntry{RecordedAt: recordedAt, Applied: true, MarkedComplete: true}
 		entry, _, err := encodeLedger(e, true)
 		if err != nil {
-			return nil, fmt.Errorf("consent: set %s: encode ledger entry: %w", hcpID, err)
+			return nil, fmt.Errorf("consent: set: encode ledger entry: %w", err)
 		}
 		args[2] = entry
 		entries = append(entries, e)
@@ -191,10 +191,10 @@ func (s *Store) write(ctx context.Context, hcpID string, recs []Record, markComp
 		res, err = setScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	}
 	if err != nil {
-		return nil, storageErr("set", hcpID, err)
+		return nil, storageErr("set", err)
 	}
 	if len(res) != 2*len(entries) {
-		return nil, fmt.Errorf("consent: set %s: script returned %d values for %d ledger entries", hcpID, len(res), len(entries))
+		return nil, fmt.Errorf("consent: set: script returned %d values for %d ledger entries", len(res), len(entries))
 	}
 	for i := range entries {
 		entries[i].Seq = res[2*i] - 1
@@ -249,11 +249,11 @@ func (s *Store) Get(ctx context.Context, hcpID string) (State, error) {
 	}
 	fields, err := s.rdb.HGetAll(ctx, Key(s.prefix, hcpID)).Result()
 	if err != nil {
-		return State{}, storageErr("get", hcpID, err)
+		return State{}, storageErr("get", err)
 	}
 	st, err := decodeState(fields)
 	if err != nil {
-		return State{}, fmt.Errorf("consent: get %s: %w", hcpID, err)
+		return State{}, fmt.Errorf("consent: get: %w", err)
 	}
 	return st, nil
 }
@@ -288,7 +288,7 @@ func (s *Store) History(ctx context.Context, hcpID string, offset, limit int) ([
 	for i, data := range page {
 		entry, err := decodeLedger(int64(offset+i), data)
 		if err != nil {
-			return nil, 0, fmt.Errorf("consent: history %s: entry %d: %w", hcpID, offset+i, err)
+			return nil, 0, fmt.Errorf("consent: history: entry %d: %w", offset+i, err)
 		}
 		entries = append(entries, entry)
 	}
@@ -307,15 +307,15 @@ func (s *Store) ledger(ctx context.Context, hcpID string) ([]string, error) {
 		return nil, nil
 	case err == nil:
 		if !strings.HasSuffix(data, "\n") {
-			return nil, fmt.Errorf("consent: history %s: %w", hcpID, corrupt("the ledger does not end with a whole entry"))
+			return nil, fmt.Errorf("consent: history: %w", corrupt("the ledger does not end with a whole entry"))
 		}
 		return strings.Split(data[:len(data)-1], "\n"), nil
 	case !strings.Contains(err.Error(), "WRONGTYPE"):
-		return nil, storageErr("history", hcpID, err)
+		return nil, storageErr("history", err)
 	}
 	lines, err := s.rdb.LRange(ctx, key, 0, -1).Result()
 	if err != nil {
-		return nil, storageErr("history", hcpID, err)
+		return nil, storageErr("history", err)
 	}
 	return lines, nil
 }
@@ -326,21 +326,21 @@ func (s *Store) ledger(ctx context.Context, hcpID string) ([]string, error) {
 // arbiter.ErrUnavailable; a key of the wrong type or an undecodable value
 // wraps arbiter.ErrCorrupt. The Redis error stays wrapped for server logs;
 // none of these carries personal data (hash fields are never echoed).
-func storageErr(op, hcpID string, err error) error {
+func storageErr(op string, err error) error {
 	var reply redis.Error
 	if !errors.As(err, &reply) {
-		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrUnavailable, err)
+		return fmt.Errorf("consent: %s: %w: %w", op, arbiter.ErrUnavailable, err)
 	}
 	msg := reply.Error()
 	// Searched anywhere in the reply: an error raised inside a script comes
 	// back prefixed with the script's location on some servers (miniredis).
 	if strings.Contains(msg, "WRONGTYPE") || strings.Contains(msg, corruptReply) {
-		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrCorrupt, err)
+		return fmt.Errorf("consent: %s: %w: %w", op, arbiter.ErrCorrupt, err)
 	}
 	code, _, _ := strings.Cut(msg, " ")
 	switch code {
 	case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "NOREPLICAS":
-		return fmt.Errorf("consent: %s %s: %w: %w", op, hcpID, arbiter.ErrUnavailable, err)
+		return fmt.Errorf("consent: %s: %w: %w", op, arbiter.ErrUnavailable, err)
 	}
-	return fmt.Errorf("consent: %s %s: %w", op, hcpID, err)
+	return fmt.Errorf("consent: %s: %w", op, err)
 }

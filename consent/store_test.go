@@ -795,7 +795,7 @@ func TestStorageErr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := storageErr("get", "hcp-1", tt.err)
+			err := storageErr("get", tt.err)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("storageErr() = %v, want the Redis error still wrapped", err)
 			}
@@ -804,7 +804,7 @@ func TestStorageErr(t *testing.T) {
 					t.Errorf("errors.Is(%v, %v) = %v, want %v", err, sentinel, got, want)
 				}
 			}
-			if got, want := err.Error(), "consent: get hcp-1: "; !strings.HasPrefix(got, want) {
+			if got, want := err.Error(), "consent: get: "; !strings.HasPrefix(got, want) {
 				t.Errorf("storageErr() = %q, want the prefix %q", got, want)
 			}
 		})

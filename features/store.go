@@ -209,7 +209,7 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 			}
 			st, err := decodeStable(fields, consentFields, s.halfLifeMs)
 			if err != nil {
-				return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, err)
+				return nil, fmt.Errorf("features: load: %w", err)
 			}
 			return st, nil
 		})
@@ -232,12 +232,12 @@ func (s *Store) Load(ctx context.Context, hcpID string, at time.Time) (*Snapshot
 // decode builds the Snapshot of hcpID's hashes, its counters decayed to at.
 func (s *Store) decode(hcpID string, at time.Time, fields, consentFields map[string]string) (*Snapshot, error) {
 	if len(fields) == 0 {
-		return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, arbiter.ErrNotFound)
+		return nil, fmt.Errorf("features: load: %w", arbiter.ErrNotFound)
 	}
 	snap := &Snapshot{}
 	snap.Profile.HCPID = hcpID
 	if err := decodeProfile(fields, at.UnixMilli(), s.halfLifeMs, &snap.Profile, &snap.Counters); err != nil {
-		return nil, fmt.Errorf("features: load: hcp %s: %w", hcpID, err)
+		return nil, fmt.Errorf("features: load: %w", err)
 	}
 	st, err := consent.Decode(consentFields)
 	if err != nil {
@@ -287,12 +287,12 @@ func (s *Store) GetProfile(ctx context.Context, hcpID string) (Profile, Counters
 		return Profile{}, Counters{}, storageErr("get profile", err)
 	}
 	if len(fields) == 0 {
-		return Profile{}, Counters{}, fmt.Errorf("features: get profile: hcp %s: %w", hcpID, arbiter.ErrNotFound)
+		return Profile{}, Counters{}, fmt.Errorf("features: get profile: %w", arbiter.ErrNotFound)
 	}
 	p := Profile{HCPID: hcpID}
 	var c Counters
 	if err := decodeProfile(fields, s.now().UnixMilli(), s.halfLifeMs, &p, &c); err != nil {
-		return Profile{}, Counters{}, fmt.Errorf("features: get profile: hcp %s: %w", hcpID, err)
+		return Profile{}, Counters{}, fmt.Errorf("features: get profile: %w", err)
 	}
 	return p, c, nil
 }
@@ -387,9 +387,9 @@ func (s *Store) ApplyEvent(ctx context.Context, e Event) (duplicate bool, err er
 	case 1:
 		return true, nil
 	case 2:
-		return false, fmt.Errorf("features: apply event: hcp %s: %w", e.HCPID, arbiter.ErrNotFound)
+		return false, fmt.Errorf("features: apply event: %w", arbiter.ErrNotFound)
 	case 3:
-		return false, fmt.Errorf("features: apply event: hcp %s: counter: %w", e.HCPID, arbiter.ErrCorrupt)
+		return false, fmt.Errorf("features: apply event: counter: %w", arbiter.ErrCorrupt)
 	}
 	return false, fmt.Errorf("features: apply event: unexpected script result %d", res)
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,6 +84,12 @@ type testServer struct {
 // it.
 func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServer {
 	t.Helper()
+	return startLogging(t, b, n, io.Discard, flags...)
+}
+
+// startLogging is start with the server's log written to w.
+func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags ...string) *testServer {
+	t.Helper()
 	args := append([]string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n)}, flags...)
 	if len(b.Addrs) > 0 {
 		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster))
@@ -90,7 +98,7 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(w, nil))
 	if cfg.RedisAddr != "" {
 		cfg.RedisPrefix = "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
 		if err := Seed(context.Background(), cfg, logger); err != nil {
@@ -374,7 +382,8 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.Stop()
-	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5)
+	var logs lockedBuffer
+	ts := startLogging(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5, &logs)
 	ctx := context.Background()
 	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
 		t.Fatalf("decide with Redis up: %v", err)
@@ -392,6 +401,33 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("set consent with Redis down: %v, want Unavailable (the caller must retry; nothing acknowledged)", err)
 	}
+	// The failures are logged for the operator, without the HCP's id.
+	log := logs.String()
+	if !strings.Contains(log, "storage unavailable") {
+		t.Errorf("the outage was not logged:\n%s", log)
+	}
+	if strings.Contains(log, "HCP-000001") {
+		t.Errorf("the log names the HCP:\n%s", log)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines to write
+// while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestEmbeddedDemoStoreAndHealth(t *testing.T) {
