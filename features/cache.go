@@ -74,6 +74,9 @@ type hcpCache struct {
 	// gen changes whenever the tracking connection is lost or replaced; a
 	// fill of a slot reserved under another generation is dropped.
 	gen atomic.Uint64
+	// tracking mirrors up for the decision path, which reads it without
+	// the lock: while tracking is down, decisions do not use the cache.
+	tracking atomic.Bool
 
 	mu       sync.Mutex // guards everything below
 	conn     net.Conn
@@ -105,11 +108,11 @@ type cacheCounters struct {
 type CacheStats struct {
 	// Hits are loads served from the cache (after the barrier).
 	Hits uint64
-	// Misses are loads that read Redis for an HCP the cache did not hold
-	// (while tracking is down the cache holds none: every load is a miss).
+	// Misses are loads that read Redis for an HCP the cache did not hold,
+	// and kept what they read.
 	Misses uint64
-	// Bypassed are loads of a held HCP whose barrier failed because
-	// tracking was lost meanwhile: they read Redis directly.
+	// Bypassed are loads that read Redis without the cache because
+	// tracking was down (or was lost while they waited for the barrier).
 	Bypassed uint64
 	// Invalidations are HCPs dropped because one of their cached hashes
 	// was written.
@@ -277,6 +280,7 @@ func (c *hcpCache) connect(ctx context.Context) error {
 	c.gen.Add(1)
 	c.dropAll()
 	c.conn, c.w, c.up = conn, w, true
+	c.tracking.Store(true)
 	gen := c.gen.Load()
 	c.wg.Add(2)
 	go c.read(r, gen)
@@ -407,6 +411,7 @@ func (c *hcpCache) failLocked(gen uint64, err error) {
 		return
 	}
 	c.up, c.pinging = false, false
+	c.tracking.Store(false)
 	c.gen.Add(1)
 	c.dropAll()
 	c.conn.Close()
@@ -573,6 +578,12 @@ func (c *hcpCache) dropAll() {
 // is removed by the invalidation of any write the read may not have seen,
 // and an entry filled while tracking is down is dropped when it is back.
 func (c *hcpCache) cached(ctx context.Context, hcpID string, load func() (*stable, error)) (st *stable, ok bool, err error) {
+	if !c.tracking.Load() {
+		// Nothing held now could be trusted, and nothing read now kept
+		// (the reconnection empties the cache): read Redis directly.
+		c.stats.bypassed.Add(1)
+		return nil, false, nil
+	}
 	if c.lookup(hcpID) != nil {
 		// Held, unless a write acknowledged before now is still to be
 		// heard of: the barrier settles that.

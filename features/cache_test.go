@@ -110,6 +110,11 @@ func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 	if n := pings(t, w.rdb) - pingsBefore; n != 2 {
 		t.Errorf("barrier PINGs = %d after two misses more, want still 2", n)
 	}
+	st, ok := s.CacheStats()
+	want := CacheStats{Hits: 2, Misses: 3, Entries: 1, Up: true}
+	if !ok || st != want {
+		t.Errorf("CacheStats() = %+v, %v; want %+v", st, ok, want)
+	}
 }
 
 // settle waits until the cache has heard of every write made so far. A miss

@@ -49,7 +49,7 @@ var (
 	cacheMissesDesc = prometheus.NewDesc("arbiter_hcp_cache_misses_total",
 		"Decision loads that read Redis for an HCP the cache did not hold.", nil, nil)
 	cacheBypassedDesc = prometheus.NewDesc("arbiter_hcp_cache_bypassed_total",
-		"Decision loads of a held HCP that read Redis because tracking was lost meanwhile.", nil, nil)
+		"Decision loads that read Redis without the cache because tracking was down (or lost while they waited for the barrier).", nil, nil)
 	cacheInvalidationsDesc = prometheus.NewDesc("arbiter_hcp_cache_invalidations_total",
 		"HCPs dropped from the cache because their profile or consent was written.", nil, nil)
 	cacheLossesDesc = prometheus.NewDesc("arbiter_hcp_cache_losses_total",
