@@ -143,14 +143,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.grpc = m.srv.NewGRPCServer(grpc.KeepaliveParams(keepalive.ServerParameters{
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
 	}))
-	m.lis, err = net.Listen("tcp", m.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	if reg != nil {
 		if m.metricsLis, err = net.Listen("tcp", m.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
+	}
+	m.lis, err = net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err) // Close closes the metrics listener
+	}
+	if reg != nil {
 		m.metrics = serveMetrics(m.metricsLis, reg, m.logger)
 		m.logger.Info("metrics served", "addr", "http://"+m.MetricsAddr()+"/metrics")
 	}

@@ -120,8 +120,8 @@ func scrape(t *testing.T, url string) string {
 
 // metricSum adds the values of every sample of the metric name (text
 // exposition format) whose labels include all of labels (`key="value"`).
-// A metric with no sample at all fails the test: a typo in a name must
-// not pass as zero.
+// No matching sample fails the test: a typo in a name or a label must not
+// pass as zero.
 func metricSum(t *testing.T, body, name string, labels ...string) float64 {
 	t.Helper()
 	sum, found := 0.0, false
@@ -136,7 +136,6 @@ func metricSum(t *testing.T, body, name string, labels ...string) float64 {
 		if metric != name {
 			continue
 		}
-		found = true
 		match := true
 		for _, l := range labels {
 			match = match && strings.Contains(labelSet, l)
@@ -144,6 +143,7 @@ func metricSum(t *testing.T, body, name string, labels ...string) float64 {
 		if !match {
 			continue
 		}
+		found = true
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
@@ -151,7 +151,7 @@ func metricSum(t *testing.T, body, name string, labels ...string) float64 {
 		sum += v
 	}
 	if !found {
-		t.Fatalf("no %s in /metrics", name)
+		t.Fatalf("no %s%v in /metrics", name, labels)
 	}
 	return sum
 }
