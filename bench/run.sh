@@ -33,7 +33,9 @@
 # the default, is off), BENCH_CANDIDATE_SETS (1: Decide requests name the
 # catalog's candidate set "first-N" instead of listing N ids; 0, the
 # default, lists them), BENCH_GOGC (the real server's GOGC; default 100,
-# Go's), BENCH_ROUNDS (rounds of the main sweep; each figure is then the
+# Go's), BENCH_METRICS (1, the default: arbiter serves /metrics and the
+# report gives its own time per decision; 0: no metrics), BENCH_ROUNDS
+# (rounds of the main sweep; each figure is then the
 # median of the rounds, with the range of rps; default 1), BENCH_SERVE (1:
 # set everything up with arbiter on 127.0.0.1:50051
 # and the floor on 127.0.0.1:50052, print the ghz commands, measure
@@ -90,6 +92,7 @@ BENCH_CANDIDATE_SETS=${BENCH_CANDIDATE_SETS:-0}
 BENCH_GOGC=${BENCH_GOGC:-100}
 BENCH_SERVE=${BENCH_SERVE:-0}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+BENCH_METRICS=${BENCH_METRICS:-1}
 PREFIX=bench
 
 # The servers are configured by flags below only; an ARBITER_* variable from
@@ -102,9 +105,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
 command -v redis-cli >/dev/null || die "redis-cli is required (apt-get install redis-tools)"
-if [[ $BENCH_OPENLOOP == 1 ]] && ! command -v curl >/dev/null; then
-	die "curl is required for BENCH_OPENLOOP=1 (apt-get install curl)"
-fi
+command -v curl >/dev/null || die "curl is required (apt-get install curl): run.sh reads arbiter's /metrics"
 if [[ $BENCH_REDIS_BENCHMARK == 1 ]] && ! command -v redis-benchmark >/dev/null; then
 	die "redis-benchmark is required (apt-get install redis-tools), or set BENCH_REDIS_BENCHMARK=0"
 fi
@@ -234,10 +235,15 @@ seed_store "$redis_port" "$BENCH_HCPS" small
 # (ARBITER_DEBUG_ADDR; sets NAME_debug_port), for the peak profile; the
 # default run does not enable it.
 start_arbiter() {
-	local debug=() mport
+	local debug=() metrics=() mport
 	# /metrics, for the server's own time per decision (arbiter_decide_seconds).
-	mport=$(free_port)
-	printf -v "${1}_metrics_port" '%s' "$mport"
+	if [[ $BENCH_METRICS == 1 ]]; then
+		mport=$(free_port)
+		printf -v "${1}_metrics_port" '%s' "$mport"
+		metrics=(ARBITER_METRICS_ADDR="127.0.0.1:$mport")
+	else
+		printf -v "${1}_metrics_port" '%s' ""
+	fi
 	if [[ $BENCH_OPENLOOP == 1 ]]; then
 		local dport
 		dport=$(free_port)
@@ -247,8 +253,7 @@ start_arbiter() {
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
 		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
-		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" ARBITER_METRICS_ADDR="127.0.0.1:$mport" GOGC="$BENCH_GOGC" \
-		"${debug[@]}" bin/arbiter
+		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" GOGC="$BENCH_GOGC" "${metrics[@]}" "${debug[@]}" bin/arbiter
 }
 # BENCH_SERVE=1: fixed ports, so that the configs in bench/ghz/ reach them.
 serve_port() { [[ $BENCH_SERVE == 1 ]] && echo "$1" || true; }
@@ -377,8 +382,8 @@ load() {
 	local conns=$((c < BENCH_CONNECTIONS ? c : BENCH_CONNECTIONS))
 	local addr=${addr_of[$scenario]} pid=${pid_of[$scenario]} rpid=${redis_pid_of[$scenario]:-$redis_pid}
 	case $client/$scenario in
-	ghz/B0 | ghz/OB0) cmd=("$GHZ" --config "$(ghz_config "$scenario")") ;;
-	ghz/*) cmd=("$GHZ" --config "$(ghz_config "$scenario")" --binary-file "${req_of[$scenario]}") ;;
+	ghz/*) cmd=("$GHZ" --config "$(ghz_config "$scenario")")
+		[[ -n ${req_of[$scenario]:-} ]] && cmd+=(--binary-file "${req_of[$scenario]}") ;;
 	probe/B0) cmd=(bench/.bin/probe -call health) ;;
 	probe/*) cmd=(bench/.bin/probe -call decide -requests "${req_of[$scenario]}") ;;
 	esac
@@ -396,6 +401,8 @@ load() {
 		cat "$work/stderr" >&2
 		die "$client failed: $scenario c=$c"
 	fi
+	local server1 redis1 busy1
+	server1=$(cpu_seconds "$pid") redis1=$(cpu_seconds "$rpid") busy1=$(busy_seconds)
 	[[ $client == probe ]] && mv "$work/stdout" "$work/report.json"
 	if [[ -n $mport ]]; then
 		decide_buckets "$mport" >"$work/buckets1"
@@ -406,10 +413,9 @@ load() {
 	# network connection", "transport is closing", "the client connection
 	# is closing"; at most c per run): those are not errors.
 	jq --arg client "$client" --arg scenario "$scenario" --argjson c "$c" --arg target "$rps" \
-		--argjson server "$(minus "$(cpu_seconds "$pid")" "$server0")" \
-		--argjson redis "$(minus "$(cpu_seconds "$rpid")" "$redis0")" \
+		--argjson server "$(minus "$server1" "$server0")" --argjson redis "$(minus "$redis1" "$redis0")" \
 		--argjson load "$(awk '{ print $1 + $2 }' "$work/time")" \
-		--argjson machine "$(minus "$(busy_seconds)" "$busy0")" --argjson st "$st" '
+		--argjson machine "$(minus "$busy1" "$busy0")" --argjson st "$st" '
 		def pct(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
 		del(.details, .options.data)
 		| .bench = {client: $client, scenario: $scenario, c: $c}
@@ -566,15 +572,17 @@ fi
 # redis-server and the client used, other what the rest of the machine
 # used, in cores; *_us is CPU time per call in microseconds.
 # With several rounds, each figure is the median of the rounds' (each
-# column on its own).
+# column on its own), except errors: the most any round had.
 figures() {
+	local files
+	mapfile -t files < <(raw_files "$@")
 	jq -rs 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 		map(.bench | .cpu_seconds as $t | [.rps, .p50_ms, .p99_ms, .calls, .errors,
 		(($t.server + $t.redis + $t.client) / .seconds),
 		(([$t.machine - $t.server - $t.redis - $t.client, 0] | max) / .seconds),
 		($t.server / .calls * 1e6), ($t.redis / .calls * 1e6), ($t.client / .calls * 1e6)])
-		| transpose | map(median) | @tsv
-	' $(raw_files "$@")
+		| transpose | to_entries | map(if .key == 4 then (.value | max) else (.value | median) end) | @tsv
+	' "${files[@]}"
 }
 # raw_files CLIENT SCENARIO C: the reports of that cell: one per round of
 # the main sweep, or the one report of a scale or open-loop run.
@@ -585,7 +593,11 @@ raw_files() {
 }
 have() { [[ -f $(raw_files "$@" | head -1) ]]; }
 # rps_range CLIENT SCENARIO C: "min–max (rounds)" of the cell's rps.
-rps_range() { jq -rs 'map(.bench.rps) | "\(min | round)–\(max | round) (\(length))"' $(raw_files "$@"); }
+rps_range() {
+	local files
+	mapfile -t files < <(raw_files "$@")
+	jq -rs 'map(.bench.rps) | "\(min | round)–\(max | round) (\(length))"' "${files[@]}"
+}
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 # vratio A B: A / B to three places, for a verdict line; atleast and atmost
@@ -674,7 +686,7 @@ fi
 	echo "# Arbiter end-to-end benchmark"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_ROUNDS=$BENCH_ROUNDS BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_HCP_CACHE=$BENCH_HCP_CACHE BENCH_CANDIDATE_SETS=$BENCH_CANDIDATE_SETS BENCH_GOGC=$BENCH_GOGC BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
+	echo "- command: \`BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_ROUNDS=$BENCH_ROUNDS BENCH_METRICS=$BENCH_METRICS BENCH_CONCURRENCY='$BENCH_CONCURRENCY' BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_HCPS=$BENCH_HCPS BENCH_CANDIDATES='$BENCH_CANDIDATES' BENCH_FLOOR_CANDIDATES=$BENCH_FLOOR_CANDIDATES BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS BENCH_REQUESTS=$BENCH_REQUESTS BENCH_KEYS=$BENCH_KEYS BENCH_PIPELINE_WORKERS=$BENCH_PIPELINE_WORKERS BENCH_HCP_CACHE=$BENCH_HCP_CACHE BENCH_CANDIDATE_SETS=$BENCH_CANDIDATE_SETS BENCH_GOGC=$BENCH_GOGC BENCH_PROBE=$BENCH_PROBE BENCH_REDIS_BENCHMARK=$BENCH_REDIS_BENCHMARK BENCH_SCALE=$BENCH_SCALE$([[ $BENCH_SCALE == 1 ]] && echo " BENCH_SCALE_HCPS=$BENCH_SCALE_HCPS BENCH_SCALE_CANDIDATES=$BENCH_SCALE_CANDIDATES BENCH_SCALE_CONCURRENCY=$BENCH_SCALE_CONCURRENCY")$([[ $BENCH_OPENLOOP == 1 ]] && echo " BENCH_OPENLOOP=1 BENCH_OPENLOOP_RATES='$BENCH_OPENLOOP_RATES' BENCH_OPENLOOP_CONCURRENCY=$BENCH_OPENLOOP_CONCURRENCY BENCH_OPENLOOP_PEAK_C=$BENCH_OPENLOOP_PEAK_C") bench/run.sh\`"
 	echo "- code: $tree"
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3-), $(redis-server --version | cut -d' ' -f1-3), ghz $GHZ_VERSION"
@@ -699,19 +711,23 @@ fi
 	echo
 	echo "$( ((BENCH_ROUNDS > 1)) && echo "Each figure is the median of $BENCH_ROUNDS rounds of the whole sweep, each column on its own; the range is of rps. ")Errors exclude the calls ghz cuts when the duration ends. CPU, from /proc: cores used is what the server under test, redis-server and the client used during the run; other cores is what the rest of the machine used (more than ~0.05: something else competed for the CPUs); µs/call is each process's user + system time over the calls made (the client's includes its start-up, which grows with the request file: ghz decodes every message first)."
 	echo
-	echo "## Server time per decision"
-	echo
-	echo "arbiter_decide_seconds from arbiter's /metrics, scraped before and after each run: the server's own time per Decide, from the handler's start to the response built (validation, load, rules, scoring), without the transport, the client or the queueing before the handler. Buckets are 25% wide; quantiles are interpolated within them."
-	echo
-	echo "| client | scenario | c | target rps | decisions | server p50 ms | server p99 ms | client p50 ms | client p99 ms |"
-	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
-	for f in "$BENCH_OUT"/raw/*.json; do
-		jq -r 'select(.bench.server_time != null) | .bench | [.client, .scenario, .c, (.target_rps // "–"), .server_time.decisions,
-			.server_time.p50_ms, .server_time.p99_ms, (.p50_ms * 1000 | round / 1000), (.p99_ms * 1000 | round / 1000)] | @tsv' "$f"
-	done | sort -t$'\t' -k2,2 -k3,3n -k1,1 | while IFS=$'\t' read -r cl sc cc tr nd s50 s99 c50 c99; do
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$cl" "${label_of[$sc]}" "$cc" "$tr" "$nd" "$s50" "$s99" "$c50" "$c99"
-	done
-	echo
+	if [[ $BENCH_METRICS == 1 ]]; then
+		echo "## Server time per decision"
+		echo
+		echo "arbiter_decide_seconds from arbiter's /metrics, scraped before and after each run (with several rounds: decisions summed, the rest medians of the rounds): the server's own time per Decide, from the handler's start to the response built (validation, load, rules, scoring), without the transport, the client or the queueing before the handler. Buckets are 25% wide; quantiles are interpolated within them."
+		echo
+		echo "| client | scenario | c | target rps | decisions | server p50 ms | server p99 ms | client p50 ms | client p99 ms |"
+		echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+		jq -rs 'def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+			map(.bench | select(.server_time != null)) | group_by([.client, .scenario, .c, .target_rps])[]
+			| [.[0].client, .[0].scenario, .[0].c, (.[0].target_rps // "–"), (map(.server_time.decisions) | add),
+				(map(.server_time.p50_ms) | median * 1000 | round / 1000), (map(.server_time.p99_ms) | median * 1000 | round / 1000),
+				(map(.p50_ms) | median * 1000 | round / 1000), (map(.p99_ms) | median * 1000 | round / 1000)] | @tsv
+		' "$BENCH_OUT"/raw/*.json | sort -t$'\t' -k2,2 -k3,3n -k1,1 | while IFS=$'\t' read -r cl sc cc tr nd s50 s99 c50 c99; do
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$cl" "${label_of[$sc]}" "$cc" "$tr" "$nd" "$s50" "$s99" "$c50" "$c99"
+		done
+		echo
+	fi
 	echo "Plots: [scaling.svg](scaling.svg) (ghz; rps and p99 against N, B0 and B2 as dashed lines)$( ((${#levels[@]} > 1)) && echo ", [concurrency.svg](concurrency.svg) (the same runs against c)")$([[ $BENCH_OPENLOOP == 1 ]] && echo ", [openloop.svg](openloop.svg) (the open-loop sweep)")."
 	echo
 	printf '| client | c |'

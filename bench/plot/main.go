@@ -165,13 +165,8 @@ func render(pts []point, title string) string {
 	for i, c := range cs {
 		color[c] = palette[i%len(palette)]
 	}
-	width := marginL + panelW + gap + marginL + panelW + marginR
-	height := marginT + panelH + marginB + legendH
-
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" text-anchor="middle">%s</text>`+"\n", width/2, html.EscapeString(title))
+	figure(&b, title)
 	panel(&b, pts, cs, ns, color, marginL, "throughput (rps, higher is better)", func(p point) float64 { return p.rps })
 	panel(&b, pts, cs, ns, color, marginL+panelW+gap+marginL, "p99 latency (ms, lower is better)", func(p point) float64 { return p.p99 })
 
@@ -179,8 +174,7 @@ func render(pts []point, title string) string {
 	y := marginT + panelH + marginB + 10
 	x := marginL
 	for _, c := range cs {
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, color[c])
-		fmt.Fprintf(&b, `<text x="%d" y="%d">c=%d</text>`+"\n", x+30, y+4, c)
+		swatch(&b, x, y, color[c], fmt.Sprintf("c=%d", c))
 		x += 80
 	}
 	y += 24
@@ -198,40 +192,17 @@ func render(pts []point, title string) string {
 	return b.String()
 }
 
-// panel draws one panel whose plot area starts at x0, marginT.
+// panel draws one panel of the candidate-scaling figure at x0.
 func panel(b *strings.Builder, pts []point, cs, ns []int, color map[int]string, x0 int, label string, val func(point) float64) {
 	top := 0.0
 	for _, p := range pts {
 		top = max(top, val(p))
 	}
-	top = niceCeil(top * 1.05)
-	lo, hi := math.Log10(float64(ns[0])), math.Log10(float64(ns[len(ns)-1]))
-	if hi-lo < 1e-9 {
-		lo, hi = lo-0.5, hi+0.5
+	xs := make([]float64, len(ns))
+	for i, n := range ns {
+		xs[i] = float64(n)
 	}
-	// Pad the N axis a little so the end points are not on the frame.
-	pad := (hi - lo) * 0.06
-	lo, hi = lo-pad, hi+pad
-	px := func(n int) float64 { return float64(x0) + (math.Log10(float64(n))-lo)/(hi-lo)*panelW }
-	py := func(v float64) float64 { return float64(marginT) + panelH - v/top*panelH }
-
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT-12, html.EscapeString(label))
-	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", x0, marginT, panelW, panelH)
-	// y grid and labels
-	for i := 0; i <= 5; i++ {
-		v := top * float64(i) / 5
-		y := py(v)
-		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+panelW, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, tick(v))
-	}
-	// x ticks: the measured N
-	for _, n := range ns {
-		x := px(n)
-		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`, x, marginT, x, marginT+panelH)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, marginT+panelH+16, n)
-	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">candidates N (log scale)</text>`+"\n", x0+panelW/2, marginT+panelH+36)
-
+	px, py := axes(b, x0, label, "candidates N (log scale)", xs, true, top)
 	for _, c := range cs {
 		col := color[c]
 		for _, s := range []struct{ name, dash string }{{"B0", "8,4"}, {"B2", "2,3"}} {
@@ -244,24 +215,86 @@ func panel(b *strings.Builder, pts []point, cs, ns []int, color map[int]string, 
 				}
 			}
 		}
-		var d []point
+		var d []xpoint
 		for _, p := range pts {
 			if p.scenario == "D" && p.c == c {
-				d = append(d, p)
+				d = append(d, xpoint{x: float64(p.n), rps: p.rps, p99: p.p99})
 			}
 		}
-		slices.SortFunc(d, func(a, b point) int { return a.n - b.n })
-		var coords []string
-		for _, p := range d {
-			coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p.n), py(val(p))))
-		}
-		if len(coords) > 1 {
-			fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", strings.Join(coords, " "), col)
-		}
-		for _, p := range d {
-			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>D(%d) c=%d: %s</title></circle>`+"\n", px(p.n), py(val(p)), col, p.n, c, tick(val(p)))
-		}
+		curve(b, d, px, py, col, func(p xpoint) float64 { return val(point{rps: p.rps, p99: p.p99}) },
+			func(p xpoint) string { return fmt.Sprintf("D(%d) c=%d", int(p.x), c) })
 	}
+}
+
+const (
+	figureW = marginL + panelW + gap + marginL + panelW + marginR
+	figureH = marginT + panelH + marginB + legendH
+)
+
+// figure opens the SVG of a two-panel figure with its title; the caller
+// closes it.
+func figure(b *strings.Builder, title string) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", figureW, figureH, figureW, figureH)
+	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(b, `<text x="%d" y="24" font-size="16" text-anchor="middle">%s</text>`+"\n", figureW/2, html.EscapeString(title))
+}
+
+// axes draws a panel's frame at x0: its label, the y grid from 0 to top
+// (rounded up), and x ticks at xs on a linear or log scale padded so
+// that the end points are off the frame. It returns the coordinate maps.
+func axes(b *strings.Builder, x0 int, label, xlabel string, xs []float64, xlog bool, top float64) (px, py func(float64) float64) {
+	top = niceCeil(top * 1.05)
+	tx := func(x float64) float64 { return x }
+	if xlog {
+		tx = math.Log10
+	}
+	lo, hi := tx(xs[0]), tx(xs[len(xs)-1])
+	if hi-lo < 1e-9 {
+		lo, hi = lo-0.5, hi+0.5
+	}
+	pad := (hi - lo) * 0.06
+	lo, hi = lo-pad, hi+pad
+	px = func(x float64) float64 { return float64(x0) + (tx(x)-lo)/(hi-lo)*panelW }
+	py = func(v float64) float64 { return float64(marginT) + panelH - v/top*panelH }
+
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT-12, html.EscapeString(label))
+	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", x0, marginT, panelW, panelH)
+	for i := 0; i <= 5; i++ {
+		v := top * float64(i) / 5
+		y := py(v)
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+panelW, y)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, tick(v))
+	}
+	for _, x := range xs {
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`, px(x), marginT, px(x), marginT+panelH)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), marginT+panelH+16, strconv.FormatFloat(x, 'g', -1, 64))
+	}
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT+panelH+36, html.EscapeString(xlabel))
+	return px, py
+}
+
+// curve draws pts (sorted by x here) as a line with a marker per point,
+// each marker titled name(p) and its value.
+func curve(b *strings.Builder, pts []xpoint, px, py func(float64) float64, col string, val func(xpoint) float64, name func(xpoint) string) {
+	pts = slices.Clone(pts)
+	slices.SortFunc(pts, func(a, b xpoint) int { return cmp.Compare(a.x, b.x) })
+	var coords []string
+	for _, p := range pts {
+		coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p.x), py(val(p))))
+	}
+	if len(coords) > 1 {
+		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", strings.Join(coords, " "), col)
+	}
+	for _, p := range pts {
+		fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s: %s</title></circle>`+"\n",
+			px(p.x), py(val(p)), col, html.EscapeString(name(p)), tick(val(p)))
+	}
+}
+
+// swatch draws a legend entry: a short line in col and its text.
+func swatch(b *strings.Builder, x, y int, col, text string) {
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, col)
+	fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y+4, html.EscapeString(text))
 }
 
 // niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
@@ -335,20 +368,13 @@ func parseSeries(r io.Reader) ([]series, error) {
 }
 
 func renderSeries(ss []series, title, xlabel string, xlog bool) string {
-	width := marginL + panelW + gap + marginL + panelW + marginR
-	height := marginT + panelH + marginB + legendH
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" text-anchor="middle">%s</text>`+"\n", width/2, html.EscapeString(title))
+	figure(&b, title)
 	seriesPanel(&b, ss, marginL, "throughput (rps, higher is better)", xlabel, xlog, func(p xpoint) float64 { return p.rps })
 	seriesPanel(&b, ss, marginL+panelW+gap+marginL, "p99 latency (ms, lower is better)", xlabel, xlog, func(p xpoint) float64 { return p.p99 })
 	y := marginT + panelH + marginB + 10
-	x := marginL
 	for i, s := range ss {
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, y, x+24, y, palette[i%len(palette)])
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y+4, html.EscapeString(s.name))
-		x += 150
+		swatch(&b, marginL+150*i, y, palette[i%len(palette)], s.name)
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
@@ -366,47 +392,9 @@ func seriesPanel(b *strings.Builder, ss []series, x0 int, label, xlabel string, 
 		}
 	}
 	slices.Sort(xs)
-	top = niceCeil(top * 1.05)
-	tx := func(x float64) float64 { return x }
-	if xlog {
-		tx = math.Log10
-	}
-	lo, hi := tx(xs[0]), tx(xs[len(xs)-1])
-	if hi-lo < 1e-9 {
-		lo, hi = lo-0.5, hi+0.5
-	}
-	pad := (hi - lo) * 0.06
-	lo, hi = lo-pad, hi+pad
-	px := func(x float64) float64 { return float64(x0) + (tx(x)-lo)/(hi-lo)*panelW }
-	py := func(v float64) float64 { return float64(marginT) + panelH - v/top*panelH }
-
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-size="13" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT-12, html.EscapeString(label))
-	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", x0, marginT, panelW, panelH)
-	for i := 0; i <= 5; i++ {
-		v := top * float64(i) / 5
-		y := py(v)
-		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, x0, y, x0+panelW, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, tick(v))
-	}
-	for _, x := range xs {
-		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`, px(x), marginT, px(x), marginT+panelH)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), marginT+panelH+16, strconv.FormatFloat(x, 'g', -1, 64))
-	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x0+panelW/2, marginT+panelH+36, html.EscapeString(xlabel))
+	px, py := axes(b, x0, label, xlabel, xs, xlog, top)
 	for i, s := range ss {
-		col := palette[i%len(palette)]
-		pts := slices.Clone(s.pts)
-		slices.SortFunc(pts, func(a, b xpoint) int { return cmp.Compare(a.x, b.x) })
-		var coords []string
-		for _, p := range pts {
-			coords = append(coords, fmt.Sprintf("%.1f,%.1f", px(p.x), py(val(p))))
-		}
-		if len(coords) > 1 {
-			fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", strings.Join(coords, " "), col)
-		}
-		for _, p := range pts {
-			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s at %s: %s</title></circle>`+"\n",
-				px(p.x), py(val(p)), col, html.EscapeString(s.name), tick(p.x), tick(val(p)))
-		}
+		curve(b, s.pts, px, py, palette[i%len(palette)], val,
+			func(p xpoint) string { return s.name + " at " + strconv.FormatFloat(p.x, 'g', -1, 64) })
 	}
 }
