@@ -6,8 +6,10 @@
 //
 // Handlers are thin: validate, convert, call the core, map the error,
 // convert back. Clients never see a raw storage error, a stack trace or
-// codes.Unknown: unexpected errors are logged once here, by id only, and
-// answered with a generic codes.Internal. Bad input gets InvalidArgument
-// with errdetails.BadRequest field violations. Nothing here logs personal
-// data: HCP ids are logged only on errors, and never request payloads.
+// codes.Unknown: unexpected errors are logged once here and answered with
+// a generic codes.Internal. Bad input gets InvalidArgument with
+// errdetails.BadRequest field violations. Nothing here logs personal
+// data: the errors logged name the operation, never the HCP (the stores'
+// errors carry no HCP id), and request payloads are never logged. With
+// WithMetrics, Prometheus metrics whose labels come from fixed sets.
 package server
