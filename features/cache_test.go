@@ -265,6 +265,9 @@ func TestCacheStuckRedis(t *testing.T) {
 	if err := <-lost; err == nil || !strings.Contains(err.Error(), "PING unanswered") {
 		t.Errorf("loss reported as %v, want the unanswered PING", err)
 	}
+	if st, _ := s.CacheStats(); st.Losses < 1 || st.Bypassed < 1 {
+		t.Errorf("after the pause: CacheStats() = %+v, want the loss counted and the load bypassed", st)
+	}
 	<-connected
 	if got := emailStatus(t, s, "hcp-1"); got != consent.OptIn {
 		t.Fatalf("load after reconnecting = %v", got)
