@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
@@ -118,6 +120,53 @@ func (c *Client) Decide(ctx context.Context, hcpID string, opts DecideOptions) (
 		return nil, err
 	}
 	return decisionFromPB(resp), nil
+}
+
+// BatchItem is one HCP's answer in a DecideBatch: a Decision, or Err (a
+// gRPC status error, codes.NotFound for an HCP the server does not know).
+type BatchItem struct {
+	HCPID    string
+	Decision *Decision
+	Err      error
+}
+
+// MaxBatch is the most HCPs one DecideBatch may name (the server's
+// default limit).
+const MaxBatch = 1000
+
+// DecideBatch decides for each of hcpIDs (1 to MaxBatch) with the same
+// options, in one call: what a marketing platform asks before a send. The
+// items come back in the order of hcpIDs. An unknown HCP is an item with
+// Err; a failure of the call itself (storage unavailable, a deadline) is
+// the returned error, with the items received before it.
+func (c *Client) DecideBatch(ctx context.Context, hcpIDs []string, opts DecideOptions) ([]BatchItem, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	one := decideRequestToPB("", opts)
+	stream, err := c.decision.DecideBatch(ctx, &nbapb.DecideBatchRequest{
+		HcpIds: hcpIDs, Limit: one.Limit, Candidates: one.Candidates, CandidateSet: one.CandidateSet,
+		Context: one.Context, Explain: one.Explain,
+	})
+	if err != nil {
+		return nil, err
+	}
+	items := make([]BatchItem, 0, len(hcpIDs))
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return items, nil
+		}
+		if err != nil {
+			return items, err
+		}
+		it := BatchItem{HCPID: m.GetHcpId()}
+		if e := m.GetError(); e != nil {
+			it.Err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		} else {
+			it.Decision = decisionFromPB(m.GetDecision())
+		}
+		items = append(items, it)
+	}
 }
 
 // RecordEvent reports one outcome. It is idempotent by Event.ID: a repeat

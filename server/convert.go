@@ -91,8 +91,14 @@ func fromTS(t *timestamppb.Timestamp) time.Time {
 }
 
 func decideRequest(req *nbapb.DecideRequest) decision.Request {
+	return decideRequestFor(req.GetHcpId(), req)
+}
+
+// decideRequestFor is the engine's request for hcpID with a Decide's or a
+// DecideBatch's options.
+func decideRequestFor(hcpID string, req decideOptions) decision.Request {
 	r := decision.Request{
-		HCPID:        req.GetHcpId(),
+		HCPID:        hcpID,
 		Limit:        int(req.GetLimit()),
 		Candidates:   req.GetCandidates(),
 		CandidateSet: req.GetCandidateSet(),

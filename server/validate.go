@@ -19,10 +19,12 @@ type Limits struct {
 	MaxCandidates int
 	// MaxHistory is the most ledger entries one history page may return.
 	MaxHistory int
+	// MaxBatch is the most HCPs one DecideBatch may name.
+	MaxBatch int
 }
 
 // DefaultLimits are the limits used when none are configured.
-var DefaultLimits = Limits{MaxLimit: 50, MaxCandidates: 1000, MaxHistory: 1000}
+var DefaultLimits = Limits{MaxLimit: 50, MaxCandidates: 1000, MaxHistory: 1000, MaxBatch: 1000}
 
 const (
 	defaultDecideLimit  = 3
@@ -89,9 +91,36 @@ func badUTF8(s string) bool {
 	return !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError)
 }
 
+// decideOptions are the fields a Decide and a DecideBatch request share.
+type decideOptions interface {
+	GetLimit() int32
+	GetCandidates() []string
+	GetCandidateSet() string
+	GetContext() *nbapb.DecisionContext
+	GetExplain() bool
+}
+
 func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 	var c checker
 	c.hcpID("hcp_id", req.GetHcpId())
+	s.checkDecideOptions(&c, req)
+	return c.Err()
+}
+
+func (s *Server) validateDecideBatch(req *nbapb.DecideBatchRequest) error {
+	var c checker
+	if n := len(req.GetHcpIds()); n == 0 || n > s.limits.MaxBatch {
+		c.Add("hcp_ids", fmt.Sprintf("must name 1 to %d HCPs, got %d", s.limits.MaxBatch, n))
+	} else {
+		for i, id := range req.GetHcpIds() {
+			c.hcpID(fmt.Sprintf("hcp_ids[%d]", i), id)
+		}
+	}
+	s.checkDecideOptions(&c, req)
+	return c.Err()
+}
+
+func (s *Server) checkDecideOptions(c *checker, req decideOptions) {
 	if l := req.GetLimit(); l < 0 || int(l) > s.limits.MaxLimit {
 		c.Add("limit", fmt.Sprintf("must be between 1 and %d (0 means %d), got %d", s.limits.MaxLimit, defaultDecideLimit, l))
 	}
@@ -124,5 +153,4 @@ func (s *Server) validateDecide(req *nbapb.DecideRequest) error {
 			}
 		}
 	}
-	return c.Err()
 }

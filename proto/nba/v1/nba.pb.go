@@ -875,6 +875,219 @@ func (x *Suppression) GetDetail() string {
 	return ""
 }
 
+type DecideBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1000 HCP ids; a malformed one fails the whole request
+	// (InvalidArgument naming hcp_ids[i]) before any decision is made.
+	HcpIds []string `protobuf:"bytes,1,rep,name=hcp_ids,json=hcpIds,proto3" json:"hcp_ids,omitempty"`
+	// As in DecideRequest, for every HCP of the list.
+	Limit         int32            `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Candidates    []string         `protobuf:"bytes,3,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	Context       *DecisionContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	Explain       bool             `protobuf:"varint,5,opt,name=explain,proto3" json:"explain,omitempty"`
+	CandidateSet  string           `protobuf:"bytes,6,opt,name=candidate_set,json=candidateSet,proto3" json:"candidate_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideBatchRequest) Reset() {
+	*x = DecideBatchRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideBatchRequest) ProtoMessage() {}
+
+func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideBatchRequest.ProtoReflect.Descriptor instead.
+func (*DecideBatchRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DecideBatchRequest) GetHcpIds() []string {
+	if x != nil {
+		return x.HcpIds
+	}
+	return nil
+}
+
+func (x *DecideBatchRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *DecideBatchRequest) GetCandidates() []string {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *DecideBatchRequest) GetContext() *DecisionContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *DecideBatchRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
+}
+
+func (x *DecideBatchRequest) GetCandidateSet() string {
+	if x != nil {
+		return x.CandidateSet
+	}
+	return ""
+}
+
+// One HCP of a DecideBatch: the stream sends one per HCP of the request.
+type DecideBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The position of the HCP in the request's hcp_ids.
+	Index int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	HcpId string `protobuf:"bytes,2,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// Set when the decision was made.
+	Decision *DecideResponse `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
+	// Set instead when this HCP could not be decided for: a gRPC status
+	// code (5, NOT_FOUND, for an HCP the store does not know) and a message
+	// without personal data.
+	Error         *ItemError `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideBatchResponse) Reset() {
+	*x = DecideBatchResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideBatchResponse) ProtoMessage() {}
+
+func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideBatchResponse.ProtoReflect.Descriptor instead.
+func (*DecideBatchResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DecideBatchResponse) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DecideBatchResponse) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *DecideBatchResponse) GetDecision() *DecideResponse {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *DecideBatchResponse) GetError() *ItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type ItemError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemError) Reset() {
+	*x = ItemError{}
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemError) ProtoMessage() {}
+
+func (x *ItemError) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
+func (*ItemError) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ItemError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ItemError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type DecideResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Quote it when reporting outcomes (RecordEvent.decision_id).
@@ -894,7 +1107,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1119,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1132,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DecideResponse) GetDecisionId() string {
@@ -982,7 +1195,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1207,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1220,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Event) GetEventId() string {
@@ -1075,7 +1288,7 @@ type RecordEventRequest struct {
 
 func (x *RecordEventRequest) Reset() {
 	*x = RecordEventRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1300,7 @@ func (x *RecordEventRequest) String() string {
 func (*RecordEventRequest) ProtoMessage() {}
 
 func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1313,7 @@ func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecordEventRequest) GetEvent() *Event {
@@ -1119,7 +1332,7 @@ type RecordEventResponse struct {
 
 func (x *RecordEventResponse) Reset() {
 	*x = RecordEventResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1344,7 @@ func (x *RecordEventResponse) String() string {
 func (*RecordEventResponse) ProtoMessage() {}
 
 func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1357,7 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordEventResponse) GetDuplicate() bool {
@@ -1173,7 +1386,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1398,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1411,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -1274,7 +1487,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1499,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1512,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -1328,7 +1541,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1553,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1566,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -1396,7 +1609,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1621,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1634,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -1454,7 +1667,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1679,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1692,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -1497,7 +1710,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1722,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1735,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
 }
 
 type GetProfileRequest struct {
@@ -1534,7 +1747,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1759,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1772,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -1579,7 +1792,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1804,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1817,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -1638,7 +1851,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1863,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1876,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -1703,7 +1916,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1928,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1941,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -1761,7 +1974,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1986,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1999,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -1864,7 +2077,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2089,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2102,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -1922,7 +2135,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2147,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2160,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -1966,7 +2179,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2191,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2204,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -2012,7 +2225,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2237,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2250,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -2073,7 +2286,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2298,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2311,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -2137,7 +2350,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2362,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2375,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -2210,7 +2423,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2435,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2448,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -2293,7 +2506,24 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vSuppression\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x121\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x19.nba.v1.SuppressionReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xb7\x02\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd5\x01\n" +
+	"\x12DecideBatchRequest\x12\x17\n" +
+	"\ahcp_ids\x18\x01 \x03(\tR\x06hcpIds\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1e\n" +
+	"\n" +
+	"candidates\x18\x03 \x03(\tR\n" +
+	"candidates\x121\n" +
+	"\acontext\x18\x04 \x01(\v2\x17.nba.v1.DecisionContextR\acontext\x12\x18\n" +
+	"\aexplain\x18\x05 \x01(\bR\aexplain\x12#\n" +
+	"\rcandidate_set\x18\x06 \x01(\tR\fcandidateSet\"\x9f\x01\n" +
+	"\x13DecideBatchResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x15\n" +
+	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x122\n" +
+	"\bdecision\x18\x03 \x01(\v2\x16.nba.v1.DecideResponseR\bdecision\x12'\n" +
+	"\x05error\x18\x04 \x01(\v2\x11.nba.v1.ItemErrorR\x05error\"9\n" +
+	"\tItemError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xb7\x02\n" +
 	"\x0eDecideResponse\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12@\n" +
@@ -2466,9 +2696,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x16CONSENT_STATUS_OPT_OUT\x10\x02\x12\x1a\n" +
 	"\x16CONSENT_STATUS_PENDING\x10\x03\x12\x19\n" +
 	"\x15CONSENT_STATUS_BARRED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_CLEARED\x10\x052J\n" +
+	"\x16CONSENT_STATUS_CLEARED\x10\x052\x94\x01\n" +
 	"\x0fDecisionService\x127\n" +
-	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse2V\n" +
+	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\x12H\n" +
+	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse0\x012V\n" +
 	"\fEventService\x12F\n" +
 	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse2\xf6\x01\n" +
 	"\x0eProfileService\x12L\n" +
@@ -2496,7 +2727,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                      // 0: nba.v1.Channel
 	(Purpose)(0),                      // 1: nba.v1.Purpose
@@ -2510,96 +2741,104 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*Contribution)(nil),              // 9: nba.v1.Contribution
 	(*Recommendation)(nil),            // 10: nba.v1.Recommendation
 	(*Suppression)(nil),               // 11: nba.v1.Suppression
-	(*DecideResponse)(nil),            // 12: nba.v1.DecideResponse
-	(*Event)(nil),                     // 13: nba.v1.Event
-	(*RecordEventRequest)(nil),        // 14: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),       // 15: nba.v1.RecordEventResponse
-	(*Profile)(nil),                   // 16: nba.v1.Profile
-	(*ChannelAddress)(nil),            // 17: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),           // 18: nba.v1.ChannelCounters
-	(*Counters)(nil),                  // 19: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),      // 20: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),     // 21: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),         // 22: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),        // 23: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),     // 24: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),    // 25: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),             // 26: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),         // 27: nba.v1.SetConsentRequest
-	(*SetConsentResponse)(nil),        // 28: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),         // 29: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),        // 30: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),  // 31: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),               // 32: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil), // 33: nba.v1.GetConsentHistoryResponse
-	nil,                               // 34: nba.v1.Profile.AttributesEntry
-	nil,                               // 35: nba.v1.Counters.TopicsEntry
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
+	(*DecideBatchRequest)(nil),        // 12: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),       // 13: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                 // 14: nba.v1.ItemError
+	(*DecideResponse)(nil),            // 15: nba.v1.DecideResponse
+	(*Event)(nil),                     // 16: nba.v1.Event
+	(*RecordEventRequest)(nil),        // 17: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),       // 18: nba.v1.RecordEventResponse
+	(*Profile)(nil),                   // 19: nba.v1.Profile
+	(*ChannelAddress)(nil),            // 20: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),           // 21: nba.v1.ChannelCounters
+	(*Counters)(nil),                  // 22: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),      // 23: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),     // 24: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),         // 25: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),        // 26: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),     // 27: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),    // 28: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),             // 29: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),         // 30: nba.v1.SetConsentRequest
+	(*SetConsentResponse)(nil),        // 31: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),         // 32: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),        // 33: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),  // 34: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),               // 35: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil), // 36: nba.v1.GetConsentHistoryResponse
+	nil,                               // 37: nba.v1.Profile.AttributesEntry
+	nil,                               // 38: nba.v1.Counters.TopicsEntry
+	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
 	3,  // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	36, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	39, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	7,  // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,  // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,  // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
 	9,  // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	4,  // 7: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	10, // 8: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	11, // 9: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	36, // 10: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
-	5,  // 11: nba.v1.Event.type:type_name -> nba.v1.EventType
-	0,  // 12: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	36, // 13: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	13, // 14: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	2,  // 15: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	17, // 16: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	34, // 17: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	36, // 18: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 19: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,  // 20: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	36, // 21: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	18, // 22: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	35, // 23: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	36, // 24: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	16, // 25: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	16, // 26: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	19, // 27: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	16, // 28: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	26, // 29: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,  // 30: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,  // 31: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	6,  // 32: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	36, // 33: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	36, // 34: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 35: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	32, // 36: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	26, // 37: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	36, // 38: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	26, // 39: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	36, // 40: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	32, // 41: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	8,  // 42: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	14, // 43: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	20, // 44: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	22, // 45: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	24, // 46: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	27, // 47: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	29, // 48: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	31, // 49: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	12, // 50: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	15, // 51: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	21, // 52: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	23, // 53: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	25, // 54: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	28, // 55: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	30, // 56: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	33, // 57: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	50, // [50:58] is the sub-list for method output_type
-	42, // [42:50] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	7,  // 8: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	15, // 9: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	14, // 10: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	10, // 11: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	11, // 12: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	39, // 13: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	5,  // 14: nba.v1.Event.type:type_name -> nba.v1.EventType
+	0,  // 15: nba.v1.Event.channel:type_name -> nba.v1.Channel
+	39, // 16: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 17: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	2,  // 18: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	20, // 19: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	37, // 20: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	39, // 21: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 22: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,  // 23: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	39, // 24: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	21, // 25: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	38, // 26: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	39, // 27: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	19, // 28: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	19, // 29: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	22, // 30: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	19, // 31: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	29, // 32: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,  // 33: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,  // 34: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	6,  // 35: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	39, // 36: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	39, // 37: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 38: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	35, // 39: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	29, // 40: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	39, // 41: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	29, // 42: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	39, // 43: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	35, // 44: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	8,  // 45: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	12, // 46: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	17, // 47: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	23, // 48: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	25, // 49: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	27, // 50: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	30, // 51: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	32, // 52: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	34, // 53: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	15, // 54: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	13, // 55: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	18, // 56: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	24, // 57: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	26, // 58: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	28, // 59: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	31, // 60: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	33, // 61: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	36, // 62: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	54, // [54:63] is the sub-list for method output_type
+	45, // [45:54] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -2613,7 +2852,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -24,7 +24,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DecisionService_Decide_FullMethodName = "/nba.v1.DecisionService/Decide"
+	DecisionService_Decide_FullMethodName      = "/nba.v1.DecisionService/Decide"
+	DecisionService_DecideBatch_FullMethodName = "/nba.v1.DecisionService/DecideBatch"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -36,6 +37,15 @@ type DecisionServiceClient interface {
 	// either scored below the top `limit`, or is in `suppressed`, or (without
 	// `explain`) does not apply to this HCP at all.
 	Decide(ctx context.Context, in *DecideRequest, opts ...grpc.CallOption) (*DecideResponse, error)
+	// DecideBatch decides for a list of HCPs with the same candidates and
+	// context, as a marketing platform does before a send: one request per
+	// up to 1000 HCPs instead of one call each, answered as a stream of one
+	// item per HCP, in the order of `hcp_ids`. An HCP that is unknown gets
+	// an item with `error` (NOT_FOUND) and the stream goes on; a problem of
+	// the server's (storage unavailable, deadline) ends the stream with that
+	// status, and the items already sent stand. Each item is a decision like
+	// Decide's, with its own decision_id.
+	DecideBatch(ctx context.Context, in *DecideBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DecideBatchResponse], error)
 }
 
 type decisionServiceClient struct {
@@ -56,6 +66,25 @@ func (c *decisionServiceClient) Decide(ctx context.Context, in *DecideRequest, o
 	return out, nil
 }
 
+func (c *decisionServiceClient) DecideBatch(ctx context.Context, in *DecideBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DecideBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DecisionService_ServiceDesc.Streams[0], DecisionService_DecideBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DecideBatchRequest, DecideBatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_DecideBatchClient = grpc.ServerStreamingClient[DecideBatchResponse]
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -65,6 +94,15 @@ type DecisionServiceServer interface {
 	// either scored below the top `limit`, or is in `suppressed`, or (without
 	// `explain`) does not apply to this HCP at all.
 	Decide(context.Context, *DecideRequest) (*DecideResponse, error)
+	// DecideBatch decides for a list of HCPs with the same candidates and
+	// context, as a marketing platform does before a send: one request per
+	// up to 1000 HCPs instead of one call each, answered as a stream of one
+	// item per HCP, in the order of `hcp_ids`. An HCP that is unknown gets
+	// an item with `error` (NOT_FOUND) and the stream goes on; a problem of
+	// the server's (storage unavailable, deadline) ends the stream with that
+	// status, and the items already sent stand. Each item is a decision like
+	// Decide's, with its own decision_id.
+	DecideBatch(*DecideBatchRequest, grpc.ServerStreamingServer[DecideBatchResponse]) error
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -77,6 +115,9 @@ type UnimplementedDecisionServiceServer struct{}
 
 func (UnimplementedDecisionServiceServer) Decide(context.Context, *DecideRequest) (*DecideResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decide not implemented")
+}
+func (UnimplementedDecisionServiceServer) DecideBatch(*DecideBatchRequest, grpc.ServerStreamingServer[DecideBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method DecideBatch not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -117,6 +158,17 @@ func _DecisionService_Decide_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DecisionService_DecideBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DecideBatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DecisionServiceServer).DecideBatch(m, &grpc.GenericServerStream[DecideBatchRequest, DecideBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_DecideBatchServer = grpc.ServerStreamingServer[DecideBatchResponse]
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -129,7 +181,13 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DecisionService_Decide_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DecideBatch",
+			Handler:       _DecisionService_DecideBatch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "nba/v1/nba.proto",
 }
 
