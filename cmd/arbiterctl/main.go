@@ -47,6 +47,7 @@ type command struct {
 
 var commands = []command{
 	{name: "decide", summary: "rank the next best actions for one HCP", run: decideCmd},
+	{name: "batch", summary: "decide for a list of HCPs (DecideBatch), e.g. before a send", run: batchCmd},
 	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
 	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},
