@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,10 @@ import (
 // length; more than a few dozen only queues for the CPUs.
 const batchConcurrency = 32
 
+// batchAhead is how many decisions may be made ahead of the item being
+// sent, which bounds the memory a call holds when its client reads slowly.
+const batchAhead = 2 * batchConcurrency
+
 // batchResult is one HCP's decision, written by a worker before done is
 // closed.
 type batchResult struct {
@@ -29,12 +35,15 @@ type batchResult struct {
 	done chan struct{}
 }
 
+// errPanic stands for a decision that panicked (logged where it happened).
+var errPanic = errors.New("decision panicked")
+
 // DecideBatch decides for each HCP of a list with the same options and
 // streams one item per HCP, in the request's order. An unknown HCP is an
 // item with a NOT_FOUND error; any other failure (storage unavailable, a
 // deadline, a candidate set the catalog lacks) ends the stream with its
-// status, the items sent before it standing. The call is bounded by the
-// server's maximum deadline like a unary one.
+// status, the items sent before it standing. The decisions are bounded by
+// the server's maximum deadline like a unary call's.
 func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerStreamingServer[nbapb.DecideBatchResponse]) error {
 	ctx := stream.Context()
 	if err := s.validateDecideBatch(req); err != nil {
@@ -45,45 +54,41 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 		ctx, cancel = context.WithTimeout(ctx, s.maxDeadline)
 		defer cancel()
 	}
-	ctx, stop := context.WithCancel(ctx) // stops the workers when the stream ends early
 	ids := req.GetHcpIds()
 	results := make([]batchResult, len(ids))
 	for i := range results {
 		results[i].done = make(chan struct{})
 	}
-	var next atomic.Int64
+	// tokens lets a worker start item i only once item i-batchAhead is sent.
+	tokens := make(chan struct{}, batchAhead)
+	for range min(batchAhead, len(ids)) {
+		tokens <- struct{}{}
+	}
+	ctx, stop := context.WithCancel(ctx) // ends the workers when the stream ends early
 	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	var next atomic.Int64
 	for range min(batchConcurrency, len(ids)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ids) || ctx.Err() != nil {
+				select {
+				case <-tokens:
+				case <-ctx.Done():
 					return
 				}
-				r := &results[i]
-				dreq := decideRequestFor(ids[i], req)
-				var start time.Time
-				if s.metrics != nil {
-					start = time.Now()
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
 				}
-				r.res, r.err = s.decider.Decide(ctx, dreq)
-				if r.err == nil && s.metrics != nil {
-					s.metrics.decided(start, dreq.Caller, r.res)
-				}
-				close(r.done)
+				s.decideItem(ctx, ids[i], req, &results[i])
 			}
 		}()
 	}
-	err := s.sendBatch(ctx, stream, ids, results)
-	stop()
-	wg.Wait()
-	return err
-}
-
-// sendBatch sends the results in order as they complete.
-func (s *Server) sendBatch(ctx context.Context, stream grpc.ServerStreamingServer[nbapb.DecideBatchResponse], ids []string, results []batchResult) error {
 	for i := range results {
 		r := &results[i]
 		select {
@@ -100,9 +105,36 @@ func (s *Server) sendBatch(ctx context.Context, stream grpc.ServerStreamingServe
 		default:
 			return toStatus(ctx, s.log, r.err)
 		}
+		r.res = nil // sent: let it go
 		if err := stream.Send(item); err != nil {
 			return err
 		}
+		if i+batchAhead < len(ids) {
+			tokens <- struct{}{}
+		}
 	}
 	return nil
+}
+
+// decideItem makes one HCP's decision into r. A panic, which the recovery
+// interceptor cannot catch on this goroutine, becomes an internal error
+// that ends the stream.
+func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions, r *batchResult) {
+	defer close(r.done)
+	defer func() {
+		if p := recover(); p != nil {
+			// The panic value may hold request data: log its type and the stack only.
+			s.log.ErrorContext(ctx, "panic in a batch decision", "panic_type", typeName(p), "stack", string(debug.Stack()))
+			r.res, r.err = nil, fmt.Errorf("decide batch: %w", errPanic)
+		}
+	}()
+	dreq := decideRequestFor(hcpID, req)
+	var start time.Time
+	if s.metrics != nil {
+		start = time.Now()
+	}
+	r.res, r.err = s.decider.Decide(ctx, dreq)
+	if r.err == nil && s.metrics != nil {
+		s.metrics.decided(start, dreq.Caller, r.res)
+	}
 }

@@ -68,7 +68,14 @@ type Option func(*Server)
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithLimits sets request limits (default DefaultLimits).
-func WithLimits(l Limits) Option { return func(s *Server) { s.limits = l } }
+func WithLimits(l Limits) Option {
+	return func(s *Server) {
+		if l.MaxBatch == 0 { // a Limits written before MaxBatch existed
+			l.MaxBatch = DefaultLimits.MaxBatch
+		}
+		s.limits = l
+	}
+}
 
 // WithMaxDeadline caps how long any call may run (default 5s): a call
 // without a deadline, or with a longer one, gets this one. Streaming
