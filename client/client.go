@@ -154,16 +154,29 @@ func (c *Client) DecideBatch(ctx context.Context, hcpIDs []string, opts DecideOp
 	for {
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			if len(items) != len(hcpIDs) {
+				return items, fmt.Errorf("decide batch: the stream ended after %d of %d HCPs", len(items), len(hcpIDs))
+			}
 			return items, nil
 		}
 		if err != nil {
 			return items, err
 		}
+		if int(m.GetIndex()) != len(items) || len(items) >= len(hcpIDs) || m.GetHcpId() != hcpIDs[len(items)] {
+			return items, fmt.Errorf("decide batch: item %d came for position %d", len(items), m.GetIndex())
+		}
 		it := BatchItem{HCPID: m.GetHcpId()}
-		if e := m.GetError(); e != nil {
-			it.Err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
-		} else {
-			it.Decision = decisionFromPB(m.GetDecision())
+		switch e, d := m.GetError(), m.GetDecision(); {
+		case e != nil:
+			code := codes.Code(e.GetCode())
+			if code == codes.OK {
+				code = codes.Unknown
+			}
+			it.Err = status.Error(code, e.GetMessage())
+		case d != nil:
+			it.Decision = decisionFromPB(d)
+		default:
+			it.Err = status.Error(codes.Unknown, "neither a decision nor an error")
 		}
 		items = append(items, it)
 	}
