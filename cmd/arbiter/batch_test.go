@@ -29,16 +29,34 @@ func testDecideBatch(t *testing.T, b redistest.Backend) {
 		ids = append(ids, demo.HCPID(i))
 	}
 	ids = slices.Insert(ids, 5, "HCP-999999") // unknown
-	optedOut := ids[2]
+	opts := client.DecideOptions{Limit: 5, CandidateSet: "hcp-email", Caller: arbiter.CallerMarketingPlatform,
+		At: time.Now().Truncate(time.Second)}
+
+	// An HCP who may get a promotional email now opts out of it.
+	var optedOut, promo string
+	for _, id := range ids {
+		d, err := c.Decide(ctx, id, opts)
+		if err != nil {
+			continue
+		}
+		for _, r := range d.Recommendations {
+			if r.Channel == arbiter.Email && r.Purpose == arbiter.Promotional {
+				optedOut, promo = id, r.ActionID
+			}
+		}
+		if optedOut != "" {
+			break
+		}
+	}
+	if optedOut == "" {
+		t.Fatal("no HCP of the list is recommended a promotional email: the opt-out would test nothing")
+	}
 	if _, err := c.SetConsent(ctx, optedOut, client.ConsentRecord{
 		Channel: arbiter.Email, Purpose: arbiter.Promotional, Status: client.ConsentOptOut,
 		CapturedAt: time.Now(), Source: "preference-centre", CapturedBy: "batch-test",
 	}, false); err != nil {
 		t.Fatal(err)
 	}
-	opts := client.DecideOptions{Limit: 5, CandidateSet: "hcp-email", Caller: arbiter.CallerMarketingPlatform,
-		At: time.Now().Truncate(time.Second)}
-
 	items, err := c.DecideBatch(ctx, ids, opts)
 	if err != nil {
 		t.Fatalf("DecideBatch: %v", err)
@@ -74,6 +92,11 @@ func testDecideBatch(t *testing.T, b redistest.Backend) {
 			if ids[i] == optedOut && r.Channel == arbiter.Email && r.Purpose == arbiter.Promotional {
 				t.Errorf("%s opted out of promotional email, and the batch recommends %s", optedOut, r.ActionID)
 			}
+		}
+		if ids[i] == optedOut && !slices.ContainsFunc(it.Decision.Suppressed, func(s client.Suppression) bool {
+			return s.ActionID == promo && s.Reason == client.SuppressionNoConsent
+		}) {
+			t.Errorf("%s opted out: the batch does not suppress %s with NO_CONSENT: %+v", optedOut, promo, it.Decision.Suppressed)
 		}
 	}
 	if recommended == 0 {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -76,52 +77,97 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-
-	start := time.Now()
-	chunks := (len(ids) + size - 1) / size
-	out := make([][]client.BatchItem, chunks)
-	errs := make([]error, chunks)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	workers := min(parallel, chunks)
 	if unary {
-		workers = parallel
+		size = 1 // one HCP per unit of work, -parallel of them in flight
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Units of work (a DecideBatch call, or one Decide) run -parallel at a
+	// time, at most 2 x -parallel ahead of the one being printed, and are
+	// printed in order as they complete, then dropped: memory stays flat
+	// however long the list. The first failure stops the rest.
+	start := time.Now()
+	units := (len(ids) + size - 1) / size
+	type unit struct {
+		items []client.BatchItem
+		err   error
+		done  chan struct{}
+	}
+	work := make([]unit, units)
+	for k := range work {
+		work[k].done = make(chan struct{})
+	}
+	ahead := make(chan struct{}, 2*parallel)
+	for range min(2*parallel, units) {
+		ahead <- struct{}{}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(parallel, units)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := range next {
-				chunk := ids[k*size : min((k+1)*size, len(ids))]
-				if !unary {
-					out[k], errs[k] = c.DecideBatch(ctx, chunk, opts)
-					continue
+			for {
+				select {
+				case <-ahead:
+				case <-ctx.Done():
+					return
 				}
-				for _, id := range chunk { // the same list, one call per HCP
-					d, err := c.Decide(ctx, id, opts)
-					if err != nil && status.Code(err) != codes.NotFound {
-						errs[k] = err
-						break
+				k := int(next.Add(1)) - 1
+				if k >= units {
+					return
+				}
+				u := &work[k]
+				chunk := ids[k*size : min((k+1)*size, len(ids))]
+				if unary {
+					d, err := c.Decide(ctx, chunk[0], opts)
+					if err == nil || status.Code(err) == codes.NotFound {
+						u.items = []client.BatchItem{{HCPID: chunk[0], Decision: d, Err: err}}
+					} else {
+						u.err = err
 					}
-					out[k] = append(out[k], client.BatchItem{HCPID: id, Decision: d, Err: err})
+				} else {
+					u.items, u.err = c.DecideBatch(ctx, chunk, opts)
+				}
+				close(u.done)
+				if u.err != nil {
+					cancel() // after done: whoever sees ctx end finds the error
 				}
 			}
 		}()
 	}
-	for k := range chunks {
-		next <- k
-	}
-	close(next)
-	wg.Wait()
-	elapsed := time.Since(start)
+	defer func() {
+		cancel() // workers waiting for room ahead stop
+		wg.Wait()
+	}()
 
 	w := bufio.NewWriter(e.stdout)
+	defer w.Flush()
 	enc := json.NewEncoder(w)
 	var decided, failed, nothing int
 	byChannel := map[string]int{}
 	byReason := map[string]int{}
-	for k, items := range out {
-		for _, it := range items {
+	for k := range work {
+		u := &work[k]
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+			// A unit failed and stopped the rest (its done is closed
+			// before the cancel), or the caller gave up.
+			for j := k; j < units; j++ {
+				select {
+				case <-work[j].done:
+					if err := work[j].err; err != nil {
+						return fmt.Errorf("HCPs %d to %d: %w", j*size+1, min((j+1)*size, len(ids)), err)
+					}
+				default:
+				}
+			}
+			return ctx.Err()
+		}
+		for _, it := range u.items {
 			line := batchLine{HCPID: it.HCPID}
 			switch {
 			case it.Err != nil:
@@ -147,15 +193,19 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 				}
 			}
 		}
-		if errs[k] != nil {
-			w.Flush()
-			return fmt.Errorf("batch %d of %d (HCPs %d to %d): %w", k+1, chunks, k*size+1, min((k+1)*size, len(ids)), errs[k])
+		if u.err != nil {
+			return fmt.Errorf("HCPs %d to %d: %w", k*size+1, min((k+1)*size, len(ids)), u.err)
+		}
+		u.items = nil
+		if k+2*parallel < units {
+			ahead <- struct{}{}
 		}
 	}
+	elapsed := time.Since(start)
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	how := fmt.Sprintf("%d DecideBatch calls of up to %d, %d in flight", chunks, size, workers)
+	how := fmt.Sprintf("%d DecideBatch calls of up to %d, %d in flight", units, size, workers)
 	if unary {
 		how = fmt.Sprintf("one Decide each, %d in flight", workers)
 	}
