@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,11 +48,8 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 	if err := s.validateDecideBatch(req); err != nil {
 		return toStatus(ctx, s.log, err)
 	}
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.maxDeadline {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.maxDeadline)
-		defer cancel()
-	}
+	ctx, cancel := s.withMaxDeadline(ctx)
+	defer cancel()
 	ids := req.GetHcpIds()
 	results := make([]batchResult, len(ids))
 	for i := range results {
@@ -129,12 +125,9 @@ func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions
 		}
 	}()
 	dreq := decideRequestFor(hcpID, req)
-	var start time.Time
-	if s.metrics != nil {
-		start = time.Now()
-	}
+	start := s.metrics.start()
 	r.res, r.err = s.decider.Decide(ctx, dreq)
-	if r.err == nil && s.metrics != nil {
+	if r.err == nil {
 		s.metrics.decided(start, dreq.Caller, r.res)
 	}
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/arbiter-nba/arbiter/decision"
 )
 
-// DecideSecondsBuckets are the bounds of arbiter_decide_seconds and of
+// decideSecondsBuckets are the bounds of arbiter_decide_seconds and of
 // grpc_server_handling_seconds: 10 µs to ~2.6 s, each 25% above the last,
 // fine enough to read a p50 or p99 of well under a millisecond.
-var DecideSecondsBuckets = prometheus.ExponentialBuckets(10e-6, 1.25, 57)
+var decideSecondsBuckets = prometheus.ExponentialBuckets(10e-6, 1.25, 57)
 
 // metrics are the server's Prometheus metrics. No label carries personal
 // data: the labels are gRPC method names and codes, caller kinds,
@@ -31,11 +31,11 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets(DecideSecondsBuckets))),
+			grpcprom.WithHistogramBuckets(decideSecondsBuckets))),
 		decideTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "arbiter_decide_seconds",
 			Help:    "Server time of each successful Decide, from the handler's start to the response built (validation, load, rules, scoring; not the transport).",
-			Buckets: DecideSecondsBuckets,
+			Buckets: decideSecondsBuckets,
 		}),
 	}
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,8 +63,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// decided records one successful decision that started at start.
+// start is when a decision starts, for decided: the zero time without
+// metrics (nil m), so that a server without them reads no clock.
+func (m *metrics) start() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// decided records one successful decision that started at start; without
+// metrics (nil m) it does nothing.
 func (m *metrics) decided(start time.Time, caller arbiter.CallerKind, res *decision.Result) {
+	if m == nil {
+		return
+	}
 	m.decideTime.Observe(time.Since(start).Seconds())
 	if int(caller) < len(m.decisions) {
 		m.decisions[caller].Inc()

@@ -186,12 +186,18 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 }
 
 func (s *Server) deadlineInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.maxDeadline {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.maxDeadline)
-		defer cancel()
-	}
+	ctx, cancel := s.withMaxDeadline(ctx)
+	defer cancel()
 	return handler(ctx, req)
+}
+
+// withMaxDeadline gives ctx the server's maximum deadline unless it has an
+// earlier one.
+func (s *Server) withMaxDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.maxDeadline {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.maxDeadline)
 }
 
 func slogAdapter(l *slog.Logger) logging.Logger {
