@@ -16,24 +16,13 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // /metrics counts what the server did, by method and code, caller kind,
 // channel and suppression reason, and the HCP cache's work; and it names
 // no HCP.
 func TestMetrics(t *testing.T) {
-	redistest.Require(t)
-	var b redistest.Backend
-	for _, be := range backends {
-		if len(be.Addrs) > 0 && !be.Cluster {
-			b = be
-		}
-	}
-	if len(b.Addrs) == 0 {
-		t.Fatal("no single-node redis-server backend")
-	}
-	ts := start(t, b, 20, "-hcp-cache", "100", "-metrics-addr", "127.0.0.1:0")
+	ts := start(t, singleRedis(t), 20, "-hcp-cache", "100", "-metrics-addr", "127.0.0.1:0")
 	ctx := context.Background()
 	c := ts.client
 	hcp := demo.HCPID(7)
