@@ -30,6 +30,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"html"
@@ -98,43 +99,55 @@ func run(args []string) error {
 	return os.WriteFile(*out, []byte(svg), 0o644)
 }
 
-func parse(r io.Reader) ([]point, error) {
-	var pts []point
+// records calls fn with the fields of each line of r that is neither
+// blank nor a # comment, after checking it has as many fields as shape
+// names; an error names the line.
+func records(r io.Reader, shape string, fn func(fields []string) error) error {
+	want := len(strings.Fields(shape))
 	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
+	for line := 1; sc.Scan(); line++ {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
 		}
-		if len(fields) != 5 {
-			return nil, fmt.Errorf("line %d: want SCENARIO C N RPS P99_MS, got %q", line, sc.Text())
+		if len(fields) != want {
+			return fmt.Errorf("line %d: want %s, got %q", line, shape, sc.Text())
 		}
+		if err := fn(fields); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	return sc.Err()
+}
+
+func parse(r io.Reader) ([]point, error) {
+	var pts []point
+	err := records(r, "SCENARIO C N RPS P99_MS", func(fields []string) error {
 		var p point
 		var err error
 		p.scenario = fields[0]
 		if p.scenario != "B0" && p.scenario != "B2" && p.scenario != "D" {
-			return nil, fmt.Errorf("line %d: scenario must be B0, B2 or D, got %q", line, p.scenario)
+			return fmt.Errorf("scenario must be B0, B2 or D, got %q", p.scenario)
 		}
 		if p.c, err = strconv.Atoi(fields[1]); err != nil {
-			return nil, fmt.Errorf("line %d: c: %w", line, err)
+			return fmt.Errorf("c: %w", err)
 		}
 		if p.n, err = strconv.Atoi(fields[2]); err != nil {
-			return nil, fmt.Errorf("line %d: n: %w", line, err)
+			return fmt.Errorf("n: %w", err)
 		}
 		if p.rps, err = strconv.ParseFloat(fields[3], 64); err != nil {
-			return nil, fmt.Errorf("line %d: rps: %w", line, err)
+			return fmt.Errorf("rps: %w", err)
 		}
 		if p.p99, err = strconv.ParseFloat(fields[4], 64); err != nil {
-			return nil, fmt.Errorf("line %d: p99: %w", line, err)
+			return fmt.Errorf("p99: %w", err)
 		}
 		if p.scenario == "D" && p.n < 1 {
-			return nil, fmt.Errorf("line %d: D needs N >= 1", line)
+			return errors.New("D needs N >= 1")
 		}
 		pts = append(pts, p)
-	}
-	return pts, sc.Err()
+		return nil
+	})
+	return pts, err
 }
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"}
@@ -336,26 +349,16 @@ type xpoint struct{ x, rps, p99 float64 }
 // order they first appear.
 func parseSeries(r io.Reader) ([]series, error) {
 	var out []series
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		if len(fields) != 4 {
-			return nil, fmt.Errorf("line %d: want SERIES X RPS P99_MS, got %q", line, sc.Text())
-		}
+	err := records(r, "SERIES X RPS P99_MS", func(fields []string) error {
 		var p xpoint
 		var err error
 		for i, dst := range []*float64{&p.x, &p.rps, &p.p99} {
 			if *dst, err = strconv.ParseFloat(fields[i+1], 64); err != nil {
-				return nil, fmt.Errorf("line %d: field %d: %w", line, i+2, err)
+				return fmt.Errorf("field %d: %w", i+2, err)
 			}
 		}
 		if p.x <= 0 {
-			return nil, fmt.Errorf("line %d: X must be > 0, got %v", line, p.x)
+			return fmt.Errorf("X must be > 0, got %v", p.x)
 		}
 		i := slices.IndexFunc(out, func(s series) bool { return s.name == fields[0] })
 		if i < 0 {
@@ -363,8 +366,9 @@ func parseSeries(r io.Reader) ([]series, error) {
 			i = len(out) - 1
 		}
 		out[i].pts = append(out[i].pts, p)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 func renderSeries(ss []series, title, xlabel string, xlog bool) string {
