@@ -33,7 +33,7 @@ type batchLine struct {
 }
 
 func batchCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "batch", "(-ids FILE | -demo N) [-size N] [-parallel N] [-set NAME | -candidates a,b] [-limit N] [-caller KIND] [-channels email] [-at TIME] [-quiet]")
+	fs := newFlagSet(e, "batch", "(-ids FILE | -demo N) [-size N] [-parallel N] [-unary] [-set NAME | -candidates a,b] [-limit N] [-caller KIND] [-channels email] [-at TIME] [-quiet]")
 	conn := addConnFlags(fs, e)
 	var (
 		idsFile        string
