@@ -353,16 +353,23 @@ func TestCacheFillAfterInvalidationIsDropped(t *testing.T) {
 	if c.lookup("hcp-1") != st {
 		t.Error("an undisturbed read was not cached")
 	}
-	// The size bound.
-	for i := range 100 {
-		c.fill("h"+strconv.Itoa(i), c.reserve("h"+strconv.Itoa(i), 1), st)
+	// The size bound: a cache of one entry per shard, filled with ten
+	// times that many HCPs, keeps one per shard.
+	small := newHCPCache("p:{", cacheShards, ":p", ":consent")
+	small.gen.Store(1)
+	for i := range 10 * cacheShards {
+		id := "h" + strconv.Itoa(i)
+		small.fill(id, small.reserve(id, 1), st)
 	}
 	n := 0
-	for i := range c.shards {
-		n += len(c.shards[i].m)
+	for i := range small.shards {
+		if l := len(small.shards[i].m); l > 1 {
+			t.Errorf("shard %d holds %d entries, bound 1", i, l)
+		}
+		n += len(small.shards[i].m)
 	}
-	if n > cacheShards*c.perShard {
-		t.Errorf("%d entries, bound %d", n, cacheShards*c.perShard)
+	if n == 0 {
+		t.Error("the bounded cache holds nothing")
 	}
 }
 
