@@ -74,14 +74,14 @@ type hcpCache struct {
 	// gen changes whenever the tracking connection is lost or replaced; a
 	// fill of a slot reserved under another generation is dropped.
 	gen atomic.Uint64
-	// tracking mirrors up for the decision path, which reads it without
-	// the lock: while tracking is down, decisions do not use the cache.
+	// tracking is whether the tracking connection is up. It changes only
+	// under mu, and the decision path reads it without the lock: while
+	// tracking is down, decisions do not use the cache.
 	tracking atomic.Bool
 
 	mu       sync.Mutex // guards everything below
 	conn     net.Conn
 	w        *bufio.Writer
-	up       bool
 	pinging  bool
 	pingSent time.Time // when the PING in flight was sent
 	// pingTimeout: a PING unanswered this long means the connection (or
@@ -108,8 +108,8 @@ type cacheCounters struct {
 type CacheStats struct {
 	// Hits are loads served from the cache (after the barrier).
 	Hits uint64
-	// Misses are loads that read Redis for an HCP the cache did not hold,
-	// and kept what they read.
+	// Misses are loads that read Redis for an HCP the cache did not hold
+	// (unknown HCPs and failed reads included); a successful read is kept.
 	Misses uint64
 	// Bypassed are loads that read Redis without the cache because
 	// tracking was down (or was lost while they waited for the barrier).
@@ -144,9 +144,7 @@ func (s *Store) CacheStats() (st CacheStats, ok bool) {
 		st.Entries += len(sh.m)
 		sh.mu.RUnlock()
 	}
-	c.mu.Lock()
-	st.Up = c.up
-	c.mu.Unlock()
+	st.Up = c.tracking.Load()
 	return st, true
 }
 
@@ -279,7 +277,7 @@ func (c *hcpCache) connect(ctx context.Context) error {
 	// invalidation.
 	c.gen.Add(1)
 	c.dropAll()
-	c.conn, c.w, c.up = conn, w, true
+	c.conn, c.w = conn, w
 	c.tracking.Store(true)
 	gen := c.gen.Load()
 	c.wg.Add(2)
@@ -334,7 +332,7 @@ func (c *hcpCache) watch(gen uint64) {
 		case <-tick.C:
 		}
 		c.mu.Lock()
-		if c.gen.Load() != gen || !c.up {
+		if c.gen.Load() != gen || !c.tracking.Load() {
 			c.mu.Unlock()
 			return
 		}
@@ -352,7 +350,7 @@ func (c *hcpCache) watch(gen uint64) {
 func (c *hcpCache) barrier(ctx context.Context) error {
 	ch := make(chan error, 1)
 	c.mu.Lock()
-	if !c.up {
+	if !c.tracking.Load() {
 		c.mu.Unlock()
 		return errCacheDown
 	}
@@ -407,10 +405,10 @@ func (c *hcpCache) fail(gen uint64, err error) {
 // failLocked gives up the connection of generation gen: waiters fail, the
 // cache is dropped and a reconnect starts.
 func (c *hcpCache) failLocked(gen uint64, err error) {
-	if c.gen.Load() != gen || !c.up {
+	if c.gen.Load() != gen || !c.tracking.Load() {
 		return
 	}
-	c.up, c.pinging = false, false
+	c.pinging = false
 	c.tracking.Store(false)
 	c.gen.Add(1)
 	c.dropAll()
@@ -471,7 +469,7 @@ func (c *hcpCache) close() {
 	}
 	c.closed = true
 	close(c.done)
-	if c.up {
+	if c.tracking.Load() {
 		c.failLocked(c.gen.Load(), errors.New("closed"))
 	}
 	c.mu.Unlock()
