@@ -110,8 +110,5 @@ if ARGV[2] == '1' then
     out[#out + 1] = 1
   end
 end
-if ltype == 'list' then
-  redis.call('DEL', KEYS[2])
-end
-redis.call('SET', KEYS[2], ledger .. table.concat(appended))
+redis.call('SET', KEYS[2], ledger .. table.concat(appended)) -- replaces a list too
 return out

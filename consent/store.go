@@ -299,25 +299,33 @@ func (s *Store) History(ctx context.Context, hcpID string, offset, limit int) ([
 // string set.lua writes, or the list of an earlier version not yet
 // converted. The ledger is read whole; it grows by one short line per
 // consent change.
+//
+// A list read as a string (WRONGTYPE) is read as a list; a list converted
+// by set.lua between the two reads is then a string again, read once more.
 func (s *Store) ledger(ctx context.Context, hcpID string) ([]string, error) {
 	key := ledgerKey(s.prefix, hcpID)
-	data, err := s.rdb.Get(ctx, key).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, nil
-	case err == nil:
-		if !strings.HasSuffix(data, "\n") {
-			return nil, fmt.Errorf("consent: history: %w", corrupt("the ledger does not end with a whole entry"))
+	for attempt := 0; ; attempt++ {
+		data, err := s.rdb.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return nil, nil
+		case err == nil:
+			if !strings.HasSuffix(data, "\n") {
+				return nil, fmt.Errorf("consent: history: %w", corrupt("the ledger does not end with a whole entry"))
+			}
+			return strings.Split(data[:len(data)-1], "\n"), nil
+		case !redis.HasErrorPrefix(err, "WRONGTYPE"):
+			return nil, storageErr("history", err)
 		}
-		return strings.Split(data[:len(data)-1], "\n"), nil
-	case !strings.Contains(err.Error(), "WRONGTYPE"):
-		return nil, storageErr("history", err)
+		lines, err := s.rdb.LRange(ctx, key, 0, -1).Result()
+		if attempt == 0 && redis.HasErrorPrefix(err, "WRONGTYPE") {
+			continue // converted to a string meanwhile
+		}
+		if err != nil {
+			return nil, storageErr("history", err)
+		}
+		return lines, nil
 	}
-	lines, err := s.rdb.LRange(ctx, key, 0, -1).Result()
-	if err != nil {
-		return nil, storageErr("history", err)
-	}
-	return lines, nil
 }
 
 // storageErr classifies an error from Redis. Errors that are not replies
