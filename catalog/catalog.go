@@ -81,17 +81,17 @@ type Catalog struct {
 	// MinGap is the contact policy: the least time between two contacts
 	// on a channel (zero: no gap enforced).
 	MinGap [arbiter.NumChannels]time.Duration
-	// Sets are named candidate sets (a campaign, a channel's programme): a
+	// sets are named candidate sets (a campaign, a channel's programme): a
 	// Decide may name one instead of listing its action ids. Each holds
 	// catalog indexes, in the file's order, without repeats.
-	Sets map[string][]int32
+	sets map[string][]int32
 
 	byID map[string]int
 }
 
 // Set returns the actions of the named candidate set.
 func (c *Catalog) Set(name string) ([]int32, bool) {
-	s, ok := c.Sets[name]
+	s, ok := c.sets[name]
 	return s, ok
 }
 
@@ -255,10 +255,10 @@ func Parse(data []byte) (*Catalog, error) {
 				set = append(set, int32(ai))
 			}
 		}
-		if c.Sets == nil {
-			c.Sets = make(map[string][]int32, len(f.CandidateSets))
+		if c.sets == nil {
+			c.sets = make(map[string][]int32, len(f.CandidateSets))
 		}
-		c.Sets[name] = set
+		c.sets[name] = set
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("catalog: invalid: %w", errors.Join(errs...))

@@ -174,9 +174,7 @@ func decodeStable(fields, consentFields map[string]string, halfLifeMs float64) (
 		return nil, err
 	}
 	st.ct = dec.ct
-	if st.consent, err = consent.Decode(consentFields); err != nil {
-		st.consent, st.consentErr = consent.State{}, err
-	}
+	st.consent, st.consentErr = consent.Decode(consentFields) // the zero State, which denies, on error
 	return st, nil
 }
 
