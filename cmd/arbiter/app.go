@@ -140,9 +140,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.srv = server.New(engine, fs, cs, sopts...)
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
-	m.grpc = m.srv.NewGRPCServer(grpc.KeepaliveParams(keepalive.ServerParameters{
+	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
-	}))
+	})}
+	// Reused goroutines keep the stack a call has grown: with a goroutine
+	// per call, growing it was 7% of the server's CPU under load (pprof,
+	// bench/RESULTS.md).
+	if m.cfg.StreamWorkers > 0 {
+		gopts = append(gopts, grpc.NumStreamWorkers(uint32(m.cfg.StreamWorkers)))
+	}
+	m.grpc = m.srv.NewGRPCServer(gopts...)
 	if reg != nil {
 		if m.metricsLis, err = net.Listen("tcp", m.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics listen: %w", err)

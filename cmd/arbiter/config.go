@@ -30,6 +30,10 @@ type Config struct {
 	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
 	// (features.WithAutoPipeline); 0 gives each decision its own.
 	PipelineWorkers int
+	// StreamWorkers > 0 serves calls on that many long-lived goroutines
+	// (grpc.NumStreamWorkers) instead of a new goroutine per call, whose
+	// stack then grows on every call; 0: a goroutine per call.
+	StreamWorkers int
 	// MaxConnectionAge recycles client connections, for DNS balancing.
 	MaxConnectionAge time.Duration
 	// ConsentReplicas > 0: a consent change is acknowledged only once that
@@ -72,11 +76,12 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline, workers, replicas, connAge, cacheSize string
+	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize string
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
 	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
+	fs.StringVar(&streamWorkers, "stream-workers", env("STREAM_WORKERS", "16"), "goroutines kept to serve calls (more calls than that run on new ones); 0: a new goroutine per call (ARBITER_STREAM_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
 	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
@@ -116,6 +121,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	}
 	if c.PipelineWorkers, err = strconv.Atoi(workers); err != nil || c.PipelineWorkers < 0 || c.PipelineWorkers > 64 {
 		return c, fmt.Errorf("pipeline-workers: want 0 to 64, got %q", workers)
+	}
+	if c.StreamWorkers, err = strconv.Atoi(streamWorkers); err != nil || c.StreamWorkers < 0 || c.StreamWorkers > 1024 {
+		return c, fmt.Errorf("stream-workers: want 0 to 1024, got %q", streamWorkers)
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
 		return c, fmt.Errorf("shutdown-grace: %w", err)

@@ -42,6 +42,9 @@ func TestRedisModeIsExplicit(t *testing.T) {
 		{"HCP cache on a cluster", []string{"-redis-addr", seeds, "-redis-cluster", "-hcp-cache", "100"}, nil, "single Redis", false},
 		{"HCP cache on the embedded store", []string{"-hcp-cache", "100"}, nil, "single Redis", false},
 		{"HCP cache size not a number", []string{"-redis-addr", "127.0.0.1:1", "-hcp-cache", "many"}, nil, "hcp-cache", false},
+		{"no stream workers", []string{"-stream-workers", "0"}, nil, "", false},
+		{"stream workers negative", []string{"-stream-workers", "-1"}, nil, "stream-workers", false},
+		{"stream workers not a number", nil, map[string]string{"ARBITER_STREAM_WORKERS": "all"}, "stream-workers", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
