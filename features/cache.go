@@ -81,16 +81,14 @@ type hcpCache struct {
 
 	mu       sync.Mutex // guards everything below
 	conn     net.Conn
-	w        *bufio.Writer
-	pinging  bool
 	pingSent time.Time // when the PING in flight was sent
 	// pingTimeout: a PING unanswered this long means the connection (or
 	// Redis) is stuck; the cache is then given up as if the connection had
 	// failed, so that decisions fall back to reading Redis and its own
 	// deadlines instead of waiting on a barrier that may never pass.
 	pingTimeout time.Duration
-	next        []chan error // waiting for a PING not yet sent
-	inflight    []chan error // waiting for the PING in flight
+	next        *pingWait // waiting for a PING not yet sent; nil: nobody
+	inflight    *pingWait // waiting for the PING in flight; nil: none in flight
 	closed      bool
 	done        chan struct{}
 	wg          sync.WaitGroup
@@ -98,6 +96,17 @@ type hcpCache struct {
 
 	stats cacheCounters
 }
+
+// pingWait is what the decisions waiting for one PING share: done is
+// closed when its PONG arrives, or when the connection is given up, and
+// err is set before that.
+type pingWait struct {
+	done chan struct{}
+	err  error
+}
+
+// pingCommand is PING in RESP.
+var pingCommand = []byte("*1\r\n$4\r\nPING\r\n")
 
 // cacheCounters count what the cache did, for CacheStats.
 type cacheCounters struct {
@@ -277,7 +286,7 @@ func (c *hcpCache) connect(ctx context.Context) error {
 	// invalidation.
 	c.gen.Add(1)
 	c.dropAll()
-	c.conn, c.w = conn, w
+	c.conn = conn
 	c.tracking.Store(true)
 	gen := c.gen.Load()
 	c.wg.Add(2)
@@ -336,7 +345,7 @@ func (c *hcpCache) watch(gen uint64) {
 			c.mu.Unlock()
 			return
 		}
-		if c.pinging && time.Since(c.pingSent) > c.pingTimeout {
+		if c.inflight != nil && time.Since(c.pingSent) > c.pingTimeout {
 			c.failLocked(gen, fmt.Errorf("PING unanswered for %v", c.pingTimeout))
 			c.mu.Unlock()
 			return
@@ -348,51 +357,69 @@ func (c *hcpCache) watch(gen uint64) {
 // barrier returns once every invalidation Redis queued before the call has
 // been applied, or an error (connection down, ctx done).
 func (c *hcpCache) barrier(ctx context.Context) error {
-	ch := make(chan error, 1)
 	c.mu.Lock()
 	if !c.tracking.Load() {
 		c.mu.Unlock()
 		return errCacheDown
 	}
-	c.next = append(c.next, ch)
-	if !c.pinging {
-		c.sendPingLocked(c.gen.Load())
+	if c.next == nil {
+		c.next = &pingWait{done: make(chan struct{})}
 	}
+	w := c.next
+	send := c.inflight == nil
+	if send {
+		c.startPingLocked()
+	}
+	conn, gen := c.conn, c.gen.Load()
 	c.mu.Unlock()
+	if send {
+		c.sendPing(conn, gen)
+	}
 	select {
-	case err := <-ch:
-		return err
+	case <-w.done:
+		return w.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// sendPingLocked sends a PING for everyone waiting in next.
-func (c *hcpCache) sendPingLocked(gen uint64) {
-	c.inflight, c.next = c.next, c.inflight[:0]
-	c.pinging = true
+// startPingLocked makes the waiters for the next PING those of the PING in
+// flight. The caller then sends it with sendPing, after unlocking mu: the
+// write is a system call, and decisions would queue for mu meanwhile.
+func (c *hcpCache) startPingLocked() {
+	c.inflight, c.next = c.next, nil
 	c.pingSent = time.Now()
-	c.conn.SetWriteDeadline(c.pingSent.Add(c.pingTimeout))
-	if err := writeCommand(c.w, "PING"); err != nil {
-		c.failLocked(gen, err)
+}
+
+// sendPing writes a PING on conn, the connection of generation gen. PINGs
+// go out one at a time: the next starts only when this one's PONG has
+// come, so after its bytes reached Redis (and a net.Conn serialises
+// concurrent writes anyway).
+func (c *hcpCache) sendPing(conn net.Conn, gen uint64) {
+	conn.SetWriteDeadline(time.Now().Add(c.pingTimeout))
+	if _, err := conn.Write(pingCommand); err != nil {
+		c.fail(gen, err)
 	}
 }
 
-// pong releases the barrier in flight and sends the next one if anyone is
-// waiting.
+// pong releases the decisions waiting for the PING in flight, and sends the
+// next PING if any are waiting for one.
 func (c *hcpCache) pong(gen uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	if c.gen.Load() != gen || c.inflight == nil {
+		c.mu.Unlock()
 		return
 	}
-	for _, ch := range c.inflight {
-		ch <- nil
+	close(c.inflight.done)
+	c.inflight = nil
+	send := c.next != nil
+	if send {
+		c.startPingLocked()
 	}
-	c.inflight = c.inflight[:0]
-	c.pinging = false
-	if len(c.next) > 0 {
-		c.sendPingLocked(gen)
+	conn := c.conn
+	c.mu.Unlock()
+	if send {
+		c.sendPing(conn, gen)
 	}
 }
 
@@ -408,7 +435,6 @@ func (c *hcpCache) failLocked(gen uint64, err error) {
 	if c.gen.Load() != gen || !c.tracking.Load() {
 		return
 	}
-	c.pinging = false
 	c.tracking.Store(false)
 	c.gen.Add(1)
 	c.dropAll()
@@ -416,13 +442,13 @@ func (c *hcpCache) failLocked(gen uint64, err error) {
 	if !c.closed {
 		c.stats.losses.Add(1)
 	}
-	for _, ch := range c.inflight {
-		ch <- errCacheDown
+	for _, w := range [...]*pingWait{c.inflight, c.next} {
+		if w != nil {
+			w.err = errCacheDown
+			close(w.done)
+		}
 	}
-	for _, ch := range c.next {
-		ch <- errCacheDown
-	}
-	c.inflight, c.next = c.inflight[:0], c.next[:0]
+	c.inflight, c.next = nil, nil
 	if c.closed {
 		return
 	}
