@@ -81,7 +81,7 @@ type hcpCache struct {
 
 	mu       sync.Mutex // guards everything below
 	conn     net.Conn
-	pingSent time.Time // when the PING in flight was sent
+	pingSent time.Time // when the PING in flight was started (its write follows, outside mu)
 	// pingTimeout: a PING unanswered this long means the connection (or
 	// Redis) is stuck; the cache is then given up as if the connection had
 	// failed, so that decisions fall back to reading Redis and its own
@@ -384,8 +384,10 @@ func (c *hcpCache) barrier(ctx context.Context) error {
 }
 
 // startPingLocked makes the waiters for the next PING those of the PING in
-// flight. The caller then sends it with sendPing, after unlocking mu: the
-// write is a system call, and decisions would queue for mu meanwhile.
+// flight. The caller then sends it with sendPing, after unlocking mu (the
+// write is a system call, and decisions would queue for mu meanwhile), and
+// must do so whatever happens: until that PING is answered, or the
+// connection given up, no other PING starts.
 func (c *hcpCache) startPingLocked() {
 	c.inflight, c.next = c.next, nil
 	c.pingSent = time.Now()
@@ -393,8 +395,7 @@ func (c *hcpCache) startPingLocked() {
 
 // sendPing writes a PING on conn, the connection of generation gen. PINGs
 // go out one at a time: the next starts only when this one's PONG has
-// come, so after its bytes reached Redis (and a net.Conn serialises
-// concurrent writes anyway).
+// come, so after its bytes reached Redis.
 func (c *hcpCache) sendPing(conn net.Conn, gen uint64) {
 	conn.SetWriteDeadline(time.Now().Add(c.pingTimeout))
 	if _, err := conn.Write(pingCommand); err != nil {
