@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/internal/ordered"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
@@ -26,12 +25,10 @@ const batchConcurrency = 32
 // sent, which bounds the memory a call holds when its client reads slowly.
 const batchAhead = 2 * batchConcurrency
 
-// batchResult is one HCP's decision, written by a worker before done is
-// closed.
+// batchResult is one HCP's decision, written by its job before it is sent.
 type batchResult struct {
-	res  *decision.Result
-	err  error
-	done chan struct{}
+	res *decision.Result
+	err error
 }
 
 // errPanic stands for a decision that panicked (logged where it happened).
@@ -52,46 +49,9 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 	defer cancel()
 	ids := req.GetHcpIds()
 	results := make([]batchResult, len(ids))
-	for i := range results {
-		results[i].done = make(chan struct{})
-	}
-	// tokens lets a worker start item i only once item i-batchAhead is sent.
-	tokens := make(chan struct{}, batchAhead)
-	for range min(batchAhead, len(ids)) {
-		tokens <- struct{}{}
-	}
-	ctx, stop := context.WithCancel(ctx) // ends the workers when the stream ends early
-	var wg sync.WaitGroup
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
-	var next atomic.Int64
-	for range min(batchConcurrency, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-tokens:
-				case <-ctx.Done():
-					return
-				}
-				i := int(next.Add(1)) - 1
-				if i >= len(ids) {
-					return
-				}
-				s.decideItem(ctx, ids[i], req, &results[i])
-			}
-		}()
-	}
-	for i := range results {
+	decide := func(ctx context.Context, i int) { s.decideItem(ctx, ids[i], req, &results[i]) }
+	send := func(i int) error {
 		r := &results[i]
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return toStatus(ctx, s.log, ctx.Err())
-		}
 		item := &nbapb.DecideBatchResponse{Index: int32(i), HcpId: ids[i]}
 		switch {
 		case r.err == nil:
@@ -102,21 +62,19 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 			return toStatus(ctx, s.log, r.err)
 		}
 		r.res = nil // sent: let it go
-		if err := stream.Send(item); err != nil {
-			return err
-		}
-		if i+batchAhead < len(ids) {
-			tokens <- struct{}{}
-		}
+		return stream.Send(item)
 	}
-	return nil
+	err := ordered.Run(ctx, len(ids), batchConcurrency, batchAhead, decide, send)
+	if err != nil && err == ctx.Err() { // the deadline, or the client gone
+		return toStatus(ctx, s.log, err)
+	}
+	return err // nil, a status from send, or the stream's own error
 }
 
 // decideItem makes one HCP's decision into r. A panic, which the recovery
 // interceptor cannot catch on this goroutine, becomes an internal error
 // that ends the stream.
 func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions, r *batchResult) {
-	defer close(r.done)
 	defer func() {
 		if p := recover(); p != nil {
 			// The panic value may hold request data: log its type and the stack only.

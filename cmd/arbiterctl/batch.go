@@ -9,8 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -19,6 +17,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
+	"github.com/arbiter-nba/arbiter/internal/ordered"
 )
 
 // batchLine is one HCP's answer in batch's JSON Lines output.
@@ -80,68 +79,34 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 	if unary {
 		size = 1 // one HCP per unit of work, -parallel of them in flight
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	// Units of work (a DecideBatch call, or one Decide) run -parallel at a
 	// time, at most 2 x -parallel ahead of the one being printed, and are
 	// printed in order as they complete, then dropped: memory stays flat
-	// however long the list. The first failure stops the rest.
+	// however long the list. The first failure, in the list's order, stops
+	// the rest.
 	start := time.Now()
 	units := (len(ids) + size - 1) / size
+	workers := min(parallel, units)
 	type unit struct {
 		items []client.BatchItem
 		err   error
-		done  chan struct{}
 	}
 	work := make([]unit, units)
-	for k := range work {
-		work[k].done = make(chan struct{})
+	chunk := func(k int) []string { return ids[k*size : min((k+1)*size, len(ids))] }
+	call := func(ctx context.Context, k int) {
+		u := &work[k]
+		if !unary {
+			u.items, u.err = c.DecideBatch(ctx, chunk(k), opts)
+			return
+		}
+		id := chunk(k)[0]
+		d, err := c.Decide(ctx, id, opts)
+		if err == nil || status.Code(err) == codes.NotFound {
+			u.items = []client.BatchItem{{HCPID: id, Decision: d, Err: err}}
+		} else {
+			u.err = err
+		}
 	}
-	ahead := make(chan struct{}, 2*parallel)
-	for range min(2*parallel, units) {
-		ahead <- struct{}{}
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers := min(parallel, units)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ahead:
-				case <-ctx.Done():
-					return
-				}
-				k := int(next.Add(1)) - 1
-				if k >= units {
-					return
-				}
-				u := &work[k]
-				chunk := ids[k*size : min((k+1)*size, len(ids))]
-				if unary {
-					d, err := c.Decide(ctx, chunk[0], opts)
-					if err == nil || status.Code(err) == codes.NotFound {
-						u.items = []client.BatchItem{{HCPID: chunk[0], Decision: d, Err: err}}
-					} else {
-						u.err = err
-					}
-				} else {
-					u.items, u.err = c.DecideBatch(ctx, chunk, opts)
-				}
-				close(u.done)
-				if u.err != nil {
-					cancel() // after done: whoever sees ctx end finds the error
-				}
-			}
-		}()
-	}
-	defer func() {
-		cancel() // workers waiting for room ahead stop
-		wg.Wait()
-	}()
 
 	w := bufio.NewWriter(e.stdout)
 	defer w.Flush()
@@ -149,24 +114,8 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 	var decided, failed, nothing int
 	byChannel := map[string]int{}
 	byReason := map[string]int{}
-	for k := range work {
+	emit := func(k int) error {
 		u := &work[k]
-		select {
-		case <-u.done:
-		case <-ctx.Done():
-			// A unit failed and stopped the rest (its done is closed
-			// before the cancel), or the caller gave up.
-			for j := k; j < units; j++ {
-				select {
-				case <-work[j].done:
-					if err := work[j].err; err != nil {
-						return fmt.Errorf("HCPs %d to %d: %w", j*size+1, min((j+1)*size, len(ids)), err)
-					}
-				default:
-				}
-			}
-			return ctx.Err()
-		}
 		for _, it := range u.items {
 			line := batchLine{HCPID: it.HCPID}
 			switch {
@@ -197,9 +146,10 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("HCPs %d to %d: %w", k*size+1, min((k+1)*size, len(ids)), u.err)
 		}
 		u.items = nil
-		if k+2*parallel < units {
-			ahead <- struct{}{}
-		}
+		return nil
+	}
+	if err := ordered.Run(ctx, units, workers, 2*parallel, call, emit); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	if err := w.Flush(); err != nil {
