@@ -1,5 +1,5 @@
 # Arbiter: next-best-action decision server.
-#   make run    serve on 127.0.0.1:50051 (embedded demo store unless ARBITER_REDIS_ADDR is set)
+#   make run    serve the demo on 127.0.0.1:50051 (arbiter demo: embedded store, demo data)
 #   make test   all tests (storage tests start their own redis-server)
 
 GO       ?= go
@@ -10,7 +10,7 @@ BUF      := $(GO) tool -modfile=../tools/go.mod buf
 .PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci
 
 run:
-	$(GO) run ./cmd/arbiter
+	$(GO) run ./cmd/arbiter demo
 
 seed:
 	$(GO) run ./cmd/arbiter seed

@@ -4,14 +4,13 @@
 // one contact is allowed, the per-market defaults those rules fall back on,
 // and the ledger that proves every change.
 //
-// The package has two halves that do not depend on each other:
-//
-//   - The rules (policy.go, evaluate.go) are pure Go: Policy.Evaluate takes a
-//     State and a Query and returns a Verdict, with no I/O and no allocation,
-//     so that it can run for every candidate of every decision.
-//   - The store (store.go) keeps each recipient's current consent in one Redis
-//     hash and every change in an append-only Redis list, written together by
-//     one Lua script. go-redis is imported here and nowhere else in consent.
+// It is part of the pure core: no I/O, no storage client, no transport.
+// Policy.Evaluate takes a State and a Query and returns a Verdict, with no
+// allocation, so that it can run for every candidate of every decision.
+// Storage lives in the adapter (redisstore keeps each recipient's current
+// consent in one Redis hash and every change in an append-only list,
+// written together by one Lua script that is handed PrecedenceOrder, so
+// that the tie-break order is written once, here).
 //
 // # Invariants
 //
@@ -22,10 +21,10 @@
 //   - Fail closed. Every error path in this package ends in "no": a storage
 //     error is returned (wrapping arbiter.ErrUnavailable or arbiter.ErrCorrupt)
 //     rather than an empty state that a caller could mistake for "no records".
-//   - The ledger is append-only. Every acknowledged change is appended with
-//     RPUSH, including changes that did not take effect because a more recent
-//     record for the same scope was already current. Nothing in this package
-//     rewrites, trims or deletes a ledger.
+//   - The ledger is append-only. Every acknowledged change becomes a
+//     LedgerEntry with the next sequence number, including changes that did
+//     not take effect because a more recent record for the same scope was
+//     already current. No storage adapter may rewrite, trim or delete one.
 //   - The most recent capture wins, whatever the arrival order: a late,
 //     older record never replaces a newer one. At equal capture times the
 //     more restrictive status wins (opt-out over pending over opt-in).
@@ -37,5 +36,6 @@
 //   - Never put personal data (addresses, names) in errors, logs or
 //     explanations; recipient ids, channels, purposes and dates only.
 //     Record.Address is an opaque reference compared for equality.
-//   - Never import transport types (protobuf) here; the gRPC boundary converts.
+//   - Never import storage or transport packages (go-redis, grpc,
+//     protobuf); adapters convert (core_deps_test.go checks it).
 package consent

@@ -116,33 +116,38 @@ func matchLevel(r *Record, q *Query) int {
 	return levelChannel
 }
 
-// restrictiveness orders statuses for ties in capture time: the more
-// restrictive status wins, so that an opt-out captured at the same instant as
-// an opt-in prevails whatever the order the two arrived in. An unknown status
-// is the most restrictive of all (it then denies). The store's Lua script
-// uses the same order.
-func (s Status) restrictiveness() int {
-	switch s {
-	case Cleared:
-		return 0
-	case OptIn:
-		return 1
-	case Pending:
-		return 2
-	case OptOut:
-		return 3
-	case Barred:
-		return 4
+// precedence lists the statuses from the least to the most restrictive.
+// At equal capture times the more restrictive status wins, so that an
+// opt-out captured at the same instant as an opt-in prevails whatever the
+// order the two arrived in. This list is the only statement of the order:
+// the evaluation below and the storage adapter's write script (which is
+// handed PrecedenceOrder) both use it.
+var precedence = [...]Status{Cleared, OptIn, Pending, OptOut, Barred}
+
+// Precedence is s's rank in the tie-break order: higher wins at equal
+// capture times. An unknown status ranks above every known one (it then
+// denies).
+func (s Status) Precedence() int {
+	for i, p := range precedence {
+		if p == s {
+			return i
+		}
 	}
-	return 5
+	return len(precedence)
 }
 
-// supersedes reports whether r wins over cur at the same specificity level.
-func supersedes(r, cur *Record) bool {
+// PrecedenceOrder returns the statuses from the least to the most
+// restrictive (see Precedence).
+func PrecedenceOrder() []Status { return append([]Status(nil), precedence[:]...) }
+
+// Supersedes reports whether r replaces cur as the current record of the
+// same scope: it was captured later, or at the same instant with a status
+// of higher precedence.
+func Supersedes(r, cur *Record) bool {
 	if !r.CapturedAt.Equal(cur.CapturedAt) {
 		return r.CapturedAt.After(cur.CapturedAt)
 	}
-	return r.Status.restrictiveness() > cur.Status.restrictiveness()
+	return r.Status.Precedence() > cur.Status.Precedence()
 }
 
 // Evaluate decides whether the contact described by q is allowed by the
@@ -191,7 +196,7 @@ func (p *Policy) Evaluate(s *State, q Query) Verdict {
 		if level == levelNone {
 			continue
 		}
-		if level > bestLevel || level == bestLevel && supersedes(r, &s.Records[best]) {
+		if level > bestLevel || level == bestLevel && Supersedes(r, &s.Records[best]) {
 			best, bestLevel = i, level
 		}
 		if r.Status == OptOut && (optOut[level] < 0 || r.CapturedAt.After(s.Records[optOut[level]].CapturedAt)) {

@@ -96,8 +96,13 @@ type State struct {
 // LedgerEntry is one accepted consent change, as appended to the recipient's
 // ledger. Entries are never rewritten or removed.
 type LedgerEntry struct {
-	Seq        int64
-	Record     Record
+	// Seq is the entry's place in the recipient's ledger: 0 for the first,
+	// then one more for each entry, with no gaps.
+	Seq    int64
+	Record Record
+	// RecordedAt is when the server stored the change (its clock), as
+	// opposed to Record.CapturedAt, when the recipient gave or withdrew
+	// consent. "As of" queries read the ledger by RecordedAt.
 	RecordedAt time.Time
 	// Applied is false when a more recent record for the same scope was
 	// already current: the change is kept for proof but did not take effect.
@@ -106,6 +111,9 @@ type LedgerEntry struct {
 	// marker. An entry that wrote only the marker (a recipient loaded with
 	// no records) has a zero Record.
 	MarkedComplete bool
+	// Digest is reserved for a chain over the ledger (each entry's digest
+	// covering the previous one's); empty until that is built.
+	Digest string
 }
 
 // Limits on a record's free-text fields. They keep one recipient's hash
@@ -125,12 +133,14 @@ const (
 // "record.captured_by". Descriptions never echo the values.
 func (r Record) Validate() error {
 	e := &arbiter.InvalidError{}
-	r.check(e, "record")
+	r.Check(e, "record")
 	return e.Err()
 }
 
-// check adds r's violations to e, naming fields name+".channel" and so on.
-func (r Record) check(e *arbiter.InvalidError, name string) {
+// Check adds r's violations to e, naming fields name+".channel" and so on.
+// It does not allocate for a valid record: storage adapters run it on every
+// record they decode.
+func (r *Record) Check(e *arbiter.InvalidError, name string) {
 	if !r.Channel.Valid() {
 		e.Add(name+".channel", "must be a known channel")
 	}
@@ -181,4 +191,36 @@ func checkText(e *arbiter.InvalidError, name, field, v string, max int) {
 	if strings.ContainsRune(v, '|') {
 		e.Add(name+"."+field, "must not contain '|'")
 	}
+}
+
+const (
+	// MaxWriteRecords bounds the records of one write, and so one storage
+	// script's run time.
+	MaxWriteRecords = 1000
+	// MaxClockSkew is how far in the future of the server's clock a capture
+	// time may be. A record dated later would stay "most recent" and shadow
+	// every real change until then, a withdrawal included.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// ValidateWrite checks one write of consent records for a recipient before
+// anything is stored: the recipient id is present, there are at most
+// MaxWriteRecords records, each is valid (fields named after name(i)), and
+// none was captured more than MaxClockSkew after now.
+func ValidateWrite(recipientID string, recs []Record, name func(int) string, now time.Time) error {
+	e := &arbiter.InvalidError{}
+	if recipientID == "" {
+		e.Add("hcp_id", "is required")
+	}
+	if len(recs) > MaxWriteRecords {
+		e.Add("records", fmt.Sprintf("at most %d per call", MaxWriteRecords))
+		return e
+	}
+	for i := range recs {
+		recs[i].Check(e, name(i))
+		if recs[i].CapturedAt.After(now.Add(MaxClockSkew)) {
+			e.Add(name(i)+".captured_at", "must not be in the future")
+		}
+	}
+	return e.Err()
 }

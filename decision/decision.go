@@ -2,6 +2,7 @@ package decision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,13 +11,16 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
-// Loader loads everything a decision needs about one HCP in one round trip.
+// Loader loads everything a decision needs about one recipient in one round
+// trip, with the counters decayed to at (a zero at: as stored). The storage
+// adapter (redisstore.Store) and the cache in front of it (hcpcache.Cache)
+// implement it.
 type Loader interface {
-	Load(ctx context.Context, hcpID string, at time.Time) (*features.Snapshot, error)
+	Load(ctx context.Context, hcpID string, at time.Time) (*recipient.State, error)
 }
 
 // Reason is why a candidate was suppressed.
@@ -129,18 +133,27 @@ type Option func(*Engine)
 // WithClock sets the clock used when a request has no decision time.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
 
-// New returns an engine. All dependencies are required.
-func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *consent.Policy, opts ...Option) *Engine {
+// New returns an engine. All dependencies are required; a missing one, or
+// a nil clock, is an error.
+func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *consent.Policy, opts ...Option) (*Engine, error) {
 	e := &Engine{loader: loader, model: model, catalog: cat, policy: policy, clock: time.Now, ids: newIDSource()}
 	for _, o := range opts {
 		o(e)
+	}
+	switch {
+	case loader == nil:
+		return nil, errors.New("decision: nil loader")
+	case model == nil || cat == nil || policy == nil:
+		return nil, errors.New("decision: the model, catalog and consent policy are required")
+	case e.clock == nil:
+		return nil, errors.New("decision: nil clock")
 	}
 	e.scratch.New = func() any { return new(scratch) }
 	e.allActions = make([]int32, len(cat.Actions))
 	for i := range e.allActions {
 		e.allActions[i] = int32(i)
 	}
-	return e
+	return e, nil
 }
 
 // Catalog returns the engine's catalog.
@@ -289,7 +302,7 @@ func (e *Engine) resolve(req *Request, s *scratch) ([]int32, error) {
 // check applies, in order, the channel restriction, eligibility (MLR,
 // audience, market, specialty), consent and the contact policy. It returns
 // ReasonUnspecified when the action may be recommended.
-func (e *Engine) check(a *catalog.Action, snap *features.Snapshot, r catalog.Recipient, at time.Time, req *Request) (Reason, string) {
+func (e *Engine) check(a *catalog.Action, snap *recipient.State, r catalog.Recipient, at time.Time, req *Request) (Reason, string) {
 	if len(req.Channels) > 0 && !slices.Contains(req.Channels, a.Channel) {
 		return ChannelNotRequested, detail(req.Explain, func() string { return "caller asked about other channels" })
 	}
@@ -343,7 +356,7 @@ func detail(explain bool, f func() string) string {
 }
 
 // topicAffinity returns the HCP's engagement per catalog topic.
-func (e *Engine) topicAffinity(snap *features.Snapshot, buf []float64) []float64 {
+func (e *Engine) topicAffinity(snap *recipient.State, buf []float64) []float64 {
 	buf = buf[:0]
 	for _, t := range e.catalog.Topics {
 		buf = append(buf, snap.Counters.Topics[t])
@@ -351,7 +364,7 @@ func (e *Engine) topicAffinity(snap *features.Snapshot, buf []float64) []float64
 	return buf
 }
 
-func fillProfile(p *scoring.Profile, snap *features.Snapshot, at time.Time) {
+func fillProfile(p *scoring.Profile, snap *recipient.State, at time.Time) {
 	c := &snap.Counters
 	p.Engagement = c.Engagement
 	p.Sent = c.Sent

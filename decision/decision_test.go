@@ -12,7 +12,7 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -20,11 +20,11 @@ import (
 // store; the real store is tested against redis-server in features/ and
 // end to end in cmd/arbiter.
 type snapshots struct {
-	m   map[string]*features.Snapshot
+	m   map[string]*recipient.State
 	err error
 }
 
-func (s *snapshots) Load(_ context.Context, id string, _ time.Time) (*features.Snapshot, error) {
+func (s *snapshots) Load(_ context.Context, id string, _ time.Time) (*recipient.State, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -60,9 +60,9 @@ const testCatalog = `{
   ]
 }`
 
-func usCardiologist() *features.Snapshot {
-	s := &features.Snapshot{
-		Profile: features.Profile{HCPID: "HCP-1", Specialty: "cardiology", Market: "US", Audience: arbiter.HCP,
+func usCardiologist() *recipient.State {
+	s := &recipient.State{
+		Profile: recipient.Profile{HCPID: "HCP-1", Specialty: "cardiology", Market: "US", Audience: arbiter.HCP,
 			Segment: "digital_savvy"},
 		Consent: consent.State{Complete: true, Records: []consent.Record{
 			{Channel: arbiter.SMS, Purpose: arbiter.Service, Status: consent.OptIn, CapturedAt: now.AddDate(0, -1, 0), Source: "crm"},
@@ -73,13 +73,17 @@ func usCardiologist() *features.Snapshot {
 	return s
 }
 
-func newEngine(t *testing.T, snaps map[string]*features.Snapshot) *Engine {
+func newEngine(t *testing.T, snaps map[string]*recipient.State) *Engine {
 	t.Helper()
 	cat, err := catalog.Parse([]byte(testCatalog))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(&snapshots{m: snaps}, scoring.Demo(), cat, consent.DefaultPolicy(), WithClock(func() time.Time { return now }))
+	e, err := New(&snapshots{m: snaps}, scoring.Demo(), cat, consent.DefaultPolicy(), WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func suppressedAs(res *Result) map[string]Reason {
@@ -109,7 +113,7 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		snap    *features.Snapshot
+		snap    *recipient.State
 		req     Request
 		wantRec []string // exact set, in rank order
 		want    map[string]Reason
@@ -161,7 +165,7 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEngine(t, map[string]*features.Snapshot{"HCP-1": tt.snap})
+			e := newEngine(t, map[string]*recipient.State{"HCP-1": tt.snap})
 			tt.req.HCPID = "HCP-1"
 			res, err := e.Decide(context.Background(), tt.req)
 			if err != nil {
@@ -214,7 +218,7 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 }
 
 func TestDecideExplains(t *testing.T) {
-	e := newEngine(t, map[string]*features.Snapshot{"HCP-1": usCardiologist()})
+	e := newEngine(t, map[string]*recipient.State{"HCP-1": usCardiologist()})
 	res, err := e.Decide(context.Background(), Request{HCPID: "HCP-1", Limit: 3, Explain: true, Caller: arbiter.CallerRepTool})
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +256,7 @@ func TestDecideExplains(t *testing.T) {
 }
 
 func TestDecideErrors(t *testing.T) {
-	e := newEngine(t, map[string]*features.Snapshot{"HCP-1": usCardiologist()})
+	e := newEngine(t, map[string]*recipient.State{"HCP-1": usCardiologist()})
 	ctx := context.Background()
 	_, err := e.Decide(ctx, Request{HCPID: "HCP-1", Limit: 3, Candidates: []string{"email-ok", "nope", "email-ok"}})
 	var inv *arbiter.InvalidError
@@ -277,16 +281,19 @@ func TestDecideErrors(t *testing.T) {
 // recommendation independently against the consent rules and MLR approval.
 func TestNoRecommendationWithoutConsentOrApproval(t *testing.T) {
 	cat, policy := catalog.Demo(), consent.DefaultPolicy()
-	snaps := map[string]*features.Snapshot{}
+	snaps := map[string]*recipient.State{}
 	var ids []string
 	for i := 1; i <= 1000; i++ {
 		item := demo.HCP(i, now)
-		snap := &features.Snapshot{Profile: item.Profile, Counters: *item.Counters,
+		snap := &recipient.State{Profile: item.Profile, Counters: *item.Counters,
 			Consent: consent.State{Complete: item.ConsentComplete, Records: item.Consent}}
 		snaps[item.Profile.HCPID] = snap
 		ids = append(ids, item.Profile.HCPID)
 	}
-	e := New(&snapshots{m: snaps}, scoring.Demo(), cat, policy)
+	e, err := New(&snapshots{m: snaps}, scoring.Demo(), cat, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	recs, sups := 0, 0
 	for _, at := range []time.Time{now, now.AddDate(0, 6, 0), now.AddDate(2, 0, 0)} {
 		for _, id := range ids {
@@ -322,10 +329,13 @@ func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{50, 77} {
 		b.Run(fmt.Sprint("candidates=", n), func(b *testing.B) {
 			item := demo.HCP(42, now)
-			snap := &features.Snapshot{Profile: item.Profile, Counters: *item.Counters,
+			snap := &recipient.State{Profile: item.Profile, Counters: *item.Counters,
 				Consent: consent.State{Complete: true, Records: item.Consent}}
 			cat := catalog.Demo()
-			e := New(&snapshots{m: map[string]*features.Snapshot{"HCP-000042": snap}}, scoring.Demo(), cat, consent.DefaultPolicy())
+			e, err := New(&snapshots{m: map[string]*recipient.State{"HCP-000042": snap}}, scoring.Demo(), cat, consent.DefaultPolicy())
+			if err != nil {
+				b.Fatal(err)
+			}
 			var cands []string
 			for _, a := range cat.Actions[:n] {
 				cands = append(cands, a.ID)
@@ -344,7 +354,7 @@ func BenchmarkDecide(b *testing.B) {
 // A decision over the whole catalog uses a shared, read-only list of every
 // action: decisions naming candidates in between must not overwrite it.
 func TestWholeCatalogAfterNamedCandidates(t *testing.T) {
-	e := newEngine(t, map[string]*features.Snapshot{"HCP-1": usCardiologist()})
+	e := newEngine(t, map[string]*recipient.State{"HCP-1": usCardiologist()})
 	ctx := context.Background()
 	accounted := func() int {
 		res, err := e.Decide(ctx, Request{HCPID: "HCP-1", Limit: 50, Explain: true})

@@ -13,5 +13,11 @@
 //   - a storage error fails the whole decision (arbiter.ErrUnavailable):
 //     no partial answer is made from defaults.
 //
-// The package takes and returns Go types; protobuf stays in server/.
+// It is part of the pure core: it takes and returns Go values, reads the
+// recipient's state through the Loader interface it declares (implemented
+// by redisstore.Store and hcpcache.Cache), and imports no storage client,
+// gRPC or protobuf (core_deps_test.go). A new piece of per-recipient state
+// that a decision needs is a field of recipient.State and one entry in the
+// storage adapter's read plan (redisstore/plan.go); the engine never asks
+// for a second round trip.
 package decision

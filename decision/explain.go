@@ -8,7 +8,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -29,7 +29,7 @@ func label(c arbiter.Channel) string {
 // sentence is the one line a rep reads next to a recommendation: what,
 // and the strongest reasons that pushed it up (or the caveat that held it
 // back), in plain words.
-func sentence(a *catalog.Action, contribs []scoring.Contribution, snap *features.Snapshot, at time.Time, cat *catalog.Catalog) string {
+func sentence(a *catalog.Action, contribs []scoring.Contribution, snap *recipient.State, at time.Time, cat *catalog.Catalog) string {
 	var b strings.Builder
 	b.WriteString(capitalize(label(a.Channel)))
 	if a.Topic != "" {
@@ -65,7 +65,7 @@ func sentence(a *catalog.Action, contribs []scoring.Contribution, snap *features
 }
 
 // describe turns one contribution into words about the HCP ("they").
-func describe(c scoring.Contribution, a *catalog.Action, snap *features.Snapshot, at time.Time) string {
+func describe(c scoring.Contribution, a *catalog.Action, snap *recipient.State, at time.Time) string {
 	kind, arg, _ := strings.Cut(c.Feature, ".")
 	up := c.Weight > 0
 	switch kind {

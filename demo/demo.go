@@ -15,7 +15,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // Size is the default demo population size.
@@ -71,8 +71,8 @@ var (
 )
 
 // Population returns n demo HCPs as import items, with times relative to now.
-func Population(n int, now time.Time) []features.ImportItem {
-	items := make([]features.ImportItem, n)
+func Population(n int, now time.Time) []recipient.ImportItem {
+	items := make([]recipient.ImportItem, n)
 	for i := range items {
 		items[i] = HCP(i+1, now)
 	}
@@ -80,7 +80,7 @@ func Population(n int, now time.Time) []features.ImportItem {
 }
 
 // HCP returns the i-th demo HCP (1-based).
-func HCP(i int, now time.Time) features.ImportItem {
+func HCP(i int, now time.Time) recipient.ImportItem {
 	r := rand.New(rand.NewPCG(uint64(i), 0x4172626974657221))
 	id := HCPID(i)
 	market := "US"
@@ -91,7 +91,7 @@ func HCP(i int, now time.Time) features.ImportItem {
 	if market == "EU" {
 		zone = euZones[r.IntN(len(euZones))]
 	}
-	p := features.Profile{
+	p := recipient.Profile{
 		HCPID: id, Specialty: pick(r, specialties), Market: market, Audience: arbiter.HCP,
 		Segment: pick(r, segments), TimeZone: zone,
 		Attributes: map[string]float64{"decile": float64(1 + r.IntN(10))},
@@ -102,7 +102,7 @@ func HCP(i int, now time.Time) features.ImportItem {
 		p.Addresses[arbiter.SMS] = fmt.Sprintf("ph-%06d-1", i)
 	}
 
-	c := &features.Counters{Topics: map[string]float64{}}
+	c := &recipient.Counters{Topics: map[string]float64{}}
 	for ch, mean := range affinity[p.Segment] {
 		c.Engagement[ch] = round1(mean * 2 * r.Float64())
 	}
@@ -124,7 +124,7 @@ func HCP(i int, now time.Time) features.ImportItem {
 		}
 	}
 
-	return features.ImportItem{
+	return recipient.ImportItem{
 		Profile: p, Counters: c, Consent: consents(r, i, p, now),
 		// One HCP in fifty has no completeness marker: consent never
 		// loaded from the CRM, so nothing may be sent to them.
@@ -133,7 +133,7 @@ func HCP(i int, now time.Time) features.ImportItem {
 	}
 }
 
-func consents(r *rand.Rand, i int, p features.Profile, now time.Time) []consent.Record {
+func consents(r *rand.Rand, i int, p recipient.Profile, now time.Time) []consent.Record {
 	var out []consent.Record
 	captured := now.AddDate(0, 0, -30-r.IntN(700)).Truncate(time.Second)
 	add := func(ch arbiter.Channel, purpose arbiter.Purpose, st consent.Status, addr string) *consent.Record {

@@ -35,7 +35,10 @@ func (d scripted) Decide(_ context.Context, req decision.Request) (*decision.Res
 // serveBatch serves d over real gRPC on a loopback port and returns a client.
 func serveBatch(t *testing.T, d Decider) nbapb.DecisionServiceClient {
 	t.Helper()
-	s := New(d, nil, nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s, err := New(d, nil, nil, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := s.NewGRPCServer()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -20,7 +20,7 @@ func (s *Server) SetConsent(ctx context.Context, req *nbapb.SetConsentRequest) (
 	if err := checkStrings(req); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	entry, err := s.consents.Set(ctx, req.GetHcpId(), consentRecord(req.GetRecord()), req.GetMarkComplete())
+	entry, err := s.consents.SetConsent(ctx, req.GetHcpId(), consentRecord(req.GetRecord()), req.GetMarkComplete())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -34,7 +34,7 @@ func (s *Server) GetConsent(ctx context.Context, req *nbapb.GetConsentRequest) (
 	if err := c.Err(); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	st, err := s.consents.Get(ctx, req.GetHcpId())
+	st, err := s.consents.GetConsent(ctx, req.GetHcpId())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -62,7 +62,7 @@ func (s *Server) GetConsentHistory(ctx context.Context, req *nbapb.GetConsentHis
 	if err := c.Err(); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	entries, total, err := s.consents.History(ctx, req.GetHcpId(), int(req.GetOffset()), limit)
+	entries, total, err := s.consents.ConsentHistory(ctx, req.GetHcpId(), int(req.GetOffset()), limit)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}

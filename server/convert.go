@@ -8,8 +8,8 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // This file is the only place that converts between protobuf messages and
@@ -153,16 +153,16 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 	return out
 }
 
-func event(e *nbapb.Event) features.Event {
-	return features.Event{
+func event(e *nbapb.Event) recipient.Event {
+	return recipient.Event{
 		ID: e.GetEventId(), HCPID: e.GetHcpId(), Type: fromEventType(e.GetType()),
 		Channel: fromChannel(e.GetChannel()), ActionID: e.GetActionId(), Topic: e.GetTopic(),
 		DecisionID: e.GetDecisionId(), OccurredAt: fromTS(e.GetOccurredAt()),
 	}
 }
 
-func profile(p *nbapb.Profile) features.Profile {
-	out := features.Profile{
+func profile(p *nbapb.Profile) recipient.Profile {
+	out := recipient.Profile{
 		HCPID: p.GetHcpId(), Specialty: p.GetSpecialty(), Market: p.GetMarket(),
 		Audience: fromAudience(p.GetAudience()), Segment: p.GetSegment(), TimeZone: p.GetTimeZone(),
 		Attributes: p.GetAttributes(), UpdatedAt: fromTS(p.GetUpdatedAt()),
@@ -175,7 +175,7 @@ func profile(p *nbapb.Profile) features.Profile {
 	return out
 }
 
-func toProfile(p *features.Profile) *nbapb.Profile {
+func toProfile(p *recipient.Profile) *nbapb.Profile {
 	out := &nbapb.Profile{
 		HcpId: p.HCPID, Specialty: p.Specialty, Market: p.Market, Audience: nbapb.Audience(p.Audience),
 		Segment: p.Segment, TimeZone: p.TimeZone, Attributes: p.Attributes, UpdatedAt: ts(p.UpdatedAt),
@@ -188,7 +188,7 @@ func toProfile(p *features.Profile) *nbapb.Profile {
 	return out
 }
 
-func toCounters(c *features.Counters) *nbapb.Counters {
+func toCounters(c *recipient.Counters) *nbapb.Counters {
 	out := &nbapb.Counters{Topics: c.Topics, LastEngagement: ts(c.LastEngagement)}
 	for _, ch := range arbiter.Channels() {
 		if c.Engagement[ch] == 0 && c.Sent[ch] == 0 && c.LastContact[ch].IsZero() {
@@ -228,8 +228,8 @@ func toLedgerEntry(e *consent.LedgerEntry) *nbapb.LedgerEntry {
 	return out
 }
 
-func importItem(req *nbapb.ImportProfilesRequest) features.ImportItem {
-	item := features.ImportItem{
+func importItem(req *nbapb.ImportProfilesRequest) recipient.ImportItem {
+	item := recipient.ImportItem{
 		Profile: profile(req.GetProfile()), ConsentComplete: req.GetConsentComplete(),
 		CapturedBy: req.GetCapturedBy(),
 	}

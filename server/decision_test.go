@@ -13,17 +13,17 @@ import (
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
 // oneHCP is an in-memory decision.Loader holding one demo HCP: the
 // handler's own cost is measured here; the store's is measured against
 // redis-server in features/.
-type oneHCP struct{ snap *features.Snapshot }
+type oneHCP struct{ snap *recipient.State }
 
-func (o oneHCP) Load(_ context.Context, id string, _ time.Time) (*features.Snapshot, error) {
+func (o oneHCP) Load(_ context.Context, id string, _ time.Time) (*recipient.State, error) {
 	if id != o.snap.Profile.HCPID {
 		return nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
 	}
@@ -37,10 +37,20 @@ func (o oneHCP) Load(_ context.Context, id string, _ time.Time) (*features.Snaps
 func BenchmarkDecideHandler(b *testing.B) {
 	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	item := demo.HCP(42, at)
-	snap := &features.Snapshot{Profile: item.Profile, Counters: *item.Counters,
+	snap := &recipient.State{Profile: item.Profile, Counters: *item.Counters,
 		Consent: consent.State{Complete: true, Records: item.Consent}}
-	e := decision.New(oneHCP{snap}, scoring.Demo(), catalog.Demo(), consent.DefaultPolicy())
-	plain, metered := New(e, nil, nil), New(e, nil, nil, WithMetrics(prometheus.NewRegistry()))
+	e, err := decision.New(oneHCP{snap}, scoring.Demo(), catalog.Demo(), consent.DefaultPolicy())
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := New(e, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	metered, err := New(e, nil, nil, WithMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		b.Fatal(err)
+	}
 	codec := newCodec()
 	for _, tc := range []struct {
 		explain bool

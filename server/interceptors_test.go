@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"github.com/arbiter-nba/arbiter/decision"
 	"log/slog"
 	"net"
 	"strings"
@@ -31,9 +32,70 @@ func peerCtx() context.Context {
 	return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}})
 }
 
+// nopDecider decides nothing; for tests of the chain around the handlers.
+type nopDecider struct{}
+
+func (nopDecider) Decide(context.Context, decision.Request) (*decision.Result, error) {
+	return &decision.Result{}, nil
+}
+
+// newServer returns a Server that only decides, with nopDecider.
+func newServer(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	s, err := New(nopDecider{}, nil, nil, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		d    Decider
+		opts []Option
+	}{
+		{"nil decider", nil, nil},
+		{"nil logger", nopDecider{}, []Option{WithLogger(nil)}},
+		{"zero limit", nopDecider{}, []Option{WithLimits(Limits{MaxLimit: 1, MaxCandidates: 1, MaxHistory: 1})}},
+		{"zero deadline", nopDecider{}, []Option{WithMaxDeadline(0)}},
+	} {
+		if _, err := New(tt.d, nil, nil, tt.opts...); err == nil {
+			t.Errorf("%s: New returned no error", tt.name)
+		}
+	}
+}
+
+// TestCallerInterceptorsRunInsideTheChain: interceptors given with
+// WithUnaryInterceptors run after the server's own, in order.
+func TestCallerInterceptorsRunInsideTheChain(t *testing.T) {
+	var order []string
+	mark := func(name string) grpc.UnaryServerInterceptor {
+		return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Errorf("%s: no deadline: it ran outside the server's deadline interceptor", name)
+			}
+			order = append(order, name)
+			return h(ctx, req)
+		}
+	}
+	s := newServer(t, WithUnaryInterceptors(mark("first"), mark("second")))
+	unary, _ := s.interceptors()
+	h := chain(unary, decideInfo, func(ctx context.Context, req any) (any, error) {
+		order = append(order, "handler")
+		return nil, nil
+	})
+	if _, err := h(peerCtx(), "req"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, ","), "first,second,handler"; got != want {
+		t.Errorf("ran %s, want %s", got, want)
+	}
+}
+
 func TestRecoveryAnswersGenericInternal(t *testing.T) {
 	var logs bytes.Buffer
-	s := New(nil, nil, nil, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	s := newServer(t, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	unary, _ := s.interceptors()
 	h := chain(unary, decideInfo, func(ctx context.Context, req any) (any, error) {
 		panic("secret HCP-000042 data")
@@ -52,7 +114,7 @@ func TestRecoveryAnswersGenericInternal(t *testing.T) {
 }
 
 func TestDeadlineInterceptorCapsDeadline(t *testing.T) {
-	s := New(nil, nil, nil, WithMaxDeadline(time.Second))
+	s := newServer(t, WithMaxDeadline(time.Second))
 	var got time.Duration
 	h := func(ctx context.Context, req any) (any, error) {
 		dl, ok := ctx.Deadline()
@@ -85,7 +147,7 @@ func TestDeadlineInterceptorCapsDeadline(t *testing.T) {
 // BenchmarkInterceptors measures what the unary chain costs one call, on
 // and off, with a handler that does nothing.
 func BenchmarkInterceptors(b *testing.B) {
-	s := New(nil, nil, nil, WithAccessLog(true), WithMetrics(prometheus.NewRegistry()),
+	s := newServer(b, WithAccessLog(true), WithMetrics(prometheus.NewRegistry()),
 		WithLogger(slog.New(slog.NewJSONHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	unary, _ := s.interceptors()
 	noop := func(ctx context.Context, req any) (any, error) { return req, nil }

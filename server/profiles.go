@@ -7,8 +7,8 @@ import (
 	"io"
 
 	"github.com/arbiter-nba/arbiter"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // UpsertProfile creates or replaces an HCP's descriptive profile; counters
@@ -46,7 +46,7 @@ func (s *Server) GetProfile(ctx context.Context, req *nbapb.GetProfileRequest) (
 func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer) error {
 	ctx := stream.Context()
 	var imported int64
-	batch := make([]features.ImportItem, 0, s.importBatch)
+	batch := make([]recipient.ImportItem, 0, s.importBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -18,8 +19,8 @@ import (
 
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // Decider makes decisions (decision.Engine).
@@ -27,19 +28,19 @@ type Decider interface {
 	Decide(ctx context.Context, req decision.Request) (*decision.Result, error)
 }
 
-// ProfileStore keeps HCP profiles and applies outcome events (features.Store).
+// ProfileStore keeps HCP profiles and applies outcome events (redisstore.Store).
 type ProfileStore interface {
-	UpsertProfile(ctx context.Context, p features.Profile) error
-	GetProfile(ctx context.Context, hcpID string) (features.Profile, features.Counters, error)
-	ApplyEvent(ctx context.Context, e features.Event) (duplicate bool, err error)
-	Import(ctx context.Context, items []features.ImportItem) error
+	UpsertProfile(ctx context.Context, p recipient.Profile) error
+	GetProfile(ctx context.Context, hcpID string) (recipient.Profile, recipient.Counters, error)
+	ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bool, err error)
+	Import(ctx context.Context, items []recipient.ImportItem) error
 }
 
-// ConsentStore keeps consent records and their ledger (consent.Store).
+// ConsentStore keeps consent records and their ledger (redisstore.Store).
 type ConsentStore interface {
-	Set(ctx context.Context, hcpID string, r consent.Record, markComplete bool) (consent.LedgerEntry, error)
-	Get(ctx context.Context, hcpID string) (consent.State, error)
-	History(ctx context.Context, hcpID string, offset, limit int) ([]consent.LedgerEntry, int64, error)
+	SetConsent(ctx context.Context, hcpID string, r consent.Record, markComplete bool) (consent.LedgerEntry, error)
+	GetConsent(ctx context.Context, hcpID string) (consent.State, error)
+	ConsentHistory(ctx context.Context, hcpID string, offset, limit int) ([]consent.LedgerEntry, int64, error)
 }
 
 // Server holds the handlers of every Arbiter service.
@@ -59,6 +60,10 @@ type Server struct {
 	accessLog   bool
 	health      *health.Server
 	metrics     *metrics // nil: no metrics
+	// unaryExtra and streamExtra are the caller's interceptors, run inside
+	// the server's own (after recovery and the deadline).
+	unaryExtra  []grpc.UnaryServerInterceptor
+	streamExtra []grpc.StreamServerInterceptor
 }
 
 // Option configures a Server.
@@ -67,14 +72,22 @@ type Option func(*Server)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithLimits sets request limits (default DefaultLimits).
-func WithLimits(l Limits) Option {
-	return func(s *Server) {
-		if l.MaxBatch == 0 { // a Limits written before MaxBatch existed
-			l.MaxBatch = DefaultLimits.MaxBatch
-		}
-		s.limits = l
-	}
+// WithLimits sets request limits (default DefaultLimits()). Every limit
+// must be positive.
+func WithLimits(l Limits) Option { return func(s *Server) { s.limits = l } }
+
+// WithUnaryInterceptors adds interceptors to the unary chain, inside the
+// server's own: they run after panic recovery and the maximum deadline,
+// in the order given, and see every call the handlers see (authentication
+// and authorization go here).
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(s *Server) { s.unaryExtra = append(s.unaryExtra, i...) }
+}
+
+// WithStreamInterceptors adds interceptors to the streaming chain, as
+// WithUnaryInterceptors does to the unary one.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(s *Server) { s.streamExtra = append(s.streamExtra, i...) }
 }
 
 // WithMaxDeadline caps how long any call may run (default 5s): a call
@@ -98,17 +111,32 @@ func WithMetrics(reg prometheus.Registerer) Option {
 	return func(s *Server) { s.metrics = newMetrics(reg) }
 }
 
-// New returns a Server. All stores are required.
-func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option) *Server {
+// New returns a Server. The options are applied over the defaults; an
+// invalid one (a nil logger, a limit or deadline that is not positive) is
+// an error. The decider is required. A nil store is allowed for a server
+// that only decides: the services it backs are then not registered, and
+// their calls fail with Unimplemented.
+func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option) (*Server, error) {
 	s := &Server{
 		decider: d, profiles: profiles, consents: consents,
-		log: slog.Default(), limits: DefaultLimits, maxDeadline: 5 * time.Second,
+		log: slog.Default(), limits: DefaultLimits(), maxDeadline: 5 * time.Second,
 		importBatch: 500, health: health.NewServer(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	return s
+	l := s.limits
+	switch {
+	case d == nil:
+		return nil, errors.New("server: nil decider")
+	case s.log == nil:
+		return nil, errors.New("server: nil logger")
+	case l.MaxLimit < 1 || l.MaxCandidates < 1 || l.MaxHistory < 1 || l.MaxBatch < 1:
+		return nil, errors.New("server: every limit must be positive")
+	case s.maxDeadline <= 0:
+		return nil, errors.New("server: the maximum deadline must be positive")
+	}
+	return s, nil
 }
 
 // Health returns the health service, so the owner can mark it NOT_SERVING
@@ -135,9 +163,13 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		}
 	}()
 	nbapb.RegisterDecisionServiceServer(g, s)
-	nbapb.RegisterEventServiceServer(g, s)
-	nbapb.RegisterProfileServiceServer(g, s)
-	nbapb.RegisterConsentServiceServer(g, s)
+	if s.profiles != nil {
+		nbapb.RegisterEventServiceServer(g, s)
+		nbapb.RegisterProfileServiceServer(g, s)
+	}
+	if s.consents != nil {
+		nbapb.RegisterConsentServiceServer(g, s)
+	}
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	for name := range g.GetServiceInfo() {
@@ -182,7 +214,7 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt), s.deadlineInterceptor)
 	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
-	return unary, stream
+	return append(unary, s.unaryExtra...), append(stream, s.streamExtra...)
 }
 
 func (s *Server) deadlineInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/arbiter-nba/arbiter"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // Limits bound what one request may ask for.
@@ -23,8 +23,10 @@ type Limits struct {
 	MaxBatch int
 }
 
-// DefaultLimits are the limits used when none are configured.
-var DefaultLimits = Limits{MaxLimit: 50, MaxCandidates: 1000, MaxHistory: 1000, MaxBatch: 1000}
+// DefaultLimits returns the limits used when none are configured.
+func DefaultLimits() Limits {
+	return Limits{MaxLimit: 50, MaxCandidates: 1000, MaxHistory: 1000, MaxBatch: 1000}
+}
 
 const (
 	defaultDecideLimit  = 3
@@ -40,7 +42,7 @@ func (c *checker) hcpID(field, id string) {
 		c.Add(field, "must be valid UTF-8")
 		return
 	}
-	if err := features.ValidHCPID(id); err != nil {
+	if err := recipient.ValidID(id); err != nil {
 		c.Add(field, err.Error())
 	}
 }

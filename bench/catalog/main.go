@@ -1,7 +1,7 @@
 // Command catalog writes the large deterministic action catalog of the
 // end-to-end benchmark: -n actions (default 1000) in the catalog JSON
 // format of package catalog, so that a Decide can name up to 1000
-// candidates (server.DefaultLimits.MaxCandidates).
+// candidates (server.DefaultLimits().MaxCandidates).
 //
 // Action i (0-based) gets its attributes from i by fixed strides, so any
 // prefix of the catalog (the first 10, 100 or 1000 actions, which is what

@@ -1,6 +1,6 @@
 // Command floor is the I/O floor of the end-to-end benchmark (scenario B2):
 // a gRPC server whose nba.v1.DecisionService/Decide does exactly the Redis
-// access a real decision does, features.Store.Load for the request's hcp_id
+// access a real decision does, redisstore.Store.Load for the request's hcp_id
 // (one pipelined round trip: HGETALL of the profile and of the consent hash,
 // then decoding), and returns an empty DecideResponse. No validation beyond
 // Load's, no interceptors, no scoring, no consent evaluation.
@@ -11,7 +11,7 @@
 //	floor -listen 127.0.0.1:50061 -redis-addr 127.0.0.1:6379 [-redis-prefix arbiter]
 //	      [-pipeline-workers 4] [-cpuprofile floor.prof]
 //
-// The Redis client and the features.Store are made as cmd/arbiter makes
+// The Redis client and the redisstore.Store are made as cmd/arbiter makes
 // them, auto-pipelining included (batches of up to 128 loads, 3s timeout),
 // so that B2 pays exactly the real server's cost of a load.
 //
@@ -39,8 +39,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/arbiter-nba/arbiter"
-	"github.com/arbiter-nba/arbiter/features"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/redisstore"
 )
 
 func main() {
@@ -79,14 +79,17 @@ func run(args []string) error {
 	// The same client and store the real server makes (cmd/arbiter).
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
 	defer rdb.Close()
-	opts := []features.Option{features.WithPrefix(*prefix)}
+	opts := []redisstore.Option{redisstore.WithPrefix(*prefix)}
 	if *workers > 0 {
-		opts = append(opts, features.WithAutoPipeline(*workers, 128, 3*time.Second))
+		opts = append(opts, redisstore.WithAutoPipeline(*workers, 128, 3*time.Second))
 	}
-	store := features.NewStore(rdb, opts...)
+	store, err := redisstore.New(rdb, opts...)
+	if err != nil {
+		return err
+	}
 	defer store.Close()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := store.Ping(pingCtx)
+	err = store.Ping(pingCtx)
 	cancel()
 	if err != nil {
 		return err
@@ -119,7 +122,7 @@ func run(args []string) error {
 // decider is the floor's DecisionService: the Redis load and nothing else.
 type decider struct {
 	nbapb.UnimplementedDecisionServiceServer
-	store *features.Store
+	store *redisstore.Store
 }
 
 func (d *decider) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.DecideResponse, error) {

@@ -22,7 +22,9 @@ import (
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/hcpcache"
+	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/scoring"
 	"github.com/arbiter-nba/arbiter/server"
 )
@@ -39,7 +41,8 @@ type Main struct {
 
 	mini     *miniredis.Miniredis
 	rdb      redis.UniversalClient
-	fs       *features.Store
+	store    *redisstore.Store
+	cache    *hcpcache.Cache // nil without -hcp-cache
 	srv      *server.Server
 	grpc     *grpc.Server
 	lis      net.Listener
@@ -71,73 +74,72 @@ func (m *Main) MetricsAddr() string {
 }
 
 // Run opens the store, loads catalog, model and policy, and starts serving
-// in the background. With no Redis address it starts the embedded demo
-// store and seeds it with the demo population.
+// in the background. In demo mode it starts the embedded demo store and
+// seeds it with the demo population.
 func (m *Main) Run(ctx context.Context) error {
 	cat, model, policy, err := loadDefinitions(m.cfg)
 	if err != nil {
 		return err
 	}
-	if m.cfg.RedisAddr == "" {
+	if m.cfg.Demo {
 		m.mini = miniredis.NewMiniRedis()
 		if err := m.mini.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("start embedded store: %w", err)
 		}
-		m.logger.Warn("no ARBITER_REDIS_ADDR: serving from the EMBEDDED DEMO STORE (in memory, lost on exit); set ARBITER_REDIS_ADDR for a real Redis",
-			"demo_hcps", m.cfg.DemoSize)
+		m.logger.Warn("arbiter demo: serving from the EMBEDDED DEMO STORE (in memory, lost on exit) with demo data",
+			"redis", m.mini.Addr(), "demo_hcps", m.cfg.DemoSize)
 		m.rdb = redis.NewClient(&redis.Options{Addr: m.mini.Addr()})
 	} else {
 		m.rdb = newRedis(m.cfg)
+		m.logger.Info("redis", "addr", m.cfg.RedisAddr, "cluster", m.cfg.RedisCluster, "prefix", m.cfg.RedisPrefix)
 	}
 	for _, h := range m.redisHooks {
 		m.rdb.AddHook(h)
 	}
-	copts := []consent.Option{consent.WithPrefix(m.cfg.RedisPrefix)}
+	sopts := []redisstore.Option{redisstore.WithPrefix(m.cfg.RedisPrefix)}
 	if m.cfg.ConsentReplicas > 0 {
-		copts = append(copts, consent.WithReplicaAck(m.cfg.ConsentReplicas, consentReplicaTimeout))
+		sopts = append(sopts, redisstore.WithReplicaAck(m.cfg.ConsentReplicas, consentReplicaTimeout))
 	}
-	cs := consent.NewStore(m.rdb, copts...)
-	fopts := []features.Option{features.WithPrefix(m.cfg.RedisPrefix), features.WithConsentStore(cs)}
 	if m.cfg.PipelineWorkers > 0 {
-		fopts = append(fopts, features.WithAutoPipeline(m.cfg.PipelineWorkers, 128, 3*time.Second))
+		sopts = append(sopts, redisstore.WithAutoPipeline(m.cfg.PipelineWorkers, 128, 3*time.Second))
 	}
-	m.fs = features.NewStore(m.rdb, fopts...)
-	fs := m.fs
+	if m.store, err = redisstore.New(m.rdb, sopts...); err != nil {
+		return err
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = fs.Ping(pingCtx)
+	err = m.store.Ping(pingCtx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
+	var loader decision.Loader = m.store
 	if m.cfg.HCPCache > 0 {
-		logger := m.logger
-		err := fs.EnableCache(ctx, features.CacheOptions{
-			MaxHCPs: m.cfg.HCPCache,
-			OnLoss: func(err error) {
-				logger.Warn("HCP cache: tracking connection lost; reading Redis directly until it is back", "err", err)
-			},
-			OnConnect: func() { logger.Info("HCP cache: tracking connection up", "max_hcps", m.cfg.HCPCache) },
-		})
-		if err != nil {
+		if m.cache, err = m.newCache(ctx); err != nil {
 			return err
 		}
+		loader = m.cache
 	}
 	if m.mini != nil {
 		start := time.Now()
-		if err := seed(ctx, fs, m.cfg.DemoSize); err != nil {
+		if err := seed(ctx, m.store, m.cfg.DemoSize); err != nil {
 			return err
 		}
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
-	engine := decision.New(fs, model, cat, policy)
-	sopts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
+	engine, err := decision.New(loader, model, cat, policy)
+	if err != nil {
+		return err
+	}
+	srvOpts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
 		server.WithAccessLog(m.cfg.AccessLog)}
 	var reg *prometheus.Registry
 	if m.cfg.MetricsAddr != "" {
-		reg = newRegistry(fs)
-		sopts = append(sopts, server.WithMetrics(reg))
+		reg = newRegistry(m.cache)
+		srvOpts = append(srvOpts, server.WithMetrics(reg))
 	}
-	m.srv = server.New(engine, fs, cs, sopts...)
+	if m.srv, err = server.New(engine, m.store, m.store, srvOpts...); err != nil {
+		return err
+	}
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -169,6 +171,32 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// newCache puts the HCP cache in front of the store, tracking the keys of
+// its read plan on a connection of its own to the same single Redis
+// (parseConfig refuses the cache with a cluster or the demo store).
+func (m *Main) newCache(ctx context.Context) (*hcpcache.Cache, error) {
+	client, ok := m.rdb.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("hcp-cache: needs a single Redis client, not %T", m.rdb)
+	}
+	opt := client.Options()
+	prefix, suffixes := m.store.ReadKeys()
+	logger, size := m.logger, m.cfg.HCPCache
+	return hcpcache.New(ctx, m.store, hcpcache.Options{
+		Dial:      func(ctx context.Context) (net.Conn, error) { return opt.Dialer(ctx, opt.Network, opt.Addr) },
+		Username:  opt.Username,
+		Password:  opt.Password,
+		KeyPrefix: prefix,
+		Suffixes:  suffixes,
+		HalfLife:  m.store.HalfLife(),
+		MaxHCPs:   size,
+		OnLoss: func(err error) {
+			logger.Warn("HCP cache: tracking connection lost; reading Redis directly until it is back", "err", err)
+		},
+		OnConnect: func() { logger.Info("HCP cache: tracking connection up", "max_hcps", size) },
+	})
+}
+
 // Close shuts down as grpc-go recommends: health NOT_SERVING so load
 // balancers stop sending, GracefulStop to finish in-flight calls, raced
 // against the grace period, then Stop. Then the store is closed.
@@ -195,8 +223,11 @@ func (m *Main) Close() error {
 	} else if m.metricsLis != nil {
 		m.metricsLis.Close()
 	}
-	if m.fs != nil {
-		m.fs.Close()
+	if m.cache != nil {
+		m.cache.Close()
+	}
+	if m.store != nil {
+		m.store.Close()
 	}
 	if m.rdb != nil {
 		errs = append(errs, m.rdb.Close())
@@ -342,6 +373,9 @@ func isConnError(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// loadDefinitions reads the definitions files; in demo mode a file not
+// given is the demo's (parseConfig has made sure that outside demo mode
+// every file is given).
 func loadDefinitions(cfg Config) (*catalog.Catalog, *scoring.Model, *consent.Policy, error) {
 	cat, model, policy := catalog.Demo(), scoring.Demo(), consent.DefaultPolicy()
 	if data, err := readOptional(cfg.CatalogFile); err != nil {
@@ -368,18 +402,18 @@ func loadDefinitions(cfg Config) (*catalog.Catalog, *scoring.Model, *consent.Pol
 	return cat, model, policy, nil
 }
 
-// seed writes the demo population through the same import path a CRM
-// feed uses.
-func seed(ctx context.Context, fs *features.Store, n int) error {
+// seed writes the demo population, made of domain values by package demo,
+// through the same import path a CRM feed uses.
+func seed(ctx context.Context, store *redisstore.Store, n int) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	const batch = 1000
 	for start := 1; start <= n; start += batch {
 		end := min(start+batch-1, n)
-		items := make([]features.ImportItem, 0, end-start+1)
+		items := make([]recipient.ImportItem, 0, end-start+1)
 		for i := start; i <= end; i++ {
 			items = append(items, demo.HCP(i, now))
 		}
-		if err := fs.Import(ctx, items); err != nil {
+		if err := store.Import(ctx, items); err != nil {
 			return fmt.Errorf("seed demo population: %w", err)
 		}
 	}
@@ -388,17 +422,41 @@ func seed(ctx context.Context, fs *features.Store, n int) error {
 
 // Seed loads the demo population into the configured Redis.
 func Seed(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if cfg.RedisAddr == "" {
-		return errors.New("seed needs a Redis: set ARBITER_REDIS_ADDR or -redis-addr")
-	}
 	rdb := newRedis(cfg)
 	defer rdb.Close()
-	fs := features.NewStore(rdb, features.WithPrefix(cfg.RedisPrefix))
-	start := time.Now()
-	if err := seed(ctx, fs, cfg.DemoSize); err != nil {
+	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
+	if err != nil {
 		return err
 	}
-	logger.Info("demo population loaded", "hcps", cfg.DemoSize, "prefix", cfg.RedisPrefix, "took", time.Since(start).Round(time.Millisecond).String())
+	defer store.Close()
+	start := time.Now()
+	if err := seed(ctx, store, cfg.DemoSize); err != nil {
+		return err
+	}
+	logger.Info("demo population loaded", "hcps", cfg.DemoSize, "redis", cfg.RedisAddr, "prefix", cfg.RedisPrefix, "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// Migrate converts what earlier versions stored in the configured Redis
+// to the current formats, printing its progress to progress.
+func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Writer) error {
+	rdb := newRedis(cfg)
+	defer rdb.Close()
+	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	start := time.Now()
+	res, err := store.Migrate(ctx, func(p redisstore.MigrateProgress) {
+		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted", p.Scanned, p.Ledgers, p.Profiles)
+	})
+	fmt.Fprintln(progress)
+	if err != nil {
+		return err
+	}
+	logger.Info("migration done", "redis", cfg.RedisAddr, "prefix", cfg.RedisPrefix, "scanned", res.Scanned,
+		"ledgers", res.Ledgers, "profiles", res.Profiles, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 

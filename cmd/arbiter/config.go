@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -15,20 +16,24 @@ import (
 // environment variable (ARBITER_<NAME>); a flag given on the command line
 // wins over the environment.
 type Config struct {
+	// Demo serves the embedded demo store (arbiter demo): an in-process
+	// Redis-protocol server seeded with the demo population, and the demo
+	// definitions unless files are given. Never the production default.
+	Demo          bool
 	Listen        string
-	RedisAddr     string // empty: embedded demo store
+	RedisAddr     string // required but in demo mode
 	RedisCluster  bool
 	RedisPassword string
 	RedisPrefix   string
-	CatalogFile   string // empty: the demo catalog
-	ModelFile     string // empty: the demo model
-	PolicyFile    string // empty: the demo consent policy
+	CatalogFile   string // required but in demo mode (there, empty: the demo catalog)
+	ModelFile     string // likewise, the demo model
+	PolicyFile    string // likewise, the demo consent policy
 	DemoSize      int
 	LogLevel      string
 	ShutdownGrace time.Duration
 	MaxDeadline   time.Duration
 	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
-	// (features.WithAutoPipeline); 0 gives each decision its own.
+	// (redisstore.WithAutoPipeline); 0 gives each decision its own.
 	PipelineWorkers int
 	// StreamWorkers > 0 serves calls on that many long-lived goroutines
 	// (grpc.NumStreamWorkers) instead of a new goroutine per call, whose
@@ -46,22 +51,34 @@ type Config struct {
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
 	MetricsAddr string
 	// HCPCache > 0 keeps up to that many HCPs' state in memory, kept exact
-	// by Redis key tracking (features.Store.EnableCache); 0: off.
+	// by Redis key tracking (package hcpcache); 0: off.
 	HCPCache int
 }
 
-// parseConfig reads flags (args without the program name) over the environment.
-func parseConfig(name string, args []string, getenv func(string) string) (Config, error) {
+// parseConfig reads the flags of subcommand cmd ("serve", "demo", "seed" or
+// "migrate"; args without the program and subcommand names) over the
+// environment, and checks that what cmd needs is there. -h gives
+// flag.ErrHelp, after the usage is printed to out.
+func parseConfig(cmd string, args []string, getenv func(string) string) (Config, error) {
+	return parseConfigTo(cmd, args, getenv, io.Discard)
+}
+
+func parseConfigTo(cmd string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	env := func(key, def string) string {
 		if v := getenv("ARBITER_" + key); v != "" {
 			return v
 		}
 		return def
 	}
-	var c Config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c := Config{Demo: cmd == "demo"}
+	fs := flag.NewFlagSet("arbiter "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "%s\n\nFlags of arbiter %s (each also read from the environment variable named in brackets):\n", usage, cmd)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&c.Listen, "listen", env("LISTEN", "127.0.0.1:50051"), "gRPC listen address (ARBITER_LISTEN)")
-	fs.StringVar(&c.RedisAddr, "redis-addr", env("REDIS_ADDR", ""), "Redis address host:port, comma-separated seeds in cluster mode; empty: embedded demo store (ARBITER_REDIS_ADDR)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", env("REDIS_ADDR", ""), "Redis address host:port, comma-separated seeds in cluster mode; required but for arbiter demo (ARBITER_REDIS_ADDR)")
 	clusterEnv, err := strconv.ParseBool(env("REDIS_CLUSTER", "false"))
 	if err != nil {
 		return c, fmt.Errorf("ARBITER_REDIS_CLUSTER: want true or false, got %q", env("REDIS_CLUSTER", ""))
@@ -69,9 +86,9 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", clusterEnv, "Redis Cluster mode: -redis-addr lists seed nodes (ARBITER_REDIS_CLUSTER=true)")
 	fs.StringVar(&c.RedisPassword, "redis-password", env("REDIS_PASSWORD", ""), "Redis password (ARBITER_REDIS_PASSWORD)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "arbiter"), "key prefix (ARBITER_REDIS_PREFIX)")
-	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG", ""), "action catalog JSON file; empty: demo catalog (ARBITER_CATALOG)")
-	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; empty: demo model (ARBITER_MODEL)")
-	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; empty: demo policy (ARBITER_CONSENT_POLICY)")
+	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG", ""), "action catalog JSON file; required but for arbiter demo (ARBITER_CATALOG)")
+	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; required but for arbiter demo (ARBITER_MODEL)")
+	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; required but for arbiter demo (ARBITER_CONSENT_POLICY)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
@@ -86,6 +103,12 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
 	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (flags come before arguments; arbiter -h lists the subcommands)", fs.Arg(0))
+	}
+	if err := c.checkNeeds(cmd); err != nil {
 		return c, err
 	}
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}") {
@@ -116,7 +139,7 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 	if c.HCPCache, err = strconv.Atoi(cacheSize); err != nil || c.HCPCache < 0 {
 		return c, fmt.Errorf("hcp-cache: want a number of HCPs, 0 for off, got %q", cacheSize)
 	}
-	if c.HCPCache > 0 && (c.RedisCluster || c.RedisAddr == "") {
+	if c.HCPCache > 0 && (c.RedisCluster || c.Demo) {
 		return c, errors.New("hcp-cache: needs a single Redis (-redis-addr without -redis-cluster); the embedded demo store cannot track keys")
 	}
 	if c.PipelineWorkers, err = strconv.Atoi(workers); err != nil || c.PipelineWorkers < 0 || c.PipelineWorkers > 64 {
@@ -132,6 +155,40 @@ func parseConfig(name string, args []string, getenv func(string) string) (Config
 		return c, fmt.Errorf("max-deadline: want a positive duration, got %q", deadline)
 	}
 	return c, nil
+}
+
+// checkNeeds says what is missing for cmd: the production server refuses
+// to start on a guess, so it needs a Redis and every definitions file;
+// seed and migrate need a Redis; the demo needs none of them, and refuses
+// a Redis (it serves its embedded store, and never writes demo data to a
+// real Redis: that is arbiter seed's job, said explicitly).
+func (c *Config) checkNeeds(cmd string) error {
+	var missing []string
+	switch cmd {
+	case "serve":
+		for _, need := range []struct{ value, what string }{
+			{c.RedisAddr, "-redis-addr (ARBITER_REDIS_ADDR)"},
+			{c.CatalogFile, "-catalog (ARBITER_CATALOG)"},
+			{c.ModelFile, "-model (ARBITER_MODEL)"},
+			{c.PolicyFile, "-consent-policy (ARBITER_CONSENT_POLICY)"},
+		} {
+			if need.value == "" {
+				missing = append(missing, need.what)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("the server needs %s; for the demo with an embedded store and demo data, run arbiter demo", strings.Join(missing, ", "))
+		}
+	case "seed", "migrate":
+		if c.RedisAddr == "" {
+			return fmt.Errorf("%s needs a Redis: set -redis-addr (ARBITER_REDIS_ADDR)", cmd)
+		}
+	case "demo":
+		if c.RedisAddr != "" {
+			return errors.New("arbiter demo serves its embedded store and takes no -redis-addr (ARBITER_REDIS_ADDR): to serve a real Redis, load it with arbiter seed and run arbiter with definitions files")
+		}
+	}
+	return nil
 }
 
 func readOptional(path string) ([]byte, error) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
-	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
@@ -45,7 +44,7 @@ func TestClusterFailover(t *testing.T) {
 
 	// Which HCPs the victim master serves.
 	victim := demo.HCPID(1)
-	victimKey := consent.Key(ts.cfg.RedisPrefix, victim)
+	victimKey := ts.cfg.RedisPrefix + ":{" + victim + "}:consent"
 	oldMaster, err := cluster.MasterFor(victimKey)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +53,7 @@ func TestClusterFailover(t *testing.T) {
 	affected := map[string]bool{}
 	for i := range ids {
 		ids[i] = demo.HCPID(i + 1)
-		m, err := cluster.MasterFor(consent.Key(ts.cfg.RedisPrefix, ids[i]))
+		m, err := cluster.MasterFor(ts.cfg.RedisPrefix + ":{" + ids[i] + "}:consent")
 		if err != nil {
 			t.Fatal(err)
 		}

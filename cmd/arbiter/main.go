@@ -1,17 +1,17 @@
-// Command arbiter is the next-best-action decision server.
-//
-//	arbiter [flags]        serve gRPC (embedded demo store unless -redis-addr)
-//	arbiter seed [flags]   load the demo population into the Redis at -redis-addr
-//
-// See Config for flags and environment variables.
+// Command arbiter is the next-best-action decision server. Its
+// subcommands are in usage below; see Config for flags and environment
+// variables.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -31,27 +31,57 @@ func main() {
 	}
 }
 
+const usage = `arbiter: the next-best-action decision server.
+
+Usage:
+  arbiter serve [flags]     serve gRPC from the Redis at -redis-addr, with the
+                            -catalog, -model and -consent-policy files (all
+                            required); the default: arbiter [flags] is the same
+  arbiter demo [flags]      serve the demo: an embedded, in-memory Redis-protocol
+                            store seeded with the demo population, and the demo
+                            definitions (nothing is persisted)
+  arbiter seed [flags]      load the demo population into the Redis at -redis-addr
+  arbiter migrate [flags]   convert data that earlier versions stored in the Redis
+                            at -redis-addr to the current formats (one-off, safe to
+                            repeat)
+  arbiter help              this text; arbiter SUBCOMMAND -h lists its flags`
+
 func run(args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve", "demo", "seed", "migrate":
+	case "help":
+		fmt.Println(usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown subcommand %q (arbiter help lists them)", cmd)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// go-redis logs connection trouble through a package-level logger;
 	// send it to our structured log instead of bare stderr lines.
 	redis.SetLogger(redisLogger{newLogger(os.Getenv("ARBITER_LOG_LEVEL"))})
-	if len(args) > 0 && args[0] == "seed" {
-		cfg, err := parseConfig("arbiter seed", args[1:], os.Getenv)
-		if err != nil {
-			return err
-		}
-		return Seed(ctx, cfg, newLogger(cfg.LogLevel))
+	cfg, err := parseConfigTo(cmd, args, os.Getenv, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	cfg, err := parseConfig("arbiter", args, os.Getenv)
 	if err != nil {
 		return err
 	}
-	if cfg.DebugAddr != "" {
-		go serveDebug(cfg.DebugAddr, newLogger(cfg.LogLevel))
+	logger := newLogger(cfg.LogLevel)
+	switch cmd {
+	case "seed":
+		return Seed(ctx, cfg, logger)
+	case "migrate":
+		return Migrate(ctx, cfg, logger, os.Stderr)
 	}
-	m := NewMain(cfg, newLogger(cfg.LogLevel))
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, logger)
+	}
+	m := NewMain(cfg, logger)
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return err

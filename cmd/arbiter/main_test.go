@@ -33,19 +33,9 @@ var backends []redistest.Backend
 
 func TestMain(m *testing.M) { os.Exit(redistest.MainBackends(m, &backends)) }
 
-// eachBackend runs test once per backend, as a subtest named after it; it
-// skips (fails, in CI) a backend whose binaries are missing.
+// eachBackend runs test once per backend (redistest.Each).
 func eachBackend(t *testing.T, test func(t *testing.T, b redistest.Backend)) {
-	for _, b := range backends {
-		t.Run(b.Name, func(t *testing.T) {
-			if b.Cluster {
-				redistest.RequireCluster(t)
-			} else {
-				redistest.Require(t)
-			}
-			test(t, b)
-		})
-	}
+	redistest.Each(t, backends, test)
 }
 
 // singleRedis is the single redis-server backend (the HCP cache needs one:
@@ -56,8 +46,15 @@ func singleRedis(t *testing.T) redistest.Backend {
 	return backends[0]
 }
 
-// embedded is no Redis: start runs the server on its embedded demo store.
+// embedded is no Redis: start runs arbiter demo, on its embedded demo store.
 var embedded = redistest.Backend{}
+
+// The demo's definitions, as the files a production server is given.
+const (
+	demoCatalogFile = "../../catalog/demo_catalog.json"
+	demoModelFile   = "../../scoring/demo_model.json"
+	demoPolicyFile  = "../../consent/policy.json"
+)
 
 // roundTrips counts the Redis round trips a client makes: one per command
 // sent on its own, one per pipeline. The handshake go-redis runs on a new
@@ -99,10 +96,14 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags ...string) *testServer {
 	t.Helper()
 	args := append([]string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n)}, flags...)
+	cmd := "demo"
 	if len(b.Addrs) > 0 {
-		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster))
+		// The production server, with the demo's definitions as files.
+		cmd = "serve"
+		args = append(args, "-redis-addr", strings.Join(b.Addrs, ","), "-redis-cluster="+strconv.FormatBool(b.Cluster),
+			"-catalog", demoCatalogFile, "-model", demoModelFile, "-consent-policy", demoPolicyFile)
 	}
-	cfg, err := parseConfig("test", args, func(string) string { return "" })
+	cfg, err := parseConfig(cmd, args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,17 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/hcpcache"
 )
 
 // newRegistry returns the registry /metrics serves: the Go runtime and
-// process collectors, and the HCP cache's counters when fs has a cache.
+// process collectors, and the HCP cache's counters when there is one.
 // The server adds its own (server.WithMetrics).
-func newRegistry(fs *features.Store) *prometheus.Registry {
+func newRegistry(cache *hcpcache.Cache) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if _, ok := fs.CacheStats(); ok {
-		reg.MustRegister(cacheCollector{fs})
+	if cache != nil {
+		reg.MustRegister(cacheCollector{cache})
 	}
 	return reg
 }
@@ -40,8 +40,8 @@ func serveMetrics(lis net.Listener, reg *prometheus.Registry, log *slog.Logger) 
 	return srv
 }
 
-// cacheCollector reports features.Store.CacheStats, read once per scrape.
-type cacheCollector struct{ fs *features.Store }
+// cacheCollector reports hcpcache.Cache.Stats, read once per scrape.
+type cacheCollector struct{ cache *hcpcache.Cache }
 
 var (
 	cacheHitsDesc = prometheus.NewDesc("arbiter_hcp_cache_hits_total",
@@ -68,10 +68,7 @@ func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
-	st, ok := c.fs.CacheStats()
-	if !ok {
-		return
-	}
+	st := c.cache.Stats()
 	up := 0.0
 	if st.Up {
 		up = 1

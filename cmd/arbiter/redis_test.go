@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,7 +41,6 @@ func TestRedisModeIsExplicit(t *testing.T) {
 		{"empty prefix flag", []string{"-redis-prefix", ""}, nil, "redis-prefix", false},
 		{"HCP cache on a single Redis", []string{"-redis-addr", "127.0.0.1:1", "-hcp-cache", "100"}, nil, "", false},
 		{"HCP cache on a cluster", []string{"-redis-addr", seeds, "-redis-cluster", "-hcp-cache", "100"}, nil, "single Redis", false},
-		{"HCP cache on the embedded store", []string{"-hcp-cache", "100"}, nil, "single Redis", false},
 		{"HCP cache size not a number", []string{"-redis-addr", "127.0.0.1:1", "-hcp-cache", "many"}, nil, "hcp-cache", false},
 		{"no stream workers", []string{"-stream-workers", "0"}, nil, "", false},
 		{"stream workers negative", []string{"-stream-workers", "-1"}, nil, "stream-workers", false},
@@ -48,7 +48,12 @@ func TestRedisModeIsExplicit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig("test", tt.args, func(k string) string { return tt.env[k] })
+			// seed: the subcommand that needs a Redis and nothing else.
+			args := tt.args
+			if tt.env["ARBITER_REDIS_ADDR"] == "" && !slices.Contains(args, "-redis-addr") {
+				args = append([]string{"-redis-addr", "127.0.0.1:1"}, args...)
+			}
+			cfg, err := parseConfig("seed", args, func(k string) string { return tt.env[k] })
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parseConfig() error = %v, want one mentioning %q", err, tt.wantErr)
@@ -64,6 +69,67 @@ func TestRedisModeIsExplicit(t *testing.T) {
 				t.Errorf("newRedis() is a cluster client: %v, want %v", got, tt.wantCluster)
 			}
 		})
+	}
+}
+
+// Each subcommand says what it is missing, by flag and environment
+// variable; the production server never falls back to demo data.
+func TestSubcommandNeeds(t *testing.T) {
+	defs := []string{"-catalog", "c.json", "-model", "m.json", "-consent-policy", "p.json"}
+	tests := []struct {
+		name    string
+		cmd     string
+		args    []string
+		wantErr []string // each in the error; none for no error
+	}{
+		{"serve with nothing", "serve", nil, []string{"-redis-addr", "ARBITER_REDIS_ADDR", "-catalog", "-model", "-consent-policy", "arbiter demo"}},
+		{"serve without definitions", "serve", []string{"-redis-addr", "127.0.0.1:1"}, []string{"-catalog (ARBITER_CATALOG)", "-model", "-consent-policy"}},
+		{"serve without a catalog", "serve", []string{"-redis-addr", "127.0.0.1:1", "-model", "m", "-consent-policy", "p"}, []string{"-catalog"}},
+		{"serve with everything", "serve", append([]string{"-redis-addr", "127.0.0.1:1"}, defs...), nil},
+		{"demo with nothing", "demo", nil, nil},
+		{"demo with a Redis", "demo", []string{"-redis-addr", "127.0.0.1:1"}, []string{"embedded store", "arbiter seed"}},
+		{"HCP cache on the embedded store", "demo", []string{"-hcp-cache", "100"}, []string{"single Redis"}},
+		{"seed without a Redis", "seed", nil, []string{"seed needs a Redis", "-redis-addr"}},
+		{"migrate without a Redis", "migrate", nil, []string{"migrate needs a Redis"}},
+		{"stray argument", "demo", []string{"extra"}, []string{`unexpected argument "extra"`}},
+		{"stray argument after flags", "seed", []string{"-redis-addr", "127.0.0.1:1", "now"}, []string{`unexpected argument "now"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig(tt.cmd, tt.args, func(string) string { return "" })
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("parseConfig() error = %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("parseConfig() succeeded, want an error mentioning %q", tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("parseConfig() error = %q, want it to mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// -h and help succeed (exit 0) and list every subcommand; an unknown
+// subcommand is an error.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"demo", "-h"}, {"seed", "-help"}} {
+		if err := run(args); err != nil {
+			t.Errorf("run(%q) = %v, want nil", args, err)
+		}
+	}
+	for _, sub := range []string{"serve", "demo", "seed", "migrate", "help"} {
+		if !strings.Contains(usage, "arbiter "+sub) {
+			t.Errorf("usage does not list arbiter %s", sub)
+		}
+	}
+	if err := run([]string{"serv"}); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+		t.Errorf("run(serv) = %v, want an unknown subcommand error", err)
 	}
 }
 

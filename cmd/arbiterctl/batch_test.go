@@ -29,7 +29,10 @@ func (n knownHCPs) Decide(_ context.Context, req decision.Request) (*decision.Re
 }
 
 func TestBatchCommand(t *testing.T) {
-	s := server.New(knownHCPs(2400), nil, nil, server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s, err := server.New(knownHCPs(2400), nil, nil, server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := s.NewGRPCServer()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

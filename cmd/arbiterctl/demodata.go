@@ -9,7 +9,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 func demoDataCmd(_ context.Context, e *env, args []string) error {
@@ -45,7 +45,7 @@ func demoDataCmd(_ context.Context, e *env, args []string) error {
 // importItemFromDemo converts a demo HCP to what the API can carry. The
 // API has no counters: the demo engagement history (it.Counters) stays
 // behind, so HCPs imported this way start with none.
-func importItemFromDemo(it features.ImportItem) client.ImportItem {
+func importItemFromDemo(it recipient.ImportItem) client.ImportItem {
 	p := it.Profile
 	out := client.ImportItem{
 		Profile: client.Profile{

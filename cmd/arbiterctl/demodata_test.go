@@ -12,18 +12,18 @@ import (
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/demo"
-	"github.com/arbiter-nba/arbiter/features"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 func TestImportItemFromDemo(t *testing.T) {
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	in := features.ImportItem{
-		Profile: features.Profile{
+	in := recipient.ImportItem{
+		Profile: recipient.Profile{
 			HCPID: "HCP-000007", Specialty: "oncology", Market: "EU", Audience: arbiter.HCP,
 			Segment: "scientific_first", TimeZone: "Europe/Paris",
 			Attributes: map[string]float64{"decile": 4}, UpdatedAt: now,
 		},
-		Counters: &features.Counters{LastEngagement: now}, // not carried by the API
+		Counters: &recipient.Counters{LastEngagement: now}, // not carried by the API
 		Consent: []consent.Record{
 			{Channel: arbiter.Email, Purpose: arbiter.Promotional, Address: "em-7", Status: consent.OptIn,
 				CapturedAt: now.AddDate(0, -1, 0), ExpiresAt: now.AddDate(1, 0, 0), Source: "demo-crm", CapturedBy: "demo-seed"},

@@ -281,6 +281,27 @@ func MainBackends(m *testing.M, backends *[]Backend) int {
 	return m.Run()
 }
 
+// Each runs test once per backend, as a subtest named after it; it skips
+// (fails, in CI) a backend whose binaries are missing. It is the one way a
+// suite runs on every backend: TestMain gives it the backends that
+// MainBackends set.
+func Each(t *testing.T, backends []Backend, test func(t *testing.T, b Backend)) {
+	t.Helper()
+	if len(backends) == 0 {
+		t.Fatal("redistest: no backends (TestMain must call redistest.MainBackends)")
+	}
+	for _, b := range backends {
+		t.Run(b.Name, func(t *testing.T) {
+			if b.Cluster {
+				RequireCluster(t)
+			} else {
+				Require(t)
+			}
+			test(t, b)
+		})
+	}
+}
+
 var prefixSeq atomic.Int64
 
 func newPrefix(tb testing.TB) string {

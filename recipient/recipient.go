@@ -1,0 +1,115 @@
+package recipient
+
+import (
+	"math"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+)
+
+// Profile is the slowly changing description of an HCP, as fed by the CRM.
+type Profile struct {
+	HCPID     string
+	Specialty string // e.g. "oncology", "cardiology", "general_practice"
+	Market    string // e.g. "US", "EU"
+	Audience  arbiter.Audience
+	Segment   string // persona, e.g. "scientific_first", "digital_savvy", "traditional"
+	TimeZone  string // IANA name, e.g. "Europe/Berlin"
+	// Addresses holds, per channel, an opaque reference to the recipient's
+	// current address on it (a CRM address id or a hash), used to match
+	// address-level consent. Empty: none known.
+	Addresses [arbiter.NumChannels]string
+	// Attributes are static numeric features (e.g. "decile": 7).
+	Attributes map[string]float64
+	UpdatedAt  time.Time
+}
+
+// Counters are the recipient's engagement and contact history. The decayed
+// values (Engagement, Sent, Topics) are as of AsOf; DecayTo moves them to a
+// later time. The half-life is the storage adapter's setting: the one its
+// writes decay with.
+type Counters struct {
+	// AsOf is the time the decayed values are as of (zero: no counters).
+	AsOf time.Time
+	// Engagement is the decayed sum of engagement weights of outcome events
+	// per channel (arbiter.EventType.Engagement).
+	Engagement [arbiter.NumChannels]float64
+	// Sent is the decayed count of contacts (sends, visits, meetings) per channel.
+	Sent [arbiter.NumChannels]float64
+	// LastContact is the time of the last contact per channel (zero: never).
+	LastContact [arbiter.NumChannels]time.Time
+	// LastEngagement is the time of the last positive engagement on any channel.
+	LastEngagement time.Time
+	// Topics is the decayed engagement per content topic.
+	Topics map[string]float64
+}
+
+// State is everything a decision needs about one HCP, read in one round trip.
+type State struct {
+	Profile  Profile
+	Counters Counters
+	// Consent is the recipient's consent state. When it could not be
+	// decoded, Consent.Complete is false and ConsentErr says why: the
+	// decision then treats consent as unknown, which means deny.
+	Consent    consent.State
+	ConsentErr error
+}
+
+// Event is an outcome reported back by a data feed.
+type Event struct {
+	ID         string // idempotency key, unique per source
+	HCPID      string
+	Type       arbiter.EventType
+	Channel    arbiter.Channel
+	ActionID   string // optional
+	Topic      string // optional: content topic, feeds topic engagement
+	DecisionID string // optional: the decision this outcome follows
+	OccurredAt time.Time
+}
+
+// ImportItem is one HCP in a bulk CRM feed: the profile, optional initial
+// counters (migration from another system, demo data), and the consent
+// records known for the HCP.
+type ImportItem struct {
+	Profile  Profile
+	Counters *Counters
+	Consent  []consent.Record
+	// ConsentComplete asserts that Consent is the HCP's full consent data
+	// from the source system: the completeness marker is written.
+	ConsentComplete bool
+	CapturedBy      string
+}
+
+// DecayFactor is how much a decayed value as of from has kept at to:
+// 2^(-(to-from)/halfLife), at millisecond precision. It is 1 when to is not
+// after from: decay never increases a value.
+func DecayFactor(from, to time.Time, halfLife time.Duration) float64 {
+	f, t := from.UnixMilli(), to.UnixMilli()
+	if t <= f {
+		return 1
+	}
+	return math.Exp2(-float64(t-f) / (float64(halfLife) / float64(time.Millisecond)))
+}
+
+// DecayTo returns c with its decayed values moved to at (see DecayFactor);
+// c itself, whose Topics map may be shared, is not modified.
+func (c Counters) DecayTo(at time.Time, halfLife time.Duration) Counters {
+	f := DecayFactor(c.AsOf, at, halfLife)
+	if f == 1 {
+		return c
+	}
+	c.AsOf = at
+	for i := range c.Engagement {
+		c.Engagement[i] *= f
+		c.Sent[i] *= f
+	}
+	if len(c.Topics) > 0 {
+		topics := make(map[string]float64, len(c.Topics))
+		for k, v := range c.Topics {
+			topics[k] = v * f
+		}
+		c.Topics = topics
+	}
+	return c
+}

@@ -1,0 +1,291 @@
+package recipient
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Limits on stored values. Topics and address references have the same
+// limits as in consent records, which they are matched against.
+const (
+	maxHCPIDLen      = 64
+	maxEventIDLen    = 128
+	maxRefLen        = 128 // action, decision ids
+	maxTopicLen      = 128
+	maxAddressLen    = 128
+	maxTextLen       = 64 // specialty, segment
+	maxMarketLen     = 32
+	maxTimeZoneLen   = 64
+	maxAttrNameLen   = 64
+	maxAttributes    = 128
+	maxFuture        = 5 * time.Minute
+	maxImportConsent = 1000
+)
+
+var (
+	errHCPIDLength = errors.New("must be 1 to 64 characters")
+	errHCPIDChars  = errors.New("may contain only letters, digits, '.', '_', ':' and '-'")
+)
+
+// ValidID checks an HCP id: 1 to 64 characters of [A-Za-z0-9._:-]. The
+// id is a Redis Cluster hash tag in every key, so it can never contain a
+// brace. The error describes the rule and never echoes the id; callers put
+// it in a field violation of their own.
+func ValidID(id string) error {
+	if len(id) == 0 || len(id) > maxHCPIDLen {
+		return errHCPIDLength
+	}
+	for i := 0; i < len(id); i++ {
+		if !isIDByte(id[i]) {
+			return errHCPIDChars
+		}
+	}
+	return nil
+}
+
+func isIDByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '.' || c == '_' || c == ':' || c == '-'
+}
+
+// Validate checks p before it is stored. It returns an *arbiter.InvalidError
+// listing every violation, with field names "profile.hcp_id",
+// "profile.market", "profile.audience", "profile.specialty",
+// "profile.segment", "profile.time_zone", "profile.addresses.<channel>" and
+// "profile.attributes". Specialty is required for the HCP audience only.
+// Descriptions never echo the values.
+func (p Profile) Validate() error {
+	e := &arbiter.InvalidError{}
+	p.validate(e, "profile")
+	return e.Err()
+}
+
+func (p Profile) validate(e *arbiter.InvalidError, name string) {
+	if err := ValidID(p.HCPID); err != nil {
+		e.Add(name+".hcp_id", err.Error())
+	}
+	if !isToken(p.Market, maxMarketLen, false) {
+		e.Add(name+".market", "is required: 1 to 32 letters, digits, '_' or '-'")
+	}
+	if !p.Audience.Valid() {
+		e.Add(name+".audience", "must be hcp or patient")
+	}
+	switch {
+	case p.Specialty == "" && p.Audience == arbiter.HCP:
+		e.Add(name+".specialty", "is required for an hcp")
+	case !isText(p.Specialty, maxTextLen):
+		e.Add(name+".specialty", "must be at most 64 bytes of printable UTF-8 without '|'")
+	}
+	if !isText(p.Segment, maxTextLen) {
+		e.Add(name+".segment", "must be at most 64 bytes of printable UTF-8 without '|'")
+	}
+	if p.TimeZone != "" && !isToken(p.TimeZone, maxTimeZoneLen, true) {
+		e.Add(name+".time_zone", "must be an IANA time zone name")
+	}
+	if p.Addresses[arbiter.ChannelUnspecified] != "" {
+		e.Add(name+".addresses.unspecified", "must be empty")
+	}
+	for ch := 1; ch < arbiter.NumChannels; ch++ {
+		if !isText(p.Addresses[ch], maxAddressLen) {
+			e.Add(name+".addresses."+arbiter.Channel(ch).String(), "must be at most 128 bytes of printable UTF-8 without '|'")
+		}
+	}
+	if len(p.Attributes) > maxAttributes {
+		e.Add(name+".attributes", "must have at most 128 entries")
+	}
+	for k, v := range p.Attributes {
+		if !isDottedToken(k) {
+			e.Add(name+".attributes", "names must be 1 to 64 letters, digits, '.', '_' or '-'")
+			break
+		}
+		if !finite(v) {
+			e.Add(name+".attributes", "values must be finite numbers")
+			break
+		}
+	}
+	if !p.UpdatedAt.IsZero() && p.UpdatedAt.UnixMilli() <= 0 {
+		e.Add(name+".updated_at", "must be after 1970-01-01")
+	}
+}
+
+// validate checks counters given to Import.
+func (c *Counters) validate(e *arbiter.InvalidError, name string) {
+	if c.Engagement[0] != 0 || c.Sent[0] != 0 || !c.LastContact[0].IsZero() {
+		e.Add(name, "the unspecified channel must have no counters")
+	}
+	for ch := 1; ch < arbiter.NumChannels; ch++ {
+		cn := arbiter.Channel(ch).String()
+		if !finite(c.Engagement[ch]) {
+			e.Add(name+".engagement."+cn, "must be a finite number")
+		}
+		if !finite(c.Sent[ch]) || c.Sent[ch] < 0 {
+			e.Add(name+".sent."+cn, "must be a finite number, not negative")
+		}
+		if t := c.LastContact[ch]; !t.IsZero() && t.UnixMilli() <= 0 {
+			e.Add(name+".last_contact."+cn, "must be after 1970-01-01")
+		}
+	}
+	if t := c.LastEngagement; !t.IsZero() && t.UnixMilli() <= 0 {
+		e.Add(name+".last_engagement", "must be after 1970-01-01")
+	}
+	for topic, v := range c.Topics {
+		if topic == "" || !isRef(topic, maxTopicLen) {
+			e.Add(name+".topics", "names must be 1 to 128 printable ASCII characters without '|'")
+			break
+		}
+		if !finite(v) {
+			e.Add(name+".topics", "values must be finite numbers")
+			break
+		}
+	}
+}
+
+// Validate checks e with time.Now as the clock; Store.ApplyEvent checks it
+// with the store's clock. It returns an *arbiter.InvalidError listing every
+// violation, with field names "event.id", "event.hcp_id", "event.type",
+// "event.channel", "event.occurred_at", "event.action_id", "event.topic" and
+// "event.decision_id".
+func (e Event) Validate() error { return e.ValidateAt(time.Now()) }
+
+func (e Event) ValidateAt(now time.Time) error {
+	inv := &arbiter.InvalidError{}
+	if e.ID == "" || !isRef(e.ID, maxEventIDLen) {
+		inv.Add("event.id", "is required: 1 to 128 printable ASCII characters without '|'")
+	}
+	if err := ValidID(e.HCPID); err != nil {
+		inv.Add("event.hcp_id", err.Error())
+	}
+	if !e.Type.Valid() {
+		inv.Add("event.type", "must be a known event type")
+	}
+	if !e.Channel.Valid() {
+		inv.Add("event.channel", "must be a known channel")
+	}
+	switch {
+	case e.OccurredAt.UnixMilli() <= 0:
+		inv.Add("event.occurred_at", "is required and must be after 1970-01-01")
+	case e.OccurredAt.After(now.Add(maxFuture)):
+		inv.Add("event.occurred_at", "must not be more than 5 minutes in the future")
+	}
+	if !isRef(e.ActionID, maxRefLen) {
+		inv.Add("event.action_id", "must be at most 128 printable ASCII characters without '|'")
+	}
+	if !isRef(e.Topic, maxTopicLen) {
+		inv.Add("event.topic", "must be at most 128 printable ASCII characters without '|'")
+	}
+	if !isRef(e.DecisionID, maxRefLen) {
+		inv.Add("event.decision_id", "must be at most 128 printable ASCII characters without '|'")
+	}
+	return inv.Err()
+}
+
+// ValidateImport checks every item, and that no HCP appears twice. Consent
+// records get the consent store's own checks (and its bound on capture
+// times), so that no SetMany can refuse an item after others were written.
+func ValidateImport(items []ImportItem, now time.Time) error {
+	inv := &arbiter.InvalidError{}
+	seen := make(map[string]int, len(items))
+	for i := range items {
+		it := &items[i]
+		name := "items[" + strconv.Itoa(i) + "]"
+		it.Profile.validate(inv, name+".profile")
+		if j, dup := seen[it.Profile.HCPID]; dup && it.Profile.HCPID != "" {
+			inv.Add(name+".profile.hcp_id", "duplicates items["+strconv.Itoa(j)+"]")
+		} else {
+			seen[it.Profile.HCPID] = i
+		}
+		if it.Counters != nil {
+			it.Counters.validate(inv, name+".counters")
+		}
+		if len(it.Consent) > maxImportConsent {
+			inv.Add(name+".consent", "must have at most 1000 records")
+		}
+		for j, r := range it.Consent {
+			if r.CapturedBy == "" {
+				r.CapturedBy = it.CapturedBy
+			}
+			err := r.Validate()
+			var rinv *arbiter.InvalidError
+			if errors.As(err, &rinv) {
+				rname := name + ".consent[" + strconv.Itoa(j) + "]"
+				for _, v := range rinv.Violations {
+					inv.Add(rname+strings.TrimPrefix(v.Field, "record"), v.Description)
+				}
+			} else if err != nil {
+				inv.Add(name+".consent["+strconv.Itoa(j)+"]", "is invalid")
+			}
+			if r.CapturedAt.After(now.Add(maxFuture)) {
+				inv.Add(name+".consent["+strconv.Itoa(j)+"].captured_at", "must not be in the future")
+			}
+		}
+	}
+	return inv.Err()
+}
+
+// isToken reports whether s is 1..max bytes of letters, digits, '_' and '-'
+// (and '/' and '+' when path is set, for time zone names).
+func isToken(s string, max int, path bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		case path && (c == '/' || c == '+'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isDottedToken reports whether s is 1..64 bytes of letters, digits, '.',
+// '_' and '-' (attribute names such as "rx.decile").
+func isDottedToken(s string) bool {
+	if len(s) == 0 || len(s) > maxAttrNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && !isToken(s[i:i+1], 1, false) {
+			return false
+		}
+	}
+	return true
+}
+
+// isRef reports whether s is at most max bytes of printable ASCII other than
+// '|' (empty is allowed: callers check presence).
+func isRef(s string, max int) bool {
+	if len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '|' {
+			return false
+		}
+	}
+	return true
+}
+
+// isText reports whether s is at most max bytes of valid UTF-8 without
+// control characters or '|' (empty is allowed).
+func isText(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '|' || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -1,0 +1,249 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/recipient"
+)
+
+// A new per-recipient key that a decision needs is one entry in readPlan
+// (plan.go) plus its suffix in keys.go; this test and
+// TestOneRedisRoundTripPerDecide (cmd/arbiter) keep the decision at one
+// Redis round trip. Add the new entry's case to planCases below: an entry
+// without one fails TestReadPlan.
+
+// planCase says, for one readPlan entry, how to put data in its key (with
+// plain Redis commands, not through the Store) and where that data must
+// show up in the loaded State.
+type planCase struct {
+	seed  func(ctx context.Context, rdb redis.UniversalClient, key string) error
+	check func(st *recipient.State) string // "" when the seeded data is there
+}
+
+// planRecord is the consent record TestReadPlan stores.
+var planRecord = withAddress(rec(arbiter.Email, arbiter.Medical, consent.OptIn, t0), "addr-e-1")
+
+// planCases holds a case per readPlan suffix.
+var planCases = map[string]planCase{
+	suffixProfile: {
+		seed: func(ctx context.Context, rdb redis.UniversalClient, key string) error {
+			return rdb.HSet(ctx, key, fMarket, "DE", fAudience, "hcp", fSpecialty, "oncology",
+				pAttribute+"decile", "7", fCounterTime, ms(t0), pEngagement+"email", "3").Err()
+		},
+		check: func(st *recipient.State) string {
+			if st.Profile.Market != "DE" || st.Profile.Specialty != "oncology" || st.Profile.Attributes["decile"] != 7 {
+				return fmt.Sprintf("profile = %+v, want the seeded market, specialty and decile", st.Profile)
+			}
+			if st.Counters.Engagement[arbiter.Email] != 3 || !st.Counters.AsOf.Equal(t0) {
+				return fmt.Sprintf("counters = %+v, want email engagement 3 as of t0", st.Counters)
+			}
+			return ""
+		},
+	},
+	suffixConsent: {
+		seed: func(ctx context.Context, rdb redis.UniversalClient, key string) error {
+			return rdb.HSet(ctx, key, consentField(&planRecord), consentValue(&planRecord), completeField, ms(t0)).Err()
+		},
+		check: func(st *recipient.State) string {
+			want := consent.State{Complete: true, CompleteAt: t0, Records: []consent.Record{planRecord}}
+			if st.ConsentErr != nil || !reflect.DeepEqual(st.Consent, want) {
+				return fmt.Sprintf("consent = %+v (error %v), want %+v", st.Consent, st.ConsentErr, want)
+			}
+			return ""
+		},
+	},
+}
+
+// TestReadPlan checks that Load reads every entry of the read plan, each
+// key once, in one pipeline (one round trip, also when auto-pipelined, and
+// on a cluster, where the keys share the recipient's slot), and that each
+// entry's data shows up in the State.
+func TestReadPlan(t *testing.T) { eachBackend(t, testReadPlan) }
+
+func testReadPlan(t *testing.T, b backend) {
+	var suffixes []string
+	for _, e := range readPlan {
+		if _, ok := planCases[e.suffix]; !ok {
+			t.Errorf("readPlan entry %q has no case in planCases (plan_test.go): add one", e.suffix)
+		}
+		if slices.Contains(suffixes, e.suffix) {
+			t.Errorf("readPlan reads %q twice", e.suffix)
+		}
+		suffixes = append(suffixes, e.suffix)
+	}
+	if len(planCases) != len(readPlan) {
+		t.Errorf("planCases has %d cases for %d readPlan entries, want one case per entry", len(planCases), len(readPlan))
+	}
+	if readPlan[0].suffix != suffixProfile {
+		t.Errorf("readPlan starts with %q, want the profile (it alone decides whether the recipient exists)", readPlan[0].suffix)
+	}
+	if t.Failed() {
+		return
+	}
+
+	stores := []struct {
+		name string
+		opts []Option
+	}{
+		{"plain", nil},
+		{"auto-pipelined", []Option{WithAutoPipeline(1, 8, 5*time.Second)}},
+	}
+	for _, sc := range stores {
+		t.Run(sc.name, func(t *testing.T) {
+			s, rdb, _ := newStoreOn(t, b, sc.opts...)
+			t.Cleanup(s.Close)
+			ctx := context.Background()
+
+			// ReadKeys, which the HCP cache uses, names the same keys.
+			keyPrefix, readSuffixes := s.ReadKeys()
+			if !reflect.DeepEqual(readSuffixes, suffixes) {
+				t.Errorf("ReadKeys() suffixes = %q, want %q", readSuffixes, suffixes)
+			}
+			var want []string
+			for _, suffix := range suffixes {
+				key := s.key("hcp-1", suffix)
+				if got := keyPrefix + "hcp-1}" + suffix; got != key {
+					t.Errorf("ReadKeys() gives the key %q, want %q", got, key)
+				}
+				if err := planCases[suffix].seed(ctx, rdb, key); err != nil {
+					t.Fatalf("seed %s: %v", suffix, err)
+				}
+				want = append(want, key)
+			}
+			slices.Sort(want)
+
+			// Warm the pools (on a cluster, of the recipient's node): a new
+			// connection's handshake (HELLO, CLIENT SETINFO) also passes
+			// through the hooks, and is not the load's doing.
+			for _, id := range []string{"hcp-1", "hcp-404"} {
+				if _, err := s.Load(ctx, id, t0); err != nil && !errors.Is(err, arbiter.ErrNotFound) {
+					t.Fatal(err)
+				}
+			}
+			h := &countHook{}
+			addRoundTripHook(t, rdb, h)
+
+			for _, id := range []string{"hcp-1", "hcp-404"} {
+				h.reset()
+				st, err := s.Load(ctx, id, t0)
+				if got, dials := h.n.Load(), h.dials.Load(); got != 1 || dials != 0 {
+					t.Errorf("Load(%s) made %d round trips and %d dials, want 1 and 0", id, got, dials)
+				}
+				wantKeys := want
+				if id != "hcp-1" {
+					wantKeys = nil
+					for _, suffix := range suffixes {
+						wantKeys = append(wantKeys, s.key(id, suffix))
+					}
+					slices.Sort(wantKeys)
+				}
+				if got := h.pipelinedKeys(); !reflect.DeepEqual(got, wantKeys) {
+					t.Errorf("Load(%s) read the keys %q in its pipeline, want %q", id, got, wantKeys)
+				}
+				if id != "hcp-1" {
+					if !errors.Is(err, arbiter.ErrNotFound) {
+						t.Errorf("Load(%s) error = %v, want ErrNotFound", id, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Load(%s): %v", id, err)
+				}
+				for _, suffix := range suffixes {
+					if msg := planCases[suffix].check(st); msg != "" {
+						t.Errorf("entry %s: %s", suffix, msg)
+					}
+				}
+			}
+		})
+	}
+}
+
+// countHook counts the commands and pipelines a client sends (each call is
+// one round trip) and the connections it dials, and keeps the keys of the
+// pipelined commands.
+type countHook struct {
+	n, dials atomic.Int64
+	mu       sync.Mutex
+	keys     []string
+}
+
+func (h *countHook) reset() {
+	h.n.Store(0)
+	h.dials.Store(0)
+	h.mu.Lock()
+	h.keys = nil
+	h.mu.Unlock()
+}
+
+// pipelinedKeys returns the first argument (the key) of every pipelined
+// command since the last reset, sorted.
+func (h *countHook) pipelinedKeys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := slices.Clone(h.keys)
+	slices.Sort(keys)
+	return keys
+}
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h.dials.Add(1)
+		return next(ctx, network, addr)
+	}
+}
+
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		h.mu.Lock()
+		for _, c := range cmds {
+			if args := c.Args(); len(args) > 1 {
+				h.keys = append(h.keys, fmt.Sprint(args[1]))
+			}
+		}
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// addRoundTripHook adds h where it sees each round trip and each dial: on
+// a single Redis, the client; on a Redis Cluster, every node's client. A
+// ClusterClient's own hooks see a pipeline once, before go-redis splits it
+// by node (a pipeline over three nodes is one call there and three round
+// trips), and never see a dial.
+func addRoundTripHook(t testing.TB, rdb redis.UniversalClient, h redis.Hook) {
+	t.Helper()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		rdb.AddHook(h)
+		return
+	}
+	err := cc.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+		node.AddHook(h)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

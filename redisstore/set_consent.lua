@@ -1,0 +1,108 @@
+-- Writes consent records for one recipient, atomically. See
+-- Store.SetConsentMany; key layout in keys.go, value formats in
+-- consent_codec.go.
+--
+-- KEYS[1]  the recipient's consent hash
+-- KEYS[2]  the recipient's consent ledger: a list, only ever appended to
+-- KEYS[3]  the recipient's idempotency keys: a hash, key -> first seq
+-- KEYS[4]  the ledger of an earlier version; must not exist (Migrate)
+-- ARGV[1]  recorded_at, Unix milliseconds (the Go server's clock)
+-- ARGV[2]  "1" to write the completeness marker, "0" not to
+-- ARGV[3]  ledger entry for a marker-only write (no records), else ""
+-- ARGV[4]  idempotency key, or "": a key already in KEYS[3] writes nothing
+-- ARGV[5]  the statuses from the least to the most restrictive, space-
+--          separated (consent.PrecedenceOrder: the order is written there
+--          alone)
+-- then, per record, four arguments:
+--          hash field (scope), hash value,
+--          ledger entry to append if the record applies, and if it does not
+--
+-- A record becomes current for its scope iff there is no current record,
+-- or it was captured later, or at the same millisecond with a status of
+-- higher precedence. Either way a ledger entry is appended: the ledger
+-- proves every acknowledged change. Each entry is stored as
+-- "3|<seq>|<entry>", seq being its index in the list: appending is O(1)
+-- whatever the ledger's length (RPUSH, LLEN).
+--
+-- Returns, per ledger entry appended, two integers: its sequence number
+-- and 1 if applied, 0 if not; an empty array when the idempotency key was
+-- already used.
+
+local rank = {}
+do
+  local i = 0
+  for name in string.gmatch(ARGV[5], '%S+') do
+    rank[name] = i
+    i = i + 1
+  end
+end
+
+-- parse returns the capture time and status rank of a hash value, or nil.
+local function parse(v)
+  local ms, status = string.match(v, '^(%-?%d+)|([%a_]+)|')
+  if ms == nil or rank[status] == nil then
+    return nil
+  end
+  return tonumber(ms), rank[status]
+end
+
+-- Every check that can fail comes before the first write: an error in a
+-- script does not roll back the writes made before it.
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return redis.error_reply('ARBITERNOTMIGRATED the consent ledger is in an earlier format')
+end
+-- Fail (WRONGTYPE) now if a key is something else.
+redis.call('HLEN', KEYS[1])
+local n = redis.call('LLEN', KEYS[2])
+local op = ARGV[4]
+if op ~= '' and redis.call('HEXISTS', KEYS[3], op) == 1 then
+  return {}
+end
+
+-- Refuse if a current value is undecodable: it may be a withdrawal, which a
+-- new record must not silently replace.
+for i = 6, #ARGV, 4 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur and parse(cur) == nil then
+    return redis.error_reply('ARBITERCORRUPT current consent value does not decode')
+  end
+end
+
+local out = {}
+local first = n
+local function append(entry)
+  redis.call('RPUSH', KEYS[2], '3|' .. n .. '|' .. entry)
+  out[#out + 1] = n
+  n = n + 1
+end
+
+for i = 6, #ARGV, 4 do
+  local field, new = ARGV[i], ARGV[i + 1]
+  -- Read again: an earlier record of this batch may have the same scope.
+  local cur = redis.call('HGET', KEYS[1], field)
+  local applied = true
+  if cur then
+    local new_ms, new_rank = parse(new)
+    local cur_ms, cur_rank = parse(cur)
+    applied = new_ms > cur_ms or (new_ms == cur_ms and new_rank > cur_rank)
+  end
+  if applied then
+    redis.call('HSET', KEYS[1], field, new)
+    append(ARGV[i + 2])
+  else
+    append(ARGV[i + 3])
+  end
+  out[#out + 1] = applied and 1 or 0
+end
+
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], '_complete', ARGV[1])
+  if ARGV[3] ~= '' then
+    append(ARGV[3])
+    out[#out + 1] = 1
+  end
+end
+if op ~= '' then
+  redis.call('HSET', KEYS[3], op, first)
+end
+return out
