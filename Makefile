@@ -36,10 +36,10 @@ proto:
 proto-check: proto
 	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
 
-# Micro benchmarks (scoring, decision, consent, features store; the store's
+# Micro benchmarks (scoring, decision, consent, the Redis store and cache; the stores
 # start their own redis-server).
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./decision/ ./consent/ ./features/
+	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./decision/ ./consent/ ./redisstore/ ./hcpcache/
 
 # End-to-end load benchmark with ghz against its own redis-server; writes
 # bench/out/latest.md. Knobs: see bench/README.md (BENCH_DURATION=5s ...).

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Sentinel errors. Packages wrap them (fmt.Errorf("features: load: %w", ...))
+// Sentinel errors. Packages wrap them (fmt.Errorf("redisstore: load: %w", ...))
 // and the gRPC boundary maps them to status codes with errors.Is. Anything
 // that wraps none of them is an internal error: the caller is told only that.
 var (

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/arbiter-nba/arbiter"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
@@ -222,6 +223,44 @@ func (c *Client) SetConsent(ctx context.Context, hcpID string, r ConsentRecord, 
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.consent.SetConsent(ctx, setConsentRequestToPB(hcpID, r, markComplete))
+	if err != nil {
+		return nil, err
+	}
+	e := ledgerEntryFromPB(resp.GetEntry())
+	return &e, nil
+}
+
+// ChannelChange names one channel of one HCP for Unsubscribe and
+// StopAllContact: when the HCP asked, and the source system that heard it.
+type ChannelChange struct {
+	Channel    arbiter.Channel
+	CapturedAt time.Time
+	Source     string
+	CapturedBy string // optional
+}
+
+// Unsubscribe records what an unsubscribe link means: an opt-out of
+// promotional contact on the channel. Medical and service contact on the
+// channel are not affected; StopAllContact stops them too.
+func (c *Client) Unsubscribe(ctx context.Context, hcpID string, ch ChannelChange) (*LedgerEntry, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.consent.Unsubscribe(ctx, &nbapb.UnsubscribeRequest{HcpId: hcpID, Channel: channelToPB(ch.Channel),
+		CapturedAt: timeToPB(ch.CapturedAt), Source: ch.Source, CapturedBy: ch.CapturedBy})
+	if err != nil {
+		return nil, err
+	}
+	e := ledgerEntryFromPB(resp.GetEntry())
+	return &e, nil
+}
+
+// StopAllContact bars the channel outright for the HCP: no contact of any
+// purpose until a CLEARED record lifts the bar.
+func (c *Client) StopAllContact(ctx context.Context, hcpID string, ch ChannelChange) (*LedgerEntry, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.consent.StopAllContact(ctx, &nbapb.StopAllContactRequest{HcpId: hcpID, Channel: channelToPB(ch.Channel),
+		CapturedAt: timeToPB(ch.CapturedAt), Source: ch.Source, CapturedBy: ch.CapturedBy})
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,7 @@ func decisionFromPB(m *nbapb.DecideResponse) *Decision {
 				ActionID: s.GetActionId(),
 				Reason:   suppressionReasonFromPB(s.GetReason()),
 				Detail:   s.GetDetail(),
+				ClearsAt: timeFromPB(s.GetClearsAt()),
 			}
 		}
 	}
@@ -89,27 +90,11 @@ func recommendationFromPB(m *nbapb.Recommendation) Recommendation {
 	return r
 }
 
-// suppressionReasons is indexed by nbapb.SuppressionReason.
-var suppressionReasons = [...]SuppressionReason{
-	nbapb.SuppressionReason_SUPPRESSION_REASON_NO_CONSENT:            SuppressionNoConsent,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_EXPIRED:       SuppressionConsentExpired,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_PENDING:       SuppressionConsentPending,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_UNKNOWN:       SuppressionConsentUnknown,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_BARRED:        SuppressionChannelBarred,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_NOT_APPROVED:  SuppressionContentNotApproved,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_EXPIRED:       SuppressionContentExpired,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_NOT_ELIGIBLE:          SuppressionNotEligible,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED: SuppressionChannelNotRequested,
-	nbapb.SuppressionReason_SUPPRESSION_REASON_FREQUENCY_CAP:         SuppressionFrequencyCap,
-}
-
-// suppressionReasonFromPB returns the client constant for r. A reason
-// without one (unspecified, or added to the API after this client was
-// built) keeps its proto name without the prefix, or its number.
+// suppressionReasonFromPB returns r's name without its prefix: the
+// SuppressionReason constants are those names, so the proto's enum is the
+// only table, and a reason added to the API after this client was built
+// still arrives by name (or, unknown to this client's proto, by number).
 func suppressionReasonFromPB(r nbapb.SuppressionReason) SuppressionReason {
-	if r >= 0 && int(r) < len(suppressionReasons) && suppressionReasons[r] != "" {
-		return suppressionReasons[r]
-	}
 	return SuppressionReason(strings.TrimPrefix(r.String(), "SUPPRESSION_REASON_"))
 }
 

@@ -80,6 +80,10 @@ type Suppression struct {
 	Reason   SuppressionReason `json:"reason"`
 	// Detail says why in words (explain only). It never holds personal data.
 	Detail string `json:"detail,omitempty"`
+	// ClearsAt is when the block lifts by itself, where that is known
+	// (content approved from a later date, a minimum contact gap); zero
+	// otherwise.
+	ClearsAt time.Time `json:"clears_at,omitzero"`
 }
 
 // SuppressionReason is why a candidate was suppressed. Its values are the

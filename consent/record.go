@@ -127,57 +127,59 @@ const (
 )
 
 // Validate checks r before it is stored. It returns an *arbiter.InvalidError
-// listing every violation, with field names "record.channel",
-// "record.purpose", "record.status", "record.topic", "record.address",
-// "record.captured_at", "record.expires_at", "record.source" and
-// "record.captured_by". Descriptions never echo the values.
+// listing every violation, with field paths relative to the record, named
+// as in the API: "channel", "purpose", "status", "topic", "address_ref",
+// "captured_at", "expires_at", "source" and "captured_by". Descriptions
+// never echo the values.
 func (r Record) Validate() error {
 	e := &arbiter.InvalidError{}
-	r.Check(e, "record")
+	r.Check(e, "")
 	return e.Err()
 }
 
-// Check adds r's violations to e, naming fields name+".channel" and so on.
+// Check adds r's violations to e, naming fields name+".channel" and so on
+// (or "channel" when name is empty). The names are the API's
+// (address_ref for Address).
 // It does not allocate for a valid record: storage adapters run it on every
 // record they decode.
 func (r *Record) Check(e *arbiter.InvalidError, name string) {
 	if !r.Channel.Valid() {
-		e.Add(name+".channel", "must be a known channel")
+		e.Add(join(name, "channel"), "must be a known channel")
 	}
 	if !r.Status.Valid() {
-		e.Add(name+".status", "must be opt_in, opt_out, pending, barred or cleared")
+		e.Add(join(name, "status"), "must be opt_in, opt_out, pending, barred or cleared")
 	}
 	if r.Status == Barred || r.Status == Cleared {
 		// A bar, and its lifting, are channel-wide: no purpose, topic or address.
 		if r.Purpose != arbiter.PurposeUnspecified {
-			e.Add(name+".purpose", "must be unspecified on a barred or cleared record")
+			e.Add(join(name, "purpose"), "must be unspecified on a barred or cleared record")
 		}
 		if r.Topic != "" {
-			e.Add(name+".topic", "must be empty on a barred or cleared record")
+			e.Add(join(name, "topic"), "must be empty on a barred or cleared record")
 		}
 		if r.Address != "" {
-			e.Add(name+".address", "must be empty on a barred or cleared record")
+			e.Add(join(name, "address_ref"), "must be empty on a barred or cleared record")
 		}
 	} else if !r.Purpose.Valid() {
-		e.Add(name+".purpose", "must be promotional, medical or service")
+		e.Add(join(name, "purpose"), "must be promotional, medical or service")
 	}
 	checkText(e, name, "topic", r.Topic, maxTopicLen)
-	checkText(e, name, "address", r.Address, maxAddressLen)
+	checkText(e, name, "address_ref", r.Address, maxAddressLen)
 	if r.Source == "" {
-		e.Add(name+".source", "is required")
+		e.Add(join(name, "source"), "is required")
 	}
 	checkText(e, name, "source", r.Source, maxSourceLen)
 	checkText(e, name, "captured_by", r.CapturedBy, maxCapturedByLen)
 	// Times are stored as Unix milliseconds; before 1970 is a data error.
 	if r.CapturedAt.UnixMilli() <= 0 {
-		e.Add(name+".captured_at", "is required and must be after 1970-01-01")
+		e.Add(join(name, "captured_at"), "is required and must be after 1970-01-01")
 	}
 	if !r.ExpiresAt.IsZero() {
 		switch {
 		case r.Status != OptIn && r.Status != Pending:
-			e.Add(name+".expires_at", "only an opt_in or pending record can expire")
+			e.Add(join(name, "expires_at"), "only an opt_in or pending record can expire")
 		case r.ExpiresAt.UnixMilli() <= r.CapturedAt.UnixMilli():
-			e.Add(name+".expires_at", "must be after captured_at")
+			e.Add(join(name, "expires_at"), "must be after captured_at")
 		}
 	}
 }
@@ -186,10 +188,10 @@ func (r *Record) Check(e *arbiter.InvalidError, name string) {
 // on a violation: check runs, without allocating, on every decoded record.
 func checkText(e *arbiter.InvalidError, name, field, v string, max int) {
 	if len(v) > max {
-		e.Add(name+"."+field, fmt.Sprintf("must be at most %d bytes", max))
+		e.Add(join(name, field), fmt.Sprintf("must be at most %d bytes", max))
 	}
 	if strings.ContainsRune(v, '|') {
-		e.Add(name+"."+field, "must not contain '|'")
+		e.Add(join(name, field), "must not contain '|'")
 	}
 }
 
@@ -219,8 +221,31 @@ func ValidateWrite(recipientID string, recs []Record, name func(int) string, now
 	for i := range recs {
 		recs[i].Check(e, name(i))
 		if recs[i].CapturedAt.After(now.Add(MaxClockSkew)) {
-			e.Add(name(i)+".captured_at", "must not be in the future")
+			e.Add(join(name(i), "captured_at"), "must not be in the future")
 		}
 	}
 	return e.Err()
+}
+
+// join is the path of field within name ("record" and "channel" give
+// "record.channel"; an empty name gives "channel").
+func join(name, field string) string {
+	if name == "" {
+		return field
+	}
+	return name + "." + field
+}
+
+// Unsubscribe is what an unsubscribe link means: an opt-out of promotional
+// contact on the channel, and nothing else (medical and service contact on
+// the channel stay as they were).
+func Unsubscribe(ch arbiter.Channel, at time.Time, source, capturedBy string) Record {
+	return Record{Channel: ch, Purpose: arbiter.Promotional, Status: OptOut, CapturedAt: at,
+		Source: source, CapturedBy: capturedBy}
+}
+
+// StopAllContact bars the channel outright: no contact of any purpose,
+// topic or address until a Cleared record lifts the bar.
+func StopAllContact(ch arbiter.Channel, at time.Time, source, capturedBy string) Record {
+	return Record{Channel: ch, Status: Barred, CapturedAt: at, Source: source, CapturedBy: capturedBy}
 }

@@ -23,42 +23,6 @@ type Loader interface {
 	Load(ctx context.Context, hcpID string, at time.Time) (*recipient.State, error)
 }
 
-// Reason is why a candidate was suppressed.
-type Reason uint8
-
-const (
-	ReasonUnspecified Reason = iota
-	NoConsent
-	ConsentExpired
-	ConsentPending
-	ConsentUnknown
-	ChannelBarred
-	ContentNotApproved
-	ContentExpired
-	NotEligible
-	ChannelNotRequested
-	FrequencyCap
-)
-
-var reasonNames = [...]string{"unspecified", "no_consent", "consent_expired", "consent_pending",
-	"consent_unknown", "channel_barred", "content_not_approved", "content_expired", "not_eligible",
-	"channel_not_requested", "frequency_cap"}
-
-// notApplicable reports whether the reason says the action does not apply
-// to the HCP at all (audience, specialty, market, a channel the caller did
-// not ask about), as opposed to applying but being forbidden now (consent,
-// MLR, contact policy). Decisions list not-applicable candidates only when
-// asked to explain: they answer "why not" for a rep, not "what must not be
-// sent" for a sender, and a catalog-wide decision has many of them.
-func (r Reason) notApplicable() bool { return r == NotEligible || r == ChannelNotRequested }
-
-func (r Reason) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
-	}
-	return "invalid"
-}
-
 // Request asks for a decision.
 type Request struct {
 	HCPID string
@@ -81,7 +45,7 @@ type Request struct {
 
 // Result is a decision. Suppressed lists every candidate that applies to
 // the HCP but must not be sent now, with its reason; candidates that do not
-// apply to the HCP at all (Reason.notApplicable) are listed only when the
+// apply to the HCP at all (Block.NotApplicable) are listed only when the
 // request asked to explain.
 type Result struct {
 	ID              string
@@ -105,17 +69,22 @@ type Recommendation struct {
 	Reason        string
 }
 
-// Suppression is a candidate that may not be recommended.
+// Suppression is a candidate that may not be recommended: the first gate
+// that blocked it.
 type Suppression struct {
 	ActionID string
 	Reason   Reason
 	// Detail is set when the request asked to explain.
 	Detail string
+	// ClearsAt is when the block lifts by itself, where known (Block).
+	ClearsAt time.Time
 }
 
 // Engine makes decisions. It is safe for concurrent use.
 type Engine struct {
-	loader  Loader
+	loader Loader
+	// gates are checked in this order; Decide stops at the first block.
+	gates   []Gate
 	model   *scoring.Model
 	catalog *catalog.Catalog
 	policy  *consent.Policy
@@ -125,6 +94,20 @@ type Engine struct {
 	// allActions lists every catalog index: the candidates of a request
 	// that names none. Read only.
 	allActions []int32
+	extraGates []Gate
+}
+
+// defaultGates are the built-in gates, cheapest first: which gate blocks
+// first decides only which reason a candidate blocked by several is shown
+// with (CheckAll shows them all).
+func (e *Engine) defaultGates() []Gate {
+	return []Gate{
+		channelGate{},
+		coverageGate{e.model},
+		eligibilityGate{},
+		consentGate{e.policy},
+		gapGate{&e.catalog.MinGap},
+	}
 }
 
 // Option configures an Engine.
@@ -132,6 +115,11 @@ type Option func(*Engine)
 
 // WithClock sets the clock used when a request has no decision time.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
+
+// WithGates adds gates after the built-in ones (defaultGates).
+func WithGates(g ...Gate) Option {
+	return func(e *Engine) { e.extraGates = append(e.extraGates, g...) }
+}
 
 // New returns an engine. All dependencies are required; a missing one, or
 // a nil clock, is an error.
@@ -147,6 +135,12 @@ func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *cons
 		return nil, errors.New("decision: the model, catalog and consent policy are required")
 	case e.clock == nil:
 		return nil, errors.New("decision: nil clock")
+	}
+	e.gates = append(e.defaultGates(), e.extraGates...)
+	for _, g := range e.gates {
+		if g == nil {
+			return nil, errors.New("decision: nil gate")
+		}
 	}
 	e.scratch.New = func() any { return new(scratch) }
 	e.allActions = make([]int32, len(cat.Actions))
@@ -202,15 +196,16 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	prof := &snap.Profile
-	recipient := catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}
+	in := GateInput{State: snap, Request: &req, At: at,
+		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	s.topics = e.topicAffinity(snap, s.topics)
 	cands, sups := s.cands[:0], s.sups[:0]
 	for _, ai := range actions {
 		a := &e.catalog.Actions[ai]
-		reason, detail := e.check(a, snap, recipient, at, &req)
-		if reason != ReasonUnspecified {
-			if req.Explain || !reason.notApplicable() {
-				sups = append(sups, Suppression{ActionID: a.ID, Reason: reason, Detail: detail})
+		in.Action = a
+		if b := e.check(&in); b.Blocked() {
+			if req.Explain || !b.NotApplicable {
+				sups = append(sups, Suppression{ActionID: a.ID, Reason: b.Reason, Detail: b.Detail, ClearsAt: b.ClearsAt})
 			}
 			continue
 		}
@@ -299,60 +294,71 @@ func (e *Engine) resolve(req *Request, s *scratch) ([]int32, error) {
 	return out, inv.Err()
 }
 
-// check applies, in order, the channel restriction, eligibility (MLR,
-// audience, market, specialty), consent and the contact policy. It returns
-// ReasonUnspecified when the action may be recommended.
-func (e *Engine) check(a *catalog.Action, snap *recipient.State, r catalog.Recipient, at time.Time, req *Request) (Reason, string) {
-	if len(req.Channels) > 0 && !slices.Contains(req.Channels, a.Channel) {
-		return ChannelNotRequested, detail(req.Explain, func() string { return "caller asked about other channels" })
-	}
-	if !e.model.Scores(a.Channel) {
-		return NotEligible, detail(req.Explain, func() string { return "the model does not score " + a.Channel.String() })
-	}
-	if why := a.Check(r, at); why != catalog.Eligible {
-		reason := NotEligible
-		switch why {
-		case catalog.ContentNotApproved:
-			reason = ContentNotApproved
-		case catalog.ContentExpired:
-			reason = ContentExpired
-		}
-		return reason, detail(req.Explain, func() string { return a.Explain(why, r) })
-	}
-	q := consent.Query{Channel: a.Channel, Purpose: a.Purpose, Topic: a.Topic,
-		Address: snap.Profile.Addresses[a.Channel], Market: r.Market, At: at}
-	v := e.policy.Evaluate(&snap.Consent, q)
-	if !v.Allowed() {
-		reason := NoConsent
-		switch v.Outcome {
-		case consent.DeniedUnknown:
-			reason = ConsentUnknown
-		case consent.DeniedBarred:
-			reason = ChannelBarred
-		case consent.DeniedExpired:
-			reason = ConsentExpired
-		case consent.DeniedPending:
-			reason = ConsentPending
-		}
-		return reason, detail(req.Explain, func() string { return v.Explain(&snap.Consent, q) })
-	}
-	if gap := e.catalog.MinGap[a.Channel]; gap > 0 {
-		last := snap.Counters.LastContact[a.Channel]
-		if !last.IsZero() && at.Sub(last) < gap && !at.Before(last) {
-			return FrequencyCap, detail(req.Explain, func() string {
-				return fmt.Sprintf("last %s contact %s ago; minimum gap is %s",
-					label(a.Channel), roundDuration(at.Sub(last)), roundDuration(gap))
-			})
+// Reasons lists every reason the engine's gates can block with, once each,
+// in gate order: what the API must be able to say.
+func (e *Engine) Reasons() []Reason {
+	var out []Reason
+	for _, g := range e.gates {
+		for _, r := range g.Reasons() {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
 		}
 	}
-	return ReasonUnspecified, ""
+	return out
 }
 
-func detail(explain bool, f func() string) string {
-	if !explain {
-		return ""
+// check returns the first block of the engine's gates, or the zero Block.
+func (e *Engine) check(in *GateInput) Block {
+	for _, g := range e.gates {
+		if b := g.Check(in); b.Blocked() {
+			return b
+		}
 	}
-	return f()
+	return Block{}
+}
+
+// CandidateCheck is every gate's block of one candidate (CheckAll).
+type CandidateCheck struct {
+	ActionID string
+	// Blocks are the blocks of every gate that holds the candidate back,
+	// in the engine's gate order; empty: the candidate may be recommended.
+	Blocks []Block
+}
+
+// CheckAll asks every gate about every candidate of req, for the checks
+// that must report every block (a pre-send check, "why not"), where Decide
+// stops at a candidate's first. It loads the recipient's state once, in
+// one round trip, and scores nothing. Details are set when req.Explain.
+func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, error) {
+	s := e.scratch.Get().(*scratch)
+	defer e.scratch.Put(s)
+	actions, err := e.resolve(&req, s)
+	if err != nil {
+		return nil, err
+	}
+	at := req.At
+	if at.IsZero() {
+		at = e.clock()
+	}
+	snap, err := e.loader.Load(ctx, req.HCPID, at)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	prof := &snap.Profile
+	in := GateInput{State: snap, Request: &req, At: at,
+		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
+	out := make([]CandidateCheck, len(actions))
+	for i, ai := range actions {
+		in.Action = &e.catalog.Actions[ai]
+		out[i].ActionID = in.Action.ID
+		for _, g := range e.gates {
+			if b := g.Check(&in); b.Blocked() {
+				out[i].Blocks = append(out[i].Blocks, b)
+			}
+		}
+	}
+	return out, nil
 }
 
 // topicAffinity returns the HCP's engagement per catalog topic.

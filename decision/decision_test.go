@@ -17,7 +17,7 @@ import (
 )
 
 // snapshots is an in-memory Loader: the pure core is tested with a fake
-// store; the real store is tested against redis-server in features/ and
+// store; the real store is tested against redis-server in redisstore/ and
 // end to end in cmd/arbiter.
 type snapshots struct {
 	m   map[string]*recipient.State
@@ -178,7 +178,7 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 			for id, want := range tt.want {
 				// Without explain, candidates that do not apply to the HCP
 				// are left out; what applies but is forbidden is always listed.
-				if want.notApplicable() {
+				if want == NotEligible || want == ChannelNotRequested {
 					if r, listed := got[id]; listed {
 						t.Errorf("%s listed as %v without explain, want it left out", id, r)
 					}

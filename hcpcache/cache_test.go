@@ -24,13 +24,13 @@ func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 	importHCPs(t, f.writer, "hcp-1")
 	settle(t, f.cache)
 	ctx := context.Background()
-	before, pingsBefore := f.hook.n.Load(), pings(t, f.other)
+	before, pingsBefore := f.hook.N(), pings(t, f.other)
 	for range 3 {
 		if _, err := f.cache.Load(ctx, "hcp-1", t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, want := f.hook.n.Load()-before, int64(1); got != want {
+	if got, want := f.hook.N()-before, int64(1); got != want {
 		t.Errorf("3 loads of one HCP took %d round trips on the data connections, want %d (then cached)", got, want)
 	}
 	if got, want := pings(t, f.other)-pingsBefore, int64(2); got != want {
@@ -43,7 +43,7 @@ func TestCacheServesRepeatReadsWithoutRedis(t *testing.T) {
 			t.Fatalf("Load(hcp-404) error = %v, want ErrNotFound", err)
 		}
 	}
-	if got, want := f.hook.n.Load()-before, int64(3); got != want {
+	if got, want := f.hook.N()-before, int64(3); got != want {
 		t.Errorf("round trips = %d, want %d", got, want)
 	}
 	if got, want := pings(t, f.other)-pingsBefore, int64(2); got != want {
@@ -139,7 +139,7 @@ func TestCacheSeesEveryAcknowledgedWrite(t *testing.T) {
 	settle(t, f.cache)
 	ctx := context.Background()
 	const rounds = 300
-	before := f.hook.n.Load()
+	before := f.hook.N()
 	for i := range rounds {
 		if got := emailStatus(t, f.cache, "hcp-1"); i > 0 && got != statusOfRound(i-1) {
 			t.Fatalf("round %d: cached load = %v, want %v", i, got, statusOfRound(i-1))
@@ -151,7 +151,7 @@ func TestCacheSeesEveryAcknowledgedWrite(t *testing.T) {
 	}
 	// Each round: the change's load reads Redis, the next round's first
 	// load is a hit (the very first is a miss).
-	if got, want := f.hook.n.Load()-before, int64(rounds+1); got != want {
+	if got, want := f.hook.N()-before, int64(rounds+1); got != want {
 		t.Errorf("%d rounds took %d round trips, want %d", rounds, got, want)
 	}
 	st := f.cache.Stats()
@@ -296,7 +296,7 @@ func TestCacheInvalidation(t *testing.T) {
 			if f.cache.lookup("hcp-1") == nil {
 				t.Fatal("hcp-1 not cached before the write")
 			}
-			statsBefore, before := f.cache.Stats(), f.hook.n.Load()
+			statsBefore, before := f.cache.Stats(), f.hook.N()
 			tc.write(t)
 			if !tc.invalidates {
 				// Let any message the write caused arrive: it must be
@@ -317,7 +317,7 @@ func TestCacheInvalidation(t *testing.T) {
 			if got := f.cache.Stats().Invalidations - statsBefore.Invalidations; got != wantInval {
 				t.Errorf("invalidations = %d, want %d", got, wantInval)
 			}
-			if got := f.hook.n.Load() - before; got != wantRT {
+			if got := f.hook.N() - before; got != wantRT {
 				t.Errorf("the load after the write took %d round trips, want %d", got, wantRT)
 			}
 		})
@@ -388,11 +388,11 @@ func TestCacheTrackingConnectionLoss(t *testing.T) {
 	if got, want := emailStatus(t, f.cache, "hcp-1"), consent.OptOut; got != want {
 		t.Fatalf("load after reconnecting = %v, want %v", got, want)
 	}
-	before := f.hook.n.Load()
+	before := f.hook.N()
 	if got, want := emailStatus(t, f.cache, "hcp-1"), consent.OptOut; got != want {
 		t.Fatalf("second load after reconnecting = %v, want %v", got, want)
 	}
-	if got := f.hook.n.Load() - before; got != 0 {
+	if got := f.hook.N() - before; got != 0 {
 		t.Errorf("second load after reconnecting took %d round trips, want 0 (cached again)", got)
 	}
 	if got, want := f.cache.Stats(), (Stats{Hits: 1, Misses: 2, Bypassed: 1, Losses: 1, Entries: 1, Up: true}); got != want {
@@ -799,7 +799,7 @@ func TestCacheDecaysPerDecision(t *testing.T) {
 	if _, err := f.cache.Load(ctx, "hcp-1", t0); err != nil { // cache it
 		t.Fatal(err)
 	}
-	before := f.hook.n.Load()
+	before := f.hook.N()
 	for _, at := range []time.Time{t0.Add(halfLife), t0.Add(2 * halfLife), t0.Add(-day)} {
 		got, err := f.cache.Load(ctx, "hcp-1", at)
 		if err != nil {
@@ -816,7 +816,7 @@ func TestCacheDecaysPerDecision(t *testing.T) {
 			t.Errorf("at %v: cached profile or consent differs from a read", at)
 		}
 	}
-	if got := f.hook.n.Load() - before; got != 0 {
+	if got := f.hook.N() - before; got != 0 {
 		t.Errorf("cached loads took %d round trips, want 0", got)
 	}
 
@@ -830,13 +830,13 @@ func TestCacheDecaysPerDecision(t *testing.T) {
 		t.Fatalf("the store's own Load of a legacy counter: %v, want ErrCorrupt", err)
 	}
 	settle(t, f.cache)
-	before = f.hook.n.Load()
+	before = f.hook.N()
 	for _, at := range []time.Time{t0.Add(halfLife), t0.Add(2 * halfLife)} {
 		if _, err := f.cache.Load(ctx, "hcp-2", at); !errors.Is(err, arbiter.ErrCorrupt) {
 			t.Errorf("Load(hcp-2) at %v: %v, want ErrCorrupt", at, err)
 		}
 	}
-	if got, want := f.hook.n.Load()-before, int64(2); got != want {
+	if got, want := f.hook.N()-before, int64(2); got != want {
 		t.Errorf("loads of an HCP with a legacy counter took %d round trips, want %d (not cached)", got, want)
 	}
 	sh := f.cache.shard("hcp-2")
@@ -901,12 +901,12 @@ func TestCacheDecayAtLaterDecisionTime(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hits, before := f.cache.Stats().Hits, f.hook.n.Load()
+			hits, before := f.cache.Stats().Hits, f.hook.N()
 			got, err := f.cache.Load(ctx, "hcp-1", tc.at)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := f.hook.n.Load() - before; n != 0 || f.cache.Stats().Hits != hits+1 {
+			if n := f.hook.N() - before; n != 0 || f.cache.Stats().Hits != hits+1 {
 				t.Errorf("the load was not a hit (%d round trips)", n)
 			}
 			want, err := f.store.Load(ctx, "hcp-1", tc.at)

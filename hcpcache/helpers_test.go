@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +49,7 @@ type fixture struct {
 	cache *Cache
 	// store is the cache's Loader; hook counts its client's round trips.
 	store *redisstore.Store
-	hook  *countHook
+	hook  *redistest.RoundTrips
 	// writer is the other server's store, other its client (also used for
 	// INFO, CLIENT KILL, CLIENT PAUSE and raw writes).
 	writer *redisstore.Store
@@ -72,7 +71,7 @@ type fixtureOptions struct {
 func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 	t.Helper()
 	rdb, prefix := redistest.Client(t, redisAddr)
-	f := &fixture{hook: &countHook{}}
+	f := &fixture{hook: &redistest.RoundTrips{}}
 	rdb.AddHook(f.hook)
 	// Dial now, for commands and for pipelines (go-redis pools them
 	// apart): a new connection's handshake would count as round trips.
@@ -159,26 +158,6 @@ func settle(t *testing.T, c *Cache) {
 	defer cancel()
 	if err := c.barrier(ctx); err != nil {
 		t.Fatalf("barrier: %v", err)
-	}
-}
-
-// countHook counts a go-redis client's round trips: each command or
-// pipeline is one.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
 	}
 }
 

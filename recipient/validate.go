@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -55,62 +54,62 @@ func isIDByte(c byte) bool {
 }
 
 // Validate checks p before it is stored. It returns an *arbiter.InvalidError
-// listing every violation, with field names "profile.hcp_id",
-// "profile.market", "profile.audience", "profile.specialty",
-// "profile.segment", "profile.time_zone", "profile.addresses.<channel>" and
-// "profile.attributes". Specialty is required for the HCP audience only.
+// listing every violation, with field paths relative to the profile:
+// "hcp_id", "market", "audience", "specialty", "segment", "time_zone",
+// "addresses.<channel>" and "attributes" (the gRPC boundary adds the
+// request's prefix). Specialty is required for the HCP audience only.
 // Descriptions never echo the values.
 func (p Profile) Validate() error {
 	e := &arbiter.InvalidError{}
-	p.validate(e, "profile")
+	p.validate(e, "")
 	return e.Err()
 }
 
 func (p Profile) validate(e *arbiter.InvalidError, name string) {
 	if err := ValidID(p.HCPID); err != nil {
-		e.Add(name+".hcp_id", err.Error())
+		e.Add(join(name, "hcp_id"), err.Error())
 	}
 	if !isToken(p.Market, maxMarketLen, false) {
-		e.Add(name+".market", "is required: 1 to 32 letters, digits, '_' or '-'")
+		e.Add(join(name, "market"), "is required: 1 to 32 letters, digits, '_' or '-'")
 	}
 	if !p.Audience.Valid() {
-		e.Add(name+".audience", "must be hcp or patient")
+		e.Add(join(name, "audience"), "must be hcp or patient")
 	}
 	switch {
 	case p.Specialty == "" && p.Audience == arbiter.HCP:
-		e.Add(name+".specialty", "is required for an hcp")
+		e.Add(join(name, "specialty"), "is required for an hcp")
 	case !isText(p.Specialty, maxTextLen):
-		e.Add(name+".specialty", "must be at most 64 bytes of printable UTF-8 without '|'")
+		e.Add(join(name, "specialty"), "must be at most 64 bytes of printable UTF-8 without '|'")
 	}
 	if !isText(p.Segment, maxTextLen) {
-		e.Add(name+".segment", "must be at most 64 bytes of printable UTF-8 without '|'")
+		e.Add(join(name, "segment"), "must be at most 64 bytes of printable UTF-8 without '|'")
 	}
 	if p.TimeZone != "" && !isToken(p.TimeZone, maxTimeZoneLen, true) {
-		e.Add(name+".time_zone", "must be an IANA time zone name")
+		e.Add(join(name, "time_zone"), "must be an IANA time zone name")
 	}
 	if p.Addresses[arbiter.ChannelUnspecified] != "" {
-		e.Add(name+".addresses.unspecified", "must be empty")
+		e.Add(join(name, "addresses.unspecified"), "must be empty")
 	}
 	for ch := 1; ch < arbiter.NumChannels; ch++ {
 		if !isText(p.Addresses[ch], maxAddressLen) {
-			e.Add(name+".addresses."+arbiter.Channel(ch).String(), "must be at most 128 bytes of printable UTF-8 without '|'")
+			e.Add(join(name, "addresses."+arbiter.Channel(ch).String()), "must be at most 128 bytes of printable UTF-8 without '|'")
 		}
 	}
 	if len(p.Attributes) > maxAttributes {
-		e.Add(name+".attributes", "must have at most 128 entries")
+		e.Add(join(name, "attributes"), "must have at most 128 entries")
 	}
 	for k, v := range p.Attributes {
 		if !isDottedToken(k) {
-			e.Add(name+".attributes", "names must be 1 to 64 letters, digits, '.', '_' or '-'")
+			e.Add(join(name, "attributes"), "names must be 1 to 64 letters, digits, '.', '_' or '-'")
 			break
 		}
 		if !finite(v) {
-			e.Add(name+".attributes", "values must be finite numbers")
+			e.Add(join(name, "attributes"), "values must be finite numbers")
 			break
 		}
 	}
 	if !p.UpdatedAt.IsZero() && p.UpdatedAt.UnixMilli() <= 0 {
-		e.Add(name+".updated_at", "must be after 1970-01-01")
+		e.Add(join(name, "updated_at"), "must be after 1970-01-01")
 	}
 }
 
@@ -132,100 +131,106 @@ func (c *Counters) validate(e *arbiter.InvalidError, name string) {
 		}
 	}
 	if t := c.LastEngagement; !t.IsZero() && t.UnixMilli() <= 0 {
-		e.Add(name+".last_engagement", "must be after 1970-01-01")
+		e.Add(join(name, "last_engagement"), "must be after 1970-01-01")
 	}
 	for topic, v := range c.Topics {
 		if topic == "" || !isRef(topic, maxTopicLen) {
-			e.Add(name+".topics", "names must be 1 to 128 printable ASCII characters without '|'")
+			e.Add(join(name, "topics"), "names must be 1 to 128 printable ASCII characters without '|'")
 			break
 		}
 		if !finite(v) {
-			e.Add(name+".topics", "values must be finite numbers")
+			e.Add(join(name, "topics"), "values must be finite numbers")
 			break
 		}
 	}
 }
 
-// Validate checks e with time.Now as the clock; Store.ApplyEvent checks it
-// with the store's clock. It returns an *arbiter.InvalidError listing every
-// violation, with field names "event.id", "event.hcp_id", "event.type",
-// "event.channel", "event.occurred_at", "event.action_id", "event.topic" and
-// "event.decision_id".
+// Validate checks e with time.Now as the clock; ValidateAt with the given
+// one. It returns an *arbiter.InvalidError listing every violation, with
+// field paths relative to the event, named as in the API: "event_id",
+// "hcp_id", "type", "channel", "occurred_at", "action_id", "topic" and
+// "decision_id" (the gRPC boundary adds the request's "event." prefix).
 func (e Event) Validate() error { return e.ValidateAt(time.Now()) }
 
 func (e Event) ValidateAt(now time.Time) error {
 	inv := &arbiter.InvalidError{}
 	if e.ID == "" || !isRef(e.ID, maxEventIDLen) {
-		inv.Add("event.id", "is required: 1 to 128 printable ASCII characters without '|'")
+		inv.Add("event_id", "is required: 1 to 128 printable ASCII characters without '|'")
 	}
 	if err := ValidID(e.HCPID); err != nil {
-		inv.Add("event.hcp_id", err.Error())
+		inv.Add("hcp_id", err.Error())
 	}
 	if !e.Type.Valid() {
-		inv.Add("event.type", "must be a known event type")
+		inv.Add("type", "must be a known event type")
 	}
 	if !e.Channel.Valid() {
-		inv.Add("event.channel", "must be a known channel")
+		inv.Add("channel", "must be a known channel")
 	}
 	switch {
 	case e.OccurredAt.UnixMilli() <= 0:
-		inv.Add("event.occurred_at", "is required and must be after 1970-01-01")
+		inv.Add("occurred_at", "is required and must be after 1970-01-01")
 	case e.OccurredAt.After(now.Add(maxFuture)):
-		inv.Add("event.occurred_at", "must not be more than 5 minutes in the future")
+		inv.Add("occurred_at", "must not be more than 5 minutes in the future")
 	}
 	if !isRef(e.ActionID, maxRefLen) {
-		inv.Add("event.action_id", "must be at most 128 printable ASCII characters without '|'")
+		inv.Add("action_id", "must be at most 128 printable ASCII characters without '|'")
 	}
 	if !isRef(e.Topic, maxTopicLen) {
-		inv.Add("event.topic", "must be at most 128 printable ASCII characters without '|'")
+		inv.Add("topic", "must be at most 128 printable ASCII characters without '|'")
 	}
 	if !isRef(e.DecisionID, maxRefLen) {
-		inv.Add("event.decision_id", "must be at most 128 printable ASCII characters without '|'")
+		inv.Add("decision_id", "must be at most 128 printable ASCII characters without '|'")
 	}
 	return inv.Err()
 }
 
-// ValidateImport checks every item, and that no HCP appears twice. Consent
-// records get the consent store's own checks (and its bound on capture
-// times), so that no SetMany can refuse an item after others were written.
+// ValidateImport checks every item (ImportItem.ValidateAt, with paths
+// "items[i]."...), and that no recipient appears twice.
 func ValidateImport(items []ImportItem, now time.Time) error {
 	inv := &arbiter.InvalidError{}
 	seen := make(map[string]int, len(items))
 	for i := range items {
 		it := &items[i]
 		name := "items[" + strconv.Itoa(i) + "]"
-		it.Profile.validate(inv, name+".profile")
+		it.validate(inv, name, now)
 		if j, dup := seen[it.Profile.HCPID]; dup && it.Profile.HCPID != "" {
 			inv.Add(name+".profile.hcp_id", "duplicates items["+strconv.Itoa(j)+"]")
 		} else {
 			seen[it.Profile.HCPID] = i
 		}
-		if it.Counters != nil {
-			it.Counters.validate(inv, name+".counters")
-		}
-		if len(it.Consent) > maxImportConsent {
-			inv.Add(name+".consent", "must have at most 1000 records")
-		}
-		for j, r := range it.Consent {
-			if r.CapturedBy == "" {
-				r.CapturedBy = it.CapturedBy
-			}
-			err := r.Validate()
-			var rinv *arbiter.InvalidError
-			if errors.As(err, &rinv) {
-				rname := name + ".consent[" + strconv.Itoa(j) + "]"
-				for _, v := range rinv.Violations {
-					inv.Add(rname+strings.TrimPrefix(v.Field, "record"), v.Description)
-				}
-			} else if err != nil {
-				inv.Add(name+".consent["+strconv.Itoa(j)+"]", "is invalid")
-			}
-			if r.CapturedAt.After(now.Add(maxFuture)) {
-				inv.Add(name+".consent["+strconv.Itoa(j)+"].captured_at", "must not be in the future")
-			}
-		}
 	}
 	return inv.Err()
+}
+
+// ValidateAt checks one import item with now as the clock. Paths are
+// relative to the item, named as in the API: "profile.market",
+// "consents[2].captured_at", "counters.sent.email". Consent records get the
+// consent store's own checks (and its bound on capture times), so that no
+// consent write can refuse an item after others were written.
+func (it *ImportItem) ValidateAt(now time.Time) error {
+	inv := &arbiter.InvalidError{}
+	it.validate(inv, "", now)
+	return inv.Err()
+}
+
+func (it *ImportItem) validate(inv *arbiter.InvalidError, name string, now time.Time) {
+	it.Profile.validate(inv, join(name, "profile"))
+	if it.Counters != nil {
+		it.Counters.validate(inv, join(name, "counters"))
+	}
+	if len(it.Consent) > maxImportConsent {
+		inv.Add(join(name, "consents"), "must have at most 1000 records")
+	}
+	for j, r := range it.Consent {
+		if r.CapturedBy == "" {
+			r.CapturedBy = it.CapturedBy
+		}
+		rname := join(name, "consents["+strconv.Itoa(j)+"]")
+		r.Check(inv, rname)
+		if r.CapturedAt.After(now.Add(maxFuture)) {
+			inv.Add(rname+".captured_at", "must not be in the future")
+		}
+	}
 }
 
 // isToken reports whether s is 1..max bytes of letters, digits, '_' and '-'
@@ -289,3 +294,12 @@ func isText(s string, max int) bool {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// join is the path of field within name ("profile" and "market" give
+// "profile.market"; an empty name gives "market").
+func join(name, field string) string {
+	if name == "" {
+		return field
+	}
+	return name + "." + field
+}

@@ -7,12 +7,13 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // A bar is lifted by a later "cleared" record of the same channel, which
 // replaces it; a cleared captured at the same instant as the bar loses.
 func TestClearedLiftsABar(t *testing.T) {
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		bar := consent.Record{Channel: arbiter.Email, Status: consent.Barred, CapturedAt: now.Add(-2 * time.Hour), Source: "crm"}

@@ -13,11 +13,12 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // newConsentStore is newStoreOn with the clock at now, after the capture
 // times of the consent tests' records.
-func newConsentStore(tb testing.TB, b backend) (*Store, redis.UniversalClient) {
+func newConsentStore(tb testing.TB, b redistest.Backend) (*Store, redis.UniversalClient) {
 	tb.Helper()
 	s, rdb, c := newStoreOn(tb, b)
 	c.t = now
@@ -94,7 +95,7 @@ func TestConsentRoundTrip(t *testing.T) {
 	promoStored := promo
 	promoStored.CapturedAt = t0.Add(time.Millisecond)
 
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		got, err := s.SetConsentMany(ctx, "hcp-1", []consent.Record{webinar, medical, promo, barred}, true)
@@ -141,7 +142,7 @@ func TestConsentRoundTrip(t *testing.T) {
 func TestConsentOlderRecordDoesNotReplaceNewer(t *testing.T) {
 	newer := rec(arbiter.Email, arbiter.Promotional, consent.OptOut, t0.Add(time.Hour))
 	older := rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0)
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		if _, err := s.SetConsent(ctx, "hcp-1", newer, true); err != nil {
@@ -199,7 +200,7 @@ func TestConsentEqualCaptureTime(t *testing.T) {
 		{"bar then cleared", bar(consent.Barred), bar(consent.Cleared), false, []bool{true, false}, bar(consent.Barred)},
 		{"cleared then bar", bar(consent.Cleared), bar(consent.Barred), false, []bool{true, true}, bar(consent.Barred)},
 	}
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		for i, tt := range tests {
@@ -266,7 +267,7 @@ func TestConsentPrecedenceFollowsConsentPackage(t *testing.T) {
 			}
 		}
 	}
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		for _, p := range pairs {
@@ -303,7 +304,7 @@ func TestConsentPrecedenceFollowsConsentPackage(t *testing.T) {
 func TestConsentLedgerIsAppendOnly(t *testing.T) {
 	in := rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0)
 	out := rec(arbiter.Email, arbiter.Promotional, consent.OptOut, t0.Add(time.Hour))
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb := newConsentStore(t, b)
 		ctx := context.Background()
 		raw := func() []string {
@@ -382,7 +383,7 @@ func TestConsentHistoryInvalid(t *testing.T) {
 
 func TestConsentMarkComplete(t *testing.T) {
 	r := rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0)
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb := newConsentStore(t, b)
 		ctx := context.Background()
 		if _, err := s.SetConsent(ctx, "hcp-1", r, false); err != nil {
@@ -459,10 +460,10 @@ func TestConsentInvalidRecordWritesNothing(t *testing.T) {
 		{"barred with a purpose", "hcp-1", edit(func(r *consent.Record) { r.Status = consent.Barred }), []string{"record.purpose"}},
 		{"barred with topic and address", "hcp-1",
 			edit(func(r *consent.Record) { r.Status, r.Purpose, r.Topic, r.Address = consent.Barred, 0, "t", "a" }),
-			[]string{"record.topic", "record.address"}},
+			[]string{"record.topic", "record.address_ref"}},
 		{"'|' in topic", "hcp-1", edit(func(r *consent.Record) { r.Topic = "a|b" }), []string{"record.topic"}},
-		{"'|' in address", "hcp-1", edit(func(r *consent.Record) { r.Address = "a|b" }), []string{"record.address"}},
-		{"address too long", "hcp-1", edit(func(r *consent.Record) { r.Address = strings.Repeat("a", 129) }), []string{"record.address"}},
+		{"'|' in address", "hcp-1", edit(func(r *consent.Record) { r.Address = "a|b" }), []string{"record.address_ref"}},
+		{"address too long", "hcp-1", edit(func(r *consent.Record) { r.Address = strings.Repeat("a", 129) }), []string{"record.address_ref"}},
 		{"no source", "hcp-1", edit(func(r *consent.Record) { r.Source = "" }), []string{"record.source"}},
 		{"source too long", "hcp-1", edit(func(r *consent.Record) { r.Source = strings.Repeat("s", 65) }), []string{"record.source"}},
 		{"'|' in captured_by", "hcp-1", edit(func(r *consent.Record) { r.CapturedBy = "u|1" }), []string{"record.captured_by"}},
@@ -470,7 +471,7 @@ func TestConsentInvalidRecordWritesNothing(t *testing.T) {
 		{"expires before capture", "hcp-1", edit(func(r *consent.Record) { r.ExpiresAt = r.CapturedAt }), []string{"record.expires_at"}},
 		{"opt-out that expires", "hcp-1", edit(func(r *consent.Record) { r.Status, r.ExpiresAt = consent.OptOut, now }), []string{"record.expires_at"}},
 	}
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb := newConsentStore(t, b)
 		ctx := context.Background()
 		for _, tt := range tests {
@@ -479,8 +480,13 @@ func TestConsentInvalidRecordWritesNothing(t *testing.T) {
 				if got := violationFields(err); !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("SetConsent() error = %v, want violations of %v", err, tt.want)
 				}
-				if err := tt.r.Validate(); tt.id != "" && !reflect.DeepEqual(violationFields(err), tt.want) {
-					t.Errorf("Validate() = %v, want violations of %v", err, tt.want)
+				// Record.Validate names the fields relative to the record.
+				var relative []string
+				for _, f := range tt.want {
+					relative = append(relative, strings.TrimPrefix(f, "record."))
+				}
+				if err := tt.r.Validate(); tt.id != "" && !reflect.DeepEqual(violationFields(err), relative) {
+					t.Errorf("Validate() = %v, want violations of %v", err, relative)
 				}
 				if n := consentKeysExist(t, s, rdb, tt.id); n != 0 {
 					t.Errorf("an invalid SetConsent created %d keys, want 0", n)
@@ -524,7 +530,7 @@ func TestConsentInvalidRecordWritesNothing(t *testing.T) {
 }
 
 func TestConsentDeadline(t *testing.T) {
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 		defer cancel()
@@ -537,7 +543,7 @@ func TestConsentDeadline(t *testing.T) {
 
 func TestConsentCorrupt(t *testing.T) {
 	r := withAddress(rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0), addrNew)
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb := newConsentStore(t, b)
 		ctx := context.Background()
 		wantCorrupt := func(t *testing.T, op string, err error) {

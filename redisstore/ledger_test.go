@@ -11,6 +11,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // format3 is e as set_consent.lua stores it, with sequence number seq.
@@ -225,7 +226,7 @@ func TestDecodeOldLedger(t *testing.T) {
 // it is written (one record, a batch, the marker alone, an unsubscribe
 // event), and is stamped with the clock's time when it was recorded.
 func TestLedgerSequence(t *testing.T) {
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb, c := newStoreOn(t, b)
 		ctx := context.Background()
 		if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -283,7 +284,7 @@ func TestLedgerSequence(t *testing.T) {
 // ConsentHistory returns one page: the entries from offset, at most limit
 // of them, and the total however many it returns.
 func TestConsentHistoryPages(t *testing.T) {
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
 		ctx := context.Background()
 		const n = 7

@@ -16,6 +16,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -26,7 +27,7 @@ import (
 // case has a store of its own (see TestMigrateManyRecipients).
 func TestMigrateProfileCounters(t *testing.T) { eachBackendAndMiniredis(t, testMigrateProfileCounters) }
 
-func testMigrateProfileCounters(t *testing.T, b backend) {
+func testMigrateProfileCounters(t *testing.T, b redistest.Backend) {
 	t1 := t0.Add(halfLife)
 	tests := []struct {
 		name      string
@@ -265,7 +266,7 @@ func legacyLedgers() []struct {
 // TestMigrateManyRecipients).
 func TestMigrateLedger(t *testing.T) { eachBackendAndMiniredis(t, testMigrateLedger) }
 
-func testMigrateLedger(t *testing.T, b backend) {
+func testMigrateLedger(t *testing.T, b redistest.Backend) {
 	_, current := legacyEntries()
 	slices.SortFunc(current, compareScope)
 	optOut := rec(arbiter.Email, arbiter.Promotional, consent.OptOut, now.Add(-time.Hour))
@@ -408,7 +409,7 @@ func snapshot(t *testing.T, rdb redis.UniversalClient, prefix string) map[string
 // then: the recipient's writes stay blocked until someone looks.
 func TestMigrateLedgerRefuses(t *testing.T) { eachBackendAndMiniredis(t, testMigrateLedgerRefuses) }
 
-func testMigrateLedgerRefuses(t *testing.T, b backend) {
+func testMigrateLedgerRefuses(t *testing.T, b redistest.Backend) {
 	entries, _ := legacyEntries()
 	good := format2(entries[0])
 	tests := []struct {
@@ -462,7 +463,7 @@ func testMigrateLedgerRefuses(t *testing.T, b backend) {
 // and an old ledger, are all converted, and the progress adds up.
 func TestMigrateManyRecipients(t *testing.T) { eachBackendAndMiniredis(t, testMigrateManyRecipients) }
 
-func testMigrateManyRecipients(t *testing.T, b backend) {
+func testMigrateManyRecipients(t *testing.T, b redistest.Backend) {
 	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	entries, _ := legacyEntries()
@@ -487,7 +488,7 @@ func testMigrateManyRecipients(t *testing.T, b backend) {
 			masters[node.Options().Addr] = true
 		}
 	}
-	if b.cluster && len(masters) < 2 {
+	if b.Cluster && len(masters) < 2 {
 		t.Fatalf("the recipients are on %d master(s), want them spread over several", len(masters))
 	}
 	var mu sync.Mutex

@@ -9,6 +9,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -17,10 +18,10 @@ import (
 // both end in the same state: the Lua scripts must not rely on anything
 // miniredis's Lua lacks.
 func TestScriptsOnMiniredis(t *testing.T) {
-	bs := []backend{fromRedistest(redisBackends[0]), miniredisBackend}
+	bs := []redistest.Backend{redisBackends[0], redistest.Miniredis}
 	results := make([]scenarioResult, len(bs))
 	for i, b := range bs {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			s, rdb, c := newStoreOn(t, b)
 			c.t = t0.Add(halfLife)
 			// What an earlier version left: stamped counters and an old

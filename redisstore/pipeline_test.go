@@ -10,6 +10,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // TestAutoPipelineConcurrentLoads runs many loads at once through shared
@@ -17,7 +18,7 @@ import (
 // HCPs are still NotFound, and that the loads did share round trips.
 func TestAutoPipelineConcurrentLoads(t *testing.T) { eachBackend(t, testAutoPipelineConcurrentLoads) }
 
-func testAutoPipelineConcurrentLoads(t *testing.T, b backend) {
+func testAutoPipelineConcurrentLoads(t *testing.T, b redistest.Backend) {
 	s, rdb, _ := newStoreOn(t, b, WithAutoPipeline(2, 64, 5*time.Second))
 	t.Cleanup(s.Close)
 	ctx := context.Background()
@@ -34,8 +35,8 @@ func testAutoPipelineConcurrentLoads(t *testing.T, b backend) {
 			}
 		}
 	}
-	h := &countHook{}
-	addRoundTripHook(t, rdb, h)
+	h := &redistest.RoundTrips{}
+	h.AddToNodes(t, rdb)
 	const rounds = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n*rounds+rounds)
@@ -70,15 +71,15 @@ func testAutoPipelineConcurrentLoads(t *testing.T, b backend) {
 		t.Error(err)
 	}
 	loads := int64((n + 1) * rounds)
-	if trips := h.n.Load(); trips > loads || trips < 1 {
+	if trips := h.N(); trips > loads || trips < 1 {
 		t.Errorf("%d loads took %d round trips, want between 1 and %d", loads, trips, loads)
 	}
-	t.Logf("%d loads in %d round trips", loads, h.n.Load())
+	t.Logf("%d loads in %d round trips", loads, h.N())
 }
 
 func TestAutoPipelineCallerGivesUp(t *testing.T) { eachBackend(t, testAutoPipelineCallerGivesUp) }
 
-func testAutoPipelineCallerGivesUp(t *testing.T, b backend) {
+func testAutoPipelineCallerGivesUp(t *testing.T, b redistest.Backend) {
 	s, _, _ := newStoreOn(t, b, WithAutoPipeline(1, 8, 5*time.Second))
 	t.Cleanup(s.Close)
 	ctx := context.Background()

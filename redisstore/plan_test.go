@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -73,7 +71,7 @@ var planCases = map[string]planCase{
 // entry's data shows up in the State.
 func TestReadPlan(t *testing.T) { eachBackend(t, testReadPlan) }
 
-func testReadPlan(t *testing.T, b backend) {
+func testReadPlan(t *testing.T, b redistest.Backend) {
 	var suffixes []string
 	for _, e := range readPlan {
 		if _, ok := planCases[e.suffix]; !ok {
@@ -133,13 +131,13 @@ func testReadPlan(t *testing.T, b backend) {
 					t.Fatal(err)
 				}
 			}
-			h := &countHook{}
-			addRoundTripHook(t, rdb, h)
+			h := &redistest.RoundTrips{}
+			h.AddToNodes(t, rdb)
 
 			for _, id := range []string{"hcp-1", "hcp-404"} {
-				h.reset()
+				h.Reset()
 				st, err := s.Load(ctx, id, t0)
-				if got, dials := h.n.Load(), h.dials.Load(); got != 1 || dials != 0 {
+				if got, dials := h.N(), h.Dials(); got != 1 || dials != 0 {
 					t.Errorf("Load(%s) made %d round trips and %d dials, want 1 and 0", id, got, dials)
 				}
 				wantKeys := want
@@ -150,7 +148,7 @@ func testReadPlan(t *testing.T, b backend) {
 					}
 					slices.Sort(wantKeys)
 				}
-				if got := h.pipelinedKeys(); !reflect.DeepEqual(got, wantKeys) {
+				if got := h.PipelinedKeys(); !reflect.DeepEqual(got, wantKeys) {
 					t.Errorf("Load(%s) read the keys %q in its pipeline, want %q", id, got, wantKeys)
 				}
 				if id != "hcp-1" {
@@ -169,81 +167,5 @@ func testReadPlan(t *testing.T, b backend) {
 				}
 			}
 		})
-	}
-}
-
-// countHook counts the commands and pipelines a client sends (each call is
-// one round trip) and the connections it dials, and keeps the keys of the
-// pipelined commands.
-type countHook struct {
-	n, dials atomic.Int64
-	mu       sync.Mutex
-	keys     []string
-}
-
-func (h *countHook) reset() {
-	h.n.Store(0)
-	h.dials.Store(0)
-	h.mu.Lock()
-	h.keys = nil
-	h.mu.Unlock()
-}
-
-// pipelinedKeys returns the first argument (the key) of every pipelined
-// command since the last reset, sorted.
-func (h *countHook) pipelinedKeys() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	keys := slices.Clone(h.keys)
-	slices.Sort(keys)
-	return keys
-}
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		h.dials.Add(1)
-		return next(ctx, network, addr)
-	}
-}
-
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		h.mu.Lock()
-		for _, c := range cmds {
-			if args := c.Args(); len(args) > 1 {
-				h.keys = append(h.keys, fmt.Sprint(args[1]))
-			}
-		}
-		h.mu.Unlock()
-		return next(ctx, cmds)
-	}
-}
-
-// addRoundTripHook adds h where it sees each round trip and each dial: on
-// a single Redis, the client; on a Redis Cluster, every node's client. A
-// ClusterClient's own hooks see a pipeline once, before go-redis splits it
-// by node (a pipeline over three nodes is one call there and three round
-// trips), and never see a dial.
-func addRoundTripHook(t testing.TB, rdb redis.UniversalClient, h redis.Hook) {
-	t.Helper()
-	cc, ok := rdb.(*redis.ClusterClient)
-	if !ok {
-		rdb.AddHook(h)
-		return
-	}
-	err := cc.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
-		node.AddHook(h)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -11,15 +11,16 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
 // With replica acknowledgement, a write is acknowledged only once a replica
 // has it: on the cluster (one replica per master) it succeeds; on a single
 // node without replicas it is reported as not durable, so the caller retries.
 func TestReplicaAck(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		timeout := 100 * time.Millisecond // nothing to wait for on a single node
-		if b.cluster {
+		if b.Cluster {
 			timeout = 5 * time.Second
 		}
 		s, _, c := newStoreOn(t, b, WithReplicaAck(1, timeout))
@@ -27,7 +28,7 @@ func TestReplicaAck(t *testing.T) {
 		ctx := context.Background()
 		r := consent.Record{Channel: arbiter.Email, Purpose: arbiter.Promotional, Status: consent.OptOut, CapturedAt: now, Source: "crm"}
 		entry, err := s.SetConsent(ctx, "HCP-1", r, true)
-		if !b.cluster {
+		if !b.Cluster {
 			if !errors.Is(err, arbiter.ErrUnavailable) {
 				t.Fatalf("single node without replicas: err = %v, want ErrUnavailable", err)
 			}

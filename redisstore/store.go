@@ -295,17 +295,15 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		return false, fmt.Errorf("redisstore: apply event: %w", err)
 	}
 	if e.Type == arbiter.EventUnsubscribed {
-		optOut := consent.Record{
-			Channel: e.Channel, Purpose: arbiter.Promotional, Status: consent.OptOut,
-			CapturedAt: e.OccurredAt, Source: "unsubscribe-event",
-		}
+		by := ""
 		if len(e.ID) <= 64 && !strings.Contains(e.ID, "|") {
-			optOut.CapturedBy = e.ID
+			by = e.ID
 		}
+		optOut := consent.Unsubscribe(e.Channel, e.OccurredAt, "unsubscribe-event", by)
 		// Keyed by the event id: a redelivered event adds nothing to the
 		// ledger (set_consent.lua remembers the key).
 		recs := []consent.Record{optOut}
-		if err := consent.ValidateWrite(e.HCPID, recs, func(int) string { return "event" }, now); err != nil {
+		if err := consent.ValidateWrite(e.HCPID, recs, func(int) string { return "" }, now); err != nil {
 			return false, fmt.Errorf("redisstore: apply event: unsubscribe: %w", err)
 		}
 		if _, _, err := s.writeConsent(ctx, e.HCPID, recs, false, "event:"+e.ID, now); err != nil {

@@ -7,13 +7,13 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
@@ -33,57 +33,18 @@ var redisBackends []redistest.Backend
 
 func TestMain(m *testing.M) { os.Exit(redistest.MainBackends(m, &redisBackends)) }
 
-// backend is a Redis a test runs on: one of redisBackends, or miniredis
-// (the embedded store of the demo, `make run`).
-type backend struct {
-	name    string
-	cluster bool
-	// client returns a client and a key prefix of the test's own.
-	client func(tb testing.TB) (redis.UniversalClient, string)
-}
-
-func fromRedistest(b redistest.Backend) backend { return backend{b.Name, b.Cluster, b.Client} }
-
-// miniredisBackend starts a fresh miniredis for each test that uses it.
-var miniredisBackend = backend{name: "miniredis", client: func(tb testing.TB) (redis.UniversalClient, string) {
-	m := miniredis.RunT(tb)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	tb.Cleanup(func() { rdb.Close() })
-	return rdb, "arbiter"
-}}
-
-// backends returns the Redis backends, and miniredis after them when
-// withMiniredis is set.
-func backends(withMiniredis bool) []backend {
-	var bs []backend
-	for _, b := range redisBackends {
-		bs = append(bs, fromRedistest(b))
-	}
-	if withMiniredis {
-		bs = append(bs, miniredisBackend)
-	}
-	return bs
-}
-
-func runOn(t *testing.T, bs []backend, test func(t *testing.T, b backend)) {
-	t.Helper()
-	for _, b := range bs {
-		t.Run(b.name, func(t *testing.T) { test(t, b) })
-	}
-}
-
 // eachBackend runs test once per Redis backend (single, cluster), as a
 // subtest named after it.
-func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+func eachBackend(t *testing.T, test func(t *testing.T, b redistest.Backend)) {
 	t.Helper()
-	runOn(t, backends(false), test)
+	redistest.Each(t, redisBackends, test)
 }
 
 // eachBackendAndMiniredis is eachBackend plus miniredis: for the consent
 // store and the scripts, which the demo runs on miniredis.
-func eachBackendAndMiniredis(t *testing.T, test func(t *testing.T, b backend)) {
+func eachBackendAndMiniredis(t *testing.T, test func(t *testing.T, b redistest.Backend)) {
 	t.Helper()
-	runOn(t, backends(true), test)
+	redistest.Each(t, append(slices.Clone(redisBackends), redistest.Miniredis), test)
 }
 
 const (
@@ -121,9 +82,9 @@ func mustNew(tb testing.TB, rdb redis.UniversalClient, opts ...Option) *Store {
 
 // newStoreOn returns a store on backend b, with a key prefix of its own, a
 // clock set to t0 and a half-life of halfLife; opts come after those.
-func newStoreOn(tb testing.TB, b backend, opts ...Option) (*Store, redis.UniversalClient, *clock) {
+func newStoreOn(tb testing.TB, b redistest.Backend, opts ...Option) (*Store, redis.UniversalClient, *clock) {
 	tb.Helper()
-	rdb, prefix := b.client(tb)
+	rdb, prefix := b.Client(tb)
 	c := &clock{t: t0}
 	opts = append([]Option{WithPrefix(prefix), WithClock(c.now), WithHalfLife(halfLife)}, opts...)
 	return mustNew(tb, rdb, opts...), rdb, c
@@ -133,7 +94,7 @@ func newStoreOn(tb testing.TB, b backend, opts ...Option) (*Store, redis.Univers
 // not about the deployment (miniredis parity, benchmarks).
 func newStore(tb testing.TB, opts ...Option) (*Store, redis.UniversalClient, *clock) {
 	tb.Helper()
-	return newStoreOn(tb, fromRedistest(redisBackends[0]), opts...)
+	return newStoreOn(tb, redisBackends[0], opts...)
 }
 
 func hcpProfile(id string) recipient.Profile {
@@ -304,7 +265,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestUpsertGetProfile(t *testing.T) { eachBackend(t, testUpsertGetProfile) }
 
-func testUpsertGetProfile(t *testing.T, b backend) {
+func testUpsertGetProfile(t *testing.T, b redistest.Backend) {
 	patient := recipient.Profile{HCPID: "pat-1", Market: "US", Audience: arbiter.Patient}
 	tests := []struct {
 		name string
@@ -339,22 +300,22 @@ func testUpsertGetProfile(t *testing.T, b backend) {
 // and writes nothing when it is invalid.
 func TestUpsertProfileInvalid(t *testing.T) { eachBackend(t, testUpsertProfileInvalid) }
 
-func testUpsertProfileInvalid(t *testing.T, b backend) {
+func testUpsertProfileInvalid(t *testing.T, b redistest.Backend) {
 	tests := []struct {
 		name   string
 		edit   func(p *recipient.Profile)
 		fields []string
 	}{
-		{"long id", func(p *recipient.Profile) { p.HCPID = strings.Repeat("a", 65) }, []string{"profile.hcp_id"}},
-		{"id with slash", func(p *recipient.Profile) { p.HCPID = "a/b" }, []string{"profile.hcp_id"}},
-		{"id with brace", func(p *recipient.Profile) { p.HCPID = "a{b}" }, []string{"profile.hcp_id"}},
-		{"no audience", func(p *recipient.Profile) { p.Audience = 0 }, []string{"profile.audience"}},
-		{"market with space", func(p *recipient.Profile) { p.Market = "D E" }, []string{"profile.market"}},
-		{"time zone", func(p *recipient.Profile) { p.TimeZone = "Europe/Berlin;drop" }, []string{"profile.time_zone"}},
-		{"address with bar", func(p *recipient.Profile) { p.Addresses[arbiter.Email] = "a|b" }, []string{"profile.addresses.email"}},
-		{"unspecified address", func(p *recipient.Profile) { p.Addresses[0] = "a" }, []string{"profile.addresses.unspecified"}},
-		{"attribute value", func(p *recipient.Profile) { p.Attributes = map[string]float64{"x": math.Inf(1)} }, []string{"profile.attributes"}},
-		{"segment control char", func(p *recipient.Profile) { p.Segment = "a\nb" }, []string{"profile.segment"}},
+		{"long id", func(p *recipient.Profile) { p.HCPID = strings.Repeat("a", 65) }, []string{"hcp_id"}},
+		{"id with slash", func(p *recipient.Profile) { p.HCPID = "a/b" }, []string{"hcp_id"}},
+		{"id with brace", func(p *recipient.Profile) { p.HCPID = "a{b}" }, []string{"hcp_id"}},
+		{"no audience", func(p *recipient.Profile) { p.Audience = 0 }, []string{"audience"}},
+		{"market with space", func(p *recipient.Profile) { p.Market = "D E" }, []string{"market"}},
+		{"time zone", func(p *recipient.Profile) { p.TimeZone = "Europe/Berlin;drop" }, []string{"time_zone"}},
+		{"address with bar", func(p *recipient.Profile) { p.Addresses[arbiter.Email] = "a|b" }, []string{"addresses.email"}},
+		{"unspecified address", func(p *recipient.Profile) { p.Addresses[0] = "a" }, []string{"addresses.unspecified"}},
+		{"attribute value", func(p *recipient.Profile) { p.Attributes = map[string]float64{"x": math.Inf(1)} }, []string{"attributes"}},
+		{"segment control char", func(p *recipient.Profile) { p.Segment = "a\nb" }, []string{"segment"}},
 	}
 	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
@@ -379,7 +340,7 @@ func TestUpsertReplacesDescriptionKeepsCounters(t *testing.T) {
 	eachBackend(t, testUpsertReplacesDescriptionKeepsCounters)
 }
 
-func testUpsertReplacesDescriptionKeepsCounters(t *testing.T, b backend) {
+func testUpsertReplacesDescriptionKeepsCounters(t *testing.T, b redistest.Backend) {
 	s, _, c := newStoreOn(t, b)
 	ctx := context.Background()
 	p := hcpProfile("hcp-1")
@@ -422,7 +383,7 @@ func testUpsertReplacesDescriptionKeepsCounters(t *testing.T, b backend) {
 
 func TestLoad(t *testing.T) { eachBackend(t, testLoad) }
 
-func testLoad(t *testing.T, b backend) {
+func testLoad(t *testing.T, b redistest.Backend) {
 	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	p := hcpProfile("hcp-1")
@@ -490,7 +451,7 @@ func testLoad(t *testing.T, b backend) {
 
 func TestLoadNotFoundAndInvalid(t *testing.T) { eachBackend(t, testLoadNotFoundAndInvalid) }
 
-func testLoadNotFoundAndInvalid(t *testing.T, b backend) {
+func testLoadNotFoundAndInvalid(t *testing.T, b redistest.Backend) {
 	s, _, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -540,7 +501,7 @@ func testLoadNotFoundAndInvalid(t *testing.T, b backend) {
 
 func TestApplyEvent(t *testing.T) { eachBackend(t, testApplyEvent) }
 
-func testApplyEvent(t *testing.T, b backend) {
+func testApplyEvent(t *testing.T, b redistest.Backend) {
 	s, rdb, c := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -620,7 +581,7 @@ func TestApplyEventDedupWindowAndHistoryCap(t *testing.T) {
 	eachBackend(t, testApplyEventDedupWindowAndHistoryCap)
 }
 
-func testApplyEventDedupWindowAndHistoryCap(t *testing.T, b backend) {
+func testApplyEventDedupWindowAndHistoryCap(t *testing.T, b redistest.Backend) {
 	s, rdb, c := newStoreOn(t, b, WithDedupWindow(day))
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -653,7 +614,7 @@ func testApplyEventDedupWindowAndHistoryCap(t *testing.T, b backend) {
 
 func TestApplyEventOutOfOrder(t *testing.T) { eachBackend(t, testApplyEventOutOfOrder) }
 
-func testApplyEventOutOfOrder(t *testing.T, b backend) {
+func testApplyEventOutOfOrder(t *testing.T, b redistest.Backend) {
 	t1 := t0.Add(halfLife)
 	open := recipient.Event{ID: "a", HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, Topic: "efficacy", OccurredAt: t0}
 	click := recipient.Event{ID: "b", HCPID: "hcp-1", Type: arbiter.EventClicked, Channel: arbiter.Email, Topic: "efficacy", OccurredAt: t1}
@@ -709,7 +670,7 @@ func testApplyEventOutOfOrder(t *testing.T, b backend) {
 
 func TestApplyEventUnknownHCP(t *testing.T) { eachBackend(t, testApplyEventUnknownHCP) }
 
-func testApplyEventUnknownHCP(t *testing.T, b backend) {
+func testApplyEventUnknownHCP(t *testing.T, b redistest.Backend) {
 	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	e := recipient.Event{ID: "e1", HCPID: "hcp-404", Type: arbiter.EventOpened, Channel: arbiter.Email, OccurredAt: t0}
@@ -731,7 +692,7 @@ func testApplyEventUnknownHCP(t *testing.T, b backend) {
 
 func TestApplyEventInvalid(t *testing.T) { eachBackend(t, testApplyEventInvalid) }
 
-func testApplyEventInvalid(t *testing.T, b backend) {
+func testApplyEventInvalid(t *testing.T, b redistest.Backend) {
 	s, rdb, c := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -744,20 +705,20 @@ func testApplyEventInvalid(t *testing.T, b backend) {
 		edit   func(e *recipient.Event)
 		fields []string
 	}{
-		{"empty id", func(e *recipient.Event) { e.ID = "" }, []string{"event.id"}},
-		{"long id", func(e *recipient.Event) { e.ID = strings.Repeat("x", 129) }, []string{"event.id"}},
-		{"id with a bar", func(e *recipient.Event) { e.ID = "a|b" }, []string{"event.id"}},
-		{"bad hcp id", func(e *recipient.Event) { e.HCPID = "a{b}" }, []string{"event.hcp_id"}},
-		{"no type", func(e *recipient.Event) { e.Type = arbiter.EventUnspecified }, []string{"event.type"}},
-		{"unknown type", func(e *recipient.Event) { e.Type = 200 }, []string{"event.type"}},
-		{"no channel", func(e *recipient.Event) { e.Channel = arbiter.ChannelUnspecified }, []string{"event.channel"}},
-		{"no time", func(e *recipient.Event) { e.OccurredAt = time.Time{} }, []string{"event.occurred_at"}},
-		{"future", func(e *recipient.Event) { e.OccurredAt = c.t.Add(6 * time.Minute) }, []string{"event.occurred_at"}},
-		{"topic with a bar", func(e *recipient.Event) { e.Topic = "a|b" }, []string{"event.topic"}},
-		{"long action", func(e *recipient.Event) { e.ActionID = strings.Repeat("a", 129) }, []string{"event.action_id"}},
-		{"decision id with a space", func(e *recipient.Event) { e.DecisionID = "d 1" }, []string{"event.decision_id"}},
-		{"several", func(e *recipient.Event) { e.ID, e.Channel = "", 0 }, []string{"event.id", "event.channel"}},
-		{"invalid unsubscribe", func(e *recipient.Event) { e.Type, e.OccurredAt = arbiter.EventUnsubscribed, time.Time{} }, []string{"event.occurred_at"}},
+		{"empty id", func(e *recipient.Event) { e.ID = "" }, []string{"event_id"}},
+		{"long id", func(e *recipient.Event) { e.ID = strings.Repeat("x", 129) }, []string{"event_id"}},
+		{"id with a bar", func(e *recipient.Event) { e.ID = "a|b" }, []string{"event_id"}},
+		{"bad hcp id", func(e *recipient.Event) { e.HCPID = "a{b}" }, []string{"hcp_id"}},
+		{"no type", func(e *recipient.Event) { e.Type = arbiter.EventUnspecified }, []string{"type"}},
+		{"unknown type", func(e *recipient.Event) { e.Type = 200 }, []string{"type"}},
+		{"no channel", func(e *recipient.Event) { e.Channel = arbiter.ChannelUnspecified }, []string{"channel"}},
+		{"no time", func(e *recipient.Event) { e.OccurredAt = time.Time{} }, []string{"occurred_at"}},
+		{"future", func(e *recipient.Event) { e.OccurredAt = c.t.Add(6 * time.Minute) }, []string{"occurred_at"}},
+		{"topic with a bar", func(e *recipient.Event) { e.Topic = "a|b" }, []string{"topic"}},
+		{"long action", func(e *recipient.Event) { e.ActionID = strings.Repeat("a", 129) }, []string{"action_id"}},
+		{"decision id with a space", func(e *recipient.Event) { e.DecisionID = "d 1" }, []string{"decision_id"}},
+		{"several", func(e *recipient.Event) { e.ID, e.Channel = "", 0 }, []string{"event_id", "channel"}},
+		{"invalid unsubscribe", func(e *recipient.Event) { e.Type, e.OccurredAt = arbiter.EventUnsubscribed, time.Time{} }, []string{"occurred_at"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -848,7 +809,7 @@ func TestRedisUnavailable(t *testing.T) {
 
 func TestLoadCorruptConsent(t *testing.T) { eachBackend(t, testLoadCorruptConsent) }
 
-func testLoadCorruptConsent(t *testing.T, b backend) {
+func testLoadCorruptConsent(t *testing.T, b redistest.Backend) {
 	s, rdb, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -892,7 +853,7 @@ func testLoadCorruptConsent(t *testing.T, b backend) {
 
 func TestCorruptProfile(t *testing.T) { eachBackend(t, testCorruptProfile) }
 
-func testCorruptProfile(t *testing.T, b backend) {
+func testCorruptProfile(t *testing.T, b redistest.Backend) {
 	ct := ms(t0)
 	tests := []struct {
 		name string
@@ -1012,7 +973,7 @@ func importItems() []recipient.ImportItem {
 
 func TestImport(t *testing.T) { eachBackend(t, testImport) }
 
-func testImport(t *testing.T, b backend) {
+func testImport(t *testing.T, b redistest.Backend) {
 	s, _, _ := newStoreOn(t, b)
 	ctx := context.Background()
 	items := importItems()
@@ -1089,7 +1050,7 @@ func testImport(t *testing.T, b backend) {
 
 func TestImportInvalidWritesNothing(t *testing.T) { eachBackend(t, testImportInvalidWritesNothing) }
 
-func testImportInvalidWritesNothing(t *testing.T, b backend) {
+func testImportInvalidWritesNothing(t *testing.T, b redistest.Backend) {
 	tests := []struct {
 		name   string
 		edit   func(items []recipient.ImportItem)
@@ -1101,9 +1062,9 @@ func testImportInvalidWritesNothing(t *testing.T, b backend) {
 		{"bad consent", func(it []recipient.ImportItem) {
 			it[2].Consent = []consent.Record{{Status: consent.OptIn, Purpose: arbiter.Medical, CapturedAt: t0, Source: "x"}}
 		},
-			[]string{"items[2].consent[0].channel"}},
+			[]string{"items[2].consents[0].channel"}},
 		{"future consent", func(it []recipient.ImportItem) { it[1].Consent[0].CapturedAt = t0.Add(time.Hour) },
-			[]string{"items[1].consent[0].captured_at"}},
+			[]string{"items[1].consents[0].captured_at"}},
 		{"bad counters", func(it []recipient.ImportItem) { it[1].Counters.Sent[arbiter.SMS] = -1 }, []string{"items[1].counters.sent.sms"}},
 		{"bad attribute", func(it []recipient.ImportItem) { it[0].Profile.Attributes["a b"] = 1 }, []string{"items[0].profile.attributes"}},
 	}

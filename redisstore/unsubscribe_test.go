@@ -9,6 +9,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -21,7 +22,7 @@ func unsubscribe(id, eventID string, at time.Time) recipient.Event {
 // a repeated delivery must neither lose nor duplicate the opt-out: the
 // ledger gets exactly one entry per event.
 func TestUnsubscribeEventRecordsOptOut(t *testing.T) {
-	eachBackendAndMiniredis(t, func(t *testing.T, b backend) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, rdb, _ := newStoreOn(t, b)
 		ctx := context.Background()
 		if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
@@ -80,7 +81,7 @@ func TestUnsubscribeEventRecordsOptOut(t *testing.T) {
 // replay after the dedup window add nothing to the ledger; another event
 // adds one entry.
 func TestUnsubscribeRedelivery(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		s, _, c := newStoreOn(t, b, WithDedupWindow(day))
 		ctx := context.Background()
 		at := t0.Add(-time.Hour)

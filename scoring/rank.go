@@ -19,6 +19,11 @@ type Candidate struct {
 	SpecialtyMatch float64
 	// Value is the action's business value.
 	Value float64
+	// Adjust is this candidate's own score adjustment (a rule's boost or
+	// demotion, one of the "levers"): the score is multiplied by 1+Adjust,
+	// so the zero value changes nothing, 0.5 boosts by half and -0.5
+	// demotes by half. It must be greater than -1.
+	Adjust float64
 }
 
 // Scored is a ranked candidate.
@@ -81,7 +86,9 @@ func (r *Ranker) logit(c *Candidate) float64 {
 }
 
 // weight is c's context weight times its purpose lever.
-func (r *Ranker) weight(c *Candidate) float64 { return r.context[c.Channel] * r.m.lever[c.Purpose] }
+func (r *Ranker) weight(c *Candidate) float64 {
+	return r.context[c.Channel] * r.m.lever[c.Purpose] * (1 + c.Adjust)
+}
 
 // Rank scores every candidate and returns the k best, best first, in
 // top[:0] (which should have capacity k to avoid allocating). Ties are

@@ -16,7 +16,7 @@ import (
 )
 
 // batchConcurrency is how many of a DecideBatch's decisions run at once.
-// Concurrent decisions share Redis pipelines (features.WithAutoPipeline)
+// Concurrent decisions share Redis pipelines (redisstore.WithAutoPipeline)
 // and HCP-cache barriers, so a list costs far fewer round trips than its
 // length; more than a few dozen only queues for the CPUs.
 const batchConcurrency = 32

@@ -1,9 +1,18 @@
 package server
 
 import (
+	"context"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/arbiter-nba/arbiter"
@@ -54,12 +63,92 @@ func TestCodecDecodesInvalidUTF8ForValidation(t *testing.T) {
 		}
 	}
 
-	// Valid messages decode as usual; truncated ones still fail.
+	// Valid messages decode as usual; truncated ones are marked malformed,
+	// for the interceptors to answer InvalidArgument.
 	var ok nbapb.DecideRequest
-	if err := newCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 'x'})}, &ok); err != nil || ok.HcpId != "x" {
-		t.Errorf("valid message: %v, %q", err, ok.HcpId)
+	if err := newCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x01, 'x'})}, &ok); err != nil || ok.HcpId != "x" || isMalformed(&ok) {
+		t.Errorf("valid message: %v, %q, malformed %v", err, ok.HcpId, isMalformed(&ok))
 	}
-	if err := newCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05, 0xff})}, &ok); err == nil {
-		t.Error("truncated message decoded without error")
+	var bad nbapb.DecideRequest
+	if err := newCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05, 0xff})}, &bad); err != nil || !isMalformed(&bad) {
+		t.Errorf("truncated message: error %v, malformed %v; want no error and the malformed mark", err, isMalformed(&bad))
 	}
 }
+
+// Malformed protobuf of every kind is answered InvalidArgument with a
+// message naming the request type, never Internal or the parser's text:
+// through the real gRPC server, for a unary call and a stream.
+func TestMalformedRequestsAreInvalidArgument(t *testing.T) {
+	s := newServer(t)
+	g := s.NewGRPCServer()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bodies := map[string][]byte{
+		"truncated string":      {0x0a, 0x05, 0xff},
+		"bad tag":               {0x00},
+		"truncated varint":      {0x10, 0xff},
+		"wrong wire type":       {0x0d, 0x01, 0x02, 0x03, 0x04, 0x0a},
+		"group start":           {0x0b},
+		"length past the end":   {0x1a, 0x7f, 'a'},
+		"nested garbage":        {0x22, 0x02, 0x08},
+		"field number zero":     {0x02, 0x00},
+		"overlong varint":       {0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"the marker itself (a)": malformedMarker,
+	}
+	for name, body := range bodies {
+		var out nbapb.DecideResponse
+		err := conn.Invoke(ctx, "/nba.v1.DecisionService/Decide", rawMessage(body), &out, grpc.ForceCodecV2(rawCodec{}))
+		st := status.Convert(err)
+		if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "nba.v1.DecideRequest") {
+			t.Errorf("%s: %v %q, want InvalidArgument naming nba.v1.DecideRequest", name, st.Code(), st.Message())
+		}
+	}
+	// A stream's messages are checked as they are received.
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/nba.v1.DecisionService/DecideBatch",
+		grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(rawMessage{0x0a, 0x05, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var item nbapb.DecideBatchResponse
+	st := status.Convert(cs.RecvMsg(&item))
+	if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "nba.v1.DecideBatchRequest") {
+		t.Errorf("malformed DecideBatch request: %v %q, want InvalidArgument naming nba.v1.DecideBatchRequest", st.Code(), st.Message())
+	}
+}
+
+// rawMessage is a request body sent as it is.
+type rawMessage []byte
+
+// rawCodec sends rawMessage bodies unchanged and decodes replies as
+// protobuf.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(rawMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	return encoding.GetCodecV2("proto").Marshal(v)
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return encoding.GetCodecV2("proto").Unmarshal(data, v)
+}
+
+func (rawCodec) Name() string { return "proto" }

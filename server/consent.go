@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/arbiter-nba/arbiter/consent"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
@@ -25,6 +28,50 @@ func (s *Server) SetConsent(ctx context.Context, req *nbapb.SetConsentRequest) (
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &nbapb.SetConsentResponse{Entry: toLedgerEntry(&entry)}, nil
+}
+
+// Unsubscribe records an unsubscribe link's opt-out: promotional contact on
+// the channel (consent.Unsubscribe).
+func (s *Server) Unsubscribe(ctx context.Context, req *nbapb.UnsubscribeRequest) (*nbapb.UnsubscribeResponse, error) {
+	entry, err := s.setChannelConsent(ctx, req, req.GetHcpId(), consent.Unsubscribe(fromChannel(req.GetChannel()),
+		fromTS(req.GetCapturedAt()), req.GetSource(), req.GetCapturedBy()))
+	if err != nil {
+		return nil, err
+	}
+	return &nbapb.UnsubscribeResponse{Entry: entry}, nil
+}
+
+// StopAllContact bars the channel for the HCP (consent.StopAllContact).
+func (s *Server) StopAllContact(ctx context.Context, req *nbapb.StopAllContactRequest) (*nbapb.StopAllContactResponse, error) {
+	entry, err := s.setChannelConsent(ctx, req, req.GetHcpId(), consent.StopAllContact(fromChannel(req.GetChannel()),
+		fromTS(req.GetCapturedAt()), req.GetSource(), req.GetCapturedBy()))
+	if err != nil {
+		return nil, err
+	}
+	return &nbapb.StopAllContactResponse{Entry: entry}, nil
+}
+
+// setChannelConsent writes the record that an Unsubscribe or a
+// StopAllContact request stands for. The record's fields are the request's
+// own (channel, captured_at, source, captured_by), so violations name them
+// without a prefix.
+func (s *Server) setChannelConsent(ctx context.Context, req proto.Message, hcpID string, r consent.Record) (*nbapb.LedgerEntry, error) {
+	var c checker
+	c.hcpID("hcp_id", hcpID)
+	if err := c.Err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if err := checkStrings(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	entry, err := s.consents.SetConsent(ctx, hcpID, r, false)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return toLedgerEntry(&entry), nil
 }
 
 // GetConsent returns an HCP's current consent records and marker.

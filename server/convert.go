@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -60,19 +61,31 @@ func fromStatus(s nbapb.ConsentStatus) consent.Status {
 	return consent.Status(s)
 }
 
-var reasonCodes = [...]nbapb.SuppressionReason{
-	decision.ReasonUnspecified:   nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED,
-	decision.NoConsent:           nbapb.SuppressionReason_SUPPRESSION_REASON_NO_CONSENT,
-	decision.ConsentExpired:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_EXPIRED,
-	decision.ConsentPending:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_PENDING,
-	decision.ConsentUnknown:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONSENT_UNKNOWN,
-	decision.ChannelBarred:       nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_BARRED,
-	decision.ContentNotApproved:  nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_NOT_APPROVED,
-	decision.ContentExpired:      nbapb.SuppressionReason_SUPPRESSION_REASON_CONTENT_EXPIRED,
-	decision.NotEligible:         nbapb.SuppressionReason_SUPPRESSION_REASON_NOT_ELIGIBLE,
-	decision.ChannelNotRequested: nbapb.SuppressionReason_SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED,
-	decision.FrequencyCap:        nbapb.SuppressionReason_SUPPRESSION_REASON_FREQUENCY_CAP,
+// reasonCodes maps each decision.Reason to the API's SuppressionReason by
+// name: "no_consent" is SUPPRESSION_REASON_NO_CONSENT. It is made once from
+// the generated enum, so the proto's enum is the only table: a gate's new
+// reason needs one enum line there, and nothing here. A reason the proto
+// lacks is sent as UNSPECIFIED (TestEveryReasonHasACode keeps that from
+// happening to the engine's own).
+var reasonCodes = func() map[decision.Reason]nbapb.SuppressionReason {
+	m := make(map[decision.Reason]nbapb.SuppressionReason, len(nbapb.SuppressionReason_name))
+	for code, name := range nbapb.SuppressionReason_name {
+		if code != 0 {
+			m[reasonOf(name)] = nbapb.SuppressionReason(code)
+		}
+	}
+	return m
+}()
+
+const reasonPrefix = "SUPPRESSION_REASON_"
+
+// reasonOf is the decision.Reason an enum name stands for.
+func reasonOf(enumName string) decision.Reason {
+	return decision.Reason(strings.ToLower(strings.TrimPrefix(enumName, reasonPrefix)))
 }
+
+// reasonCode is r's SuppressionReason (UNSPECIFIED when the proto lacks it).
+func reasonCode(r decision.Reason) nbapb.SuppressionReason { return reasonCodes[r] }
 
 // ts converts a time, mapping the zero time to nil (absent).
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -146,8 +159,9 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 	sups := make([]nbapb.Suppression, len(res.Suppressed))
 	for i, s := range res.Suppressed {
 		sups[i].ActionId = s.ActionID
-		sups[i].Reason = reasonCodes[s.Reason]
+		sups[i].Reason = reasonCode(s.Reason)
 		sups[i].Detail = s.Detail
+		sups[i].ClearsAt = ts(s.ClearsAt)
 		out.Suppressed[i] = &sups[i]
 	}
 	return out

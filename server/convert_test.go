@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/scoring"
 	"strings"
 	"testing"
 
@@ -43,13 +45,32 @@ func TestEnumNumberingMatchesDomain(t *testing.T) {
 			t.Errorf("consent status %d: proto %s, domain %s", s, got, want)
 		}
 	}
-	for r := decision.Reason(1); int(r) < len(reasonCodes); r++ {
-		if got, want := reasonCodes[r].String(), "SUPPRESSION_REASON_"+name(r.String()); got != want {
-			t.Errorf("reason %d: proto %s, domain %s", r, got, want)
+}
+
+// TestEveryReasonHasACode: every reason the engine's gates can block with
+// has its SuppressionReason, by name. A gate with a new reason fails here
+// until the proto has its enum line.
+func TestEveryReasonHasACode(t *testing.T) {
+	e, err := decision.New(oneHCP{}, scoring.Demo(), catalog.Demo(), consent.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := e.Reasons()
+	if len(reasons) < 10 {
+		t.Fatalf("the engine lists %d reasons, want the built-in gates' ten at least", len(reasons))
+	}
+	for _, r := range reasons {
+		code := reasonCode(r)
+		if code == nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED {
+			t.Errorf("reason %s has no SuppressionReason: add SUPPRESSION_REASON_%s to nba.proto", r, strings.ToUpper(r.String()))
+			continue
+		}
+		if got := reasonOf(code.String()); got != r {
+			t.Errorf("reason %s maps to %s, which maps back to %s", r, code, got)
 		}
 	}
-	if n := len(nbapb.SuppressionReason_name); n != len(reasonCodes) {
-		t.Errorf("proto has %d suppression reasons, the mapping %d", n, len(reasonCodes))
+	if got := reasonCode("no_such_reason"); got != nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED {
+		t.Errorf("an unknown reason maps to %s, want UNSPECIFIED", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
 // decideSecondsBuckets are the bounds of arbiter_decide_seconds and of
@@ -25,7 +26,8 @@ type metrics struct {
 	decideTime  prometheus.Histogram
 	decisions   [arbiter.NumCallerKinds]prometheus.Counter
 	recommended [arbiter.NumChannels]prometheus.Counter
-	suppressed  [len(reasonCodes)]prometheus.Counter
+	// suppressed is indexed by the SuppressionReason code (dense from 0).
+	suppressed []prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,8 +58,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for ch := range m.recommended {
 		m.recommended[ch] = recommended.WithLabelValues(arbiter.Channel(ch).String())
 	}
-	for r := range m.suppressed {
-		m.suppressed[r] = suppressed.WithLabelValues(decision.Reason(r).String())
+	m.suppressed = make([]prometheus.Counter, len(nbapb.SuppressionReason_name))
+	for code := range m.suppressed {
+		m.suppressed[code] = suppressed.WithLabelValues(reasonOf(nbapb.SuppressionReason(code).String()).String())
 	}
 	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed)
 	return m
@@ -87,15 +90,19 @@ func (m *metrics) decided(start time.Time, caller arbiter.CallerKind, res *decis
 			m.recommended[ch].Inc()
 		}
 	}
-	var n [len(reasonCodes)]int
+	// Counted per code first: a counter's Add is an atomic operation, a
+	// decision suppresses dozens of candidates, mostly for a few reasons.
+	var n [32]int
 	for i := range res.Suppressed {
-		if r := res.Suppressed[i].Reason; int(r) < len(n) {
-			n[r]++
+		if code := int(reasonCode(res.Suppressed[i].Reason)); code < len(n) && code < len(m.suppressed) {
+			n[code]++
+		} else if code < len(m.suppressed) {
+			m.suppressed[code].Inc()
 		}
 	}
-	for r, k := range n {
+	for code, k := range n[:min(len(n), len(m.suppressed))] {
 		if k > 0 {
-			m.suppressed[r].Add(float64(k))
+			m.suppressed[code].Add(float64(k))
 		}
 	}
 }

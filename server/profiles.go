@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 
-	"github.com/arbiter-nba/arbiter"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -18,7 +23,7 @@ func (s *Server) UpsertProfile(ctx context.Context, req *nbapb.UpsertProfileRequ
 		return nil, toStatus(ctx, s.log, err)
 	}
 	if err := s.profiles.UpsertProfile(ctx, profile(req.GetProfile())); err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, toStatus(ctx, s.log, prefixFields("profile.", err))
 	}
 	return &nbapb.UpsertProfileResponse{}, nil
 }
@@ -37,25 +42,30 @@ func (s *Server) GetProfile(ctx context.Context, req *nbapb.GetProfileRequest) (
 	return &nbapb.GetProfileResponse{Profile: toProfile(&p), Counters: toCounters(&counters)}, nil
 }
 
-// ImportProfiles reads a CRM feed and writes it in batches. A batch is
-// validated whole before anything in it is written; an invalid item ends
-// the stream with InvalidArgument naming it ("items[1042].profile.market").
-// The batches before its batch were written; re-sending the whole feed is
-// safe, as imports merge (profiles are replaced, consent is merged by
-// capture time and ledgered).
+// ImportProfiles reads a CRM feed and writes it in batches. Each item is
+// validated as it arrives, before anything of its batch is written; an
+// invalid item ends the stream with InvalidArgument naming it
+// ("items[1042].profile.market"). The import is not all-or-nothing: the
+// batches before the stopping point were written, and every error that
+// ends the stream says how many items were (importStopped). Re-sending the
+// whole feed is safe, as imports merge (profiles are replaced, consent is
+// merged by capture time and ledgered). An HCP that appears twice is
+// written twice, in order: its batch is flushed before the second one.
 func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer) error {
 	ctx := stream.Context()
 	var imported int64
 	batch := make([]recipient.ImportItem, 0, s.importBatch)
+	inBatch := make(map[string]bool, s.importBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		if err := s.profiles.Import(ctx, batch); err != nil {
-			return renumber(err, imported)
+			return err
 		}
 		imported += int64(len(batch))
 		batch = batch[:0]
+		clear(inBatch)
 		return nil
 	}
 	for {
@@ -66,37 +76,46 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 		if err != nil {
 			return err
 		}
+		prefix := fmt.Sprintf("items[%d].", imported+int64(len(batch)))
 		if err := checkStrings(req); err != nil {
-			return toStatus(ctx, s.log, prefixFields(fmt.Sprintf("items[%d].", imported+int64(len(batch))), err))
+			return s.importStopped(ctx, prefixFields(prefix, err), imported)
 		}
-		batch = append(batch, importItem(req))
-		if len(batch) == cap(batch) {
+		item := importItem(req)
+		if err := item.ValidateAt(time.Now()); err != nil {
+			return s.importStopped(ctx, prefixFields(prefix, err), imported)
+		}
+		if inBatch[item.Profile.HCPID] || len(batch) == cap(batch) {
 			if err := flush(); err != nil {
-				return toStatus(ctx, s.log, err)
+				return s.importStopped(ctx, err, imported)
 			}
 		}
+		batch = append(batch, item)
+		inBatch[item.Profile.HCPID] = true
 	}
 	if err := flush(); err != nil {
-		return toStatus(ctx, s.log, err)
+		return s.importStopped(ctx, err, imported)
 	}
 	return stream.SendAndClose(&nbapb.ImportProfilesResponse{Imported: imported})
 }
 
-// renumber shifts "items[i]" field names of a batch's validation error to
-// the item's position in the whole stream.
-func renumber(err error, offset int64) error {
-	var inv *arbiter.InvalidError
-	if !errors.As(err, &inv) || offset == 0 {
-		return err
-	}
-	out := &arbiter.InvalidError{}
-	for _, v := range inv.Violations {
-		var i int64
-		var rest string
-		if n, _ := fmt.Sscanf(v.Field, "items[%d]%s", &i, &rest); n >= 1 {
-			v.Field = fmt.Sprintf("items[%d]%s", i+offset, rest)
+// importStopped is the status that ends an import early: err's, with the
+// number of items written before it in the message and in an ErrorInfo
+// detail (reason IMPORT_STOPPED, metadata "imported"), so that a feed can
+// tell what to send again.
+func (s *Server) importStopped(ctx context.Context, err error, imported int64) error {
+	st := status.Convert(toStatus(ctx, s.log, err))
+	n := strconv.FormatInt(imported, 10)
+	out := status.New(st.Code(), st.Message()+" (import stopped; "+n+" items before it were written)")
+	details := append(st.Details(), &errdetails.ErrorInfo{Reason: "IMPORT_STOPPED", Domain: "arbiter",
+		Metadata: map[string]string{"imported": n}})
+	var protos []protoadapt.MessageV1
+	for _, d := range details {
+		if m, ok := d.(protoadapt.MessageV1); ok {
+			protos = append(protos, m)
 		}
-		out.Violations = append(out.Violations, v)
 	}
-	return out
+	if withDetails, derr := out.WithDetails(protos...); derr == nil {
+		out = withDetails
+	}
+	return out.Err()
 }

@@ -182,8 +182,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 // interceptors returns the chains, outermost first: the access log when
 // enabled (no payloads; OK calls at debug level), the metrics when enabled
 // (outside recovery, so that a panic counts as the Internal it becomes),
-// panic recovery into a generic Internal, and (unary only) the
-// server-side maximum deadline.
+// panic recovery into a generic Internal, (unary only) the server-side
+// maximum deadline, the rejection of requests the codec could not decode,
+// then the caller's own.
 func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
@@ -212,8 +213,8 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt), s.deadlineInterceptor)
-	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
+	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt), s.deadlineInterceptor, rejectMalformed)
+	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt), rejectMalformedStream)
 	return append(unary, s.unaryExtra...), append(stream, s.streamExtra...)
 }
 

@@ -420,8 +420,9 @@ func seed(ctx context.Context, store *redisstore.Store, n int) error {
 	return nil
 }
 
-// Seed loads the demo population into the configured Redis.
-func Seed(ctx context.Context, cfg Config, logger *slog.Logger) error {
+// withStore runs f on a store of the configured Redis, for the one-off
+// subcommands, and closes both after.
+func withStore(cfg Config, f func(store *redisstore.Store) error) error {
 	rdb := newRedis(cfg)
 	defer rdb.Close()
 	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
@@ -429,6 +430,15 @@ func Seed(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	return f(store)
+}
+
+// Seed loads the demo population into the configured Redis.
+func Seed(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	return withStore(cfg, func(store *redisstore.Store) error { return seedLogged(ctx, cfg, logger, store) })
+}
+
+func seedLogged(ctx context.Context, cfg Config, logger *slog.Logger, store *redisstore.Store) error {
 	start := time.Now()
 	if err := seed(ctx, store, cfg.DemoSize); err != nil {
 		return err
@@ -440,13 +450,10 @@ func Seed(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // Migrate converts what earlier versions stored in the configured Redis
 // to the current formats, printing its progress to progress.
 func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress io.Writer) error {
-	rdb := newRedis(cfg)
-	defer rdb.Close()
-	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	return withStore(cfg, func(store *redisstore.Store) error { return migrateLogged(ctx, cfg, logger, store, progress) })
+}
+
+func migrateLogged(ctx context.Context, cfg Config, logger *slog.Logger, store *redisstore.Store, progress io.Writer) error {
 	start := time.Now()
 	res, err := store.Migrate(ctx, func(p redisstore.MigrateProgress) {
 		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted", p.Scanned, p.Ledgers, p.Profiles)

@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
@@ -72,10 +77,119 @@ func testImportProfiles(t *testing.T, b redistest.Backend) {
 	if v := client.FieldViolations(err); v["items[550].profile.market"] == "" {
 		t.Errorf("field violations %v, want one for items[550].profile.market", v)
 	}
+	// The error says how much of the feed was written: the first batch.
+	if !strings.Contains(status.Convert(err).Message(), "500 items before it were written") {
+		t.Errorf("error message %q does not say that 500 items were written", status.Convert(err).Message())
+	}
+	var info *errdetails.ErrorInfo
+	for _, d := range status.Convert(err).Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			info = ei
+		}
+	}
+	if info == nil || info.GetReason() != "IMPORT_STOPPED" || info.GetMetadata()["imported"] != "500" {
+		t.Errorf("ErrorInfo detail %v, want reason IMPORT_STOPPED with imported=500", info)
+	}
 	if _, _, err := ts.client.GetProfile(ctx, "FEED-0599"); err != nil {
 		t.Errorf("an HCP of the first, valid batch was not written: %v", err)
 	}
 	if _, _, err := ts.client.GetProfile(ctx, "FEED-0650"); !client.IsNotFound(err) {
 		t.Errorf("an HCP of the invalid batch: %v, want NotFound (nothing of that batch is written)", err)
+	}
+}
+
+// arbiter migrate runs against a real Redis, reports its progress and is
+// safe to repeat: a store written by this version has nothing to convert.
+func TestMigrateCommand(t *testing.T) {
+	b := singleRedis(t)
+	cfg, err := parseConfig("migrate", []string{"-redis-addr", b.Addrs[0], "-redis-prefix", "migrate-cmd"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DemoSize = 20
+	if err := Seed(context.Background(), cfg, logger); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	for round := 1; round <= 2; round++ {
+		var progress strings.Builder
+		if err := Migrate(context.Background(), cfg, logger, &progress); err != nil {
+			t.Fatalf("round %d: Migrate() = %v", round, err)
+		}
+		if !strings.Contains(progress.String(), "0 ledgers and 0 profiles converted") {
+			t.Errorf("round %d: progress %q, want nothing converted", round, progress.String())
+		}
+	}
+}
+
+// Unsubscribe is one call, and means promotional contact only; stopping all
+// contact on a channel is another, and bars it (the foreign client's
+// surprise: an email opt-out leaving medical and service email
+// recommended is the unsubscribe's meaning, said explicitly).
+func TestUnsubscribeAndStopAllContact(t *testing.T) {
+	ts := start(t, embedded, 300)
+	ctx := context.Background()
+	emailPurposes := func(id string) map[arbiter.Purpose]bool {
+		d, err := ts.client.Decide(ctx, id, client.DecideOptions{Limit: 50, Channels: []arbiter.Channel{arbiter.Email}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[arbiter.Purpose]bool{}
+		for _, r := range d.Recommendations {
+			out[r.Purpose] = true
+		}
+		return out
+	}
+	// A demo HCP recommended both promotional and other email.
+	var hcp string
+	for i := 1; i <= 300 && hcp == ""; i++ {
+		if p := emailPurposes(demo.HCPID(i)); p[arbiter.Promotional] && (p[arbiter.Medical] || p[arbiter.Service]) {
+			hcp = demo.HCPID(i)
+		}
+	}
+	if hcp == "" {
+		t.Fatal("no demo HCP is recommended both promotional and other email")
+	}
+	change := client.ChannelChange{Channel: arbiter.Email, CapturedAt: time.Now(), Source: "esp-unsubscribe-link"}
+	entry, err := ts.client.Unsubscribe(ctx, hcp, change)
+	if err != nil {
+		t.Fatalf("Unsubscribe: %v", err)
+	}
+	if r := entry.Record; !entry.Applied || r.Purpose != arbiter.Promotional || r.Status != client.ConsentOptOut {
+		t.Errorf("Unsubscribe wrote %+v, want an applied promotional opt-out", entry)
+	}
+	if p := emailPurposes(hcp); p[arbiter.Promotional] || !(p[arbiter.Medical] || p[arbiter.Service]) {
+		t.Errorf("after Unsubscribe, email purposes recommended %v: want no promotional, the others kept", p)
+	}
+	change.CapturedAt = time.Now()
+	if _, err := ts.client.StopAllContact(ctx, hcp, change); err != nil {
+		t.Fatalf("StopAllContact: %v", err)
+	}
+	if p := emailPurposes(hcp); len(p) != 0 {
+		t.Errorf("after StopAllContact, email purposes recommended %v: want none", p)
+	}
+	// Bad input names the request's own fields.
+	_, err = ts.client.Unsubscribe(ctx, hcp, client.ChannelChange{Source: "x"})
+	if v := client.FieldViolations(err); status.Code(err) != codes.InvalidArgument || v["channel"] == "" || v["captured_at"] == "" {
+		t.Errorf("Unsubscribe without channel and time: %v, violations %v; want channel and captured_at", err, v)
+	}
+}
+
+// RecordEvent's field violations name paths of RecordEventRequest
+// ("event.type"), not doubled ones ("event.event.type").
+func TestRecordEventFieldPaths(t *testing.T) {
+	ts := start(t, embedded, 5)
+	ctx := context.Background()
+	_, err := ts.client.RecordEvent(ctx, client.Event{HCPID: "HCP-000001", Channel: arbiter.Email})
+	v := client.FieldViolations(err)
+	for _, want := range []string{"event.event_id", "event.type", "event.occurred_at"} {
+		if v[want] == "" {
+			t.Errorf("violations %v, want one for %s", v, want)
+		}
+	}
+	for field := range v {
+		if strings.HasPrefix(field, "event.event.") || !strings.HasPrefix(field, "event.") {
+			t.Errorf("violation of %q: not a path of RecordEventRequest", field)
+		}
 	}
 }

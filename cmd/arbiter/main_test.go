@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,32 +55,10 @@ const (
 	demoPolicyFile  = "../../consent/policy.json"
 )
 
-// roundTrips counts the Redis round trips a client makes: one per command
-// sent on its own, one per pipeline. The handshake go-redis runs on a new
-// connection (HELLO, CLIENT SETINFO) is not a decision's work and is left out.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		switch cmd.Name() {
-		// The connection handshake, and the slot map a cluster client
-		// re-reads now and then: never a decision's work.
-		case "hello", "client", "auth", "cluster":
-		default:
-			r.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
-}
-
 type testServer struct {
 	*Main
 	client *client.Client
-	trips  *roundTrips
+	trips  *redistest.RoundTrips
 }
 
 // start runs the real server program against backend b (embedded for the
@@ -114,7 +91,7 @@ func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags .
 			t.Fatalf("seed: %v", err)
 		}
 	}
-	ts := &testServer{Main: NewMain(cfg, logger), trips: &roundTrips{}}
+	ts := &testServer{Main: NewMain(cfg, logger), trips: &redistest.RoundTrips{}}
 	ts.redisHooks = []redis.Hook{ts.trips}
 	if err := ts.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v", err)
@@ -260,25 +237,19 @@ func testOneRedisRoundTripPerDecide(t *testing.T, b redistest.Backend) {
 	// pipeline once, before go-redis splits it by node; what goes over the
 	// network is seen by hooks on the node clients. Count both: a decision
 	// is one pipeline, to the one node that owns the HCP's slot.
-	nodeTrips := &roundTrips{}
-	if cc, ok := ts.rdb.(*redis.ClusterClient); ok {
-		err := cc.ForEachShard(ctx, func(_ context.Context, node *redis.Client) error {
-			node.AddHook(nodeTrips)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	nodeTrips := &redistest.RoundTrips{}
+	if b.Cluster {
+		nodeTrips.AddToNodes(t, ts.rdb)
 	}
 	for _, opts := range []client.DecideOptions{{}, {Limit: 10, Explain: true}, {Channels: []arbiter.Channel{arbiter.Email}}} {
-		before, nodeBefore := ts.trips.n.Load(), nodeTrips.n.Load()
+		before, nodeBefore := ts.trips.N(), nodeTrips.N()
 		if _, err := ts.client.Decide(ctx, "HCP-000007", opts); err != nil {
 			t.Fatal(err)
 		}
-		if got := ts.trips.n.Load() - before; got != 1 {
+		if got := ts.trips.N() - before; got != 1 {
 			t.Errorf("Decide(%+v) made %d Redis round trips, want 1", opts, got)
 		}
-		if got := nodeTrips.n.Load() - nodeBefore; b.Cluster && got != 1 {
+		if got := nodeTrips.N() - nodeBefore; b.Cluster && got != 1 {
 			t.Errorf("Decide(%+v) made %d round trips to cluster nodes, want 1", opts, got)
 		}
 	}

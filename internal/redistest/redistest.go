@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -216,16 +217,29 @@ func Main(m *testing.M, addr *string) int {
 // several backends", so that the store is proven on a single Redis and on a
 // Redis Cluster alike.
 type Backend struct {
-	Name    string   // "redis" or "cluster": the t.Run name
+	Name    string   // "redis", "cluster" or "miniredis": the t.Run name
 	Addrs   []string // the server, or the cluster's nodes (seeds)
 	Cluster bool     // Addrs are Redis Cluster nodes
+	// Embedded: a fresh miniredis per test, the embedded store of
+	// arbiter demo (Addrs is empty).
+	Embedded bool
 }
+
+// Miniredis is the embedded store as a backend: storage code must behave
+// the same on it as on a real Redis, since arbiter demo serves from it.
+var Miniredis = Backend{Name: "miniredis", Embedded: true}
 
 // Client returns a client of the backend and a key prefix unique to the
 // test, closed when the test ends. It skips the test (fails it in CI) when
 // redis-server, or for a cluster redis-cli, is missing.
 func (b Backend) Client(tb testing.TB) (redis.UniversalClient, string) {
 	tb.Helper()
+	if b.Embedded {
+		m := miniredis.RunT(tb)
+		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		tb.Cleanup(func() { rdb.Close() })
+		return rdb, "arbiter"
+	}
 	if !b.Cluster {
 		if len(b.Addrs) == 0 {
 			Require(tb)
@@ -292,9 +306,11 @@ func Each(t *testing.T, backends []Backend, test func(t *testing.T, b Backend)) 
 	}
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) {
-			if b.Cluster {
+			switch {
+			case b.Embedded:
+			case b.Cluster:
 				RequireCluster(t)
-			} else {
+			default:
 				Require(t)
 			}
 			test(t, b)

@@ -1,0 +1,67 @@
+package decision
+
+import (
+	"time"
+
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/recipient"
+)
+
+// A Gate is one check a candidate must pass before it may be recommended:
+// the channel the caller asked about, the model's coverage, eligibility and
+// MLR approval, consent, the contact policy. Gates are pure: given the
+// candidate, the recipient's state, the request and the decision time they
+// answer allowed (the zero Block) or blocked, and never depend on another
+// gate's answer or order. The engine owns the list (New builds it; see
+// defaultGates); Decide stops at a candidate's first block, CheckAll asks
+// every gate.
+//
+// A new gate is one file: its type, its Check, and the Reason it blocks
+// with (a constant of its own). The gRPC boundary maps reasons to the
+// proto's SuppressionReason by name, so the proto needs one enum line.
+type Gate interface {
+	Check(in *GateInput) Block
+	// Reasons lists every Reason Check can block with.
+	Reasons() []Reason
+}
+
+// GateInput is what a gate sees of one candidate. Gates must not modify it.
+type GateInput struct {
+	Action    *catalog.Action
+	State     *recipient.State
+	Recipient catalog.Recipient
+	Request   *Request
+	At        time.Time
+}
+
+// Block is a gate's answer. The zero Block allows the candidate.
+type Block struct {
+	// Reason is why the candidate is held back; empty: allowed.
+	Reason Reason
+	// NotApplicable says the action does not apply to the recipient at all
+	// (audience, specialty, market, a channel the caller did not ask
+	// about), as opposed to applying but being forbidden now (consent,
+	// MLR, contact policy). Decide lists not-applicable candidates only
+	// when asked to explain: they answer "why not" for a rep, not "what
+	// must not be sent" for a sender, and a catalog-wide decision has many.
+	NotApplicable bool
+	// Detail says why in words a rep understands; set only when the
+	// request asks to explain. Never personal data.
+	Detail string
+	// ClearsAt is when the block lifts by itself, where the gate can know
+	// it (content approved from a later date, a contact gap); zero when it
+	// cannot, or never will (an opt-out, a withdrawal).
+	ClearsAt time.Time
+}
+
+// Blocked reports whether b holds the candidate back.
+func (b Block) Blocked() bool { return b.Reason != ReasonUnspecified }
+
+// detail returns f() when the request asks to explain, else "": details
+// cost a string each, and most callers do not read them.
+func detail(in *GateInput, f func() string) string {
+	if !in.Request.Explain {
+		return ""
+	}
+	return f()
+}

@@ -1,0 +1,35 @@
+package decision
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// FrequencyCap: the contact policy holds the channel back for now.
+const FrequencyCap Reason = "frequency_cap"
+
+// gapGate applies the catalog's minimum gap between two contacts on one
+// channel. The block clears when the gap has passed.
+type gapGate struct {
+	minGap *[arbiter.NumChannels]time.Duration
+}
+
+func (gapGate) Reasons() []Reason { return []Reason{FrequencyCap} }
+
+func (g gapGate) Check(in *GateInput) Block {
+	ch := in.Action.Channel
+	gap := g.minGap[ch]
+	if gap <= 0 {
+		return Block{}
+	}
+	last, at := in.State.Counters.LastContact[ch], in.At
+	if last.IsZero() || at.Sub(last) >= gap || at.Before(last) {
+		return Block{}
+	}
+	return Block{Reason: FrequencyCap, ClearsAt: last.Add(gap).UTC(), Detail: detail(in, func() string {
+		return fmt.Sprintf("last %s contact %s ago; minimum gap is %s",
+			label(ch), roundDuration(at.Sub(last)), roundDuration(gap))
+	})}
+}
