@@ -18,6 +18,7 @@ var corePackages = []string{
 	"github.com/arbiter-nba/arbiter/scoring",
 	"github.com/arbiter-nba/arbiter/decision",
 	"github.com/arbiter-nba/arbiter/demo",
+	"github.com/arbiter-nba/arbiter/definitions",
 }
 
 // forbidden are what the core must never reach, directly or through

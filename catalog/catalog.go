@@ -104,6 +104,9 @@ func (c *Catalog) Lookup(id string) (int, bool) {
 //go:embed demo_catalog.json
 var demoCatalog []byte
 
+// DemoJSON returns the demo catalog's file, as Demo parses it.
+func DemoJSON() []byte { return append([]byte(nil), demoCatalog...) }
+
 // Demo returns the catalog that ships with Arbiter for the demo population.
 func Demo() *Catalog {
 	c, err := Parse(demoCatalog)

@@ -42,10 +42,11 @@ func decideRequestToPB(hcpID string, o DecideOptions) *nbapb.DecideRequest {
 
 func decisionFromPB(m *nbapb.DecideResponse) *Decision {
 	d := &Decision{
-		ID:             m.GetDecisionId(),
-		At:             timeFromPB(m.GetDecisionTime()),
-		ModelVersion:   m.GetModelVersion(),
-		CatalogVersion: m.GetCatalogVersion(),
+		ID:                 m.GetDecisionId(),
+		At:                 timeFromPB(m.GetDecisionTime()),
+		ModelVersion:       m.GetModelVersion(),
+		CatalogVersion:     m.GetCatalogVersion(),
+		DefinitionsVersion: m.GetDefinitionsVersion(),
 	}
 	if rs := m.GetRecommendations(); len(rs) > 0 {
 		d.Recommendations = make([]Recommendation, len(rs))

@@ -40,6 +40,8 @@ type Decision struct {
 	At             time.Time `json:"at,omitzero"`
 	ModelVersion   string    `json:"model_version,omitempty"`
 	CatalogVersion string    `json:"catalog_version,omitempty"`
+	// DefinitionsVersion names the definitions set the decision used.
+	DefinitionsVersion string `json:"definitions_version,omitempty"`
 	// Recommendations are ranked best first.
 	Recommendations []Recommendation `json:"recommendations"`
 	// Suppressed lists the candidates that may not be sent, and why.

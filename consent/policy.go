@@ -71,6 +71,9 @@ func (p *Policy) defaultFor(market string, c arbiter.Channel) Default {
 //go:embed policy.json
 var defaultPolicyJSON []byte
 
+// DefaultPolicyJSON returns DefaultPolicy's file.
+func DefaultPolicyJSON() []byte { return append([]byte(nil), defaultPolicyJSON...) }
+
 // DefaultPolicy returns the demo policy embedded from policy.json: in the
 // US, contacts other than SMS and push are opt-out by default; in the EU,
 // only in-person, remote and MSL visits and direct mail are, and every

@@ -48,12 +48,15 @@ type Request struct {
 // apply to the HCP at all (Block.NotApplicable) are listed only when the
 // request asked to explain.
 type Result struct {
-	ID              string
-	At              time.Time
-	ModelVersion    string
-	CatalogVersion  string
-	Recommendations []Recommendation
-	Suppressed      []Suppression
+	ID             string
+	At             time.Time
+	ModelVersion   string
+	CatalogVersion string
+	// DefinitionsVersion names the definitions set the engine was built
+	// from (WithDefinitionsVersion); empty when it was not named.
+	DefinitionsVersion string
+	Recommendations    []Recommendation
+	Suppressed         []Suppression
 }
 
 // Recommendation is one ranked action.
@@ -93,8 +96,9 @@ type Engine struct {
 	scratch sync.Pool
 	// allActions lists every catalog index: the candidates of a request
 	// that names none. Read only.
-	allActions []int32
-	extraGates []Gate
+	allActions  []int32
+	extraGates  []Gate
+	defsVersion string
 }
 
 // defaultGates are the built-in gates, cheapest first: which gate blocks
@@ -115,6 +119,10 @@ type Option func(*Engine)
 
 // WithClock sets the clock used when a request has no decision time.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
+
+// WithDefinitionsVersion names the definitions set (catalog, model and
+// policy) the engine is built from; every Result carries it.
+func WithDefinitionsVersion(v string) Option { return func(e *Engine) { e.defsVersion = v } }
 
 // WithGates adds gates after the built-in ones (defaultGates).
 func WithGates(g ...Gate) Option {
@@ -192,7 +200,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	}
 	res := &Result{
 		ID: e.ids.next(at), At: at,
-		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version,
+		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version, DefinitionsVersion: e.defsVersion,
 	}
 
 	prof := &snap.Profile

@@ -123,6 +123,9 @@ func (m *Model) Vectorize(p *Profile, x []float64) []float64 {
 //go:embed demo_model.json
 var demoModel []byte
 
+// DemoJSON returns the demo model's file, as Demo parses it.
+func DemoJSON() []byte { return append([]byte(nil), demoModel...) }
+
 // Demo returns the model that ships with Arbiter, tuned by hand for the
 // demo population.
 func Demo() *Model {

@@ -132,12 +132,13 @@ func decideRequestFor(hcpID string, req decideOptions) decision.Request {
 
 func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 	out := &nbapb.DecideResponse{
-		DecisionId:      res.ID,
-		ModelVersion:    res.ModelVersion,
-		CatalogVersion:  res.CatalogVersion,
-		DecisionTime:    ts(res.At),
-		Recommendations: make([]*nbapb.Recommendation, len(res.Recommendations)),
-		Suppressed:      make([]*nbapb.Suppression, len(res.Suppressed)),
+		DecisionId:         res.ID,
+		ModelVersion:       res.ModelVersion,
+		CatalogVersion:     res.CatalogVersion,
+		DefinitionsVersion: res.DefinitionsVersion,
+		DecisionTime:       ts(res.At),
+		Recommendations:    make([]*nbapb.Recommendation, len(res.Recommendations)),
+		Suppressed:         make([]*nbapb.Suppression, len(res.Suppressed)),
 	}
 	recs := make([]nbapb.Recommendation, len(res.Recommendations))
 	for i := range res.Recommendations {

@@ -49,6 +49,7 @@ type Server struct {
 	nbapb.UnimplementedEventServiceServer
 	nbapb.UnimplementedProfileServiceServer
 	nbapb.UnimplementedConsentServiceServer
+	nbapb.UnimplementedDefinitionsServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -59,7 +60,8 @@ type Server struct {
 	importBatch int
 	accessLog   bool
 	health      *health.Server
-	metrics     *metrics // nil: no metrics
+	metrics     *metrics         // nil: no metrics
+	defs        DefinitionsStore // nil: DefinitionsService not served
 	// unaryExtra and streamExtra are the caller's interceptors, run inside
 	// the server's own (after recovery and the deadline).
 	unaryExtra  []grpc.UnaryServerInterceptor
@@ -169,6 +171,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.consents != nil {
 		nbapb.RegisterConsentServiceServer(g, s)
+	}
+	if s.defs != nil {
+		nbapb.RegisterDefinitionsServiceServer(g, s)
 	}
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)

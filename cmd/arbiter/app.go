@@ -18,9 +18,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/hcpcache"
 	"github.com/arbiter-nba/arbiter/recipient"
@@ -43,6 +45,7 @@ type Main struct {
 	rdb      redis.UniversalClient
 	store    *redisstore.Store
 	cache    *hcpcache.Cache // nil without -hcp-cache
+	follow   *follower       // keeps the engine on the active definitions
 	srv      *server.Server
 	grpc     *grpc.Server
 	lis      net.Listener
@@ -77,7 +80,7 @@ func (m *Main) MetricsAddr() string {
 // in the background. In demo mode it starts the embedded demo store and
 // seeds it with the demo population.
 func (m *Main) Run(ctx context.Context) error {
-	cat, model, policy, err := loadDefinitions(m.cfg)
+	bootstrap, err := loadDefinitions(m.cfg)
 	if err != nil {
 		return err
 	}
@@ -126,8 +129,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
-	engine, err := decision.New(loader, model, cat, policy)
-	if err != nil {
+	m.follow = newFollower(m.store, loader, m.logger, m.cfg.DefinitionsPoll)
+	if err := m.follow.start(ctx, bootstrap); err != nil {
 		return err
 	}
 	srvOpts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
@@ -137,9 +140,14 @@ func (m *Main) Run(ctx context.Context) error {
 		reg = newRegistry(m.cache)
 		srvOpts = append(srvOpts, server.WithMetrics(reg))
 	}
-	if m.srv, err = server.New(engine, m.store, m.store, srvOpts...); err != nil {
+	if m.cfg.AdminRPC {
+		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store, m.cfg.DefinitionsPoll}))
+		m.logger.Warn("DefinitionsService is served (-admin-rpc): anyone who can reach the port can change the fleet's definitions")
+	}
+	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
 		return err
 	}
+	m.follow.health = m.srv.Health()
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -167,7 +175,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.grpc.Serve(m.lis) }()
-	m.logger.Info("arbiter serving", "addr", m.Addr(), "catalog", cat.Version, "actions", len(cat.Actions), "model", model.Version)
+	e := m.follow.Engine()
+	m.logger.Info("arbiter serving", "addr", m.Addr(), "definitions", m.follow.Version(), "catalog", e.Catalog().Version,
+		"actions", len(e.Catalog().Actions), "model", e.ModelVersion())
 	return nil
 }
 
@@ -222,6 +232,9 @@ func (m *Main) Close() error {
 		cancel()
 	} else if m.metricsLis != nil {
 		m.metricsLis.Close()
+	}
+	if m.follow != nil {
+		m.follow.close()
 	}
 	if m.cache != nil {
 		m.cache.Close()
@@ -373,33 +386,35 @@ func isConnError(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// loadDefinitions reads the definitions files; in demo mode a file not
-// given is the demo's (parseConfig has made sure that outside demo mode
-// every file is given).
-func loadDefinitions(cfg Config) (*catalog.Catalog, *scoring.Model, *consent.Policy, error) {
-	cat, model, policy := catalog.Demo(), scoring.Demo(), consent.DefaultPolicy()
-	if data, err := readOptional(cfg.CatalogFile); err != nil {
-		return nil, nil, nil, err
-	} else if data != nil {
-		if cat, err = catalog.Parse(data); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", cfg.CatalogFile, err)
-		}
+// loadDefinitions returns the definitions the server starts with, to be
+// published when Redis has no active set yet: the files given, or in demo
+// mode the demo's for each file not given. nil when no file is given
+// outside demo mode: the server then follows the active set.
+func loadDefinitions(cfg Config) (*definitions.Set, error) {
+	if !cfg.Demo && cfg.CatalogFile == "" {
+		return nil, nil // parseConfig: all three files or none
 	}
-	if data, err := readOptional(cfg.ModelFile); err != nil {
-		return nil, nil, nil, err
-	} else if data != nil {
-		if model, err = scoring.Parse(data); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", cfg.ModelFile, err)
-		}
+	files := map[string][]byte{
+		definitions.CatalogFile: catalog.DemoJSON(),
+		definitions.ModelFile:   scoring.DemoJSON(),
+		definitions.PolicyFile:  consent.DefaultPolicyJSON(),
 	}
-	if data, err := readOptional(cfg.PolicyFile); err != nil {
-		return nil, nil, nil, err
-	} else if data != nil {
-		if policy, err = consent.ParsePolicy(data); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", cfg.PolicyFile, err)
+	for name, path := range map[string]string{definitions.CatalogFile: cfg.CatalogFile,
+		definitions.ModelFile: cfg.ModelFile, definitions.PolicyFile: cfg.PolicyFile} {
+		if path == "" {
+			continue
 		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		files[name] = data
 	}
-	return cat, model, policy, nil
+	set, err := definitions.Parse(files)
+	if err != nil {
+		return nil, fmt.Errorf("%w (files: -catalog %q, -model %q, -consent-policy %q)", err, cfg.CatalogFile, cfg.ModelFile, cfg.PolicyFile)
+	}
+	return set, nil
 }
 
 // seed writes the demo population, made of domain values by package demo,
@@ -418,6 +433,65 @@ func seed(ctx context.Context, store *redisstore.Store, n int) error {
 		}
 	}
 	return nil
+}
+
+// Validate checks a definitions directory without a server and prints its
+// version, or every problem found (naming the file and the item).
+func Validate(dir string, out io.Writer) error {
+	set, err := definitions.Load(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: valid, version %s (catalog %s, %d actions; model %s)\n", dir, set.Version,
+		set.Catalog.Version, len(set.Catalog.Actions), set.Model.Version)
+	return nil
+}
+
+// definitionsAdmin is the server's DefinitionsService over the store.
+type definitionsAdmin struct {
+	store *redisstore.Store
+	poll  time.Duration
+}
+
+func (d definitionsAdmin) Publish(ctx context.Context, set *definitions.Set) (confirmed, unconfirmed []string, err error) {
+	res, err := d.store.PublishDefinitions(ctx, set, publishWait, liveWithin(d.poll))
+	return res.Confirmed, res.Unconfirmed, err
+}
+
+func (d definitionsAdmin) Active(ctx context.Context) (*definitions.Set, error) {
+	v, err := d.store.ActiveVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v == "" {
+		return nil, fmt.Errorf("active definitions: %w", arbiter.ErrNotFound)
+	}
+	return d.store.LoadDefinitions(ctx, v)
+}
+
+// publishWait bounds how long a publish waits for the replicas.
+const publishWait = 10 * time.Second
+
+// Publish validates the definitions directory, publishes it as the active
+// set and waits until every live replica uses it. A replica that does not
+// confirm in time is named, and the command fails: its operator must look.
+func Publish(ctx context.Context, cfg Config, out io.Writer) error {
+	set, err := definitions.Load(cfg.DefinitionsDir)
+	if err != nil {
+		return err // the active set keeps serving
+	}
+	return withStore(cfg, func(store *redisstore.Store) error {
+		res, err := store.PublishDefinitions(ctx, set, publishWait, liveWithin(cfg.DefinitionsPoll))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "published %s: %d live replicas use it\n", res.Version, len(res.Confirmed))
+		if len(res.Unconfirmed) > 0 {
+			return fmt.Errorf("%d live replicas did not confirm %s within %s: %s (they refuse decisions and report not ready until they can load it)",
+				len(res.Unconfirmed), res.Version, publishWait, strings.Join(res.Unconfirmed, ", "))
+		}
+		return nil
+	})
 }
 
 // withStore runs f on a store of the configured Redis, for the one-off

@@ -50,6 +50,14 @@ type Config struct {
 	DebugAddr string
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
 	MetricsAddr string
+	// DefinitionsPoll is how often a replica checks the active definitions
+	// set and reports the one it uses (a publish also announces itself).
+	DefinitionsPoll time.Duration
+	// AdminRPC serves DefinitionsService (publishing definitions sets).
+	AdminRPC bool
+	// DefinitionsDir is the directory of arbiter validate and arbiter
+	// definitions publish.
+	DefinitionsDir string
 	// HCPCache > 0 keeps up to that many HCPs' state in memory, kept exact
 	// by Redis key tracking (package hcpcache); 0: off.
 	HCPCache int
@@ -89,11 +97,13 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG", ""), "action catalog JSON file; required but for arbiter demo (ARBITER_CATALOG)")
 	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; required but for arbiter demo (ARBITER_MODEL)")
 	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; required but for arbiter demo (ARBITER_CONSENT_POLICY)")
+	fs.BoolVar(&c.AdminRPC, "admin-rpc", env("ADMIN_RPC", "") == "true", "serve DefinitionsService, which publishes definitions sets; callers are not authenticated yet, so only on a trusted network (ARBITER_ADMIN_RPC=true)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize string
+	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
+	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 3 of these (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
 	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
@@ -105,8 +115,16 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q (flags come before arguments; arbiter -h lists the subcommands)", fs.Arg(0))
+	positional := 0
+	if cmd == "validate" || cmd == "publish" {
+		positional = 1 // the definitions directory
+		if fs.NArg() == 0 {
+			return c, fmt.Errorf("%s needs a definitions directory (holding catalog.json, model.json, consent_policy.json)", cmd)
+		}
+		c.DefinitionsDir = fs.Arg(0)
+	}
+	if fs.NArg() > positional {
+		return c, fmt.Errorf("unexpected argument %q (flags come before arguments; arbiter -h lists the subcommands)", fs.Arg(positional))
 	}
 	if err := c.checkNeeds(cmd); err != nil {
 		return c, err
@@ -148,6 +166,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if c.StreamWorkers, err = strconv.Atoi(streamWorkers); err != nil || c.StreamWorkers < 0 || c.StreamWorkers > 1024 {
 		return c, fmt.Errorf("stream-workers: want 0 to 1024, got %q", streamWorkers)
 	}
+	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
+		return c, fmt.Errorf("definitions-poll: want a duration of at least 10ms, got %q", defsPoll)
+	}
 	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
 		return c, fmt.Errorf("shutdown-grace: %w", err)
 	}
@@ -166,20 +187,27 @@ func (c *Config) checkNeeds(cmd string) error {
 	var missing []string
 	switch cmd {
 	case "serve":
+		if c.RedisAddr == "" {
+			return errors.New("the server needs -redis-addr (ARBITER_REDIS_ADDR); for the demo with an embedded store and demo data, run arbiter demo")
+		}
+		// The definitions: all three files (published if Redis has no
+		// active set yet), or none (the active set is followed).
+		var given []string
 		for _, need := range []struct{ value, what string }{
-			{c.RedisAddr, "-redis-addr (ARBITER_REDIS_ADDR)"},
 			{c.CatalogFile, "-catalog (ARBITER_CATALOG)"},
 			{c.ModelFile, "-model (ARBITER_MODEL)"},
 			{c.PolicyFile, "-consent-policy (ARBITER_CONSENT_POLICY)"},
 		} {
 			if need.value == "" {
 				missing = append(missing, need.what)
+			} else {
+				given = append(given, need.what)
 			}
 		}
-		if len(missing) > 0 {
-			return fmt.Errorf("the server needs %s; for the demo with an embedded store and demo data, run arbiter demo", strings.Join(missing, ", "))
+		if len(given) > 0 && len(missing) > 0 {
+			return fmt.Errorf("the server needs all of the definitions files or none (to follow the set published in Redis): missing %s", strings.Join(missing, ", "))
 		}
-	case "seed", "migrate":
+	case "seed", "migrate", "publish":
 		if c.RedisAddr == "" {
 			return fmt.Errorf("%s needs a Redis: set -redis-addr (ARBITER_REDIS_ADDR)", cmd)
 		}

@@ -34,9 +34,10 @@ func main() {
 const usage = `arbiter: the next-best-action decision server.
 
 Usage:
-  arbiter serve [flags]     serve gRPC from the Redis at -redis-addr, with the
-                            -catalog, -model and -consent-policy files (all
-                            required); the default: arbiter [flags] is the same
+  arbiter serve [flags]     serve gRPC from the Redis at -redis-addr, following the
+                            definitions set published there; -catalog, -model and
+                            -consent-policy (all three) are published first when
+                            Redis has none. The default: arbiter [flags] is the same
   arbiter demo [flags]      serve the demo: an embedded, in-memory Redis-protocol
                             store seeded with the demo population, and the demo
                             definitions (nothing is persisted)
@@ -44,6 +45,11 @@ Usage:
   arbiter migrate [flags]   convert data that earlier versions stored in the Redis
                             at -redis-addr to the current formats (one-off, safe to
                             repeat)
+  arbiter validate DIR      check a definitions directory (catalog.json, model.json,
+                            consent_policy.json) without a server
+  arbiter definitions publish [flags] DIR
+                            validate DIR, store it in the Redis at -redis-addr, make it
+                            the active set and wait until every live replica uses it
   arbiter help              this text; arbiter SUBCOMMAND -h lists its flags`
 
 func run(args []string) error {
@@ -51,8 +57,14 @@ func run(args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "definitions" {
+		if len(args) == 0 || args[0] != "publish" {
+			return errors.New("arbiter definitions: want arbiter definitions publish [flags] DIR")
+		}
+		cmd, args = "publish", args[1:]
+	}
 	switch cmd {
-	case "serve", "demo", "seed", "migrate":
+	case "serve", "demo", "seed", "migrate", "validate", "publish":
 	case "help":
 		fmt.Println(usage)
 		return nil
@@ -77,6 +89,10 @@ func run(args []string) error {
 		return Seed(ctx, cfg, logger)
 	case "migrate":
 		return Migrate(ctx, cfg, logger, os.Stderr)
+	case "validate":
+		return Validate(cfg.DefinitionsDir, os.Stdout)
+	case "publish":
+		return Publish(ctx, cfg, os.Stdout)
 	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, logger)

@@ -82,9 +82,16 @@ func TestSubcommandNeeds(t *testing.T) {
 		args    []string
 		wantErr []string // each in the error; none for no error
 	}{
-		{"serve with nothing", "serve", nil, []string{"-redis-addr", "ARBITER_REDIS_ADDR", "-catalog", "-model", "-consent-policy", "arbiter demo"}},
-		{"serve without definitions", "serve", []string{"-redis-addr", "127.0.0.1:1"}, []string{"-catalog (ARBITER_CATALOG)", "-model", "-consent-policy"}},
-		{"serve without a catalog", "serve", []string{"-redis-addr", "127.0.0.1:1", "-model", "m", "-consent-policy", "p"}, []string{"-catalog"}},
+		{"serve with nothing", "serve", nil, []string{"-redis-addr", "ARBITER_REDIS_ADDR", "arbiter demo"}},
+		// Without files the server follows the set published in Redis
+		// (and refuses to start when there is none: TestNoDefinitions).
+		{"serve without definitions files", "serve", []string{"-redis-addr", "127.0.0.1:1"}, nil},
+		{"serve without a catalog", "serve", []string{"-redis-addr", "127.0.0.1:1", "-model", "m", "-consent-policy", "p"}, []string{"all of the definitions files or none", "-catalog (ARBITER_CATALOG)"}},
+		{"serve with a catalog only", "serve", []string{"-redis-addr", "127.0.0.1:1", "-catalog", "c"}, []string{"-model (ARBITER_MODEL)", "-consent-policy"}},
+		{"validate without a directory", "validate", nil, []string{"needs a definitions directory"}},
+		{"validate with two", "validate", []string{"a", "b"}, []string{`unexpected argument "b"`}},
+		{"validate", "validate", []string{"dir"}, nil},
+		{"publish without a Redis", "publish", []string{"dir"}, []string{"publish needs a Redis"}},
 		{"serve with everything", "serve", append([]string{"-redis-addr", "127.0.0.1:1"}, defs...), nil},
 		{"demo with nothing", "demo", nil, nil},
 		{"demo with a Redis", "demo", []string{"-redis-addr", "127.0.0.1:1"}, []string{"embedded store", "arbiter seed"}},

@@ -1125,8 +1125,12 @@ type DecideResponse struct {
 	ModelVersion   string                 `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	DecisionTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
 	CatalogVersion string                 `protobuf:"bytes,6,opt,name=catalog_version,json=catalogVersion,proto3" json:"catalog_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The version of the definitions set (catalog, model, consent policy)
+	// the decision used: "sha256:" and the hash of its files. Every replica
+	// follows the active set; a decision never mixes two.
+	DefinitionsVersion string `protobuf:"bytes,7,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DecideResponse) Reset() {
@@ -1197,6 +1201,13 @@ func (x *DecideResponse) GetDecisionTime() *timestamppb.Timestamp {
 func (x *DecideResponse) GetCatalogVersion() string {
 	if x != nil {
 		return x.CatalogVersion
+	}
+	return ""
+}
+
+func (x *DecideResponse) GetDefinitionsVersion() string {
+	if x != nil {
+		return x.DefinitionsVersion
 	}
 	return ""
 }
@@ -2761,6 +2772,204 @@ func (x *GetConsentHistoryResponse) GetTotal() int64 {
 	return 0
 }
 
+type PublishDefinitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the set's files by name: catalog.json, model.json and
+	// consent_policy.json, each required.
+	Files         map[string][]byte `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishDefinitionsRequest) Reset() {
+	*x = PublishDefinitionsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishDefinitionsRequest) ProtoMessage() {}
+
+func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type PublishDefinitionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "sha256:" and the hash of the files.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The live replicas that use the new set.
+	ConfirmedReplicas []string `protobuf:"bytes,2,rep,name=confirmed_replicas,json=confirmedReplicas,proto3" json:"confirmed_replicas,omitempty"`
+	// The live replicas that did not confirm in time; they refuse decisions
+	// and report not ready until they can load it.
+	UnconfirmedReplicas []string `protobuf:"bytes,3,rep,name=unconfirmed_replicas,json=unconfirmedReplicas,proto3" json:"unconfirmed_replicas,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *PublishDefinitionsResponse) Reset() {
+	*x = PublishDefinitionsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishDefinitionsResponse) ProtoMessage() {}
+
+func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PublishDefinitionsResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *PublishDefinitionsResponse) GetConfirmedReplicas() []string {
+	if x != nil {
+		return x.ConfirmedReplicas
+	}
+	return nil
+}
+
+func (x *PublishDefinitionsResponse) GetUnconfirmedReplicas() []string {
+	if x != nil {
+		return x.UnconfirmedReplicas
+	}
+	return nil
+}
+
+type GetActiveDefinitionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActiveDefinitionsRequest) Reset() {
+	*x = GetActiveDefinitionsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActiveDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActiveDefinitionsRequest) ProtoMessage() {}
+
+func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+}
+
+type GetActiveDefinitionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Files         map[string][]byte      `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActiveDefinitionsResponse) Reset() {
+	*x = GetActiveDefinitionsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActiveDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActiveDefinitionsResponse) ProtoMessage() {}
+
+func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetActiveDefinitionsResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetActiveDefinitionsResponse) GetFiles() map[string][]byte {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 var File_nba_v1_nba_proto protoreflect.FileDescriptor
 
 const file_nba_v1_nba_proto_rawDesc = "" +
@@ -2820,7 +3029,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x11.nba.v1.ItemErrorR\x05error\"9\n" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb7\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe8\x02\n" +
 	"\x0eDecideResponse\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12@\n" +
@@ -2830,7 +3039,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"suppressed\x12#\n" +
 	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12?\n" +
 	"\rdecision_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12'\n" +
-	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\"\x9c\x02\n" +
+	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\x12/\n" +
+	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\"\x9c\x02\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x15\n" +
 	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12%\n" +
@@ -2956,7 +3166,25 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0fmarked_complete\x18\x05 \x01(\bR\x0emarkedComplete\"`\n" +
 	"\x19GetConsentHistoryResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.nba.v1.LedgerEntryR\aentries\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x03R\x05total*\xe4\x01\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\"\x99\x01\n" +
+	"\x19PublishDefinitionsRequest\x12B\n" +
+	"\x05files\x18\x01 \x03(\v2,.nba.v1.PublishDefinitionsRequest.FilesEntryR\x05files\x1a8\n" +
+	"\n" +
+	"FilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x98\x01\n" +
+	"\x1aPublishDefinitionsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12-\n" +
+	"\x12confirmed_replicas\x18\x02 \x03(\tR\x11confirmedReplicas\x121\n" +
+	"\x14unconfirmed_replicas\x18\x03 \x03(\tR\x13unconfirmedReplicas\"\x1d\n" +
+	"\x1bGetActiveDefinitionsRequest\"\xb9\x01\n" +
+	"\x1cGetActiveDefinitionsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12E\n" +
+	"\x05files\x18\x02 \x03(\v2/.nba.v1.GetActiveDefinitionsResponse.FilesEntryR\x05files\x1a8\n" +
+	"\n" +
+	"FilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01*\xe4\x01\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
@@ -3031,7 +3259,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0eStopAllContact\x12\x1d.nba.v1.StopAllContactRequest\x1a\x1e.nba.v1.StopAllContactResponse\x12C\n" +
 	"\n" +
 	"GetConsent\x12\x19.nba.v1.GetConsentRequest\x1a\x1a.nba.v1.GetConsentResponse\x12X\n" +
-	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponseB3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
+	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse2\xd4\x01\n" +
+	"\x12DefinitionsService\x12[\n" +
+	"\x12PublishDefinitions\x12!.nba.v1.PublishDefinitionsRequest\x1a\".nba.v1.PublishDefinitionsResponse\x12a\n" +
+	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponseB3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
 
 var (
 	file_nba_v1_nba_proto_rawDescOnce sync.Once
@@ -3046,83 +3277,89 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_nba_v1_nba_proto_goTypes = []any{
-	(Channel)(0),                      // 0: nba.v1.Channel
-	(Purpose)(0),                      // 1: nba.v1.Purpose
-	(Audience)(0),                     // 2: nba.v1.Audience
-	(CallerKind)(0),                   // 3: nba.v1.CallerKind
-	(SuppressionReason)(0),            // 4: nba.v1.SuppressionReason
-	(EventType)(0),                    // 5: nba.v1.EventType
-	(ConsentStatus)(0),                // 6: nba.v1.ConsentStatus
-	(*DecisionContext)(nil),           // 7: nba.v1.DecisionContext
-	(*DecideRequest)(nil),             // 8: nba.v1.DecideRequest
-	(*Contribution)(nil),              // 9: nba.v1.Contribution
-	(*Recommendation)(nil),            // 10: nba.v1.Recommendation
-	(*Suppression)(nil),               // 11: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),        // 12: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),       // 13: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                 // 14: nba.v1.ItemError
-	(*DecideResponse)(nil),            // 15: nba.v1.DecideResponse
-	(*Event)(nil),                     // 16: nba.v1.Event
-	(*RecordEventRequest)(nil),        // 17: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),       // 18: nba.v1.RecordEventResponse
-	(*Profile)(nil),                   // 19: nba.v1.Profile
-	(*ChannelAddress)(nil),            // 20: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),           // 21: nba.v1.ChannelCounters
-	(*Counters)(nil),                  // 22: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),      // 23: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),     // 24: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),         // 25: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),        // 26: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),     // 27: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),    // 28: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),             // 29: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),         // 30: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),        // 31: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),     // 32: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),       // 33: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),    // 34: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),        // 35: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),         // 36: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),        // 37: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),  // 38: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),               // 39: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil), // 40: nba.v1.GetConsentHistoryResponse
-	nil,                               // 41: nba.v1.Profile.AttributesEntry
-	nil,                               // 42: nba.v1.Counters.TopicsEntry
-	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
+	(Channel)(0),                         // 0: nba.v1.Channel
+	(Purpose)(0),                         // 1: nba.v1.Purpose
+	(Audience)(0),                        // 2: nba.v1.Audience
+	(CallerKind)(0),                      // 3: nba.v1.CallerKind
+	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
+	(EventType)(0),                       // 5: nba.v1.EventType
+	(ConsentStatus)(0),                   // 6: nba.v1.ConsentStatus
+	(*DecisionContext)(nil),              // 7: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 8: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 9: nba.v1.Contribution
+	(*Recommendation)(nil),               // 10: nba.v1.Recommendation
+	(*Suppression)(nil),                  // 11: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 12: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 13: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 14: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 15: nba.v1.DecideResponse
+	(*Event)(nil),                        // 16: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 17: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 18: nba.v1.RecordEventResponse
+	(*Profile)(nil),                      // 19: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 20: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 21: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 22: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 23: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 24: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),            // 25: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 26: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 27: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 28: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 29: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 30: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 31: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 32: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 33: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 34: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 35: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 36: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 37: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 38: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 39: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 40: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 41: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 42: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 43: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 44: nba.v1.GetActiveDefinitionsResponse
+	nil,                                  // 45: nba.v1.Profile.AttributesEntry
+	nil,                                  // 46: nba.v1.Counters.TopicsEntry
+	nil,                                  // 47: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 48: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 49: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
 	3,  // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	43, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	49, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	7,  // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,  // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,  // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
 	9,  // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	4,  // 7: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	43, // 8: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	49, // 8: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	7,  // 9: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
 	15, // 10: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
 	14, // 11: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
 	10, // 12: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
 	11, // 13: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	43, // 14: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	49, // 14: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,  // 15: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,  // 16: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	43, // 17: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	49, // 17: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	16, // 18: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	2,  // 19: nba.v1.Profile.audience:type_name -> nba.v1.Audience
 	20, // 20: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	41, // 21: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	43, // 22: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 21: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	49, // 22: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 23: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,  // 24: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	43, // 25: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	49, // 25: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
 	21, // 26: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	42, // 27: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	43, // 28: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	46, // 27: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	49, // 28: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
 	19, // 29: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
 	19, // 30: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
 	22, // 31: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
@@ -3131,48 +3368,54 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	0,  // 34: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
 	1,  // 35: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
 	6,  // 36: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	43, // 37: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	43, // 38: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 37: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	49, // 38: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
 	29, // 39: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
 	0,  // 40: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	43, // 41: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	49, // 41: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
 	0,  // 42: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	43, // 43: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	49, // 43: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
 	39, // 44: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
 	39, // 45: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
 	39, // 46: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
 	29, // 47: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	43, // 48: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	49, // 48: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
 	29, // 49: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	43, // 50: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	49, // 50: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	39, // 51: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	8,  // 52: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	12, // 53: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	17, // 54: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	23, // 55: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	25, // 56: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	27, // 57: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	30, // 58: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	31, // 59: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	32, // 60: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	36, // 61: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	38, // 62: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	15, // 63: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	13, // 64: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	18, // 65: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	24, // 66: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	26, // 67: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	28, // 68: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	35, // 69: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	33, // 70: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	34, // 71: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	37, // 72: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	40, // 73: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	63, // [63:74] is the sub-list for method output_type
-	52, // [52:63] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	47, // 52: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	48, // 53: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	8,  // 54: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	12, // 55: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	17, // 56: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	23, // 57: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	25, // 58: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	27, // 59: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	30, // 60: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	31, // 61: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	32, // 62: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	36, // 63: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	38, // 64: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	41, // 65: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	43, // 66: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	15, // 67: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	13, // 68: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	18, // 69: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	24, // 70: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	26, // 71: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	28, // 72: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	35, // 73: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	33, // 74: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	34, // 75: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	37, // 76: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	40, // 77: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	42, // 78: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	44, // 79: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	67, // [67:80] is the sub-list for method output_type
+	54, // [54:67] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -3186,9 +3429,9 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   36,
+			NumMessages:   42,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

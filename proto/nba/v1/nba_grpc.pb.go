@@ -777,3 +777,163 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "nba/v1/nba.proto",
 }
+
+const (
+	DefinitionsService_PublishDefinitions_FullMethodName   = "/nba.v1.DefinitionsService/PublishDefinitions"
+	DefinitionsService_GetActiveDefinitions_FullMethodName = "/nba.v1.DefinitionsService/GetActiveDefinitions"
+)
+
+// DefinitionsServiceClient is the client API for DefinitionsService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DefinitionsService publishes definitions sets: the catalog (with its MLR
+// approvals and contact policy), the model and the consent policy, as one
+// immutable set named by a content hash. An administrator's service: the
+// server registers it only with -admin-rpc.
+type DefinitionsServiceClient interface {
+	// PublishDefinitions validates the files as one set, stores it, makes it the active
+	// set and waits until every live replica uses it. An invalid set is
+	// refused whole (InvalidArgument naming the file and the item) and the
+	// active set keeps serving.
+	PublishDefinitions(ctx context.Context, in *PublishDefinitionsRequest, opts ...grpc.CallOption) (*PublishDefinitionsResponse, error)
+	// GetActiveDefinitions returns the active set's version and files.
+	GetActiveDefinitions(ctx context.Context, in *GetActiveDefinitionsRequest, opts ...grpc.CallOption) (*GetActiveDefinitionsResponse, error)
+}
+
+type definitionsServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDefinitionsServiceClient(cc grpc.ClientConnInterface) DefinitionsServiceClient {
+	return &definitionsServiceClient{cc}
+}
+
+func (c *definitionsServiceClient) PublishDefinitions(ctx context.Context, in *PublishDefinitionsRequest, opts ...grpc.CallOption) (*PublishDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishDefinitionsResponse)
+	err := c.cc.Invoke(ctx, DefinitionsService_PublishDefinitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *definitionsServiceClient) GetActiveDefinitions(ctx context.Context, in *GetActiveDefinitionsRequest, opts ...grpc.CallOption) (*GetActiveDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetActiveDefinitionsResponse)
+	err := c.cc.Invoke(ctx, DefinitionsService_GetActiveDefinitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DefinitionsServiceServer is the server API for DefinitionsService service.
+// All implementations must embed UnimplementedDefinitionsServiceServer
+// for forward compatibility.
+//
+// DefinitionsService publishes definitions sets: the catalog (with its MLR
+// approvals and contact policy), the model and the consent policy, as one
+// immutable set named by a content hash. An administrator's service: the
+// server registers it only with -admin-rpc.
+type DefinitionsServiceServer interface {
+	// PublishDefinitions validates the files as one set, stores it, makes it the active
+	// set and waits until every live replica uses it. An invalid set is
+	// refused whole (InvalidArgument naming the file and the item) and the
+	// active set keeps serving.
+	PublishDefinitions(context.Context, *PublishDefinitionsRequest) (*PublishDefinitionsResponse, error)
+	// GetActiveDefinitions returns the active set's version and files.
+	GetActiveDefinitions(context.Context, *GetActiveDefinitionsRequest) (*GetActiveDefinitionsResponse, error)
+	mustEmbedUnimplementedDefinitionsServiceServer()
+}
+
+// UnimplementedDefinitionsServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDefinitionsServiceServer struct{}
+
+func (UnimplementedDefinitionsServiceServer) PublishDefinitions(context.Context, *PublishDefinitionsRequest) (*PublishDefinitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishDefinitions not implemented")
+}
+func (UnimplementedDefinitionsServiceServer) GetActiveDefinitions(context.Context, *GetActiveDefinitionsRequest) (*GetActiveDefinitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetActiveDefinitions not implemented")
+}
+func (UnimplementedDefinitionsServiceServer) mustEmbedUnimplementedDefinitionsServiceServer() {}
+func (UnimplementedDefinitionsServiceServer) testEmbeddedByValue()                            {}
+
+// UnsafeDefinitionsServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DefinitionsServiceServer will
+// result in compilation errors.
+type UnsafeDefinitionsServiceServer interface {
+	mustEmbedUnimplementedDefinitionsServiceServer()
+}
+
+func RegisterDefinitionsServiceServer(s grpc.ServiceRegistrar, srv DefinitionsServiceServer) {
+	// If the following call panics, it indicates UnimplementedDefinitionsServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DefinitionsService_ServiceDesc, srv)
+}
+
+func _DefinitionsService_PublishDefinitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DefinitionsServiceServer).PublishDefinitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DefinitionsService_PublishDefinitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DefinitionsServiceServer).PublishDefinitions(ctx, req.(*PublishDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DefinitionsService_GetActiveDefinitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetActiveDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DefinitionsServiceServer).GetActiveDefinitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DefinitionsService_GetActiveDefinitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DefinitionsServiceServer).GetActiveDefinitions(ctx, req.(*GetActiveDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DefinitionsService_ServiceDesc is the grpc.ServiceDesc for DefinitionsService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DefinitionsService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.DefinitionsService",
+	HandlerType: (*DefinitionsServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "PublishDefinitions",
+			Handler:    _DefinitionsService_PublishDefinitions_Handler,
+		},
+		{
+			MethodName: "GetActiveDefinitions",
+			Handler:    _DefinitionsService_GetActiveDefinitions_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "nba/v1/nba.proto",
+}

@@ -1,0 +1,195 @@
+// Package definitions makes the catalog, the model and the consent policy
+// one immutable, versioned Set: validated whole, named by a content hash,
+// swapped as one. Every decision uses one Set (decision.Engine is built
+// from one), and its response names the Set's version, so a decision never
+// mixes a catalog with another set's model, and can be replayed against
+// the Set it used.
+//
+// It is part of the pure core: parsing and hashing only. Publishing a Set
+// to Redis, and following the active one on every replica, are the storage
+// adapter's and the server program's (redisstore/definitions.go,
+// cmd/arbiter/follow.go).
+//
+// # Invariants
+//
+//   - A Set is valid as a whole or not at all: Parse checks every file and
+//     reports every problem it finds, naming the file and the item.
+//   - The version is the SHA-256 of the files' names and bytes, in name
+//     order: the same files give the same version anywhere, and any change
+//     of a byte gives another.
+//   - A Set is never modified once made.
+package definitions
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/scoring"
+)
+
+// The files of a Set, by name. A definitions directory holds these.
+const (
+	CatalogFile = "catalog.json"
+	ModelFile   = "model.json"
+	PolicyFile  = "consent_policy.json"
+)
+
+// fileNames lists every file a Set has, in hashing order.
+var fileNames = []string{CatalogFile, PolicyFile, ModelFile}
+
+// Set is one immutable set of definitions.
+type Set struct {
+	// Version is "sha256:" and the hex SHA-256 of the files (see Hash).
+	Version string
+	Catalog *catalog.Catalog
+	Model   *scoring.Model
+	Policy  *consent.Policy
+	files   map[string][]byte
+}
+
+// Files returns a copy of the Set's files, by name, as hashed.
+func (s *Set) Files() map[string][]byte {
+	out := make(map[string][]byte, len(s.files))
+	for k, v := range s.files {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// Error lists every problem Parse found, each naming its file.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "definitions are invalid: " + strings.Join(e.Problems, "; ")
+}
+
+// Parse validates files (name to bytes) as one Set. Every file of the Set
+// is required and no other is accepted. Every problem found is reported,
+// in an *Error, prefixed with its file's name ("catalog.json: action 3
+// (email-x): unknown channel"); a Set with any problem is refused whole.
+func Parse(files map[string][]byte) (*Set, error) {
+	e := &Error{}
+	for _, name := range fileNames {
+		if _, ok := files[name]; !ok {
+			e.Problems = append(e.Problems, name+": missing")
+		}
+	}
+	var extra []string
+	for name := range files {
+		if !slices.Contains(fileNames, name) {
+			extra = append(extra, name)
+		}
+	}
+	slices.Sort(extra)
+	for _, name := range extra {
+		e.Problems = append(e.Problems, fmt.Sprintf("%s: not a definitions file (want %s)", name, strings.Join(fileNames, ", ")))
+	}
+	s := &Set{files: make(map[string][]byte, len(fileNames))}
+	var err error
+	if data, ok := files[CatalogFile]; ok {
+		if s.Catalog, err = catalog.Parse(data); err != nil {
+			e.Problems = append(e.Problems, CatalogFile+": "+err.Error())
+		}
+	}
+	if data, ok := files[ModelFile]; ok {
+		if s.Model, err = scoring.Parse(data); err != nil {
+			e.Problems = append(e.Problems, ModelFile+": "+err.Error())
+		}
+	}
+	if data, ok := files[PolicyFile]; ok {
+		if s.Policy, err = consent.ParsePolicy(data); err != nil {
+			e.Problems = append(e.Problems, PolicyFile+": "+err.Error())
+		}
+	}
+	if len(e.Problems) > 0 {
+		return nil, e
+	}
+	for _, name := range fileNames {
+		s.files[name] = slices.Clone(files[name])
+	}
+	s.Version = Hash(s.files)
+	return s, nil
+}
+
+// Hash is the version of a set of files: "sha256:" and the hex SHA-256 of
+// each file's name and bytes, each preceded by its length, in name order.
+func Hash(files map[string][]byte) string {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	var n [8]byte
+	for _, name := range names {
+		binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+		h.Write(n[:])
+		h.Write([]byte(name))
+		binary.BigEndian.PutUint64(n[:], uint64(len(files[name])))
+		h.Write(n[:])
+		h.Write(files[name])
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// ReadDir reads a definitions directory: the Set's files, and nothing else
+// that ends in .json (a stray file is reported, so that a typo in a name
+// is not silently ignored).
+func ReadDir(dir string) (map[string][]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, ent := range entries {
+		if ent.IsDir() || !strings.HasSuffix(ent.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+		if err != nil {
+			return nil, err
+		}
+		files[ent.Name()] = data
+	}
+	return files, nil
+}
+
+// Load reads and parses a definitions directory.
+func Load(dir string) (*Set, error) {
+	files, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(files)
+}
+
+// Demo is the demo's Set: the catalog, model and consent policy that ship
+// with Arbiter.
+func Demo() *Set {
+	s, err := Parse(map[string][]byte{
+		CatalogFile: catalog.DemoJSON(),
+		ModelFile:   scoring.DemoJSON(),
+		PolicyFile:  consent.DefaultPolicyJSON(),
+	})
+	if err != nil {
+		panic("definitions: the embedded demo set is invalid: " + err.Error())
+	}
+	return s
+}
+
+// IsInvalid reports whether err says a set of files is not a valid Set.
+func IsInvalid(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}

@@ -1,0 +1,112 @@
+package definitions
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/scoring"
+)
+
+func demoFiles() map[string][]byte {
+	return map[string][]byte{CatalogFile: catalog.DemoJSON(), ModelFile: scoring.DemoJSON(), PolicyFile: consent.DefaultPolicyJSON()}
+}
+
+func TestParseDemo(t *testing.T) {
+	s, err := Parse(demoFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.Version, "sha256:") || len(s.Version) != len("sha256:")+64 {
+		t.Errorf("version %q, want sha256: and 64 hex digits", s.Version)
+	}
+	if s.Catalog == nil || s.Model == nil || s.Policy == nil {
+		t.Fatal("a part of the set is missing")
+	}
+	if got := Demo().Version; got != s.Version {
+		t.Errorf("Demo().Version = %s, want %s", got, s.Version)
+	}
+	// Files returns copies: the Set cannot be changed through them.
+	f := s.Files()
+	f[CatalogFile][0] = 'X'
+	if Hash(s.Files()) != s.Version {
+		t.Error("changing the bytes Files returned changed the Set")
+	}
+}
+
+// The version names the bytes: a byte changes it, the map's order does not.
+func TestHash(t *testing.T) {
+	a := demoFiles()
+	b := demoFiles()
+	if Hash(a) != Hash(b) {
+		t.Error("the same files hash differently")
+	}
+	b[ModelFile] = append(b[ModelFile], ' ')
+	if Hash(a) == Hash(b) {
+		t.Error("a changed file hashes the same")
+	}
+	// A byte moved from one file's end to the next file's start changes
+	// the hash too: lengths are part of it.
+	c := map[string][]byte{"a": []byte("xy"), "b": []byte("z")}
+	d := map[string][]byte{"a": []byte("x"), "b": []byte("yz")}
+	if Hash(c) == Hash(d) {
+		t.Error("moving a byte between files kept the hash")
+	}
+}
+
+// A set with problems is refused whole, and every problem names its file.
+func TestParseRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(f map[string][]byte)
+		want []string
+	}{
+		{"missing model", func(f map[string][]byte) { delete(f, ModelFile) }, []string{"model.json: missing"}},
+		{"stray file", func(f map[string][]byte) { f["catalogue.json"] = []byte("{}") }, []string{"catalogue.json: not a definitions file"}},
+		{"bad catalog and policy", func(f map[string][]byte) {
+			f[CatalogFile] = []byte(`{"version": "v", "actions": [{"id": "a", "channel": "fax"}]}`)
+			f[PolicyFile] = []byte(`{"markets": {"US": {"email": "maybe"}}}`)
+		}, []string{"catalog.json: ", "consent_policy.json: "}},
+		{"not JSON", func(f map[string][]byte) { f[ModelFile] = []byte("{") }, []string{"model.json: "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := demoFiles()
+			tt.edit(f)
+			s, err := Parse(f)
+			if s != nil || !IsInvalid(err) {
+				t.Fatalf("Parse() = %v, %v; want nil and a definitions error", s, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range demoFiles() {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != Demo().Version {
+		t.Errorf("version %s, want the demo's %s", s.Version, Demo().Version)
+	}
+	if _, err := Load(filepath.Join(dir, "nope")); err == nil {
+		t.Error("Load of a missing directory succeeded")
+	}
+}
