@@ -177,6 +177,16 @@ type scratch struct {
 	// seen[i] == stamp marks catalog action i as named in this request.
 	seen  []uint32
 	stamp uint32
+	// req, in and blk are the gates' input and answer (Decide).
+	req Request
+	in  GateInput
+	blk Block
+}
+
+// forget drops what the gates' input points to, so that the pooled
+// scratch keeps no recipient state or request alive.
+func (s *scratch) forget() {
+	s.req, s.in, s.blk = Request{}, GateInput{}, Block{}
 }
 
 // Decide makes one decision. Unknown or repeated candidate ids are an
@@ -204,17 +214,23 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	prof := &snap.Profile
-	in := GateInput{State: snap, Request: &req, At: at,
+	// The gates' input and answer live in the pooled scratch: passed to an
+	// interface, locals would be moved to the heap on every decision.
+	s.req = req
+	in, b := &s.in, &s.blk
+	*in = GateInput{State: snap, Request: &s.req, At: at,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
+	defer s.forget()
 	s.topics = e.topicAffinity(snap, s.topics)
 	cands, sups := s.cands[:0], s.sups[:0]
 	for _, ai := range actions {
 		a := &e.catalog.Actions[ai]
 		in.Action = a
-		if b := e.check(&in); b.Blocked() {
+		if e.check(in, b) {
 			if req.Explain || !b.NotApplicable {
 				sups = append(sups, Suppression{ActionID: a.ID, Reason: b.Reason, Detail: b.Detail, ClearsAt: b.ClearsAt})
 			}
+			*b = Block{}
 			continue
 		}
 		c := scoring.Candidate{Action: ai, Channel: a.Channel, Purpose: a.Purpose, Value: a.Value}
@@ -316,14 +332,15 @@ func (e *Engine) Reasons() []Reason {
 	return out
 }
 
-// check returns the first block of the engine's gates, or the zero Block.
-func (e *Engine) check(in *GateInput) Block {
+// check reports whether a gate blocks the candidate, filling b with the
+// first gate's block.
+func (e *Engine) check(in *GateInput, b *Block) bool {
 	for _, g := range e.gates {
-		if b := g.Check(in); b.Blocked() {
-			return b
+		if g.Check(in, b) {
+			return true
 		}
 	}
-	return Block{}
+	return false
 }
 
 // CandidateCheck is every gate's block of one candidate (CheckAll).
@@ -361,7 +378,8 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 		in.Action = &e.catalog.Actions[ai]
 		out[i].ActionID = in.Action.ID
 		for _, g := range e.gates {
-			if b := g.Check(&in); b.Blocked() {
+			var b Block
+			if g.Check(&in, &b) {
 				out[i].Blocks = append(out[i].Blocks, b)
 			}
 		}

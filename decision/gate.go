@@ -11,7 +11,7 @@ import (
 // the channel the caller asked about, the model's coverage, eligibility and
 // MLR approval, consent, the contact policy. Gates are pure: given the
 // candidate, the recipient's state, the request and the decision time they
-// answer allowed (the zero Block) or blocked, and never depend on another
+// answer allowed, or blocked with a Block, and never depend on another
 // gate's answer or order. The engine owns the list (New builds it; see
 // defaultGates); Decide stops at a candidate's first block, CheckAll asks
 // every gate.
@@ -20,7 +20,13 @@ import (
 // with (a constant of its own). The gRPC boundary maps reasons to the
 // proto's SuppressionReason by name, so the proto needs one enum line.
 type Gate interface {
-	Check(in *GateInput) Block
+	// Check reports whether the gate blocks the candidate, and if so fills
+	// b (which the caller zeroes). The Block goes out through b rather
+	// than as a result because gates run for every candidate of every
+	// decision and nearly always allow: returning a Block by value copied
+	// its 64 zero bytes through every call, which made the gates 2.5x the
+	// cost of the chain of ifs they replaced (BenchmarkDecide).
+	Check(in *GateInput, b *Block) bool
 	// Reasons lists every Reason Check can block with.
 	Reasons() []Reason
 }
@@ -34,7 +40,7 @@ type GateInput struct {
 	At        time.Time
 }
 
-// Block is a gate's answer. The zero Block allows the candidate.
+// Block is why a gate holds a candidate back.
 type Block struct {
 	// Reason is why the candidate is held back; empty: allowed.
 	Reason Reason

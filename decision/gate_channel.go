@@ -10,11 +10,12 @@ type channelGate struct{}
 
 func (channelGate) Reasons() []Reason { return []Reason{ChannelNotRequested} }
 
-func (channelGate) Check(in *GateInput) Block {
+func (channelGate) Check(in *GateInput, b *Block) bool {
 	ch := in.Request.Channels
 	if len(ch) == 0 || slices.Contains(ch, in.Action.Channel) {
-		return Block{}
+		return false
 	}
-	return Block{Reason: ChannelNotRequested, NotApplicable: true,
+	*b = Block{Reason: ChannelNotRequested, NotApplicable: true,
 		Detail: detail(in, func() string { return "caller asked about other channels" })}
+	return true
 }

@@ -26,15 +26,15 @@ func (consentGate) Reasons() []Reason {
 	return []Reason{NoConsent, ConsentExpired, ConsentPending, ConsentUnknown, ChannelBarred}
 }
 
-func (g consentGate) Check(in *GateInput) Block {
+func (g consentGate) Check(in *GateInput, b *Block) bool {
 	a, st := in.Action, in.State
 	q := consent.Query{Channel: a.Channel, Purpose: a.Purpose, Topic: a.Topic,
 		Address: st.Profile.Addresses[a.Channel], Market: in.Recipient.Market, At: in.At}
 	v := g.policy.Evaluate(&st.Consent, q)
 	if v.Allowed() {
-		return Block{}
+		return false
 	}
-	b := Block{Reason: NoConsent, Detail: detail(in, func() string { return v.Explain(&st.Consent, q) })}
+	b.Reason, b.Detail = NoConsent, detail(in, func() string { return v.Explain(&st.Consent, q) })
 	switch v.Outcome {
 	case consent.DeniedUnknown:
 		b.Reason = ConsentUnknown
@@ -45,5 +45,5 @@ func (g consentGate) Check(in *GateInput) Block {
 	case consent.DeniedPending:
 		b.Reason = ConsentPending
 	}
-	return b
+	return true
 }

@@ -8,10 +8,11 @@ type coverageGate struct{ model *scoring.Model }
 
 func (coverageGate) Reasons() []Reason { return []Reason{NotEligible} }
 
-func (g coverageGate) Check(in *GateInput) Block {
+func (g coverageGate) Check(in *GateInput, b *Block) bool {
 	if g.model.Scores(in.Action.Channel) {
-		return Block{}
+		return false
 	}
-	return Block{Reason: NotEligible, NotApplicable: true,
+	*b = Block{Reason: NotEligible, NotApplicable: true,
 		Detail: detail(in, func() string { return "the model does not score " + in.Action.Channel.String() })}
+	return true
 }

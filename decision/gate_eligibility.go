@@ -26,13 +26,13 @@ func (eligibilityGate) Reasons() []Reason {
 	return []Reason{ContentNotApproved, ContentExpired, NotEligible}
 }
 
-func (eligibilityGate) Check(in *GateInput) Block {
+func (eligibilityGate) Check(in *GateInput, b *Block) bool {
 	a := in.Action
 	why := a.Check(in.Recipient, in.At)
 	if why == catalog.Eligible {
-		return Block{}
+		return false
 	}
-	b := Block{Detail: detail(in, func() string { return a.Explain(why, in.Recipient) })}
+	b.Detail = detail(in, func() string { return a.Explain(why, in.Recipient) })
 	switch why {
 	case catalog.ContentNotApproved:
 		b.Reason = ContentNotApproved
@@ -45,5 +45,5 @@ func (eligibilityGate) Check(in *GateInput) Block {
 	default:
 		b.Reason, b.NotApplicable = NotEligible, true
 	}
-	return b
+	return true
 }

@@ -18,18 +18,19 @@ type gapGate struct {
 
 func (gapGate) Reasons() []Reason { return []Reason{FrequencyCap} }
 
-func (g gapGate) Check(in *GateInput) Block {
+func (g gapGate) Check(in *GateInput, b *Block) bool {
 	ch := in.Action.Channel
 	gap := g.minGap[ch]
 	if gap <= 0 {
-		return Block{}
+		return false
 	}
 	last, at := in.State.Counters.LastContact[ch], in.At
 	if last.IsZero() || at.Sub(last) >= gap || at.Before(last) {
-		return Block{}
+		return false
 	}
-	return Block{Reason: FrequencyCap, ClearsAt: last.Add(gap).UTC(), Detail: detail(in, func() string {
+	*b = Block{Reason: FrequencyCap, ClearsAt: last.Add(gap).UTC(), Detail: detail(in, func() string {
 		return fmt.Sprintf("last %s contact %s ago; minimum gap is %s",
 			label(ch), roundDuration(at.Sub(last)), roundDuration(gap))
 	})}
+	return true
 }

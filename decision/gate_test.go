@@ -23,21 +23,22 @@ type quietHoursGate struct{}
 
 func (quietHoursGate) Reasons() []Reason { return []Reason{reasonQuietHours} }
 
-func (quietHoursGate) Check(in *GateInput) Block {
+func (quietHoursGate) Check(in *GateInput, b *Block) bool {
 	if in.Action.Channel != arbiter.SMS {
-		return Block{}
+		return false
 	}
 	h := in.At.UTC().Hour()
 	if h >= 8 && h < 22 {
-		return Block{}
+		return false
 	}
 	day := in.At.UTC().Truncate(24 * time.Hour)
 	clears := day.Add(8 * time.Hour)
 	if h >= 22 {
 		clears = clears.Add(24 * time.Hour)
 	}
-	return Block{Reason: reasonQuietHours, ClearsAt: clears,
+	*b = Block{Reason: reasonQuietHours, ClearsAt: clears,
 		Detail: detail(in, func() string { return "quiet hours until 08:00 UTC" })}
+	return true
 }
 
 // A gate added through WithGates holds a candidate back with its own
