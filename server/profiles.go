@@ -22,8 +22,13 @@ func (s *Server) UpsertProfile(ctx context.Context, req *nbapb.UpsertProfileRequ
 	if err := checkStrings(req); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
+	var c checker
+	c.addresses("profile.addresses", req.GetProfile().GetAddresses())
+	if err := c.Err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	if err := s.profiles.UpsertProfile(ctx, profile(req.GetProfile())); err != nil {
-		return nil, toStatus(ctx, s.log, prefixFields("profile.", err))
+		return nil, toStatus(ctx, s.log, addressPaths(prefixFields("profile.", err), req.GetProfile().GetAddresses()))
 	}
 	return &nbapb.UpsertProfileResponse{}, nil
 }
@@ -80,9 +85,14 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 		if err := checkStrings(req); err != nil {
 			return s.importStopped(ctx, prefixFields(prefix, err), imported)
 		}
+		var c checker
+		c.addresses("profile.addresses", req.GetProfile().GetAddresses())
+		if err := c.Err(); err != nil {
+			return s.importStopped(ctx, prefixFields(prefix, err), imported)
+		}
 		item := importItem(req)
 		if err := item.ValidateAt(time.Now()); err != nil {
-			return s.importStopped(ctx, prefixFields(prefix, err), imported)
+			return s.importStopped(ctx, prefixFields(prefix, addressPaths(err, req.GetProfile().GetAddresses())), imported)
 		}
 		if inBatch[item.Profile.HCPID] || len(batch) == cap(batch) {
 			if err := flush(); err != nil {

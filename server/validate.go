@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -155,4 +157,40 @@ func (s *Server) checkDecideOptions(c *checker, req decideOptions) {
 			}
 		}
 	}
+}
+
+// addresses checks a profile's address list: a known channel each, and
+// each channel once (the domain keeps one address per channel).
+func (c *checker) addresses(field string, addrs []*nbapb.ChannelAddress) {
+	seen := map[nbapb.Channel]int{}
+	for i, a := range addrs {
+		name := field + "[" + strconv.Itoa(i) + "]"
+		c.channel(name+".channel", a.GetChannel())
+		if j, dup := seen[a.GetChannel()]; dup {
+			c.Add(name+".channel", "repeats the channel of "+field+"["+strconv.Itoa(j)+"]")
+		}
+		seen[a.GetChannel()] = i
+	}
+}
+
+// addressPaths rewrites the domain's violations of an address,
+// "...addresses.<channel>", into the request's path,
+// "...addresses[i].address_ref", i being that channel's entry in addrs.
+func addressPaths(err error, addrs []*nbapb.ChannelAddress) error {
+	var inv *arbiter.InvalidError
+	if !errors.As(err, &inv) {
+		return err
+	}
+	out := &arbiter.InvalidError{}
+	for _, v := range inv.Violations {
+		if head, ch, ok := strings.Cut(v.Field, "addresses."); ok && !strings.Contains(ch, ".") {
+			for i, a := range addrs {
+				if fromChannel(a.GetChannel()).String() == ch {
+					v.Field = head + "addresses[" + strconv.Itoa(i) + "].address_ref"
+				}
+			}
+		}
+		out.Add(v.Field, v.Description)
+	}
+	return out
 }

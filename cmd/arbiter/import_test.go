@@ -12,11 +12,14 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
 func TestImportProfiles(t *testing.T) { eachBackend(t, testImportProfiles) }
@@ -77,6 +80,7 @@ func testImportProfiles(t *testing.T, b redistest.Backend) {
 	if v := client.FieldViolations(err); v["items[550].profile.market"] == "" {
 		t.Errorf("field violations %v, want one for items[550].profile.market", v)
 	}
+	checkPaths(t, &nbapb.ImportProfilesRequest{}, client.FieldViolations(err))
 	// The error says how much of the feed was written: the first batch.
 	if !strings.Contains(status.Convert(err).Message(), "500 items before it were written") {
 		t.Errorf("error message %q does not say that 500 items were written", status.Convert(err).Message())
@@ -173,6 +177,7 @@ func TestUnsubscribeAndStopAllContact(t *testing.T) {
 	if v := client.FieldViolations(err); status.Code(err) != codes.InvalidArgument || v["channel"] == "" || v["captured_at"] == "" {
 		t.Errorf("Unsubscribe without channel and time: %v, violations %v; want channel and captured_at", err, v)
 	}
+	checkPaths(t, &nbapb.UnsubscribeRequest{}, client.FieldViolations(err))
 }
 
 // RecordEvent's field violations name paths of RecordEventRequest
@@ -182,6 +187,7 @@ func TestRecordEventFieldPaths(t *testing.T) {
 	ctx := context.Background()
 	_, err := ts.client.RecordEvent(ctx, client.Event{HCPID: "HCP-000001", Channel: arbiter.Email})
 	v := client.FieldViolations(err)
+	checkPaths(t, &nbapb.RecordEventRequest{}, v)
 	for _, want := range []string{"event.event_id", "event.type", "event.occurred_at"} {
 		if v[want] == "" {
 			t.Errorf("violations %v, want one for %s", v, want)
@@ -192,4 +198,56 @@ func TestRecordEventFieldPaths(t *testing.T) {
 			t.Errorf("violation of %q: not a path of RecordEventRequest", field)
 		}
 	}
+}
+
+// checkPaths fails the test for every field violation that is not a path
+// of msg ("a.b[2].c"; "items[i]." before it names the i-th message of a
+// stream): the paths a foreign client is given must exist in the .proto.
+func checkPaths(t *testing.T, msg proto.Message, violations map[string]string) {
+	t.Helper()
+	if len(violations) == 0 {
+		t.Error("no field violations to check")
+	}
+	for path := range violations {
+		p := path
+		if strings.HasPrefix(p, "items[") {
+			_, p, _ = strings.Cut(p, "].")
+		}
+		if !pathExists(msg.ProtoReflect().Descriptor(), p) {
+			t.Errorf("field violation names %q, which is not a field of %s", path, msg.ProtoReflect().Descriptor().FullName())
+		}
+	}
+}
+
+func pathExists(md protoreflect.MessageDescriptor, path string) bool {
+	for _, seg := range strings.Split(path, ".") {
+		if md == nil {
+			return false // a segment after a scalar or a map
+		}
+		name, index, indexed := strings.Cut(seg, "[")
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		if fd == nil || (indexed && (!fd.IsList() || !strings.HasSuffix(index, "]"))) {
+			return false
+		}
+		md = nil
+		if fd.Message() != nil && !fd.IsMap() && (indexed || !fd.IsList()) {
+			md = fd.Message()
+		}
+	}
+	return true
+}
+
+// Profile field violations name UpsertProfileRequest's own paths: an
+// address is addresses[i], not the domain's addresses.<channel>.
+func TestUpsertProfileFieldPaths(t *testing.T) {
+	ts := start(t, embedded, 5)
+	ctx := context.Background()
+	p := client.Profile{HCPID: "HCP-000001", Specialty: "cardiology", Audience: arbiter.HCP,
+		Addresses: map[arbiter.Channel]string{arbiter.Email: "em|1"}}
+	err := ts.client.UpsertProfile(ctx, p)
+	v := client.FieldViolations(err)
+	if status.Code(err) != codes.InvalidArgument || v["profile.market"] == "" || v["profile.addresses[0].address_ref"] == "" {
+		t.Errorf("UpsertProfile: %v, violations %v; want profile.market and profile.addresses[0].address_ref", err, v)
+	}
+	checkPaths(t, &nbapb.UpsertProfileRequest{}, v)
 }
