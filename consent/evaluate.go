@@ -22,6 +22,10 @@ type Query struct {
 	Address string
 	// Market is the recipient's market ("US", "EU"), for the Policy default.
 	Market string
+	// Defaults, when set, are the Policy's defaults for Market, looked up
+	// once (Policy.Market) for all of a decision's queries. They must be
+	// this Policy's, for this Market.
+	Defaults *MarketDefaults
 	// At is the send time. An opt-in that expires at or before At does
 	// not count.
 	At time.Time
@@ -219,7 +223,14 @@ func (p *Policy) Evaluate(s *State, q Query) Verdict {
 	// Rule 5: no record. Rule 1 already proved the data complete, so the
 	// absence of a record is real and the market default may apply.
 	if best < 0 {
-		if p.defaultFor(q.Market, q.Channel) == OptOutDefault {
+		d := OptInRequired
+		switch {
+		case q.Defaults != nil && q.Channel.Valid():
+			d = q.Defaults[q.Channel]
+		default:
+			d = p.defaultFor(q.Market, q.Channel)
+		}
+		if d == OptOutDefault {
 			return Verdict{Outcome: Allowed, Record: -1, ByDefault: true}
 		}
 		return Verdict{Outcome: DeniedNoRecord, Record: -1}

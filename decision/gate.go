@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -38,6 +39,11 @@ type GateInput struct {
 	Recipient catalog.Recipient
 	Request   *Request
 	At        time.Time
+
+	// marketDefaults is the consent policy's defaults for the recipient's
+	// market, looked up by the consent gate at its first candidate and
+	// kept for the decision's others (nil until then).
+	marketDefaults *consent.MarketDefaults
 }
 
 // Block is why a gate holds a candidate back.

@@ -28,8 +28,11 @@ func (consentGate) Reasons() []Reason {
 
 func (g consentGate) Check(in *GateInput, b *Block) bool {
 	a, st := in.Action, in.State
+	if in.marketDefaults == nil {
+		in.marketDefaults = g.policy.Market(in.Recipient.Market)
+	}
 	q := consent.Query{Channel: a.Channel, Purpose: a.Purpose, Topic: a.Topic,
-		Address: st.Profile.Addresses[a.Channel], Market: in.Recipient.Market, At: in.At}
+		Address: st.Profile.Addresses[a.Channel], Market: in.Recipient.Market, Defaults: in.marketDefaults, At: in.At}
 	v := g.policy.Evaluate(&st.Consent, q)
 	if v.Allowed() {
 		return false

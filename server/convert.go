@@ -158,9 +158,17 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		out.Recommendations[i] = p
 	}
 	sups := make([]nbapb.Suppression, len(res.Suppressed))
-	for i, s := range res.Suppressed {
+	// Runs of one reason are common (a channel without consent, content
+	// not approved): the last code is kept rather than looked up again.
+	var lastReason decision.Reason
+	lastCode := nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED
+	for i := range res.Suppressed {
+		s := &res.Suppressed[i]
+		if s.Reason != lastReason {
+			lastReason, lastCode = s.Reason, reasonCode(s.Reason)
+		}
 		sups[i].ActionId = s.ActionID
-		sups[i].Reason = reasonCode(s.Reason)
+		sups[i].Reason = lastCode
 		sups[i].Detail = s.Detail
 		sups[i].ClearsAt = ts(s.ClearsAt)
 		out.Suppressed[i] = &sups[i]
