@@ -196,15 +196,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
 
-	actions, err := e.resolve(&req, s)
-	if err != nil {
-		return nil, err
-	}
-	at := req.At
-	if at.IsZero() {
-		at = e.clock()
-	}
-	snap, err := e.loader.Load(ctx, req.HCPID, at)
+	actions, at, snap, err := e.load(ctx, &req, s)
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
 	}
@@ -271,6 +263,20 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		res.Recommendations[i] = r
 	}
 	return res, nil
+}
+
+// load resolves req's candidates, fixes the decision time (the engine's
+// clock when req has none) and loads the recipient's state, in one round
+// trip. An invalid request is an *arbiter.InvalidError.
+func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []int32, at time.Time, st *recipient.State, err error) {
+	if actions, err = e.resolve(req, s); err != nil {
+		return nil, at, nil, err
+	}
+	if at = req.At; at.IsZero() {
+		at = e.clock()
+	}
+	st, err = e.loader.Load(ctx, req.HCPID, at)
+	return actions, at, st, err
 }
 
 // resolve returns the request's candidates as catalog indexes: its
@@ -358,15 +364,7 @@ type CandidateCheck struct {
 func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
-	actions, err := e.resolve(&req, s)
-	if err != nil {
-		return nil, err
-	}
-	at := req.At
-	if at.IsZero() {
-		at = e.clock()
-	}
-	snap, err := e.loader.Load(ctx, req.HCPID, at)
+	actions, at, snap, err := e.load(ctx, &req, s)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

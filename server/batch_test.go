@@ -39,6 +39,13 @@ func serveBatch(t *testing.T, d Decider) nbapb.DecisionServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nbapb.NewDecisionServiceClient(serveLoopback(t, s))
+}
+
+// serveLoopback serves s over real gRPC on a loopback port until the test
+// ends, and returns a connection to it.
+func serveLoopback(t *testing.T, s *Server) *grpc.ClientConn {
+	t.Helper()
 	g := s.NewGRPCServer()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +58,7 @@ func serveBatch(t *testing.T, d Decider) nbapb.DecisionServiceClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return nbapb.NewDecisionServiceClient(conn)
+	return conn
 }
 
 // recvAll reads a DecideBatch stream to its end: the items, and the

@@ -74,9 +74,13 @@ func printDecision(w io.Writer, d *client.Decision) error {
 	}
 	if len(listed) > 0 {
 		fmt.Fprintln(w)
-		t := newTable(w, "SUPPRESSED", "REASON", "DETAIL")
+		t := newTable(w, "SUPPRESSED", "REASON", "CLEARS", "DETAIL")
 		for _, s := range listed {
-			t.row(s.ActionID, string(s.Reason), s.Detail)
+			clears := ""
+			if !s.ClearsAt.IsZero() {
+				clears = fmtTime(s.ClearsAt)
+			}
+			t.row(s.ActionID, string(s.Reason), clears, s.Detail)
 		}
 		if err := t.flush(); err != nil {
 			return err

@@ -91,6 +91,8 @@ func TestPrintDecision(t *testing.T) {
 		},
 		Suppressed: []client.Suppression{
 			{ActionID: "sms-x", Reason: client.SuppressionNoConsent, Detail: "no sms opt-in"},
+			{ActionID: "sms-y", Reason: client.SuppressionFrequencyCap, Detail: "last sms 1d ago",
+				ClearsAt: time.Date(2026, 3, 16, 9, 30, 0, 0, time.UTC)},
 			{ActionID: "portal-x", Reason: client.SuppressionChannelNotRequested},
 			{ActionID: "webinar-x", Reason: client.SuppressionChannelNotRequested},
 		},
@@ -105,8 +107,9 @@ RANK  ACTION            CHANNEL    SCORE   REASON
 1     rep_visit-x       rep_visit  5.9774  Likes visits.
 2     email-x-efficacy  email      0.2000  -
 
-SUPPRESSED  REASON      DETAIL
-sms-x       NO_CONSENT  no sms opt-in
+SUPPRESSED  REASON         CLEARS                DETAIL
+sms-x       NO_CONSENT     -                     no sms opt-in
+sms-y       FREQUENCY_CAP  2026-03-16T09:30:00Z  last sms 1d ago
 
 2 more suppressed on channels not requested (-json lists them)
 `
