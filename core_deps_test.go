@@ -19,6 +19,7 @@ var corePackages = []string{
 	"github.com/arbiter-nba/arbiter/decision",
 	"github.com/arbiter-nba/arbiter/demo",
 	"github.com/arbiter-nba/arbiter/definitions",
+	"github.com/arbiter-nba/arbiter/access",
 }
 
 // forbidden are what the core must never reach, directly or through

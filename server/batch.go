@@ -83,6 +83,7 @@ func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions
 		}
 	}()
 	dreq := decideRequestFor(hcpID, req)
+	callerFromIdentity(ctx, &dreq)
 	start := s.metrics.start()
 	r.res, r.err = s.decider.Decide(ctx, dreq)
 	if r.err == nil {

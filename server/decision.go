@@ -3,8 +3,19 @@ package server
 import (
 	"context"
 
+	"github.com/arbiter-nba/arbiter/access"
+	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
+
+// callerFromIdentity sets the caller kind from the authenticated caller's
+// role, when there is one: it weighs the decision, so an authenticated
+// caller does not choose it with a request field.
+func callerFromIdentity(ctx context.Context, r *decision.Request) {
+	if p, ok := access.FromContext(ctx); ok {
+		r.Caller = p.CallerKind()
+	}
+}
 
 // Decide ranks candidate actions for one HCP.
 func (s *Server) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.DecideResponse, error) {
@@ -13,6 +24,7 @@ func (s *Server) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.D
 		return nil, toStatus(ctx, s.log, err)
 	}
 	dreq := decideRequest(req)
+	callerFromIdentity(ctx, &dreq)
 	res, err := s.decider.Decide(ctx, dreq)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)

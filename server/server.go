@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
@@ -62,6 +63,10 @@ type Server struct {
 	health      *health.Server
 	metrics     *metrics         // nil: no metrics
 	defs        DefinitionsStore // nil: DefinitionsService not served
+	// authn, when set, authenticates every call but health checks, and
+	// allowed says which roles may call which method (authz.go).
+	authn   Authenticator
+	allowed map[string][]access.Role
 	// unaryExtra and streamExtra are the caller's interceptors, run inside
 	// the server's own (after recovery and the deadline).
 	unaryExtra  []grpc.UnaryServerInterceptor
@@ -177,6 +182,7 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
+	s.allowed = allowedRoles(g)
 	for name := range g.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -218,8 +224,14 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt), s.deadlineInterceptor, rejectMalformed)
-	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt), rejectMalformedStream)
+	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
+	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
+	if s.authn != nil {
+		unary = append(unary, s.authUnary)
+		stream = append(stream, s.authStream)
+	}
+	unary = append(unary, s.deadlineInterceptor, rejectMalformed)
+	stream = append(stream, rejectMalformedStream)
 	return append(unary, s.unaryExtra...), append(stream, s.streamExtra...)
 }
 

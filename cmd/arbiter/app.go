@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/authn"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
@@ -140,6 +142,18 @@ func (m *Main) Run(ctx context.Context) error {
 		reg = newRegistry(m.cache)
 		srvOpts = append(srvOpts, server.WithMetrics(reg))
 	}
+	if m.cfg.AuthJWKS != "" {
+		v, err := authn.NewFromFile(m.cfg.AuthJWKS, authn.Options{Issuer: m.cfg.AuthIssuer, Audience: m.cfg.AuthAudience})
+		if err != nil {
+			return err
+		}
+		srvOpts = append(srvOpts, server.WithAuthenticator(v))
+		m.logger.Info("authentication: bearer tokens verified against the key set", "jwks", m.cfg.AuthJWKS,
+			"issuer", m.cfg.AuthIssuer, "audience", m.cfg.AuthAudience)
+	} else {
+		m.logger.Warn("NO AUTHENTICATION: anyone who can reach the listener may read and change consent; give -auth-jwks",
+			"listen", m.cfg.Listen)
+	}
 	if m.cfg.AdminRPC {
 		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store, m.cfg.DefinitionsPoll}))
 		m.logger.Warn("DefinitionsService is served (-admin-rpc): anyone who can reach the port can change the fleet's definitions")
@@ -153,6 +167,13 @@ func (m *Main) Run(ctx context.Context) error {
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
 	})}
+	if m.cfg.TLSCert != "" {
+		certs, err := newCertReloader(m.cfg.TLSCert, m.cfg.TLSKey)
+		if err != nil {
+			return err
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(certs.config())))
+	}
 	// Reused goroutines keep the stack a call has grown: with a goroutine
 	// per call, growing it was 7% of the server's CPU under load (pprof,
 	// bench/RESULTS.md).

@@ -2974,7 +2974,7 @@ var File_nba_v1_nba_proto protoreflect.FileDescriptor
 
 const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
-	"\x10nba/v1/nba.proto\x12\x06nba.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x01\n" +
+	"\x10nba/v1/nba.proto\x12\x06nba.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13nba/v1/access.proto\"\xab\x01\n" +
 	"\x0fDecisionContext\x12*\n" +
 	"\x06caller\x18\x01 \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\x12?\n" +
 	"\rdecision_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12+\n" +
@@ -3241,28 +3241,28 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x16CONSENT_STATUS_OPT_OUT\x10\x02\x12\x1a\n" +
 	"\x16CONSENT_STATUS_PENDING\x10\x03\x12\x19\n" +
 	"\x15CONSENT_STATUS_BARRED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_CLEARED\x10\x052\x94\x01\n" +
-	"\x0fDecisionService\x127\n" +
-	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\x12H\n" +
-	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse0\x012V\n" +
-	"\fEventService\x12F\n" +
-	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse2\xf6\x01\n" +
-	"\x0eProfileService\x12L\n" +
-	"\rUpsertProfile\x12\x1c.nba.v1.UpsertProfileRequest\x1a\x1d.nba.v1.UpsertProfileResponse\x12C\n" +
+	"\x16CONSENT_STATUS_CLEARED\x10\x052\xa3\x01\n" +
+	"\x0fDecisionService\x12?\n" +
+	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12O\n" +
+	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x012^\n" +
+	"\fEventService\x12N\n" +
+	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse\"\x06\xea\xe0\x18\x02\x03\x022\x8c\x02\n" +
+	"\x0eProfileService\x12S\n" +
+	"\rUpsertProfile\x12\x1c.nba.v1.UpsertProfileRequest\x1a\x1d.nba.v1.UpsertProfileResponse\"\x05\xea\xe0\x18\x01\x03\x12K\n" +
 	"\n" +
-	"GetProfile\x12\x19.nba.v1.GetProfileRequest\x1a\x1a.nba.v1.GetProfileResponse\x12Q\n" +
-	"\x0eImportProfiles\x12\x1d.nba.v1.ImportProfilesRequest\x1a\x1e.nba.v1.ImportProfilesResponse(\x012\x8d\x03\n" +
-	"\x0eConsentService\x12C\n" +
+	"GetProfile\x12\x19.nba.v1.GetProfileRequest\x1a\x1a.nba.v1.GetProfileResponse\"\x06\xea\xe0\x18\x02\x03\x05\x12X\n" +
+	"\x0eImportProfiles\x12\x1d.nba.v1.ImportProfilesRequest\x1a\x1e.nba.v1.ImportProfilesResponse\"\x05\xea\xe0\x18\x01\x03(\x012\xb3\x03\n" +
+	"\x0eConsentService\x12J\n" +
 	"\n" +
-	"SetConsent\x12\x19.nba.v1.SetConsentRequest\x1a\x1a.nba.v1.SetConsentResponse\x12F\n" +
-	"\vUnsubscribe\x12\x1a.nba.v1.UnsubscribeRequest\x1a\x1b.nba.v1.UnsubscribeResponse\x12O\n" +
-	"\x0eStopAllContact\x12\x1d.nba.v1.StopAllContactRequest\x1a\x1e.nba.v1.StopAllContactResponse\x12C\n" +
+	"SetConsent\x12\x19.nba.v1.SetConsentRequest\x1a\x1a.nba.v1.SetConsentResponse\"\x05\xea\xe0\x18\x01\x04\x12N\n" +
+	"\vUnsubscribe\x12\x1a.nba.v1.UnsubscribeRequest\x1a\x1b.nba.v1.UnsubscribeResponse\"\x06\xea\xe0\x18\x02\x04\x02\x12V\n" +
+	"\x0eStopAllContact\x12\x1d.nba.v1.StopAllContactRequest\x1a\x1e.nba.v1.StopAllContactResponse\"\x05\xea\xe0\x18\x01\x04\x12K\n" +
 	"\n" +
-	"GetConsent\x12\x19.nba.v1.GetConsentRequest\x1a\x1a.nba.v1.GetConsentResponse\x12X\n" +
-	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse2\xd4\x01\n" +
-	"\x12DefinitionsService\x12[\n" +
-	"\x12PublishDefinitions\x12!.nba.v1.PublishDefinitionsRequest\x1a\".nba.v1.PublishDefinitionsResponse\x12a\n" +
-	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponseB3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
+	"GetConsent\x12\x19.nba.v1.GetConsentRequest\x1a\x1a.nba.v1.GetConsentResponse\"\x06\xea\xe0\x18\x02\x04\x05\x12`\n" +
+	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse\"\x06\xea\xe0\x18\x02\x04\x052\xe3\x01\n" +
+	"\x12DefinitionsService\x12b\n" +
+	"\x12PublishDefinitions\x12!.nba.v1.PublishDefinitionsRequest\x1a\".nba.v1.PublishDefinitionsResponse\"\x05\xea\xe0\x18\x01\x06\x12i\n" +
+	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponse\"\x06\xea\xe0\x18\x02\x06\x05B3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
 
 var (
 	file_nba_v1_nba_proto_rawDescOnce sync.Once
@@ -3423,6 +3423,7 @@ func file_nba_v1_nba_proto_init() {
 	if File_nba_v1_nba_proto != nil {
 		return
 	}
+	file_nba_v1_access_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

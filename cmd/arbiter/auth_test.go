@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/arbiter-nba/arbiter/client"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// testPKI is a certificate for 127.0.0.1 and a token issuer, in files as
+// an operator would give them: cert.pem, key.pem and jwks.json.
+type testPKI struct {
+	dir      string
+	certPool *x509.CertPool
+	signer   *ecdsa.PrivateKey
+	forger   *ecdsa.PrivateKey
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	p := &testPKI{dir: t.TempDir(), certPool: x509.NewCertPool()}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "arbiter-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p.certPool.AddCert(cert)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(p.dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if p.signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if p.forger, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": "k1",
+		"alg": "ES256", "use": "sig", "x": enc.EncodeToString(p.signer.X.FillBytes(make([]byte, 32))),
+		"y": enc.EncodeToString(p.signer.Y.FillBytes(make([]byte, 32)))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("jwks.json", jwks)
+	return p
+}
+
+func (p *testPKI) flags() []string {
+	return []string{"-tls-cert", filepath.Join(p.dir, "cert.pem"), "-tls-key", filepath.Join(p.dir, "key.pem"),
+		"-auth-jwks", filepath.Join(p.dir, "jwks.json"), "-auth-issuer", "https://idp.test", "-auth-audience", "arbiter"}
+}
+
+// token signs a token for roles; edit changes its claims or header.
+func (p *testPKI) token(t *testing.T, roles []string, edit func(c jwt.MapClaims, h map[string]any)) string {
+	t.Helper()
+	c := jwt.MapClaims{"iss": "https://idp.test", "aud": "arbiter", "sub": "caller-1",
+		"exp": time.Now().Add(time.Hour).Unix(), "roles": roles}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"] = "k1"
+	key := p.signer
+	if edit != nil {
+		edit(c, tok.Header)
+		if c["forged"] == true {
+			delete(c, "forged")
+			key = p.forger
+		}
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (p *testPKI) conn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// End to end over real TLS with a real JWKS file: the Go client with a
+// token decides; the same call without one is refused.
+func TestTLSAndToken(t *testing.T) {
+	p := newTestPKI(t)
+	ts := start(t, embedded, 5, p.flags()...)
+	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	with, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(p.token(t, []string{"rep_tool"}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer with.Close()
+	ctx := context.Background()
+	if _, err := with.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
+		t.Errorf("Decide with a token over TLS: %v", err)
+	}
+	without, err := client.Dial(ts.Addr(), tlsOpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Close()
+	if _, err := without.Decide(ctx, "HCP-000001", client.DecideOptions{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Decide without a token: %v, want Unauthenticated", err)
+	}
+	// Plaintext to a TLS listener is no way in either.
+	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err == nil {
+		t.Error("a plaintext call to the TLS listener succeeded")
+	}
+}
+
+// The authorization matrix, built by walking the services the server
+// registers, so that a new RPC cannot escape it: every RPC x every role,
+// and every RPC with no token and with each kind of bad token. No call
+// gets past authorization without a role the RPC declares.
+func TestAuthorizationMatrix(t *testing.T) {
+	p := newTestPKI(t)
+	ts := start(t, embedded, 5, append(p.flags(), "-admin-rpc")...)
+	conn := p.conn(t, ts.Addr())
+
+	roles := []string{"rep_tool", "marketing_platform", "data_feed", "consent_writer", "auditor", "admin"}
+	bad := map[string]string{
+		"no token":       "",
+		"expired":        p.token(t, roles, func(c jwt.MapClaims, _ map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		"not yet valid":  p.token(t, roles, func(c jwt.MapClaims, _ map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
+		"wrong audience": p.token(t, roles, func(c jwt.MapClaims, _ map[string]any) { c["aud"] = "other" }),
+		"forged":         p.token(t, roles, func(c jwt.MapClaims, _ map[string]any) { c["forged"] = true }),
+		"unknown key id": p.token(t, roles, func(_ jwt.MapClaims, h map[string]any) { h["kid"] = "k9" }),
+		"alg none": func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": "https://idp.test", "aud": "arbiter",
+				"sub": "x", "exp": time.Now().Add(time.Hour).Unix(), "roles": roles})
+			s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(),
+	}
+
+	var methods []protoreflect.MethodDescriptor
+	files := []protoreflect.FileDescriptor{nbapb.File_nba_v1_nba_proto}
+	for _, f := range files {
+		for i := 0; i < f.Services().Len(); i++ {
+			svc := f.Services().Get(i)
+			for j := 0; j < svc.Methods().Len(); j++ {
+				methods = append(methods, svc.Methods().Get(j))
+			}
+		}
+	}
+	if len(methods) < 13 {
+		t.Fatalf("found %d RPCs in the API, want every one of them", len(methods))
+	}
+	unauthorized := 0
+	for _, md := range methods {
+		allowed := map[string]bool{}
+		for _, r := range proto.GetExtension(md.Options(), nbapb.E_AllowedRoles).([]nbapb.Role) {
+			allowed[strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))] = true
+		}
+		for _, role := range roles {
+			code := call(t, conn, md, p.token(t, []string{role}, nil))
+			passed := code != codes.Unauthenticated && code != codes.PermissionDenied
+			switch {
+			case allowed[role] && !passed:
+				t.Errorf("%s as %s: %v, want it past authorization", md.FullName(), role, code)
+			case !allowed[role] && code != codes.PermissionDenied:
+				unauthorized++
+				t.Errorf("%s as %s: %v, want PermissionDenied", md.FullName(), role, code)
+			}
+		}
+		for name, tok := range bad {
+			if code := call(t, conn, md, tok); code != codes.Unauthenticated {
+				unauthorized++
+				t.Errorf("%s with %s: %v, want Unauthenticated", md.FullName(), name, code)
+			}
+		}
+	}
+	if unauthorized != 0 {
+		t.Errorf("%d unauthorized calls got past authorization", unauthorized)
+	}
+	// Health is open to load balancers; reflection is the admin's.
+	if code := callByName(t, conn, "/grpc.health.v1.Health/Check", ""); code != codes.OK {
+		t.Errorf("health without a token: %v, want OK", code)
+	}
+	if !slices.Contains(roles, "admin") {
+		t.Fatal("the matrix lacks the admin role")
+	}
+}
+
+// call calls md with an empty request and token ("" for none) and returns
+// the status code: past authorization, the empty request gets its own
+// answer (InvalidArgument, NotFound, OK), which the matrix does not judge.
+func call(t *testing.T, conn *grpc.ClientConn, md protoreflect.MethodDescriptor, token string) codes.Code {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var opts []grpc.CallOption
+	if token != "" {
+		opts = append(opts, grpc.PerRPCCredentials(bearerCred(token)))
+	}
+	method := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
+	req, resp := dynamicpb.NewMessage(md.Input()), dynamicpb.NewMessage(md.Output())
+	if !md.IsStreamingClient() && !md.IsStreamingServer() {
+		return status.Code(conn.Invoke(ctx, method, req, resp, opts...))
+	}
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: md.IsStreamingClient(), ServerStreams: md.IsStreamingServer()},
+		method, opts...)
+	if err != nil {
+		return status.Code(err)
+	}
+	if err := s.SendMsg(req); err != nil && err.Error() != "EOF" {
+		return status.Code(err)
+	}
+	if err := s.CloseSend(); err != nil {
+		return status.Code(err)
+	}
+	return status.Code(s.RecvMsg(resp))
+}
+
+func callByName(t *testing.T, conn *grpc.ClientConn, method, token string) codes.Code {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var opts []grpc.CallOption
+	if token != "" {
+		opts = append(opts, grpc.PerRPCCredentials(bearerCred(token)))
+	}
+	req := dynamicpb.NewMessage(nbapb.File_nba_v1_nba_proto.Messages().ByName("GetActiveDefinitionsRequest"))
+	resp := dynamicpb.NewMessage(nbapb.File_nba_v1_nba_proto.Messages().ByName("GetActiveDefinitionsRequest"))
+	return status.Code(conn.Invoke(ctx, method, req, resp, opts...))
+}
+
+// bearerCred sends a fixed bearer token.
+type bearerCred string
+
+func (b bearerCred) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerCred) RequireTransportSecurity() bool { return true }
