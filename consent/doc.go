@@ -18,9 +18,10 @@
 //     decoded, or is not proven complete by the per-recipient marker allows
 //     nothing, not even where the market's default is opt-out. So does a query
 //     without a valid channel, purpose or send time.
-//   - Fail closed. Every error path in this package ends in "no": a storage
-//     error is returned (wrapping arbiter.ErrUnavailable or arbiter.ErrCorrupt)
-//     rather than an empty state that a caller could mistake for "no records".
+//   - Fail closed. Every path of the rules ends in "no" when in doubt; a
+//     storage adapter returns its errors (arbiter.ErrUnavailable,
+//     arbiter.ErrCorrupt) rather than an empty State that a caller could
+//     mistake for "no records".
 //   - The ledger is append-only. Every acknowledged change becomes a
 //     LedgerEntry with the next sequence number, including changes that did
 //     not take effect because a more recent record for the same scope was

@@ -32,7 +32,9 @@ type Gate interface {
 	Reasons() []Reason
 }
 
-// GateInput is what a gate sees of one candidate. Gates must not modify it.
+// GateInput is what a gate sees of one candidate. Gates must not modify its
+// exported fields; a gate may memoize per-decision values in the unexported
+// ones (the consent gate's market defaults).
 type GateInput struct {
 	Action    *catalog.Action
 	State     *recipient.State

@@ -54,6 +54,8 @@ end
 if redis.call('EXISTS', p) == 0 then
   return 2
 end
+-- Fail (WRONGTYPE) now, before any write, if the history is not a list.
+redis.call('LLEN', hist)
 
 local function is_decayed(f)
   local c = string.sub(f, 1, 2)

@@ -167,7 +167,8 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 // recipient's master, so that WAIT covers the connection's own write.
 func (s *Store) runReplicated(ctx context.Context, keys []string, args []any) ([]int64, error) {
 	node, ok := s.rdb.(*redis.Client)
-	if cc, isCluster := s.rdb.(*redis.ClusterClient); isCluster {
+	cc, isCluster := s.rdb.(*redis.ClusterClient)
+	if isCluster {
 		var err error
 		if node, err = cc.MasterForKey(ctx, keys[0]); err != nil {
 			return nil, err
@@ -188,6 +189,9 @@ func (s *Store) runReplicated(ctx context.Context, keys []string, args []any) ([
 	}
 	res, err := set.Int64Slice()
 	if err != nil {
+		if isCluster && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")) {
+			cc.ReloadState(ctx) // the caller's retry goes to the slot's new owner
+		}
 		return nil, err
 	}
 	got, err := wait.Int64()

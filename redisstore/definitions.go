@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,8 +18,9 @@ import (
 //
 //	<prefix>:defs:set:<version>  hash    a Set's files (file name -> bytes); never deleted
 //	<prefix>:defs:active         string  the active Set's version
-//	<prefix>:defs:replicas       hash    replica id -> "<version>|<unix ms>": what each
-//	                                     serving replica uses, and when it last said so
+//	<prefix>:defs:replicas       set     the ids of replicas that reported
+//	<prefix>:defs:replica:<id>   string  the version replica id uses; expires after its
+//	                                     live window unless reported again
 //	<prefix>:defs                channel a publish announces the new version here
 //
 // Every Set that was ever active stays stored by its version, so that a
@@ -60,6 +59,16 @@ func (s *Store) ActivateDefinitions(ctx context.Context, version string) error {
 	// not correctness.
 	_ = s.rdb.Publish(ctx, s.DefinitionsChannel(), version).Err()
 	return nil
+}
+
+// ActivateFirstDefinitions makes version the active Set only if there is
+// none (SET NX), and returns the active version then: version, or the one
+// another server activated first.
+func (s *Store) ActivateFirstDefinitions(ctx context.Context, version string) (string, error) {
+	if err := s.rdb.SetNX(ctx, s.defsKey("active"), version, 0).Err(); err != nil {
+		return "", storageErr("activate definitions", err)
+	}
+	return s.ActiveVersion(ctx)
 }
 
 // ActiveVersion returns the active Set's version, or "" when none was
@@ -105,10 +114,15 @@ func (s *Store) SubscribeDefinitions(ctx context.Context) *redis.PubSub {
 	return s.rdb.Subscribe(ctx, s.DefinitionsChannel())
 }
 
-// ReportReplica records that replica id now uses version.
-func (s *Store) ReportReplica(ctx context.Context, id, version string) error {
-	v := version + "|" + strconv.FormatInt(s.now().UnixMilli(), 10)
-	if err := s.rdb.HSet(ctx, s.defsKey("replicas"), id, v).Err(); err != nil {
+// ReportReplica records that replica id now uses version, for the next
+// live window: the report is a key that Redis expires after live (the
+// replica's own window, by Redis's clock: no clock skew between machines
+// decides who is live), and the id is kept in a set of replicas.
+func (s *Store) ReportReplica(ctx context.Context, id, version string, live time.Duration) error {
+	pipe := s.rdb.Pipeline()
+	pipe.Set(ctx, s.defsKey("replica:"+id), version, live)
+	pipe.SAdd(ctx, s.defsKey("replicas"), id)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return storageErr("report replica", err)
 	}
 	return nil
@@ -116,35 +130,42 @@ func (s *Store) ReportReplica(ctx context.Context, id, version string) error {
 
 // ForgetReplica removes replica id (on a clean shutdown).
 func (s *Store) ForgetReplica(ctx context.Context, id string) error {
-	if err := s.rdb.HDel(ctx, s.defsKey("replicas"), id).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.defsKey("replica:"+id)).Err(); err != nil {
+		return storageErr("forget replica", err)
+	}
+	if err := s.rdb.SRem(ctx, s.defsKey("replicas"), id).Err(); err != nil {
 		return storageErr("forget replica", err)
 	}
 	return nil
 }
 
-// Replica is what one replica last reported.
+// Replica is what one live replica last reported.
 type Replica struct {
 	ID      string
 	Version string
-	Seen    time.Time
 }
 
-// Replicas returns every replica's last report, by id.
+// Replicas returns the live replicas (whose last report has not expired),
+// by id; the ids of expired ones are dropped from the set.
 func (s *Store) Replicas(ctx context.Context) ([]Replica, error) {
-	m, err := s.rdb.HGetAll(ctx, s.defsKey("replicas")).Result()
+	ids, err := s.rdb.SMembers(ctx, s.defsKey("replicas")).Result()
 	if err != nil {
 		return nil, storageErr("replicas", err)
 	}
-	out := make([]Replica, 0, len(m))
-	for id, v := range m {
-		version, ms, ok := strings.Cut(v, "|")
-		t, err := strconv.ParseInt(ms, 10, 64)
-		if !ok || err != nil {
-			continue // an entry this version cannot read: not a live replica
+	sort.Strings(ids)
+	out := make([]Replica, 0, len(ids))
+	for _, id := range ids {
+		// One GET each: on a Cluster the reports live in different slots.
+		v, err := s.rdb.Get(ctx, s.defsKey("replica:"+id)).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			_ = s.rdb.SRem(ctx, s.defsKey("replicas"), id).Err() // silent: not live
+		case err != nil:
+			return nil, storageErr("replicas", err)
+		default:
+			out = append(out, Replica{ID: id, Version: v})
 		}
-		out = append(out, Replica{ID: id, Version: version, Seen: time.UnixMilli(t).UTC()})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
@@ -159,11 +180,12 @@ type PublishResult struct {
 	Unconfirmed []string
 }
 
-// PublishDefinitions stores set, makes it active, and waits (at most wait)
-// until every live replica, one that reported within liveWithin, says it
-// uses it. A decision that starts on a confirmed replica after this
-// returns uses the new Set.
-func (s *Store) PublishDefinitions(ctx context.Context, set *definitions.Set, wait, liveWithin time.Duration) (PublishResult, error) {
+// PublishDefinitions stores set, makes it active, and waits (at most wait,
+// and never past ctx's deadline) until every live replica says it uses it.
+// A decision that starts on a confirmed replica after this returns uses
+// the new Set; a replica that is live but unconfirmed, or that stops being
+// live, refuses decisions until it has the new Set (cmd/arbiter/follow.go).
+func (s *Store) PublishDefinitions(ctx context.Context, set *definitions.Set, wait time.Duration) (PublishResult, error) {
 	res := PublishResult{Version: set.Version}
 	if err := s.StoreDefinitions(ctx, set); err != nil {
 		return res, err
@@ -172,21 +194,19 @@ func (s *Store) PublishDefinitions(ctx context.Context, set *definitions.Set, wa
 		return res, err
 	}
 	deadline := time.Now().Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Add(-200*time.Millisecond).Before(deadline) {
+		deadline = d.Add(-200 * time.Millisecond) // answer with what is known rather than time out
+	}
 	for {
 		replicas, err := s.Replicas(ctx)
 		if err != nil {
 			return res, err
 		}
 		res.Confirmed, res.Unconfirmed = res.Confirmed[:0], res.Unconfirmed[:0]
-		now := s.now()
 		for _, r := range replicas {
-			switch {
-			case now.Sub(r.Seen) > liveWithin:
-				// Silent: not live, so not serving (it marks itself not
-				// ready when it cannot report).
-			case r.Version == set.Version:
+			if r.Version == set.Version {
 				res.Confirmed = append(res.Confirmed, r.ID)
-			default:
+			} else {
 				res.Unconfirmed = append(res.Unconfirmed, r.ID)
 			}
 		}

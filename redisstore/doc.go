@@ -1,8 +1,10 @@
 // Package redisstore is the storage adapter: it keeps every recipient's
 // state in Redis (profile, decayed counters, event ids and history, current
 // consent and its append-only ledger) and implements decision.Loader for
-// the engine. It owns every key (keys.go), every Lua script (*.lua), the
-// one classifier of Redis errors (errors.go) and the read plan (plan.go).
+// the engine, and keeps the definitions sets (definitions.go). It owns
+// every key (per recipient: keys.go; of definitions: definitions.go),
+// every Lua script (*.lua), the one classifier of Redis errors (errors.go)
+// and the read plan (plan.go).
 // Nothing else in the module names a key or imports go-redis, but cmd/
 // (which makes the client), hcpcache (which tracks the read plan's keys)
 // and the tests.

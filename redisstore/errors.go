@@ -33,7 +33,7 @@ func storageErr(op string, err error) error {
 //     answer, arbiter.ErrUnavailable.
 //   - A reply that says the server cannot serve now (loading, read-only,
 //     busy, cluster down, try again, master down, max clients, no replicas,
-//     out of memory) or that the data awaits migration:
+//     out of memory, a slot moved) or that the data awaits migration:
 //     arbiter.ErrUnavailable.
 //   - A key of the wrong type, or a value a script could not decode:
 //     arbiter.ErrCorrupt.
@@ -57,7 +57,10 @@ func classify(err error) error {
 	}
 	code, _, _ := strings.Cut(msg, " ")
 	switch code {
-	case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "NOREPLICAS":
+	// MOVED and ASK reach here only from a command sent to one node (the
+	// replica-acknowledged consent write): the slot moved, the script did
+	// not run, and a retry goes to the new owner.
+	case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "NOREPLICAS", "MOVED", "ASK":
 		return fmt.Errorf("%w: %w", arbiter.ErrUnavailable, err)
 	}
 	if redis.IsMaxClientsError(err) {

@@ -33,8 +33,8 @@ const (
 // ("items[3].profile.market"). An HCP may appear only once per call.
 //
 // Atomicity per item: the consent store and the profile are written by two
-// scripts that cannot share one transaction (the consent store's SetMany
-// runs its own script and returns its ledger entries). So the order is what
+// scripts that cannot share one transaction (SetConsentMany runs its own
+// script and returns its ledger entries). So the order is what
 // keeps an item whole: an item's consent is written first and its profile
 // only once that has succeeded. An HCP whose import stopped in between has
 // consent but no profile, so it is not found by Load and ApplyEvent: no

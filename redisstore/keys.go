@@ -4,7 +4,8 @@ package redisstore
 // Redis Cluster hash tag, so that all of one recipient's keys live in one
 // slot, where one pipeline can read them and one script can write them.
 // Recipient ids never contain a brace (recipient.ValidID), nor may the
-// prefix. This file is the only place that names a key.
+// prefix. This file names every per-recipient key; the keys of definitions
+// sets, which belong to no recipient, are named in definitions.go.
 //
 //	suffix            type    what                                         written by
 //	:p                hash    profile and counters (store.go, codec.go)   put_profile.lua, apply_event.lua

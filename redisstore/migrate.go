@@ -29,9 +29,13 @@ import (
 //     of the stamps, which is what apply_event.lua did on the next event.
 //
 // Each recipient's conversion is one script, atomic: it checks that the
-// data is still what was read (else the recipient is read again) and that
-// no new ledger was started. Migrate is safe to repeat and to interrupt;
-// what is already converted is skipped. progress, if not nil, is called
+// data is still what was read (else the recipient is read again). Entries
+// that servers of the earlier version wrote to the old key after a first
+// run (during a rolling deploy) are appended after those converted, so run
+// Migrate again once every server runs this version. Migrate is safe to
+// repeat and to interrupt; what is already converted is skipped, and a
+// recipient whose data cannot be converted is counted (Failed) and passed
+// over. progress, if not nil, is called
 // every 1000 keys scanned and at the end.
 func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (MigrateProgress, error) {
 	var p MigrateProgress
@@ -48,7 +52,7 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 		f()
 	}
 	visit := func(ctx context.Context, node redis.UniversalClient) error {
-		iter := node.Scan(ctx, 0, s.prefix+":{*", 1000).Iterator()
+		iter := node.Scan(ctx, 0, globEscape(s.prefix)+":{*", 1000).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
 			count(func() {
@@ -75,6 +79,12 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 				}
 			}
 			if err != nil {
+				// One recipient's data that cannot be converted stops
+				// nothing else: it is counted, and the run goes on.
+				if errors.Is(err, arbiter.ErrCorrupt) || errors.Is(err, errChanged) {
+					count(func() { p.Failed++ })
+					continue
+				}
 				return err
 			}
 		}
@@ -87,6 +97,10 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 		err = visit(ctx, s.rdb)
 	}
 	report()
+	if err == nil && p.Failed > 0 {
+		return p, fmt.Errorf("redisstore: migrate: %w: %d recipients could not be converted (their data is not in a format this version knows); the others were",
+			arbiter.ErrCorrupt, p.Failed)
+	}
 	switch {
 	case err == nil:
 		return p, nil
@@ -101,6 +115,19 @@ type MigrateProgress struct {
 	Scanned  int // keys scanned
 	Ledgers  int // consent ledgers converted
 	Profiles int // profiles whose counters were converted
+	Failed   int // recipients whose data could not be converted
+}
+
+// globEscape escapes the glob characters of s for a SCAN pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // splitKey returns the recipient id and suffix of one of this store's keys.
@@ -174,7 +201,7 @@ func (s *Store) migrateLedger(ctx context.Context, id string) (bool, error) {
 			if e.Applied {
 				entry = ifApplied
 			}
-			args = append(args, "3|"+strconv.Itoa(i)+"|"+entry)
+			args = append(args, entry)
 		}
 		res, err := migrateLedgerScript.Run(ctx, s.rdb, []string{old, s.key(id, suffixConsentLog)}, args...).Int()
 		switch {
@@ -182,8 +209,6 @@ func (s *Store) migrateLedger(ctx context.Context, id string) (bool, error) {
 			return false, err
 		case res == 1:
 			return true, nil
-		case res == 2:
-			return false, fmt.Errorf("recipient ledger: %w: both an old and a new ledger exist", arbiter.ErrCorrupt)
 		}
 		// res 0: changed meanwhile; read again.
 	}

@@ -1,18 +1,21 @@
 -- Converts one recipient's consent ledger of an earlier version (Migrate).
 --
 -- KEYS[1]  the old ledger (a string or a list)
--- KEYS[2]  the new ledger (a list); must not exist yet
+-- KEYS[2]  the new ledger (a list)
 -- ARGV[1]  the old ledger's type as read ("string" or "list")
 -- ARGV[2]  the old ledger as read: the string, or the list's entries
 --          joined by newlines
--- ARGV[3..] the entries in the current format, in order
+-- ARGV[3..] the entries in the current format, in order, without the
+--          "3|<seq>|" that this script puts before each
+--
+-- The entries are appended to the new ledger, numbered on from its length:
+-- a server of the earlier version that wrote the old key after a first
+-- migration (a rolling deploy) had its entries come after those already
+-- converted, so they are appended after them, in their order.
 --
 -- Returns 1 converted, 0 the old ledger changed since it was read (read it
--- again), 2 a new ledger exists already (refused: never merge two).
+-- again).
 
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return 2
-end
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= ARGV[1] then
   return 0
@@ -26,8 +29,10 @@ end
 if now ~= ARGV[2] then
   return 0
 end
-for i = 3, #ARGV, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local n = redis.call('LLEN', KEYS[2])
+for i = 3, #ARGV do
+  redis.call('RPUSH', KEYS[2], '3|' .. n .. '|' .. ARGV[i])
+  n = n + 1
 end
 redis.call('DEL', KEYS[1])
 return 1

@@ -428,13 +428,6 @@ func testMigrateLedgerRefuses(t *testing.T, b redistest.Backend) {
 		{"a hash", func(s *Store, rdb redis.UniversalClient, id string) error {
 			return rdb.HSet(context.Background(), s.key(id, suffixLegacyLedger), "x", "y").Err()
 		}},
-		{"both an old and a new ledger", func(s *Store, rdb redis.UniversalClient, id string) error {
-			ctx := context.Background()
-			if err := rdb.RPush(ctx, s.key(id, suffixLegacyLedger), good).Err(); err != nil {
-				return err
-			}
-			return rdb.RPush(ctx, s.key(id, suffixConsentLog), format3(0, entries[1])).Err()
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,6 +449,42 @@ func testMigrateLedgerRefuses(t *testing.T, b redistest.Backend) {
 			}
 		})
 	}
+}
+
+// A server of the earlier version that wrote the old ledger after a first
+// migration (a rolling deploy): the next Migrate appends its entries after
+// those converted, numbered on, and the recipient's writes go on.
+func TestMigrateAppendsAfterAConvertedLedger(t *testing.T) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
+		entries, _ := legacyEntries()
+		s, rdb, _ := newStoreOn(t, b)
+		ctx := context.Background()
+		if err := rdb.RPush(ctx, s.key("hcp-1", suffixConsentLog), format3(0, entries[0]), format3(1, entries[1])).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.RPush(ctx, s.key("hcp-1", suffixLegacyLedger), format2(entries[2])).Err(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Migrate(ctx, nil)
+		if err != nil || p.Ledgers != 1 {
+			t.Fatalf("Migrate() = %+v, %v; want one ledger converted", p, err)
+		}
+		got, total, err := s.ConsentHistory(ctx, "hcp-1", 0, 10)
+		if err != nil || total != 3 {
+			t.Fatalf("ConsentHistory: %d entries, %v; want 3", total, err)
+		}
+		for i, e := range got {
+			if e.Seq != int64(i) {
+				t.Errorf("entry %d has seq %d", i, e.Seq)
+			}
+		}
+		if got[2].Record != entries[2].Record {
+			t.Errorf("the appended entry is %+v, want %+v", got[2].Record, entries[2].Record)
+		}
+		if _, err := s.SetConsent(ctx, "hcp-1", rec(arbiter.Email, arbiter.Medical, consent.OptIn, t0), false); err != nil {
+			t.Errorf("SetConsent after the second migration: %v", err)
+		}
+	})
 }
 
 // Migrate converts every recipient it finds: on a cluster, on every

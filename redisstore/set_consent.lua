@@ -60,11 +60,16 @@ if op ~= '' and redis.call('HEXISTS', KEYS[3], op) == 1 then
 end
 
 -- Refuse if a current value is undecodable: it may be a withdrawal, which a
--- new record must not silently replace.
+-- new record must not silently replace. A new value that does not parse
+-- (a status the precedence list lacks) is refused here too, before any
+-- write, rather than fail half-way.
 for i = 6, #ARGV, 4 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if cur and parse(cur) == nil then
     return redis.error_reply('ARBITERCORRUPT current consent value does not decode')
+  end
+  if parse(ARGV[i + 1]) == nil then
+    return redis.error_reply('ARBITERCORRUPT new consent value does not parse')
   end
 end
 

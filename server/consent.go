@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
@@ -66,6 +68,9 @@ func (s *Server) setChannelConsent(ctx context.Context, req proto.Message, hcpID
 	}
 	if err := r.Validate(); err != nil {
 		return nil, toStatus(ctx, s.log, err)
+	}
+	if r.CapturedAt.After(time.Now().Add(consent.MaxClockSkew)) {
+		return nil, toStatus(ctx, s.log, arbiter.Invalid("captured_at", "must not be in the future"))
 	}
 	entry, err := s.consents.SetConsent(ctx, hcpID, r, false)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 
 // oneHCP is an in-memory decision.Loader holding one demo HCP: the
 // handler's own cost is measured here; the store's is measured against
-// redis-server in features/.
+// redis-server in redisstore/.
 type oneHCP struct{ snap *recipient.State }
 
 func (o oneHCP) Load(_ context.Context, id string, _ time.Time) (*recipient.State, error) {

@@ -155,13 +155,13 @@ func (m *Main) Run(ctx context.Context) error {
 			"listen", m.cfg.Listen)
 	}
 	if m.cfg.AdminRPC {
-		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store, m.cfg.DefinitionsPoll}))
+		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store}))
 		m.logger.Warn("DefinitionsService is served (-admin-rpc): anyone who can reach the port can change the fleet's definitions")
 	}
 	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
 		return err
 	}
-	m.follow.health = m.srv.Health()
+
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -181,6 +181,12 @@ func (m *Main) Run(ctx context.Context) error {
 		gopts = append(gopts, grpc.NumStreamWorkers(uint32(m.cfg.StreamWorkers)))
 	}
 	m.grpc = m.srv.NewGRPCServer(gopts...)
+	var services []string
+	for name := range m.grpc.GetServiceInfo() {
+		services = append(services, name)
+	}
+	m.follow.setHealth(true)
+	m.follow.attachHealth(m.srv.Health(), services)
 	if reg != nil {
 		if m.metricsLis, err = net.Listen("tcp", m.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
@@ -469,13 +475,10 @@ func Validate(dir string, out io.Writer) error {
 }
 
 // definitionsAdmin is the server's DefinitionsService over the store.
-type definitionsAdmin struct {
-	store *redisstore.Store
-	poll  time.Duration
-}
+type definitionsAdmin struct{ store *redisstore.Store }
 
 func (d definitionsAdmin) Publish(ctx context.Context, set *definitions.Set) (confirmed, unconfirmed []string, err error) {
-	res, err := d.store.PublishDefinitions(ctx, set, publishWait, liveWithin(d.poll))
+	res, err := d.store.PublishDefinitions(ctx, set, publishWait)
 	return res.Confirmed, res.Unconfirmed, err
 }
 
@@ -502,7 +505,7 @@ func Publish(ctx context.Context, cfg Config, out io.Writer) error {
 		return err // the active set keeps serving
 	}
 	return withStore(cfg, func(store *redisstore.Store) error {
-		res, err := store.PublishDefinitions(ctx, set, publishWait, liveWithin(cfg.DefinitionsPoll))
+		res, err := store.PublishDefinitions(ctx, set, publishWait)
 		if err != nil {
 			return err
 		}
@@ -551,7 +554,7 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress io.W
 func migrateLogged(ctx context.Context, cfg Config, logger *slog.Logger, store *redisstore.Store, progress io.Writer) error {
 	start := time.Now()
 	res, err := store.Migrate(ctx, func(p redisstore.MigrateProgress) {
-		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted", p.Scanned, p.Ledgers, p.Profiles)
+		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted, %d failed", p.Scanned, p.Ledgers, p.Profiles, p.Failed)
 	})
 	fmt.Fprintln(progress)
 	if err != nil {

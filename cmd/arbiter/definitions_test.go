@@ -288,7 +288,10 @@ func TestDefinitionsServiceRPC(t *testing.T) {
 		t.Errorf("publish: %+v; want a new version confirmed by the one replica", res)
 	}
 	d, err := ts.client.Decide(ctx, demo.HCPID(1), client.DecideOptions{})
-	if err != nil || d.DefinitionsVersion != res.GetVersion() {
-		t.Errorf("decision after the publish used %q (%v), want %s", d.DefinitionsVersion, err, res.GetVersion())
+	if err != nil {
+		t.Fatalf("decision after the publish: %v", err)
+	}
+	if d.DefinitionsVersion != res.GetVersion() {
+		t.Errorf("decision after the publish used %q, want %s", d.DefinitionsVersion, res.GetVersion())
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
@@ -32,16 +34,23 @@ import (
 //     message);
 //   - on a new version it loads the Set, builds an engine, swaps it in, and
 //     only then reports the version it uses (redisstore.ReportReplica);
-//   - it reports every poll interval, so that a publisher knows which
-//     replicas are live (reported within the live window) and waits until
-//     each of them uses the new Set (redisstore.PublishDefinitions): a
-//     decision that starts after a publish returned uses the new Set on
-//     every confirmed replica;
-//   - a replica that knows it is behind (it could not load the active Set)
-//     or cannot reach Redis to check marks itself not ready (health
-//     NOT_SERVING), and a replica behind refuses decisions (Unavailable)
-//     rather than decide with definitions that were replaced: content MLR
-//     withdrew must not be recommended.
+//   - it reports every poll interval, as a key that Redis expires after
+//     the replica's live window (ten polls), so that a publisher knows
+//     which replicas are live and waits until each of them uses the new
+//     Set (redisstore.PublishDefinitions);
+//   - after each report it reads the active version again, and switches
+//     and reports again until the two agree: a publisher sets the version
+//     and then reads the reports, a replica reports and then reads the
+//     version, so one of the two always sees the other, even for a
+//     replica that starts during a publish (it subscribes before its first
+//     read, too);
+//   - a replica decides only while its last successful check is within
+//     its live window and it uses the active Set: one that is behind (it
+//     could not load the active Set) or has not been able to check refuses
+//     decisions (Unavailable) and reports not ready (health NOT_SERVING)
+//     rather than decide with definitions that may have been replaced:
+//     content MLR withdrew must not be recommended. So a decision that
+//     starts after a publish returned uses the new Set, or is refused.
 //
 // The decision path is untouched: no Redis command per decision, and
 // still one round trip for the recipient's state.
@@ -54,17 +63,27 @@ type follower struct {
 	interval time.Duration
 
 	engine  atomic.Pointer[decision.Engine]
-	behind  atomic.Bool // the active version could not be loaded
-	mu      sync.Mutex  // serialises switches
-	version string      // guarded by mu
+	behind  atomic.Bool  // the active version could not be loaded
+	checked atomic.Int64 // when the last check succeeded, unix ns
+	mu      sync.Mutex   // serialises switches
+	version string       // guarded by mu
+
+	healthMu sync.Mutex
+	healthOf []string // the services whose health follows the replica's
+	ready    bool     // the last readiness set
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// liveWithin is how recently a replica must have reported to count as
-// live for a publish: three poll intervals.
-func liveWithin(interval time.Duration) time.Duration { return 3 * interval }
+// liveWithin is how long a replica's report counts as live for a publish,
+// and how long it decides without a successful check: ten poll intervals.
+//
+// Ten polls, not fewer: a replica that cannot check for that long refuses
+// decisions, so the window must outlast a Redis failover (TestClusterFailover:
+// about 4 s from a master's death to decisions recovering), during which
+// decisions for the recipients of the other masters must go on.
+func liveWithin(interval time.Duration) time.Duration { return 10 * interval }
 
 func newFollower(store *redisstore.Store, loader decision.Loader, log *slog.Logger, interval time.Duration) *follower {
 	host, _ := os.Hostname()
@@ -77,10 +96,11 @@ func newFollower(store *redisstore.Store, loader decision.Loader, log *slog.Logg
 	}
 }
 
-// Decide decides with the engine of the Set in use.
+// Decide decides with the engine of the Set in use, if this replica knows
+// it is the active one (see the type's comment).
 func (f *follower) Decide(ctx context.Context, req decision.Request) (*decision.Result, error) {
-	if f.behind.Load() {
-		return nil, fmt.Errorf("decide: %w: this replica could not load the active definitions", arbiter.ErrUnavailable)
+	if f.behind.Load() || time.Since(time.Unix(0, f.checked.Load())) > liveWithin(f.interval) {
+		return nil, fmt.Errorf("decide: %w: this replica cannot confirm it has the active definitions", arbiter.ErrUnavailable)
 	}
 	return f.engine.Load().Decide(ctx, req)
 }
@@ -109,24 +129,54 @@ func (f *follower) start(ctx context.Context, bootstrap *definitions.Set) error 
 	case active == "" && bootstrap == nil:
 		return errors.New("no definitions: Redis has no active set; publish one (arbiter definitions publish DIR) or start with -catalog, -model and -consent-policy")
 	case active == "":
+		// Two servers starting at once: the first to activate wins, and
+		// the other follows it.
 		if err := f.store.StoreDefinitions(ctx, bootstrap); err != nil {
 			return err
 		}
-		if err := f.store.ActivateDefinitions(ctx, bootstrap.Version); err != nil {
+		if active, err = f.store.ActivateFirstDefinitions(ctx, bootstrap.Version); err != nil {
 			return err
 		}
-		active = bootstrap.Version
-		f.log.Info("definitions: published the start-up files as the first active set", "version", active)
+		if active == bootstrap.Version {
+			f.log.Info("definitions: published the start-up files as the first active set", "version", active)
+		}
 	case bootstrap != nil && bootstrap.Version != active:
 		f.log.Warn("definitions: the start-up files differ from the active set and are not used; publish them to change the fleet's definitions",
 			"files_version", bootstrap.Version, "active_version", active)
 	}
-	if err := f.switchTo(ctx, active); err != nil {
+	// Subscribed before the first check, so that no announcement falls
+	// between the two.
+	sub := f.store.SubscribeDefinitions(context.Background())
+	if err := f.sync(ctx, active); err != nil {
+		sub.Close()
 		return err
 	}
 	f.wg.Add(1)
-	go f.run()
+	go f.run(sub)
 	return nil
+}
+
+// sync makes active the Set in use and reports it, then reads the active
+// version again, and repeats until the version reported is the active
+// one: the replica's half of the publish handshake.
+func (f *follower) sync(ctx context.Context, active string) error {
+	for {
+		if err := f.switchTo(ctx, active); err != nil {
+			return err
+		}
+		if err := f.store.ReportReplica(ctx, f.id, active, liveWithin(f.interval)); err != nil {
+			return err
+		}
+		now, err := f.store.ActiveVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if now == active || now == "" {
+			f.checked.Store(time.Now().UnixNano())
+			return nil
+		}
+		active = now
+	}
 }
 
 // switchTo makes version the Set in use and reports it.
@@ -153,23 +203,41 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 		}
 		return fmt.Errorf("definitions %s: %w", version, err)
 	}
-	return f.store.ReportReplica(ctx, f.id, version)
+	return nil
+}
+
+// attachHealth makes h's status (the server's, "", and each of services')
+// follow the replica's readiness from now on, starting with the present.
+func (f *follower) attachHealth(h *health.Server, services []string) {
+	f.healthMu.Lock()
+	defer f.healthMu.Unlock()
+	f.health, f.healthOf = h, append([]string{""}, services...)
+	f.applyHealthLocked()
 }
 
 // setHealth marks the replica serving or not.
 func (f *follower) setHealth(ok bool) {
+	f.healthMu.Lock()
+	defer f.healthMu.Unlock()
+	f.ready = ok
+	f.applyHealthLocked()
+}
+
+func (f *follower) applyHealthLocked() {
 	if f.health == nil {
 		return
 	}
 	st := healthpb.HealthCheckResponse_SERVING
-	if !ok {
+	if !f.ready {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
-	f.health.SetServingStatus("", st)
+	for _, s := range f.healthOf {
+		f.health.SetServingStatus(s, st)
+	}
 }
 
 // run follows the active version until close.
-func (f *follower) run() {
+func (f *follower) run(sub *redis.PubSub) {
 	defer f.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -177,7 +245,6 @@ func (f *follower) run() {
 		<-f.stop
 		cancel()
 	}()
-	sub := f.store.SubscribeDefinitions(ctx)
 	defer sub.Close()
 	announced := sub.Channel()
 	tick := time.NewTicker(f.interval)
@@ -193,17 +260,17 @@ func (f *follower) run() {
 	}
 }
 
-// check reads the active version, switches to it if it changed, and
-// reports the version in use.
+// check reads the active version and syncs to it (switch, report,
+// re-read).
 func (f *follower) check(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, f.interval)
 	defer cancel()
 	active, err := f.store.ActiveVersion(cctx)
-	if err == nil && active != "" && active != f.Version() {
-		err = f.switchTo(cctx, active)
-	}
 	if err == nil {
-		err = f.store.ReportReplica(cctx, f.id, f.Version())
+		if active == "" {
+			active = f.Version()
+		}
+		err = f.sync(cctx, active)
 	}
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("definitions: cannot follow the active set; not ready until it can", "err", err)

@@ -178,6 +178,13 @@ func TestUnsubscribeAndStopAllContact(t *testing.T) {
 		t.Errorf("Unsubscribe without channel and time: %v, violations %v; want channel and captured_at", err, v)
 	}
 	checkPaths(t, &nbapb.UnsubscribeRequest{}, client.FieldViolations(err))
+	// A capture time in the future names the request's own field too.
+	_, err = ts.client.StopAllContact(ctx, hcp, client.ChannelChange{Channel: arbiter.SMS,
+		CapturedAt: time.Now().Add(time.Hour), Source: "x"})
+	if v := client.FieldViolations(err); v["captured_at"] == "" {
+		t.Errorf("StopAllContact in the future: %v, violations %v; want captured_at", err, v)
+	}
+	checkPaths(t, &nbapb.StopAllContactRequest{}, client.FieldViolations(err))
 }
 
 // RecordEvent's field violations name paths of RecordEventRequest
