@@ -120,8 +120,8 @@ func profileToPB(p Profile) *nbapb.Profile {
 		Audience:   nbapb.Audience(p.Audience),
 		Segment:    p.Segment,
 		TimeZone:   p.TimeZone,
-		Attributes: p.Attributes,
-		UpdatedAt:  timeToPB(p.UpdatedAt),
+		Attributes: p.Attributes, Territories: p.Territories,
+		UpdatedAt: timeToPB(p.UpdatedAt),
 	}
 	// In channel order, so that equal profiles make equal messages.
 	for _, c := range slices.Sorted(maps.Keys(p.Addresses)) {
@@ -141,8 +141,8 @@ func profileFromPB(m *nbapb.Profile) *Profile {
 		Audience:   audienceFromPB(m.GetAudience()),
 		Segment:    m.GetSegment(),
 		TimeZone:   m.GetTimeZone(),
-		Attributes: m.GetAttributes(),
-		UpdatedAt:  timeFromPB(m.GetUpdatedAt()),
+		Attributes: m.GetAttributes(), Territories: m.GetTerritories(),
+		UpdatedAt: timeFromPB(m.GetUpdatedAt()),
 	}
 	for _, a := range m.GetAddresses() {
 		if c := channelFromPB(a.GetChannel()); c.Valid() {

@@ -150,6 +150,8 @@ type Profile struct {
 	Addresses map[arbiter.Channel]string `json:"addresses,omitempty"`
 	// Attributes are static numeric features (e.g. "decile": 7).
 	Attributes map[string]float64 `json:"attributes,omitempty"`
+	// Territories are the sales territories the HCP belongs to.
+	Territories []string `json:"territories,omitempty"`
 	UpdatedAt  time.Time          `json:"updated_at,omitzero"`
 }
 

@@ -41,6 +41,11 @@ type Request struct {
 	Channels []arbiter.Channel
 	// Explain asks for contributions, reasons and suppression details.
 	Explain bool
+	// Territories, when not nil, restricts the decision to recipients of
+	// one of them (a rep tool's): any other recipient is answered as an
+	// unknown one is, arbiter.ErrNotFound, after the same load, so that
+	// the answer does not tell that it exists.
+	Territories []string
 }
 
 // Result is a decision. Suppressed lists every candidate that applies to
@@ -276,7 +281,20 @@ func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []
 		at = e.clock()
 	}
 	st, err = e.loader.Load(ctx, req.HCPID, at)
+	if err == nil && req.Territories != nil && !sharesAny(st.Profile.Territories, req.Territories) {
+		return nil, at, nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
+	}
 	return actions, at, st, err
+}
+
+// sharesAny reports whether a and b have an element in common.
+func sharesAny(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve returns the request's candidates as catalog indexes: its

@@ -24,6 +24,10 @@ const Size = 10000
 // Source is the consent source system named in demo records.
 const Source = "demo-crm"
 
+// Territory is the sales territory of the i-th demo HCP: "T01" to "T20",
+// round robin.
+func Territory(i int) string { return fmt.Sprintf("T%02d", (i-1)%20+1) }
+
 // HCPID returns the id of the i-th demo HCP (1-based): "HCP-000042".
 func HCPID(i int) string { return fmt.Sprintf("HCP-%06d", i) }
 
@@ -94,8 +98,9 @@ func HCP(i int, now time.Time) recipient.ImportItem {
 	p := recipient.Profile{
 		HCPID: id, Specialty: pick(r, specialties), Market: market, Audience: arbiter.HCP,
 		Segment: pick(r, segments), TimeZone: zone,
-		Attributes: map[string]float64{"decile": float64(1 + r.IntN(10))},
-		UpdatedAt:  now,
+		Attributes:  map[string]float64{"decile": float64(1 + r.IntN(10))},
+		UpdatedAt:   now,
+		Territories: []string{Territory(i)},
 	}
 	p.Addresses[arbiter.Email] = fmt.Sprintf("em-%06d-1", i)
 	if r.IntN(2) == 0 {

@@ -20,6 +20,9 @@ type Profile struct {
 	// current address on it (a CRM address id or a hash), used to match
 	// address-level consent. Empty: none known.
 	Addresses [arbiter.NumChannels]string
+	// Territories are the sales territories the recipient belongs to
+	// ("DE-SOUTH"): a rep tool decides only for recipients of its own.
+	Territories []string
 	// Attributes are static numeric features (e.g. "decile": 7).
 	Attributes map[string]float64
 	UpdatedAt  time.Time

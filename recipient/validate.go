@@ -23,6 +23,7 @@ const (
 	maxTimeZoneLen   = 64
 	maxAttrNameLen   = 64
 	maxAttributes    = 128
+	maxTerritories   = 32
 	maxFuture        = 5 * time.Minute
 	maxImportConsent = 1000
 )
@@ -93,6 +94,15 @@ func (p Profile) validate(e *arbiter.InvalidError, name string) {
 	for ch := 1; ch < arbiter.NumChannels; ch++ {
 		if !isText(p.Addresses[ch], maxAddressLen) {
 			e.Add(join(name, "addresses."+arbiter.Channel(ch).String()), "must be at most 128 bytes of printable UTF-8 without '|'")
+		}
+	}
+	if len(p.Territories) > maxTerritories {
+		e.Add(join(name, "territories"), "must have at most 32 entries")
+	}
+	for _, t := range p.Territories {
+		if !isToken(t, maxMarketLen*2, false) {
+			e.Add(join(name, "territories"), "each must be 1 to 64 letters, digits, '_' or '-'")
+			break
 		}
 	}
 	if len(p.Attributes) > maxAttributes {

@@ -73,6 +73,9 @@ func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c
 		case fTimeZone:
 			p.TimeZone = v
 			continue
+		case fTerritories:
+			p.Territories = strings.Split(v, ",")
+			continue
 		case fUpdatedAt:
 			ms, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -180,6 +183,9 @@ func profileArgs(args []any, mode string, p recipient.Profile, now time.Time) []
 	}
 	if p.TimeZone != "" {
 		args = append(args, fTimeZone, p.TimeZone)
+	}
+	if len(p.Territories) > 0 {
+		args = append(args, fTerritories, strings.Join(p.Territories, ","))
 	}
 	for ch, a := range p.Addresses {
 		if a != "" {

@@ -23,6 +23,7 @@ import (
 //	au            audience name ("hcp", "patient")
 //	sg            segment (persona); absent when empty
 //	tz            IANA time zone; absent when empty
+//	tr            territories, comma-separated; absent when none
 //	ua            profile updated at, unix ms
 //	a:<channel>   address reference on the channel ("a:email")
 //	x:<name>      numeric attribute ("x:decile" = "7")
@@ -48,6 +49,9 @@ const (
 	fAudience  = "au"
 	fSegment   = "sg"
 	fTimeZone  = "tz"
+	// fTerritories: the territories, comma-separated (validation keeps
+	// commas out of them); absent when none.
+	fTerritories = "tr"
 	fUpdatedAt = "ua"
 	fLastEng   = "le"
 	// fCounterTime is the time the decayed counters are as of.

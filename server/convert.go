@@ -188,7 +188,7 @@ func profile(p *nbapb.Profile) recipient.Profile {
 	out := recipient.Profile{
 		HCPID: p.GetHcpId(), Specialty: p.GetSpecialty(), Market: p.GetMarket(),
 		Audience: fromAudience(p.GetAudience()), Segment: p.GetSegment(), TimeZone: p.GetTimeZone(),
-		Attributes: p.GetAttributes(), UpdatedAt: fromTS(p.GetUpdatedAt()),
+		Attributes: p.GetAttributes(), UpdatedAt: fromTS(p.GetUpdatedAt()), Territories: p.GetTerritories(),
 	}
 	for _, a := range p.GetAddresses() {
 		if ch := fromChannel(a.GetChannel()); ch.Valid() {
@@ -202,6 +202,7 @@ func toProfile(p *recipient.Profile) *nbapb.Profile {
 	out := &nbapb.Profile{
 		HcpId: p.HCPID, Specialty: p.Specialty, Market: p.Market, Audience: nbapb.Audience(p.Audience),
 		Segment: p.Segment, TimeZone: p.TimeZone, Attributes: p.Attributes, UpdatedAt: ts(p.UpdatedAt),
+		Territories: p.Territories,
 	}
 	for ch, ref := range p.Addresses {
 		if ref != "" {

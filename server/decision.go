@@ -11,9 +11,18 @@ import (
 // callerFromIdentity sets the caller kind from the authenticated caller's
 // role, when there is one: it weighs the decision, so an authenticated
 // caller does not choose it with a request field.
+//
+// A rep tool (a caller with the rep tool role and not the marketing
+// platform's) decides only for recipients of its territories; with none,
+// for no one.
 func callerFromIdentity(ctx context.Context, r *decision.Request) {
-	if p, ok := access.FromContext(ctx); ok {
-		r.Caller = p.CallerKind()
+	p, ok := access.FromContext(ctx)
+	if !ok {
+		return
+	}
+	r.Caller = p.CallerKind()
+	if p.Has(access.RepTool) && !p.Has(access.MarketingPlatform) {
+		r.Territories = append([]string{}, p.Territories...)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/demo"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
@@ -130,7 +131,8 @@ func TestTLSAndToken(t *testing.T) {
 	p := newTestPKI(t)
 	ts := start(t, embedded, 5, p.flags()...)
 	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
-	with, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(p.token(t, []string{"rep_tool"}, nil)))
+	tok := p.token(t, []string{"rep_tool"}, func(c jwt.MapClaims, _ map[string]any) { c["territories"] = []string{demo.Territory(1)} })
+	with, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,3 +283,48 @@ func (b bearerCred) GetRequestMetadata(context.Context, ...string) (map[string]s
 }
 
 func (bearerCred) RequireTransportSecurity() bool { return true }
+
+// A rep tool decides only for HCPs of its territories; for any other, the
+// answer is the one an unknown HCP gets, to the byte, so that it does not
+// tell the HCP exists. A batch answers item by item the same way.
+func TestTerritoryScoping(t *testing.T) {
+	p := newTestPKI(t)
+	ts := start(t, embedded, 40, p.flags()...)
+	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	ctx := context.Background()
+	rep := func(territories ...string) *client.Client {
+		tok := p.token(t, []string{"rep_tool"}, func(c jwt.MapClaims, _ map[string]any) { c["territories"] = territories })
+		c, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	mine := demo.HCPID(3) // territory T03
+	if demo.Territory(3) != "T03" || demo.Territory(4) == "T03" {
+		t.Fatal("the demo's territories are not as this test assumes")
+	}
+	inT03 := rep("T03")
+	if _, err := inT03.Decide(ctx, mine, client.DecideOptions{}); err != nil {
+		t.Errorf("a rep of T03 deciding for an HCP of T03: %v", err)
+	}
+	_, outside := inT03.Decide(ctx, demo.HCPID(4), client.DecideOptions{})
+	_, unknown := inT03.Decide(ctx, "HCP-999999", client.DecideOptions{})
+	if status.Code(outside) != codes.NotFound || status.Convert(outside).Message() != status.Convert(unknown).Message() ||
+		status.Code(unknown) != codes.NotFound {
+		t.Errorf("outside the territory: %v; unknown HCP: %v; want the same NotFound", outside, unknown)
+	}
+	if _, err := rep().Decide(ctx, mine, client.DecideOptions{}); status.Code(err) != codes.NotFound {
+		t.Errorf("a rep with no territory: %v, want NotFound", err)
+	}
+	// A marketing platform is not scoped.
+	mkt, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(p.token(t, []string{"marketing_platform"}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mkt.Close()
+	if _, err := mkt.Decide(ctx, demo.HCPID(4), client.DecideOptions{}); err != nil {
+		t.Errorf("a marketing platform deciding for any HCP: %v", err)
+	}
+}

@@ -1421,9 +1421,13 @@ type Profile struct {
 	TimeZone string   `protobuf:"bytes,6,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	// Opaque address references per channel (a CRM address id or a hash),
 	// matched against address-level consent. Never the address itself.
-	Addresses     []*ChannelAddress      `protobuf:"bytes,7,rep,name=addresses,proto3" json:"addresses,omitempty"`
-	Attributes    map[string]float64     `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Addresses  []*ChannelAddress      `protobuf:"bytes,7,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Attributes map[string]float64     `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Sales territories the HCP belongs to: a rep tool's token lists its
+	// own, and it may decide only for HCPs of one of them (others answer
+	// NOT_FOUND, as an unknown HCP does).
+	Territories   []string `protobuf:"bytes,10,rep,name=territories,proto3" json:"territories,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1517,6 +1521,13 @@ func (x *Profile) GetAttributes() map[string]float64 {
 func (x *Profile) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Profile) GetTerritories() []string {
+	if x != nil {
+		return x.Territories
 	}
 	return nil
 }
@@ -3055,7 +3066,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x12RecordEventRequest\x12#\n" +
 	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"3\n" +
 	"\x13RecordEventResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xac\x03\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xce\x03\n" +
 	"\aProfile\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1c\n" +
 	"\tspecialty\x18\x02 \x01(\tR\tspecialty\x12\x16\n" +
@@ -3068,7 +3079,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"attributes\x18\b \x03(\v2\x1f.nba.v1.Profile.AttributesEntryR\n" +
 	"attributes\x129\n" +
 	"\n" +
-	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a=\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12 \n" +
+	"\vterritories\x18\n" +
+	" \x03(\tR\vterritories\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\\\n" +
