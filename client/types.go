@@ -151,8 +151,8 @@ type Profile struct {
 	// Attributes are static numeric features (e.g. "decile": 7).
 	Attributes map[string]float64 `json:"attributes,omitempty"`
 	// Territories are the sales territories the HCP belongs to.
-	Territories []string `json:"territories,omitempty"`
-	UpdatedAt  time.Time          `json:"updated_at,omitzero"`
+	Territories []string  `json:"territories,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
 }
 
 // Counters are an HCP's engagement and contact history, decayed to the time

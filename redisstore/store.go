@@ -52,8 +52,8 @@ const (
 	// fTerritories: the territories, comma-separated (validation keeps
 	// commas out of them); absent when none.
 	fTerritories = "tr"
-	fUpdatedAt = "ua"
-	fLastEng   = "le"
+	fUpdatedAt   = "ua"
+	fLastEng     = "le"
 	// fCounterTime is the time the decayed counters are as of.
 	fCounterTime = "ct"
 
