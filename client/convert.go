@@ -272,6 +272,7 @@ func ledgerEntryFromPB(m *nbapb.LedgerEntry) LedgerEntry {
 		RecordedAt:     timeFromPB(m.GetRecordedAt()),
 		Applied:        m.GetApplied(),
 		MarkedComplete: m.GetMarkedComplete(),
+		Principal:      m.GetPrincipal(),
 	}
 }
 

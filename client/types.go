@@ -244,6 +244,9 @@ type LedgerEntry struct {
 	Applied bool `json:"applied"`
 	// MarkedComplete is true when the change also wrote the completeness marker.
 	MarkedComplete bool `json:"marked_complete"`
+	// Principal is who the server knows made the change (the
+	// authenticated caller); Record.CapturedBy is what the caller said.
+	Principal string `json:"principal,omitempty"`
 }
 
 // ConsentState is an HCP's current consent: the most recent record per scope

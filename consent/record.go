@@ -111,6 +111,11 @@ type LedgerEntry struct {
 	// marker. An entry that wrote only the marker (a recipient loaded with
 	// no records) has a zero Record.
 	MarkedComplete bool
+	// Principal is who the server knows made the change: the
+	// authenticated caller's subject; empty when the server runs without
+	// authentication. Record.CapturedBy is what the caller says, and is
+	// never taken for it.
+	Principal string
 	// Digest is reserved for a chain over the ledger (each entry's digest
 	// covering the previous one's); empty until that is built.
 	Digest string

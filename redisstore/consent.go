@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -108,11 +109,17 @@ func validID(id string) error {
 	return nil
 }
 
-// writeConsent runs set_consent.lua for valid records. A non-empty opKey
+// writeConsent runs set_consent.lua for valid records; each ledger entry
+// records the authenticated caller ctx carries, if any (access.Principal).
+// A non-empty opKey
 // makes the write idempotent: when a write with the same key was already
 // made for the recipient, nothing is written and duplicate is true.
 func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Record, markComplete bool, opKey string, now time.Time) (entries []consent.LedgerEntry, duplicate bool, err error) {
 	recordedAt := msTime(now.UnixMilli())
+	var principal string
+	if p, ok := access.FromContext(ctx); ok {
+		principal = p.Subject
+	}
 	mark := "0"
 	if markComplete {
 		mark = "1"
@@ -122,7 +129,7 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 	entries = make([]consent.LedgerEntry, 0, max(len(recs), 1))
 	for _, r := range recs {
 		r = normalize(r)
-		e := consent.LedgerEntry{Record: r, RecordedAt: recordedAt, MarkedComplete: markComplete}
+		e := consent.LedgerEntry{Record: r, RecordedAt: recordedAt, MarkedComplete: markComplete, Principal: principal}
 		ifApplied, ifNot, err := encodeLedger(e, false)
 		if err != nil {
 			return nil, false, fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)
@@ -131,7 +138,7 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		entries = append(entries, e)
 	}
 	if len(recs) == 0 {
-		e := consent.LedgerEntry{RecordedAt: recordedAt, Applied: true, MarkedComplete: true}
+		e := consent.LedgerEntry{RecordedAt: recordedAt, Applied: true, MarkedComplete: true, Principal: principal}
 		entry, _, err := encodeLedger(e, true)
 		if err != nil {
 			return nil, false, fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)

@@ -176,17 +176,19 @@ func parsePurpose(s string) (arbiter.Purpose, bool) {
 // Ledger entries are stored as one list element of '|'-separated fields
 // (format 3):
 //
-//	3|<seq>|<recorded ms>|<flags>|<channel>|<purpose>|<topic>|<address>|<status>|<captured ms>|<expires ms or 0>|<source>|<captured by>|<digest>
+//	3|<seq>|<recorded ms>|<flags>|<channel>|<purpose>|<topic>|<address>|<status>|<captured ms>|<expires ms or 0>|<source>|<captured by>|<principal>|<digest>
 //
 // set_consent.lua writes "3|<seq>|" (it alone knows the sequence number);
 // Go encodes the rest. flags holds 'a' when the change applied and 'm' when
 // it wrote the completeness marker; an entry that only wrote the marker has
-// its record fields empty. digest is empty until the ledger is chained.
+// its record fields empty. principal is the authenticated caller's subject
+// (escaped: '%' as "%25", '|' as "%7C", a newline as "%0A"), empty without
+// authentication. digest is empty until the ledger is chained.
 // Validation keeps '|' out of every free-text field, so the split is
 // unambiguous. Field order is part of the stored format. Formats 1 (JSON)
 // and 2 (without seq and digest, in a string) are those of earlier
 // versions: Migrate converts them, nothing else reads them.
-const ledgerFields = 14
+const ledgerFields = 15
 
 // encodeLedger returns the stored forms of e, without the "3|<seq>|" that
 // the script prepends, with Applied set to true and to false: the script,
@@ -205,7 +207,8 @@ func encodeLedger(e consent.LedgerEntry, markerOnly bool) (ifApplied, ifNot stri
 		}
 		fields[9], fields[10] = r.Source, r.CapturedBy
 	}
-	fields[11] = e.Digest
+	fields[11] = principalEscaper.Replace(e.Principal)
+	fields[12] = e.Digest
 	for _, f := range fields[2:] {
 		if strings.ContainsAny(f, "|\n") {
 			return "", "", errors.New("a ledger field contains '|' or a newline")
@@ -234,7 +237,8 @@ func decodeLedger(data string) (consent.LedgerEntry, error) {
 		return consent.LedgerEntry{}, corrupt("ledger entry sequence or time is not a number")
 	}
 	e := consent.LedgerEntry{Seq: seq, RecordedAt: msTime(recorded),
-		Applied: strings.Contains(f[3], "a"), MarkedComplete: strings.Contains(f[3], "m"), Digest: f[13]}
+		Applied: strings.Contains(f[3], "a"), MarkedComplete: strings.Contains(f[3], "m"),
+		Principal: principalUnescaper.Replace(f[13]), Digest: f[14]}
 	if f[4] == "" {
 		return e, nil // the entry only wrote the marker
 	}
@@ -266,3 +270,10 @@ func ledgerRecord(f []string) (consent.Record, error) {
 	}
 	return r, nil
 }
+
+// The principal is the one ledger field validation does not constrain (a
+// token's subject): it is escaped.
+var (
+	principalEscaper   = strings.NewReplacer("%", "%25", "|", "%7C", "\n", "%0A")
+	principalUnescaper = strings.NewReplacer("%25", "%", "%7C", "|", "%0A", "\n")
+)

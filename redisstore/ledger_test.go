@@ -83,7 +83,7 @@ func format1(e consent.LedgerEntry) string {
 
 func TestLedgerEncoding(t *testing.T) {
 	at := time.Date(2026, 3, 10, 12, 0, 0, 123e6, time.UTC)
-	full := consent.LedgerEntry{Seq: 4, RecordedAt: at, MarkedComplete: true, Digest: "d1", Record: consent.Record{
+	full := consent.LedgerEntry{Seq: 4, RecordedAt: at, MarkedComplete: true, Digest: "d1", Principal: "crm|sync%1", Record: consent.Record{
 		Channel: arbiter.Email, Purpose: arbiter.Promotional, Topic: "brand-x", Address: "em-1",
 		Status: consent.OptIn, CapturedAt: at.Add(-time.Hour), ExpiresAt: at.AddDate(1, 0, 0),
 		Source: "veeva", CapturedBy: "crm-sync",
@@ -94,15 +94,15 @@ func TestLedgerEncoding(t *testing.T) {
 		markerOnly  bool
 		wantApplied string // the stored element when applied, "" not checked
 	}{
-		{"record with expiry, marker and digest", full, false,
-			"3|4|" + ms(at) + "|am|email|promotional|brand-x|em-1|opt_in|" + ms(at.Add(-time.Hour)) + "|" + ms(at.AddDate(1, 0, 0)) + "|veeva|crm-sync|d1"},
+		{"record with expiry, marker, principal and digest", full, false,
+			"3|4|" + ms(at) + "|am|email|promotional|brand-x|em-1|opt_in|" + ms(at.Add(-time.Hour)) + "|" + ms(at.AddDate(1, 0, 0)) + "|veeva|crm-sync|crm%7Csync%251|d1"},
 		{"record without expiry", consent.LedgerEntry{Seq: 4, RecordedAt: at, Record: consent.Record{Channel: arbiter.SMS,
 			Purpose: arbiter.Service, Status: consent.OptOut, CapturedAt: at, Source: "web"}}, false,
-			"3|4|" + ms(at) + "|a|sms|service|||opt_out|" + ms(at) + "|0|web||"},
+			"3|4|" + ms(at) + "|a|sms|service|||opt_out|" + ms(at) + "|0|web|||"},
 		{"barred", consent.LedgerEntry{Seq: 4, RecordedAt: at, Record: rec(arbiter.Push, 0, consent.Barred, at)}, false,
-			"3|4|" + ms(at) + "|a|push|unspecified|||barred|" + ms(at) + "|0|veeva||"},
+			"3|4|" + ms(at) + "|a|push|unspecified|||barred|" + ms(at) + "|0|veeva|||"},
 		{"marker only", consent.LedgerEntry{Seq: 4, RecordedAt: at, MarkedComplete: true}, true,
-			"3|4|" + ms(at) + "|am||||||||||"},
+			"3|4|" + ms(at) + "|am|||||||||||"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,8 +160,8 @@ func TestDecodeLedgerRefuses(t *testing.T) {
 		{"too many fields", good + "|"},
 		{"sequence not a number", strings.Replace(good, "3|0|", "3|x|", 1)},
 		{"time not a number", "3|0|soon" + good[len("3|0|")+len(ms(t0)):]},
-		{"unknown channel", "3|0|" + ms(t0) + "|a|fax|medical|||opt_in|" + ms(t0) + "|0|veeva||"},
-		{"unknown status", "3|0|" + ms(t0) + "|a|email|medical|||maybe|" + ms(t0) + "|0|veeva||"},
+		{"unknown channel", "3|0|" + ms(t0) + "|a|fax|medical|||opt_in|" + ms(t0) + "|0|veeva|||"},
+		{"unknown status", "3|0|" + ms(t0) + "|a|email|medical|||maybe|" + ms(t0) + "|0|veeva|||"},
 		{"capture time not a number", "3|0|" + ms(t0) + "|a|email|medical|||opt_in|x|0|veeva||"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
@@ -326,5 +327,35 @@ func TestTerritoryScoping(t *testing.T) {
 	defer mkt.Close()
 	if _, err := mkt.Decide(ctx, demo.HCPID(4), client.DecideOptions{}); err != nil {
 		t.Errorf("a marketing platform deciding for any HCP: %v", err)
+	}
+}
+
+// Every consent change records who the server knows made it: the token's
+// subject, beside the captured_by the caller says.
+func TestLedgerRecordsThePrincipal(t *testing.T) {
+	p := newTestPKI(t)
+	ts := start(t, embedded, 5, p.flags()...)
+	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	tok := p.token(t, []string{"consent_writer"}, func(c jwt.MapClaims, _ map[string]any) { c["sub"] = "preference|centre-1" })
+	c, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	entry, err := c.SetConsent(ctx, demo.HCPID(1), client.ConsentRecord{Channel: arbiter.Email, Purpose: arbiter.Medical,
+		Status: client.ConsentOptIn, CapturedAt: time.Now(), Source: "web", CapturedBy: "someone-else"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry.Principal != "preference|centre-1" || entry.Record.CapturedBy != "someone-else" {
+		t.Errorf("entry principal %q, captured by %q; want the token's subject and the caller's word", entry.Principal, entry.Record.CapturedBy)
+	}
+	history, _, err := c.ConsentHistory(ctx, demo.HCPID(1), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := history[len(history)-1]; last.Principal != "preference|centre-1" {
+		t.Errorf("the ledger's last entry has principal %q, want the token's subject", last.Principal)
 	}
 }

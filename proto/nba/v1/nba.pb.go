@@ -2662,8 +2662,12 @@ type LedgerEntry struct {
 	// False when a more recent record for the same scope was already current.
 	Applied        bool `protobuf:"varint,4,opt,name=applied,proto3" json:"applied,omitempty"`
 	MarkedComplete bool `protobuf:"varint,5,opt,name=marked_complete,json=markedComplete,proto3" json:"marked_complete,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Who the server knows made the change: the authenticated caller's
+	// subject (empty when the server runs without authentication). The
+	// record's captured_by is what the caller said.
+	Principal     string `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LedgerEntry) Reset() {
@@ -2729,6 +2733,13 @@ func (x *LedgerEntry) GetMarkedComplete() bool {
 		return x.MarkedComplete
 	}
 	return false
+}
+
+func (x *LedgerEntry) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
 }
 
 type GetConsentHistoryResponse struct {
@@ -3169,14 +3180,15 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18GetConsentHistoryRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x05R\x06offset\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xce\x01\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xec\x01\n" +
 	"\vLedgerEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12-\n" +
 	"\x06record\x18\x02 \x01(\v2\x15.nba.v1.ConsentRecordR\x06record\x12;\n" +
 	"\vrecorded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"recordedAt\x12\x18\n" +
 	"\aapplied\x18\x04 \x01(\bR\aapplied\x12'\n" +
-	"\x0fmarked_complete\x18\x05 \x01(\bR\x0emarkedComplete\"`\n" +
+	"\x0fmarked_complete\x18\x05 \x01(\bR\x0emarkedComplete\x12\x1c\n" +
+	"\tprincipal\x18\x06 \x01(\tR\tprincipal\"`\n" +
 	"\x19GetConsentHistoryResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.nba.v1.LedgerEntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\"\x99\x01\n" +
