@@ -566,9 +566,14 @@ func migrateLogged(ctx context.Context, cfg Config, logger *slog.Logger, store *
 }
 
 func newLogger(level string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(level)}))
+}
+
+// logLevel is the level a -log-level names; info when it names none.
+func logLevel(level string) slog.Level {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return lvl
 }

@@ -84,7 +84,7 @@ func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags .
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(w, nil))
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
 	if cfg.RedisAddr != "" {
 		cfg.RedisPrefix = "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
 		if err := Seed(context.Background(), cfg, logger); err != nil {
