@@ -205,6 +205,8 @@ setup_side() {
 	printf -v "${x}_seed" '%s' "${!v:-seed}"
 	v=ARGS_$x
 	printf -v "${x}_args" '%s' "${!v:-}"
+	v=TOKEN_$x
+	printf -v "${x}_token" '%s' "${!v:-}"
 }
 
 # side X FIELD: the value of side X's FIELD (X_FIELD), e.g. side A bin.

@@ -27,7 +27,9 @@
 # bench/requests writes the requests), BENCH_OUT; per side X in A, B:
 # ARB_X (a prebuilt binary instead of building REV_X; files still come
 # from REV_X's tree), SEED_ARGS_X (default "seed"), ARGS_X (extra server
-# flags), MODEL_X, POLICY_X (files instead of the tree's).
+# flags), MODEL_X, POLICY_X (files instead of the tree's), TOKEN_X (a
+# bearer token ghz sends with every call to side X: with ARGS_X's
+# -auth-jwks, the cost of authentication; bench/token mints one).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -115,6 +117,9 @@ run() {
 	B0) cmd+=(--call grpc.health.v1.Health/Check) ;;
 	*) cmd+=(--call nba.v1.DecisionService/Decide --binary-file "$req") ;;
 	esac
+	if [[ -n $(side "$x" token) ]]; then
+		cmd+=(--metadata "{\"authorization\":\"Bearer $(side "$x" token)\"}")
+	fi
 	cmd+=("${addr[$x]}")
 	local TIMEFORMAT='%3U %3S'
 	server0=$(cpu_seconds "${pid[$x]}") redis0=$(cpu_seconds "${rpid[$x]}") busy0=$(busy_seconds)
