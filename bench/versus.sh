@@ -29,7 +29,8 @@
 # from REV_X's tree), SEED_ARGS_X (default "seed"), ARGS_X (extra server
 # flags), MODEL_X, POLICY_X (files instead of the tree's), TOKEN_X (a
 # bearer token ghz sends with every call to side X: with ARGS_X's
-# -auth-jwks, the cost of authentication; bench/token mints one).
+# -auth-jwks, the cost of authentication; bench/token mints one, and it
+# needs the admin role besides, for the server reflection ghz uses).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -118,7 +119,10 @@ run() {
 	*) cmd+=(--call nba.v1.DecisionService/Decide --binary-file "$req") ;;
 	esac
 	if [[ -n $(side "$x" token) ]]; then
-		cmd+=(--metadata "{\"authorization\":\"Bearer $(side "$x" token)\"}")
+		# ghz finds the method by server reflection, which is the admin's:
+		# the token must carry the admin role too.
+		cmd+=(--metadata "{\"authorization\":\"Bearer $(side "$x" token)\"}"
+			--reflect-metadata "{\"authorization\":\"Bearer $(side "$x" token)\"}")
 	fi
 	cmd+=("${addr[$x]}")
 	local TIMEFORMAT='%3U %3S'
