@@ -331,6 +331,7 @@ func newRedis(cfg Config) redis.UniversalClient {
 	if cfg.RedisCluster {
 		cc := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs:         addrs,
+			Username:      cfg.RedisUser,
 			Password:      cfg.RedisPassword,
 			DialTimeout:   redisDialTimeout,
 			DialerRetries: redisDialAttempts,
@@ -357,6 +358,7 @@ func newRedis(cfg Config) redis.UniversalClient {
 	}
 	return redis.NewClient(&redis.Options{
 		Addr:          addrs[0],
+		Username:      cfg.RedisUser,
 		Password:      cfg.RedisPassword,
 		DialTimeout:   redisDialTimeout,
 		DialerRetries: redisDialAttempts,

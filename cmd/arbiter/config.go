@@ -23,6 +23,10 @@ type Config struct {
 	Listen        string
 	RedisAddr     string // required but in demo mode
 	RedisCluster  bool
+	// RedisUser is the Redis ACL user (empty: the default user).
+	RedisUser string
+	// RedisPassword comes from ARBITER_REDIS_PASSWORD or the file
+	// -redis-password-file names, never from a flag, which ps shows.
 	RedisPassword string
 	RedisPrefix   string
 	CatalogFile   string // required but in demo mode (there, empty: the demo catalog)
@@ -99,7 +103,10 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 		return c, fmt.Errorf("ARBITER_REDIS_CLUSTER: want true or false, got %q", env("REDIS_CLUSTER", ""))
 	}
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", clusterEnv, "Redis Cluster mode: -redis-addr lists seed nodes (ARBITER_REDIS_CLUSTER=true)")
-	fs.StringVar(&c.RedisPassword, "redis-password", env("REDIS_PASSWORD", ""), "Redis password (ARBITER_REDIS_PASSWORD)")
+	fs.StringVar(&c.RedisUser, "redis-user", env("REDIS_USER", ""), "Redis ACL user; empty: the default user (ARBITER_REDIS_USER)")
+	var passwordFile string
+	fs.StringVar(&passwordFile, "redis-password-file", env("REDIS_PASSWORD_FILE", ""), "read the Redis password from this file (or set ARBITER_REDIS_PASSWORD); never a flag, which ps shows (ARBITER_REDIS_PASSWORD_FILE)")
+	c.RedisPassword = env("REDIS_PASSWORD", "")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", "arbiter"), "key prefix (ARBITER_REDIS_PREFIX)")
 	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG", ""), "action catalog JSON file; required but for arbiter demo (ARBITER_CATALOG)")
 	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; required but for arbiter demo (ARBITER_MODEL)")
@@ -135,6 +142,13 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 			return c, fmt.Errorf("%s needs a definitions directory (holding catalog.json, model.json, consent_policy.json)", cmd)
 		}
 		c.DefinitionsDir = fs.Arg(0)
+	}
+	if passwordFile != "" {
+		data, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return c, fmt.Errorf("redis-password-file: %w", err)
+		}
+		c.RedisPassword = strings.TrimRight(string(data), "\r\n")
 	}
 	if fs.NArg() > positional {
 		return c, fmt.Errorf("unexpected argument %q (flags come before arguments; arbiter -h lists the subcommands)", fs.Arg(positional))
