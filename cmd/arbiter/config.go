@@ -19,10 +19,10 @@ type Config struct {
 	// Demo serves the embedded demo store (arbiter demo): an in-process
 	// Redis-protocol server seeded with the demo population, and the demo
 	// definitions unless files are given. Never the production default.
-	Demo          bool
-	Listen        string
-	RedisAddr     string // required but in demo mode
-	RedisCluster  bool
+	Demo         bool
+	Listen       string
+	RedisAddr    string // required but in demo mode
+	RedisCluster bool
 	// RedisUser is the Redis ACL user (empty: the default user).
 	RedisUser string
 	// RedisPassword comes from ARBITER_REDIS_PASSWORD or the file
