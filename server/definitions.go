@@ -20,8 +20,9 @@ type DefinitionsStore interface {
 }
 
 // WithDefinitionsAdmin serves DefinitionsService with d. Off by default:
-// it changes what every replica decides with, and callers are not yet
-// authenticated, so it is for a trusted network only.
+// it changes what every replica decides with; with WithAuthenticator only
+// the roles its RPCs declare (admin, and the auditor for reading) may call
+// it.
 func WithDefinitionsAdmin(d DefinitionsStore) Option { return func(s *Server) { s.defs = d } }
 
 // PublishDefinitions validates the files as one set and publishes it.

@@ -156,7 +156,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.cfg.AdminRPC {
 		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store}))
-		m.logger.Warn("DefinitionsService is served (-admin-rpc): anyone who can reach the port can change the fleet's definitions")
+		if m.cfg.AuthJWKS == "" {
+			m.logger.Warn("DefinitionsService is served (-admin-rpc) without authentication: anyone who can reach the port can change the fleet's definitions")
+		}
 	}
 	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
 		return err

@@ -117,7 +117,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("INSECURE_NO_AUTH", "") == "true", "allow a listener off loopback without authentication: anyone who reaches it may read and change consent (ARBITER_INSECURE_NO_AUTH=true)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve gRPC over TLS with this certificate (PEM file; re-read when it changes); with -tls-key (ARBITER_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the TLS private key (PEM file), with -tls-cert (ARBITER_TLS_KEY)")
-	fs.BoolVar(&c.AdminRPC, "admin-rpc", env("ADMIN_RPC", "") == "true", "serve DefinitionsService, which publishes definitions sets; callers are not authenticated yet, so only on a trusted network (ARBITER_ADMIN_RPC=true)")
+	fs.BoolVar(&c.AdminRPC, "admin-rpc", env("ADMIN_RPC", "") == "true", "serve DefinitionsService, which publishes definitions sets: with -auth-jwks, to the admin role; without, to anyone who reaches the port (ARBITER_ADMIN_RPC=true)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")

@@ -790,7 +790,8 @@ const (
 // DefinitionsService publishes definitions sets: the catalog (with its MLR
 // approvals and contact policy), the model and the consent policy, as one
 // immutable set named by a content hash. An administrator's service: the
-// server registers it only with -admin-rpc.
+// server registers it only with -admin-rpc, and its RPCs declare who may
+// call them.
 type DefinitionsServiceClient interface {
 	// PublishDefinitions validates the files as one set, stores it, makes it the active
 	// set and waits until every live replica uses it. An invalid set is
@@ -836,7 +837,8 @@ func (c *definitionsServiceClient) GetActiveDefinitions(ctx context.Context, in 
 // DefinitionsService publishes definitions sets: the catalog (with its MLR
 // approvals and contact policy), the model and the consent policy, as one
 // immutable set named by a content hash. An administrator's service: the
-// server registers it only with -admin-rpc.
+// server registers it only with -admin-rpc, and its RPCs declare who may
+// call them.
 type DefinitionsServiceServer interface {
 	// PublishDefinitions validates the files as one set, stores it, makes it the active
 	// set and waits until every live replica uses it. An invalid set is
