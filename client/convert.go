@@ -141,7 +141,7 @@ func profileFromPB(m *nbapb.Profile) *Profile {
 		Audience:   audienceFromPB(m.GetAudience()),
 		Segment:    m.GetSegment(),
 		TimeZone:   m.GetTimeZone(),
-		Attributes: m.GetAttributes(), Territories: m.GetTerritories(),
+		Attributes: m.GetAttributes(), Territories: m.GetTerritories(), UpdatedBy: m.GetUpdatedBy(),
 		UpdatedAt: timeFromPB(m.GetUpdatedAt()),
 	}
 	for _, a := range m.GetAddresses() {

@@ -151,8 +151,11 @@ type Profile struct {
 	// Attributes are static numeric features (e.g. "decile": 7).
 	Attributes map[string]float64 `json:"attributes,omitempty"`
 	// Territories are the sales territories the HCP belongs to.
-	Territories []string  `json:"territories,omitempty"`
-	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+	Territories []string `json:"territories,omitempty"`
+	// UpdatedBy is who the server knows last wrote the profile (read
+	// only: the authenticated caller's subject).
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // Counters are an HCP's engagement and contact history, decayed to the time

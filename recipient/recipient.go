@@ -26,6 +26,10 @@ type Profile struct {
 	// Attributes are static numeric features (e.g. "decile": 7).
 	Attributes map[string]float64
 	UpdatedAt  time.Time
+	// UpdatedBy is who the server knows last wrote the profile: the
+	// authenticated caller's subject (empty without authentication). The
+	// storage adapter sets it; a caller cannot.
+	UpdatedBy string
 }
 
 // Counters are the recipient's engagement and contact history. The decayed

@@ -76,6 +76,9 @@ func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c
 		case fTerritories:
 			p.Territories = strings.Split(v, ",")
 			continue
+		case fUpdatedBy:
+			p.UpdatedBy = v
+			continue
 		case fUpdatedAt:
 			ms, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -175,6 +178,9 @@ func profileArgs(args []any, mode string, p recipient.Profile, now time.Time) []
 		fAudience, p.Audience.String(),
 		fUpdatedAt, formatInt(updated.UnixMilli()),
 	)
+	if p.UpdatedBy != "" {
+		args = append(args, fUpdatedBy, p.UpdatedBy)
+	}
 	if p.Specialty != "" {
 		args = append(args, fSpecialty, p.Specialty)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
-	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -116,10 +115,7 @@ func validID(id string) error {
 // made for the recipient, nothing is written and duplicate is true.
 func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Record, markComplete bool, opKey string, now time.Time) (entries []consent.LedgerEntry, duplicate bool, err error) {
 	recordedAt := msTime(now.UnixMilli())
-	var principal string
-	if p, ok := access.FromContext(ctx); ok {
-		principal = p.Subject
-	}
+	principal := principalOf(ctx)
 	mark := "0"
 	if markComplete {
 		mark = "1"

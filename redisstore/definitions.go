@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,8 @@ import (
 //
 //	<prefix>:defs:set:<version>  hash    a Set's files (file name -> bytes); never deleted
 //	<prefix>:defs:active         string  the active Set's version
+//	<prefix>:defs:log            list    every activation: "<unix ms>|<version>|<principal>",
+//	                                     the principal escaped as in the consent ledger
 //	<prefix>:defs:replicas       set     the ids of replicas that reported
 //	<prefix>:defs:replica:<id>   string  the version replica id uses; expires after its
 //	                                     live window unless reported again
@@ -54,6 +57,9 @@ func (s *Store) ActivateDefinitions(ctx context.Context, version string) error {
 	if err := s.rdb.Set(ctx, s.defsKey("active"), version, 0).Err(); err != nil {
 		return storageErr("activate definitions", err)
 	}
+	if err := s.logActivation(ctx, version); err != nil {
+		return err
+	}
 	// The announcement only hurries the replicas: each also reads the
 	// active version every poll interval, so a lost message costs time,
 	// not correctness.
@@ -65,10 +71,26 @@ func (s *Store) ActivateDefinitions(ctx context.Context, version string) error {
 // none (SET NX), and returns the active version then: version, or the one
 // another server activated first.
 func (s *Store) ActivateFirstDefinitions(ctx context.Context, version string) (string, error) {
-	if err := s.rdb.SetNX(ctx, s.defsKey("active"), version, 0).Err(); err != nil {
+	won, err := s.rdb.SetNX(ctx, s.defsKey("active"), version, 0).Result()
+	if err != nil {
 		return "", storageErr("activate definitions", err)
 	}
+	if won {
+		if err := s.logActivation(ctx, version); err != nil {
+			return "", err
+		}
+	}
 	return s.ActiveVersion(ctx)
+}
+
+// logActivation appends who made version active, and when, to the
+// publish log.
+func (s *Store) logActivation(ctx context.Context, version string) error {
+	entry := strconv.FormatInt(s.now().UnixMilli(), 10) + "|" + version + "|" + principalEscaper.Replace(principalOf(ctx))
+	if err := s.rdb.RPush(ctx, s.defsKey("log"), entry).Err(); err != nil {
+		return storageErr("activate definitions", err)
+	}
+	return nil
 }
 
 // ActiveVersion returns the active Set's version, or "" when none was

@@ -133,7 +133,9 @@ func (s *Store) importProfiles(ctx context.Context, batch []recipient.ImportItem
 		if it.Counters != nil {
 			mode = "1"
 		}
-		a := profileArgs(make([]any, 0, 32), mode, it.Profile, now)
+		prof := it.Profile
+		prof.UpdatedBy = principalOf(ctx)
+		a := profileArgs(make([]any, 0, 32), mode, prof, now)
 		if it.Counters != nil {
 			a = counterArgs(a, it.Counters, now.UnixMilli())
 		}

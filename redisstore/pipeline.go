@@ -66,6 +66,11 @@ func (l *loader) close() {
 // The caller may give up (ctx done) while the batch is in flight; its call
 // is then left to the garbage collector rather than reused.
 func (l *loader) load(ctx context.Context, s *Store, id string, at time.Time) (*recipient.State, error) {
+	// A caller that has given up already sends nothing (select would
+	// otherwise pick the queue or the context at random).
+	if err := ctx.Err(); err != nil {
+		return nil, storageErr("load", err)
+	}
 	c := loadCalls.Get().(*loadCall)
 	c.store, c.id = s, id
 	select {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -25,6 +26,7 @@ import (
 //	tz            IANA time zone; absent when empty
 //	tr            territories, comma-separated; absent when none
 //	ua            profile updated at, unix ms
+//	ub            who updated it: the authenticated principal; absent when none
 //	a:<channel>   address reference on the channel ("a:email")
 //	x:<name>      numeric attribute ("x:decile" = "7")
 //
@@ -53,7 +55,10 @@ const (
 	// commas out of them); absent when none.
 	fTerritories = "tr"
 	fUpdatedAt   = "ua"
-	fLastEng     = "le"
+	// fUpdatedBy: the authenticated principal of the last profile write;
+	// absent without authentication.
+	fUpdatedBy = "ub"
+	fLastEng   = "le"
 	// fCounterTime is the time the decayed counters are as of.
 	fCounterTime = "ct"
 
@@ -258,6 +263,7 @@ func (s *Store) UpsertProfile(ctx context.Context, p recipient.Profile) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("redisstore: upsert profile: %w", err)
 	}
+	p.UpdatedBy = principalOf(ctx)
 	args := profileArgs(make([]any, 0, 16), "0", p, s.now())
 	if err := putProfileScript.Run(ctx, s.rdb, []string{s.key(p.HCPID, suffixProfile)}, args...).Err(); err != nil {
 		return storageErr("upsert profile", err)
@@ -333,7 +339,7 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		e.Type.Engagement(),
 		contact,
 		e.Topic,
-		historyEntry(e, te),
+		historyEntry(e, te, principalOf(ctx)),
 		historyLen,
 	).Int64()
 	if err != nil {
@@ -353,9 +359,11 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 }
 
 // historyEntry is the compact form of an event on the history list:
-// "<occurred ms>|<type>|<channel>|<action id>|<topic>". Validation keeps '|'
-// out of action ids and topics.
-func historyEntry(e recipient.Event, te int64) string {
+// "<occurred ms>|<type>|<channel>|<action id>|<topic>|<principal>".
+// Validation keeps '|' out of action ids and topics; the principal (who
+// the server knows reported the event) is escaped as in the consent
+// ledger.
+func historyEntry(e recipient.Event, te int64, principal string) string {
 	var b strings.Builder
 	b.Grow(64 + len(e.ActionID) + len(e.Topic))
 	b.WriteString(formatInt(te))
@@ -367,5 +375,16 @@ func historyEntry(e recipient.Event, te int64) string {
 	b.WriteString(e.ActionID)
 	b.WriteByte('|')
 	b.WriteString(e.Topic)
+	b.WriteByte('|')
+	b.WriteString(principalEscaper.Replace(principal))
 	return b.String()
+}
+
+// principalOf is the subject of the authenticated caller ctx carries, or
+// "" (access.Principal).
+func principalOf(ctx context.Context) string {
+	if p, ok := access.FromContext(ctx); ok {
+		return p.Subject
+	}
+	return ""
 }

@@ -572,7 +572,7 @@ func testApplyEvent(t *testing.T, b redistest.Backend) {
 		})
 	}
 	head, err := rdb.LIndex(ctx, s.key("hcp-1", suffixHistory), 0).Result()
-	if want := ms(t0) + "|clicked|sms|act-1|efficacy"; err != nil || head != want {
+	if want := ms(t0) + "|clicked|sms|act-1|efficacy|"; err != nil || head != want {
 		t.Errorf("history head = %q, %v; want %q", head, err, want)
 	}
 }

@@ -202,7 +202,7 @@ func toProfile(p *recipient.Profile) *nbapb.Profile {
 	out := &nbapb.Profile{
 		HcpId: p.HCPID, Specialty: p.Specialty, Market: p.Market, Audience: nbapb.Audience(p.Audience),
 		Segment: p.Segment, TimeZone: p.TimeZone, Attributes: p.Attributes, UpdatedAt: ts(p.UpdatedAt),
-		Territories: p.Territories,
+		Territories: p.Territories, UpdatedBy: p.UpdatedBy,
 	}
 	for ch, ref := range p.Addresses {
 		if ref != "" {

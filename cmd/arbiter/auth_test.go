@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
@@ -357,5 +359,57 @@ func TestLedgerRecordsThePrincipal(t *testing.T) {
 	}
 	if last := history[len(history)-1]; last.Principal != "preference|centre-1" {
 		t.Errorf("the ledger's last entry has principal %q, want the token's subject", last.Principal)
+	}
+}
+
+// Profile writes, events and definitions publishes record who the server
+// knows made them, too.
+func TestWritesRecordThePrincipal(t *testing.T) {
+	p := newTestPKI(t)
+	ts := start(t, embedded, 5, append(p.flags(), "-admin-rpc")...)
+	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	ctx := context.Background()
+	as := func(sub string, roles ...string) *client.Client {
+		tok := p.token(t, roles, func(c jwt.MapClaims, _ map[string]any) { c["sub"] = sub })
+		c, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	feed := as("crm-feed-3", "data_feed")
+	if err := feed.UpsertProfile(ctx, client.Profile{HCPID: "HCP-000002", Specialty: "cardiology", Market: "US",
+		Audience: arbiter.HCP}); err != nil {
+		t.Fatal(err)
+	}
+	prof, _, err := feed.GetProfile(ctx, "HCP-000002")
+	if err != nil || prof.UpdatedBy != "crm-feed-3" {
+		t.Errorf("profile updated by %q (%v), want crm-feed-3", prof.UpdatedBy, err)
+	}
+	if _, err := feed.RecordEvent(ctx, client.Event{ID: "ev-principal", HCPID: "HCP-000002", Type: arbiter.EventOpened,
+		Channel: arbiter.Email, OccurredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := ts.rdb.LIndex(ctx, ts.cfg.RedisPrefix+":{HCP-000002}:h", 0).Result()
+	if err != nil || !strings.HasSuffix(head, "|crm-feed-3") {
+		t.Errorf("event history head %q (%v), want it to end with the principal", head, err)
+	}
+	admin := p.conn(t, ts.Addr())
+	defs := nbapb.NewDefinitionsServiceClient(admin)
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.token(t, []string{"admin"},
+		func(c jwt.MapClaims, _ map[string]any) { c["sub"] = "release-bot" }))
+	active, err := defs.GetActiveDefinitions(actx, &nbapb.GetActiveDefinitionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := active.GetFiles()
+	files[definitions.CatalogFile] = []byte(strings.Replace(string(files[definitions.CatalogFile]), `"value": 1.0`, `"value": 1.25`, 1))
+	if _, err := defs.PublishDefinitions(actx, &nbapb.PublishDefinitionsRequest{Files: files}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := ts.rdb.LIndex(ctx, ts.cfg.RedisPrefix+":defs:log", -1).Result()
+	if err != nil || !strings.HasSuffix(last, "|release-bot") {
+		t.Errorf("definitions log's last entry %q (%v), want it to end with the publisher", last, err)
 	}
 }

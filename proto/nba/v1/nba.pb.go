@@ -1427,7 +1427,10 @@ type Profile struct {
 	// Sales territories the HCP belongs to: a rep tool's token lists its
 	// own, and it may decide only for HCPs of one of them (others answer
 	// NOT_FOUND, as an unknown HCP does).
-	Territories   []string `protobuf:"bytes,10,rep,name=territories,proto3" json:"territories,omitempty"`
+	Territories []string `protobuf:"bytes,10,rep,name=territories,proto3" json:"territories,omitempty"`
+	// Output only: who the server knows last wrote the profile (the
+	// authenticated caller's subject; empty without authentication).
+	UpdatedBy     string `protobuf:"bytes,11,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1530,6 +1533,13 @@ func (x *Profile) GetTerritories() []string {
 		return x.Territories
 	}
 	return nil
+}
+
+func (x *Profile) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
 }
 
 type ChannelAddress struct {
@@ -3077,7 +3087,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x12RecordEventRequest\x12#\n" +
 	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"3\n" +
 	"\x13RecordEventResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xce\x03\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xed\x03\n" +
 	"\aProfile\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1c\n" +
 	"\tspecialty\x18\x02 \x01(\tR\tspecialty\x12\x16\n" +
@@ -3092,7 +3102,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12 \n" +
 	"\vterritories\x18\n" +
-	" \x03(\tR\vterritories\x1a=\n" +
+	" \x03(\tR\vterritories\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\v \x01(\tR\tupdatedBy\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\\\n" +
