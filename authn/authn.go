@@ -25,6 +25,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	neturl "net/url"
 	"os"
 	"sync"
 	"time"
@@ -84,15 +86,47 @@ type claims struct {
 
 // New returns a Verifier for the key set and the issuer and audience.
 func New(o Options) (*Verifier, error) {
-	switch {
-	case o.Issuer == "" || o.Audience == "":
-		return nil, errors.New("authn: the issuer and the audience are required")
-	case !json.Valid(o.JWKS):
+	if !json.Valid(o.JWKS) {
 		return nil, errors.New("authn: the key set is not JSON")
 	}
 	keys, err := keyfunc.NewJWKSetJSON(o.JWKS)
 	if err != nil {
 		return nil, fmt.Errorf("authn: key set: %w", err)
+	}
+	return newVerifier(keys, o)
+}
+
+// NewFromURL returns a Verifier for the key set the identity provider
+// serves at url (its jwks_uri), fetched now, refreshed every hour and at
+// once (at most every five minutes) when a token names a key id the set
+// lacks: keys rotate without a restart. The URL must be https, but on
+// loopback. ctx ends the refreshing.
+func NewFromURL(ctx context.Context, url string, o Options) (*Verifier, error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, fmt.Errorf("authn: key set URL: %w", err)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return nil, errors.New("authn: the key set URL must be https (http only on loopback)")
+	}
+	keys, err := keyfunc.NewDefaultCtx(ctx, []string{url})
+	if err != nil {
+		return nil, fmt.Errorf("authn: key set: %w", err)
+	}
+	return newVerifier(keys, o)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newVerifier(keys keyfunc.Keyfunc, o Options) (*Verifier, error) {
+	if o.Issuer == "" || o.Audience == "" {
+		return nil, errors.New("authn: the issuer and the audience are required")
 	}
 	if len(o.Algorithms) == 0 {
 		o.Algorithms = defaultAlgorithms

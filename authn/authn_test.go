@@ -8,7 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +213,54 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A key set served at a URL is fetched, and fetched again when a token
+// names a key it lacks: the identity provider rotates its keys without a
+// restart of the server.
+func TestKeySetURLRotation(t *testing.T) {
+	first, second := newIDP(t, "k1"), newIDP(t, "k2")
+	var mu sync.Mutex
+	serving := first.jwks
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(serving)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := NewFromURL(ctx, srv.URL, Options{Issuer: "https://idp.test", Audience: "arbiter", Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Authenticate(ctx, first.token(t, nil)); err != nil {
+		t.Fatalf("a token of the served key: %v", err)
+	}
+	mu.Lock()
+	serving = second.jwks // the provider rotates
+	mu.Unlock()
+	// The unknown key id makes the set be fetched again; the refetch
+	// allowed right after the first is immediate, but the refresh runs in
+	// the background: the wait is bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := v.Authenticate(ctx, second.token(t, func(c jwt.MapClaims, _ map[string]any) { c["jti"] = time.Now().String() }))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a token of the rotated key is still refused after 10s: %v", err)
+		}
+		runtime.Gosched()
+	}
+	// The rotated-out key no longer verifies (a token not seen before).
+	old := first.token(t, func(c jwt.MapClaims, _ map[string]any) { c["jti"] = "after-rotation" })
+	if _, err := v.Authenticate(ctx, old); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a token of the rotated-out key: %v, want ErrUnauthenticated", err)
+	}
+	if _, err := NewFromURL(ctx, "http://idp.example.com/jwks", Options{Issuer: "i", Audience: "a"}); err == nil {
+		t.Error("a plain-http key set URL off loopback was accepted")
+	}
 }

@@ -6,8 +6,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -28,6 +30,37 @@ type Authenticator interface {
 // a Principal with a role the method allows. Without it the server is open
 // to anyone who can reach it: for the demo on loopback, and tests.
 func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.authn = a } }
+
+// WithClientCertPrincipals makes a client certificate that the TLS
+// listener verified (mutual TLS) a way to authenticate, for a call without
+// a bearer token: the certificate's subject common name is the
+// Principal's subject, and its organizational units its roles ("data_feed").
+// The listener must verify client certificates (tls.Config.ClientCAs).
+func WithClientCertPrincipals() Option { return func(s *Server) { s.certPrincipals = true } }
+
+// certPrincipal is the Principal of the verified client certificate of
+// ctx's connection, if there is one.
+func certPrincipal(ctx context.Context) (*access.Principal, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return nil, false
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	if leaf.Subject.CommonName == "" {
+		return nil, false
+	}
+	pr := &access.Principal{Subject: leaf.Subject.CommonName}
+	for _, ou := range leaf.Subject.OrganizationalUnit {
+		if r, ok := access.ParseRole(ou); ok {
+			pr.Roles = append(pr.Roles, r)
+		}
+	}
+	return pr, true
+}
 
 // Deny by default: the roles that may call a method come from its
 // allowed_roles option in the API (proto/nba/v1/access.proto); a method
@@ -90,12 +123,19 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if known && roles == nil {
 		return ctx, nil // open: health
 	}
-	token := bearer(ctx)
-	if token == "" {
-		return nil, errUnauthenticated
-	}
-	p, err := s.authn.Authenticate(ctx, token)
-	if err != nil {
+	var p *access.Principal
+	switch token := bearer(ctx); {
+	case token != "" && s.authn != nil:
+		var err error
+		if p, err = s.authn.Authenticate(ctx, token); err != nil {
+			return nil, errUnauthenticated
+		}
+	case token == "" && s.certPrincipals:
+		var ok bool
+		if p, ok = certPrincipal(ctx); !ok {
+			return nil, errUnauthenticated
+		}
+	default:
 		return nil, errUnauthenticated
 	}
 	for _, r := range roles {

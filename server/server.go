@@ -65,8 +65,9 @@ type Server struct {
 	defs        DefinitionsStore // nil: DefinitionsService not served
 	// authn, when set, authenticates every call but health checks, and
 	// allowed says which roles may call which method (authz.go).
-	authn   Authenticator
-	allowed map[string][]access.Role
+	authn          Authenticator
+	certPrincipals bool // WithClientCertPrincipals
+	allowed        map[string][]access.Role
 	// unaryExtra and streamExtra are the caller's interceptors, run inside
 	// the server's own (after recovery and the deadline).
 	unaryExtra  []grpc.UnaryServerInterceptor
@@ -226,7 +227,7 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 	}
 	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
 	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
-	if s.authn != nil {
+	if s.authn != nil || s.certPrincipals {
 		unary = append(unary, s.authUnary)
 		stream = append(stream, s.authStream)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -142,21 +144,32 @@ func (m *Main) Run(ctx context.Context) error {
 		reg = newRegistry(m.cache)
 		srvOpts = append(srvOpts, server.WithMetrics(reg))
 	}
-	if m.cfg.AuthJWKS != "" {
-		v, err := authn.NewFromFile(m.cfg.AuthJWKS, authn.Options{Issuer: m.cfg.AuthIssuer, Audience: m.cfg.AuthAudience})
+	if m.cfg.AuthJWKS != "" || m.cfg.AuthJWKSURL != "" {
+		o := authn.Options{Issuer: m.cfg.AuthIssuer, Audience: m.cfg.AuthAudience}
+		var v *authn.Verifier
+		if m.cfg.AuthJWKS != "" {
+			v, err = authn.NewFromFile(m.cfg.AuthJWKS, o)
+		} else {
+			v, err = authn.NewFromURL(ctx, m.cfg.AuthJWKSURL, o)
+		}
 		if err != nil {
 			return err
 		}
 		srvOpts = append(srvOpts, server.WithAuthenticator(v))
 		m.logger.Info("authentication: bearer tokens verified against the key set", "jwks", m.cfg.AuthJWKS,
-			"issuer", m.cfg.AuthIssuer, "audience", m.cfg.AuthAudience)
-	} else {
+			"jwks_url", m.cfg.AuthJWKSURL, "issuer", m.cfg.AuthIssuer, "audience", m.cfg.AuthAudience)
+	}
+	if m.cfg.TLSClientCA != "" {
+		srvOpts = append(srvOpts, server.WithClientCertPrincipals())
+		m.logger.Info("authentication: client certificates verified against the CA (mutual TLS)", "ca", m.cfg.TLSClientCA)
+	}
+	if m.cfg.AuthJWKS == "" && m.cfg.AuthJWKSURL == "" && m.cfg.TLSClientCA == "" {
 		m.logger.Warn("NO AUTHENTICATION: anyone who can reach the listener may read and change consent; give -auth-jwks",
 			"listen", m.cfg.Listen)
 	}
 	if m.cfg.AdminRPC {
 		srvOpts = append(srvOpts, server.WithDefinitionsAdmin(definitionsAdmin{m.store}))
-		if m.cfg.AuthJWKS == "" {
+		if m.cfg.AuthJWKS == "" && m.cfg.AuthJWKSURL == "" {
 			m.logger.Warn("DefinitionsService is served (-admin-rpc) without authentication: anyone who can reach the port can change the fleet's definitions")
 		}
 	}
@@ -174,7 +187,21 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(certs.config())))
+		tc := certs.config()
+		if m.cfg.TLSClientCA != "" {
+			pem, err := os.ReadFile(m.cfg.TLSClientCA)
+			if err != nil {
+				return fmt.Errorf("tls-client-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return errors.New("tls-client-ca: no certificate in the file")
+			}
+			// A certificate is one way in; a call without one may still
+			// bring a token.
+			tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	// Reused goroutines keep the stack a call has grown: with a goroutine
 	// per call, growing it was 7% of the server's CPU under load (pprof,

@@ -413,3 +413,71 @@ func TestWritesRecordThePrincipal(t *testing.T) {
 		t.Errorf("definitions log's last entry %q (%v), want it to end with the publisher", last, err)
 	}
 }
+
+// clientCert returns a CA (as a PEM file in dir) and a client certificate
+// it signed for cn with ous as organizational units.
+func clientCert(t *testing.T, dir, cn string, ous []string) (caFile string, cert tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "test client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(11), Subject: pkix.Name{CommonName: cn, OrganizationalUnit: ous},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, cn+"-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// Mutual TLS: a client certificate the server's client CA signed
+// authenticates its subject with its OUs as roles; one from another CA
+// does not get in.
+func TestClientCertificatePrincipal(t *testing.T) {
+	p := newTestPKI(t)
+	caFile, cert := clientCert(t, p.dir, "feed-7", []string{"data_feed"})
+	_, stranger := clientCert(t, t.TempDir(), "intruder", []string{"admin"})
+	ts := start(t, embedded, 5, append(p.flags(), "-tls-client-ca", caFile)...)
+	dial := func(cert tls.Certificate) *client.Client {
+		c, err := client.Dial(ts.Addr(), client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(
+			&tls.Config{RootCAs: p.certPool, Certificates: []tls.Certificate{cert}}))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	feed := dial(cert)
+	if err := feed.UpsertProfile(ctx, client.Profile{HCPID: "HCP-000003", Specialty: "oncology", Market: "EU",
+		Audience: arbiter.HCP}); err != nil {
+		t.Fatalf("a data feed's certificate upserting a profile: %v", err)
+	}
+	if prof, _, err := feed.GetProfile(ctx, "HCP-000003"); err != nil || prof.UpdatedBy != "feed-7" {
+		t.Errorf("profile updated by %q (%v), want the certificate's subject", prof.UpdatedBy, err)
+	}
+	if _, err := feed.Decide(ctx, "HCP-000003", client.DecideOptions{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a data feed deciding: %v, want PermissionDenied", err)
+	}
+	if _, err := dial(stranger).GetConsent(ctx, "HCP-000003"); err == nil {
+		t.Error("a certificate of another CA got in")
+	}
+}

@@ -62,10 +62,16 @@ type Config struct {
 	// AuthJWKS is the JWKS file bearer tokens are verified against; with
 	// AuthIssuer and AuthAudience. Empty: no authentication.
 	AuthJWKS, AuthIssuer, AuthAudience string
+	// AuthJWKSURL is the identity provider's key set URL, instead of a
+	// file: fetched at start and refreshed as keys rotate.
+	AuthJWKSURL string
 	// InsecureNoAuth allows a listener off loopback without authentication.
 	InsecureNoAuth bool
 	// TLSCert and TLSKey serve gRPC over TLS (files re-read when they change).
 	TLSCert, TLSKey string
+	// TLSClientCA verifies client certificates (mutual TLS): a verified
+	// certificate authenticates its subject, with its OUs as roles.
+	TLSClientCA string
 	// DefinitionsDir is the directory of arbiter validate and arbiter
 	// definitions publish.
 	DefinitionsDir string
@@ -112,11 +118,13 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; required but for arbiter demo (ARBITER_MODEL)")
 	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; required but for arbiter demo (ARBITER_CONSENT_POLICY)")
 	fs.StringVar(&c.AuthJWKS, "auth-jwks", env("AUTH_JWKS", ""), "verify bearer tokens (JWTs) against this JWKS file; every call but health checks then needs one, from a role the method allows; empty: no authentication (ARBITER_AUTH_JWKS)")
+	fs.StringVar(&c.AuthJWKSURL, "auth-jwks-url", env("AUTH_JWKS_URL", ""), "verify bearer tokens against the key set at this URL (the provider's jwks_uri; https), refreshed hourly and when a token names an unknown key; instead of -auth-jwks (ARBITER_AUTH_JWKS_URL)")
 	fs.StringVar(&c.AuthIssuer, "auth-issuer", env("AUTH_ISSUER", ""), "the issuer (iss) tokens must name; required with -auth-jwks (ARBITER_AUTH_ISSUER)")
 	fs.StringVar(&c.AuthAudience, "auth-audience", env("AUTH_AUDIENCE", ""), "the audience (aud) tokens must name; required with -auth-jwks (ARBITER_AUTH_AUDIENCE)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("INSECURE_NO_AUTH", "") == "true", "allow a listener off loopback without authentication: anyone who reaches it may read and change consent (ARBITER_INSECURE_NO_AUTH=true)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve gRPC over TLS with this certificate (PEM file; re-read when it changes); with -tls-key (ARBITER_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the TLS private key (PEM file), with -tls-cert (ARBITER_TLS_KEY)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "verify client certificates signed by this CA (PEM file; mutual TLS): a verified certificate authenticates its subject CN, with its OUs as roles; with -tls-cert (ARBITER_TLS_CLIENT_CA)")
 	fs.BoolVar(&c.AdminRPC, "admin-rpc", env("ADMIN_RPC", "") == "true", "serve DefinitionsService, which publishes definitions sets: with -auth-jwks, to the admin role; without, to anyone who reaches the port (ARBITER_ADMIN_RPC=true)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("ACCESS_LOG", "") == "true", "log every call (method, code, duration), not only failures; costs ~8 us per call (ARBITER_ACCESS_LOG=true)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
@@ -193,13 +201,19 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if c.StreamWorkers, err = strconv.Atoi(streamWorkers); err != nil || c.StreamWorkers < 0 || c.StreamWorkers > 1024 {
 		return c, fmt.Errorf("stream-workers: want 0 to 1024, got %q", streamWorkers)
 	}
-	if c.AuthJWKS != "" && (c.AuthIssuer == "" || c.AuthAudience == "") {
+	if c.AuthJWKS != "" && c.AuthJWKSURL != "" {
+		return c, errors.New("auth-jwks: give a key set file or a URL (-auth-jwks-url), not both")
+	}
+	if (c.AuthJWKS != "" || c.AuthJWKSURL != "") && (c.AuthIssuer == "" || c.AuthAudience == "") {
 		return c, errors.New("auth-jwks: -auth-issuer and -auth-audience are required with it (ARBITER_AUTH_ISSUER, ARBITER_AUTH_AUDIENCE)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, errors.New("tls: give both -tls-cert and -tls-key, or neither")
 	}
-	if (cmd == "serve" || cmd == "demo") && c.AuthJWKS == "" && !c.InsecureNoAuth && !loopback(c.Listen) {
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return c, errors.New("tls-client-ca: mutual TLS needs -tls-cert and -tls-key")
+	}
+	if (cmd == "serve" || cmd == "demo") && c.AuthJWKS == "" && c.AuthJWKSURL == "" && c.TLSClientCA == "" && !c.InsecureNoAuth && !loopback(c.Listen) {
 		return c, fmt.Errorf("listen: %s is not a loopback address and there is no authentication: give -auth-jwks (with -auth-issuer and -auth-audience), or -insecure-no-auth to serve anyone who can reach it", c.Listen)
 	}
 	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
