@@ -97,7 +97,9 @@ func (m *Main) Run(ctx context.Context) error {
 			"redis", m.mini.Addr(), "demo_hcps", m.cfg.DemoSize)
 		m.rdb = redis.NewClient(&redis.Options{Addr: m.mini.Addr()})
 	} else {
-		m.rdb = newRedis(m.cfg)
+		if m.rdb, err = newRedis(m.cfg); err != nil {
+			return err
+		}
 		m.logger.Info("redis", "addr", m.cfg.RedisAddr, "cluster", m.cfg.RedisCluster, "prefix", m.cfg.RedisPrefix)
 	}
 	for _, h := range m.redisHooks {
@@ -355,7 +357,11 @@ const (
 // newRedis returns the client the configuration asks for: a Redis Cluster
 // client when cfg.RedisCluster is set (never guessed from the addresses,
 // which parseConfig checks), else a client of the one server.
-func newRedis(cfg Config) redis.UniversalClient {
+func newRedis(cfg Config) (redis.UniversalClient, error) {
+	tlsConfig, err := redisTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	addrs := strings.Split(cfg.RedisAddr, ",")
 	if cfg.RedisCluster {
 		cc := redis.NewClusterClient(&redis.ClusterOptions{
@@ -381,9 +387,10 @@ func newRedis(cfg Config) redis.UniversalClient {
 			// (reloadOnConnError) is what the next decision uses.
 			MaxRedirects:               3,
 			ClusterStateReloadInterval: redisClusterReloadInterval,
+			TLSConfig:                  tlsConfig,
 		})
 		cc.AddHook(reloadOnConnError{cc})
-		return cc
+		return cc, nil
 	}
 	return redis.NewClient(&redis.Options{
 		Addr:          addrs[0],
@@ -394,7 +401,29 @@ func newRedis(cfg Config) redis.UniversalClient {
 		ReadTimeout:   redisIOTimeout,
 		WriteTimeout:  redisIOTimeout,
 		MinIdleConns:  redisMinIdleConns,
-	})
+		TLSConfig:     tlsConfig,
+	}), nil
+}
+
+// redisTLS is the TLS configuration of the Redis connections: nil without
+// -redis-tls; else TLS 1.2 at least, the server's certificate verified
+// against -redis-ca or the system's roots.
+func redisTLS(cfg Config) (*tls.Config, error) {
+	if !cfg.RedisTLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.RedisCA != "" {
+		data, err := os.ReadFile(cfg.RedisCA)
+		if err != nil {
+			return nil, fmt.Errorf("redis-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(data) {
+			return nil, errors.New("redis-ca: no certificate in the file")
+		}
+	}
+	return tc, nil
 }
 
 // reloadOnConnError makes a ClusterClient re-read the slot map as soon as a
@@ -552,7 +581,10 @@ func Publish(ctx context.Context, cfg Config, out io.Writer) error {
 // withStore runs f on a store of the configured Redis, for the one-off
 // subcommands, and closes both after.
 func withStore(cfg Config, f func(store *redisstore.Store) error) error {
-	rdb := newRedis(cfg)
+	rdb, err := newRedis(cfg)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
 	if err != nil {

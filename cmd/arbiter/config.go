@@ -25,6 +25,10 @@ type Config struct {
 	RedisCluster bool
 	// RedisUser is the Redis ACL user (empty: the default user).
 	RedisUser string
+	// RedisTLS connects to Redis over TLS, verifying its certificate
+	// against RedisCA (a PEM file) or, without one, the system's roots.
+	RedisTLS bool
+	RedisCA  string
 	// RedisPassword comes from ARBITER_REDIS_PASSWORD or the file
 	// -redis-password-file names, never from a flag, which ps shows.
 	RedisPassword string
@@ -109,6 +113,12 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 		return c, fmt.Errorf("ARBITER_REDIS_CLUSTER: want true or false, got %q", env("REDIS_CLUSTER", ""))
 	}
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", clusterEnv, "Redis Cluster mode: -redis-addr lists seed nodes (ARBITER_REDIS_CLUSTER=true)")
+	redisTLSEnv, err := strconv.ParseBool(env("REDIS_TLS", "false"))
+	if err != nil {
+		return c, fmt.Errorf("ARBITER_REDIS_TLS: want true or false, got %q", env("REDIS_TLS", ""))
+	}
+	fs.BoolVar(&c.RedisTLS, "redis-tls", redisTLSEnv, "connect to Redis over TLS (ARBITER_REDIS_TLS=true)")
+	fs.StringVar(&c.RedisCA, "redis-ca", env("REDIS_CA", ""), "with -redis-tls, verify Redis's certificate against this CA (PEM file) instead of the system's roots (ARBITER_REDIS_CA)")
 	fs.StringVar(&c.RedisUser, "redis-user", env("REDIS_USER", ""), "Redis ACL user; empty: the default user (ARBITER_REDIS_USER)")
 	var passwordFile string
 	fs.StringVar(&passwordFile, "redis-password-file", env("REDIS_PASSWORD_FILE", ""), "read the Redis password from this file (or set ARBITER_REDIS_PASSWORD); never a flag, which ps shows (ARBITER_REDIS_PASSWORD_FILE)")
@@ -209,6 +219,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, errors.New("tls: give both -tls-cert and -tls-key, or neither")
+	}
+	if c.RedisCA != "" && !c.RedisTLS {
+		return c, errors.New("redis-ca: give -redis-tls too")
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		return c, errors.New("tls-client-ca: mutual TLS needs -tls-cert and -tls-key")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -71,4 +73,76 @@ func TestRedisACLUserAndPasswordFile(t *testing.T) {
 	if _, err := parseConfig("serve", []string{"-redis-password", "x"}, func(string) string { return "" }); err == nil {
 		t.Error("-redis-password is accepted as a flag")
 	}
+}
+
+// Redis over TLS: the server verifies Redis's certificate against
+// -redis-ca and decides through the TLS connection (the HCP cache's
+// tracking connection too); without the CA it does not connect.
+func TestRedisOverTLS(t *testing.T) {
+	redistest.Require(t)
+	p := newTestPKI(t) // a certificate for 127.0.0.1, in cert.pem and key.pem
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsPort := lis.Addr().(*net.TCPAddr).Port
+	lis.Close()
+	srv, err := redistest.Start("tls-port "+strconv.Itoa(tlsPort), "tls-cert-file "+filepath.Join(p.dir, "cert.pem"),
+		"tls-key-file "+filepath.Join(p.dir, "key.pem"), "tls-auth-clients no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := os.WriteFile(filepath.Join(p.dir, "ca.pem"), mustRead(t, filepath.Join(p.dir, "cert.pem")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(tlsPort)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	args := func(extra ...string) []string {
+		return append([]string{"-listen", "127.0.0.1:0", "-redis-addr", tlsAddr, "-demo-size", "5",
+			"-catalog", demoCatalogFile, "-model", demoModelFile, "-consent-policy", demoPolicyFile}, extra...)
+	}
+	cfg, err := parseConfig("serve", args("-redis-tls", "-redis-ca", filepath.Join(p.dir, "ca.pem"), "-hcp-cache", "100"),
+		func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Seed(context.Background(), cfg, logger); err != nil {
+		t.Fatalf("seed over TLS: %v", err)
+	}
+	m := NewMain(cfg, logger)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("run over TLS: %v", err)
+	}
+	defer m.Close()
+	c, err := client.Dial(m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 2; i++ { // a miss, then a hit of the HCP cache
+		if _, err := c.Decide(context.Background(), "HCP-000001", client.DecideOptions{}); err != nil {
+			t.Errorf("decide over TLS: %v", err)
+		}
+	}
+	// The system's roots do not know the test certificate.
+	noCA, err := parseConfig("serve", args("-redis-tls"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := NewMain(noCA, logger)
+	err = bad.Run(context.Background())
+	bad.Close()
+	if err == nil {
+		t.Error("a Redis certificate no root vouches for was accepted")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -63,7 +63,10 @@ func TestRedisModeIsExplicit(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseConfig() error = %v", err)
 			}
-			rdb := newRedis(cfg)
+			rdb, err := newRedis(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer rdb.Close()
 			if _, got := rdb.(*redis.ClusterClient); got != tt.wantCluster {
 				t.Errorf("newRedis() is a cluster client: %v, want %v", got, tt.wantCluster)
