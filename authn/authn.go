@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	neturl "net/url"
 	"os"
 	"sync"
@@ -41,6 +42,15 @@ import (
 // signature, an unknown key, the wrong issuer or audience, expired, not
 // yet valid.
 var ErrUnauthenticated = errors.New("authn: missing or invalid credentials")
+
+const (
+	// maxTokenLen bounds a bearer token: an access token is a few hundred
+	// bytes to a few kilobytes; a caller who sends megabytes is refused
+	// before anything is decoded.
+	maxTokenLen = 8 << 10
+	// maxRemember bounds how long a verified token is remembered.
+	maxRemember = 5 * time.Minute
+)
 
 // DefaultAlgorithms are the signature algorithms accepted by default:
 // asymmetric ones only.
@@ -109,7 +119,18 @@ func NewFromURL(ctx context.Context, url string, o Options) (*Verifier, error) {
 	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return nil, errors.New("authn: the key set URL must be https (http only on loopback)")
 	}
-	keys, err := keyfunc.NewDefaultCtx(ctx, []string{url})
+	// An HTTP client that follows no redirect off https and gives up in
+	// 10 s; the first fetch must succeed, so a server never starts with
+	// no keys by surprise.
+	strict := false
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && isLoopback(req.URL.Hostname())) {
+			return errors.New("authn: redirect off https")
+		}
+		return nil
+	}}
+	keys, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+		Client: client, HTTPTimeout: 10 * time.Second, NoErrorReturnFirstHTTPReq: &strict})
 	if err != nil {
 		return nil, fmt.Errorf("authn: key set: %w", err)
 	}
@@ -161,8 +182,8 @@ func NewFromFile(path string, o Options) (*Verifier, error) {
 // Authenticate returns the Principal of a bearer token, or
 // ErrUnauthenticated.
 func (v *Verifier) Authenticate(_ context.Context, token string) (*access.Principal, error) {
-	if token == "" {
-		return nil, ErrUnauthenticated
+	if token == "" || len(token) > maxTokenLen {
+		return nil, ErrUnauthenticated // a huge token is refused before any decoding
 	}
 	now := v.now()
 	v.mu.Lock()
@@ -190,8 +211,14 @@ func (v *Verifier) Authenticate(_ context.Context, token string) (*access.Princi
 		}
 	}
 	// A token not yet valid at nbf was refused above; one that becomes
-	// invalid at exp is forgotten then.
-	v.cache[token] = cached{p: p, expires: cl.ExpiresAt.Time}
+	// invalid at exp is forgotten then, and any token after at most
+	// maxRemember, so that a key withdrawn from the set stops its tokens
+	// working within minutes, not at their expiry.
+	expires := cl.ExpiresAt.Time
+	if limit := now.Add(maxRemember); limit.Before(expires) {
+		expires = limit
+	}
+	v.cache[token] = cached{p: p, expires: expires}
 	v.mu.Unlock()
 	return p, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -93,8 +94,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	}, o.dialOpts...)
 	if o.token != "" {
 		// Over plaintext only to loopback: a token is a secret.
-		host, _, _ := strings.Cut(target, ":")
-		loop := host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+		loop := loopbackTarget(target)
 		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerToken{o.token, !loop}))
 	}
 	conn, err := grpc.NewClient(target, dialOpts...)
@@ -383,4 +383,22 @@ func (im *Importer) Close() (imported int64, err error) {
 	}
 	im.err = errImporterClosed
 	return resp.GetImported(), nil
+}
+
+// loopbackTarget reports whether a gRPC target is a loopback address
+// ("127.0.0.1:50051", "[::1]:50051", "localhost:50051", with or without a
+// "dns:///" or "passthrough:///" scheme).
+func loopbackTarget(target string) bool {
+	if _, rest, ok := strings.Cut(target, ":///"); ok {
+		target = rest
+	}
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

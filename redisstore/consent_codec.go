@@ -228,6 +228,11 @@ func encodeLedger(e consent.LedgerEntry, markerOnly bool) (ifApplied, ifNot stri
 // decodeLedger decodes one stored ledger entry.
 func decodeLedger(data string) (consent.LedgerEntry, error) {
 	f := strings.Split(data, "|")
+	if len(f) == ledgerFields-1 && f[0] == "3" {
+		// Written before entries had a principal (during this format's
+		// first days): the principal is unknown.
+		f = append(f[:13:13], "", f[13])
+	}
 	if len(f) != ledgerFields || f[0] != "3" {
 		return consent.LedgerEntry{}, corrupt("ledger entry does not decode")
 	}

@@ -156,7 +156,7 @@ func TestDecodeLedgerRefuses(t *testing.T) {
 		{"format 1", format1(marker)},
 		{"format 2", format2(marker)},
 		{"unknown format", "4" + good[1:]},
-		{"too few fields", strings.TrimSuffix(good, "|")},
+		{"too few fields", strings.TrimSuffix(strings.TrimSuffix(good, "|"), "|")},
 		{"too many fields", good + "|"},
 		{"sequence not a number", strings.Replace(good, "3|0|", "3|x|", 1)},
 		{"time not a number", "3|0|soon" + good[len("3|0|")+len(ms(t0)):]},
@@ -169,6 +169,12 @@ func TestDecodeLedgerRefuses(t *testing.T) {
 				t.Errorf("decodeLedger(%q) = %+v, want an error", tt.data, got)
 			}
 		})
+	}
+	// An entry of format 3 written before entries carried a principal
+	// (14 fields) still decodes, with no principal.
+	old := strings.TrimSuffix(good, "|") // drop the principal field
+	if e, err := decodeLedger(old); err != nil || e.Principal != "" || !e.MarkedComplete {
+		t.Errorf("decodeLedger(%q) = %+v, %v; want the marker entry without a principal", old, e, err)
 	}
 	if got, err := decodeLedger(good); err != nil || got != marker {
 		t.Errorf("decodeLedger(%q) = %+v, %v; want %+v", good, got, err, marker)

@@ -33,9 +33,12 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 
 // WithClientCertPrincipals makes a client certificate that the TLS
 // listener verified (mutual TLS) a way to authenticate, for a call without
-// a bearer token: the certificate's subject common name is the
-// Principal's subject, and its organizational units its roles ("data_feed").
-// The listener must verify client certificates (tls.Config.ClientCAs).
+// a bearer token: the Principal's subject is "x509:" and the certificate's
+// subject common name (so it never passes for a token's subject), and its
+// roles are the organizational units named "arbiter-role:<role>"
+// ("arbiter-role:data_feed"): a CA that also signs certificates for other
+// purposes grants no role by accident. The listener must verify client
+// certificates (tls.Config.ClientCAs).
 func WithClientCertPrincipals() Option { return func(s *Server) { s.certPrincipals = true } }
 
 // certPrincipal is the Principal of the verified client certificate of
@@ -53,9 +56,13 @@ func certPrincipal(ctx context.Context) (*access.Principal, bool) {
 	if leaf.Subject.CommonName == "" {
 		return nil, false
 	}
-	pr := &access.Principal{Subject: leaf.Subject.CommonName}
+	pr := &access.Principal{Subject: "x509:" + leaf.Subject.CommonName}
 	for _, ou := range leaf.Subject.OrganizationalUnit {
-		if r, ok := access.ParseRole(ou); ok {
+		name, ok := strings.CutPrefix(ou, "arbiter-role:")
+		if !ok {
+			continue
+		}
+		if r, ok := access.ParseRole(name); ok {
 			pr.Roles = append(pr.Roles, r)
 		}
 	}

@@ -161,6 +161,10 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		// Headers: a bearer token is at most a few kilobytes; the default
+		// limit (16 MB) would let an unauthenticated caller make the
+		// server hold megabytes per call.
+		grpc.MaxHeaderListSize(64 << 10),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}

@@ -453,8 +453,8 @@ func clientCert(t *testing.T, dir, cn string, ous []string) (caFile string, cert
 // does not get in.
 func TestClientCertificatePrincipal(t *testing.T) {
 	p := newTestPKI(t)
-	caFile, cert := clientCert(t, p.dir, "feed-7", []string{"data_feed"})
-	_, stranger := clientCert(t, t.TempDir(), "intruder", []string{"admin"})
+	caFile, cert := clientCert(t, p.dir, "feed-7", []string{"arbiter-role:data_feed", "admin"})
+	_, stranger := clientCert(t, t.TempDir(), "intruder", []string{"arbiter-role:admin"})
 	ts := start(t, embedded, 5, append(p.flags(), "-tls-client-ca", caFile)...)
 	dial := func(cert tls.Certificate) *client.Client {
 		c, err := client.Dial(ts.Addr(), client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(
@@ -471,13 +471,29 @@ func TestClientCertificatePrincipal(t *testing.T) {
 		Audience: arbiter.HCP}); err != nil {
 		t.Fatalf("a data feed's certificate upserting a profile: %v", err)
 	}
-	if prof, _, err := feed.GetProfile(ctx, "HCP-000003"); err != nil || prof.UpdatedBy != "feed-7" {
+	if prof, _, err := feed.GetProfile(ctx, "HCP-000003"); err != nil || prof.UpdatedBy != "x509:feed-7" {
 		t.Errorf("profile updated by %q (%v), want the certificate's subject", prof.UpdatedBy, err)
 	}
 	if _, err := feed.Decide(ctx, "HCP-000003", client.DecideOptions{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a data feed deciding: %v, want PermissionDenied", err)
 	}
+	// A plain "admin" OU is no role: only arbiter-role: ones are.
+	if _, err := nbapb.NewDefinitionsServiceClient(p.connWithCert(t, ts.Addr(), cert)).GetActiveDefinitions(ctx,
+		&nbapb.GetActiveDefinitionsRequest{}); status.Code(err) != codes.PermissionDenied && status.Code(err) != codes.Unimplemented {
+		t.Errorf("a certificate with a bare admin OU reading definitions: %v, want it refused", err)
+	}
 	if _, err := dial(stranger).GetConsent(ctx, "HCP-000003"); err == nil {
 		t.Error("a certificate of another CA got in")
 	}
+}
+
+func (p *testPKI) connWithCert(t *testing.T, addr string, cert tls.Certificate) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
+		&tls.Config{RootCAs: p.certPool, Certificates: []tls.Certificate{cert}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -71,6 +71,9 @@ type Config struct {
 	AuthJWKSURL string
 	// InsecureNoAuth allows a listener off loopback without authentication.
 	InsecureNoAuth bool
+	// InsecurePlaintext allows a listener off loopback without TLS (behind
+	// a proxy or mesh that encrypts).
+	InsecurePlaintext bool
 	// TLSCert and TLSKey serve gRPC over TLS (files re-read when they change).
 	TLSCert, TLSKey string
 	// TLSClientCA verifies client certificates (mutual TLS): a verified
@@ -132,6 +135,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.AuthIssuer, "auth-issuer", env("AUTH_ISSUER", ""), "the issuer (iss) tokens must name; required with -auth-jwks (ARBITER_AUTH_ISSUER)")
 	fs.StringVar(&c.AuthAudience, "auth-audience", env("AUTH_AUDIENCE", ""), "the audience (aud) tokens must name; required with -auth-jwks (ARBITER_AUTH_AUDIENCE)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("INSECURE_NO_AUTH", "") == "true", "allow a listener off loopback without authentication: anyone who reaches it may read and change consent (ARBITER_INSECURE_NO_AUTH=true)")
+	fs.BoolVar(&c.InsecurePlaintext, "insecure-plaintext", env("INSECURE_PLAINTEXT", "") == "true", "allow a listener off loopback without TLS, behind a proxy or mesh that encrypts (ARBITER_INSECURE_PLAINTEXT=true)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve gRPC over TLS with this certificate (PEM file; re-read when it changes); with -tls-key (ARBITER_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "the TLS private key (PEM file), with -tls-cert (ARBITER_TLS_KEY)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "verify client certificates signed by this CA (PEM file; mutual TLS): a verified certificate authenticates its subject CN, with its OUs as roles; with -tls-cert (ARBITER_TLS_CLIENT_CA)")
@@ -225,6 +229,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		return c, errors.New("tls-client-ca: mutual TLS needs -tls-cert and -tls-key")
+	}
+	if (cmd == "serve" || cmd == "demo") && c.TLSCert == "" && !c.InsecurePlaintext && !c.InsecureNoAuth && !loopback(c.Listen) {
+		return c, fmt.Errorf("listen: %s is not a loopback address and there is no TLS: tokens and consent would cross the network in clear; give -tls-cert and -tls-key, or -insecure-plaintext behind a proxy or mesh that encrypts", c.Listen)
 	}
 	if (cmd == "serve" || cmd == "demo") && c.AuthJWKS == "" && c.AuthJWKSURL == "" && c.TLSClientCA == "" && !c.InsecureNoAuth && !loopback(c.Listen) {
 		return c, fmt.Errorf("listen: %s is not a loopback address and there is no authentication: give -auth-jwks (with -auth-issuer and -auth-audience), or -insecure-no-auth to serve anyone who can reach it", c.Listen)

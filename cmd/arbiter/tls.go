@@ -4,8 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
-	"time"
 )
 
 // certReloader serves the certificate in a pair of PEM files, re-reading
@@ -15,9 +15,9 @@ import (
 type certReloader struct {
 	certFile, keyFile string
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	modTime time.Time
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	stamp string // the files' modification times and sizes when loaded
 }
 
 func newCertReloader(certFile, keyFile string) (*certReloader, error) {
@@ -28,26 +28,25 @@ func newCertReloader(certFile, keyFile string) (*certReloader, error) {
 	return r, nil
 }
 
-// latest is the later modification time of the two files.
-func (r *certReloader) latest() (time.Time, error) {
-	var t time.Time
+// current is the files' modification times and sizes: any change, even
+// to an older time (a copy that keeps times, a restore), means a reload.
+func (r *certReloader) current() (string, error) {
+	var b strings.Builder
 	for _, f := range []string{r.certFile, r.keyFile} {
 		st, err := os.Stat(f)
 		if err != nil {
-			return t, err
+			return "", err
 		}
-		if st.ModTime().After(t) {
-			t = st.ModTime()
-		}
+		fmt.Fprintf(&b, "%d/%d;", st.ModTime().UnixNano(), st.Size())
 	}
-	return t, nil
+	return b.String(), nil
 }
 
 func (r *certReloader) get() (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	mt, err := r.latest()
-	if err == nil && r.cert != nil && !mt.After(r.modTime) {
+	stamp, err := r.current()
+	if err == nil && r.cert != nil && stamp == r.stamp {
 		return r.cert, nil
 	}
 	cert, lerr := tls.LoadX509KeyPair(r.certFile, r.keyFile)
@@ -57,7 +56,7 @@ func (r *certReloader) get() (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("tls: %w", lerr)
 	}
-	r.cert, r.modTime = &cert, mt
+	r.cert, r.stamp = &cert, stamp
 	return r.cert, nil
 }
 
