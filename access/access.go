@@ -66,15 +66,6 @@ func ParseRole(s string) (Role, bool) {
 	return RoleUnspecified, false
 }
 
-// Roles lists every real role.
-func Roles() []Role {
-	out := make([]Role, 0, numRoles-1)
-	for r := Role(1); r < numRoles; r++ {
-		out = append(out, r)
-	}
-	return out
-}
-
 // Principal is an authenticated caller.
 type Principal struct {
 	// Subject identifies the caller (the token's "sub": a system or user

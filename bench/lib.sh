@@ -1,4 +1,5 @@
-# Helpers shared by bench/versus.sh and bench/ledger.sh; sourced, not run.
+# Helpers shared by bench/run.sh, bench/versus.sh and bench/ledger.sh;
+# sourced, not run.
 #
 # The caller sets root (the checkout the scripts live in) and work (a
 # temporary directory it owns) before sourcing, runs with set -euo
@@ -67,12 +68,14 @@ free_port() {
 
 # start NAME CMD...: start CMD in the background with {PORT} replaced by a
 # free port, retrying on another port (3 tries) if nothing listens within
-# 30 s; sets NAME_port and NAME_pid. Output goes to $work/NAME.log.
+# 30 s (or on $START_PORT, once); sets NAME_port and NAME_pid. Output goes
+# to $work/NAME.log.
 start() {
-	local name=$1 attempt port pid
+	local name=$1 attempt port pid tries=3
 	shift
-	for ((attempt = 1; attempt <= 3; attempt++)); do
-		port=$(free_port)
+	[[ -n ${START_PORT:-} ]] && tries=1
+	for ((attempt = 1; attempt <= tries; attempt++)); do
+		port=${START_PORT:-$(free_port)}
 		"${@//\{PORT\}/$port}" >"$work/$name.log" 2>&1 &
 		pid=$!
 		for _ in $(seq 300); do

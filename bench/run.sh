@@ -58,11 +58,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-# ghz is a tool binary, never a dependency of the module. v0.121.0 is the
-# newest tag the Go module proxy serves that installs (go list -m -versions
-# shows only up to v0.93.0: the v0.1xx tags are not listed but resolve).
-GHZ_VERSION=v0.121.0
-GHZ=$root/bench/.bin/ghz
+# ghz is a tool binary, never a dependency of the module (lib.sh pins it:
+# v0.121.0 is the newest tag the Go module proxy serves that installs; go
+# list -m -versions shows only up to v0.93.0, the v0.1xx tags resolve).
 
 BENCH_DURATION=${BENCH_DURATION:-30s}
 BENCH_WARMUP=${BENCH_WARMUP:-10s}
@@ -97,12 +95,14 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_METRICS=${BENCH_METRICS:-1}
 PREFIX=bench
 
-# The servers are configured by flags below only; an ARBITER_* variable from
-# the caller's shell (a catalog, a model) must not change what is measured.
-unset "${!ARBITER_@}"
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/arbiter-bench.XXXXXX")
+# log, die, start, free_port, port_open, cpu_seconds, busy_seconds, minus,
+# ensure_ghz and the cleanup of what start started; it also unsets the
+# caller's ARBITER_* variables: the servers are configured by the flags and
+# variables below only.
+. "$root/bench/lib.sh"
+trap lib_cleanup EXIT
+trap 'exit 130' INT TERM
 
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
@@ -118,65 +118,7 @@ for n in "${cands[@]}" "$BENCH_FLOOR_CANDIDATES" "$BENCH_SCALE_CANDIDATES"; do
 		die "candidates $n: want 1 to min(1000, BENCH_CATALOG_ACTIONS=$BENCH_CATALOG_ACTIONS)"
 done
 
-# ------------------------------------------------------------------ cleanup
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/arbiter-bench.XXXXXX")
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # ------------------------------------------------------------------ helpers
-
-# port_open PORT: something accepts connections on 127.0.0.1:PORT.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port: a loopback port nothing listens on (the caller retries if it
-# is taken before use).
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		port_open "$p" || { echo "$p"; return; }
-	done
-}
-
-# start NAME CMD...: start CMD in the background with {PORT} replaced by a
-# free port, retrying on another port if it cannot listen (or by
-# $START_PORT, once); sets NAME_port and NAME_pid.
-start() {
-	local name=$1 attempt port pid tries=3
-	shift
-	[[ -n ${START_PORT:-} ]] && tries=1
-	for ((attempt = 1; attempt <= tries; attempt++)); do
-		port=${START_PORT:-$(free_port)}
-		"${@//\{PORT\}/$port}" >"$work/$name.log" 2>&1 &
-		pid=$!
-		for _ in $(seq 100); do
-			if port_open "$port"; then
-				pids+=("$pid")
-				printf -v "${name}_port" '%s' "$port"
-				printf -v "${name}_pid" '%s' "$pid"
-				return
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	cat "$work/$name.log" >&2
-	die "$name did not start"
-}
 
 # redis_priority PID: BENCH_REDIS_NICE, when not 0, is the nice value of
 # the redis-servers run.sh starts (negative: ahead of the load generator
@@ -187,15 +129,6 @@ redis_priority() {
 	[[ $BENCH_REDIS_NICE == 0 ]] && return
 	renice -n "$BENCH_REDIS_NICE" -p "$1" >/dev/null || die "could not renice redis-server to $BENCH_REDIS_NICE (BENCH_REDIS_NICE needs root or CAP_SYS_NICE)"
 }
-
-# cpu_seconds PID: user + system CPU time PID has used so far, all threads.
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-
-# busy_seconds: CPU time the whole machine has spent busy so far, all CPUs.
-busy_seconds() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
-
-# minus A B: A - B.
-minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 
 # used_memory PORT: the used_memory of the redis-server on PORT, bytes.
 used_memory() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
@@ -223,10 +156,7 @@ for tool in floor requests probe catalog plot; do
 	go build -o "bench/.bin/$tool" "./bench/$tool"
 done
 
-if [[ ! -x $GHZ ]] || ! go version -m "$GHZ" | grep -q "mod[[:space:]]*github.com/bojand/ghz[[:space:]]*$GHZ_VERSION"; then
-	log "installing ghz $GHZ_VERSION into bench/.bin"
-	GOBIN=$root/bench/.bin go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-fi
+ensure_ghz
 
 # The catalog the real server decides over, and whose first N actions the
 # requests name: deterministic, BENCH_CATALOG_ACTIONS actions.
@@ -265,7 +195,8 @@ start_arbiter() {
 	fi
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
-		ARBITER_CATALOG="$catalog_file" ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
+		ARBITER_CATALOG="$catalog_file" ARBITER_MODEL=scoring/demo_model.json ARBITER_CONSENT_POLICY=consent/policy.json \
+		ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
 		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" GOGC="$BENCH_GOGC" "${metrics[@]}" "${debug[@]}" bin/arbiter
 }
 # BENCH_SERVE=1: fixed ports, so that the configs in bench/ghz/ reach them.

@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
@@ -54,9 +52,10 @@ func (s *Server) StopAllContact(ctx context.Context, req *nbapb.StopAllContactRe
 }
 
 // setChannelConsent writes the record that an Unsubscribe or a
-// StopAllContact request stands for. The record's fields are the request's
-// own (channel, captured_at, source, captured_by), so violations name them
-// without a prefix.
+// StopAllContact request stands for. The store validates it as a record
+// (with its own clock for captured_at); the record's fields are the
+// request's own (channel, captured_at, source, captured_by), so its
+// violations are named without the "record." prefix.
 func (s *Server) setChannelConsent(ctx context.Context, req proto.Message, hcpID string, r consent.Record) (*nbapb.LedgerEntry, error) {
 	var c checker
 	c.hcpID("hcp_id", hcpID)
@@ -66,15 +65,9 @@ func (s *Server) setChannelConsent(ctx context.Context, req proto.Message, hcpID
 	if err := checkStrings(req); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	if err := r.Validate(); err != nil {
-		return nil, toStatus(ctx, s.log, err)
-	}
-	if r.CapturedAt.After(time.Now().Add(consent.MaxClockSkew)) {
-		return nil, toStatus(ctx, s.log, arbiter.Invalid("captured_at", "must not be in the future"))
-	}
 	entry, err := s.consents.SetConsent(ctx, hcpID, r, false)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, toStatus(ctx, s.log, renameFields("record.", "", err))
 	}
 	return toLedgerEntry(&entry), nil
 }

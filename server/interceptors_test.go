@@ -93,6 +93,24 @@ func TestCallerInterceptorsRunInsideTheChain(t *testing.T) {
 	}
 }
 
+// WithStreamInterceptors puts the caller's stream interceptor last, inside
+// the server's own.
+func TestCallerStreamInterceptorsRunLast(t *testing.T) {
+	ran := false
+	mine := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		ran = true
+		return h(srv, ss)
+	}
+	_, without := newServer(t).interceptors()
+	_, with := newServer(t, WithStreamInterceptors(mine)).interceptors()
+	if len(with) != len(without)+1 {
+		t.Fatalf("stream chain has %d interceptors with one added, %d without", len(with), len(without))
+	}
+	if err := with[len(with)-1](nil, nil, &grpc.StreamServerInfo{}, func(any, grpc.ServerStream) error { return nil }); err != nil || !ran {
+		t.Errorf("the last stream interceptor is not the caller's (ran %v, err %v)", ran, err)
+	}
+}
+
 func TestRecoveryAnswersGenericInternal(t *testing.T) {
 	var logs bytes.Buffer
 	s := newServer(t, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -60,14 +61,21 @@ func walkStrings(m protoreflect.Message, prefix string, c *checker) {
 
 // prefixFields prefixes the field names of a validation error, to turn a
 // domain field ("market") into the request's path ("items[3].profile.market").
-func prefixFields(prefix string, err error) error {
+func prefixFields(prefix string, err error) error { return renameFields("", prefix, err) }
+
+// renameFields replaces the leading from of a validation error's field
+// names with to; other errors, and names without from, are kept.
+func renameFields(from, to string, err error) error {
 	var inv *arbiter.InvalidError
 	if !errors.As(err, &inv) {
 		return err
 	}
 	out := &arbiter.InvalidError{}
 	for _, v := range inv.Violations {
-		out.Add(prefix+v.Field, v.Description)
+		if rest, ok := strings.CutPrefix(v.Field, from); ok {
+			v.Field = to + rest
+		}
+		out.Add(v.Field, v.Description)
 	}
 	return out
 }

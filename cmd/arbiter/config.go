@@ -289,13 +289,6 @@ func (c *Config) checkNeeds(cmd string) error {
 	return nil
 }
 
-func readOptional(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	return os.ReadFile(path)
-}
-
 // loopback reports whether a listen address is on loopback only.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
