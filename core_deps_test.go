@@ -14,6 +14,7 @@ var corePackages = []string{
 	"github.com/arbiter-nba/arbiter",
 	"github.com/arbiter-nba/arbiter/recipient",
 	"github.com/arbiter-nba/arbiter/consent",
+	"github.com/arbiter-nba/arbiter/contact",
 	"github.com/arbiter-nba/arbiter/catalog",
 	"github.com/arbiter-nba/arbiter/scoring",
 	"github.com/arbiter-nba/arbiter/decision",

@@ -224,6 +224,15 @@ func (e EventType) Engagement() float64 {
 	return 0
 }
 
+// IsTouch reports whether the event adds a touch to the recipient's touch
+// ledger, which the contact policy counts: a send, a delivery (one touch
+// with the send of the same message id), a rep visit, an MSL meeting.
+// Opens, clicks and attendance are the recipient's doing, not a contact;
+// a bounce did not reach them.
+func (e EventType) IsTouch() bool {
+	return e.IsContact() || e == EventDelivered
+}
+
 // IsContact reports whether the event is an outbound touch that counts
 // towards contact frequency (a send, a visit, a meeting).
 func (e EventType) IsContact() bool {

@@ -65,3 +65,14 @@ func (e *InvalidError) Error() string {
 	}
 	return b.String()
 }
+
+// PreconditionError is a request that is well formed but cannot be done in
+// the state things are in (a reservation released twice). The gRPC
+// boundary answers FailedPrecondition, with Subject and Description in a
+// google.rpc.PreconditionFailure detail. Neither holds personal data.
+type PreconditionError struct {
+	Subject     string
+	Description string
+}
+
+func (e *PreconditionError) Error() string { return e.Subject + ": " + e.Description }

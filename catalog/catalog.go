@@ -69,6 +69,11 @@ type Action struct {
 	Approval Approval
 	// TopicIndex is the index of Topic in Catalog.Topics (-1: no topic).
 	TopicIndex int
+	// Critical marks a service message that must reach the recipient
+	// ("appointment cancelled"): it bypasses the contact policy's caps,
+	// gaps and quiet hours, never consent, and still counts as a touch.
+	// Only a service-purpose action can be critical.
+	Critical bool
 }
 
 // Catalog is a parsed, validated set of actions plus the contact policy.
@@ -135,6 +140,7 @@ type fileAction struct {
 	Markets     []string      `json:"markets"`
 	Value       float64       `json:"value"`
 	Approval    *fileApproval `json:"approval"`
+	Critical    bool          `json:"critical"`
 }
 
 type file struct {
@@ -182,6 +188,7 @@ func Parse(data []byte) (*Catalog, error) {
 		a := Action{
 			ID: fa.ID, ContentID: fa.ContentID, Topic: fa.Topic,
 			Specialties: fa.Specialties, Markets: fa.Markets, Value: fa.Value, TopicIndex: -1,
+			Critical: fa.Critical,
 		}
 		if fa.ID == "" || len(fa.ID) > 64 {
 			bad("%s: id must be 1 to 64 characters", where)
@@ -197,6 +204,9 @@ func Parse(data []byte) (*Catalog, error) {
 		}
 		if a.Audience, ok = arbiter.ParseAudience(fa.Audience); !ok {
 			bad("%s: unknown audience %q", where, fa.Audience)
+		}
+		if fa.Critical && a.Purpose != arbiter.Service {
+			bad("%s: only a service action can be critical", where)
 		}
 		if !(fa.Value > 0) || fa.Value > 1e6 {
 			bad("%s: value must be > 0 and <= 1e6, got %v", where, fa.Value)

@@ -30,6 +30,7 @@ type Client struct {
 	events   nbapb.EventServiceClient
 	profiles nbapb.ProfileServiceClient
 	consent  nbapb.ConsentServiceClient
+	send     nbapb.SendServiceClient
 }
 
 // Option configures a Client.
@@ -119,6 +120,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		events:   nbapb.NewEventServiceClient(conn),
 		profiles: nbapb.NewProfileServiceClient(conn),
 		consent:  nbapb.NewConsentServiceClient(conn),
+		send:     nbapb.NewSendServiceClient(conn),
 	}
 }
 

@@ -101,15 +101,43 @@ func suppressionReasonFromPB(r nbapb.SuppressionReason) SuppressionReason {
 
 func eventToPB(e Event) *nbapb.Event {
 	return &nbapb.Event{
-		EventId:    e.ID,
-		HcpId:      e.HCPID,
-		Type:       nbapb.EventType(e.Type),
-		Channel:    channelToPB(e.Channel),
-		ActionId:   e.ActionID,
-		Topic:      e.Topic,
-		DecisionId: e.DecisionID,
-		OccurredAt: timeToPB(e.OccurredAt),
+		EventId:       e.ID,
+		HcpId:         e.HCPID,
+		Type:          nbapb.EventType(e.Type),
+		Channel:       channelToPB(e.Channel),
+		ActionId:      e.ActionID,
+		Topic:         e.Topic,
+		DecisionId:    e.DecisionID,
+		OccurredAt:    timeToPB(e.OccurredAt),
+		Purpose:       nbapb.Purpose(e.Purpose),
+		MessageId:     e.MessageID,
+		ReservationId: e.ReservationID,
 	}
+}
+
+func sendCheckToPB(c SendCheck) *nbapb.CheckSendRequest {
+	return &nbapb.CheckSendRequest{
+		HcpId: c.HCPID, ActionId: c.ActionID, Channel: channelToPB(c.Channel), ContentId: c.ContentID,
+		PlannedAt: timeToPB(c.PlannedAt), Reserve: c.Reserve, IdempotencyKey: c.IdempotencyKey,
+		Caller: nbapb.CallerKind(c.Caller),
+	}
+}
+
+func sendVerdictFromPB(r *nbapb.CheckSendResponse) *SendVerdict {
+	v := &SendVerdict{
+		Allowed: r.GetAllowed(), EarliestAllowedAt: timeFromPB(r.GetEarliestAllowedAt()),
+		ReservationID: r.GetReservationId(), ReservationExpiresAt: timeFromPB(r.GetReservationExpiresAt()),
+		ReservationExisting: r.GetReservationExisting(), DecisionID: r.GetDecisionId(),
+		DefinitionsVersion: r.GetDefinitionsVersion(), PlannedAt: timeFromPB(r.GetPlannedAt()), ActionID: r.GetActionId(),
+	}
+	if st := r.GetReservationState(); st != nbapb.ReservationState_RESERVATION_STATE_UNSPECIFIED {
+		v.ReservationState = strings.TrimPrefix(st.String(), "RESERVATION_STATE_")
+	}
+	for _, b := range r.GetBlocks() {
+		v.Blocks = append(v.Blocks, Suppression{ActionID: b.GetActionId(), Reason: suppressionReasonFromPB(b.GetReason()),
+			Detail: b.GetDetail(), ClearsAt: timeFromPB(b.GetClearsAt())})
+	}
+	return v
 }
 
 func profileToPB(p Profile) *nbapb.Profile {

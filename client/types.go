@@ -116,8 +116,13 @@ const (
 	SuppressionNotEligible SuppressionReason = "NOT_ELIGIBLE"
 	// SuppressionChannelNotRequested: outside DecideOptions.Channels.
 	SuppressionChannelNotRequested SuppressionReason = "CHANNEL_NOT_REQUESTED"
-	// SuppressionFrequencyCap: too soon after the last contact on the channel.
+	// SuppressionFrequencyCap: a contact policy cap is reached in its window.
 	SuppressionFrequencyCap SuppressionReason = "FREQUENCY_CAP"
+	// SuppressionMinGap: too soon after (or before) another touch.
+	SuppressionMinGap SuppressionReason = "MIN_GAP"
+	// SuppressionQuietHours: quiet hours, or a day without contact on the
+	// channel, in the recipient's time zone.
+	SuppressionQuietHours SuppressionReason = "QUIET_HOURS"
 )
 
 // Event is an outcome reported back by a data feed.
@@ -134,6 +139,51 @@ type Event struct {
 	Topic      string    `json:"topic,omitempty"`
 	DecisionID string    `json:"decision_id,omitempty"`
 	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	// Purpose, MessageID and ReservationID are optional. A SENT and a
+	// DELIVERED with the same MessageID are one touch; ReservationID turns
+	// a CheckSend reservation into the sent touch.
+	Purpose       arbiter.Purpose `json:"purpose,omitempty"`
+	MessageID     string          `json:"message_id,omitempty"`
+	ReservationID string          `json:"reservation_id,omitempty"`
+}
+
+// SendCheck asks whether one action may be sent (Client.CheckSend).
+type SendCheck struct {
+	HCPID string `json:"hcp_id"`
+	// ActionID names the catalog action; or else Channel and ContentID.
+	ActionID  string          `json:"action_id,omitempty"`
+	Channel   arbiter.Channel `json:"channel,omitempty"`
+	ContentID string          `json:"content_id,omitempty"`
+	// PlannedAt is the planned send time; zero: now.
+	PlannedAt time.Time `json:"planned_at,omitzero"`
+	// Reserve books the touch when allowed; IdempotencyKey makes the
+	// booking safe to retry.
+	Reserve        bool               `json:"reserve,omitempty"`
+	IdempotencyKey string             `json:"idempotency_key,omitempty"`
+	Caller         arbiter.CallerKind `json:"caller,omitempty"`
+}
+
+// SendVerdict is a pre-send check's answer.
+type SendVerdict struct {
+	Allowed bool `json:"allowed"`
+	// Blocks are every reason the send is not allowed, each with its
+	// detail and, where known, when it clears.
+	Blocks []Suppression `json:"blocks,omitempty"`
+	// EarliestAllowedAt is the first time the send would be allowed;
+	// zero when a block never clears by itself.
+	EarliestAllowedAt time.Time `json:"earliest_allowed_at,omitzero"`
+	// The reservation, when one was asked for and the send is allowed.
+	ReservationID        string    `json:"reservation_id,omitempty"`
+	ReservationExpiresAt time.Time `json:"reservation_expires_at,omitzero"`
+	// ReservationExisting: the idempotency key's reservation was booked
+	// before; ReservationState ("RESERVED", "SENT", "RELEASED") says what
+	// became of it.
+	ReservationExisting bool      `json:"reservation_existing,omitempty"`
+	ReservationState    string    `json:"reservation_state,omitempty"`
+	DecisionID          string    `json:"decision_id"`
+	DefinitionsVersion  string    `json:"definitions_version"`
+	PlannedAt           time.Time `json:"planned_at"`
+	ActionID            string    `json:"action_id"`
 }
 
 // Profile is the slowly changing description of an HCP, as fed by the CRM.

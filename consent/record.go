@@ -91,6 +91,10 @@ type State struct {
 	// CompleteAt is when the marker was last written.
 	CompleteAt time.Time
 	Records    []Record
+	// Version is the length of the recipient's consent ledger when the
+	// state was read: every consent write appends to it, so a booking can
+	// check that consent has not changed since a check read it.
+	Version int64
 }
 
 // LedgerEntry is one accepted consent change, as appended to the recipient's

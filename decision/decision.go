@@ -11,6 +11,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
@@ -104,6 +105,8 @@ type Engine struct {
 	allActions  []int32
 	extraGates  []Gate
 	defsVersion string
+	contact     *contact.Policy
+	booker      Booker
 }
 
 // defaultGates are the built-in gates, cheapest first: which gate blocks
@@ -116,8 +119,15 @@ func (e *Engine) defaultGates() []Gate {
 		eligibilityGate{},
 		consentGate{e.policy},
 		gapGate{&e.catalog.MinGap},
+		capGate{e.contact},
+		policyGapGate{e.contact},
+		quietGate{e.contact},
 	}
 }
+
+// WithContactPolicy sets the contact policy: caps, gaps and quiet hours
+// (nil: none, only the catalog's minimum gaps).
+func WithContactPolicy(p *contact.Policy) Option { return func(e *Engine) { e.contact = p } }
 
 // Option configures an Engine.
 type Option func(*Engine)
@@ -182,16 +192,19 @@ type scratch struct {
 	// seen[i] == stamp marks catalog action i as named in this request.
 	seen  []uint32
 	stamp uint32
-	// req, in and blk are the gates' input and answer (Decide).
-	req Request
-	in  GateInput
-	blk Block
+	// req, in and blk are the gates' input and answer (Decide), and
+	// contact the contact gates' memo.
+	req     Request
+	in      GateInput
+	blk     Block
+	contact contactMemo
 }
 
 // forget drops what the gates' input points to, so that the pooled
 // scratch keeps no recipient state or request alive.
 func (s *scratch) forget() {
 	s.req, s.in, s.blk = Request{}, GateInput{}, Block{}
+	s.contact.reset()
 }
 
 // Decide makes one decision. Unknown or repeated candidate ids are an
@@ -201,7 +214,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
 
-	actions, at, snap, err := e.load(ctx, &req, s)
+	actions, at, now, snap, err := e.load(ctx, &req, s)
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
 	}
@@ -215,7 +228,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	// interface, locals would be moved to the heap on every decision.
 	s.req = req
 	in, b := &s.in, &s.blk
-	*in = GateInput{State: snap, Request: &s.req, At: at,
+	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
 	s.topics = e.topicAffinity(snap, s.topics)
@@ -271,20 +284,21 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 }
 
 // load resolves req's candidates, fixes the decision time (the engine's
-// clock when req has none) and loads the recipient's state, in one round
-// trip. An invalid request is an *arbiter.InvalidError.
-func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []int32, at time.Time, st *recipient.State, err error) {
+// clock, now, when req has none) and loads the recipient's state, in one
+// round trip. An invalid request is an *arbiter.InvalidError.
+func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []int32, at, now time.Time, st *recipient.State, err error) {
 	if actions, err = e.resolve(req, s); err != nil {
-		return nil, at, nil, err
+		return nil, at, now, nil, err
 	}
+	now = e.clock()
 	if at = req.At; at.IsZero() {
-		at = e.clock()
+		at = now
 	}
 	st, err = e.loader.Load(ctx, req.HCPID, at)
 	if err == nil && req.Territories != nil && !sharesAny(st.Profile.Territories, req.Territories) {
-		return nil, at, nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
+		return nil, at, now, nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
 	}
-	return actions, at, st, err
+	return actions, at, now, st, err
 }
 
 // sharesAny reports whether a and b have an element in common.
@@ -382,12 +396,12 @@ type CandidateCheck struct {
 func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
-	actions, at, snap, err := e.load(ctx, &req, s)
+	actions, at, now, snap, err := e.load(ctx, &req, s)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	prof := &snap.Profile
-	in := GateInput{State: snap, Request: &req, At: at,
+	in := GateInput{State: snap, Request: &req, At: at, Now: now,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {

@@ -150,11 +150,11 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 			want:    map[string]Reason{"email-ok": ChannelNotRequested, "rep-visit": ChannelNotRequested},
 		},
 		{
-			name:    "frequency cap",
+			name:    "catalog minimum gap",
 			snap:    recent,
 			req:     Request{Limit: 10, Candidates: []string{"sms-reminder", "email-ok"}},
 			wantRec: []string{"email-ok"},
-			want:    map[string]Reason{"sms-reminder": FrequencyCap},
+			want:    map[string]Reason{"sms-reminder": MinGap},
 		},
 		{
 			name:    "limit",

@@ -40,12 +40,20 @@ type GateInput struct {
 	State     *recipient.State
 	Recipient catalog.Recipient
 	Request   *Request
-	At        time.Time
+	// At is the time the action would happen: the decision time, or a
+	// planned send time.
+	At time.Time
+	// Now is the engine's clock when the state was read: reservations in
+	// the touch ledger count until they expire, by this clock.
+	Now time.Time
 
 	// marketDefaults is the consent policy's defaults for the recipient's
 	// market, looked up by the consent gate at its first candidate and
 	// kept for the decision's others (nil until then).
 	marketDefaults *consent.MarketDefaults
+	// contact is the contact policy gates' memo for this decision (nil
+	// until the first of them runs).
+	contact *contactMemo
 }
 
 // Block is why a gate holds a candidate back.

@@ -7,16 +7,13 @@ import (
 	"github.com/arbiter-nba/arbiter"
 )
 
-// FrequencyCap: the contact policy holds the channel back for now.
-const FrequencyCap Reason = "frequency_cap"
-
 // gapGate applies the catalog's minimum gap between two contacts on one
 // channel. The block clears when the gap has passed.
 type gapGate struct {
 	minGap *[arbiter.NumChannels]time.Duration
 }
 
-func (gapGate) Reasons() []Reason { return []Reason{FrequencyCap} }
+func (gapGate) Reasons() []Reason { return []Reason{MinGap} }
 
 func (g gapGate) Check(in *GateInput, b *Block) bool {
 	ch := in.Action.Channel
@@ -28,7 +25,7 @@ func (g gapGate) Check(in *GateInput, b *Block) bool {
 	if last.IsZero() || at.Sub(last) >= gap || at.Before(last) {
 		return false
 	}
-	*b = Block{Reason: FrequencyCap, ClearsAt: last.Add(gap).UTC(), Detail: detail(in, func() string {
+	*b = Block{Reason: MinGap, ClearsAt: last.Add(gap).UTC(), Detail: detail(in, func() string {
 		return fmt.Sprintf("last %s contact %s ago; minimum gap is %s",
 			label(ch), roundDuration(at.Sub(last)), roundDuration(gap))
 	})}

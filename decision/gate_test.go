@@ -108,7 +108,7 @@ func TestCheckAllReportsEveryBlock(t *testing.T) {
 	}
 	want := map[string][]Reason{
 		// Not asked about, and within the contact gap.
-		"sms-reminder": {ChannelNotRequested, FrequencyCap},
+		"sms-reminder": {ChannelNotRequested, MinGap},
 		// US email is opt-out by default and the consent is complete.
 		"email-ok": nil,
 		// Pending MLR approval, and promotional email needs nothing more.
@@ -159,7 +159,7 @@ func TestClearsAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]Suppression{
-		"sms":         {ActionID: "sms", Reason: FrequencyCap, ClearsAt: last.Add(72 * time.Hour)},
+		"sms":         {ActionID: "sms", Reason: MinGap, ClearsAt: last.Add(72 * time.Hour)},
 		"email-later": {ActionID: "email-later", Reason: ContentExpired, ClearsAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
 		"email-promo": {ActionID: "email-promo", Reason: NoConsent},
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -41,10 +42,17 @@ const (
 	CatalogFile = "catalog.json"
 	ModelFile   = "model.json"
 	PolicyFile  = "consent_policy.json"
+	// ContactFile is the contact policy: caps, gaps and quiet hours. It is
+	// the one optional file: a Set without it has no contact policy but
+	// the catalog's minimum gaps.
+	ContactFile = "contact_policy.json"
 )
 
-// fileNames lists every file a Set has, in hashing order.
-var fileNames = []string{CatalogFile, PolicyFile, ModelFile}
+// fileNames lists every file a Set has, in hashing order; all but the
+// optional ones are required.
+var fileNames = []string{CatalogFile, PolicyFile, ModelFile, ContactFile}
+
+func optional(name string) bool { return name == ContactFile }
 
 // Set is one immutable set of definitions.
 type Set struct {
@@ -53,6 +61,8 @@ type Set struct {
 	Catalog *catalog.Catalog
 	Model   *scoring.Model
 	Policy  *consent.Policy
+	// Contact is the contact policy; nil when the Set has none.
+	Contact *contact.Policy
 	files   map[string][]byte
 }
 
@@ -75,13 +85,13 @@ func (e *Error) Error() string {
 }
 
 // Parse validates files (name to bytes) as one Set. Every file of the Set
-// is required and no other is accepted. Every problem found is reported,
+// but contact_policy.json is required, and no other is accepted. Every problem found is reported,
 // in an *Error, prefixed with its file's name ("catalog.json: action 3
 // (email-x): unknown channel"); a Set with any problem is refused whole.
 func Parse(files map[string][]byte) (*Set, error) {
 	e := &Error{}
 	for _, name := range fileNames {
-		if _, ok := files[name]; !ok {
+		if _, ok := files[name]; !ok && !optional(name) {
 			e.Problems = append(e.Problems, name+": missing")
 		}
 	}
@@ -112,11 +122,18 @@ func Parse(files map[string][]byte) (*Set, error) {
 			e.Problems = append(e.Problems, PolicyFile+": "+err.Error())
 		}
 	}
+	if data, ok := files[ContactFile]; ok {
+		if s.Contact, err = contact.Parse(data); err != nil {
+			e.Problems = append(e.Problems, ContactFile+": "+err.Error())
+		}
+	}
 	if len(e.Problems) > 0 {
 		return nil, e
 	}
 	for _, name := range fileNames {
-		s.files[name] = slices.Clone(files[name])
+		if data, ok := files[name]; ok {
+			s.files[name] = slices.Clone(data)
+		}
 	}
 	s.Version = Hash(s.files)
 	return s, nil
@@ -174,13 +191,14 @@ func Load(dir string) (*Set, error) {
 	return Parse(files)
 }
 
-// Demo is the demo's Set: the catalog, model and consent policy that ship
-// with Arbiter.
+// Demo is the demo's Set: the catalog, model, consent policy and contact
+// policy that ship with Arbiter.
 func Demo() *Set {
 	s, err := Parse(map[string][]byte{
 		CatalogFile: catalog.DemoJSON(),
 		ModelFile:   scoring.DemoJSON(),
 		PolicyFile:  consent.DefaultPolicyJSON(),
+		ContactFile: contact.DemoJSON(),
 	})
 	if err != nil {
 		panic("definitions: the embedded demo set is invalid: " + err.Error())

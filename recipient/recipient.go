@@ -6,6 +6,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 )
 
 // Profile is the slowly changing description of an HCP, as fed by the CRM.
@@ -61,6 +62,10 @@ type State struct {
 	// decision then treats consent as unknown, which means deny.
 	Consent    consent.State
 	ConsentErr error
+	// Touches is the recipient's touch ledger: every contact and
+	// reservation, from every caller, within the contact policy's
+	// retention.
+	Touches contact.Ledger
 }
 
 // Event is an outcome reported back by a data feed.
@@ -73,6 +78,15 @@ type Event struct {
 	Topic      string // optional: content topic, feeds topic engagement
 	DecisionID string // optional: the decision this outcome follows
 	OccurredAt time.Time
+	// Purpose is why the recipient was contacted (optional). A touch of
+	// unknown purpose counts against every purpose's caps.
+	Purpose arbiter.Purpose
+	// MessageID is the sender's id of the message (optional): a sent and a
+	// delivered event with the same one are one touch.
+	MessageID string
+	// ReservationID quotes the CheckSend reservation the send used
+	// (optional): the reservation becomes the sent touch.
+	ReservationID string
 }
 
 // ImportItem is one HCP in a bulk CRM feed: the profile, optional initial

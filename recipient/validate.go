@@ -191,6 +191,15 @@ func (e Event) ValidateAt(now time.Time) error {
 	if !isRef(e.DecisionID, maxRefLen) {
 		inv.Add("decision_id", "must be at most 128 printable ASCII characters without '|'")
 	}
+	if !isRef(e.MessageID, maxRefLen) {
+		inv.Add("message_id", "must be at most 128 printable ASCII characters without '|'")
+	}
+	if !isRef(e.ReservationID, maxRefLen) {
+		inv.Add("reservation_id", "must be at most 128 printable ASCII characters without '|'")
+	}
+	if e.Purpose != arbiter.PurposeUnspecified && !e.Purpose.Valid() {
+		inv.Add("purpose", "must be a known purpose")
+	}
 	return inv.Err()
 }
 

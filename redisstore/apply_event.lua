@@ -4,6 +4,7 @@
 -- KEYS[1] profile hash      <prefix>:{hcp}:p
 -- KEYS[2] dedup sorted set  <prefix>:{hcp}:ev
 -- KEYS[3] history list      <prefix>:{hcp}:h
+-- KEYS[4] touch ledger      <prefix>:{hcp}:t
 --
 -- ARGV[1]  event id
 -- ARGV[2]  occurred at, unix ms (te)
@@ -17,8 +18,21 @@
 -- ARGV[10] topic ("" for none)
 -- ARGV[11] history entry
 -- ARGV[12] history length
+-- ARGV[13] the touch to add when the event is one (arbiter.EventType.IsTouch),
+--          else ""
+-- ARGV[14] message id ("" for none)
+-- ARGV[15] reservation id ("" for none)
+-- ARGV[16] touch retention cutoff, unix ms
+-- ARGV[17] maximum touches
 --
--- Returns 0 applied, 1 duplicate, 2 no such profile, 3 corrupt counter.
+-- A touch event quoting a reservation turns that reservation into the sent
+-- touch (also a released or expired one: the send happened); otherwise a
+-- touch with the message id of a sent touch already in the ledger (the
+-- delivery of a send) adds nothing; otherwise the touch is added. Touches
+-- are kept as touches.lua says, which runs in front of this script.
+--
+-- Returns 0 applied, 1 duplicate, 2 no such profile, 3 corrupt counter,
+-- 4 corrupt touch ledger.
 -- Nothing is written unless it returns 0: every stored value is read and
 -- parsed before the first write.
 --
@@ -56,6 +70,14 @@ if redis.call('EXISTS', p) == 0 then
 end
 -- Fail (WRONGTYPE) now, before any write, if the history is not a list.
 redis.call('LLEN', hist)
+local touch = ARGV[13]
+local th, tes_
+if touch ~= '' then
+  th, tes_ = tl_read(KEYS[4])
+  if not th then
+    return 4
+  end
+end
 
 local function is_decayed(f)
   local c = string.sub(f, 1, 2)
@@ -161,6 +183,38 @@ end
 
 if #sets > 0 then
   redis.call('HSET', p, unpack(sets))
+end
+if touch ~= '' then
+  local msg, res, add = ARGV[14], ARGV[15], true
+  if res ~= '' then
+    for _, e in ipairs(tes_) do
+      if e.res == res then
+        if e.st ~= 's' then
+          e.st, e.at = 's', te
+          if e.msg == '' then
+            e.msg = msg
+          end
+        end
+        add = false
+        break
+      end
+    end
+  end
+  if add and msg ~= '' then
+    for _, e in ipairs(tes_) do
+      if e.msg == msg and e.st == 's' then
+        add = false
+        break
+      end
+    end
+  end
+  if add then
+    local at, st, ch, pu, exp, r, m, rest =
+      string.match(touch, '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
+    tes_[#tes_ + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu),
+      exp = tonumber(exp), res = r, msg = m, rest = rest}
+  end
+  tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]))
 end
 redis.call('LPUSH', hist, ARGV[11])
 redis.call('LTRIM', hist, 0, tonumber(ARGV[12]) - 1)

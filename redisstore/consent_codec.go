@@ -19,6 +19,7 @@ import (
 //
 //	<channel>|<purpose>|<topic>|<address>  =  <captured_ms>|<status>|<expires_ms or 0>|<source>|<captured_by>
 //	_complete                              =  <unix ms when the completeness marker was written>
+//	_v                                     =  <length of the ledger after the last write: the version>
 //
 // Names are the String forms ("email", "promotional", "opt_out"). A barred
 // record's scope is "<channel>|unspecified||". Validation forbids '|' in
@@ -31,6 +32,9 @@ import (
 
 // completeField is the hash field of the completeness marker.
 const completeField = "_complete"
+
+// versionField is the hash field of the consent version (State.Version).
+const versionField = "_v"
 
 // consentField returns the hash field of r's scope.
 func consentField(r *consent.Record) string {
@@ -79,6 +83,9 @@ func decodeState(fields map[string]string) (consent.State, error) {
 	if _, ok := fields[completeField]; ok {
 		n--
 	}
+	if _, ok := fields[versionField]; ok {
+		n--
+	}
 	if n > 0 {
 		s.Records = make([]consent.Record, 0, n)
 	}
@@ -89,6 +96,14 @@ func decodeState(fields map[string]string) (consent.State, error) {
 				return consent.State{}, corrupt("completeness marker is not a time")
 			}
 			s.Complete, s.CompleteAt = true, msTime(ms)
+			continue
+		}
+		if name == versionField {
+			v, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || v < 0 {
+				return consent.State{}, corrupt("version is not a number")
+			}
+			s.Version = v
 			continue
 		}
 		r, err := decodeRecord(name, value)

@@ -116,7 +116,7 @@ func TestConsentRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GetConsent() error = %v", err)
 		}
-		wantState := consent.State{Complete: true, CompleteAt: now, Records: []consent.Record{barred, promoStored, medical, webinar}}
+		wantState := consent.State{Complete: true, CompleteAt: now, Records: []consent.Record{barred, promoStored, medical, webinar}, Version: 4}
 		if !reflect.DeepEqual(state, wantState) {
 			t.Errorf("GetConsent() =\n%+v\nwant\n%+v", state, wantState)
 		}
@@ -433,7 +433,7 @@ func TestConsentMarkComplete(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GetConsent(hcp-2) error = %v", err)
 		}
-		if want := (consent.State{Complete: true, CompleteAt: now}); !reflect.DeepEqual(state, want) {
+		if want := (consent.State{Complete: true, CompleteAt: now, Version: 1}); !reflect.DeepEqual(state, want) {
 			t.Errorf("GetConsent(hcp-2) = %+v, want %+v", state, want)
 		}
 	})

@@ -14,6 +14,7 @@ package redisstore
 //	:consent          hash    current consent (consent_codec.go)           set_consent.lua
 //	:consent-log      list    the consent ledger, append-only              set_consent.lua
 //	:consent-ops      hash    idempotency keys of consent writes -> seq    set_consent.lua
+//	:t                list    the touch ledger (touches.go, touches.lua)   apply_event.lua, reserve.lua, release.lua
 //
 // A key that a decision reads is also an entry of the read plan (plan.go).
 //
@@ -29,6 +30,7 @@ const (
 	suffixConsentLog   = ":consent-log"
 	suffixConsentOps   = ":consent-ops"
 	suffixLegacyLedger = ":consent-ledger"
+	suffixTouches      = ":t"
 )
 
 // key returns the key of recipient id with the given suffix.

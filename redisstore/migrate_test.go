@@ -184,9 +184,9 @@ func testMigrateProfileCounters(t *testing.T, b redistest.Backend) {
 			t.Fatal(err)
 		}
 		before := rdb.HGetAll(ctx, s.key("hcp-1", suffixProfile)).Val()
-		// The profile, the dedup set and the history.
-		if p, err := s.Migrate(ctx, nil); err != nil || p != (MigrateProgress{Scanned: 3}) {
-			t.Errorf("Migrate() = %+v, %v; want 3 keys scanned, nothing converted", p, err)
+		// The profile, the dedup set, the history and the touch ledger.
+		if p, err := s.Migrate(ctx, nil); err != nil || p != (MigrateProgress{Scanned: 4}) {
+			t.Errorf("Migrate() = %+v, %v; want 4 keys scanned, nothing converted", p, err)
 		}
 		if got := rdb.HGetAll(ctx, s.key("hcp-1", suffixProfile)).Val(); !reflect.DeepEqual(got, before) {
 			t.Errorf("Migrate changed a current profile: %v, want %v", got, before)

@@ -52,6 +52,7 @@ func hgetall(ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
 var readPlan = [...]planEntry{
 	{suffix: suffixProfile, read: hgetall, decode: decodeProfileEntry},
 	{suffix: suffixConsent, read: hgetall, decode: decodeConsentEntry},
+	{suffix: suffixTouches, read: lrangeAll, decode: decodeTouchesEntry},
 }
 
 // planSize is the number of commands one load sends.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -63,7 +64,24 @@ var planCases = map[string]planCase{
 			return ""
 		},
 	},
+	suffixTouches: {
+		seed: func(ctx context.Context, rdb redis.UniversalClient, key string) error {
+			return rdb.RPush(ctx, key, "h|0|1", encodeTouch(&planTouch)).Err()
+		},
+		check: func(st *recipient.State) string {
+			want := contact.Ledger{Touches: []contact.Touch{planTouch}}
+			if !reflect.DeepEqual(st.Touches, want) {
+				return fmt.Sprintf("touches = %+v, want %+v", st.Touches, want)
+			}
+			return ""
+		},
+	},
 }
+
+// planTouch is the touch TestReadPlan stores: a pipe in the topic, which
+// the format escapes.
+var planTouch = contact.Touch{At: t0, Channel: arbiter.Email, Purpose: arbiter.Promotional, Topic: "a|b%c",
+	ActionID: "email-x", MessageID: "m-1", State: contact.Sent}
 
 // TestReadPlan checks that Load reads every entry of the read plan, each
 // key once, in one pipeline (one round trip, also when auto-pipelined, and

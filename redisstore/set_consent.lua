@@ -110,4 +110,6 @@ end
 if op ~= '' then
   redis.call('HSET', KEYS[3], op, first)
 end
+-- The version: the ledger's length. A booking compares it (reserve.lua).
+redis.call('HSET', KEYS[1], '_v', n)
 return out

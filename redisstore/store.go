@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +14,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -82,7 +84,7 @@ const (
 var (
 	//go:embed apply_event.lua
 	applyEventSrc    string
-	applyEventScript = redis.NewScript(applyEventSrc)
+	applyEventScript = redis.NewScript(touchesLib + applyEventSrc)
 
 	//go:embed put_profile.lua
 	putProfileSrc    string
@@ -98,6 +100,8 @@ type Store struct {
 	halfLifeMs float64
 	// loader, when set, coalesces concurrent Loads into shared pipelines.
 	loader *loader
+	// touchBounds are the touch ledger's bounds (SetTouchBounds).
+	touchBounds atomic.Pointer[contact.Bounds]
 }
 
 // options are the Store's settings; New copies the Options onto defaults.
@@ -323,11 +327,18 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 	nowMs := now.UnixMilli()
 	windowMs := s.dedupWindow.Milliseconds()
 	te := e.OccurredAt.UnixMilli()
-	contact := "0"
+	isContact := "0"
 	if e.Type.IsContact() {
-		contact = "1"
+		isContact = "1"
 	}
-	keys := []string{s.key(e.HCPID, suffixProfile), s.key(e.HCPID, suffixEvents), s.key(e.HCPID, suffixHistory)}
+	touch := ""
+	if e.Type.IsTouch() {
+		touch = encodeTouch(&contact.Touch{At: e.OccurredAt, Channel: e.Channel, Purpose: e.Purpose, Topic: e.Topic,
+			ActionID: e.ActionID, MessageID: e.MessageID, State: contact.Sent, ReservationID: e.ReservationID})
+	}
+	b := s.TouchBounds()
+	keys := []string{s.key(e.HCPID, suffixProfile), s.key(e.HCPID, suffixEvents), s.key(e.HCPID, suffixHistory),
+		s.key(e.HCPID, suffixTouches)}
 	res, err := applyEventScript.Run(ctx, s.rdb, keys,
 		e.ID,
 		te,
@@ -337,10 +348,11 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		s.halfLifeMs,
 		e.Channel.String(),
 		e.Type.Engagement(),
-		contact,
+		isContact,
 		e.Topic,
 		historyEntry(e, te, principalOf(ctx)),
 		historyLen,
+		touch, e.MessageID, e.ReservationID, cutoff(now, b), b.MaxTouches,
 	).Int64()
 	if err != nil {
 		return false, storageErr("apply event", err)
@@ -354,6 +366,8 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		return false, fmt.Errorf("redisstore: apply event: %w", arbiter.ErrNotFound)
 	case 3:
 		return false, fmt.Errorf("redisstore: apply event: counter: %w", arbiter.ErrCorrupt)
+	case 4:
+		return false, fmt.Errorf("redisstore: apply event: touch ledger: %w", arbiter.ErrCorrupt)
 	}
 	return false, fmt.Errorf("redisstore: apply event: unexpected script result %d", res)
 }

@@ -181,6 +181,7 @@ func event(e *nbapb.Event) recipient.Event {
 		ID: e.GetEventId(), HCPID: e.GetHcpId(), Type: fromEventType(e.GetType()),
 		Channel: fromChannel(e.GetChannel()), ActionID: e.GetActionId(), Topic: e.GetTopic(),
 		DecisionID: e.GetDecisionId(), OccurredAt: fromTS(e.GetOccurredAt()),
+		Purpose: arbiter.Purpose(e.GetPurpose()), MessageID: e.GetMessageId(), ReservationID: e.GetReservationId(),
 	}
 }
 

@@ -22,9 +22,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err // already a status (e.g. from the gRPC runtime)
 	}
 	var inv *arbiter.InvalidError
+	var pre *arbiter.PreconditionError
 	switch {
 	case errors.As(err, &inv):
 		return invalidStatus(inv)
+	case errors.As(err, &pre):
+		return preconditionStatus(pre)
 	case errors.Is(err, arbiter.ErrNotFound):
 		return status.Error(codes.NotFound, "not found")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -51,6 +54,16 @@ func invalidStatus(inv *arbiter.InvalidError) error {
 		})
 	}
 	if withDetails, err := st.WithDetails(br); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+func preconditionStatus(e *arbiter.PreconditionError) error {
+	st := status.New(codes.FailedPrecondition, e.Error())
+	pf := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{
+		{Type: "STATE", Subject: e.Subject, Description: e.Description}}}
+	if withDetails, err := st.WithDetails(pf); err == nil {
 		st = withDetails
 	}
 	return st.Err()

@@ -51,6 +51,7 @@ type Server struct {
 	nbapb.UnimplementedProfileServiceServer
 	nbapb.UnimplementedConsentServiceServer
 	nbapb.UnimplementedDefinitionsServiceServer
+	nbapb.UnimplementedSendServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -63,6 +64,10 @@ type Server struct {
 	health      *health.Server
 	metrics     *metrics         // nil: no metrics
 	defs        DefinitionsStore // nil: DefinitionsService not served
+	sender      Sender           // nil: SendService not served
+	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
+	sendIdle     time.Duration
+	sendMaxItems int64
 	// authn, when set, authenticates every call but health checks, and
 	// allowed says which roles may call which method (authz.go).
 	authn          Authenticator
@@ -128,7 +133,7 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 	s := &Server{
 		decider: d, profiles: profiles, consents: consents,
 		log: slog.Default(), limits: DefaultLimits(), maxDeadline: 5 * time.Second,
-		importBatch: 500, health: health.NewServer(),
+		importBatch: 500, health: health.NewServer(), sendIdle: 30 * time.Second, sendMaxItems: 10_000_000,
 	}
 	for _, o := range opts {
 		o(s)
@@ -143,6 +148,8 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		return nil, errors.New("server: every limit must be positive")
 	case s.maxDeadline <= 0:
 		return nil, errors.New("server: the maximum deadline must be positive")
+	case s.sendIdle <= 0 || s.sendMaxItems <= 0:
+		return nil, errors.New("server: the send stream limits must be positive")
 	}
 	return s, nil
 }
@@ -184,6 +191,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.defs != nil {
 		nbapb.RegisterDefinitionsServiceServer(g, s)
+	}
+	if s.sender != nil {
+		nbapb.RegisterSendServiceServer(g, s)
 	}
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)

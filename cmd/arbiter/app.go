@@ -25,6 +25,7 @@ import (
 	"github.com/arbiter-nba/arbiter/authn"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
@@ -175,6 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.logger.Warn("DefinitionsService is served (-admin-rpc) without authentication: anyone who can reach the port can change the fleet's definitions")
 		}
 	}
+	srvOpts = append(srvOpts, server.WithSender(m.follow))
 	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
 		return err
 	}
@@ -486,8 +488,12 @@ func loadDefinitions(cfg Config) (*definitions.Set, error) {
 		definitions.ModelFile:   scoring.DemoJSON(),
 		definitions.PolicyFile:  consent.DefaultPolicyJSON(),
 	}
+	if cfg.Demo {
+		files[definitions.ContactFile] = contact.DemoJSON()
+	}
 	for name, path := range map[string]string{definitions.CatalogFile: cfg.CatalogFile,
-		definitions.ModelFile: cfg.ModelFile, definitions.PolicyFile: cfg.PolicyFile} {
+		definitions.ModelFile: cfg.ModelFile, definitions.PolicyFile: cfg.PolicyFile,
+		definitions.ContactFile: cfg.ContactFile} {
 		if path == "" {
 			continue
 		}

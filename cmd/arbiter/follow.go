@@ -105,6 +105,40 @@ func (f *follower) Decide(ctx context.Context, req decision.Request) (*decision.
 	return f.engine.Load().Decide(ctx, req)
 }
 
+// engineInUse is the engine, if this replica knows it is the active one.
+func (f *follower) engineInUse(what string) (*decision.Engine, error) {
+	if f.behind.Load() || time.Since(time.Unix(0, f.checked.Load())) > liveWithin(f.interval) {
+		return nil, fmt.Errorf("%s: %w: this replica cannot confirm it has the active definitions", what, arbiter.ErrUnavailable)
+	}
+	return f.engine.Load(), nil
+}
+
+// CheckSend checks a send with the engine in use (server.Sender).
+func (f *follower) CheckSend(ctx context.Context, req decision.SendRequest) (*decision.SendResult, error) {
+	e, err := f.engineInUse("check send")
+	if err != nil {
+		return nil, err
+	}
+	return e.CheckSend(ctx, req)
+}
+
+// Release releases a reservation (server.Sender).
+func (f *follower) Release(ctx context.Context, hcpID, reservationID string) error {
+	e, err := f.engineInUse("release")
+	if err != nil {
+		return err
+	}
+	return e.Release(ctx, hcpID, reservationID)
+}
+
+// ActionPurpose is the purpose of an action of the catalog in use.
+func (f *follower) ActionPurpose(actionID string) (arbiter.Purpose, bool) {
+	if e := f.engine.Load(); e != nil {
+		return e.ActionPurpose(actionID)
+	}
+	return arbiter.PurposeUnspecified, false
+}
+
 // Version is the version of the Set in use.
 func (f *follower) Version() string {
 	f.mu.Lock()
@@ -189,8 +223,11 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 	set, err := f.store.LoadDefinitions(ctx, version)
 	if err == nil {
 		var e *decision.Engine
-		e, err = decision.New(f.loader, set.Model, set.Catalog, set.Policy, decision.WithDefinitionsVersion(set.Version))
+		e, err = decision.New(f.loader, set.Model, set.Catalog, set.Policy,
+			decision.WithDefinitionsVersion(set.Version), decision.WithContactPolicy(set.Contact),
+			decision.WithBooker(f.store))
 		if err == nil {
+			f.store.SetTouchBounds(set.Contact.Bounds())
 			f.engine.Store(e)
 			f.version = version
 			f.behind.Store(false)

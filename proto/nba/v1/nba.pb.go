@@ -282,8 +282,17 @@ const (
 	SuppressionReason_SUPPRESSION_REASON_NOT_ELIGIBLE SuppressionReason = 8
 	// Outside the channels the caller asked about.
 	SuppressionReason_SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED SuppressionReason = 9
-	// Contact policy: too soon after the last contact on this channel.
+	// Contact policy: a cap on touches (per channel, purpose, group of
+	// channels, or all) is reached in its window; or the touch ledger was
+	// truncated and cannot prove it is not (fail closed).
 	SuppressionReason_SUPPRESSION_REASON_FREQUENCY_CAP SuppressionReason = 10
+	// Contact policy: too soon after (or before) another touch: the
+	// catalog's minimum gap per channel, or the contact policy's.
+	SuppressionReason_SUPPRESSION_REASON_MIN_GAP SuppressionReason = 11
+	// Contact policy: quiet hours, or a weekday the channel is not used, in
+	// the recipient's time zone (every zone of the market when the
+	// recipient's is not known).
+	SuppressionReason_SUPPRESSION_REASON_QUIET_HOURS SuppressionReason = 12
 )
 
 // Enum value maps for SuppressionReason.
@@ -300,6 +309,8 @@ var (
 		8:  "SUPPRESSION_REASON_NOT_ELIGIBLE",
 		9:  "SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED",
 		10: "SUPPRESSION_REASON_FREQUENCY_CAP",
+		11: "SUPPRESSION_REASON_MIN_GAP",
+		12: "SUPPRESSION_REASON_QUIET_HOURS",
 	}
 	SuppressionReason_value = map[string]int32{
 		"SUPPRESSION_REASON_UNSPECIFIED":           0,
@@ -313,6 +324,8 @@ var (
 		"SUPPRESSION_REASON_NOT_ELIGIBLE":          8,
 		"SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED": 9,
 		"SUPPRESSION_REASON_FREQUENCY_CAP":         10,
+		"SUPPRESSION_REASON_MIN_GAP":               11,
+		"SUPPRESSION_REASON_QUIET_HOURS":           12,
 	}
 )
 
@@ -343,6 +356,8 @@ func (SuppressionReason) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
 }
 
+// The types that are touches, which the contact policy counts (one per
+// message id): SENT, DELIVERED, REP_VISIT and MSL_MEETING.
 type EventType int32
 
 const (
@@ -414,6 +429,60 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
 }
 
+type ReservationState int32
+
+const (
+	ReservationState_RESERVATION_STATE_UNSPECIFIED ReservationState = 0
+	// Booked, counting against caps until it expires.
+	ReservationState_RESERVATION_STATE_RESERVED ReservationState = 1
+	// A send event quoted it: it is a sent touch.
+	ReservationState_RESERVATION_STATE_SENT     ReservationState = 2
+	ReservationState_RESERVATION_STATE_RELEASED ReservationState = 3
+)
+
+// Enum value maps for ReservationState.
+var (
+	ReservationState_name = map[int32]string{
+		0: "RESERVATION_STATE_UNSPECIFIED",
+		1: "RESERVATION_STATE_RESERVED",
+		2: "RESERVATION_STATE_SENT",
+		3: "RESERVATION_STATE_RELEASED",
+	}
+	ReservationState_value = map[string]int32{
+		"RESERVATION_STATE_UNSPECIFIED": 0,
+		"RESERVATION_STATE_RESERVED":    1,
+		"RESERVATION_STATE_SENT":        2,
+		"RESERVATION_STATE_RELEASED":    3,
+	}
+)
+
+func (x ReservationState) Enum() *ReservationState {
+	p := new(ReservationState)
+	*p = x
+	return p
+}
+
+func (x ReservationState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReservationState) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
+}
+
+func (ReservationState) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[6]
+}
+
+func (x ReservationState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReservationState.Descriptor instead.
+func (ReservationState) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+}
+
 type ConsentStatus int32
 
 const (
@@ -462,11 +531,11 @@ func (x ConsentStatus) String() string {
 }
 
 func (ConsentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
 }
 
 func (ConsentStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[6]
+	return &file_nba_v1_nba_proto_enumTypes[7]
 }
 
 func (x ConsentStatus) Number() protoreflect.EnumNumber {
@@ -475,7 +544,7 @@ func (x ConsentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentStatus.Descriptor instead.
 func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 type DecisionContext struct {
@@ -1227,7 +1296,16 @@ type Event struct {
 	Topic      string `protobuf:"bytes,6,opt,name=topic,proto3" json:"topic,omitempty"`
 	DecisionId string `protobuf:"bytes,7,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// Required.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Why the recipient was contacted. A touch of unknown purpose counts
+	// against every purpose's caps.
+	Purpose Purpose `protobuf:"varint,9,opt,name=purpose,proto3,enum=nba.v1.Purpose" json:"purpose,omitempty"`
+	// The sender's message id: a SENT and a later DELIVERED with the same
+	// message id are one touch.
+	MessageId string `protobuf:"bytes,10,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The CheckSend reservation this send used: the reservation becomes the
+	// sent touch, counted once.
+	ReservationId string `protobuf:"bytes,11,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1316,6 +1394,27 @@ func (x *Event) GetOccurredAt() *timestamppb.Timestamp {
 		return x.OccurredAt
 	}
 	return nil
+}
+
+func (x *Event) GetPurpose() Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return Purpose_PURPOSE_UNSPECIFIED
+}
+
+func (x *Event) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Event) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
 }
 
 type RecordEventRequest struct {
@@ -1407,6 +1506,463 @@ func (x *RecordEventResponse) GetDuplicate() bool {
 	return false
 }
 
+type CheckSendRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The catalog action to send; or else channel and content_id.
+	ActionId  string  `protobuf:"bytes,2,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	Channel   Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=nba.v1.Channel" json:"channel,omitempty"`
+	ContentId string  `protobuf:"bytes,4,opt,name=content_id,json=contentId,proto3" json:"content_id,omitempty"`
+	// The planned send time, at most 5 minutes past and a year ahead.
+	// Default: now. Today's records are evaluated at that time: consent or
+	// approval that ends before it, quiet hours then, and caps over the
+	// window ending then all count.
+	PlannedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=planned_at,json=plannedAt,proto3" json:"planned_at,omitempty"`
+	// Book the touch when it is allowed.
+	Reserve bool `protobuf:"varint,6,opt,name=reserve,proto3" json:"reserve,omitempty"`
+	// Makes a reservation safe to retry: the same key, from the same caller
+	// for the same recipient, gives the same reservation, booked once. At
+	// most 128 printable ASCII characters.
+	IdempotencyKey string     `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Caller         CallerKind `protobuf:"varint,8,opt,name=caller,proto3,enum=nba.v1.CallerKind" json:"caller,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CheckSendRequest) Reset() {
+	*x = CheckSendRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendRequest) ProtoMessage() {}
+
+func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
+func (*CheckSendRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CheckSendRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *CheckSendRequest) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *CheckSendRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *CheckSendRequest) GetContentId() string {
+	if x != nil {
+		return x.ContentId
+	}
+	return ""
+}
+
+func (x *CheckSendRequest) GetPlannedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlannedAt
+	}
+	return nil
+}
+
+func (x *CheckSendRequest) GetReserve() bool {
+	if x != nil {
+		return x.Reserve
+	}
+	return false
+}
+
+func (x *CheckSendRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CheckSendRequest) GetCaller() CallerKind {
+	if x != nil {
+		return x.Caller
+	}
+	return CallerKind_CALLER_KIND_UNSPECIFIED
+}
+
+type CheckSendResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Allowed bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// Every reason the send is not allowed at planned_at (each gate's),
+	// with a detail and, where it lifts by itself, clears_at.
+	Blocks []*Suppression `protobuf:"bytes,2,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	// The first time at or after planned_at at which CheckSend would allow
+	// the send, given the records as they are now. Absent when a block
+	// never lifts by itself (an opt-out, a missing approval).
+	EarliestAllowedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=earliest_allowed_at,json=earliestAllowedAt,proto3" json:"earliest_allowed_at,omitempty"`
+	// Set when reserve was asked and the send is allowed.
+	ReservationId        string                 `protobuf:"bytes,4,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	ReservationExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=reservation_expires_at,json=reservationExpiresAt,proto3" json:"reservation_expires_at,omitempty"`
+	// The idempotency key's reservation already existed: nothing new was
+	// booked; reservation_state says what became of it.
+	ReservationExisting bool                   `protobuf:"varint,6,opt,name=reservation_existing,json=reservationExisting,proto3" json:"reservation_existing,omitempty"`
+	ReservationState    ReservationState       `protobuf:"varint,7,opt,name=reservation_state,json=reservationState,proto3,enum=nba.v1.ReservationState" json:"reservation_state,omitempty"`
+	DecisionId          string                 `protobuf:"bytes,8,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	DefinitionsVersion  string                 `protobuf:"bytes,9,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
+	PlannedAt           *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=planned_at,json=plannedAt,proto3" json:"planned_at,omitempty"`
+	ActionId            string                 `protobuf:"bytes,11,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CheckSendResponse) Reset() {
+	*x = CheckSendResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendResponse) ProtoMessage() {}
+
+func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
+func (*CheckSendResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CheckSendResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *CheckSendResponse) GetBlocks() []*Suppression {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *CheckSendResponse) GetEarliestAllowedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EarliestAllowedAt
+	}
+	return nil
+}
+
+func (x *CheckSendResponse) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+func (x *CheckSendResponse) GetReservationExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReservationExpiresAt
+	}
+	return nil
+}
+
+func (x *CheckSendResponse) GetReservationExisting() bool {
+	if x != nil {
+		return x.ReservationExisting
+	}
+	return false
+}
+
+func (x *CheckSendResponse) GetReservationState() ReservationState {
+	if x != nil {
+		return x.ReservationState
+	}
+	return ReservationState_RESERVATION_STATE_UNSPECIFIED
+}
+
+func (x *CheckSendResponse) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *CheckSendResponse) GetDefinitionsVersion() string {
+	if x != nil {
+		return x.DefinitionsVersion
+	}
+	return ""
+}
+
+func (x *CheckSendResponse) GetPlannedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlannedAt
+	}
+	return nil
+}
+
+func (x *CheckSendResponse) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+type ReleaseReservationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// Required.
+	ReservationId string `protobuf:"bytes,2,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseReservationRequest) Reset() {
+	*x = ReleaseReservationRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseReservationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseReservationRequest) ProtoMessage() {}
+
+func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReleaseReservationRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *ReleaseReservationRequest) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+type ReleaseReservationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseReservationResponse) Reset() {
+	*x = ReleaseReservationResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseReservationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseReservationResponse) ProtoMessage() {}
+
+func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+}
+
+// One item of a campaign list.
+type CheckSendBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Check         *CheckSendRequest      `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSendBatchRequest) Reset() {
+	*x = CheckSendBatchRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendBatchRequest) ProtoMessage() {}
+
+func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
+func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+// The answer to one item, in the order the items were sent.
+type CheckSendBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's position in the stream, from 0.
+	Index          int64  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	HcpId          string `protobuf:"bytes,2,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Set when the item was checked.
+	Result *CheckSendResponse `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	// Set instead when the item is invalid or its recipient unknown.
+	Error         *ItemError `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSendBatchResponse) Reset() {
+	*x = CheckSendBatchResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSendBatchResponse) ProtoMessage() {}
+
+func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
+func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CheckSendBatchResponse) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CheckSendBatchResponse) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *CheckSendBatchResponse) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CheckSendBatchResponse) GetResult() *CheckSendResponse {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CheckSendBatchResponse) GetError() *ItemError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type Profile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1437,7 +1993,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +2005,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +2018,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -1552,7 +2108,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +2120,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2133,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -1606,7 +2162,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +2174,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +2187,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -1674,7 +2230,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2242,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2255,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -1733,7 +2289,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +2301,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +2314,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -1776,7 +2332,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +2344,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +2357,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
 }
 
 type GetProfileRequest struct {
@@ -1814,7 +2370,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +2382,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +2395,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -1859,7 +2415,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2427,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2440,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -1919,7 +2475,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2487,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2500,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -1984,7 +2540,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2552,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2565,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -2045,7 +2601,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2613,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2626,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -2150,7 +2706,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2718,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2731,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -2218,7 +2774,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2786,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2799,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -2299,7 +2855,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2867,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2880,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -2372,7 +2928,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2940,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2953,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -2417,7 +2973,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2985,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2998,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -2461,7 +3017,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +3029,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +3042,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -2506,7 +3062,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +3074,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +3087,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -2552,7 +3108,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +3120,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +3133,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -2614,7 +3170,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3182,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3195,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -2682,7 +3238,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2694,7 +3250,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2707,7 +3263,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -2762,7 +3318,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +3330,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +3343,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -2815,7 +3371,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +3383,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +3396,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -2865,7 +3421,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3433,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3446,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -2922,7 +3478,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +3490,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +3503,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -2960,7 +3516,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3528,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3541,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -3072,7 +3628,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12?\n" +
 	"\rdecision_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12'\n" +
 	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\x12/\n" +
-	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\"\x9c\x02\n" +
+	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\"\x8d\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x15\n" +
 	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12%\n" +
@@ -3083,11 +3639,54 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vdecision_id\x18\a \x01(\tR\n" +
 	"decisionId\x12;\n" +
 	"\voccurred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"9\n" +
+	"occurredAt\x12)\n" +
+	"\apurpose\x18\t \x01(\x0e2\x0f.nba.v1.PurposeR\apurpose\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\n" +
+	" \x01(\tR\tmessageId\x12%\n" +
+	"\x0ereservation_id\x18\v \x01(\tR\rreservationId\"9\n" +
 	"\x12RecordEventRequest\x12#\n" +
 	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"3\n" +
 	"\x13RecordEventResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xed\x03\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xba\x02\n" +
+	"\x10CheckSendRequest\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1b\n" +
+	"\taction_id\x18\x02 \x01(\tR\bactionId\x12)\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12\x1d\n" +
+	"\n" +
+	"content_id\x18\x04 \x01(\tR\tcontentId\x129\n" +
+	"\n" +
+	"planned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tplannedAt\x12\x18\n" +
+	"\areserve\x18\x06 \x01(\bR\areserve\x12'\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12*\n" +
+	"\x06caller\x18\b \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\"\xc3\x04\n" +
+	"\x11CheckSendResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12+\n" +
+	"\x06blocks\x18\x02 \x03(\v2\x13.nba.v1.SuppressionR\x06blocks\x12J\n" +
+	"\x13earliest_allowed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x11earliestAllowedAt\x12%\n" +
+	"\x0ereservation_id\x18\x04 \x01(\tR\rreservationId\x12P\n" +
+	"\x16reservation_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x14reservationExpiresAt\x121\n" +
+	"\x14reservation_existing\x18\x06 \x01(\bR\x13reservationExisting\x12E\n" +
+	"\x11reservation_state\x18\a \x01(\x0e2\x18.nba.v1.ReservationStateR\x10reservationState\x12\x1f\n" +
+	"\vdecision_id\x18\b \x01(\tR\n" +
+	"decisionId\x12/\n" +
+	"\x13definitions_version\x18\t \x01(\tR\x12definitionsVersion\x129\n" +
+	"\n" +
+	"planned_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tplannedAt\x12\x1b\n" +
+	"\taction_id\x18\v \x01(\tR\bactionId\"Y\n" +
+	"\x19ReleaseReservationRequest\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12%\n" +
+	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\"\x1c\n" +
+	"\x1aReleaseReservationResponse\"G\n" +
+	"\x15CheckSendBatchRequest\x12.\n" +
+	"\x05check\x18\x01 \x01(\v2\x18.nba.v1.CheckSendRequestR\x05check\"\xca\x01\n" +
+	"\x16CheckSendBatchResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x15\n" +
+	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x121\n" +
+	"\x06result\x18\x04 \x01(\v2\x19.nba.v1.CheckSendResponseR\x06result\x12'\n" +
+	"\x05error\x18\x05 \x01(\v2\x11.nba.v1.ItemErrorR\x05error\"\xed\x03\n" +
 	"\aProfile\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1c\n" +
 	"\tspecialty\x18\x02 \x01(\tR\tspecialty\x12\x16\n" +
@@ -3247,7 +3846,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x17CALLER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CALLER_KIND_REP_TOOL\x10\x01\x12\"\n" +
 	"\x1eCALLER_KIND_MARKETING_PLATFORM\x10\x02\x12\x19\n" +
-	"\x15CALLER_KIND_BENCHMARK\x10\x03*\xc7\x03\n" +
+	"\x15CALLER_KIND_BENCHMARK\x10\x03*\x8b\x04\n" +
 	"\x11SuppressionReason\x12\"\n" +
 	"\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSUPPRESSION_REASON_NO_CONSENT\x10\x01\x12&\n" +
@@ -3260,7 +3859,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x1fSUPPRESSION_REASON_NOT_ELIGIBLE\x10\b\x12,\n" +
 	"(SUPPRESSION_REASON_CHANNEL_NOT_REQUESTED\x10\t\x12$\n" +
 	" SUPPRESSION_REASON_FREQUENCY_CAP\x10\n" +
-	"*\x89\x02\n" +
+	"\x12\x1e\n" +
+	"\x1aSUPPRESSION_REASON_MIN_GAP\x10\v\x12\"\n" +
+	"\x1eSUPPRESSION_REASON_QUIET_HOURS\x10\f*\x89\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_SENT\x10\x01\x12\x18\n" +
@@ -3271,7 +3872,12 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x14EVENT_TYPE_REP_VISIT\x10\x06\x12\x1a\n" +
 	"\x16EVENT_TYPE_MSL_MEETING\x10\a\x12\x1b\n" +
 	"\x17EVENT_TYPE_UNSUBSCRIBED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_BOUNCED\x10\t*\xb9\x01\n" +
+	"\x12EVENT_TYPE_BOUNCED\x10\t*\x91\x01\n" +
+	"\x10ReservationState\x12!\n" +
+	"\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aRESERVATION_STATE_RESERVED\x10\x01\x12\x1a\n" +
+	"\x16RESERVATION_STATE_SENT\x10\x02\x12\x1e\n" +
+	"\x1aRESERVATION_STATE_RELEASED\x10\x03*\xb9\x01\n" +
 	"\rConsentStatus\x12\x1e\n" +
 	"\x1aCONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONSENT_STATUS_OPT_IN\x10\x01\x12\x1a\n" +
@@ -3283,7 +3889,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12O\n" +
 	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x012^\n" +
 	"\fEventService\x12N\n" +
-	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse\"\x06\xea\xe0\x18\x02\x03\x022\x8c\x02\n" +
+	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse\"\x06\xea\xe0\x18\x02\x03\x022\x98\x02\n" +
+	"\vSendService\x12H\n" +
+	"\tCheckSend\x12\x18.nba.v1.CheckSendRequest\x1a\x19.nba.v1.CheckSendResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12c\n" +
+	"\x12ReleaseReservation\x12!.nba.v1.ReleaseReservationRequest\x1a\".nba.v1.ReleaseReservationResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12Z\n" +
+	"\x0eCheckSendBatch\x12\x1d.nba.v1.CheckSendBatchRequest\x1a\x1e.nba.v1.CheckSendBatchResponse\"\x05\xea\xe0\x18\x01\x02(\x010\x012\x8c\x02\n" +
 	"\x0eProfileService\x12S\n" +
 	"\rUpsertProfile\x12\x1c.nba.v1.UpsertProfileRequest\x1a\x1d.nba.v1.UpsertProfileResponse\"\x05\xea\xe0\x18\x01\x03\x12K\n" +
 	"\n" +
@@ -3313,8 +3923,8 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 	return file_nba_v1_nba_proto_rawDescData
 }
 
-var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -3322,137 +3932,162 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(CallerKind)(0),                      // 3: nba.v1.CallerKind
 	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
 	(EventType)(0),                       // 5: nba.v1.EventType
-	(ConsentStatus)(0),                   // 6: nba.v1.ConsentStatus
-	(*DecisionContext)(nil),              // 7: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 8: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 9: nba.v1.Contribution
-	(*Recommendation)(nil),               // 10: nba.v1.Recommendation
-	(*Suppression)(nil),                  // 11: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 12: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 13: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 14: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 15: nba.v1.DecideResponse
-	(*Event)(nil),                        // 16: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 17: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 18: nba.v1.RecordEventResponse
-	(*Profile)(nil),                      // 19: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 20: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 21: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 22: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 23: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 24: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),            // 25: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 26: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 27: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 28: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 29: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 30: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 31: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 32: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 33: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 34: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 35: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 36: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 37: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 38: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 39: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 40: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 41: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 42: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 43: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 44: nba.v1.GetActiveDefinitionsResponse
-	nil,                                  // 45: nba.v1.Profile.AttributesEntry
-	nil,                                  // 46: nba.v1.Counters.TopicsEntry
-	nil,                                  // 47: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 48: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 49: google.protobuf.Timestamp
+	(ReservationState)(0),                // 6: nba.v1.ReservationState
+	(ConsentStatus)(0),                   // 7: nba.v1.ConsentStatus
+	(*DecisionContext)(nil),              // 8: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 9: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 10: nba.v1.Contribution
+	(*Recommendation)(nil),               // 11: nba.v1.Recommendation
+	(*Suppression)(nil),                  // 12: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 13: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 14: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 15: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 16: nba.v1.DecideResponse
+	(*Event)(nil),                        // 17: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 18: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 19: nba.v1.RecordEventResponse
+	(*CheckSendRequest)(nil),             // 20: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 21: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 22: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 23: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 24: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 25: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 26: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 27: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 28: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 29: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 30: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 31: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),            // 32: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 33: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 34: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 35: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 36: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 37: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 38: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 39: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 40: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 41: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 42: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 43: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 44: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 45: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 46: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 47: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 48: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 49: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 50: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 51: nba.v1.GetActiveDefinitionsResponse
+	nil,                                  // 52: nba.v1.Profile.AttributesEntry
+	nil,                                  // 53: nba.v1.Counters.TopicsEntry
+	nil,                                  // 54: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 55: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 56: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
 	3,  // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	49, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	56, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	7,  // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	8,  // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,  // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,  // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	9,  // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	10, // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	4,  // 7: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	49, // 8: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	15, // 10: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	14, // 11: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	10, // 12: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	11, // 13: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	49, // 14: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	56, // 8: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	16, // 10: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	15, // 11: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	11, // 12: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	12, // 13: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	56, // 14: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,  // 15: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,  // 16: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	49, // 17: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	16, // 18: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	2,  // 19: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	20, // 20: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	45, // 21: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	49, // 22: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 23: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,  // 24: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	49, // 25: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	21, // 26: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	46, // 27: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	49, // 28: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	19, // 29: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	19, // 30: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	22, // 31: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	19, // 32: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	29, // 33: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,  // 34: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,  // 35: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	6,  // 36: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	49, // 37: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	49, // 38: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	29, // 39: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,  // 40: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	49, // 41: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,  // 42: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	49, // 43: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	39, // 44: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	39, // 45: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	39, // 46: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	29, // 47: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	49, // 48: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	29, // 49: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	49, // 50: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	39, // 51: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	47, // 52: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	48, // 53: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	8,  // 54: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	12, // 55: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	17, // 56: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	23, // 57: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	25, // 58: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	27, // 59: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	30, // 60: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	31, // 61: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	32, // 62: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	36, // 63: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	38, // 64: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	41, // 65: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	43, // 66: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	15, // 67: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	13, // 68: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	18, // 69: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	24, // 70: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	26, // 71: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	28, // 72: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	35, // 73: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	33, // 74: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	34, // 75: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	37, // 76: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	40, // 77: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	42, // 78: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	44, // 79: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	67, // [67:80] is the sub-list for method output_type
-	54, // [54:67] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	56, // 17: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 18: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
+	17, // 19: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	0,  // 20: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	56, // 21: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	12, // 23: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	56, // 24: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	56, // 25: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 26: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	56, // 27: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	20, // 28: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	21, // 29: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	15, // 30: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,  // 31: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	27, // 32: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	52, // 33: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	56, // 34: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 35: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,  // 36: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	56, // 37: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	28, // 38: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	53, // 39: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	56, // 40: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	26, // 41: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	26, // 42: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	29, // 43: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	26, // 44: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	36, // 45: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,  // 46: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,  // 47: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	7,  // 48: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	56, // 49: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	56, // 50: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 51: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,  // 52: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	56, // 53: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,  // 54: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	56, // 55: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	46, // 56: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	46, // 57: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	46, // 58: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	36, // 59: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	56, // 60: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	36, // 61: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	56, // 62: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	46, // 63: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	54, // 64: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	55, // 65: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	9,  // 66: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	13, // 67: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	18, // 68: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	20, // 69: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	22, // 70: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	24, // 71: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	30, // 72: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	32, // 73: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	34, // 74: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	37, // 75: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	38, // 76: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	39, // 77: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	43, // 78: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	45, // 79: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	48, // 80: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	50, // 81: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	16, // 82: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	14, // 83: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	19, // 84: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	21, // 85: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	23, // 86: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	25, // 87: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	31, // 88: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	33, // 89: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	35, // 90: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	42, // 91: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	40, // 92: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	41, // 93: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	44, // 94: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	47, // 95: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	49, // 96: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	51, // 97: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	82, // [82:98] is the sub-list for method output_type
+	66, // [66:82] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -3466,10 +4101,10 @@ func file_nba_v1_nba_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   42,
+			NumEnums:      8,
+			NumMessages:   48,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

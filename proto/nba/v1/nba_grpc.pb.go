@@ -311,6 +311,221 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	SendService_CheckSend_FullMethodName          = "/nba.v1.SendService/CheckSend"
+	SendService_ReleaseReservation_FullMethodName = "/nba.v1.SendService/ReleaseReservation"
+	SendService_CheckSendBatch_FullMethodName     = "/nba.v1.SendService/CheckSendBatch"
+)
+
+// SendServiceClient is the client API for SendService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SendService answers "may this recipient get this action now, or at this
+// planned time?" before a send, with every reason it may not and the
+// earliest time it could, and books the touch so that two senders racing
+// for the last allowed slot cannot both get it.
+type SendServiceClient interface {
+	// CheckSend runs every gate (consent, MLR approval, eligibility, caps,
+	// gaps, quiet hours) for one action. With `reserve`, an allowed send is
+	// booked in the recipient's touch ledger atomically: it counts against
+	// every cap until the send event quoting its reservation_id confirms it,
+	// ReleaseReservation frees it, or it expires.
+	CheckSend(ctx context.Context, in *CheckSendRequest, opts ...grpc.CallOption) (*CheckSendResponse, error)
+	// ReleaseReservation frees a reservation that will not be used. NOT_FOUND
+	// when the recipient has no such reservation; FAILED_PRECONDITION when
+	// it was already released, used for a send, or expired.
+	ReleaseReservation(ctx context.Context, in *ReleaseReservationRequest, opts ...grpc.CallOption) (*ReleaseReservationResponse, error)
+	// CheckSendBatch checks a campaign list: one CheckSend per item sent,
+	// answered in the order sent, with flow control (the server reads ahead
+	// a bounded window). With reserve, give every item an idempotency_key:
+	// a stream that breaks can be sent again from its start, or from any
+	// item, without booking anything twice. A bad item gets an item error
+	// and the stream goes on; a storage failure ends the stream. The stream
+	// has no overall deadline, but ends (DEADLINE_EXCEEDED) when no item
+	// arrives for the idle timeout.
+	CheckSendBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckSendBatchRequest, CheckSendBatchResponse], error)
+}
+
+type sendServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSendServiceClient(cc grpc.ClientConnInterface) SendServiceClient {
+	return &sendServiceClient{cc}
+}
+
+func (c *sendServiceClient) CheckSend(ctx context.Context, in *CheckSendRequest, opts ...grpc.CallOption) (*CheckSendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckSendResponse)
+	err := c.cc.Invoke(ctx, SendService_CheckSend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sendServiceClient) ReleaseReservation(ctx context.Context, in *ReleaseReservationRequest, opts ...grpc.CallOption) (*ReleaseReservationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseReservationResponse)
+	err := c.cc.Invoke(ctx, SendService_ReleaseReservation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sendServiceClient) CheckSendBatch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckSendBatchRequest, CheckSendBatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SendService_ServiceDesc.Streams[0], SendService_CheckSendBatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CheckSendBatchRequest, CheckSendBatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SendService_CheckSendBatchClient = grpc.BidiStreamingClient[CheckSendBatchRequest, CheckSendBatchResponse]
+
+// SendServiceServer is the server API for SendService service.
+// All implementations must embed UnimplementedSendServiceServer
+// for forward compatibility.
+//
+// SendService answers "may this recipient get this action now, or at this
+// planned time?" before a send, with every reason it may not and the
+// earliest time it could, and books the touch so that two senders racing
+// for the last allowed slot cannot both get it.
+type SendServiceServer interface {
+	// CheckSend runs every gate (consent, MLR approval, eligibility, caps,
+	// gaps, quiet hours) for one action. With `reserve`, an allowed send is
+	// booked in the recipient's touch ledger atomically: it counts against
+	// every cap until the send event quoting its reservation_id confirms it,
+	// ReleaseReservation frees it, or it expires.
+	CheckSend(context.Context, *CheckSendRequest) (*CheckSendResponse, error)
+	// ReleaseReservation frees a reservation that will not be used. NOT_FOUND
+	// when the recipient has no such reservation; FAILED_PRECONDITION when
+	// it was already released, used for a send, or expired.
+	ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error)
+	// CheckSendBatch checks a campaign list: one CheckSend per item sent,
+	// answered in the order sent, with flow control (the server reads ahead
+	// a bounded window). With reserve, give every item an idempotency_key:
+	// a stream that breaks can be sent again from its start, or from any
+	// item, without booking anything twice. A bad item gets an item error
+	// and the stream goes on; a storage failure ends the stream. The stream
+	// has no overall deadline, but ends (DEADLINE_EXCEEDED) when no item
+	// arrives for the idle timeout.
+	CheckSendBatch(grpc.BidiStreamingServer[CheckSendBatchRequest, CheckSendBatchResponse]) error
+	mustEmbedUnimplementedSendServiceServer()
+}
+
+// UnimplementedSendServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSendServiceServer struct{}
+
+func (UnimplementedSendServiceServer) CheckSend(context.Context, *CheckSendRequest) (*CheckSendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckSend not implemented")
+}
+func (UnimplementedSendServiceServer) ReleaseReservation(context.Context, *ReleaseReservationRequest) (*ReleaseReservationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseReservation not implemented")
+}
+func (UnimplementedSendServiceServer) CheckSendBatch(grpc.BidiStreamingServer[CheckSendBatchRequest, CheckSendBatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method CheckSendBatch not implemented")
+}
+func (UnimplementedSendServiceServer) mustEmbedUnimplementedSendServiceServer() {}
+func (UnimplementedSendServiceServer) testEmbeddedByValue()                     {}
+
+// UnsafeSendServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SendServiceServer will
+// result in compilation errors.
+type UnsafeSendServiceServer interface {
+	mustEmbedUnimplementedSendServiceServer()
+}
+
+func RegisterSendServiceServer(s grpc.ServiceRegistrar, srv SendServiceServer) {
+	// If the following call panics, it indicates UnimplementedSendServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SendService_ServiceDesc, srv)
+}
+
+func _SendService_CheckSend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckSendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SendServiceServer).CheckSend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SendService_CheckSend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SendServiceServer).CheckSend(ctx, req.(*CheckSendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SendService_ReleaseReservation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseReservationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SendServiceServer).ReleaseReservation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SendService_ReleaseReservation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SendServiceServer).ReleaseReservation(ctx, req.(*ReleaseReservationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SendService_CheckSendBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SendServiceServer).CheckSendBatch(&grpc.GenericServerStream[CheckSendBatchRequest, CheckSendBatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SendService_CheckSendBatchServer = grpc.BidiStreamingServer[CheckSendBatchRequest, CheckSendBatchResponse]
+
+// SendService_ServiceDesc is the grpc.ServiceDesc for SendService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SendService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.SendService",
+	HandlerType: (*SendServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CheckSend",
+			Handler:    _SendService_CheckSend_Handler,
+		},
+		{
+			MethodName: "ReleaseReservation",
+			Handler:    _SendService_ReleaseReservation_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "CheckSendBatch",
+			Handler:       _SendService_CheckSendBatch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "nba/v1/nba.proto",
+}
+
+const (
 	ProfileService_UpsertProfile_FullMethodName  = "/nba.v1.ProfileService/UpsertProfile"
 	ProfileService_GetProfile_FullMethodName     = "/nba.v1.ProfileService/GetProfile"
 	ProfileService_ImportProfiles_FullMethodName = "/nba.v1.ProfileService/ImportProfiles"

@@ -1,0 +1,414 @@
+package contact
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Send is the touch a check is about.
+type Send struct {
+	Channel  arbiter.Channel
+	Purpose  arbiter.Purpose
+	Critical bool
+}
+
+// Kind is which part of the policy blocks.
+type Kind uint8
+
+const (
+	KindCap Kind = iota + 1
+	KindGap
+	KindQuiet
+)
+
+// Limit is one count the booking script redoes: the counting touches that
+// match Filter at times in [From, To] (Unix ms, both inclusive) must be
+// fewer than Max, and the ledger's horizon must lie before From. Caps and
+// gaps compile to Limits (a gap is a cap of 1 over (t-G, t+G)), so that
+// the gates and the script count the same thing.
+type Limit struct {
+	RuleID   string
+	Kind     Kind
+	Filter   Filter
+	From, To int64
+	Max      int
+}
+
+// Verdict is why the policy blocks a send.
+type Verdict struct {
+	Kind   Kind
+	RuleID string
+	// ClearsAt is the earliest time the block can lift: the block holds
+	// at every instant from the check's time until then (the search for
+	// the earliest allowed time relies on it never being late). Zero: it
+	// cannot be known (no allowed hour in sight).
+	ClearsAt time.Time
+	// Caps: the touches counted, and the cap.
+	Count, Max int
+	Period     Period
+	Window     time.Duration
+	// Truncated: the window reaches past the ledger's horizon.
+	Truncated bool
+	// Gaps: the least gap.
+	Min time.Duration
+	// Zone is the zone quiet hours or a calendar period were counted in
+	// (nil: several).
+	Zone *time.Location
+}
+
+// fallbackZones are the zones of a recipient whose zone is not known at
+// all: every whole-hour offset a zone can have. Quiet hours then hold when
+// they hold anywhere, and a calendar day is every day that overlaps it.
+var fallbackZones = func() []*time.Location {
+	var out []*time.Location
+	for h := -12; h <= 14; h++ {
+		out = append(out, time.FixedZone(fmt.Sprintf("UTC%+d", h), h*3600))
+	}
+	return out
+}()
+
+func zonesOrFallback(zones []*time.Location) []*time.Location {
+	if len(zones) == 0 {
+		return fallbackZones
+	}
+	return zones
+}
+
+// Limits appends to buf the Limits of r's caps and gaps for a send s at t,
+// in the recipient's zones (none: unknown). A critical send has none.
+func (r *Rules) Limits(s Send, t time.Time, zones []*time.Location, buf []Limit) []Limit {
+	if s.Critical {
+		return buf
+	}
+	ms := t.UnixMilli()
+	for i := range r.Caps {
+		c := &r.Caps[i]
+		if !c.Filter.Matches(s.Channel, s.Purpose) {
+			continue
+		}
+		lo, hi, _ := c.window(ms, t, zones)
+		buf = append(buf, Limit{RuleID: c.ID, Kind: KindCap, Filter: c.Filter, From: lo, To: hi, Max: c.Max})
+	}
+	for i := range r.Gaps {
+		g := &r.Gaps[i]
+		if !g.Filter.Matches(s.Channel, s.Purpose) {
+			continue
+		}
+		d := g.Min.Milliseconds()
+		buf = append(buf, Limit{RuleID: g.ID, Kind: KindGap, Filter: g.Filter, From: ms - d + 1, To: ms + d - 1, Max: 1})
+	}
+	return buf
+}
+
+// window is the cap's counting window for a send at t (ms), inclusive,
+// and the earliest time (ms) it can move on by the calendar: the end of
+// the first of the zones' periods to end (rolling: 0).
+func (c *Cap) window(ms int64, t time.Time, zones []*time.Location) (lo, hi, next int64) {
+	if c.Period == Rolling {
+		w := c.Window.Milliseconds()
+		return ms - w + 1, ms + w - 1, 0
+	}
+	lo, hi, next = 1<<62, -1<<62, 1<<62
+	for _, loc := range zonesOrFallback(zones) {
+		start, end := period(c.Period, t, loc)
+		lo, hi, next = min(lo, start), max(hi, end-1), min(next, end)
+	}
+	return lo, hi, next
+}
+
+// period is the local day or week (from Monday) holding t, in ms.
+func period(p Period, t time.Time, loc *time.Location) (start, end int64) {
+	lt := t.In(loc)
+	y, m, d := lt.Date()
+	days := 1
+	if p == Week {
+		d -= (int(lt.Weekday()) + 6) % 7
+		days = 7
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, loc).UnixMilli(), time.Date(y, m, d+days, 0, 0, 0, 0, loc).UnixMilli()
+}
+
+// Count returns how many touches of l count against lim at now.
+func (lim *Limit) Count(l *Ledger, now time.Time) int {
+	n := 0
+	for i := range l.Touches {
+		u := &l.Touches[i]
+		if at := u.At.UnixMilli(); at >= lim.From && at <= lim.To && lim.Filter.Matches(u.Channel, u.Purpose) && u.Counts(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// Full reports whether lim leaves no room for one more touch: Max counted
+// touches, or a window the ledger cannot prove.
+func (lim *Limit) Full(l *Ledger, now time.Time) bool {
+	return l.unproven(lim.From) || lim.Count(l, now) >= lim.Max
+}
+
+// unproven reports whether a window from ms reaches the truncated part.
+func (l *Ledger) unproven(from int64) bool {
+	return l.Unreadable || !l.Horizon.IsZero() && from <= l.Horizon.UnixMilli()
+}
+
+// clearsAfterHorizon is when a window of length w starting past the
+// horizon can be proven again (0: never, the ledger is unreadable).
+func (l *Ledger) clearsAfterHorizon(w int64) int64 {
+	if l.Unreadable {
+		return 0
+	}
+	return l.Horizon.UnixMilli() + w
+}
+
+func msOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// CheckCaps reports whether a cap of r blocks s at t, given the ledger as
+// of now; v gets the blocking cap that clears last.
+func (r *Rules) CheckCaps(s Send, t, now time.Time, l *Ledger, zones []*time.Location, v *Verdict) bool {
+	if s.Critical {
+		return false
+	}
+	ms, blocked := t.UnixMilli(), false
+	for i := range r.Caps {
+		c := &r.Caps[i]
+		if !c.Filter.Matches(s.Channel, s.Purpose) {
+			continue
+		}
+		lo, hi, next := c.window(ms, t, zones)
+		lim := Limit{Filter: c.Filter, From: lo, To: hi, Max: c.Max}
+		var clears int64
+		var count int
+		truncated := l.unproven(lo)
+		switch {
+		case truncated && c.Period == Rolling:
+			clears = l.clearsAfterHorizon(c.Window.Milliseconds())
+		case truncated && !l.Unreadable:
+			clears = next
+		default:
+			if count = lim.Count(l, now); count < c.Max {
+				continue
+			}
+			if c.Period == Rolling {
+				clears = lim.kth(l, now, count-c.Max) + c.Window.Milliseconds()
+			} else {
+				clears = next
+			}
+		}
+		// Keep the block that clears last; one that never clears wins.
+		if !blocked || !v.ClearsAt.IsZero() && (clears == 0 || clears > v.ClearsAt.UnixMilli()) {
+			*v = Verdict{Kind: KindCap, RuleID: c.ID, ClearsAt: msOrZero(clears), Count: count, Max: c.Max,
+				Period: c.Period, Window: c.Window, Truncated: truncated, Zone: oneZone(zones)}
+		}
+		blocked = true
+	}
+	return blocked
+}
+
+// kth returns the time (ms) of the k-th (from 0) earliest touch counted by lim.
+func (lim *Limit) kth(l *Ledger, now time.Time, k int) int64 {
+	var buf [32]int64
+	times := buf[:0]
+	for i := range l.Touches {
+		u := &l.Touches[i]
+		if at := u.At.UnixMilli(); at >= lim.From && at <= lim.To && lim.Filter.Matches(u.Channel, u.Purpose) && u.Counts(now) {
+			times = append(times, at)
+		}
+	}
+	slices.Sort(times)
+	return times[k]
+}
+
+// CheckGaps reports whether a gap of r blocks s at t; v gets the one that
+// clears last.
+func (r *Rules) CheckGaps(s Send, t, now time.Time, l *Ledger, v *Verdict) bool {
+	if s.Critical {
+		return false
+	}
+	ms, blocked := t.UnixMilli(), false
+	for i := range r.Gaps {
+		g := &r.Gaps[i]
+		if !g.Filter.Matches(s.Channel, s.Purpose) {
+			continue
+		}
+		d := g.Min.Milliseconds()
+		lo, hi := ms-d+1, ms+d-1
+		truncated := l.unproven(lo)
+		last := int64(-1 << 62)
+		if truncated {
+			last = l.Horizon.UnixMilli()
+		}
+		if l.Unreadable {
+			*v = Verdict{Kind: KindGap, RuleID: g.ID, Min: g.Min, Truncated: true}
+			return true
+		}
+		for j := range l.Touches {
+			u := &l.Touches[j]
+			if at := u.At.UnixMilli(); at >= lo && at <= hi && g.Filter.Matches(u.Channel, u.Purpose) && u.Counts(now) {
+				last = max(last, at)
+			}
+		}
+		if last == -1<<62 {
+			continue
+		}
+		if clears := last + d; !blocked || clears > v.ClearsAt.UnixMilli() {
+			*v = Verdict{Kind: KindGap, RuleID: g.ID, ClearsAt: time.UnixMilli(clears).UTC(), Min: g.Min, Truncated: truncated}
+		}
+		blocked = true
+	}
+	return blocked
+}
+
+// CheckQuiet reports whether quiet hours or a weekday of r block s at t in
+// any of the recipient's zones; v.ClearsAt is the first time no quiet
+// hours of the channel hold in any zone.
+func (r *Rules) CheckQuiet(s Send, t time.Time, zones []*time.Location, v *Verdict) bool {
+	if s.Critical || len(r.Quiet) == 0 {
+		return false
+	}
+	first, ok := r.quietAt(s.Channel, t, zones)
+	if !ok {
+		return false
+	}
+	open, found := t, false
+	for range 64 {
+		q, closed := r.quietAt(s.Channel, open, zones)
+		if !closed {
+			found = true
+			break
+		}
+		open = q.end
+	}
+	*v = Verdict{Kind: KindQuiet, RuleID: first.id, Zone: oneZone(zones)}
+	if found {
+		v.ClearsAt = open.UTC()
+	}
+	return true
+}
+
+type quietHit struct {
+	id  string
+	end time.Time // when this hit's quiet period ends (the latest of the zones')
+}
+
+// quietAt reports whether a quiet rule holds for ch at t in some zone, and
+// the latest end of the quiet periods that hold.
+func (r *Rules) quietAt(ch arbiter.Channel, t time.Time, zones []*time.Location) (quietHit, bool) {
+	var hit quietHit
+	found := false
+	for i := range r.Quiet {
+		q := &r.Quiet[i]
+		if q.Channels != 0 && q.Channels&(1<<ch) == 0 {
+			continue
+		}
+		for _, loc := range zonesOrFallback(zones) {
+			end, closed := q.closedUntil(t, loc)
+			if !closed {
+				continue
+			}
+			if !found {
+				hit.id = q.ID
+			}
+			if !found || end.After(hit.end) {
+				hit.end = end
+			}
+			found = true
+		}
+	}
+	return hit, found
+}
+
+// closedUntil reports whether q holds at t in loc, and until when this
+// stretch of it lasts (at least past t).
+func (q *Quiet) closedUntil(t time.Time, loc *time.Location) (time.Time, bool) {
+	lt := t.In(loc)
+	// at is when the local clock shows minute min, days later, counted at
+	// t's offset: a local time a clock change skips or repeats must not
+	// move it (time.Date may pick either side of the change).
+	since := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
+		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
+	at := func(days, min int) time.Time { return t.Add(time.Duration(days*24*60+min)*time.Minute - since) }
+	tod := lt.Hour()*60 + lt.Minute()
+	var end time.Time
+	switch {
+	case q.Days&(1<<lt.Weekday()) == 0:
+		end = at(1, 0)
+	case q.From < q.To && tod >= q.From && tod < q.To:
+		end = at(0, q.To)
+	case q.From > q.To && tod >= q.From:
+		end = at(1, q.To)
+	case q.From > q.To && tod < q.To:
+		end = at(0, q.To)
+	default:
+		return time.Time{}, false
+	}
+	// The local clock runs evenly at t's offset only until the zone's
+	// next clock change: this stretch ends there at the latest, and the
+	// caller looks again.
+	if _, change := lt.ZoneBounds(); !change.IsZero() && end.After(change) {
+		end = change
+	}
+	return end, true
+}
+
+func oneZone(zones []*time.Location) *time.Location {
+	if len(zones) == 1 {
+		return zones[0]
+	}
+	return nil
+}
+
+// Describe says why v blocks a send on ch with purpose pu, in words a rep
+// understands ("2 of 2 promotional email touches allowed in 7 days (cap
+// promo-email-7d); clears Tue 09:00 local"). It holds no personal data.
+func (v *Verdict) Describe(ch arbiter.Channel, pu arbiter.Purpose) string {
+	var s string
+	switch v.Kind {
+	case KindCap:
+		span := "in " + human(v.Window)
+		switch v.Period {
+		case Day:
+			span = "per local day"
+		case Week:
+			span = "per local week"
+		}
+		if v.Truncated {
+			s = fmt.Sprintf("cap %s (%d per %s): the touch history is truncated, so the limit counts as reached", v.RuleID, v.Max, span)
+		} else {
+			s = fmt.Sprintf("%d %s touches already, %d allowed %s (cap %s)", v.Count, pu, v.Max, span, v.RuleID)
+		}
+	case KindGap:
+		if v.Truncated {
+			s = fmt.Sprintf("minimum gap %s (%s): the touch history is truncated", human(v.Min), v.RuleID)
+		} else {
+			s = fmt.Sprintf("another touch within %s (minimum gap %s)", human(v.Min), v.RuleID)
+		}
+	case KindQuiet:
+		s = fmt.Sprintf("quiet hours or a day without %s contact in the recipient's time zone (%s)", ch, v.RuleID)
+		if v.Zone == nil {
+			s = fmt.Sprintf("quiet hours for %s in one of the recipient's possible time zones (%s)", ch, v.RuleID)
+		}
+	}
+	if !v.ClearsAt.IsZero() {
+		if v.Zone != nil {
+			s += "; clears " + v.ClearsAt.In(v.Zone).Format("Mon 2 Jan 15:04") + " local"
+		} else {
+			s += "; clears " + v.ClearsAt.Format("Mon 2 Jan 15:04 UTC")
+		}
+	}
+	return s
+}
+
+func human(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}

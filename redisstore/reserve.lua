@@ -1,0 +1,60 @@
+-- reserve.lua: books one touch as a reservation, if the compiled limits
+-- still have room (touches.lua is in front of it). See Store.Reserve.
+--
+-- KEYS[1] touch ledger   <prefix>:{hcp}:t
+-- KEYS[2] consent hash   <prefix>:{hcp}:consent
+-- KEYS[3] profile hash   <prefix>:{hcp}:p
+-- ARGV[1] now, unix ms (the Go server's clock)
+-- ARGV[2] the largest clock skew allowed between the server and Redis, ms
+-- ARGV[3] reservation id
+-- ARGV[4] the touch to append (state r)
+-- ARGV[5] the consent version the check read ("0": none)
+-- ARGV[6] the profile's market, audience and time zone the check read,
+--         each followed by '|'
+-- ARGV[7] retention cutoff, unix ms
+-- ARGV[8] maximum touches
+-- then five per limit: from, to, max, channel mask, purpose mask
+--
+-- Returns {'booked'}; {'exists', state, expires ms} when the reservation id
+-- is already in the ledger (a retry: nothing is booked twice); {'full', i}
+-- for the first limit (1-based) without room; {'stale'} when consent or the
+-- profile changed since the check read them; {'skew', redis ms}.
+
+local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if math.abs(rnow - now) > tonumber(ARGV[2]) then
+  return {'skew', tl_ms(rnow)}
+end
+if (redis.call('HGET', KEYS[2], '_v') or '0') ~= ARGV[5] then
+  return {'stale'}
+end
+-- The profile fields of store.go's fMarket, fAudience and fTimeZone.
+local prof = redis.call('HMGET', KEYS[3], 'mk', 'au', 'tz')
+if (prof[1] or '') .. '|' .. (prof[2] or '') .. '|' .. (prof[3] or '') .. '|' ~= ARGV[6] then
+  return {'stale'}
+end
+local horizon, es = tl_read(KEYS[1])
+if not horizon then
+  return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
+end
+local id = ARGV[3]
+for _, e in ipairs(es) do
+  if e.res == id then
+    return {'exists', e.st, tl_ms(e.exp)}
+  end
+end
+local li = 0
+for i = 9, #ARGV, 5 do
+  li = li + 1
+  if tl_full(horizon, es, now, tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]),
+      tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])) then
+    return {'full', li}
+  end
+end
+local at, st, ch, pu, exp, res, msg, rest =
+  string.match(ARGV[4], '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
+es[#es + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu), exp = tonumber(exp),
+  res = res, msg = msg, rest = rest}
+tl_write(KEYS[1], horizon, es, tonumber(ARGV[7]), tonumber(ARGV[8]))
+return {'booked'}

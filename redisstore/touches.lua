@@ -1,0 +1,104 @@
+-- touches.lua: the touch ledger's format, for the scripts that write it
+-- (apply_event.lua, reserve.lua, release.lua): each is run with this
+-- library in front of it (touches.go). Counting here mirrors Go's
+-- contact.Limit.Full; the policy's logic (which windows, which limits) is
+-- Go's alone: scripts get the compiled limits.
+--
+-- The ledger is a list. Its first element is the header "h|<horizon ms>|1"
+-- (horizon 0: nothing was ever dropped); each other element is a touch:
+--   <at ms>|<state s,r,x>|<channel>|<purpose>|<expires ms>|<reservation id>|<message id>|<rest>
+-- where <rest> (action id and topic) is Go's business.
+
+local function tl_read(key)
+  local raw = redis.call('LRANGE', key, 0, -1)
+  local horizon, es = 0, {}
+  if #raw == 0 then
+    return horizon, es
+  end
+  local h = string.match(raw[1], '^h|(%d+)|1$')
+  if not h then
+    return nil
+  end
+  horizon = tonumber(h)
+  for i = 2, #raw do
+    local at, st, ch, pu, exp, res, msg, rest =
+      string.match(raw[i], '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
+    if not at then
+      return nil
+    end
+    es[#es + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu),
+      exp = tonumber(exp), res = res, msg = msg, rest = rest}
+  end
+  return horizon, es
+end
+
+local function tl_ms(v)
+  return string.format('%.0f', v)
+end
+
+local function tl_encode(e)
+  return tl_ms(e.at) .. '|' .. e.st .. '|' .. e.ch .. '|' .. e.pu .. '|' .. tl_ms(e.exp) .. '|' ..
+    e.res .. '|' .. e.msg .. '|' .. e.rest
+end
+
+-- tl_counts: a sent touch, or a reservation not expired at now.
+local function tl_counts(e, now)
+  return e.st == 's' or (e.st == 'r' and e.exp > now)
+end
+
+-- tl_full reports whether the limit from, to, max, chmask, pumask has no
+-- room at now (contact.Limit.Full): the window reaches the horizon, or
+-- max touches match. Purpose 0 (unknown) matches every purpose.
+local function tl_full(horizon, es, now, from, to, max, chmask, pumask)
+  if horizon ~= 0 and from <= horizon then
+    return true
+  end
+  local n = 0
+  for _, e in ipairs(es) do
+    if e.at >= from and e.at <= to and tl_counts(e, now)
+      and (chmask == 0 or bit.band(chmask, bit.lshift(1, e.ch)) ~= 0)
+      and (pumask == 0 or e.pu == 0 or bit.band(pumask, bit.lshift(1, e.pu)) ~= 0) then
+      n = n + 1
+      if n >= max then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- tl_write rewrites the ledger: touches (and reservations) older than
+-- cutoff are dropped (retention), then the oldest beyond maxn, which moves
+-- the horizon: the ledger no longer proves anything before it.
+local function tl_write(key, horizon, es, cutoff, maxn)
+  local kept = {}
+  for _, e in ipairs(es) do
+    if e.at >= cutoff or (e.st == 'r' and e.exp >= cutoff) then
+      kept[#kept + 1] = e
+    end
+  end
+  if #kept > maxn then
+    table.sort(kept, function(a, b) return a.at < b.at end)
+    local drop = #kept - maxn
+    local rest = {}
+    for i = 1, #kept do
+      if i <= drop then
+        if kept[i].at > horizon then
+          horizon = kept[i].at
+        end
+      else
+        rest[#rest + 1] = kept[i]
+      end
+    end
+    kept = rest
+  end
+  redis.call('DEL', key)
+  redis.call('RPUSH', key, 'h|' .. tl_ms(horizon) .. '|1')
+  for i = 1, #kept, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #kept) do
+      args[#args + 1] = tl_encode(kept[j])
+    end
+    redis.call('RPUSH', key, unpack(args))
+  end
+end

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/access"
+	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/decision"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// Sender runs pre-send checks and books touches (decision.Engine).
+type Sender interface {
+	CheckSend(ctx context.Context, req decision.SendRequest) (*decision.SendResult, error)
+	Release(ctx context.Context, hcpID, reservationID string) error
+}
+
+// WithSender serves SendService with s; without it the service is not
+// registered.
+func WithSender(s Sender) Option { return func(srv *Server) { srv.sender = s } }
+
+// WithSendStreamLimits bounds a CheckSendBatch stream: it ends when no item
+// arrives for idle (default 30s), and after maxItems items (default ten
+// million).
+func WithSendStreamLimits(idle time.Duration, maxItems int64) Option {
+	return func(s *Server) { s.sendIdle, s.sendMaxItems = idle, maxItems }
+}
+
+// CheckSend checks, and with reserve books, one send.
+func (s *Server) CheckSend(ctx context.Context, req *nbapb.CheckSendRequest) (*nbapb.CheckSendResponse, error) {
+	if err := validateCheckSend(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	res, err := s.sender.CheckSend(ctx, sendRequest(ctx, req))
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return checkSendResponse(res), nil
+}
+
+// ReleaseReservation frees a reservation.
+func (s *Server) ReleaseReservation(ctx context.Context, req *nbapb.ReleaseReservationRequest) (*nbapb.ReleaseReservationResponse, error) {
+	var c checker
+	c.hcpID("hcp_id", req.GetHcpId())
+	c.id("reservation_id", req.GetReservationId(), true)
+	if strings.Contains(req.GetReservationId(), "|") {
+		c.Add("reservation_id", "must not contain '|'")
+	}
+	if err := c.Err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	// Reservation ids are unguessable (120 bits, from the caller's key
+	// and identity or random): a caller can release only one it was given.
+	if err := s.sender.Release(ctx, req.GetHcpId(), req.GetReservationId()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &nbapb.ReleaseReservationResponse{}, nil
+}
+
+func validateCheckSend(req *nbapb.CheckSendRequest) error {
+	var c checker
+	c.hcpID("hcp_id", req.GetHcpId())
+	c.id("action_id", req.GetActionId(), false)
+	c.id("content_id", req.GetContentId(), false)
+	if ch := req.GetChannel(); ch != nbapb.Channel_CHANNEL_UNSPECIFIED {
+		c.channel("channel", ch)
+	}
+	if k := req.GetIdempotencyKey(); k != "" {
+		c.id("idempotency_key", k, false)
+	}
+	if t := req.GetPlannedAt(); t != nil && t.CheckValid() != nil {
+		c.Add("planned_at", "not a valid timestamp")
+	}
+	return c.Err()
+}
+
+func sendRequest(ctx context.Context, req *nbapb.CheckSendRequest) decision.SendRequest {
+	r := decision.SendRequest{
+		HCPID: req.GetHcpId(), ActionID: req.GetActionId(), Channel: fromChannel(req.GetChannel()),
+		ContentID: req.GetContentId(), At: fromTS(req.GetPlannedAt()), Reserve: req.GetReserve(),
+		IdempotencyKey: req.GetIdempotencyKey(), Caller: arbiter.CallerKind(req.GetCaller()),
+	}
+	var d decision.Request
+	callerFromIdentity(ctx, &d)
+	if _, ok := access.FromContext(ctx); ok {
+		r.Caller, r.Territories = d.Caller, d.Territories
+	}
+	return r
+}
+
+var reservationStates = [...]nbapb.ReservationState{
+	contact.Reserved: nbapb.ReservationState_RESERVATION_STATE_RESERVED,
+	contact.Sent:     nbapb.ReservationState_RESERVATION_STATE_SENT,
+	contact.Released: nbapb.ReservationState_RESERVATION_STATE_RELEASED,
+}
+
+func checkSendResponse(r *decision.SendResult) *nbapb.CheckSendResponse {
+	out := &nbapb.CheckSendResponse{
+		Allowed: r.Allowed, EarliestAllowedAt: ts(r.EarliestAllowed), DecisionId: r.DecisionID,
+		DefinitionsVersion: r.DefinitionsVersion, PlannedAt: ts(r.At), ActionId: r.Action.ID,
+	}
+	for _, b := range r.Blocks {
+		out.Blocks = append(out.Blocks, &nbapb.Suppression{ActionId: r.Action.ID, Reason: reasonCode(b.Reason),
+			Detail: b.Detail, ClearsAt: ts(b.ClearsAt)})
+	}
+	if v := r.Reservation; v != nil {
+		out.ReservationId, out.ReservationExpiresAt, out.ReservationExisting = v.ID, ts(v.ExpiresAt), v.Existing
+		if int(v.State) < len(reservationStates) {
+			out.ReservationState = reservationStates[v.State]
+		}
+	}
+	return out
+}
+
+// sendSlot is one item of a CheckSendBatch, from its arrival to its answer.
+type sendSlot struct {
+	index int64
+	req   *nbapb.CheckSendRequest
+	done  chan struct{}
+	item  *nbapb.CheckSendBatchResponse
+	err   error // ends the stream
+}
+
+// CheckSendBatch checks a campaign list, item by item, answering in order.
+// One goroutine reads items, at most batchAhead ahead of the one being
+// answered (the client is then held back by flow control); up to
+// batchConcurrency checks run at once.
+func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendBatchRequest, nbapb.CheckSendBatchResponse]) error {
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	slots := make(chan *sendSlot, batchAhead)
+	sem := make(chan struct{}, batchConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	errIdle := status.Errorf(codes.DeadlineExceeded, "no item arrived for %s: the stream is closed; send the rest again on a new stream", s.sendIdle)
+	go func() {
+		defer close(slots)
+		for i := int64(0); ; i++ {
+			if i >= s.sendMaxItems {
+				cancel(status.Errorf(codes.ResourceExhausted, "a stream takes at most %d items: send the rest on a new stream", s.sendMaxItems))
+				return
+			}
+			idle := time.AfterFunc(s.sendIdle, func() { cancel(errIdle) })
+			in, err := stream.Recv()
+			idle.Stop()
+			if err != nil {
+				if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+					cancel(err)
+				}
+				return
+			}
+			slot := &sendSlot{index: i, req: in.GetCheck(), done: make(chan struct{})}
+			select {
+			case slots <- slot:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				close(slot.done)
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				defer close(slot.done)
+				s.checkSendItem(ctx, slot)
+			}()
+		}
+	}()
+	for slot := range slots {
+		select {
+		case <-slot.done:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if slot.err != nil {
+			cancel(slot.err)
+			return toStatus(ctx, s.log, slot.err)
+		}
+		if err := stream.Send(slot.item); err != nil {
+			cancel(err)
+			return err
+		}
+		slot.item = nil
+	}
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		if _, ok := status.FromError(cause); ok {
+			return cause
+		}
+		return toStatus(ctx, s.log, cause)
+	}
+	return nil
+}
+
+// checkSendItem checks one item into slot. Errors of the item's own (bad
+// input, an unknown recipient) become item errors; others end the stream.
+func (s *Server) checkSendItem(ctx context.Context, slot *sendSlot) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "panic in a batch send check", "panic_type", typeName(p), "stack", string(debug.Stack()))
+			slot.err = fmt.Errorf("check send batch: %w", errPanic)
+		}
+	}()
+	req := slot.req
+	item := &nbapb.CheckSendBatchResponse{Index: slot.index, HcpId: req.GetHcpId(), IdempotencyKey: req.GetIdempotencyKey()}
+	slot.item = item
+	if req == nil {
+		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: "check: required"}
+		return
+	}
+	if err := validateCheckSend(req); err != nil {
+		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		return
+	}
+	res, err := s.sender.CheckSend(ctx, sendRequest(ctx, req))
+	var inv *arbiter.InvalidError
+	switch {
+	case err == nil:
+		item.Result = checkSendResponse(res)
+	case errors.As(err, &inv):
+		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: inv.Error()}
+	case errors.Is(err, arbiter.ErrNotFound):
+		item.Error = &nbapb.ItemError{Code: int32(codes.NotFound), Message: "not found"}
+	default:
+		slot.err = err
+	}
+}
