@@ -20,6 +20,9 @@ func eventCmd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&ev.Topic, "topic", "", "content `topic`")
 	fs.StringVar(&ev.ActionID, "action", "", "action `id`")
 	fs.StringVar(&ev.DecisionID, "decision", "", "the decision `id` this outcome follows")
+	fs.StringVar(&ev.MessageID, "message", "", "the sender's message `id`: a sent and a delivered event with the same one are one touch")
+	fs.StringVar(&ev.ReservationID, "reservation", "", "the CheckSend reservation `id` this send used")
+	enumVar(fs, &ev.Purpose, "purpose", arbiter.ParsePurpose, "why the recipient was contacted: promotional, medical or service (default: the action's)")
 	timeVar(fs, &ev.OccurredAt, "at", "when it happened (default: now)")
 	if err := parseFlags(fs, args, "id", "hcp", "type", "channel"); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -62,14 +63,17 @@ func parseFlags(fs *flag.FlagSet, args []string, required ...string) error {
 
 // connFlags are the flags every command that calls the server has.
 type connFlags struct {
-	addr    string
-	timeout time.Duration
+	addr      string
+	timeout   time.Duration
+	tokenFile string
+	token     string // $ARBITER_TOKEN
 }
 
 func addConnFlags(fs *flag.FlagSet, e *env) *connFlags {
-	c := &connFlags{}
+	c := &connFlags{token: e.getenv("ARBITER_TOKEN")}
 	addrVar(fs, e, &c.addr)
 	fs.DurationVar(&c.timeout, "timeout", client.DefaultTimeout, "per-call timeout")
+	fs.StringVar(&c.tokenFile, "token-file", "", "send the bearer token in this `file` (or set $ARBITER_TOKEN); sent over plaintext only to a loopback address")
 	return c
 }
 
@@ -83,7 +87,19 @@ func addrVar(fs *flag.FlagSet, e *env, p *string) {
 }
 
 func (c *connFlags) dial() (*client.Client, error) {
-	return client.Dial(c.addr, client.WithTimeout(c.timeout))
+	opts := []client.Option{client.WithTimeout(c.timeout)}
+	token := c.token
+	if c.tokenFile != "" {
+		data, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
+	}
+	return client.Dial(c.addr, opts...)
 }
 
 // named is an arbiter enum: a small number with a name.

@@ -49,6 +49,9 @@ var commands = []command{
 	{name: "decide", summary: "rank the next best actions for one HCP", run: decideCmd},
 	{name: "batch", summary: "decide for a list of HCPs (DecideBatch), e.g. before a send", run: batchCmd},
 	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
+	{name: "campaign", summary: "pre-send checks for a campaign list", subs: []command{
+		{name: "check", summary: "check (and with -reserve book) every recipient of a CSV or JSON Lines list", run: campaignCheckCmd},
+	}},
 	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},
 		{name: "get", summary: "show an HCP's current consent", run: consentGetCmd},
