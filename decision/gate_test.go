@@ -15,7 +15,7 @@ import (
 
 // reasonQuietHours is a new reason, declared by the toy gate's own file as
 // a real gate declares its reasons (the API would add one enum line).
-const reasonQuietHours Reason = "quiet_hours"
+const reasonQuietHours Reason = "toy_night_sms"
 
 // quietHoursGate is a toy gate: SMS is held back from 22:00 to 08:00 UTC,
 // a block that clears at 08:00.

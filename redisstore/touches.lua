@@ -46,6 +46,12 @@ local function tl_counts(e, now)
   return e.st == 's' or (e.st == 'r' and e.exp > now)
 end
 
+-- tl_bit reports whether bit k of mask is set (arithmetic: the bit library
+-- is not in every Lua that speaks Redis's script API).
+local function tl_bit(mask, k)
+  return math.floor(mask / 2 ^ k) % 2 == 1
+end
+
 -- tl_full reports whether the limit from, to, max, chmask, pumask has no
 -- room at now (contact.Limit.Full): the window reaches the horizon, or
 -- max touches match. Purpose 0 (unknown) matches every purpose.
@@ -56,8 +62,8 @@ local function tl_full(horizon, es, now, from, to, max, chmask, pumask)
   local n = 0
   for _, e in ipairs(es) do
     if e.at >= from and e.at <= to and tl_counts(e, now)
-      and (chmask == 0 or bit.band(chmask, bit.lshift(1, e.ch)) ~= 0)
-      and (pumask == 0 or e.pu == 0 or bit.band(pumask, bit.lshift(1, e.pu)) ~= 0) then
+      and (chmask == 0 or tl_bit(chmask, e.ch))
+      and (pumask == 0 or e.pu == 0 or tl_bit(pumask, e.pu)) then
       n = n + 1
       if n >= max then
         return true
