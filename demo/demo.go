@@ -15,6 +15,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -130,7 +131,7 @@ func HCP(i int, now time.Time) recipient.ImportItem {
 	}
 
 	return recipient.ImportItem{
-		Profile: p, Counters: c, Consent: consents(r, i, p, now),
+		Profile: p, Counters: c, Consent: consents(r, i, p, now), Touches: touches(i, p, now),
 		// One HCP in fifty has no completeness marker: consent never
 		// loaded from the CRM, so nothing may be sent to them.
 		ConsentComplete: i%50 != 0,
@@ -193,3 +194,54 @@ func consents(r *rand.Rand, i int, p recipient.Profile, now time.Time) []consent
 }
 
 func round1(v float64) float64 { return float64(int(v*10+0.5)) / 10 }
+
+// touchMix is, per persona, how many touches the last four weeks held and
+// on which channels and purposes.
+var touchMix = map[string]struct {
+	min, max int
+	kinds    []weighted[touchKind]
+}{
+	"digital_savvy": {6, 14, []weighted[touchKind]{
+		{touchKind{arbiter.Email, arbiter.Promotional}, 50}, {touchKind{arbiter.Email, arbiter.Medical}, 15},
+		{touchKind{arbiter.Push, arbiter.Promotional}, 10}, {touchKind{arbiter.RemoteVisit, arbiter.Promotional}, 10},
+		{touchKind{arbiter.SMS, arbiter.Service}, 5}, {touchKind{arbiter.Webinar, arbiter.Medical}, 10}}},
+	"traditional": {2, 7, []weighted[touchKind]{
+		{touchKind{arbiter.RepVisit, arbiter.Promotional}, 60}, {touchKind{arbiter.Email, arbiter.Promotional}, 25},
+		{touchKind{arbiter.DirectMail, arbiter.Promotional}, 15}}},
+	"scientific_first": {4, 10, []weighted[touchKind]{
+		{touchKind{arbiter.Webinar, arbiter.Medical}, 30}, {touchKind{arbiter.MSLMeeting, arbiter.Medical}, 20},
+		{touchKind{arbiter.Email, arbiter.Medical}, 30}, {touchKind{arbiter.Email, arbiter.Promotional}, 20}}},
+	"low_engagement": {1, 4, []weighted[touchKind]{{touchKind{arbiter.Email, arbiter.Promotional}, 100}}},
+}
+
+type touchKind struct {
+	ch arbiter.Channel
+	pu arbiter.Purpose
+}
+
+// touches is the i-th demo HCP's contact history over the last four weeks:
+// sends, visits and meetings in the HCP's working hours, as a CRM export
+// would hold them. It draws from a random stream of its own, so that the
+// rest of the demo data is as it was before touches existed.
+func touches(i int, p recipient.Profile, now time.Time) []contact.Touch {
+	r := rand.New(rand.NewPCG(uint64(i), 0x546f756368657321))
+	mix := touchMix[p.Segment]
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	n := mix.min + r.IntN(mix.max-mix.min+1)
+	out := make([]contact.Touch, 0, n)
+	brand := brands[p.Specialty]
+	for k := range n {
+		kind := pick(r, mix.kinds)
+		day := now.In(loc).AddDate(0, 0, -1-r.IntN(28))
+		at := time.Date(day.Year(), day.Month(), day.Day(), 9+r.IntN(8), r.IntN(60), 0, 0, loc).UTC()
+		t := contact.Touch{At: at, Channel: kind.ch, Purpose: kind.pu, Topic: brand, State: contact.Sent}
+		if kind.ch == arbiter.Email || kind.ch == arbiter.SMS || kind.ch == arbiter.Push {
+			t.MessageID = fmt.Sprintf("msg-%06d-%02d", i, k)
+		}
+		out = append(out, t)
+	}
+	return out
+}

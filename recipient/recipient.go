@@ -100,6 +100,11 @@ type ImportItem struct {
 	// from the source system: the completeness marker is written.
 	ConsentComplete bool
 	CapturedBy      string
+	// Touches are past contacts from the source system (sent touches: the
+	// CRM's calls and sends), added to the recipient's touch ledger. A
+	// touch already in the ledger is not added again, so re-running an
+	// import adds nothing.
+	Touches []contact.Touch
 }
 
 // DecayFactor is how much a decayed value as of from has kept at to:

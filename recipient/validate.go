@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/contact"
 )
 
 // Limits on stored values. Topics and address references have the same
@@ -240,6 +241,12 @@ func (it *ImportItem) validate(inv *arbiter.InvalidError, name string, now time.
 	if len(it.Consent) > maxImportConsent {
 		inv.Add(join(name, "consents"), "must have at most 1000 records")
 	}
+	if len(it.Touches) > maxImportTouches {
+		inv.Add(join(name, "touches"), "must have at most 1000 touches")
+	}
+	for j := range it.Touches {
+		validateTouch(inv, join(name, "touches["+strconv.Itoa(j)+"]"), &it.Touches[j], now)
+	}
 	for j, r := range it.Consent {
 		if r.CapturedBy == "" {
 			r.CapturedBy = it.CapturedBy
@@ -321,4 +328,31 @@ func join(name, field string) string {
 		return field
 	}
 	return name + "." + field
+}
+
+// maxImportTouches bounds the touches of one imported recipient.
+const maxImportTouches = 1000
+
+// validateTouch checks an imported touch: a past contact that happened.
+func validateTouch(inv *arbiter.InvalidError, name string, t *contact.Touch, now time.Time) {
+	if !t.Channel.Valid() {
+		inv.Add(name+".channel", "must be a known channel")
+	}
+	if t.Purpose != arbiter.PurposeUnspecified && !t.Purpose.Valid() {
+		inv.Add(name+".purpose", "must be a known purpose")
+	}
+	switch {
+	case t.At.UnixMilli() <= 0:
+		inv.Add(name+".at", "is required and must be after 1970-01-01")
+	case t.At.After(now.Add(maxFuture)):
+		inv.Add(name+".at", "must not be in the future")
+	}
+	if t.State != contact.Sent || t.ReservationID != "" || !t.ExpiresAt.IsZero() {
+		inv.Add(name+".state", "an imported touch is a sent one, without a reservation")
+	}
+	for _, f := range []struct{ field, v string }{{"action_id", t.ActionID}, {"topic", t.Topic}, {"message_id", t.MessageID}} {
+		if !isRef(f.v, maxRefLen) {
+			inv.Add(name+"."+f.field, "must be at most 128 printable ASCII characters without '|'")
+		}
+	}
 }

@@ -24,7 +24,8 @@ const (
 // Import writes a bulk feed of HCPs (a CRM export, demo data): for each
 // item, its consent records, then its profile, and its counters when given
 // (stamped at the clock's now, replacing the stored counters; without them
-// the stored counters are kept). An HCP already present is replaced as by
+// the stored counters are kept), then its past touches, added to the touch
+// ledger unless already there. An HCP already present is replaced as by
 // UpsertProfile; its consent records are merged and ledgered by the consent
 // store.
 //
@@ -69,6 +70,7 @@ func (s *Store) Import(ctx context.Context, items []recipient.ImportItem) error 
 		clear(errs)
 		s.importConsent(ctx, batch, errs)
 		s.importProfiles(ctx, batch, errs, now)
+		s.importTouches(ctx, batch, errs, now)
 		for i, err := range errs {
 			if err != nil {
 				return fmt.Errorf("redisstore: import: items[%d]: %w", start+i, err)

@@ -29,6 +29,9 @@ var (
 	//go:embed release.lua
 	releaseSrc    string
 	releaseScript = redis.NewScript(touchesLib + releaseSrc)
+	//go:embed import_touches.lua
+	importTouchesSrc    string
+	importTouchesScript = redis.NewScript(touchesLib + importTouchesSrc)
 )
 
 // MaxClockSkew is the most the server's clock and Redis's may differ for a
@@ -253,4 +256,50 @@ func (s *Store) TouchBounds() contact.Bounds {
 // slack for planned times in the recent past and clock skew.
 func cutoff(now time.Time, b contact.Bounds) int64 {
 	return now.Add(-b.Retention - time.Hour).UnixMilli()
+}
+
+// importTouches adds the touches of the items of batch whose profile was
+// written (errs[i] == nil) to their ledgers, in one pipeline, and sets
+// errs[i] for those that fail.
+func (s *Store) importTouches(ctx context.Context, batch []recipient.ImportItem, errs []error, now time.Time) {
+	b := s.TouchBounds()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	args := make([][]any, len(batch))
+	for i := range batch {
+		it := &batch[i]
+		if errs[i] != nil || len(it.Touches) == 0 {
+			continue
+		}
+		a := make([]any, 0, 2+len(it.Touches))
+		a = append(a, cutoff(now, b), b.MaxTouches)
+		for j := range it.Touches {
+			a = append(a, encodeTouch(&it.Touches[j]))
+		}
+		args[i] = a
+		cmds[i] = importTouchesScript.EvalSha(ctx, pipe, []string{s.key(it.Profile.HCPID, suffixTouches)}, a...)
+	}
+	if pipe.Len() == 0 {
+		return
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	// The script cache may not have the script (the first import since a
+	// restart): send the source for the commands that missed it.
+	var retry redis.Pipeliner
+	for i, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			if retry == nil {
+				retry = s.rdb.Pipeline()
+			}
+			cmds[i] = importTouchesScript.Eval(ctx, retry, []string{s.key(batch[i].Profile.HCPID, suffixTouches)}, args[i]...)
+		}
+	}
+	if retry != nil {
+		_, _ = retry.Exec(ctx)
+	}
+	for i, c := range cmds {
+		if c != nil && c.Err() != nil {
+			errs[i] = fmt.Errorf("touches: %w", classify(c.Err()))
+		}
+	}
 }

@@ -386,3 +386,34 @@ func naiveFull(lim *contact.Limit, l *contact.Ledger, now time.Time) bool {
 	}
 	return n >= lim.Max
 }
+
+func TestImportTouches(t *testing.T) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
+		s, c := touchStore(t, b)
+		ctx := context.Background()
+		past := c.t.Add(-48 * time.Hour)
+		item := recipient.ImportItem{Profile: hcpProfile("hcp-2"), Touches: []contact.Touch{
+			{At: past, Channel: arbiter.RepVisit, Purpose: arbiter.Promotional, State: contact.Sent, ActionID: "visit"},
+			{At: past.Add(time.Hour), Channel: arbiter.Email, Purpose: arbiter.Medical, State: contact.Sent, MessageID: "m1"},
+		}}
+		for range 2 { // the second import adds nothing
+			if err := s.Import(ctx, []recipient.ImportItem{item}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l := touches(t, s, "hcp-2"); !reflect.DeepEqual(l, contact.Ledger{Touches: item.Touches}) {
+			t.Errorf("ledger after importing twice = %+v, want the two touches once", l)
+		}
+		// A touch that is not a past sent one is refused, naming it; nothing
+		// of the item is written.
+		bad := recipient.ImportItem{Profile: hcpProfile("hcp-3"), Touches: []contact.Touch{
+			{At: c.t.Add(time.Hour), Channel: arbiter.Email, State: contact.Sent}}}
+		var inv *arbiter.InvalidError
+		if err := s.Import(ctx, []recipient.ImportItem{bad}); !errors.As(err, &inv) || inv.Violations[0].Field != "items[0].touches[0].at" {
+			t.Errorf("a touch in the future: %v, want items[0].touches[0].at invalid", err)
+		}
+		if _, _, err := s.GetProfile(ctx, "hcp-3"); !errors.Is(err, arbiter.ErrNotFound) {
+			t.Errorf("the refused item's profile: %v, want not found", err)
+		}
+	})
+}

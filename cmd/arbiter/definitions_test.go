@@ -257,7 +257,8 @@ func TestDefinitionsServiceRPC(t *testing.T) {
 		t.Errorf("without -admin-rpc: %v, want Unimplemented", err)
 	}
 
-	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms")
+	// The demo set whole: with the demo's contact policy.
+	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-contact-policy", "../../contact/demo_policy.json")
 	conn, err = grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
