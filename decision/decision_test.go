@@ -11,6 +11,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/scoring"
@@ -325,14 +326,32 @@ func TestNoRecommendationWithoutConsentOrApproval(t *testing.T) {
 	}
 }
 
+// BenchmarkDecide decides for a demo HCP (with its four weeks of
+// touches), without a contact policy and with the demo's.
 func BenchmarkDecide(b *testing.B) {
-	for _, n := range []int{50, 77} {
-		b.Run(fmt.Sprint("candidates=", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		policy bool
+	}{{50, false}, {77, false}, {77, true}} {
+		name := fmt.Sprint("candidates=", bc.n)
+		if bc.policy {
+			name += "/contact-policy"
+		}
+		n := bc.n
+		b.Run(name, func(b *testing.B) {
 			item := demo.HCP(42, now)
 			snap := &recipient.State{Profile: item.Profile, Counters: *item.Counters,
-				Consent: consent.State{Complete: true, Records: item.Consent}}
+				Consent: consent.State{Complete: true, Records: item.Consent}, Touches: contact.Ledger{Touches: item.Touches}}
 			cat := catalog.Demo()
-			e, err := New(&snapshots{m: map[string]*recipient.State{"HCP-000042": snap}}, scoring.Demo(), cat, consent.DefaultPolicy())
+			var opts []Option
+			if bc.policy {
+				pol, err := contact.Parse(contact.DemoJSON())
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, WithContactPolicy(pol), WithClock(func() time.Time { return now }))
+			}
+			e, err := New(&snapshots{m: map[string]*recipient.State{"HCP-000042": snap}}, scoring.Demo(), cat, consent.DefaultPolicy(), opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -69,6 +69,9 @@ type contactMemo struct {
 	// when it allowed, and 2+i when it blocked with blocks[i].
 	seen   [numMemo][arbiter.NumChannels * arbiter.NumPurposes * 2]uint8
 	blocks []Block
+	// v is the verdict being asked for: here rather than a local, which
+	// would escape to the heap through the check function on every call.
+	v contact.Verdict
 }
 
 func (m *contactMemo) reset() {
@@ -101,8 +104,9 @@ func contactCheck(p *contact.Policy, in *GateInput, b *Block, gate int, reason R
 		*b = m.blocks[x-2]
 		return true
 	}
-	var v contact.Verdict
-	if !check(m.rules, s, &v) {
+	v := &m.v
+	*v = contact.Verdict{}
+	if !check(m.rules, s, v) {
 		m.seen[gate][k] = 1
 		return false
 	}
