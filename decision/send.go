@@ -131,9 +131,20 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 		}
 		if resID != "" {
 			if t := findReservation(st.Touches.Touches, resID); t != nil {
-				res.Allowed, res.Blocks, res.EarliestAllowed = true, nil, time.Time{}
-				res.Reservation = &Reservation{ID: resID, ExpiresAt: t.ExpiresAt, Existing: true, State: t.State}
-				return res, nil
+				switch {
+				case t.ActionID != a.ID:
+					return nil, &arbiter.PreconditionError{Subject: "idempotency_key",
+						Description: "was used for a reservation of another action; use a new key"}
+				case t.State == contact.Released:
+					return nil, &arbiter.PreconditionError{Subject: "idempotency_key",
+						Description: "its reservation was released; use a new key"}
+				case t.State == contact.Sent || t.Counts(now):
+					// A retry: the answer it had, without booking again.
+					res.Allowed, res.Blocks, res.EarliestAllowed = true, nil, time.Time{}
+					res.Reservation = &Reservation{ID: resID, ExpiresAt: t.ExpiresAt, Existing: true, State: t.State}
+					return res, nil
+				}
+				// Expired: it holds nothing; check again and book it again.
 			}
 		}
 		prof := &st.Profile

@@ -196,6 +196,21 @@ func TestCheckSendReserveRetries(t *testing.T) {
 	if len(b.bookings) != 3 || again.Reservation == nil || !again.Reservation.Existing || again.Reservation.ID != res.Reservation.ID {
 		t.Errorf("retry with the same key: %d bookings, reservation %+v; want the existing one, no new booking", len(b.bookings), again.Reservation)
 	}
+	// The same key for another action is a mistake, not a retry.
+	var pre *arbiter.PreconditionError
+	if _, err := e.CheckSend(context.Background(), SendRequest{HCPID: "HCP-1", ActionID: "email-medical", Reserve: true, IdempotencyKey: "k"}); !errors.As(err, &pre) || pre.Subject != "idempotency_key" {
+		t.Errorf("the key again for another action: %v, want a precondition failure on idempotency_key", err)
+	}
+	// Once the reservation expired it holds nothing: a retry checks and
+	// books again, under the same id.
+	st.Touches.Touches[len(st.Touches.Touches)-1].ExpiresAt = clock
+	again, err = e.CheckSend(context.Background(), SendRequest{HCPID: "HCP-1", ActionID: "email-ok", Reserve: true, IdempotencyKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.bookings) != 4 || again.Reservation == nil || again.Reservation.Existing || again.Reservation.ID != res.Reservation.ID {
+		t.Errorf("retry after expiry: %d bookings, reservation %+v; want a new booking of the same id", len(b.bookings), again.Reservation)
+	}
 }
 
 func TestCheckSendBadInput(t *testing.T) {

@@ -26,7 +26,8 @@
 -- ARGV[17] maximum touches
 --
 -- A touch event quoting a reservation turns that reservation into the sent
--- touch (also a released or expired one: the send happened); otherwise a
+-- touch (also a released or expired one: the send happened), replacing a
+-- touch of the same message id that a delivery reported first; otherwise a
 -- touch with the message id of a sent touch already in the ledger (the
 -- delivery of a send) adds nothing; otherwise the touch is added. Touches
 -- are kept as touches.lua says, which runs in front of this script.
@@ -196,6 +197,17 @@ if touch ~= '' then
           end
         end
         add = false
+        -- A delivery reported before this send added a touch of the same
+        -- message: the reservation is that touch now, so drop it.
+        if e.msg ~= '' then
+          local kept = {}
+          for _, o in ipairs(tes_) do
+            if o == e or not (o.msg == e.msg and o.st == 's' and o.res == '') then
+              kept[#kept + 1] = o
+            end
+          end
+          tes_ = kept
+        end
         break
       end
     end

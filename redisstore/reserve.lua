@@ -16,7 +16,8 @@
 -- then five per limit: from, to, max, channel mask, purpose mask
 --
 -- Returns {'booked'}; {'exists', state, expires ms} when the reservation id
--- is already in the ledger (a retry: nothing is booked twice); {'full', i}
+-- is already in the ledger (a retry: nothing is booked twice), unless it
+-- is a reservation that expired, which is booked again; {'full', i}
 -- for the first limit (1-based) without room; {'stale'} when consent or the
 -- profile changed since the check read them; {'skew', redis ms}.
 
@@ -39,9 +40,14 @@ if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
 local id = ARGV[3]
-for _, e in ipairs(es) do
+for i, e in ipairs(es) do
   if e.res == id then
-    return {'exists', e.st, tl_ms(e.exp)}
+    if e.st ~= 'r' or e.exp > now then
+      return {'exists', e.st, tl_ms(e.exp)}
+    end
+    -- The id's reservation expired: book it again, if there is room.
+    table.remove(es, i)
+    break
   end
 end
 local li = 0

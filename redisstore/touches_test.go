@@ -263,6 +263,24 @@ func TestReserveAndRelease(t *testing.T) {
 		if err := s.Release(ctx, "hcp-1", "r5", contact.DefaultBounds); !errors.As(err, &re) || re.State != "sent" {
 			t.Errorf("release a sent reservation: %v, want already sent", err)
 		}
+		// A reservation that expired is booked again under its id.
+		bk = book("r6", nil)
+		bk.Touch.ExpiresAt = now.Add(-time.Millisecond)
+		if r, err := s.Reserve(ctx, "hcp-1", bk); err != nil || r.Status != contact.Booked {
+			t.Fatalf("reserve r6 (expiring at once): %+v, %v", r, err)
+		}
+		if r, err := s.Reserve(ctx, "hcp-1", book("r6", nil)); err != nil || r.Status != contact.Booked {
+			t.Errorf("r6 again after it expired: %+v, %v; want booked again", r, err)
+		}
+		var n6 int
+		for _, u := range touches(t, s, "hcp-1").Touches {
+			if u.ReservationID == "r6" {
+				n6++
+			}
+		}
+		if n6 != 1 {
+			t.Errorf("%d entries of r6 in the ledger, want 1", n6)
+		}
 	})
 }
 

@@ -1522,8 +1522,10 @@ type CheckSendRequest struct {
 	// Book the touch when it is allowed.
 	Reserve bool `protobuf:"varint,6,opt,name=reserve,proto3" json:"reserve,omitempty"`
 	// Makes a reservation safe to retry: the same key, from the same caller
-	// for the same recipient, gives the same reservation, booked once. At
-	// most 128 printable ASCII characters.
+	// for the same recipient, gives the same reservation, booked once. A
+	// retry after the reservation expired checks and books it again; the
+	// key of a released reservation, or used for another action, is
+	// FAILED_PRECONDITION. At most 128 printable ASCII characters.
 	IdempotencyKey string     `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Caller         CallerKind `protobuf:"varint,8,opt,name=caller,proto3,enum=nba.v1.CallerKind" json:"caller,omitempty"`
 	unknownFields  protoimpl.UnknownFields
