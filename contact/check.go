@@ -173,43 +173,127 @@ func msOrZero(ms int64) time.Time {
 // CheckCaps reports whether a cap of r blocks s at t, given the ledger as
 // of now; v gets the blocking cap that clears last.
 func (r *Rules) CheckCaps(s Send, t, now time.Time, l *Ledger, zones []*time.Location, v *Verdict) bool {
+	return r.checkCaps(nil, s, t, now, l, zones, v)
+}
+
+// Memo keeps, for one decision (one ledger, time and set of zones), what
+// the checks work out that does not depend on the send: each cap's count,
+// each gap's latest touch, each channel's quiet hours. A decision asks
+// about many candidates; most share them. The zero Memo is empty; Reset
+// empties it for another decision, keeping its buffers.
+type Memo struct {
+	caps  []capMemo
+	gaps  []gapMemo
+	quiet [arbiter.NumChannels]quietMemo
+}
+
+type capMemo struct {
+	done, blocked, truncated bool
+	clears                   int64
+	count                    int
+}
+
+type gapMemo struct {
+	done, truncated bool
+	last            int64 // -1<<62: none
+}
+
+type quietMemo struct {
+	done, blocked bool
+	v             Verdict
+}
+
+// Reset empties m.
+func (m *Memo) Reset() {
+	*m = Memo{caps: m.caps[:0], gaps: m.gaps[:0]}
+}
+
+// Caps is CheckCaps, remembering in m what does not depend on s.
+func (m *Memo) Caps(r *Rules, s Send, t, now time.Time, l *Ledger, zones []*time.Location, v *Verdict) bool {
+	return r.checkCaps(m, s, t, now, l, zones, v)
+}
+
+// Gaps is CheckGaps, remembering in m what does not depend on s.
+func (m *Memo) Gaps(r *Rules, s Send, t, now time.Time, l *Ledger, v *Verdict) bool {
+	return r.checkGaps(m, s, t, now, l, v)
+}
+
+// Quiet is CheckQuiet, remembering each channel's answer in m.
+func (m *Memo) Quiet(r *Rules, s Send, t time.Time, zones []*time.Location, v *Verdict) bool {
+	if s.Critical || len(r.Quiet) == 0 {
+		return false
+	}
+	q := &m.quiet[s.Channel]
+	if !q.done {
+		q.done = true
+		q.blocked = r.CheckQuiet(Send{Channel: s.Channel}, t, zones, &q.v)
+	}
+	if q.blocked {
+		*v = q.v
+	}
+	return q.blocked
+}
+
+func (r *Rules) checkCaps(m *Memo, s Send, t, now time.Time, l *Ledger, zones []*time.Location, v *Verdict) bool {
 	if s.Critical {
 		return false
 	}
-	ms, blocked := t.UnixMilli(), false
+	if m != nil && len(m.caps) != len(r.Caps) {
+		m.caps = append(m.caps[:0], make([]capMemo, len(r.Caps))...)
+	}
+	blocked := false
 	for i := range r.Caps {
 		c := &r.Caps[i]
 		if !c.Filter.Matches(s.Channel, s.Purpose) {
 			continue
 		}
-		lo, hi, next := c.window(ms, t, zones)
-		lim := Limit{Filter: c.Filter, From: lo, To: hi, Max: c.Max}
-		var clears int64
-		var count int
-		truncated := l.unproven(lo)
-		switch {
-		case truncated && c.Period == Rolling:
-			clears = l.clearsAfterHorizon(c.Window.Milliseconds())
-		case truncated && !l.Unreadable:
-			clears = next
-		default:
-			if count = lim.Count(l, now); count < c.Max {
-				continue
-			}
-			if c.Period == Rolling {
-				clears = lim.kth(l, now, count-c.Max) + c.Window.Milliseconds()
-			} else {
-				clears = next
+		var cm capMemo
+		if m != nil && m.caps[i].done {
+			cm = m.caps[i]
+		} else {
+			cm = r.capAt(i, t, now, l, zones)
+			if m != nil {
+				m.caps[i] = cm
 			}
 		}
+		if !cm.blocked {
+			continue
+		}
 		// Keep the block that clears last; one that never clears wins.
-		if !blocked || !v.ClearsAt.IsZero() && (clears == 0 || clears > v.ClearsAt.UnixMilli()) {
-			*v = Verdict{Kind: KindCap, RuleID: c.ID, ClearsAt: msOrZero(clears), Count: count, Max: c.Max,
-				Period: c.Period, Window: c.Window, Truncated: truncated, Zone: oneZone(zones)}
+		if !blocked || !v.ClearsAt.IsZero() && (cm.clears == 0 || cm.clears > v.ClearsAt.UnixMilli()) {
+			*v = Verdict{Kind: KindCap, RuleID: c.ID, ClearsAt: msOrZero(cm.clears), Count: cm.count, Max: c.Max,
+				Period: c.Period, Window: c.Window, Truncated: cm.truncated, Zone: oneZone(zones)}
 		}
 		blocked = true
 	}
 	return blocked
+}
+
+// capAt works cap i out at t: whether it is reached, and when it clears.
+func (r *Rules) capAt(i int, t, now time.Time, l *Ledger, zones []*time.Location) capMemo {
+	c := &r.Caps[i]
+	lo, hi, next := c.window(t.UnixMilli(), t, zones)
+	lim := Limit{Filter: c.Filter, From: lo, To: hi, Max: c.Max}
+	cm := capMemo{done: true, truncated: l.unproven(lo)}
+	switch {
+	case cm.truncated && c.Period == Rolling:
+		cm.blocked, cm.clears = true, l.clearsAfterHorizon(c.Window.Milliseconds())
+	case cm.truncated && !l.Unreadable:
+		cm.blocked, cm.clears = true, next
+	case cm.truncated:
+		cm.blocked = true
+	default:
+		if cm.count = lim.Count(l, now); cm.count < c.Max {
+			return cm
+		}
+		cm.blocked = true
+		if c.Period == Rolling {
+			cm.clears = lim.kth(l, now, cm.count-c.Max) + c.Window.Milliseconds()
+		} else {
+			cm.clears = next
+		}
+	}
+	return cm
 }
 
 // kth returns the time (ms) of the k-th (from 0) earliest touch counted by lim.
@@ -229,41 +313,70 @@ func (lim *Limit) kth(l *Ledger, now time.Time, k int) int64 {
 // CheckGaps reports whether a gap of r blocks s at t; v gets the one that
 // clears last.
 func (r *Rules) CheckGaps(s Send, t, now time.Time, l *Ledger, v *Verdict) bool {
+	return r.checkGaps(nil, s, t, now, l, v)
+}
+
+const noTouch = int64(-1 << 62)
+
+func (r *Rules) checkGaps(m *Memo, s Send, t, now time.Time, l *Ledger, v *Verdict) bool {
 	if s.Critical {
 		return false
 	}
-	ms, blocked := t.UnixMilli(), false
+	if l.Unreadable {
+		for i := range r.Gaps {
+			if g := &r.Gaps[i]; g.Filter.Matches(s.Channel, s.Purpose) {
+				*v = Verdict{Kind: KindGap, RuleID: g.ID, Min: g.Min, Truncated: true}
+				return true
+			}
+		}
+		return false
+	}
+	if m != nil && len(m.gaps) != len(r.Gaps) {
+		m.gaps = append(m.gaps[:0], make([]gapMemo, len(r.Gaps))...)
+	}
+	blocked := false
 	for i := range r.Gaps {
 		g := &r.Gaps[i]
 		if !g.Filter.Matches(s.Channel, s.Purpose) {
 			continue
 		}
-		d := g.Min.Milliseconds()
-		lo, hi := ms-d+1, ms+d-1
-		truncated := l.unproven(lo)
-		last := int64(-1 << 62)
-		if truncated {
-			last = l.Horizon.UnixMilli()
-		}
-		if l.Unreadable {
-			*v = Verdict{Kind: KindGap, RuleID: g.ID, Min: g.Min, Truncated: true}
-			return true
-		}
-		for j := range l.Touches {
-			u := &l.Touches[j]
-			if at := u.At.UnixMilli(); at >= lo && at <= hi && g.Filter.Matches(u.Channel, u.Purpose) && u.Counts(now) {
-				last = max(last, at)
+		var gm gapMemo
+		if m != nil && m.gaps[i].done {
+			gm = m.gaps[i]
+		} else {
+			gm = r.gapAt(i, t, now, l)
+			if m != nil {
+				m.gaps[i] = gm
 			}
 		}
-		if last == -1<<62 {
+		if gm.last == noTouch {
 			continue
 		}
-		if clears := last + d; !blocked || clears > v.ClearsAt.UnixMilli() {
-			*v = Verdict{Kind: KindGap, RuleID: g.ID, ClearsAt: time.UnixMilli(clears).UTC(), Min: g.Min, Truncated: truncated}
+		if clears := gm.last + g.Min.Milliseconds(); !blocked || clears > v.ClearsAt.UnixMilli() {
+			*v = Verdict{Kind: KindGap, RuleID: g.ID, ClearsAt: time.UnixMilli(clears).UTC(), Min: g.Min, Truncated: gm.truncated}
 		}
 		blocked = true
 	}
 	return blocked
+}
+
+// gapAt works gap i out at t: the latest matching touch within the gap
+// (or the horizon, when the gap reaches past it).
+func (r *Rules) gapAt(i int, t, now time.Time, l *Ledger) gapMemo {
+	g := &r.Gaps[i]
+	ms, d := t.UnixMilli(), g.Min.Milliseconds()
+	lo, hi := ms-d+1, ms+d-1
+	gm := gapMemo{done: true, truncated: l.unproven(lo), last: noTouch}
+	if gm.truncated {
+		gm.last = l.Horizon.UnixMilli()
+	}
+	for j := range l.Touches {
+		u := &l.Touches[j]
+		if at := u.At.UnixMilli(); at >= lo && at <= hi && g.Filter.Matches(u.Channel, u.Purpose) && u.Counts(now) {
+			gm.last = max(gm.last, at)
+		}
+	}
+	return gm
 }
 
 // CheckQuiet reports whether quiet hours or a weekday of r block s at t in

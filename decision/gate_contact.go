@@ -35,19 +35,19 @@ func (quietGate) Reasons() []Reason     { return []Reason{QuietHours} }
 
 func (g capGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoCap, FrequencyCap, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return r.CheckCaps(s, in.At, in.Now, &in.State.Touches, in.contact.zones, v)
+		return in.contact.memo.Caps(r, s, in.At, in.Now, &in.State.Touches, in.contact.zones, v)
 	})
 }
 
 func (g policyGapGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoGap, MinGap, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return r.CheckGaps(s, in.At, in.Now, &in.State.Touches, v)
+		return in.contact.memo.Gaps(r, s, in.At, in.Now, &in.State.Touches, v)
 	})
 }
 
 func (g quietGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoQuiet, QuietHours, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return r.CheckQuiet(s, in.At, in.contact.zones, v)
+		return in.contact.memo.Quiet(r, s, in.At, in.contact.zones, v)
 	})
 }
 
@@ -72,12 +72,17 @@ type contactMemo struct {
 	// v is the verdict being asked for: here rather than a local, which
 	// would escape to the heap through the check function on every call.
 	v contact.Verdict
+	// memo is the contact policy's own: each cap's count, each gap's
+	// latest touch, each channel's quiet hours, worked out once.
+	memo contact.Memo
 }
 
 func (m *contactMemo) reset() {
 	blocks := m.blocks[:0]
 	clear(m.blocks)
-	*m = contactMemo{blocks: blocks}
+	memo := m.memo
+	memo.Reset()
+	*m = contactMemo{blocks: blocks, memo: memo}
 }
 
 func contactCheck(p *contact.Policy, in *GateInput, b *Block, gate int, reason Reason,
