@@ -218,10 +218,14 @@ func (m *Memo) Gaps(r *Rules, s Send, t, now time.Time, l *Ledger, v *Verdict) b
 	return r.checkGaps(m, s, t, now, l, v)
 }
 
-// Quiet is CheckQuiet, remembering each channel's answer in m.
+// Quiet is CheckQuiet, remembering each channel's answer in m. A nil
+// Memo (as for Caps and Gaps) remembers nothing.
 func (m *Memo) Quiet(r *Rules, s Send, t time.Time, zones []*time.Location, v *Verdict) bool {
 	if s.Critical || len(r.Quiet) == 0 {
 		return false
+	}
+	if m == nil {
+		return r.CheckQuiet(s, t, zones, v)
 	}
 	q := &m.quiet[s.Channel]
 	if !q.done {

@@ -131,12 +131,13 @@ func (p *Policy) For(market string, audience arbiter.Audience) *Rules {
 var noRules Rules
 
 // Zones returns the zones a recipient's local time is counted in: its own
-// (tz, when it names a zone), else every zone of its market. None: the
+// (tz, when it names a zone), else every zone of its market. The list is
+// shared and must not be modified. None: the
 // recipient's time is unknown, and quiet hours and calendar caps hold.
 func (p *Policy) Zones(market, tz string) []*time.Location {
 	if tz != "" {
-		if loc := loadZone(tz); loc != nil {
-			return []*time.Location{loc}
+		if zs := loadZones(tz); zs != nil {
+			return zs
 		}
 	}
 	if p == nil {
@@ -148,18 +149,28 @@ func (p *Policy) Zones(market, tz string) []*time.Location {
 // loadZone returns the named zone, from a process-wide cache: a decision
 // must not read the zone database.
 func loadZone(name string) *time.Location {
+	if zs := loadZones(name); zs != nil {
+		return zs[0]
+	}
+	return nil
+}
+
+// loadZones is loadZone as a one-zone list, shared and read-only (the
+// form Zones returns, without an allocation per decision).
+func loadZones(name string) []*time.Location {
 	if v, ok := zoneCache.Load(name); ok {
-		return v.(*time.Location)
+		return v.([]*time.Location)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil || name == "Local" {
 		return nil
 	}
+	zs := []*time.Location{loc}
 	if n := zoneCount.Add(1); n > maxCachedZones {
-		return loc // a flood of odd names: answer, but keep no more
+		return zs // a flood of odd names: answer, but keep no more
 	}
-	zoneCache.Store(name, loc)
-	return loc
+	zoneCache.Store(name, zs)
+	return zs
 }
 
 // The policy file's JSON.

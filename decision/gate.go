@@ -5,6 +5,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -51,9 +52,16 @@ type GateInput struct {
 	// market, looked up by the consent gate at its first candidate and
 	// kept for the decision's others (nil until then).
 	marketDefaults *consent.MarketDefaults
-	// contact is the contact policy gates' memo for this decision (nil
-	// until the first of them runs).
+	// contact is the contact policy gates' memo for this decision (Decide
+	// only; nil for checks of one candidate).
 	contact *contactMemo
+	// contactRules and contactZones are the recipient's contact rules and
+	// zones, looked up by the first contact gate (nil until then).
+	contactRules *contact.Rules
+	contactZones []*time.Location
+	// verdict is the contact gates' answer being worked out: here rather
+	// than a local, which would escape to the heap through the check.
+	verdict contact.Verdict
 }
 
 // Block is why a gate holds a candidate back.

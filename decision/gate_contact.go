@@ -1,8 +1,6 @@
 package decision
 
 import (
-	"time"
-
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/contact"
 )
@@ -35,19 +33,19 @@ func (quietGate) Reasons() []Reason     { return []Reason{QuietHours} }
 
 func (g capGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoCap, FrequencyCap, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return in.contact.memo.Caps(r, s, in.At, in.Now, &in.State.Touches, in.contact.zones, v)
+		return in.contactMemo().Caps(r, s, in.At, in.Now, &in.State.Touches, in.contactZones, v)
 	})
 }
 
 func (g policyGapGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoGap, MinGap, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return in.contact.memo.Gaps(r, s, in.At, in.Now, &in.State.Touches, v)
+		return in.contactMemo().Gaps(r, s, in.At, in.Now, &in.State.Touches, v)
 	})
 }
 
 func (g quietGate) Check(in *GateInput, b *Block) bool {
 	return contactCheck(g.policy, in, b, memoQuiet, QuietHours, func(r *contact.Rules, s contact.Send, v *contact.Verdict) bool {
-		return in.contact.memo.Quiet(r, s, in.At, in.contact.zones, v)
+		return in.contactMemo().Quiet(r, s, in.At, in.contactZones, v)
 	})
 }
 
@@ -58,23 +56,16 @@ const (
 	numMemo
 )
 
-// contactMemo is what a decision knows of its recipient's contact policy:
-// the rules and zones (looked up at the first candidate), and each
-// contact gate's answer per channel, purpose and criticality so far.
+// contactMemo is a decision's memo of the contact gates' answers: each
+// gate's per channel, purpose and criticality, and the policy's own
+// (contact.Memo). Decide keeps one in its scratch; a check of one
+// candidate (CheckAll, CheckSend) has none and asks the policy directly.
 type contactMemo struct {
-	ready bool
-	rules *contact.Rules
-	zones []*time.Location
 	// seen[g][k] is 0 while gate g has not answered for combination k, 1
 	// when it allowed, and 2+i when it blocked with blocks[i].
 	seen   [numMemo][arbiter.NumChannels * arbiter.NumPurposes * 2]uint8
 	blocks []Block
-	// v is the verdict being asked for: here rather than a local, which
-	// would escape to the heap through the check function on every call.
-	v contact.Verdict
-	// memo is the contact policy's own: each cap's count, each gap's
-	// latest touch, each channel's quiet hours, worked out once.
-	memo contact.Memo
+	memo   contact.Memo
 }
 
 func (m *contactMemo) reset() {
@@ -85,38 +76,46 @@ func (m *contactMemo) reset() {
 	*m = contactMemo{blocks: blocks, memo: memo}
 }
 
+// contactMemo returns the policy's memo, nil without one.
+func (in *GateInput) contactMemo() *contact.Memo {
+	if in.contact == nil {
+		return nil
+	}
+	return &in.contact.memo
+}
+
 func contactCheck(p *contact.Policy, in *GateInput, b *Block, gate int, reason Reason,
 	check func(*contact.Rules, contact.Send, *contact.Verdict) bool) bool {
-	m := in.contact
-	if m == nil {
-		in.contact = &contactMemo{}
-		m = in.contact
-	}
-	if !m.ready {
+	if in.contactRules == nil {
 		prof := &in.State.Profile
-		m.rules, m.zones, m.ready = p.For(prof.Market, prof.Audience), p.Zones(prof.Market, prof.TimeZone), true
+		in.contactRules, in.contactZones = p.For(prof.Market, prof.Audience), p.Zones(prof.Market, prof.TimeZone)
 	}
-	if m.rules.Empty() {
+	if in.contactRules.Empty() {
 		return false
 	}
 	a := in.Action
 	s := contact.Send{Channel: a.Channel, Purpose: a.Purpose, Critical: a.Critical}
+	m := in.contact
 	k := (int(a.Channel)*arbiter.NumPurposes+int(a.Purpose))*2 + b2i(a.Critical)
-	switch x := m.seen[gate][k]; {
-	case x == 1:
-		return false
-	case x >= 2:
-		*b = m.blocks[x-2]
-		return true
+	if m != nil {
+		switch x := m.seen[gate][k]; {
+		case x == 1:
+			return false
+		case x >= 2:
+			*b = m.blocks[x-2]
+			return true
+		}
 	}
-	v := &m.v
+	v := &in.verdict
 	*v = contact.Verdict{}
-	if !check(m.rules, s, v) {
-		m.seen[gate][k] = 1
+	if !check(in.contactRules, s, v) {
+		if m != nil {
+			m.seen[gate][k] = 1
+		}
 		return false
 	}
 	*b = Block{Reason: reason, ClearsAt: v.ClearsAt, Detail: detail(in, func() string { return v.Describe(a.Channel, a.Purpose) })}
-	if len(m.blocks) < 250 {
+	if m != nil && len(m.blocks) < 250 {
 		m.blocks = append(m.blocks, *b)
 		m.seen[gate][k] = uint8(len(m.blocks) + 1)
 	}

@@ -207,7 +207,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 
 // blocksAt returns every gate's block of in.Action at t.
 func (e *Engine) blocksAt(in *GateInput, t time.Time) []Block {
-	in.At, in.contact, in.marketDefaults = t, nil, nil
+	in.At = t
 	var out []Block
 	for _, g := range e.gates {
 		var b Block

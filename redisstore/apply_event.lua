@@ -186,7 +186,7 @@ if #sets > 0 then
   redis.call('HSET', p, unpack(sets))
 end
 if touch ~= '' then
-  local msg, res, add = ARGV[14], ARGV[15], true
+  local msg, res, add, changed = ARGV[14], ARGV[15], true, false
   if res ~= '' then
     for _, e in ipairs(tes_) do
       if e.res == res then
@@ -195,6 +195,7 @@ if touch ~= '' then
           if e.msg == '' then
             e.msg = msg
           end
+          changed = true
         end
         add = false
         -- A delivery reported before this send added a touch of the same
@@ -206,6 +207,7 @@ if touch ~= '' then
               kept[#kept + 1] = o
             end
           end
+          changed = changed or #kept ~= #tes_
           tes_ = kept
         end
         break
@@ -221,12 +223,10 @@ if touch ~= '' then
     end
   end
   if add then
-    local at, st, ch, pu, exp, r, m, rest =
-      string.match(touch, '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
-    tes_[#tes_ + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu),
-      exp = tonumber(exp), res = r, msg = m, rest = rest}
+    tl_add(KEYS[4], th, tes_, tl_parse(touch), touch, tonumber(ARGV[16]), tonumber(ARGV[17]))
+  elseif changed then
+    tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]))
   end
-  tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]))
 end
 redis.call('LPUSH', hist, ARGV[11])
 redis.call('LTRIM', hist, 0, tonumber(ARGV[12]) - 1)

@@ -35,12 +35,22 @@ type loader struct {
 }
 
 // loadCall is one Load waiting for a batch: the read plan's commands for
-// one recipient.
+// one recipient; or, when eval is set, one script call (a booking) that
+// travels in the same batches.
 type loadCall struct {
 	store *Store
 	id    string
 	cmds  [planSize]redis.Cmder
+	eval  *evalCall
 	done  chan struct{}
+}
+
+// evalCall is a script call sent in a batch (loader.eval).
+type evalCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
 }
 
 var loadCalls = sync.Pool{New: func() any { return &loadCall{done: make(chan struct{}, 1)} }}
@@ -91,6 +101,35 @@ func (l *loader) load(ctx context.Context, s *Store, id string, at time.Time) (*
 	return st, err
 }
 
+// eval runs script in the next batch, as EVALSHA; when Redis does not
+// have the script (a restart emptied its cache), it is sent whole, alone.
+func (l *loader) eval(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if err := ctx.Err(); err != nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
+	}
+	c := &loadCall{eval: &evalCall{script: script, keys: keys, args: args}, done: make(chan struct{}, 1)}
+	select {
+	case l.queue <- c:
+	case <-ctx.Done():
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+	if redis.HasErrorPrefix(c.eval.cmd.Err(), "NOSCRIPT") {
+		return script.Run(ctx, l.rdb, keys, args...)
+	}
+	return c.eval.cmd
+}
+
 func (l *loader) run() {
 	defer l.wg.Done()
 	batch := make([]*loadCall, 0, l.maxBatch)
@@ -131,6 +170,10 @@ func (l *loader) exec(batch []*loadCall) {
 func (l *loader) execOne(ctx context.Context, batch []*loadCall) {
 	pipe := l.rdb.Pipeline()
 	for _, c := range batch {
+		if c.eval != nil {
+			c.eval.cmd = c.eval.script.EvalSha(ctx, pipe, c.eval.keys, c.eval.args...)
+			continue
+		}
 		c.store.queuePlan(ctx, pipe, c.id, &c.cmds)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
@@ -146,7 +189,13 @@ func (l *loader) execOne(ctx context.Context, batch []*loadCall) {
 func (l *loader) execPerNode(ctx context.Context, cc *redis.ClusterClient, batch []*loadCall) {
 	groups := map[*redis.Client][]*loadCall{}
 	for _, c := range batch {
-		node, err := cc.MasterForKey(ctx, c.store.key(c.id, suffixProfile))
+		key := ""
+		if c.eval != nil {
+			key = c.eval.keys[0]
+		} else {
+			key = c.store.key(c.id, suffixProfile)
+		}
+		node, err := cc.MasterForKey(ctx, key)
 		if err != nil {
 			node = nil // unknown slot owner: let the cluster pipeline route it
 		}

@@ -4,8 +4,8 @@
 -- KEYS[1] touch ledger
 -- ARGV[1] reservation id
 -- ARGV[2] now, unix ms
--- ARGV[3] retention cutoff, unix ms
--- ARGV[4] maximum touches
+-- ARGV[3] retention cutoff, unix ms (unused: a release only marks)
+-- ARGV[4] maximum touches (likewise)
 --
 -- Returns 'released', or why not: 'notfound', 'released' twice is
 -- 'already', 'sent' (the send event came first), 'expired'.
@@ -14,7 +14,7 @@ local horizon, es = tl_read(KEYS[1])
 if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
-for _, e in ipairs(es) do
+for i, e in ipairs(es) do
   if e.res == ARGV[1] then
     if e.st == 'x' then
       return 'already'
@@ -24,7 +24,8 @@ for _, e in ipairs(es) do
       return 'expired'
     end
     e.st = 'x'
-    tl_write(KEYS[1], horizon, es, tonumber(ARGV[3]), tonumber(ARGV[4]))
+    -- The element after the header is touch i.
+    redis.call('LSET', KEYS[1], i, tl_encode(e))
     return 'released'
   end
 end

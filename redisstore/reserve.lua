@@ -40,6 +40,7 @@ if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
 local id = ARGV[3]
+local replaced = false
 for i, e in ipairs(es) do
   if e.res == id then
     if e.st ~= 'r' or e.exp > now then
@@ -47,6 +48,7 @@ for i, e in ipairs(es) do
     end
     -- The id's reservation expired: book it again, if there is room.
     table.remove(es, i)
+    replaced = true
     break
   end
 end
@@ -58,9 +60,14 @@ for i = 9, #ARGV, 5 do
     return {'full', li}
   end
 end
-local at, st, ch, pu, exp, res, msg, rest =
-  string.match(ARGV[4], '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
-es[#es + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu), exp = tonumber(exp),
-  res = res, msg = msg, rest = rest}
-tl_write(KEYS[1], horizon, es, tonumber(ARGV[7]), tonumber(ARGV[8]))
+local e = tl_parse(ARGV[4])
+if not e then
+  return redis.error_reply('ARBITERCORRUPT the touch to book does not parse')
+end
+if replaced then
+  es[#es + 1] = e
+  tl_write(KEYS[1], horizon, es, tonumber(ARGV[7]), tonumber(ARGV[8]))
+else
+  tl_add(KEYS[1], horizon, es, e, ARGV[4], tonumber(ARGV[7]), tonumber(ARGV[8]))
+end
 return {'booked'}

@@ -183,7 +183,15 @@ func (s *Store) Reserve(ctx context.Context, hcpID string, b *contact.Booking) (
 		args = append(args, l.From, l.To, l.Max, int(l.Filter.Channels), int(l.Filter.Purposes))
 	}
 	keys := []string{s.key(hcpID, suffixTouches), s.key(hcpID, suffixConsent), s.key(hcpID, suffixProfile)}
-	res, err := reserveScript.Run(ctx, s.rdb, keys, args...).Slice()
+	// Bookings travel in the decision reads' batches when those are
+	// auto-pipelined: a campaign books thousands at once.
+	var cmd *redis.Cmd
+	if s.loader != nil {
+		cmd = s.loader.eval(ctx, reserveScript, keys, args...)
+	} else {
+		cmd = reserveScript.Run(ctx, s.rdb, keys, args...)
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return contact.BookResult{}, storageErr("reserve", err)
 	}

@@ -108,3 +108,39 @@ local function tl_write(key, horizon, es, cutoff, maxn)
     redis.call('RPUSH', key, unpack(args))
   end
 end
+
+-- tl_add appends the touch e (encoded as raw) to the ledger read as
+-- horizon, es. While nothing is due to go (every touch within the
+-- retention, the bound not reached) that is one RPUSH; otherwise the
+-- ledger is rewritten (tl_write).
+local function tl_add(key, horizon, es, e, raw, cutoff, maxn)
+  local due = #es + 1 > maxn
+  if not due then
+    for _, o in ipairs(es) do
+      if o.at < cutoff and not (o.st == 'r' and o.exp >= cutoff) then
+        due = true
+        break
+      end
+    end
+  end
+  if due or e.at < cutoff then
+    es[#es + 1] = e
+    tl_write(key, horizon, es, cutoff, maxn)
+    return
+  end
+  if #es == 0 and redis.call('EXISTS', key) == 0 then
+    redis.call('RPUSH', key, 'h|' .. tl_ms(horizon) .. '|1')
+  end
+  redis.call('RPUSH', key, raw)
+end
+
+-- tl_parse decodes one touch element, or returns nil.
+local function tl_parse(raw)
+  local at, st, ch, pu, exp, res, msg, rest =
+    string.match(raw, '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
+  if not at then
+    return nil
+  end
+  return {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu), exp = tonumber(exp),
+    res = res, msg = msg, rest = rest}
+end

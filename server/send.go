@@ -124,6 +124,9 @@ func checkSendResponse(r *decision.SendResult) *nbapb.CheckSendResponse {
 	return out
 }
 
+// maxChecksPerMessage bounds the items of one CheckSendBatch message.
+const maxChecksPerMessage = 1000
+
 // sendSlot is one item of a CheckSendBatch, from its arrival to its answer.
 type sendSlot struct {
 	index int64
@@ -146,13 +149,39 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 	defer wg.Wait()
 
 	errIdle := status.Errorf(codes.DeadlineExceeded, "no item arrived for %s: the stream is closed; send the rest again on a new stream", s.sendIdle)
+	// start queues one item and starts its check; false when the stream
+	// is over.
+	var i int64
+	start := func(req *nbapb.CheckSendRequest) bool {
+		if i >= s.sendMaxItems {
+			cancel(status.Errorf(codes.ResourceExhausted, "a stream takes at most %d items: send the rest on a new stream", s.sendMaxItems))
+			return false
+		}
+		slot := &sendSlot{index: i, req: req, done: make(chan struct{})}
+		i++
+		select {
+		case slots <- slot:
+		case <-ctx.Done():
+			return false
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			close(slot.done)
+			return false
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer close(slot.done)
+			s.checkSendItem(ctx, slot)
+		}()
+		return true
+	}
 	go func() {
 		defer close(slots)
-		for i := int64(0); ; i++ {
-			if i >= s.sendMaxItems {
-				cancel(status.Errorf(codes.ResourceExhausted, "a stream takes at most %d items: send the rest on a new stream", s.sendMaxItems))
-				return
-			}
+		for {
 			idle := time.AfterFunc(s.sendIdle, func() { cancel(errIdle) })
 			in, err := stream.Recv()
 			idle.Stop()
@@ -162,25 +191,21 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 				}
 				return
 			}
-			slot := &sendSlot{index: i, req: in.GetCheck(), done: make(chan struct{})}
-			select {
-			case slots <- slot:
-			case <-ctx.Done():
+			checks := in.GetChecks()
+			if len(checks) > maxChecksPerMessage {
+				cancel(status.Errorf(codes.InvalidArgument, "checks: at most %d items per message, got %d", maxChecksPerMessage, len(checks)))
 				return
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				close(slot.done)
-				return
+			if c := in.GetCheck(); c != nil || len(checks) == 0 {
+				if !start(c) { // an empty message is an item without a check: an item error
+					return
+				}
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				defer close(slot.done)
-				s.checkSendItem(ctx, slot)
-			}()
+			for _, c := range checks {
+				if !start(c) {
+					return
+				}
+			}
 		}
 	}()
 	for slot := range slots {

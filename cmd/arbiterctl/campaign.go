@@ -49,6 +49,9 @@ type campaignRow struct {
 // holds in memory.
 const campaignWindow = 1024
 
+// campaignPack is how many items go in one message.
+const campaignPack = 100
+
 // campaignRetries is how often a broken stream is reopened.
 const campaignRetries = 5
 
@@ -165,42 +168,54 @@ func runCampaign(ctx context.Context, c *client.Client, next func() (client.Send
 			return err
 		}
 		broken := make(chan struct{})
-		// The sender: what the last stream left unanswered, then the rest.
+		// The sender: what the last stream left unanswered, then the rest,
+		// up to campaignPack items a message.
 		go func() {
 			mu.Lock()
 			resend := slices.Clone(unacked)
 			mu.Unlock()
-			for _, p := range resend {
-				if stream.Send(p.sc) != nil {
+			for len(resend) > 0 {
+				k := min(len(resend), campaignPack)
+				pack := make([]client.SendCheck, k)
+				for j := range k {
+					pack[j] = resend[j].sc
+				}
+				if stream.SendMany(pack) != nil {
 					return
 				}
+				resend = resend[k:]
 			}
+			pack := make([]client.SendCheck, 0, campaignPack)
 			for {
 				mu.Lock()
 				for len(unacked) >= campaignWindow && !isClosed(broken) {
 					cond.Wait()
 				}
-				if isClosed(broken) || srcDone {
+				if isClosed(broken) {
 					mu.Unlock()
-					if srcDone {
-						_ = stream.CloseSend()
-					}
 					return
 				}
-				sc, line, err := next()
-				if err != nil {
-					srcDone = true
-					if !errors.Is(err, io.EOF) {
-						srcErr = err
-						cancel()
+				pack = pack[:0]
+				for len(pack) < campaignPack && len(unacked) < campaignWindow && !srcDone {
+					sc, line, err := next()
+					if err != nil {
+						srcDone = true
+						if !errors.Is(err, io.EOF) {
+							srcErr = err
+							cancel()
+						}
+						break
 					}
-					mu.Unlock()
-					_ = stream.CloseSend()
-					return
+					unacked = append(unacked, pending{sc, line})
+					pack = append(pack, sc)
 				}
-				unacked = append(unacked, pending{sc, line})
+				done := srcDone
 				mu.Unlock()
-				if stream.Send(sc) != nil {
+				if len(pack) > 0 && stream.SendMany(pack) != nil {
+					return
+				}
+				if done {
+					_ = stream.CloseSend()
 					return
 				}
 			}
@@ -243,7 +258,12 @@ func runCampaign(ctx context.Context, c *client.Client, next func() (client.Send
 			err = errors.New("the server ended the stream early")
 		}
 		code := status.Code(err)
-		retry := code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.Unknown || err.Error() == "the server ended the stream early"
+		// Retried: the server or the network gone (Unavailable), the
+		// idle timeout (DeadlineExceeded), a stream's item limit
+		// (ResourceExhausted), an early end. Not: the command's own
+		// errors (writing the output), which a retry would repeat.
+		retry := code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.ResourceExhausted ||
+			err.Error() == "the server ended the stream early"
 		if !retry || attempt >= campaignRetries || ctx.Err() != nil {
 			return err
 		}

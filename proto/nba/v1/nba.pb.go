@@ -1840,10 +1840,13 @@ func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
 }
 
-// One item of a campaign list.
+// Items of a campaign list: one (check), or several at once (checks, at
+// most 1000), which costs less per item than a message each. Each item is
+// answered by a response of its own, in the order sent.
 type CheckSendBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Check         *CheckSendRequest      `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"`
+	Checks        []*CheckSendRequest    `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1881,6 +1884,13 @@ func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
 	if x != nil {
 		return x.Check
+	}
+	return nil
+}
+
+func (x *CheckSendBatchRequest) GetChecks() []*CheckSendRequest {
+	if x != nil {
+		return x.Checks
 	}
 	return nil
 }
@@ -3680,9 +3690,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x19ReleaseReservationRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\"\x1c\n" +
-	"\x1aReleaseReservationResponse\"G\n" +
+	"\x1aReleaseReservationResponse\"y\n" +
 	"\x15CheckSendBatchRequest\x12.\n" +
-	"\x05check\x18\x01 \x01(\v2\x18.nba.v1.CheckSendRequestR\x05check\"\xca\x01\n" +
+	"\x05check\x18\x01 \x01(\v2\x18.nba.v1.CheckSendRequestR\x05check\x120\n" +
+	"\x06checks\x18\x02 \x03(\v2\x18.nba.v1.CheckSendRequestR\x06checks\"\xca\x01\n" +
 	"\x16CheckSendBatchResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x15\n" +
 	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12'\n" +
@@ -4016,80 +4027,81 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	6,  // 26: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
 	56, // 27: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
 	20, // 28: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	21, // 29: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	15, // 30: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,  // 31: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	27, // 32: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	52, // 33: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	56, // 34: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 35: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,  // 36: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	56, // 37: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	28, // 38: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	53, // 39: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	56, // 40: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	26, // 41: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	26, // 42: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	29, // 43: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	26, // 44: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	36, // 45: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,  // 46: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,  // 47: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	7,  // 48: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	56, // 49: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	56, // 50: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 51: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,  // 52: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	56, // 53: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,  // 54: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	56, // 55: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	46, // 56: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	46, // 57: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	46, // 58: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	36, // 59: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	56, // 60: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	36, // 61: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	56, // 62: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	46, // 63: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	54, // 64: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	55, // 65: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	9,  // 66: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	13, // 67: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	18, // 68: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	20, // 69: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	22, // 70: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	24, // 71: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	30, // 72: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	32, // 73: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	34, // 74: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	37, // 75: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	38, // 76: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	39, // 77: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	43, // 78: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	45, // 79: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	48, // 80: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	50, // 81: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	16, // 82: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	14, // 83: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	19, // 84: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	21, // 85: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	23, // 86: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	25, // 87: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	31, // 88: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	33, // 89: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	35, // 90: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	42, // 91: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	40, // 92: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	41, // 93: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	44, // 94: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	47, // 95: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	49, // 96: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	51, // 97: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	82, // [82:98] is the sub-list for method output_type
-	66, // [66:82] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	20, // 29: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	21, // 30: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	15, // 31: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,  // 32: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	27, // 33: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	52, // 34: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	56, // 35: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 36: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,  // 37: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	56, // 38: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	28, // 39: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	53, // 40: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	56, // 41: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	26, // 42: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	26, // 43: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	29, // 44: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	26, // 45: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	36, // 46: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,  // 47: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,  // 48: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	7,  // 49: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	56, // 50: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	56, // 51: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 52: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,  // 53: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	56, // 54: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,  // 55: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	56, // 56: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	46, // 57: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	46, // 58: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	46, // 59: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	36, // 60: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	56, // 61: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	36, // 62: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	56, // 63: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	46, // 64: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	54, // 65: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	55, // 66: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	9,  // 67: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	13, // 68: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	18, // 69: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	20, // 70: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	22, // 71: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	24, // 72: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	30, // 73: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	32, // 74: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	34, // 75: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	37, // 76: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	38, // 77: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	39, // 78: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	43, // 79: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	45, // 80: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	48, // 81: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	50, // 82: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	16, // 83: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	14, // 84: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	19, // 85: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	21, // 86: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	23, // 87: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	25, // 88: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	31, // 89: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	33, // 90: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	35, // 91: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	42, // 92: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	40, // 93: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	41, // 94: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	44, // 95: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	47, // 96: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	49, // 97: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	51, // 98: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	83, // [83:99] is the sub-list for method output_type
+	67, // [67:83] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
