@@ -88,6 +88,8 @@ type Ledger struct {
 	// Unreadable says the ledger could not be decoded: nothing is proven,
 	// every cap and gap is reached, and none clears by itself.
 	Unreadable bool
+	// Version counts the writes to the ledger (0: none yet).
+	Version int64
 }
 
 // Bounds are what the ledger keeps: touches within Retention, at most
@@ -126,6 +128,10 @@ type Booking struct {
 	// check read; the booking is stale if either changed.
 	ConsentVersion int64
 	Guard          Guard
+	// LedgerVersion is the version of the ledger the check read. While it
+	// is unchanged the check's counts stand and the booking only appends;
+	// otherwise the booking recounts the ledger against Limits.
+	LedgerVersion int64
 	Bounds         Bounds
 }
 

@@ -171,6 +171,7 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 				State: contact.Reserved, ReservationID: resID, ExpiresAt: later(now, at).Add(ttl)},
 			Limits:         rules.Limits(send, at, zones, nil),
 			ConsentVersion: st.Consent.Version,
+			LedgerVersion:  st.Touches.Version,
 			Guard:          contact.Guard{Market: prof.Market, Audience: prof.Audience, TimeZone: prof.TimeZone},
 			Bounds:         e.contact.Bounds(),
 		}

@@ -72,9 +72,9 @@ end
 -- Fail (WRONGTYPE) now, before any write, if the history is not a list.
 redis.call('LLEN', hist)
 local touch = ARGV[13]
-local th, tes_
+local th, tes_, tver
 if touch ~= '' then
-  th, tes_ = tl_read(KEYS[4])
+  th, tes_, tver = tl_read(KEYS[4])
   if not th then
     return 4
   end
@@ -223,9 +223,9 @@ if touch ~= '' then
     end
   end
   if add then
-    tl_add(KEYS[4], th, tes_, tl_parse(touch), touch, tonumber(ARGV[16]), tonumber(ARGV[17]))
+    tl_add(KEYS[4], th, tes_, tl_parse(touch), touch, tonumber(ARGV[16]), tonumber(ARGV[17]), tver)
   elseif changed then
-    tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]))
+    tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]), tver)
   end
 end
 redis.call('LPUSH', hist, ARGV[11])

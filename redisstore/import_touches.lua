@@ -10,7 +10,7 @@
 -- sent touch there has, is not added again: re-running an import adds
 -- nothing. Returns how many were added.
 
-local horizon, es = tl_read(KEYS[1])
+local horizon, es, version = tl_read(KEYS[1])
 if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
@@ -40,6 +40,6 @@ for i = 3, #ARGV do
   end
 end
 if added > 0 then
-  tl_write(KEYS[1], horizon, es, tonumber(ARGV[1]), tonumber(ARGV[2]))
+  tl_write(KEYS[1], horizon, es, tonumber(ARGV[1]), tonumber(ARGV[2]), version)
 end
 return added

@@ -66,10 +66,10 @@ var planCases = map[string]planCase{
 	},
 	suffixTouches: {
 		seed: func(ctx context.Context, rdb redis.UniversalClient, key string) error {
-			return rdb.RPush(ctx, key, "h|0|1", encodeTouch(&planTouch)).Err()
+			return rdb.RPush(ctx, key, "h|0|1|7", encodeTouch(&planTouch)).Err()
 		},
 		check: func(st *recipient.State) string {
-			want := contact.Ledger{Touches: []contact.Touch{planTouch}}
+			want := contact.Ledger{Touches: []contact.Touch{planTouch}, Version: 7}
 			if !reflect.DeepEqual(st.Touches, want) {
 				return fmt.Sprintf("touches = %+v, want %+v", st.Touches, want)
 			}

@@ -10,7 +10,7 @@
 -- Returns 'released', or why not: 'notfound', 'released' twice is
 -- 'already', 'sent' (the send event came first), 'expired'.
 
-local horizon, es = tl_read(KEYS[1])
+local horizon, es, version = tl_read(KEYS[1])
 if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
@@ -26,6 +26,7 @@ for i, e in ipairs(es) do
     e.st = 'x'
     -- The element after the header is touch i.
     redis.call('LSET', KEYS[1], i, tl_encode(e))
+    redis.call('LSET', KEYS[1], 0, tl_header_of(horizon, version + 1))
     return 'released'
   end
 end

@@ -13,6 +13,7 @@
 --         each followed by '|'
 -- ARGV[7] retention cutoff, unix ms
 -- ARGV[8] maximum touches
+-- ARGV[9] the ledger version the check read ("0": an empty ledger)
 -- then five per limit: from, to, max, channel mask, purpose mask
 --
 -- Returns {'booked'}; {'exists', state, expires ms} when the reservation id
@@ -35,7 +36,21 @@ local prof = redis.call('HMGET', KEYS[3], 'mk', 'au', 'tz')
 if (prof[1] or '') .. '|' .. (prof[2] or '') .. '|' .. (prof[3] or '') .. '|' ~= ARGV[6] then
   return {'stale'}
 end
-local horizon, es = tl_read(KEYS[1])
+-- The fast path: the ledger is as the check read it (same version), so
+-- the check's counts stand: append, without reading it.
+local maxn = tonumber(ARGV[8])
+local hdr = redis.call('LINDEX', KEYS[1], 0)
+if hdr then
+  local h, v = tl_header(hdr)
+  if h and tl_ms(v) == ARGV[9] and redis.call('LLEN', KEYS[1]) <= maxn then
+    tl_append(KEYS[1], h, ARGV[4], v)
+    return {'booked'}
+  end
+elseif ARGV[9] == '0' then
+  tl_append(KEYS[1], 0, ARGV[4], 0)
+  return {'booked'}
+end
+local horizon, es, version = tl_read(KEYS[1])
 if not horizon then
   return redis.error_reply('ARBITERCORRUPT the touch ledger does not decode')
 end
@@ -53,7 +68,7 @@ for i, e in ipairs(es) do
   end
 end
 local li = 0
-for i = 9, #ARGV, 5 do
+for i = 10, #ARGV, 5 do
   li = li + 1
   if tl_full(horizon, es, now, tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]),
       tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])) then
@@ -66,8 +81,8 @@ if not e then
 end
 if replaced then
   es[#es + 1] = e
-  tl_write(KEYS[1], horizon, es, tonumber(ARGV[7]), tonumber(ARGV[8]))
+  tl_write(KEYS[1], horizon, es, tonumber(ARGV[7]), maxn, version)
 else
-  tl_add(KEYS[1], horizon, es, e, ARGV[4], tonumber(ARGV[7]), tonumber(ARGV[8]))
+  tl_add(KEYS[1], horizon, es, e, ARGV[4], tonumber(ARGV[7]), maxn, version)
 end
 return {'booked'}

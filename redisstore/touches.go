@@ -94,15 +94,17 @@ func decodeTouches(raw []string) contact.Ledger {
 	if len(raw) == 0 {
 		return l
 	}
-	h, ok := strings.CutPrefix(raw[0], "h|")
-	h, ok2 := strings.CutSuffix(h, "|1")
-	horizon, err := strconv.ParseInt(h, 10, 64)
-	if !ok || !ok2 || err != nil || horizon < 0 {
+	hdr, ok := strings.CutPrefix(raw[0], "h|")
+	h, v, ok2 := strings.Cut(hdr, "|1|")
+	horizon, err1 := strconv.ParseInt(h, 10, 64)
+	version, err2 := strconv.ParseInt(v, 10, 64)
+	if !ok || !ok2 || err1 != nil || err2 != nil || horizon < 0 || version < 0 {
 		return contact.Ledger{Unreadable: true}
 	}
 	if horizon > 0 {
 		l.Horizon = msTime(horizon)
 	}
+	l.Version = version
 	l.Touches = make([]contact.Touch, len(raw)-1)
 	for i, s := range raw[1:] {
 		if !decodeTouch(s, &l.Touches[i]) {
@@ -175,10 +177,10 @@ func (s *Store) Touches(ctx context.Context, id string) (contact.Ledger, error) 
 // already in the ledger books nothing and reports it (contact.BookExists).
 func (s *Store) Reserve(ctx context.Context, hcpID string, b *contact.Booking) (contact.BookResult, error) {
 	now := s.now()
-	args := make([]any, 0, 8+5*len(b.Limits))
+	args := make([]any, 0, 9+5*len(b.Limits))
 	args = append(args, now.UnixMilli(), MaxClockSkew.Milliseconds(), b.Touch.ReservationID, encodeTouch(&b.Touch),
 		b.ConsentVersion, b.Guard.Market+"|"+b.Guard.Audience.String()+"|"+b.Guard.TimeZone+"|",
-		cutoff(now, b.Bounds), b.Bounds.MaxTouches)
+		cutoff(now, b.Bounds), b.Bounds.MaxTouches, b.LedgerVersion)
 	for _, l := range b.Limits {
 		args = append(args, l.From, l.To, l.Max, int(l.Filter.Channels), int(l.Filter.Purposes))
 	}

@@ -4,22 +4,43 @@
 -- contact.Limit.Full; the policy's logic (which windows, which limits) is
 -- Go's alone: scripts get the compiled limits.
 --
--- The ledger is a list. Its first element is the header "h|<horizon ms>|1"
--- (horizon 0: nothing was ever dropped); each other element is a touch:
+-- The ledger is a list. Its first element is the header
+-- "h|<horizon ms>|1|<version>" (horizon 0: nothing was ever dropped; the
+-- version counts the writes, so that a booking can tell the ledger did not
+-- change since a check read it); each other element is a touch:
 --   <at ms>|<state s,r,x>|<channel>|<purpose>|<expires ms>|<reservation id>|<message id>|<rest>
 -- where <rest> (action id and topic) is Go's business.
 
+-- tl_header decodes the header: horizon and version, or nil.
+local function tl_header(raw)
+  local h, v = string.match(raw, '^h|(%d+)|1|(%d+)$')
+  if not h then
+    return nil
+  end
+  return tonumber(h), tonumber(v)
+end
+
+local function tl_ms(v)
+  return string.format('%.0f', v)
+end
+
+local function tl_header_of(horizon, version)
+  return 'h|' .. tl_ms(horizon) .. '|1|' .. tl_ms(version)
+end
+
+-- tl_read returns the ledger's horizon, touches and version; nil when it
+-- does not decode.
 local function tl_read(key)
   local raw = redis.call('LRANGE', key, 0, -1)
   local horizon, es = 0, {}
   if #raw == 0 then
-    return horizon, es
+    return horizon, es, 0
   end
-  local h = string.match(raw[1], '^h|(%d+)|1$')
+  local h, version = tl_header(raw[1])
   if not h then
     return nil
   end
-  horizon = tonumber(h)
+  horizon = h
   for i = 2, #raw do
     local at, st, ch, pu, exp, res, msg, rest =
       string.match(raw[i], '^(%d+)|([srx])|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
@@ -29,11 +50,7 @@ local function tl_read(key)
     es[#es + 1] = {at = tonumber(at), st = st, ch = tonumber(ch), pu = tonumber(pu),
       exp = tonumber(exp), res = res, msg = msg, rest = rest}
   end
-  return horizon, es
-end
-
-local function tl_ms(v)
-  return string.format('%.0f', v)
+  return horizon, es, version
 end
 
 local function tl_encode(e)
@@ -73,10 +90,10 @@ local function tl_full(horizon, es, now, from, to, max, chmask, pumask)
   return false
 end
 
--- tl_write rewrites the ledger: touches (and reservations) older than
+-- tl_write rewrites the ledger (its version one more): touches (and reservations) older than
 -- cutoff are dropped (retention), then the oldest beyond maxn, which moves
 -- the horizon: the ledger no longer proves anything before it.
-local function tl_write(key, horizon, es, cutoff, maxn)
+local function tl_write(key, horizon, es, cutoff, maxn, version)
   local kept = {}
   for _, e in ipairs(es) do
     if e.at >= cutoff or (e.st == 'r' and e.exp >= cutoff) then
@@ -99,7 +116,7 @@ local function tl_write(key, horizon, es, cutoff, maxn)
     kept = rest
   end
   redis.call('DEL', key)
-  redis.call('RPUSH', key, 'h|' .. tl_ms(horizon) .. '|1')
+  redis.call('RPUSH', key, tl_header_of(horizon, version + 1))
   for i = 1, #kept, 500 do
     local args = {}
     for j = i, math.min(i + 499, #kept) do
@@ -109,11 +126,23 @@ local function tl_write(key, horizon, es, cutoff, maxn)
   end
 end
 
+-- tl_append appends the encoded touch raw to a ledger at horizon and
+-- version (version 0 and no header: an empty ledger), and counts the
+-- write in the header.
+local function tl_append(key, horizon, raw, version)
+  if redis.call('LLEN', key) == 0 then
+    redis.call('RPUSH', key, tl_header_of(horizon, version + 1), raw)
+    return
+  end
+  redis.call('RPUSH', key, raw)
+  redis.call('LSET', key, 0, tl_header_of(horizon, version + 1))
+end
+
 -- tl_add appends the touch e (encoded as raw) to the ledger read as
 -- horizon, es. While nothing is due to go (every touch within the
 -- retention, the bound not reached) that is one RPUSH; otherwise the
 -- ledger is rewritten (tl_write).
-local function tl_add(key, horizon, es, e, raw, cutoff, maxn)
+local function tl_add(key, horizon, es, e, raw, cutoff, maxn, version)
   local due = #es + 1 > maxn
   if not due then
     for _, o in ipairs(es) do
@@ -125,14 +154,12 @@ local function tl_add(key, horizon, es, e, raw, cutoff, maxn)
   end
   if due or e.at < cutoff then
     es[#es + 1] = e
-    tl_write(key, horizon, es, cutoff, maxn)
+    tl_write(key, horizon, es, cutoff, maxn, version)
     return
   end
-  if #es == 0 and redis.call('EXISTS', key) == 0 then
-    redis.call('RPUSH', key, 'h|' .. tl_ms(horizon) .. '|1')
-  end
-  redis.call('RPUSH', key, raw)
+  tl_append(key, horizon, raw, version)
 end
+
 
 -- tl_parse decodes one touch element, or returns nil.
 local function tl_parse(raw)

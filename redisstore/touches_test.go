@@ -62,6 +62,10 @@ func TestTouchesFromEvents(t *testing.T) {
 		ev("e6", arbiter.EventSent, arbiter.Email, "", at.Add(5*time.Minute))
 		ev("e6", arbiter.EventSent, arbiter.Email, "", at.Add(5*time.Minute)) // a duplicate event: nothing
 		l := touches(t, s, "hcp-1")
+		if l.Version != 4 { // four events added a touch (e1, e4, e5, e6)
+			t.Errorf("ledger version %d, want 4", l.Version)
+		}
+		l.Version = 0
 		want := []contact.Touch{
 			{At: at, Channel: arbiter.Email, Purpose: arbiter.Promotional, Topic: "topic", ActionID: "email-x", MessageID: "m1", State: contact.Sent},
 			{At: at.Add(3 * time.Minute), Channel: arbiter.Email, Purpose: arbiter.Promotional, Topic: "topic", ActionID: "email-x", MessageID: "m2", State: contact.Sent},
@@ -321,7 +325,9 @@ func TestReserveMatchesNaiveRecount(t *testing.T) {
 			if rng.IntN(5) == 0 {
 				l.Horizon = now.Add(-time.Duration(rng.IntN(72)) * time.Hour)
 			}
-			raw := []any{"h|" + fmt.Sprint(max(l.Horizon.UnixMilli(), 0)) + "|1"}
+			// Version 5: the booking below says it read version 0, so the
+			// script recounts (the fast path is tested apart).
+			raw := []any{"h|" + fmt.Sprint(max(l.Horizon.UnixMilli(), 0)) + "|1|5"}
 			for i := range rng.IntN(12) {
 				u := contact.Touch{At: now.Add(time.Duration(rng.IntN(96*60)-48*60) * time.Minute),
 					Channel: arbiter.Channel(1 + rng.IntN(4)), Purpose: arbiter.Purpose(rng.IntN(4)),
@@ -419,7 +425,7 @@ func TestImportTouches(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if l := touches(t, s, "hcp-2"); !reflect.DeepEqual(l, contact.Ledger{Touches: item.Touches}) {
+		if l := touches(t, s, "hcp-2"); !reflect.DeepEqual(l.Touches, item.Touches) || l.Version != 1 {
 			t.Errorf("ledger after importing twice = %+v, want the two touches once", l)
 		}
 		// A touch that is not a past sent one is refused, naming it; nothing
@@ -432,6 +438,29 @@ func TestImportTouches(t *testing.T) {
 		}
 		if _, _, err := s.GetProfile(ctx, "hcp-3"); !errors.Is(err, arbiter.ErrNotFound) {
 			t.Errorf("the refused item's profile: %v, want not found", err)
+		}
+	})
+}
+
+// A booking whose check read the ledger as it still is only appends; one
+// whose check read an older version recounts, and finds the slot taken.
+func TestReserveLedgerVersion(t *testing.T) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
+		s, c := touchStore(t, b)
+		ctx := context.Background()
+		now := c.t
+		oneEmail := []contact.Limit{{Kind: contact.KindCap, Filter: contact.Filter{Channels: 1 << arbiter.Email},
+			From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli(), Max: 1}}
+		read := touches(t, s, "hcp-1") // what both checks read: an empty ledger
+		for i, want := range []contact.BookStatus{contact.Booked, contact.BookFull} {
+			bk := booking(fmt.Sprint("r", i), now, now, oneEmail)
+			bk.LedgerVersion = read.Version
+			if r, err := s.Reserve(ctx, "hcp-1", bk); err != nil || r.Status != want {
+				t.Errorf("booking %d on version %d: %+v, %v; want status %d", i, read.Version, r, err, want)
+			}
+		}
+		if l := touches(t, s, "hcp-1"); len(l.Touches) != 1 || l.Version != read.Version+1 {
+			t.Errorf("ledger after the two bookings: %d touches, version %d; want 1 and %d", len(l.Touches), l.Version, read.Version+1)
 		}
 	})
 }
