@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -79,6 +80,9 @@ const MaxChecksPerSend = 1000
 // which costs both sides less per item than Send; each is answered on its
 // own, in order.
 func (s *SendStream) SendMany(scs []SendCheck) error {
+	if len(scs) > MaxChecksPerSend {
+		return fmt.Errorf("client: SendMany: %d items, at most %d a message", len(scs), MaxChecksPerSend)
+	}
 	m := &nbapb.CheckSendBatchRequest{Checks: make([]*nbapb.CheckSendRequest, len(scs))}
 	for i, sc := range scs {
 		m.Checks[i] = sendCheckToPB(sc)

@@ -60,15 +60,23 @@ type Verdict struct {
 }
 
 // fallbackZones are the zones of a recipient whose zone is not known at
-// all: every whole-hour offset a zone can have. Quiet hours then hold when
-// they hold anywhere, and a calendar day is every day that overlaps it.
+// all: every offset a zone can have, by quarter hours (+5:30 India, +5:45
+// Nepal). Quiet hours then hold when they hold anywhere, and a calendar
+// day is every day that overlaps it.
 var fallbackZones = func() []*time.Location {
 	var out []*time.Location
-	for h := -12; h <= 14; h++ {
-		out = append(out, time.FixedZone(fmt.Sprintf("UTC%+d", h), h*3600))
+	for q := -12 * 4; q <= 14*4; q++ {
+		out = append(out, time.FixedZone(fmt.Sprintf("UTC%+03d:%02d", q/4, abs(q%4)*15), q*15*60))
 	}
 	return out
 }()
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
 
 func zonesOrFallback(zones []*time.Location) []*time.Location {
 	if len(zones) == 0 {
@@ -499,7 +507,7 @@ func (v *Verdict) Describe(ch arbiter.Channel, pu arbiter.Purpose) string {
 		if v.Truncated {
 			s = fmt.Sprintf("cap %s (%d per %s): the touch history is truncated, so the limit counts as reached", v.RuleID, v.Max, span)
 		} else {
-			s = fmt.Sprintf("%d %s touches already, %d allowed %s (cap %s)", v.Count, pu, v.Max, span, v.RuleID)
+			s = fmt.Sprintf("%d touches already under cap %s, %d allowed %s", v.Count, v.RuleID, v.Max, span)
 		}
 	case KindGap:
 		if v.Truncated {

@@ -555,12 +555,12 @@ var (
 		utc(2026, 11, 1, 9, 0),   // US fall back
 		utc(2026, 6, 15, 12, 0),
 	}
-	// naiveFallback: a recipient of no known zone lives at every whole-hour
-	// offset from -12 to +14.
+	// naiveFallback: a recipient of no known zone lives at every offset
+	// from -12:00 to +14:00, by quarter hours (+5:30, +5:45 exist).
 	naiveFallback = func() []*time.Location {
 		var out []*time.Location
-		for h := -12; h <= 14; h++ {
-			out = append(out, time.FixedZone("", h*3600))
+		for q := -48; q <= 56; q++ {
+			out = append(out, time.FixedZone("", q*15*60))
 		}
 		return out
 	}()

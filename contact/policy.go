@@ -22,6 +22,7 @@ const (
 	maxRules       = 64
 	maxRuleItems   = 32 // caps, gaps or quiet hours per rule
 	maxZones       = 16 // per market
+	maxApplying    = 32 // caps, gaps or quiet hours that apply to one recipient
 	defaultTouches = 500
 	// MaxTouchesLimit is the most a policy may keep per recipient.
 	MaxTouchesLimit = 5000
@@ -162,14 +163,16 @@ func loadZones(name string) []*time.Location {
 		return v.([]*time.Location)
 	}
 	loc, err := time.LoadLocation(name)
-	if err != nil || name == "Local" {
-		return nil
+	var zs []*time.Location // a name that is no zone is remembered as nil
+	if err == nil && name != "Local" {
+		zs = []*time.Location{loc}
 	}
-	zs := []*time.Location{loc}
-	if n := zoneCount.Add(1); n > maxCachedZones {
+	if zoneCount.Load() >= maxCachedZones {
 		return zs // a flood of odd names: answer, but keep no more
 	}
-	zoneCache.Store(name, zs)
+	if _, loaded := zoneCache.LoadOrStore(name, zs); !loaded {
+		zoneCount.Add(1)
+	}
 	return zs
 }
 
@@ -412,6 +415,22 @@ func Parse(data []byte) (*Policy, error) {
 			p.rules[key{m, aud}] = collect(m, true, aud)
 		}
 		p.any[aud] = collect("", false, aud)
+	}
+	// What one recipient is subject to bounds what a decision and a
+	// booking cost (each cap and gap is counted over the whole ledger).
+	for k, r := range p.rules {
+		if len(r.Caps) > maxApplying || len(r.Gaps) > maxApplying || len(r.Quiet) > maxApplying {
+			errs = append(errs, fmt.Sprintf("rules: %s recipients of market %s are subject to more than %d caps, gaps or quiet hours", k.audience, k.market, maxApplying))
+		}
+	}
+	for aud, r := range p.any {
+		if len(r.Caps) > maxApplying || len(r.Gaps) > maxApplying || len(r.Quiet) > maxApplying {
+			errs = append(errs, fmt.Sprintf("rules: %s recipients of other markets are subject to more than %d caps, gaps or quiet hours", aud, maxApplying))
+		}
+	}
+	if len(errs) > 0 {
+		slices.Sort(errs)
+		return nil, errors.New(strings.Join(errs, "; "))
 	}
 	return p, nil
 }

@@ -132,7 +132,7 @@ type Booking struct {
 	// is unchanged the check's counts stand and the booking only appends;
 	// otherwise the booking recounts the ledger against Limits.
 	LedgerVersion int64
-	Bounds         Bounds
+	Bounds        Bounds
 }
 
 // BookStatus is how a booking went.

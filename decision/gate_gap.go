@@ -16,6 +16,9 @@ type gapGate struct {
 func (gapGate) Reasons() []Reason { return []Reason{MinGap} }
 
 func (g gapGate) Check(in *GateInput, b *Block) bool {
+	if in.Action.Critical {
+		return false // a critical message bypasses the contact policy
+	}
 	ch := in.Action.Channel
 	gap := g.minGap[ch]
 	if gap <= 0 {

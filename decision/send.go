@@ -13,6 +13,7 @@ import (
 	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // Booker books and releases reservations in the touch ledger, atomically
@@ -129,20 +130,30 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 		if req.Territories != nil && !sharesAny(st.Profile.Territories, req.Territories) {
 			return nil, fmt.Errorf("check send: %w", arbiter.ErrNotFound)
 		}
+		var existing *Reservation
 		if resID != "" {
 			if t := findReservation(st.Touches.Touches, resID); t != nil {
 				switch {
 				case t.ActionID != a.ID:
 					return nil, &arbiter.PreconditionError{Subject: "idempotency_key",
 						Description: "was used for a reservation of another action; use a new key"}
+				case t.State == contact.Reserved && !req.At.IsZero() && !t.At.Equal(at.Truncate(time.Millisecond)):
+					return nil, &arbiter.PreconditionError{Subject: "idempotency_key",
+						Description: "was used for a reservation at another planned time; use a new key"}
 				case t.State == contact.Released:
 					return nil, &arbiter.PreconditionError{Subject: "idempotency_key",
 						Description: "its reservation was released; use a new key"}
-				case t.State == contact.Sent || t.Counts(now):
-					// A retry: the answer it had, without booking again.
-					res.Allowed, res.Blocks, res.EarliestAllowed = true, nil, time.Time{}
+				case t.State == contact.Sent:
+					// The send happened: the answer is what it was.
+					res.Allowed = true
 					res.Reservation = &Reservation{ID: resID, ExpiresAt: t.ExpiresAt, Existing: true, State: t.State}
 					return res, nil
+				case t.Counts(now):
+					// A retry: nothing is booked again, but the gates are
+					// asked again (consent may have been withdrawn since),
+					// without the reservation's own touch.
+					existing = &Reservation{ID: resID, ExpiresAt: t.ExpiresAt, Existing: true, State: t.State}
+					st = withoutTouch(st, resID)
 				}
 				// Expired: it holds nothing; check again and book it again.
 			}
@@ -152,11 +163,12 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 			Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 		res.Blocks = e.blocksAt(&in, at)
 		res.Allowed = len(res.Blocks) == 0
+		res.Reservation = existing
 		if !res.Allowed {
 			res.EarliestAllowed = e.earliestAllowed(&in, res.Blocks)
 			return res, nil
 		}
-		if !req.Reserve {
+		if !req.Reserve || existing != nil {
 			return res, nil
 		}
 		rules := e.contact.For(prof.Market, prof.Audience)
@@ -183,12 +195,10 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 		case contact.Booked:
 			res.Reservation = &Reservation{ID: resID, ExpiresAt: b.Touch.ExpiresAt.Truncate(time.Millisecond).UTC(), State: contact.Reserved}
 			return res, nil
-		case contact.BookExists:
-			res.Reservation = &Reservation{ID: resID, ExpiresAt: br.ExpiresAt, Existing: true, State: br.State}
-			return res, nil
 		}
 		// Full or stale: another booking or a consent change came in
-		// between. Read again and check again.
+		// between; or the id was booked by a concurrent retry. Read again
+		// and check again (a booked id is then answered as a retry).
 	}
 	return nil, fmt.Errorf("check send: the recipient's state kept changing during %d attempts: %w", bookAttempts, arbiter.ErrUnavailable)
 }
@@ -275,6 +285,19 @@ func findReservation(ts []contact.Touch, id string) *contact.Touch {
 		}
 	}
 	return nil
+}
+
+// withoutTouch returns st with the reservation id's touch left out of its
+// ledger (st itself, which the loader may share, is not modified).
+func withoutTouch(st *recipient.State, id string) *recipient.State {
+	c := *st
+	c.Touches.Touches = make([]contact.Touch, 0, len(st.Touches.Touches))
+	for _, t := range st.Touches.Touches {
+		if t.ReservationID != id {
+			c.Touches.Touches = append(c.Touches.Touches, t)
+		}
+	}
+	return &c
 }
 
 func later(a, b time.Time) time.Time {

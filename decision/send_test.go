@@ -3,6 +3,7 @@ package decision
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,5 +277,64 @@ func TestDecideContactGatesMatchCheckAll(t *testing.T) {
 				t.Errorf("%02d:00 local, %s: Decide says %q, CheckAll's first block %q", h, c.ActionID, got[c.ActionID], first)
 			}
 		}
+	}
+}
+
+// A retry of a booked key asks the gates again: consent withdrawn since
+// the booking blocks it, and nothing is booked.
+func TestCheckSendRetryAfterOptOut(t *testing.T) {
+	st := laCardiologist()
+	b := &booker{}
+	clock := time.Date(2026, 11, 20, 12, 0, 0, 0, la)
+	e := sendEngine(t, st, b, clock)
+	req := SendRequest{HCPID: "HCP-1", ActionID: "email-ok", Reserve: true, IdempotencyKey: "k"}
+	first, err := e.CheckSend(context.Background(), req)
+	if err != nil || first.Reservation == nil {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	st.Touches.Touches = append(st.Touches.Touches, b.bookings[0].Touch)
+	st.Consent.Records = append(st.Consent.Records, consent.Record{Channel: arbiter.Email, Purpose: arbiter.Promotional,
+		Status: consent.OptOut, CapturedAt: clock.Add(-time.Minute), Source: "preference-centre"})
+	again, err := e.CheckSend(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Allowed || len(again.Blocks) == 0 || again.Blocks[0].Reason != NoConsent {
+		t.Errorf("retry after an opt-out: allowed %v, blocks %v; want blocked NO_CONSENT", again.Allowed, reasons(again.Blocks))
+	}
+	if again.Reservation == nil || !again.Reservation.Existing || len(b.bookings) != 1 {
+		t.Errorf("retry after an opt-out: reservation %+v, %d bookings; want the existing one named, nothing booked", again.Reservation, len(b.bookings))
+	}
+	// Its own touch does not count against it: without the opt-out, the
+	// retry is allowed although the day's one email is that reservation.
+	st.Consent.Records = st.Consent.Records[:len(st.Consent.Records)-1]
+	if r, err := e.CheckSend(context.Background(), req); err != nil || !r.Allowed {
+		t.Errorf("retry: %+v, %v; want allowed (its own reservation does not block it)", r, err)
+	}
+}
+
+// A critical action bypasses the catalog's minimum gap too.
+func TestCriticalBypassesCatalogGap(t *testing.T) {
+	cat, err := catalog.Parse([]byte(strings.Replace(testCatalog, `"purpose": "service", "audience": "hcp", "value": 1,`,
+		`"purpose": "service", "audience": "hcp", "value": 1, "critical": true,`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := usCardiologist()
+	st.Counters.LastContact[arbiter.SMS] = now.Add(-time.Hour) // within the catalog's 72h SMS gap
+	e, err := New(&snapshots{m: map[string]*recipient.State{"HCP-1": st}}, scoring.Demo(), cat, consent.DefaultPolicy(),
+		WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cat.Actions[7].Critical || cat.Actions[7].ID != "sms-reminder" {
+		t.Fatalf("the test catalog's sms-reminder is not the critical action: %+v", cat.Actions[7])
+	}
+	res, err := e.Decide(context.Background(), Request{HCPID: "HCP-1", Limit: 10, Candidates: []string{"sms-reminder"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := suppressedAs(res)["sms-reminder"]; got != "" {
+		t.Errorf("critical sms-reminder an hour after an SMS: suppressed as %s, want recommended", got)
 	}
 }

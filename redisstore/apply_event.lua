@@ -25,11 +25,13 @@
 -- ARGV[16] touch retention cutoff, unix ms
 -- ARGV[17] maximum touches
 --
--- A touch event quoting a reservation turns that reservation into the sent
--- touch (also a released or expired one: the send happened), replacing a
--- touch of the same message id that a delivery reported first; otherwise a
--- touch with the message id of a sent touch already in the ledger (the
--- delivery of a send) adds nothing; otherwise the touch is added. Touches
+-- A touch event quoting a reservation on the same channel turns that
+-- reservation into the sent touch (also a released or expired one: the
+-- send happened), replacing a touch of the same message id that a
+-- delivery reported first; otherwise a touch with the channel and message
+-- id of a sent touch already in the ledger (the delivery of a send) adds
+-- nothing; otherwise the touch is added (a second send quoting the same
+-- reservation with another message id is a second touch). Touches
 -- are kept as touches.lua says, which runs in front of this script.
 --
 -- Returns 0 applied, 1 duplicate, 2 no such profile, 3 corrupt counter,
@@ -187,9 +189,12 @@ if #sets > 0 then
 end
 if touch ~= '' then
   local msg, res, add, changed = ARGV[14], ARGV[15], true, false
+  local ech = string.match(touch, '^%d+|[srx]|(%d+)|')
   if res ~= '' then
     for _, e in ipairs(tes_) do
-      if e.res == res then
+      -- The reservation becomes this send only if it is for the same
+      -- channel and not already another message's send.
+      if e.res == res and tostring(e.ch) == ech and (e.st ~= 's' or e.msg == '' or e.msg == msg) then
         if e.st ~= 's' then
           e.st, e.at = 's', te
           if e.msg == '' then
@@ -203,7 +208,7 @@ if touch ~= '' then
         if e.msg ~= '' then
           local kept = {}
           for _, o in ipairs(tes_) do
-            if o == e or not (o.msg == e.msg and o.st == 's' and o.res == '') then
+            if o == e or not (o.msg == e.msg and o.st == 's' and o.res == '' and o.ch == e.ch) then
               kept[#kept + 1] = o
             end
           end
@@ -216,7 +221,7 @@ if touch ~= '' then
   end
   if add and msg ~= '' then
     for _, e in ipairs(tes_) do
-      if e.msg == msg and e.st == 's' then
+      if e.msg == msg and e.st == 's' and tostring(e.ch) == ech then
         add = false
         break
       end

@@ -94,11 +94,28 @@ end
 -- cutoff are dropped (retention), then the oldest beyond maxn, which moves
 -- the horizon: the ledger no longer proves anything before it.
 local function tl_write(key, horizon, es, cutoff, maxn, version)
+  -- Retention: a touch older than the cutoff goes, and the horizon moves
+  -- past it (a policy with a longer retention published later must not
+  -- count on what is gone). No window of the policy in use reaches back
+  -- that far: the cutoff has an hour of slack.
   local kept = {}
   for _, e in ipairs(es) do
     if e.at >= cutoff or (e.st == 'r' and e.exp >= cutoff) then
       kept[#kept + 1] = e
+    elseif e.st == 's' and e.at > horizon then
+      horizon = e.at
     end
+  end
+  if #kept > maxn then
+    -- Released reservations never count: they go first, without moving
+    -- the horizon; then the oldest touches, which moves it.
+    local live = {}
+    for _, e in ipairs(kept) do
+      if e.st ~= 'x' then
+        live[#live + 1] = e
+      end
+    end
+    kept = live
   end
   if #kept > maxn then
     table.sort(kept, function(a, b) return a.at < b.at end)

@@ -145,8 +145,21 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 	defer cancel(nil)
 	slots := make(chan *sendSlot, batchAhead)
 	sem := make(chan struct{}, batchConcurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	// The checks in flight: the handler waits for them before it returns.
+	// checksMu and over keep the reader from starting one once the
+	// handler has begun to wait (a WaitGroup must not grow then).
+	var (
+		wg       sync.WaitGroup
+		checksMu sync.Mutex
+		over     bool
+	)
+	defer func() {
+		checksMu.Lock()
+		over = true
+		checksMu.Unlock()
+		cancel(nil)
+		wg.Wait()
+	}()
 
 	errIdle := status.Errorf(codes.DeadlineExceeded, "no item arrived for %s: the stream is closed; send the rest again on a new stream", s.sendIdle)
 	// start queues one item and starts its check; false when the stream
@@ -170,7 +183,14 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 			close(slot.done)
 			return false
 		}
+		checksMu.Lock()
+		if over {
+			checksMu.Unlock()
+			close(slot.done)
+			return false
+		}
 		wg.Add(1)
+		checksMu.Unlock()
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -208,7 +228,19 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 			}
 		}
 	}()
-	for slot := range slots {
+	// The answers, in order. Returning is what ends a Recv the reader is
+	// blocked in, so the loop also watches ctx: the idle timeout, and the
+	// client gone, end the call even while no item arrives.
+	for {
+		var slot *sendSlot
+		var ok bool
+		select {
+		case slot, ok = <-slots:
+		case <-ctx.Done():
+		}
+		if !ok || ctx.Err() != nil {
+			break
+		}
 		select {
 		case <-slot.done:
 		case <-ctx.Done():
@@ -255,13 +287,22 @@ func (s *Server) checkSendItem(ctx context.Context, slot *sendSlot) {
 		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: err.Error()}
 		return
 	}
+	if req.GetReserve() && req.GetIdempotencyKey() == "" {
+		// A stream may be sent again after it breaks: a booking without a
+		// key would be booked twice.
+		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: "idempotency_key: required with reserve in a batch"}
+		return
+	}
 	res, err := s.sender.CheckSend(ctx, sendRequest(ctx, req))
 	var inv *arbiter.InvalidError
+	var pre *arbiter.PreconditionError
 	switch {
 	case err == nil:
 		item.Result = checkSendResponse(res)
 	case errors.As(err, &inv):
 		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: inv.Error()}
+	case errors.As(err, &pre):
+		item.Error = &nbapb.ItemError{Code: int32(codes.FailedPrecondition), Message: pre.Error()}
 	case errors.Is(err, arbiter.ErrNotFound):
 		item.Error = &nbapb.ItemError{Code: int32(codes.NotFound), Message: "not found"}
 	default:

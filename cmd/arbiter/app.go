@@ -176,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.logger.Warn("DefinitionsService is served (-admin-rpc) without authentication: anyone who can reach the port can change the fleet's definitions")
 		}
 	}
-	srvOpts = append(srvOpts, server.WithSender(m.follow))
+	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000))
 	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ type Config struct {
 	LogLevel      string
 	ShutdownGrace time.Duration
 	MaxDeadline   time.Duration
+	// SendIdle ends a CheckSendBatch stream when no item arrives for it.
+	SendIdle time.Duration
 	// PipelineWorkers > 0 makes concurrent decisions share Redis pipelines
 	// (redisstore.WithAutoPipeline); 0 gives each decision its own.
 	PipelineWorkers int
@@ -146,6 +148,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
+	var sendIdle string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
@@ -156,6 +159,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
 	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
+	fs.StringVar(&sendIdle, "send-stream-idle", env("SEND_STREAM_IDLE", "30s"), "end a CheckSendBatch stream when no item arrives for this long (ARBITER_SEND_STREAM_IDLE)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -243,6 +247,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
 		return c, fmt.Errorf("shutdown-grace: %w", err)
+	}
+	if c.SendIdle, err = time.ParseDuration(sendIdle); err != nil || c.SendIdle <= 0 {
+		return c, fmt.Errorf("send-stream-idle: want a positive duration, got %q", sendIdle)
 	}
 	if c.MaxDeadline, err = time.ParseDuration(deadline); err != nil || c.MaxDeadline <= 0 {
 		return c, fmt.Errorf("max-deadline: want a positive duration, got %q", deadline)

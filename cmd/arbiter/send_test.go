@@ -1150,3 +1150,22 @@ func TestSendDeliveredBeforeSentCountsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A CheckSendBatch stream on which no item arrives ends by itself, with
+// DeadlineExceeded, after the idle timeout.
+func TestSendBatchIdleTimeout(t *testing.T) {
+	ts := start(t, embedded, 5, "-send-stream-idle", "200ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := ts.client.CheckSendBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if _, err := stream.Recv(); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("an idle stream ended with %v, want DeadlineExceeded from the server's idle timeout", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the test's own deadline ended the stream, not the server's idle timeout")
+	}
+}

@@ -67,7 +67,7 @@ func campaignCheckCmd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&action, "action", "", "the action `id` for rows that name none")
 	timeVar(fs, &at, "at", "the planned send time for rows that give none (default: now)")
 	fs.BoolVar(&reserve, "reserve", false, "book each allowed send (a reservation, confirmed by the send event that quotes it)")
-	fs.StringVar(&campaign, "campaign", "", "the campaign's `name`: with -reserve, rows without an idempotency key get campaign:hcp_id:action_id, so that running the same campaign again books nothing twice")
+	fs.StringVar(&campaign, "campaign", "", "the campaign's `name`: with -reserve, rows without an idempotency key get campaign:hcp_id:action_id:planned_at, so that running the same campaign again books nothing twice")
 	fs.BoolVar(&quiet, "quiet", false, "print only the summary, not a JSON line per recipient")
 	if err := parseFlags(fs, args, "list"); err != nil {
 		return err
@@ -100,7 +100,11 @@ func campaignCheckCmd(ctx context.Context, e *env, args []string) error {
 			sc.PlannedAt = at
 		}
 		if reserve && sc.IdempotencyKey == "" {
-			sc.IdempotencyKey = campaign + ":" + sc.HCPID + ":" + sc.ActionID
+			planned := "now"
+			if !sc.PlannedAt.IsZero() {
+				planned = sc.PlannedAt.UTC().Format(time.RFC3339)
+			}
+			sc.IdempotencyKey = campaign + ":" + sc.HCPID + ":" + sc.ActionID + ":" + planned
 		}
 		return sc, line, nil
 	}
@@ -235,6 +239,7 @@ func runCampaign(ctx context.Context, c *client.Client, next func() (client.Send
 				unacked = unacked[1:]
 				cond.Broadcast()
 				mu.Unlock()
+				attempt = 0 // progress: the retries count again from here
 				if err := emit(it, p.line); err != nil {
 					return err
 				}

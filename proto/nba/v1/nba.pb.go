@@ -1297,8 +1297,9 @@ type Event struct {
 	DecisionId string `protobuf:"bytes,7,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// Required.
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
-	// Why the recipient was contacted. A touch of unknown purpose counts
-	// against every purpose's caps.
+	// Why the recipient was contacted; default: the catalog action's, when
+	// action_id names one. A touch of unknown purpose counts against every
+	// purpose's caps.
 	Purpose Purpose `protobuf:"varint,9,opt,name=purpose,proto3,enum=nba.v1.Purpose" json:"purpose,omitempty"`
 	// The sender's message id: a SENT and a later DELIVERED with the same
 	// message id are one touch.
@@ -1841,8 +1842,13 @@ func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
-// most 1000), which costs less per item than a message each. Each item is
-// answered by a response of its own, in the order sent.
+// most 1000), which costs less per item than a message each; check comes
+// before checks. Each item is answered by a response of its own, in the
+// order sent; a message with neither is one item, answered with an
+// INVALID_ARGUMENT item error. With reserve, every item needs an
+// idempotency_key (an item without one gets INVALID_ARGUMENT): a stream
+// sent again after it broke then books nothing twice. A key reused for
+// another action or time gets FAILED_PRECONDITION; the stream goes on.
 type CheckSendBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Check         *CheckSendRequest      `protobuf:"bytes,1,opt,name=check,proto3" json:"check,omitempty"`
