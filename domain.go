@@ -177,12 +177,23 @@ const (
 	EventMSLMeeting
 	EventUnsubscribed
 	EventBounced
+	// EventRegistered: registered for a webinar or event.
+	EventRegistered
+	// EventNoShow: registered but did not attend.
+	EventNoShow
+	EventVideoWatched
+	EventDownload
+	EventSampleRequest
+	// EventGoal: a goal a journey declares (a prescription started, a
+	// trial enrolment), reported by the data feed.
+	EventGoal
 	numEventTypes
 )
 
 var eventNames = [numEventTypes]string{
 	"unspecified", "sent", "delivered", "opened", "clicked", "attended",
 	"rep_visit", "msl_meeting", "unsubscribed", "bounced",
+	"registered", "no_show", "video_watched", "download", "sample_request", "goal",
 }
 
 func (e EventType) String() string {
@@ -214,11 +225,15 @@ func (e EventType) Engagement() float64 {
 		return 1
 	case EventClicked:
 		return 2
-	case EventAttended, EventRepVisit, EventMSLMeeting:
+	case EventAttended, EventRepVisit, EventMSLMeeting, EventSampleRequest, EventGoal:
 		return 3
+	case EventVideoWatched, EventDownload:
+		return 2
+	case EventRegistered:
+		return 1
 	case EventUnsubscribed:
 		return -3
-	case EventBounced:
+	case EventBounced, EventNoShow:
 		return -1
 	}
 	return 0

@@ -74,7 +74,18 @@ type Action struct {
 	// gaps and quiet hours, never consent, and still counts as a touch.
 	// Only a service-purpose action can be critical.
 	Critical bool
+	// Format and Depth tag the content for rules: format "video",
+	// "article" or "visual"; depth "awareness", "efficacy", "trial_data" or
+	// "advanced". Empty: not tagged.
+	Format string
+	Depth  string
 }
+
+// Formats and Depths are the content tags an action may carry.
+var (
+	Formats = []string{"video", "article", "visual"}
+	Depths  = []string{"awareness", "efficacy", "trial_data", "advanced"}
+)
 
 // Catalog is a parsed, validated set of actions plus the contact policy.
 type Catalog struct {
@@ -141,6 +152,8 @@ type fileAction struct {
 	Value       float64       `json:"value"`
 	Approval    *fileApproval `json:"approval"`
 	Critical    bool          `json:"critical"`
+	Format      string        `json:"format"`
+	Depth       string        `json:"depth"`
 }
 
 type file struct {
@@ -188,7 +201,13 @@ func Parse(data []byte) (*Catalog, error) {
 		a := Action{
 			ID: fa.ID, ContentID: fa.ContentID, Topic: fa.Topic,
 			Specialties: fa.Specialties, Markets: fa.Markets, Value: fa.Value, TopicIndex: -1,
-			Critical: fa.Critical,
+			Critical: fa.Critical, Format: fa.Format, Depth: fa.Depth,
+		}
+		if fa.Format != "" && !slices.Contains(Formats, fa.Format) {
+			bad("%s: format %q is not one of %s", where, fa.Format, strings.Join(Formats, ", "))
+		}
+		if fa.Depth != "" && !slices.Contains(Depths, fa.Depth) {
+			bad("%s: depth %q is not one of %s", where, fa.Depth, strings.Join(Depths, ", "))
 		}
 		if fa.ID == "" || len(fa.ID) > 64 {
 			bad("%s: id must be 1 to 64 characters", where)

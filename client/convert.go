@@ -81,6 +81,7 @@ func recommendationFromPB(m *nbapb.Recommendation) Recommendation {
 		Value:         m.GetValue(),
 		ContextWeight: m.GetContextWeight(),
 		Reason:        m.GetReason(),
+		Rules:         m.GetRules(),
 	}
 	if cs := m.GetContributions(); len(cs) > 0 {
 		r.Contributions = make([]Contribution, len(cs))

@@ -102,7 +102,7 @@ func TestSuppressionReasonFromPB(t *testing.T) {
 		SuppressionChannelBarred: true, SuppressionContentNotApproved: true,
 		SuppressionContentExpired: true, SuppressionNotEligible: true,
 		SuppressionChannelNotRequested: true, SuppressionFrequencyCap: true,
-		SuppressionMinGap: true, SuppressionQuietHours: true,
+		SuppressionMinGap: true, SuppressionQuietHours: true, SuppressionRule: true,
 	}
 	seen := make(map[SuppressionReason]bool)
 	for n, name := range nbapb.SuppressionReason_name {

@@ -66,6 +66,8 @@ type Recommendation struct {
 	Contributions []Contribution `json:"contributions,omitempty"`
 	// Reason is one sentence a rep understands (explain only).
 	Reason string `json:"reason,omitempty"`
+	// Rules are the ids of the behaviour rules that boosted or demoted it.
+	Rules []string `json:"rules,omitempty"`
 }
 
 // Contribution is one feature's additive contribution to a propensity's
@@ -123,6 +125,8 @@ const (
 	// SuppressionQuietHours: quiet hours, or a day without contact on the
 	// channel, in the recipient's time zone.
 	SuppressionQuietHours SuppressionReason = "QUIET_HOURS"
+	// SuppressionRule: a behaviour rule holds it back; the detail names it.
+	SuppressionRule SuppressionReason = "RULE"
 )
 
 // Event is an outcome reported back by a data feed.

@@ -13,6 +13,7 @@ import (
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -76,6 +77,8 @@ type Recommendation struct {
 	// Contributions and Reason are set when the request asked to explain.
 	Contributions []scoring.Contribution
 	Reason        string
+	// Rules are the ids of the behaviour rules that boosted or demoted it.
+	Rules []string
 }
 
 // Suppression is a candidate that may not be recommended: the first gate
@@ -107,6 +110,7 @@ type Engine struct {
 	defsVersion string
 	contact     *contact.Policy
 	booker      Booker
+	rules       *rules.Set
 }
 
 // defaultGates are the built-in gates, cheapest first: which gate blocks
@@ -122,7 +126,23 @@ func (e *Engine) defaultGates() []Gate {
 		capGate{e.contact},
 		policyGapGate{e.contact},
 		quietGate{e.contact},
+		ruleGate{},
 	}
+}
+
+// WithRules sets the behaviour rules (nil: none).
+func WithRules(r *rules.Set) Option { return func(e *Engine) { e.rules = r } }
+
+// applyRules evaluates the rules for a decision about st at at into buf.
+func (e *Engine) applyRules(st *recipient.State, at, now time.Time, caller arbiter.CallerKind, buf []rules.Applied) []rules.Applied {
+	if e.rules == nil || len(e.rules.Rules) == 0 {
+		return buf[:0]
+	}
+	var zone *time.Location
+	if zs := e.contact.Zones(st.Profile.Market, st.Profile.TimeZone); len(zs) == 1 {
+		zone = zs[0]
+	}
+	return e.rules.Evaluate(&rules.Input{State: st, Catalog: e.catalog, At: at, Now: now, Caller: caller, Zone: zone}, buf[:0])
 }
 
 // WithContactPolicy sets the contact policy: caps, gaps and quiet hours
@@ -192,12 +212,13 @@ type scratch struct {
 	// seen[i] == stamp marks catalog action i as named in this request.
 	seen  []uint32
 	stamp uint32
-	// req, in and blk are the gates' input and answer (Decide), and
-	// contact the contact gates' memo.
+	// req, in and blk are the gates' input and answer (Decide), contact
+	// the contact gates' memo, and applied the rules that hold.
 	req     Request
 	in      GateInput
 	blk     Block
 	contact contactMemo
+	applied []rules.Applied
 }
 
 // forget drops what the gates' input points to, so that the pooled
@@ -205,6 +226,8 @@ type scratch struct {
 func (s *scratch) forget() {
 	s.req, s.in, s.blk = Request{}, GateInput{}, Block{}
 	s.contact.reset()
+	clear(s.applied)
+	s.applied = s.applied[:0]
 }
 
 // Decide makes one decision. Unknown or repeated candidate ids are an
@@ -228,7 +251,8 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	// interface, locals would be moved to the heap on every decision.
 	s.req = req
 	in, b := &s.in, &s.blk
-	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact,
+	s.applied = e.applyRules(snap, at, now, req.Caller, s.applied)
+	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
 	s.topics = e.topicAffinity(snap, s.topics)
@@ -244,6 +268,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		c := scoring.Candidate{Action: ai, Channel: a.Channel, Purpose: a.Purpose, Value: a.Value}
+		if len(in.applied) > 0 {
+			c.Adjust = ruleFactor(in.applied, in) - 1
+		}
 		if a.TopicIndex >= 0 {
 			c.TopicAffinity = s.topics[a.TopicIndex]
 		}
@@ -274,9 +301,15 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		a := &e.catalog.Actions[t.Action]
 		r := Recommendation{Rank: i + 1, Action: a, Score: t.Score, Propensity: t.Propensity,
 			Value: t.Value, ContextWeight: t.ContextWeight}
+		for j := range s.applied {
+			ap := &s.applied[j]
+			if (ap.Rule.Effect == rules.Boost || ap.Rule.Effect == rules.Demote) && ap.Matches(a) {
+				r.Rules = append(r.Rules, ap.Rule.ID)
+			}
+		}
 		if req.Explain {
 			r.Contributions = s.ranker.Explain(&cands[t.Candidate], 3)
-			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog)
+			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog) + ruleSentence(s.applied, a)
 		}
 		res.Recommendations[i] = r
 	}
@@ -401,7 +434,7 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	prof := &snap.Profile
-	in := GateInput{State: snap, Request: &req, At: at, Now: now,
+	in := GateInput{State: snap, Request: &req, At: at, Now: now, applied: e.applyRules(snap, at, now, req.Caller, nil),
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {

@@ -9,6 +9,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -139,4 +140,19 @@ func roundDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d minutes", int(d.Minutes()))
 	}
+}
+
+// ruleSentence names, after a recommendation's reason, the rules that
+// boosted or demoted it, in their own words ("; they clicked efficacy
+// content: the next content on it builds on that interest").
+func ruleSentence(applied []rules.Applied, a *catalog.Action) string {
+	var b strings.Builder
+	for i := range applied {
+		ap := &applied[i]
+		if (ap.Rule.Effect == rules.Boost || ap.Rule.Effect == rules.Demote) && ap.Matches(a) {
+			b.WriteString("; ")
+			b.WriteString(ap.Rule.Description)
+		}
+	}
+	return b.String()
 }

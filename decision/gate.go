@@ -7,6 +7,7 @@ import (
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 )
 
 // A Gate is one check a candidate must pass before it may be recommended:
@@ -62,6 +63,9 @@ type GateInput struct {
 	// verdict is the contact gates' answer being worked out: here rather
 	// than a local, which would escape to the heap through the check.
 	verdict contact.Verdict
+	// applied are the behaviour rules that hold for this decision
+	// (evaluated once, before the gates).
+	applied []rules.Applied
 }
 
 // Block is why a gate holds a candidate back.

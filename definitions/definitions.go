@@ -34,6 +34,7 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -43,16 +44,18 @@ const (
 	ModelFile   = "model.json"
 	PolicyFile  = "consent_policy.json"
 	// ContactFile is the contact policy: caps, gaps and quiet hours. It is
-	// the one optional file: a Set without it has no contact policy but
-	// the catalog's minimum gaps.
+	// optional: a Set without it has no contact policy but the catalog's
+	// minimum gaps.
 	ContactFile = "contact_policy.json"
+	// RulesFile is the behaviour rules (package rules), optional too.
+	RulesFile = "rules.json"
 )
 
 // fileNames lists every file a Set has, in hashing order; all but the
 // optional ones are required.
-var fileNames = []string{CatalogFile, PolicyFile, ModelFile, ContactFile}
+var fileNames = []string{CatalogFile, PolicyFile, ModelFile, ContactFile, RulesFile}
 
-func optional(name string) bool { return name == ContactFile }
+func optional(name string) bool { return name == ContactFile || name == RulesFile }
 
 // Set is one immutable set of definitions.
 type Set struct {
@@ -63,7 +66,9 @@ type Set struct {
 	Policy  *consent.Policy
 	// Contact is the contact policy; nil when the Set has none.
 	Contact *contact.Policy
-	files   map[string][]byte
+	// Rules are the behaviour rules; nil when the Set has none.
+	Rules *rules.Set
+	files map[string][]byte
 }
 
 // Files returns a copy of the Set's files, by name, as hashed.
@@ -125,6 +130,13 @@ func Parse(files map[string][]byte) (*Set, error) {
 	if data, ok := files[ContactFile]; ok {
 		if s.Contact, err = contact.Parse(data); err != nil {
 			e.Problems = append(e.Problems, ContactFile+": "+err.Error())
+		}
+	}
+	if data, ok := files[RulesFile]; ok {
+		if s.Catalog == nil {
+			e.Problems = append(e.Problems, RulesFile+": not checked: the catalog it refers to is invalid")
+		} else if s.Rules, err = rules.Parse(data, s.Catalog); err != nil {
+			e.Problems = append(e.Problems, RulesFile+": "+err.Error())
 		}
 	}
 	if len(e.Problems) > 0 {
@@ -199,6 +211,7 @@ func Demo() *Set {
 		ModelFile:   scoring.DemoJSON(),
 		PolicyFile:  consent.DefaultPolicyJSON(),
 		ContactFile: contact.DemoJSON(),
+		RulesFile:   rules.DemoJSON(),
 	})
 	if err != nil {
 		panic("definitions: the embedded demo set is invalid: " + err.Error())

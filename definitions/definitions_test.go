@@ -9,12 +9,13 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
 func demoFiles() map[string][]byte {
 	return map[string][]byte{CatalogFile: catalog.DemoJSON(), ModelFile: scoring.DemoJSON(), PolicyFile: consent.DefaultPolicyJSON(),
-		ContactFile: contact.DemoJSON()}
+		ContactFile: contact.DemoJSON(), RulesFile: rules.DemoJSON()}
 }
 
 func TestParseDemo(t *testing.T) {

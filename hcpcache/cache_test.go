@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
@@ -254,9 +256,19 @@ func TestCacheInvalidation(t *testing.T) {
 			},
 		},
 		{
+			// Decisions read the newest events (rules react to them).
 			name: "event history only",
 			write: func(t *testing.T) {
 				if err := f.other.LPush(ctx, f.key("hcp-1", ":h"), "x").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			invalidates: true,
+		},
+		{
+			name: "dedup set only",
+			write: func(t *testing.T) {
+				if err := f.other.ZAdd(ctx, f.key("hcp-1", ":ev"), redis.Z{Score: 1, Member: "e1"}).Err(); err != nil {
 					t.Fatal(err)
 				}
 			},

@@ -66,6 +66,19 @@ type State struct {
 	// reservation, from every caller, within the contact policy's
 	// retention.
 	Touches contact.Ledger
+	// Recent are the recipient's latest events, newest first (at most the
+	// storage adapter's bound), for rules that react to what happened.
+	Recent []RecentEvent
+}
+
+// RecentEvent is one event of State.Recent: what happened, when, on which
+// channel, about which action and topic.
+type RecentEvent struct {
+	At       time.Time
+	Type     arbiter.EventType
+	Channel  arbiter.Channel
+	ActionID string
+	Topic    string
 }
 
 // Event is an outcome reported back by a data feed.

@@ -10,7 +10,8 @@ package redisstore
 //	suffix            type    what                                         written by
 //	:p                hash    profile and counters (store.go, codec.go)   put_profile.lua, apply_event.lua
 //	:ev               zset    event ids seen, scored by ms recorded        apply_event.lua
-//	:h                list    last 50 events, newest first                 apply_event.lua
+//	:h                list    last 50 events, newest first (a decision     apply_event.lua
+//	                          reads the newest 20: recent.go)
 //	:consent          hash    current consent (consent_codec.go)           set_consent.lua
 //	:consent-log      list    the consent ledger, append-only              set_consent.lua
 //	:consent-ops      hash    idempotency keys of consent writes -> seq    set_consent.lua

@@ -53,6 +53,7 @@ var readPlan = [...]planEntry{
 	{suffix: suffixProfile, read: hgetall, decode: decodeProfileEntry},
 	{suffix: suffixConsent, read: hgetall, decode: decodeConsentEntry},
 	{suffix: suffixTouches, read: lrangeAll, decode: decodeTouchesEntry},
+	{suffix: suffixHistory, read: lrangeRecent, decode: decodeRecentEntry},
 }
 
 // planSize is the number of commands one load sends.

@@ -76,7 +76,22 @@ var planCases = map[string]planCase{
 			return ""
 		},
 	},
+	suffixHistory: {
+		seed: func(ctx context.Context, rdb redis.UniversalClient, key string) error {
+			e := recipient.Event{Type: planEvent.Type, Channel: planEvent.Channel, ActionID: planEvent.ActionID, Topic: planEvent.Topic}
+			return rdb.LPush(ctx, key, historyEntry(e, t0.UnixMilli(), "feed-1")).Err()
+		},
+		check: func(st *recipient.State) string {
+			if !reflect.DeepEqual(st.Recent, []recipient.RecentEvent{planEvent}) {
+				return fmt.Sprintf("recent = %+v, want %+v", st.Recent, planEvent)
+			}
+			return ""
+		},
+	},
 }
+
+// planEvent is the event TestReadPlan stores in the history.
+var planEvent = recipient.RecentEvent{At: t0, Type: arbiter.EventClicked, Channel: arbiter.Email, ActionID: "email-x", Topic: "efficacy"}
 
 // planTouch is the touch TestReadPlan stores: a pipe in the topic, which
 // the format escapes.

@@ -152,6 +152,7 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		p.Purpose = nbapb.Purpose(r.Action.Purpose)
 		p.Score, p.Propensity, p.Value, p.ContextWeight = r.Score, r.Propensity, r.Value, r.ContextWeight
 		p.Reason = r.Reason
+		p.Rules = r.Rules
 		for _, c := range r.Contributions {
 			p.Contributions = append(p.Contributions, &nbapb.Contribution{Feature: c.Feature, Weight: c.Weight})
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/arbiter-nba/arbiter/hcpcache"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/redisstore"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 	"github.com/arbiter-nba/arbiter/server"
 )
@@ -490,10 +491,11 @@ func loadDefinitions(cfg Config) (*definitions.Set, error) {
 	}
 	if cfg.Demo {
 		files[definitions.ContactFile] = contact.DemoJSON()
+		files[definitions.RulesFile] = rules.DemoJSON()
 	}
 	for name, path := range map[string]string{definitions.CatalogFile: cfg.CatalogFile,
 		definitions.ModelFile: cfg.ModelFile, definitions.PolicyFile: cfg.PolicyFile,
-		definitions.ContactFile: cfg.ContactFile} {
+		definitions.ContactFile: cfg.ContactFile, definitions.RulesFile: cfg.RulesFile} {
 		if path == "" {
 			continue
 		}

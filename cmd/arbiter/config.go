@@ -37,6 +37,7 @@ type Config struct {
 	ModelFile     string // likewise, the demo model
 	PolicyFile    string // likewise, the demo consent policy
 	ContactFile   string // the contact policy; optional (demo mode: the demo's)
+	RulesFile     string // the behaviour rules; optional (demo mode: the demo's)
 	DemoSize      int
 	LogLevel      string
 	ShutdownGrace time.Duration
@@ -134,6 +135,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.ModelFile, "model", env("MODEL", ""), "scoring model JSON file; required but for arbiter demo (ARBITER_MODEL)")
 	fs.StringVar(&c.PolicyFile, "consent-policy", env("CONSENT_POLICY", ""), "consent market policy JSON file; required but for arbiter demo (ARBITER_CONSENT_POLICY)")
 	fs.StringVar(&c.ContactFile, "contact-policy", env("CONTACT_POLICY", ""), "contact policy JSON file (caps, gaps, quiet hours); optional, with the other definitions files (ARBITER_CONTACT_POLICY)")
+	fs.StringVar(&c.RulesFile, "rules", env("RULES", ""), "behaviour rules JSON file (CEL); optional, with the other definitions files (ARBITER_RULES)")
 	fs.StringVar(&c.AuthJWKS, "auth-jwks", env("AUTH_JWKS", ""), "verify bearer tokens (JWTs) against this JWKS file; every call but health checks then needs one, from a role the method allows; empty: no authentication (ARBITER_AUTH_JWKS)")
 	fs.StringVar(&c.AuthJWKSURL, "auth-jwks-url", env("AUTH_JWKS_URL", ""), "verify bearer tokens against the key set at this URL (the provider's jwks_uri; https), refreshed hourly and when a token names an unknown key; instead of -auth-jwks (ARBITER_AUTH_JWKS_URL)")
 	fs.StringVar(&c.AuthIssuer, "auth-issuer", env("AUTH_ISSUER", ""), "the issuer (iss) tokens must name; required with -auth-jwks (ARBITER_AUTH_ISSUER)")
@@ -283,8 +285,8 @@ func (c *Config) checkNeeds(cmd string) error {
 				given = append(given, need.what)
 			}
 		}
-		if c.ContactFile != "" && len(given) == 0 {
-			return errors.New("-contact-policy (ARBITER_CONTACT_POLICY) goes with -catalog, -model and -consent-policy: a definitions set is published whole")
+		if (c.ContactFile != "" || c.RulesFile != "") && len(given) == 0 {
+			return errors.New("-contact-policy (ARBITER_CONTACT_POLICY) and -rules (ARBITER_RULES) go with -catalog, -model and -consent-policy: a definitions set is published whole")
 		}
 		if len(given) > 0 && len(missing) > 0 {
 			return fmt.Errorf("the server needs all of the definitions files or none (to follow the set published in Redis): missing %s", strings.Join(missing, ", "))

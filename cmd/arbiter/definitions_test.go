@@ -258,7 +258,7 @@ func TestDefinitionsServiceRPC(t *testing.T) {
 	}
 
 	// The demo set whole: with the demo's contact policy.
-	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-contact-policy", "../../contact/demo_policy.json")
+	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-contact-policy", "../../contact/demo_policy.json", "-rules", "../../rules/demo_rules.json")
 	conn, err = grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -221,11 +221,14 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 		return nil
 	}
 	set, err := f.store.LoadDefinitions(ctx, version)
+	if err == nil && set.Rules != nil {
+		set.Rules.OnFailure = func(rule string) { ruleFailures.WithLabelValues(rule).Inc() }
+	}
 	if err == nil {
 		var e *decision.Engine
 		e, err = decision.New(f.loader, set.Model, set.Catalog, set.Policy,
 			decision.WithDefinitionsVersion(set.Version), decision.WithContactPolicy(set.Contact),
-			decision.WithBooker(f.store))
+			decision.WithBooker(f.store), decision.WithRules(set.Rules))
 		if err == nil {
 			f.store.SetTouchBounds(set.Contact.Bounds())
 			f.engine.Store(e)

@@ -76,9 +76,10 @@ func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags .
 	cmd := "demo"
 	if len(b.Addrs) == 0 {
 		// The demo's contact policy has quiet hours: a test that did not
-		// ask for it would answer by the time of day it runs at. A test
-		// of the policy gives its own -contact-policy, which comes later.
-		args = append(args, "-contact-policy", "testdata/no_contact_policy.json")
+		// ask for it would answer by the time of day it runs at; and its
+		// rules would move scores. A test of the policy or the rules gives
+		// its own -contact-policy or -rules, which comes later.
+		args = append(args, "-contact-policy", "testdata/no_contact_policy.json", "-rules", "testdata/no_rules.json")
 	}
 	args = append(args, flags...)
 	if len(b.Addrs) > 0 {

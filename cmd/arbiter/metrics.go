@@ -23,8 +23,17 @@ func newRegistry(cache *hcpcache.Cache) *prometheus.Registry {
 	if cache != nil {
 		reg.MustRegister(cacheCollector{cache})
 	}
+	reg.MustRegister(ruleFailures)
 	return reg
 }
+
+// ruleFailures counts the behaviour rules' evaluation failures, by rule id
+// (a definitions name, never personal data). A failing suppression holds
+// back what it selects; any other failing rule has no effect.
+var ruleFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "arbiter_rule_failures_total",
+	Help: "Evaluations of a behaviour rule that failed, by rule id.",
+}, []string{"rule"})
 
 // serveMetrics serves reg on lis at /metrics until the returned server is
 // shut down.

@@ -293,6 +293,10 @@ const (
 	// the recipient's time zone (every zone of the market when the
 	// recipient's is not known).
 	SuppressionReason_SUPPRESSION_REASON_QUIET_HOURS SuppressionReason = 12
+	// A behaviour rule of the definitions holds it back (a suppression for
+	// a while, or another rule that requires other candidates); the detail
+	// names the rule and says why.
+	SuppressionReason_SUPPRESSION_REASON_RULE SuppressionReason = 13
 )
 
 // Enum value maps for SuppressionReason.
@@ -311,6 +315,7 @@ var (
 		10: "SUPPRESSION_REASON_FREQUENCY_CAP",
 		11: "SUPPRESSION_REASON_MIN_GAP",
 		12: "SUPPRESSION_REASON_QUIET_HOURS",
+		13: "SUPPRESSION_REASON_RULE",
 	}
 	SuppressionReason_value = map[string]int32{
 		"SUPPRESSION_REASON_UNSPECIFIED":           0,
@@ -326,6 +331,7 @@ var (
 		"SUPPRESSION_REASON_FREQUENCY_CAP":         10,
 		"SUPPRESSION_REASON_MIN_GAP":               11,
 		"SUPPRESSION_REASON_QUIET_HOURS":           12,
+		"SUPPRESSION_REASON_RULE":                  13,
 	}
 )
 
@@ -372,33 +378,54 @@ const (
 	// Also records an opt-out of promotional contact on the event's channel.
 	EventType_EVENT_TYPE_UNSUBSCRIBED EventType = 8
 	EventType_EVENT_TYPE_BOUNCED      EventType = 9
+	// Registered for a webinar or event.
+	EventType_EVENT_TYPE_REGISTERED EventType = 10
+	// Registered but did not attend.
+	EventType_EVENT_TYPE_NO_SHOW        EventType = 11
+	EventType_EVENT_TYPE_VIDEO_WATCHED  EventType = 12
+	EventType_EVENT_TYPE_DOWNLOAD       EventType = 13
+	EventType_EVENT_TYPE_SAMPLE_REQUEST EventType = 14
+	// A goal a journey declares (a prescription started, a trial enrolment).
+	EventType_EVENT_TYPE_GOAL EventType = 15
 )
 
 // Enum value maps for EventType.
 var (
 	EventType_name = map[int32]string{
-		0: "EVENT_TYPE_UNSPECIFIED",
-		1: "EVENT_TYPE_SENT",
-		2: "EVENT_TYPE_DELIVERED",
-		3: "EVENT_TYPE_OPENED",
-		4: "EVENT_TYPE_CLICKED",
-		5: "EVENT_TYPE_ATTENDED",
-		6: "EVENT_TYPE_REP_VISIT",
-		7: "EVENT_TYPE_MSL_MEETING",
-		8: "EVENT_TYPE_UNSUBSCRIBED",
-		9: "EVENT_TYPE_BOUNCED",
+		0:  "EVENT_TYPE_UNSPECIFIED",
+		1:  "EVENT_TYPE_SENT",
+		2:  "EVENT_TYPE_DELIVERED",
+		3:  "EVENT_TYPE_OPENED",
+		4:  "EVENT_TYPE_CLICKED",
+		5:  "EVENT_TYPE_ATTENDED",
+		6:  "EVENT_TYPE_REP_VISIT",
+		7:  "EVENT_TYPE_MSL_MEETING",
+		8:  "EVENT_TYPE_UNSUBSCRIBED",
+		9:  "EVENT_TYPE_BOUNCED",
+		10: "EVENT_TYPE_REGISTERED",
+		11: "EVENT_TYPE_NO_SHOW",
+		12: "EVENT_TYPE_VIDEO_WATCHED",
+		13: "EVENT_TYPE_DOWNLOAD",
+		14: "EVENT_TYPE_SAMPLE_REQUEST",
+		15: "EVENT_TYPE_GOAL",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":  0,
-		"EVENT_TYPE_SENT":         1,
-		"EVENT_TYPE_DELIVERED":    2,
-		"EVENT_TYPE_OPENED":       3,
-		"EVENT_TYPE_CLICKED":      4,
-		"EVENT_TYPE_ATTENDED":     5,
-		"EVENT_TYPE_REP_VISIT":    6,
-		"EVENT_TYPE_MSL_MEETING":  7,
-		"EVENT_TYPE_UNSUBSCRIBED": 8,
-		"EVENT_TYPE_BOUNCED":      9,
+		"EVENT_TYPE_UNSPECIFIED":    0,
+		"EVENT_TYPE_SENT":           1,
+		"EVENT_TYPE_DELIVERED":      2,
+		"EVENT_TYPE_OPENED":         3,
+		"EVENT_TYPE_CLICKED":        4,
+		"EVENT_TYPE_ATTENDED":       5,
+		"EVENT_TYPE_REP_VISIT":      6,
+		"EVENT_TYPE_MSL_MEETING":    7,
+		"EVENT_TYPE_UNSUBSCRIBED":   8,
+		"EVENT_TYPE_BOUNCED":        9,
+		"EVENT_TYPE_REGISTERED":     10,
+		"EVENT_TYPE_NO_SHOW":        11,
+		"EVENT_TYPE_VIDEO_WATCHED":  12,
+		"EVENT_TYPE_DOWNLOAD":       13,
+		"EVENT_TYPE_SAMPLE_REQUEST": 14,
+		"EVENT_TYPE_GOAL":           15,
 	}
 )
 
@@ -775,8 +802,10 @@ type Recommendation struct {
 	// Top contributions to the propensity, largest magnitude first (explain only).
 	Contributions []*Contribution `protobuf:"bytes,10,rep,name=contributions,proto3" json:"contributions,omitempty"`
 	// One sentence a rep understands (explain only).
-	Reason        string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
-	Rank          int32  `protobuf:"varint,12,opt,name=rank,proto3" json:"rank,omitempty"`
+	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	Rank   int32  `protobuf:"varint,12,opt,name=rank,proto3" json:"rank,omitempty"`
+	// The ids of the behaviour rules that boosted or demoted it.
+	Rules         []string `protobuf:"bytes,13,rep,name=rules,proto3" json:"rules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -893,6 +922,13 @@ func (x *Recommendation) GetRank() int32 {
 		return x.Rank
 	}
 	return 0
+}
+
+func (x *Recommendation) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
 }
 
 type Suppression struct {
@@ -3596,7 +3632,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rcandidate_set\x18\x06 \x01(\tR\fcandidateSet\"@\n" +
 	"\fContribution\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\x01R\x06weight\"\x93\x03\n" +
+	"\x06weight\x18\x02 \x01(\x01R\x06weight\"\xa9\x03\n" +
 	"\x0eRecommendation\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12)\n" +
 	"\achannel\x18\x02 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12\x1d\n" +
@@ -3613,7 +3649,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rcontributions\x18\n" +
 	" \x03(\v2\x14.nba.v1.ContributionR\rcontributions\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12\x12\n" +
-	"\x04rank\x18\f \x01(\x05R\x04rank\"\xae\x01\n" +
+	"\x04rank\x18\f \x01(\x05R\x04rank\x12\x14\n" +
+	"\x05rules\x18\r \x03(\tR\x05rules\"\xae\x01\n" +
 	"\vSuppression\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x121\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x19.nba.v1.SuppressionReasonR\x06reason\x12\x16\n" +
@@ -3865,7 +3902,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x17CALLER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CALLER_KIND_REP_TOOL\x10\x01\x12\"\n" +
 	"\x1eCALLER_KIND_MARKETING_PLATFORM\x10\x02\x12\x19\n" +
-	"\x15CALLER_KIND_BENCHMARK\x10\x03*\x8b\x04\n" +
+	"\x15CALLER_KIND_BENCHMARK\x10\x03*\xa8\x04\n" +
 	"\x11SuppressionReason\x12\"\n" +
 	"\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSUPPRESSION_REASON_NO_CONSENT\x10\x01\x12&\n" +
@@ -3880,7 +3917,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	" SUPPRESSION_REASON_FREQUENCY_CAP\x10\n" +
 	"\x12\x1e\n" +
 	"\x1aSUPPRESSION_REASON_MIN_GAP\x10\v\x12\"\n" +
-	"\x1eSUPPRESSION_REASON_QUIET_HOURS\x10\f*\x89\x02\n" +
+	"\x1eSUPPRESSION_REASON_QUIET_HOURS\x10\f\x12\x1b\n" +
+	"\x17SUPPRESSION_REASON_RULE\x10\r*\xa7\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_SENT\x10\x01\x12\x18\n" +
@@ -3891,7 +3929,14 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x14EVENT_TYPE_REP_VISIT\x10\x06\x12\x1a\n" +
 	"\x16EVENT_TYPE_MSL_MEETING\x10\a\x12\x1b\n" +
 	"\x17EVENT_TYPE_UNSUBSCRIBED\x10\b\x12\x16\n" +
-	"\x12EVENT_TYPE_BOUNCED\x10\t*\x91\x01\n" +
+	"\x12EVENT_TYPE_BOUNCED\x10\t\x12\x19\n" +
+	"\x15EVENT_TYPE_REGISTERED\x10\n" +
+	"\x12\x16\n" +
+	"\x12EVENT_TYPE_NO_SHOW\x10\v\x12\x1c\n" +
+	"\x18EVENT_TYPE_VIDEO_WATCHED\x10\f\x12\x17\n" +
+	"\x13EVENT_TYPE_DOWNLOAD\x10\r\x12\x1d\n" +
+	"\x19EVENT_TYPE_SAMPLE_REQUEST\x10\x0e\x12\x13\n" +
+	"\x0fEVENT_TYPE_GOAL\x10\x0f*\x91\x01\n" +
 	"\x10ReservationState\x12!\n" +
 	"\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRESERVATION_STATE_RESERVED\x10\x01\x12\x1a\n" +

@@ -1,0 +1,114 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+)
+
+// The environment rules are written against. Every variable is bound for
+// every decision (Evaluate):
+//
+//	profile         map    specialty, market, segment, audience, time_zone
+//	                       (strings) and attributes (a map of numbers)
+//	engagement      map    the decayed engagement per channel name ("email": 2.5)
+//	events          list   recent events that are not medical signals,
+//	                       newest first; each a map: type, channel, topic,
+//	                       action_id, format, depth, purpose (strings), at
+//	                       (timestamp)
+//	medical_events  list   the medical signals among recent events: MSL
+//	                       meetings and events on medical content; the
+//	                       same fields
+//	touches         list   the touch ledger: channel, purpose, topic,
+//	                       action_id, state ("sent", "reserved"), at
+//	now             timestamp  the decision time
+//	local_hour      int    the hour in the recipient's time zone (-1: unknown)
+//	caller          string the caller kind ("rep_tool", ...)
+//
+// with CEL's string extensions (replace, split...) and the function
+// latest(list of timestamps) -> timestamp, the latest of them (timestamp 0
+// for an empty list), for a rule's since.
+var (
+	fullEnv       = newEnv(true)
+	commercialEnv = newEnv(false)
+)
+
+func newEnv(medical bool) *cel.Env {
+	event := cel.MapType(cel.StringType, cel.DynType)
+	opts := []cel.EnvOption{
+		cel.Variable("profile", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("engagement", cel.MapType(cel.StringType, cel.DoubleType)),
+		cel.Variable("events", cel.ListType(event)),
+		cel.Variable("touches", cel.ListType(event)),
+		cel.Variable("now", cel.TimestampType),
+		cel.Variable("local_hour", cel.IntType),
+		cel.Variable("caller", cel.StringType),
+		ext.Strings(), // replace, split, lowerAscii...
+		cel.Function("latest",
+			cel.Overload("latest_list", []*cel.Type{cel.ListType(cel.DynType)}, cel.TimestampType,
+				cel.UnaryBinding(latest))),
+	}
+	if medical {
+		opts = append(opts, cel.Variable("medical_events", cel.ListType(event)))
+	}
+	env, err := cel.NewEnv(opts...)
+	if err != nil {
+		panic("rules: the environment does not build: " + err.Error())
+	}
+	return env
+}
+
+// latest is the latest timestamp of a list (the epoch for an empty one).
+func latest(v ref.Val) ref.Val {
+	l, ok := v.(traits.Lister)
+	if !ok {
+		return types.NewErr("latest: not a list")
+	}
+	var max time.Time
+	for it := l.Iterator(); it.HasNext() == types.True; {
+		ts, ok := it.Next().(types.Timestamp)
+		if !ok {
+			return types.NewErr("latest: not a list of timestamps")
+		}
+		if ts.Time.After(max) {
+			max = ts.Time
+		}
+	}
+	if max.IsZero() {
+		max = time.Unix(0, 0).UTC()
+	}
+	return types.Timestamp{Time: max}
+}
+
+// compileExpr compiles and type-checks expr in env, wanting a result of
+// type want; problem says what is wrong, with the line and column.
+func compileExpr(env *cel.Env, expr string, want *cel.Type) (prg cel.Program, problem string) {
+	if len(expr) > maxExprLen {
+		return nil, fmt.Sprintf("at most %d characters", maxExprLen)
+	}
+	ast, iss := env.Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		errs := iss.Errors()
+		if len(errs) == 0 {
+			return nil, "does not compile"
+		}
+		e := errs[0]
+		return nil, fmt.Sprintf("line %d, column %d: %s", e.Location.Line(), e.Location.Column()+1, e.Message)
+	}
+	if got := ast.OutputType(); !got.IsExactType(want) && !(want.Kind() == types.ListKind && got.Kind() == types.ListKind &&
+		got.Parameters()[0].IsExactType(cel.DynType)) {
+		// A list of dyn (topics mapped out of events) is checked when
+		// evaluated: a list holding anything but strings fails.
+		return nil, fmt.Sprintf("is of type %s, want %s", got, want)
+	}
+	prg, err := env.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, "does not build: " + err.Error()
+	}
+	return prg, ""
+}

@@ -1,0 +1,248 @@
+package rules
+
+import (
+	"slices"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/recipient"
+)
+
+// Input is what the rules see of one decision.
+type Input struct {
+	State   *recipient.State
+	Catalog *catalog.Catalog
+	At      time.Time
+	Now     time.Time
+	Caller  arbiter.CallerKind
+	// Zone is the recipient's time zone (nil: unknown).
+	Zone *time.Location
+}
+
+// Applied is a rule whose condition holds for the decision: its effect on
+// the candidates its selector matches.
+type Applied struct {
+	Rule *Rule
+	// TopicsIn and TopicsNotIn are the selector's topics as evaluated for
+	// this decision (nil: no restriction).
+	TopicsIn, TopicsNotIn []string
+	// ClearsAt is when a suppression lifts (Since + For).
+	ClearsAt time.Time
+	// Failed says the rule's evaluation failed: a suppression then holds
+	// its selector back all the same (fail closed), without a clear time.
+	Failed bool
+}
+
+// Matches reports whether a's tags match the applied rule's selector.
+func (ap *Applied) Matches(a *catalog.Action) bool {
+	s := &ap.Rule.Select
+	if s.Channels != 0 && s.Channels&(1<<a.Channel) == 0 {
+		return false
+	}
+	if s.Purposes != 0 && s.Purposes&(1<<a.Purpose) == 0 {
+		return false
+	}
+	if len(s.Topics) > 0 && !slices.Contains(s.Topics, a.Topic) {
+		return false
+	}
+	if len(s.Formats) > 0 && !slices.Contains(s.Formats, a.Format) {
+		return false
+	}
+	if len(s.Depths) > 0 && !slices.Contains(s.Depths, a.Depth) {
+		return false
+	}
+	if ap.TopicsIn != nil && !slices.Contains(ap.TopicsIn, a.Topic) {
+		return false
+	}
+	if ap.TopicsNotIn != nil && slices.Contains(ap.TopicsNotIn, a.Topic) {
+		return false
+	}
+	return true
+}
+
+// Evaluate evaluates every rule's condition for one decision and appends
+// the rules that apply to out. The variables are built once, the lists
+// only when an expression reads them.
+func (s *Set) Evaluate(in *Input, out []Applied) []Applied {
+	if s == nil || len(s.Rules) == 0 {
+		return out
+	}
+	act, err := interpreter.NewActivation(vars(in))
+	if err != nil {
+		return out // cannot happen with a map of names
+	}
+	for _, r := range s.Rules {
+		ap := Applied{Rule: r}
+		ok, failed := evalBool(r.when, act)
+		if !failed && ok {
+			failed = !r.evalSelector(act, &ap)
+			if r.Effect == Suppress && !failed {
+				since := in.At
+				if r.since != nil {
+					v, _, err := r.since.Eval(act)
+					ts, isTS := v.(types.Timestamp)
+					if err != nil || !isTS {
+						failed = true
+					} else {
+						since = ts.Time
+					}
+				}
+				ap.ClearsAt = since.Add(r.For).UTC()
+			}
+		}
+		switch {
+		case failed:
+			if s.OnFailure != nil {
+				s.OnFailure(r.ID)
+			}
+			if r.Effect != Suppress {
+				continue // no effect
+			}
+			ap = Applied{Rule: r, Failed: true} // fail closed: the whole selector, no clear time
+		case !ok:
+			continue
+		case r.Effect == Suppress && !ap.ClearsAt.After(in.At):
+			continue // over already
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+// evalSelector evaluates the selector's topic expressions into ap; false
+// when one fails.
+func (r *Rule) evalSelector(act interpreter.Activation, ap *Applied) bool {
+	var ok bool
+	if r.topicsIn != nil {
+		if ap.TopicsIn, ok = evalStrings(r.topicsIn, act); !ok {
+			return false
+		}
+	}
+	if r.topicsOut != nil {
+		if ap.TopicsNotIn, ok = evalStrings(r.topicsOut, act); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func evalBool(p cel.Program, act interpreter.Activation) (value, failed bool) {
+	v, _, err := p.Eval(act)
+	if err != nil {
+		return false, true
+	}
+	b, ok := v.(types.Bool)
+	return bool(b), !ok
+}
+
+func evalStrings(p cel.Program, act interpreter.Activation) ([]string, bool) {
+	v, _, err := p.Eval(act)
+	if err != nil {
+		return nil, false
+	}
+	l, ok := v.(traits.Lister)
+	if !ok {
+		return nil, false
+	}
+	out := []string{}
+	for it := l.Iterator(); it.HasNext() == types.True; {
+		s, ok := it.Next().(types.String)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, string(s))
+	}
+	return out, true
+}
+
+// vars binds the environment's variables for one decision. The lists are
+// built when first read.
+func vars(in *Input) map[string]any {
+	st := in.State
+	prof := &st.Profile
+	local := int64(-1)
+	if in.Zone != nil {
+		local = int64(in.At.In(in.Zone).Hour())
+	}
+	var commercial, medical []any
+	split := func() {
+		if commercial != nil || medical != nil {
+			return
+		}
+		commercial, medical = []any{}, []any{}
+		for i := range st.Recent {
+			e := &st.Recent[i]
+			m, isMedical := eventMap(e, in.Catalog)
+			if isMedical {
+				medical = append(medical, m)
+			} else {
+				commercial = append(commercial, m)
+			}
+		}
+	}
+	return map[string]any{
+		"profile": func() any {
+			attrs := make(map[string]any, len(prof.Attributes))
+			for k, v := range prof.Attributes {
+				attrs[k] = v
+			}
+			return map[string]any{"specialty": prof.Specialty, "market": prof.Market, "segment": prof.Segment,
+				"audience": prof.Audience.String(), "time_zone": prof.TimeZone, "attributes": attrs}
+		},
+		"engagement": func() any {
+			m := make(map[string]float64, arbiter.NumChannels)
+			for _, ch := range arbiter.Channels() {
+				m[ch.String()] = st.Counters.Engagement[ch]
+			}
+			return m
+		},
+		"events":         func() any { split(); return commercial },
+		"medical_events": func() any { split(); return medical },
+		"touches": func() any {
+			out := make([]any, 0, len(st.Touches.Touches))
+			for i := range st.Touches.Touches {
+				t := &st.Touches.Touches[i]
+				if !t.Counts(in.Now) {
+					continue
+				}
+				state := "sent"
+				if t.State == contact.Reserved {
+					state = "reserved"
+				}
+				out = append(out, map[string]any{"channel": t.Channel.String(), "purpose": t.Purpose.String(),
+					"topic": t.Topic, "action_id": t.ActionID, "state": state, "at": t.At})
+			}
+			return out
+		},
+		"now":        in.At,
+		"local_hour": local,
+		"caller":     in.Caller.String(),
+	}
+}
+
+// eventMap is a recent event as rules see it, with its action's tags, and
+// whether it is a medical signal: an MSL meeting, or an event on medical
+// content.
+func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (map[string]any, bool) {
+	m := map[string]any{"type": e.Type.String(), "channel": e.Channel.String(), "topic": e.Topic,
+		"action_id": e.ActionID, "format": "", "depth": "", "purpose": "", "at": e.At}
+	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting
+	if cat != nil && e.ActionID != "" {
+		if i, ok := cat.Lookup(e.ActionID); ok {
+			a := &cat.Actions[i]
+			m["format"], m["depth"], m["purpose"] = a.Format, a.Depth, a.Purpose.String()
+			if e.Topic == "" {
+				m["topic"] = a.Topic
+			}
+			medical = medical || a.Purpose == arbiter.Medical
+		}
+	}
+	return m, medical
+}

@@ -1,0 +1,295 @@
+// Package rules is behaviour-driven orchestration: rules, written in CEL
+// (github.com/google/cel-go), that react to what happened to a recipient.
+// A rule suppresses candidates for a while, boosts or demotes them, or
+// requires that only some apply.
+//
+// A rule has two parts, so that a decision's cost stays bounded:
+//
+//   - a recipient-level condition (when), a CEL expression evaluated once
+//     per decision over the recipient's profile, engagement, recent events
+//     and touches, the request and the time;
+//   - a candidate selector on catalog tags (channels, purposes, topics,
+//     formats, depths), matched per candidate without any CEL evaluation.
+//     A selector's topics may come from a CEL expression (topics_in,
+//     topics_not_in), evaluated once per decision with the condition.
+//
+// Every expression is compiled once, when the definitions are parsed, and
+// type-checked against the declared environment (env.go); evaluation runs
+// under CEL's cost limit.
+//
+// # The medical/commercial firewall
+//
+// Medical signals (MSL meetings, medical-purpose content, medical requests)
+// are in the environment's medical_events alone. A rule that may boost or
+// require promotional candidates is compiled without it: such a rule that
+// reads a medical signal is refused, naming the rule. A rule may still
+// suppress promotional contact because of a medical signal ("an MSL met
+// the HCP today: no promotional email tomorrow"), which is what MSL
+// guidance asks.
+//
+// # When a rule fails
+//
+// A suppress rule whose evaluation fails denies (its selector is held back,
+// fail closed); any other rule that fails has no effect. Every failure is
+// counted (Set.OnFailure).
+package rules
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
+)
+
+// Limits on a rule set.
+const (
+	maxRules    = 64
+	maxExprLen  = 2000
+	costLimit   = 10000 // CEL's cost units per evaluation of one expression
+	maxDuration = 90 * 24 * time.Hour
+)
+
+// Effect is what a rule does to the candidates it selects.
+type Effect uint8
+
+const (
+	// Suppress holds the selected candidates back (reason RULE) until
+	// the rule's time runs out.
+	Suppress Effect = iota + 1
+	// Boost multiplies the selected candidates' scores by Factor (> 1).
+	Boost
+	// Demote multiplies them by Factor (< 1).
+	Demote
+	// Require lets only the selected candidates apply.
+	Require
+)
+
+var effectNames = map[string]Effect{"suppress": Suppress, "boost": Boost, "demote": Demote, "require": Require}
+
+func (e Effect) String() string {
+	for k, v := range effectNames {
+		if v == e {
+			return k
+		}
+	}
+	return "invalid"
+}
+
+// Selector picks candidates by their catalog tags. An empty part matches
+// every candidate.
+type Selector struct {
+	Channels uint16 // bit c: arbiter.Channel(c)
+	Purposes uint8  // bit p: arbiter.Purpose(p)
+	Topics   []string
+	Formats  []string
+	Depths   []string
+}
+
+// Rule is one compiled rule.
+type Rule struct {
+	ID          string
+	Description string
+	Effect      Effect
+	Factor      float64
+	// For is how long a suppression lasts from the rule's Since time.
+	For    time.Duration
+	Select Selector
+
+	when, since, topicsIn, topicsOut cel.Program
+}
+
+// Set is a compiled rule set: part of a definitions set, immutable, safe
+// for concurrent use.
+type Set struct {
+	Rules []*Rule
+	// OnFailure, when set, is called with the rule's id each time a rule's
+	// evaluation fails (a metric counts them). Set it before use.
+	OnFailure func(ruleID string)
+}
+
+// The rules file's JSON.
+type file struct {
+	Rules []fileRule `json:"rules"`
+}
+
+type fileRule struct {
+	ID          string     `json:"id"`
+	Description string     `json:"description"`
+	When        string     `json:"when"`
+	Since       string     `json:"since"`
+	Effect      string     `json:"effect"`
+	Factor      float64    `json:"factor"`
+	For         string     `json:"for"`
+	Select      fileSelect `json:"select"`
+}
+
+type fileSelect struct {
+	Channels    []string `json:"channels"`
+	Purposes    []string `json:"purposes"`
+	Topics      []string `json:"topics"`
+	TopicsIn    string   `json:"topics_in"`
+	TopicsNotIn string   `json:"topics_not_in"`
+	Formats     []string `json:"formats"`
+	Depths      []string `json:"depths"`
+}
+
+//go:embed demo_rules.json
+var demoRules []byte
+
+// DemoJSON returns the demo rules' file.
+func DemoJSON() []byte { return bytes.Clone(demoRules) }
+
+// Parse compiles a rules file. Every problem is reported, naming the rule
+// and, for an expression, the line and column in it; a set with any
+// problem is refused whole. cat is the catalog the rules go with: topics,
+// formats and depths must be ones it uses.
+func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
+	var f file
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("parse: %s", jsonProblem(err))
+	}
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if len(f.Rules) > maxRules {
+		bad("rules: at most %d", maxRules)
+	}
+	set := &Set{}
+	seen := map[string]bool{}
+	for i, fr := range f.Rules {
+		where := fmt.Sprintf("rules[%d] (%s)", i, fr.ID)
+		r := &Rule{ID: fr.ID, Description: fr.Description}
+		switch {
+		case fr.ID == "" || len(fr.ID) > 64 || strings.ContainsAny(fr.ID, " \t\n|"):
+			bad("%s: id: 1 to 64 characters, no spaces or '|'", where)
+		case seen[fr.ID]:
+			bad("%s: id: used twice", where)
+		}
+		seen[fr.ID] = true
+		if fr.Description == "" || len(fr.Description) > 300 {
+			bad("%s: description: 1 to 300 characters, in words a rep understands (it is the rule's reason)", where)
+		}
+		var ok bool
+		if r.Effect, ok = effectNames[fr.Effect]; !ok {
+			bad("%s: effect: %q is not suppress, boost, demote or require", where, fr.Effect)
+		}
+		switch r.Effect {
+		case Suppress:
+			d, err := time.ParseDuration(fr.For)
+			if err != nil || d < time.Minute || d > maxDuration {
+				bad("%s: for: a suppression needs a duration from 1m to %s, got %q", where, maxDuration, fr.For)
+			}
+			r.For = d
+		case Boost:
+			if !(fr.Factor > 1 && fr.Factor <= 10) {
+				bad("%s: factor: a boost multiplies by more than 1 and at most 10, got %v", where, fr.Factor)
+			}
+		case Demote:
+			if !(fr.Factor > 0 && fr.Factor < 1) {
+				bad("%s: factor: a demotion multiplies by more than 0 and less than 1, got %v", where, fr.Factor)
+			}
+		}
+		r.Factor = fr.Factor
+		r.Select = parseSelector(where, fr.Select, cat, bad)
+		// The firewall: a rule that can raise promotional candidates is
+		// compiled without the medical signals.
+		env := fullEnv
+		if (r.Effect == Boost || r.Effect == Require) && selectsPromotional(r.Select) {
+			env = commercialEnv
+		}
+		compile := func(field, expr string, want *cel.Type, required bool) cel.Program {
+			if expr == "" {
+				if required {
+					bad("%s: %s: required", where, field)
+				}
+				return nil
+			}
+			prg, problem := compileExpr(env, expr, want)
+			if problem != "" {
+				if env == commercialEnv && strings.Contains(problem, "medical_events") {
+					problem = "a medical signal (medical_events) must not boost or require promotional content (the medical/commercial firewall): " + problem
+				}
+				bad("%s: %s: %s", where, field, problem)
+			}
+			return prg
+		}
+		r.when = compile("when", fr.When, cel.BoolType, true)
+		r.since = compile("since", fr.Since, cel.TimestampType, false)
+		r.topicsIn = compile("select.topics_in", fr.Select.TopicsIn, cel.ListType(cel.StringType), false)
+		r.topicsOut = compile("select.topics_not_in", fr.Select.TopicsNotIn, cel.ListType(cel.StringType), false)
+		set.Rules = append(set.Rules, r)
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	return set, nil
+}
+
+// selectsPromotional reports whether s can select a promotional candidate.
+func selectsPromotional(s Selector) bool {
+	return s.Purposes == 0 || s.Purposes&(1<<arbiter.Promotional) != 0
+}
+
+func parseSelector(where string, fs fileSelect, cat *catalog.Catalog, bad func(string, ...any)) Selector {
+	var s Selector
+	for _, c := range fs.Channels {
+		ch, ok := arbiter.ParseChannel(c)
+		if !ok {
+			bad("%s: select.channels: unknown channel %q", where, c)
+			continue
+		}
+		s.Channels |= 1 << ch
+	}
+	for _, p := range fs.Purposes {
+		pu, ok := arbiter.ParsePurpose(p)
+		if !ok {
+			bad("%s: select.purposes: unknown purpose %q", where, p)
+			continue
+		}
+		s.Purposes |= 1 << pu
+	}
+	for _, t := range fs.Topics {
+		if cat != nil && !slices.Contains(cat.Topics, t) {
+			bad("%s: select.topics: no action of the catalog has topic %q", where, t)
+		}
+	}
+	s.Topics = fs.Topics
+	for _, f := range fs.Formats {
+		if !slices.Contains(catalog.Formats, f) {
+			bad("%s: select.formats: %q is not one of %s", where, f, strings.Join(catalog.Formats, ", "))
+		}
+	}
+	s.Formats = fs.Formats
+	for _, d := range fs.Depths {
+		if !slices.Contains(catalog.Depths, d) {
+			bad("%s: select.depths: %q is not one of %s", where, d, strings.Join(catalog.Depths, ", "))
+		}
+	}
+	s.Depths = fs.Depths
+	if len(fs.Topics) > 0 && (fs.TopicsIn != "" || fs.TopicsNotIn != "") {
+		bad("%s: select: give topics, or topics_in / topics_not_in, not both", where)
+	}
+	return s
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
+	}
+	return err.Error()
+}

@@ -1,0 +1,227 @@
+package rules_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
+)
+
+var (
+	now = time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
+	cat = catalog.Demo()
+)
+
+func demo(t *testing.T) *rules.Set {
+	t.Helper()
+	s, err := rules.Parse(rules.DemoJSON(), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func action(t *testing.T, id string) *catalog.Action {
+	t.Helper()
+	i, ok := cat.Lookup(id)
+	if !ok {
+		t.Fatalf("no action %s in the demo catalog", id)
+	}
+	return &cat.Actions[i]
+}
+
+// applied evaluates s for st and returns the rules that hold, by id.
+func applied(s *rules.Set, st *recipient.State) map[string]rules.Applied {
+	out := map[string]rules.Applied{}
+	for _, ap := range s.Evaluate(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil) {
+		out[ap.Rule.ID] = ap
+	}
+	return out
+}
+
+func cardiologist() *recipient.State {
+	return &recipient.State{Profile: recipient.Profile{HCPID: "HCP-1", Specialty: "cardiology", Market: "US", Audience: arbiter.HCP}}
+}
+
+func TestDemoRulesParse(t *testing.T) {
+	s := demo(t)
+	if len(s.Rules) != 8 {
+		t.Errorf("%d demo rules, want 8", len(s.Rules))
+	}
+	if got := applied(s, cardiologist()); len(got) != 0 {
+		t.Errorf("rules hold for a recipient with no history: %v", got)
+	}
+}
+
+// The seed's examples, each a scenario.
+func TestMSLMeetingSuppressesOtherPromotionalEmail(t *testing.T) {
+	st := cardiologist()
+	met := now.Add(-3 * time.Hour)
+	st.Recent = []recipient.RecentEvent{{At: met, Type: arbiter.EventMSLMeeting, Channel: arbiter.MSLMeeting, Topic: "cardiolex_efficacy"}}
+	ap, ok := applied(demo(t), st)["msl-met-no-promo-email"]
+	if !ok {
+		t.Fatal("an MSL meeting 3 hours ago: the rule does not hold")
+	}
+	if want := met.Add(24 * time.Hour); !ap.ClearsAt.Equal(want) {
+		t.Errorf("clears at %v, want the meeting + 24h (%v)", ap.ClearsAt, want)
+	}
+	if !ap.Matches(action(t, "email-cardiolex-dosing")) {
+		t.Error("promotional email on another topic is not suppressed")
+	}
+	if ap.Matches(action(t, "email-cardiolex-efficacy")) {
+		t.Error("promotional email on the meeting's topic is suppressed")
+	}
+	if ap.Matches(action(t, "portal-cardiolex-safety")) {
+		t.Error("a portal action is suppressed: the rule is about email")
+	}
+	// A day and a half later it no longer holds.
+	st.Recent[0].At = now.Add(-36 * time.Hour)
+	if _, ok := applied(demo(t), st)["msl-met-no-promo-email"]; ok {
+		t.Error("an MSL meeting 36 hours ago still suppresses")
+	}
+}
+
+func TestSafetyOpenedBoostsMedicalQA(t *testing.T) {
+	st := cardiologist()
+	st.Recent = []recipient.RecentEvent{{At: now.Add(-48 * time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email,
+		ActionID: "email-cardiolex-safety", Topic: "cardiolex_safety"}}
+	ap, ok := applied(demo(t), st)["safety-opened-medical-qa"]
+	if !ok {
+		t.Fatal("a safety email opened two days ago: the rule does not hold")
+	}
+	if !ap.Matches(action(t, "portal-cardiolex-medical_qa")) || ap.Matches(action(t, "portal-oncovia-medical_qa")) {
+		t.Errorf("boosts %v: want the product's medical Q&A only", ap.TopicsIn)
+	}
+}
+
+func TestEfficacyClickGoesDeeper(t *testing.T) {
+	st := cardiologist()
+	st.Recent = []recipient.RecentEvent{{At: now.Add(-24 * time.Hour), Type: arbiter.EventClicked, Channel: arbiter.Email,
+		ActionID: "email-cardiolex-efficacy", Topic: "cardiolex_efficacy"}}
+	got := applied(demo(t), st)
+	deeper, ok1 := got["efficacy-clicked-go-deeper"]
+	less, ok2 := got["efficacy-clicked-less-awareness"]
+	if !ok1 || !ok2 {
+		t.Fatalf("an efficacy click: rules that hold %v, want both efficacy rules", got)
+	}
+	if !deeper.Matches(action(t, "webinar-cardiolex-efficacy")) {
+		t.Error("the next efficacy content on the topic is not boosted")
+	}
+	if !less.Matches(action(t, "portal-cardiolex-video")) {
+		t.Error("awareness content on the topic is not demoted")
+	}
+	if deeper.Matches(action(t, "webinar-oncovia-efficacy")) {
+		t.Error("efficacy content on another topic is boosted")
+	}
+}
+
+func TestSkippedWebinar(t *testing.T) {
+	st := cardiologist()
+	skipped := now.Add(-2 * 24 * time.Hour)
+	st.Recent = []recipient.RecentEvent{{At: skipped, Type: arbiter.EventNoShow, Channel: arbiter.Webinar, ActionID: "webinar-cardiolex-efficacy"}}
+	got := applied(demo(t), st)
+	sup, ok1 := got["webinar-skipped-no-followups"]
+	video, ok2 := got["webinar-skipped-short-video"]
+	if !ok1 || !ok2 {
+		t.Fatalf("a no-show: rules that hold %v", got)
+	}
+	if !sup.Matches(action(t, "webinar-cardiolex-trial_summary")) || !sup.ClearsAt.Equal(skipped.Add(14*24*time.Hour)) {
+		t.Errorf("webinars not suppressed until two weeks after the no-show (clears %v)", sup.ClearsAt)
+	}
+	if !video.Matches(action(t, "portal-cardiolex-video")) {
+		t.Error("the short video is not preferred")
+	}
+}
+
+func TestIgnoredPromotionalEmails(t *testing.T) {
+	st := cardiologist()
+	for i := range 3 {
+		st.Touches.Touches = append(st.Touches.Touches, contact.Touch{At: now.Add(-time.Duration(2+5*i) * 24 * time.Hour),
+			Channel: arbiter.Email, Purpose: arbiter.Promotional, State: contact.Sent})
+	}
+	got := applied(demo(t), st)
+	if _, ok := got["ignored-promo-email-demote"]; !ok {
+		t.Errorf("three unopened promotional emails: rules that hold %v, want the demotion", got)
+	}
+	if ap, ok := got["ignored-promo-email-preferences"]; !ok || !ap.Matches(action(t, "email-preference-centre")) {
+		t.Error("the preference centre is not surfaced")
+	}
+	// One open in the month: not ignored.
+	st.Recent = []recipient.RecentEvent{{At: now.Add(-time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email}}
+	if _, ok := applied(demo(t), st)["ignored-promo-email-demote"]; ok {
+		t.Error("an email opened this month, and still demoted")
+	}
+}
+
+// The firewall: a medical signal must not boost or require promotional
+// content; the rule is refused, naming it.
+func TestFirewallRefusesMedicalSignalBoostingPromotion(t *testing.T) {
+	const bad = `{"rules": [{"id": "msl-boosts-promo", "description": "d",
+		"when": "medical_events.exists(e, e.type == 'msl_meeting')",
+		"select": {"purposes": ["promotional"]}, "effect": "boost", "factor": 2}]}`
+	_, err := rules.Parse([]byte(bad), cat)
+	if err == nil || !strings.Contains(err.Error(), "msl-boosts-promo") || !strings.Contains(err.Error(), "firewall") {
+		t.Errorf("a medical signal boosting promotion: %v, want a firewall refusal naming the rule", err)
+	}
+	// Without a purpose the selector can reach promotional content too.
+	_, err = rules.Parse([]byte(strings.Replace(bad, `"purposes": ["promotional"]`, `"channels": ["email"]`, 1)), cat)
+	if err == nil || !strings.Contains(err.Error(), "firewall") {
+		t.Errorf("a medical signal boosting any email: %v, want a firewall refusal", err)
+	}
+	// The same signal may boost medical content, and may suppress promotion.
+	for _, ok := range []string{
+		strings.Replace(bad, `"promotional"`, `"medical"`, 1),
+		strings.Replace(strings.Replace(bad, `"effect": "boost", "factor": 2`, `"effect": "suppress", "for": "24h"`, 1), `"factor": 2`, "", 1),
+	} {
+		if _, err := rules.Parse([]byte(ok), cat); err != nil {
+			t.Errorf("%s: %v, want accepted", ok, err)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct{ name, rules, want string }{
+		{"syntax", `{"rules": [{"id": "r1", "description": "d", "when": "events.exists(e, ", "select": {}, "effect": "demote", "factor": 0.5}]}`, "rules[0] (r1): when: line 1, column"},
+		{"type", `{"rules": [{"id": "r1", "description": "d", "when": "now", "select": {}, "effect": "demote", "factor": 0.5}]}`, "want bool"},
+		{"unknown variable", `{"rules": [{"id": "r1", "description": "d", "when": "sales > 3", "select": {}, "effect": "demote", "factor": 0.5}]}`, "undeclared reference"},
+		{"effect", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {}, "effect": "ban"}]}`, "effect"},
+		{"factor", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {}, "effect": "boost", "factor": 0.5}]}`, "factor"},
+		{"duration", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {}, "effect": "suppress", "for": "forever"}]}`, "for"},
+		{"topic", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {"topics": ["nope"]}, "effect": "demote", "factor": 0.5}]}`, "nope"},
+		{"field", `{"rules": [{"id": "r1", "description": "d", "when": "true", "effect": "demote", "factor": 0.5, "extra": 1}]}`, "extra"},
+	} {
+		_, err := rules.Parse([]byte(tt.rules), cat)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// A suppression that fails at run time holds its selector back (fail
+// closed); any other failing rule has no effect; both are counted.
+func TestRuntimeFailures(t *testing.T) {
+	const src = `{"rules": [
+		{"id": "sup", "description": "d", "when": "1 / (events.size() - events.size()) == 1", "select": {"channels": ["email"]}, "effect": "suppress", "for": "1h"},
+		{"id": "boo", "description": "d", "when": "1 / (events.size() - events.size()) == 1", "select": {"channels": ["email"]}, "effect": "boost", "factor": 2}]}`
+	s, err := rules.Parse([]byte(src), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failures []string
+	s.OnFailure = func(id string) { failures = append(failures, id) }
+	got := applied(s, cardiologist())
+	if ap, ok := got["sup"]; !ok || !ap.Failed || !ap.Matches(action(t, "email-cardiolex-efficacy")) {
+		t.Errorf("a failing suppression: %+v, want it held, failed, over its selector", got["sup"])
+	}
+	if _, ok := got["boo"]; ok {
+		t.Error("a failing boost has an effect")
+	}
+	if strings.Join(failures, ",") != "sup,boo" {
+		t.Errorf("failures counted %v, want sup and boo", failures)
+	}
+}
