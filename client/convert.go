@@ -47,6 +47,7 @@ func decisionFromPB(m *nbapb.DecideResponse) *Decision {
 		ModelVersion:       m.GetModelVersion(),
 		CatalogVersion:     m.GetCatalogVersion(),
 		DefinitionsVersion: m.GetDefinitionsVersion(),
+		Persona:            m.GetPersona(),
 	}
 	if rs := m.GetRecommendations(); len(rs) > 0 {
 		d.Recommendations = make([]Recommendation, len(rs))

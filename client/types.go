@@ -42,6 +42,9 @@ type Decision struct {
 	CatalogVersion string    `json:"catalog_version,omitempty"`
 	// DefinitionsVersion names the definitions set the decision used.
 	DefinitionsVersion string `json:"definitions_version,omitempty"`
+	// Persona is the recipient's dynamic persona at the decision time
+	// (empty: none holds, the profile's segment stands).
+	Persona string `json:"persona,omitempty"`
 	// Recommendations are ranked best first.
 	Recommendations []Recommendation `json:"recommendations"`
 	// Suppressed lists the candidates that may not be sent, and why.

@@ -62,8 +62,12 @@ type Result struct {
 	// DefinitionsVersion names the definitions set the engine was built
 	// from (WithDefinitionsVersion); empty when it was not named.
 	DefinitionsVersion string
-	Recommendations    []Recommendation
-	Suppressed         []Suppression
+	// Persona is the recipient's dynamic persona at the decision time
+	// (the rules' personas); empty when none holds, and the profile's
+	// segment stands.
+	Persona         string
+	Recommendations []Recommendation
+	Suppressed      []Suppression
 }
 
 // Recommendation is one ranked action.
@@ -134,15 +138,16 @@ func (e *Engine) defaultGates() []Gate {
 func WithRules(r *rules.Set) Option { return func(e *Engine) { e.rules = r } }
 
 // applyRules evaluates the rules for a decision about st at at into buf.
-func (e *Engine) applyRules(st *recipient.State, at, now time.Time, caller arbiter.CallerKind, buf []rules.Applied) []rules.Applied {
-	if e.rules == nil || len(e.rules.Rules) == 0 {
-		return buf[:0]
+// It also names the recipient's persona ("" for none).
+func (e *Engine) applyRules(st *recipient.State, at, now time.Time, caller arbiter.CallerKind, buf []rules.Applied) ([]rules.Applied, string) {
+	if e.rules == nil || len(e.rules.Rules)+len(e.rules.Personas) == 0 {
+		return buf[:0], ""
 	}
 	var zone *time.Location
 	if zs := e.contact.Zones(st.Profile.Market, st.Profile.TimeZone); len(zs) == 1 {
 		zone = zs[0]
 	}
-	return e.rules.Evaluate(&rules.Input{State: st, Catalog: e.catalog, At: at, Now: now, Caller: caller, Zone: zone}, buf[:0])
+	return e.rules.EvaluateWithPersona(&rules.Input{State: st, Catalog: e.catalog, At: at, Now: now, Caller: caller, Zone: zone}, buf[:0])
 }
 
 // WithContactPolicy sets the contact policy: caps, gaps and quiet hours
@@ -251,7 +256,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	// interface, locals would be moved to the heap on every decision.
 	s.req = req
 	in, b := &s.in, &s.blk
-	s.applied = e.applyRules(snap, at, now, req.Caller, s.applied)
+	var persona string
+	s.applied, persona = e.applyRules(snap, at, now, req.Caller, s.applied)
+	res.Persona = persona
 	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
@@ -289,6 +296,11 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	s.sups = sups[:0]
 
 	fillProfile(&s.profile, snap, at)
+	if persona != "" {
+		// The dynamic persona takes the place of the CRM's segment: it
+		// selects the model's segment weights.
+		s.profile.Segment = persona
+	}
 	s.x = e.model.Vectorize(&s.profile, s.x)
 	s.ranker.Reset(e.model, s.x, req.Caller)
 	if cap(s.top) < req.Limit {
@@ -434,7 +446,8 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	prof := &snap.Profile
-	in := GateInput{State: snap, Request: &req, At: at, Now: now, applied: e.applyRules(snap, at, now, req.Caller, nil),
+	applied, _ := e.applyRules(snap, at, now, req.Caller, nil)
+	in := GateInput{State: snap, Request: &req, At: at, Now: now, applied: applied,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {

@@ -219,7 +219,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 // blocksAt returns every gate's block of in.Action at t.
 func (e *Engine) blocksAt(in *GateInput, t time.Time) []Block {
 	in.At = t
-	in.applied = e.applyRules(in.State, t, in.Now, in.Request.Caller, in.applied)
+	in.applied, _ = e.applyRules(in.State, t, in.Now, in.Request.Caller, in.applied)
 	var out []Block
 	for _, g := range e.gates {
 		var b Block

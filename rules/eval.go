@@ -71,13 +71,39 @@ func (ap *Applied) Matches(a *catalog.Action) bool {
 // the rules that apply to out. The variables are built once, the lists
 // only when an expression reads them.
 func (s *Set) Evaluate(in *Input, out []Applied) []Applied {
-	if s == nil || len(s.Rules) == 0 {
-		return out
+	out, _ = s.EvaluateWithPersona(in, out)
+	return out
+}
+
+// EvaluateWithPersona is Evaluate, and also names the recipient's persona:
+// the first of the set's personas whose condition holds ("" for none, or
+// when a persona's evaluation fails: the profile's segment then stands).
+func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) {
+	if s == nil || len(s.Rules)+len(s.Personas) == 0 {
+		return out, ""
 	}
 	act, err := interpreter.NewActivation(vars(in))
 	if err != nil {
-		return out // cannot happen with a map of names
+		return out, "" // cannot happen with a map of names
 	}
+	persona := ""
+	for _, p := range s.Personas {
+		ok, failed := evalBool(p.when, act)
+		if failed {
+			if s.OnFailure != nil {
+				s.OnFailure("persona:" + p.ID)
+			}
+			break
+		}
+		if ok {
+			persona = p.ID
+			break
+		}
+	}
+	return s.evaluate(in, act, out), persona
+}
+
+func (s *Set) evaluate(in *Input, act interpreter.Activation, out []Applied) []Applied {
 	for _, r := range s.Rules {
 		ap := Applied{Rule: r}
 		ok, failed := evalBool(r.when, act)

@@ -107,10 +107,22 @@ type Rule struct {
 	when, since, topicsIn, topicsOut cel.Program
 }
 
+// Persona is a dynamic persona: a CEL condition over the recipient's
+// engagement and history, evaluated at decision time. The first persona
+// of the set whose condition holds is the recipient's; it takes the place
+// of the profile's static segment in scoring, so it selects the model's
+// segment weights, and it changes as soon as behaviour does.
+type Persona struct {
+	ID          string
+	Description string
+	when        cel.Program
+}
+
 // Set is a compiled rule set: part of a definitions set, immutable, safe
 // for concurrent use.
 type Set struct {
-	Rules []*Rule
+	Rules    []*Rule
+	Personas []*Persona
 	// OnFailure, when set, is called with the rule's id each time a rule's
 	// evaluation fails (a metric counts them). Set it before use.
 	OnFailure func(ruleID string)
@@ -118,7 +130,14 @@ type Set struct {
 
 // The rules file's JSON.
 type file struct {
-	Rules []fileRule `json:"rules"`
+	Rules    []fileRule    `json:"rules"`
+	Personas []filePersona `json:"personas"`
+}
+
+type filePersona struct {
+	ID          string `json:"id"`
+	Description string `json:"description"`
+	When        string `json:"when"`
 }
 
 type fileRule struct {
@@ -229,10 +248,47 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 		r.topicsOut = compile("select.topics_not_in", fr.Select.TopicsNotIn, cel.ListType(cel.StringType), false)
 		set.Rules = append(set.Rules, r)
 	}
+	if len(f.Personas) > maxRules {
+		bad("personas: at most %d", maxRules)
+	}
+	personas := map[string]bool{}
+	for i, fp := range f.Personas {
+		where := fmt.Sprintf("personas[%d] (%s)", i, fp.ID)
+		if !validPersonaID(fp.ID) {
+			bad("%s: id: 1 to 64 of a-z, 0-9 and _", where)
+		} else if personas[fp.ID] {
+			bad("%s: id: used twice", where)
+		}
+		personas[fp.ID] = true
+		if fp.Description == "" || len(fp.Description) > 300 {
+			bad("%s: description: 1 to 300 characters", where)
+		}
+		p := &Persona{ID: fp.ID, Description: fp.Description}
+		if fp.When == "" {
+			bad("%s: when: required", where)
+		} else if prg, problem := compileExpr(fullEnv, fp.When, cel.BoolType); problem != "" {
+			bad("%s: when: %s", where, problem)
+		} else {
+			p.when = prg
+		}
+		set.Personas = append(set.Personas, p)
+	}
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
 	return set, nil
+}
+
+func validPersonaID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // selectsPromotional reports whether s can select a promotional candidate.

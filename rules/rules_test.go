@@ -225,3 +225,30 @@ func TestRuntimeFailures(t *testing.T) {
 		t.Errorf("failures counted %v, want sup and boo", failures)
 	}
 }
+
+// A persona follows behaviour: the first whose condition holds, and it
+// changes as soon as the engagement does.
+func TestPersonas(t *testing.T) {
+	s := demo(t)
+	persona := func(st *recipient.State) string {
+		_, p := s.EvaluateWithPersona(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil)
+		return p
+	}
+	st := cardiologist()
+	if got := persona(st); got != "low_engagement" {
+		t.Errorf("no engagement: persona %q, want low_engagement", got)
+	}
+	st.Counters.Engagement[arbiter.Email] = 2
+	if got := persona(st); got != "digital_savvy" {
+		t.Errorf("email engagement: persona %q, want digital_savvy", got)
+	}
+	st.Counters.Engagement[arbiter.Webinar] = 2
+	st.Counters.Engagement[arbiter.MSLMeeting] = 1.5
+	if got := persona(st); got != "scientific_first" {
+		t.Errorf("clinical engagement above promotional: persona %q, want scientific_first", got)
+	}
+	if _, err := rules.Parse([]byte(`{"personas": [{"id": "Bad Id", "description": "d", "when": "true"}]}`), cat); err == nil ||
+		!strings.Contains(err.Error(), "personas[0]") {
+		t.Errorf("a persona id with spaces: %v, want refused, naming it", err)
+	}
+}

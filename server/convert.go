@@ -136,6 +136,7 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		ModelVersion:       res.ModelVersion,
 		CatalogVersion:     res.CatalogVersion,
 		DefinitionsVersion: res.DefinitionsVersion,
+		Persona:            res.Persona,
 		DecisionTime:       ts(res.At),
 		Recommendations:    make([]*nbapb.Recommendation, len(res.Recommendations)),
 		Suppressed:         make([]*nbapb.Suppression, len(res.Suppressed)),

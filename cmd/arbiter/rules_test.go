@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,25 @@ func TestRulesPublishRefusesBrokenRules(t *testing.T) {
 	d, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{})
 	if err != nil || d.DefinitionsVersion != active.GetVersion() {
 		t.Errorf("decision after the refused publishes: %v, %v; want one on the set in use", d, err)
+	}
+}
+
+// The decision names the recipient's persona, and it follows behaviour.
+func TestRulesPersonaFollowsBehaviour(t *testing.T) {
+	ts := start(t, singleRedis(t), 1, "-rules", "../../rules/demo_rules.json")
+	c := ts.client
+	ctx := context.Background()
+	addRecipient(t, c, "RULES-PERSONA-1", "America/New_York", arbiter.HCP)
+	d, err := c.Decide(ctx, "RULES-PERSONA-1", client.DecideOptions{})
+	if err != nil || d.Persona != "low_engagement" {
+		t.Fatalf("a new recipient: persona %q, %v; want low_engagement", d.Persona, err)
+	}
+	for i := range 3 {
+		recordTouch(t, c, client.Event{ID: fmt.Sprint("persona-attended-", i), HCPID: "RULES-PERSONA-1", Type: arbiter.EventAttended,
+			Channel: arbiter.Webinar, OccurredAt: time.Now().Add(-time.Duration(i+1) * time.Hour)})
+	}
+	d, err = c.Decide(ctx, "RULES-PERSONA-1", client.DecideOptions{})
+	if err != nil || d.Persona != "scientific_first" {
+		t.Errorf("after three webinars attended: persona %q, %v; want scientific_first", d.Persona, err)
 	}
 }

@@ -1234,8 +1234,12 @@ type DecideResponse struct {
 	// the decision used: "sha256:" and the hash of its files. Every replica
 	// follows the active set; a decision never mixes two.
 	DefinitionsVersion string `protobuf:"bytes,7,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The recipient's dynamic persona at the decision time (the rules'
+	// personas, evaluated over recent engagement); empty when none holds and
+	// the profile's segment stands. It selects the model's segment weights.
+	Persona       string `protobuf:"bytes,8,opt,name=persona,proto3" json:"persona,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DecideResponse) Reset() {
@@ -1313,6 +1317,13 @@ func (x *DecideResponse) GetCatalogVersion() string {
 func (x *DecideResponse) GetDefinitionsVersion() string {
 	if x != nil {
 		return x.DefinitionsVersion
+	}
+	return ""
+}
+
+func (x *DecideResponse) GetPersona() string {
+	if x != nil {
+		return x.Persona
 	}
 	return ""
 }
@@ -3672,7 +3683,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\v2\x11.nba.v1.ItemErrorR\x05error\"9\n" +
 	"\tItemError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe8\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x82\x03\n" +
 	"\x0eDecideResponse\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12@\n" +
@@ -3683,7 +3694,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12?\n" +
 	"\rdecision_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12'\n" +
 	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\x12/\n" +
-	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\"\x8d\x03\n" +
+	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\x12\x18\n" +
+	"\apersona\x18\b \x01(\tR\apersona\"\x8d\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x15\n" +
 	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12%\n" +
