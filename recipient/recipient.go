@@ -79,6 +79,9 @@ type RecentEvent struct {
 	Channel  arbiter.Channel
 	ActionID string
 	Topic    string
+	// Purpose is the event's own, when its sender said (unspecified
+	// otherwise: the action's then stands).
+	Purpose arbiter.Purpose
 }
 
 // Event is an outcome reported back by a data feed.

@@ -22,9 +22,10 @@ func lrangeRecent(ctx context.Context, p redis.Pipeliner, key string) redis.Cmde
 
 // decodeRecentEntry decodes the history list's newest entries (see
 // historyEntry), newest first by the time they occurred. An entry that
-// does not decode is skipped: recent events only feed rules, which treat
-// a missing event as one that did not happen; none of them may allow what
-// a gate forbids.
+// does not decode is skipped: rules then see no such event. The window is
+// the newest 20 by arrival: a backfill of old events can push recent ones
+// out of it (a known limit: the configurable window and age are
+// still to come).
 func decodeRecentEntry(cmd redis.Cmder, st *recipient.State, _ *decoder) error {
 	raw := cmd.(*redis.StringSliceCmd).Val()
 	if len(raw) == 0 {
@@ -41,18 +42,26 @@ func decodeRecentEntry(cmd redis.Cmder, st *recipient.State, _ *decoder) error {
 	return nil
 }
 
-// decodeHistory decodes one history entry:
-// "<occurred ms>|<type>|<channel>|<action id>|<topic>|<principal>".
+// decodeHistory decodes one history entry (historyEntry):
+// "<occurred ms>|<type>|<channel>|<action id>|<topic>[|<principal>[|<purpose>]]".
 func decodeHistory(s string) (recipient.RecentEvent, bool) {
 	var e recipient.RecentEvent
 	ms, rest, ok1 := strings.Cut(s, "|")
 	typ, rest, ok2 := strings.Cut(rest, "|")
 	ch, rest, ok3 := strings.Cut(rest, "|")
 	action, rest, ok4 := strings.Cut(rest, "|")
-	topic, _, ok5 := strings.Cut(rest, "|")
+	topic, rest, _ := strings.Cut(rest, "|")
 	at, err := strconv.ParseInt(ms, 10, 64)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || err != nil {
+	if !ok1 || !ok2 || !ok3 || !ok4 || err != nil {
 		return e, false
+	}
+	// The principal is escaped (no '|'); the purpose follows it.
+	if _, purpose, ok := strings.Cut(rest, "|"); ok && purpose != "" {
+		pu, ok := arbiter.ParsePurpose(purpose)
+		if !ok {
+			return e, false
+		}
+		e.Purpose = pu
 	}
 	var ok bool
 	if e.Type, ok = arbiter.ParseEventType(typ); !ok {

@@ -373,7 +373,9 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 }
 
 // historyEntry is the compact form of an event on the history list:
-// "<occurred ms>|<type>|<channel>|<action id>|<topic>|<principal>".
+// "<occurred ms>|<type>|<channel>|<action id>|<topic>|<principal>", then
+// "|<purpose>" when the event gave one (entries of earlier versions end
+// before the principal).
 // Validation keeps '|' out of action ids and topics; the principal (who
 // the server knows reported the event) is escaped as in the consent
 // ledger.
@@ -391,6 +393,10 @@ func historyEntry(e recipient.Event, te int64, principal string) string {
 	b.WriteString(e.Topic)
 	b.WriteByte('|')
 	b.WriteString(principalEscaper.Replace(principal))
+	if e.Purpose != arbiter.PurposeUnspecified {
+		b.WriteByte('|')
+		b.WriteString(e.Purpose.String())
+	}
 	return b.String()
 }
 

@@ -12,27 +12,37 @@ import (
 )
 
 // The environment rules are written against. Every variable is bound for
-// every decision (Evaluate):
+// every decision (Evaluate). Medical signals are kept apart from the rest,
+// in the medical_ variables, which only the full environment declares (the
+// firewall, rules.go):
 //
-//	profile         map    specialty, market, segment, audience, time_zone
-//	                       (strings) and attributes (a map of numbers)
-//	engagement      map    the decayed engagement per channel name ("email": 2.5)
-//	events          list   recent events that are not medical signals,
-//	                       newest first; each a map: type, channel, topic,
-//	                       action_id, format, depth, purpose (strings), at
-//	                       (timestamp)
-//	medical_events  list   the medical signals among recent events: MSL
-//	                       meetings and events on medical content; the
-//	                       same fields
-//	touches         list   the touch ledger: channel, purpose, topic,
-//	                       action_id, state ("sent", "reserved"), at
-//	now             timestamp  the decision time
-//	local_hour      int    the hour in the recipient's time zone (-1: unknown)
-//	caller          string the caller kind ("rep_tool", ...)
+//	profile             map    specialty, market, segment, audience, time_zone
+//	                           (strings) and attributes (a map of numbers)
+//	engagement          map    the decayed engagement per channel name ("email":
+//	                           2.5), without the MSL meeting channel
+//	medical_engagement  map    the MSL meeting channel's ("msl_meeting": 3)
+//	events              list   recent events that are not medical signals,
+//	                           newest first; each a map: type, channel, topic,
+//	                           action_id, format, depth, purpose (strings), at
+//	                           (timestamp)
+//	medical_events      list   the medical signals among recent events: MSL
+//	                           meetings, events on medical content, events
+//	                           whose action the catalog does not know
+//	touches             list   the touch ledger's counting touches that are
+//	                           not medical: channel, purpose, topic, action_id,
+//	                           state ("sent", "reserved"), at
+//	medical_touches     list   MSL meetings and medical-purpose touches
+//	now                 timestamp  the decision time
+//	local_hour          int    the hour in the recipient's time zone (-1: unknown)
+//	caller              string the caller kind ("rep_tool", ...)
 //
 // with CEL's string extensions (replace, split...) and the function
 // latest(list of timestamps) -> timestamp, the latest of them (timestamp 0
 // for an empty list), for a rule's since.
+//
+// A channel's engagement counter holds every purpose's engagement on it
+// (an opened medical email counts in engagement["email"]): the counters
+// are kept per channel, not per purpose.
 var (
 	fullEnv       = newEnv(true)
 	commercialEnv = newEnv(false)
@@ -54,7 +64,9 @@ func newEnv(medical bool) *cel.Env {
 				cel.UnaryBinding(latest))),
 	}
 	if medical {
-		opts = append(opts, cel.Variable("medical_events", cel.ListType(event)))
+		opts = append(opts, cel.Variable("medical_events", cel.ListType(event)),
+			cel.Variable("medical_touches", cel.ListType(event)),
+			cel.Variable("medical_engagement", cel.MapType(cel.StringType, cel.DoubleType)))
 	}
 	env, err := cel.NewEnv(opts...)
 	if err != nil {

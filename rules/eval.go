@@ -82,13 +82,21 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 	if s == nil || len(s.Rules)+len(s.Personas) == 0 {
 		return out, ""
 	}
-	act, err := interpreter.NewActivation(vars(in))
+	act, err := interpreter.NewActivation(vars(in, true))
 	if err != nil {
 		return out, "" // cannot happen with a map of names
 	}
+	// What the decision would be without medical signals: personas are
+	// worked out on it, and the rules that read medical signals are also
+	// evaluated on it (evaluate), so that a medical signal can only add to
+	// what rules hold back, never lift it.
+	base, err := interpreter.NewActivation(vars(in, false))
+	if err != nil {
+		return out, ""
+	}
 	persona := ""
 	for _, p := range s.Personas {
-		ok, failed := evalBool(p.when, act)
+		ok, failed := evalBool(p.when, base)
 		if failed {
 			if s.OnFailure != nil {
 				s.OnFailure("persona:" + p.ID)
@@ -100,29 +108,22 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 			break
 		}
 	}
-	return s.evaluate(in, act, out), persona
+	return s.evaluate(in, act, base, out), persona
 }
 
-func (s *Set) evaluate(in *Input, act interpreter.Activation, out []Applied) []Applied {
+func (s *Set) evaluate(in *Input, act, base interpreter.Activation, out []Applied) []Applied {
 	for _, r := range s.Rules {
-		ap := Applied{Rule: r}
-		ok, failed := evalBool(r.when, act)
-		if !failed && ok {
-			failed = !r.evalSelector(act, &ap)
-			if r.Effect == Suppress && !failed {
-				since := in.At
-				if r.since != nil {
-					v, _, err := r.since.Eval(act)
-					ts, isTS := v.(types.Timestamp)
-					if err != nil || !isTS {
-						failed = true
-					} else {
-						since = ts.Time
-					}
-				}
-				ap.ClearsAt = since.Add(r.For).UTC()
+		if r.readsMedical && selectsPromotional(r.Select) {
+			// A suppression or demotion of what may be promotional that
+			// reads medical signals: without them, does it hold? Then
+			// that holds, whatever the medical signals say (they may only
+			// add to it).
+			if ap, ok, _ := r.apply(in, base); ok {
+				out = append(out, ap)
+				continue
 			}
 		}
+		ap, ok, failed := r.apply(in, act)
 		switch {
 		case failed:
 			if s.OnFailure != nil {
@@ -134,12 +135,39 @@ func (s *Set) evaluate(in *Input, act interpreter.Activation, out []Applied) []A
 			ap = Applied{Rule: r, Failed: true} // fail closed: the whole selector, no clear time
 		case !ok:
 			continue
-		case r.Effect == Suppress && !ap.ClearsAt.After(in.At):
-			continue // over already
 		}
 		out = append(out, ap)
 	}
 	return out
+}
+
+// apply evaluates r on act: whether it holds (and has not run out), and
+// what it then applies.
+func (r *Rule) apply(in *Input, act interpreter.Activation) (ap Applied, holds, failed bool) {
+	ap = Applied{Rule: r}
+	ok, failed := evalBool(r.when, act)
+	if failed || !ok {
+		return ap, false, failed
+	}
+	if !r.evalSelector(act, &ap) {
+		return ap, false, true
+	}
+	if r.Effect == Suppress {
+		since := in.At
+		if r.since != nil {
+			v, _, err := r.since.Eval(act)
+			ts, isTS := v.(types.Timestamp)
+			if err != nil || !isTS {
+				return ap, false, true
+			}
+			since = ts.Time
+		}
+		ap.ClearsAt = since.Add(r.For).UTC()
+		if !ap.ClearsAt.After(in.At) {
+			return ap, false, false // over already
+		}
+	}
+	return ap, true, false
 }
 
 // evalSelector evaluates the selector's topic expressions into ap; false
@@ -188,28 +216,55 @@ func evalStrings(p cel.Program, act interpreter.Activation) ([]string, bool) {
 	return out, true
 }
 
-// vars binds the environment's variables for one decision. The lists are
-// built when first read.
-func vars(in *Input) map[string]any {
+// vars binds the environment's variables for one decision; the lists are
+// built when first read. With medical false the medical_ variables are
+// empty: what the decision would be without any medical signal.
+func vars(in *Input, medical bool) map[string]any {
 	st := in.State
 	prof := &st.Profile
 	local := int64(-1)
 	if in.Zone != nil {
 		local = int64(in.At.In(in.Zone).Hour())
 	}
-	var commercial, medical []any
+	var commercial, medicalEvents []any
 	split := func() {
-		if commercial != nil || medical != nil {
+		if commercial != nil {
 			return
 		}
-		commercial, medical = []any{}, []any{}
+		commercial, medicalEvents = []any{}, []any{}
 		for i := range st.Recent {
 			e := &st.Recent[i]
 			m, isMedical := eventMap(e, in.Catalog)
-			if isMedical {
-				medical = append(medical, m)
-			} else {
+			switch {
+			case !isMedical:
 				commercial = append(commercial, m)
+			case medical:
+				medicalEvents = append(medicalEvents, m)
+			}
+		}
+	}
+	var touches, medicalTouches []any
+	splitTouches := func() {
+		if touches != nil {
+			return
+		}
+		touches, medicalTouches = []any{}, []any{}
+		for i := range st.Touches.Touches {
+			t := &st.Touches.Touches[i]
+			if !t.Counts(in.Now) {
+				continue
+			}
+			state := "sent"
+			if t.State == contact.Reserved {
+				state = "reserved"
+			}
+			m := map[string]any{"channel": t.Channel.String(), "purpose": t.Purpose.String(),
+				"topic": t.Topic, "action_id": t.ActionID, "state": state, "at": t.At}
+			switch {
+			case t.Channel != arbiter.MSLMeeting && t.Purpose != arbiter.Medical:
+				touches = append(touches, m)
+			case medical:
+				medicalTouches = append(medicalTouches, m)
 			}
 		}
 	}
@@ -225,50 +280,54 @@ func vars(in *Input) map[string]any {
 		"engagement": func() any {
 			m := make(map[string]float64, arbiter.NumChannels)
 			for _, ch := range arbiter.Channels() {
-				m[ch.String()] = st.Counters.Engagement[ch]
+				if ch != arbiter.MSLMeeting {
+					m[ch.String()] = st.Counters.Engagement[ch]
+				}
 			}
 			return m
 		},
-		"events":         func() any { split(); return commercial },
-		"medical_events": func() any { split(); return medical },
-		"touches": func() any {
-			out := make([]any, 0, len(st.Touches.Touches))
-			for i := range st.Touches.Touches {
-				t := &st.Touches.Touches[i]
-				if !t.Counts(in.Now) {
-					continue
-				}
-				state := "sent"
-				if t.State == contact.Reserved {
-					state = "reserved"
-				}
-				out = append(out, map[string]any{"channel": t.Channel.String(), "purpose": t.Purpose.String(),
-					"topic": t.Topic, "action_id": t.ActionID, "state": state, "at": t.At})
+		"medical_engagement": func() any {
+			v := 0.0
+			if medical {
+				v = st.Counters.Engagement[arbiter.MSLMeeting]
 			}
-			return out
+			return map[string]float64{arbiter.MSLMeeting.String(): v}
 		},
-		"now":        in.At,
-		"local_hour": local,
-		"caller":     in.Caller.String(),
+		"events":          func() any { split(); return commercial },
+		"medical_events":  func() any { split(); return medicalEvents },
+		"touches":         func() any { splitTouches(); return touches },
+		"medical_touches": func() any { splitTouches(); return medicalTouches },
+		"now":             in.At,
+		"local_hour":      local,
+		"caller":          in.Caller.String(),
 	}
 }
 
 // eventMap is a recent event as rules see it, with its action's tags, and
-// whether it is a medical signal: an MSL meeting, or an event on medical
-// content.
+// whether it is a medical signal: an MSL meeting, an event on medical
+// content (by the event's purpose or its action's), or an event naming an
+// action the catalog does not know (it cannot be proven commercial).
 func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (map[string]any, bool) {
 	m := map[string]any{"type": e.Type.String(), "channel": e.Channel.String(), "topic": e.Topic,
-		"action_id": e.ActionID, "format": "", "depth": "", "purpose": "", "at": e.At}
-	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting
-	if cat != nil && e.ActionID != "" {
-		if i, ok := cat.Lookup(e.ActionID); ok {
-			a := &cat.Actions[i]
-			m["format"], m["depth"], m["purpose"] = a.Format, a.Depth, a.Purpose.String()
-			if e.Topic == "" {
-				m["topic"] = a.Topic
-			}
-			medical = medical || a.Purpose == arbiter.Medical
+		"action_id": e.ActionID, "format": "", "depth": "", "purpose": e.Purpose.String(), "at": e.At}
+	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting || e.Purpose == arbiter.Medical
+	if e.Purpose == arbiter.PurposeUnspecified {
+		m["purpose"] = ""
+	}
+	if e.ActionID != "" {
+		i, ok := -1, false
+		if cat != nil {
+			i, ok = cat.Lookup(e.ActionID)
 		}
+		if !ok {
+			return m, true
+		}
+		a := &cat.Actions[i]
+		m["format"], m["depth"], m["purpose"] = a.Format, a.Depth, a.Purpose.String()
+		if e.Topic == "" {
+			m["topic"] = a.Topic
+		}
+		medical = medical || a.Purpose == arbiter.Medical
 	}
 	return m, medical
 }

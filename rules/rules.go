@@ -19,13 +19,16 @@
 //
 // # The medical/commercial firewall
 //
-// Medical signals (MSL meetings, medical-purpose content, medical requests)
-// are in the environment's medical_events alone. A rule that may boost or
-// require promotional candidates is compiled without it: such a rule that
-// reads a medical signal is refused, naming the rule. A rule may still
-// suppress promotional contact because of a medical signal ("an MSL met
-// the HCP today: no promotional email tomorrow"), which is what MSL
-// guidance asks.
+// Medical signals (MSL meetings, medical-purpose content, events on
+// actions the catalog does not know) are in the environment's medical_
+// variables alone (env.go). A rule that may boost or require promotional
+// candidates, and every persona, is compiled without them: one that reads
+// a medical signal is refused, naming it. A rule may still suppress or
+// demote promotional contact because of a medical signal ("an MSL met the
+// HCP today: no promotional email tomorrow"), which is what MSL guidance
+// asks; such a rule is also evaluated without the medical signals, and
+// what holds without them holds, so that a medical signal can only add to
+// what is held back (a negated condition cannot lift it).
 //
 // # When a rule fails
 //
@@ -105,6 +108,9 @@ type Rule struct {
 	Select Selector
 
 	when, since, topicsIn, topicsOut cel.Program
+	// readsMedical: an expression reads a medical signal (it does not
+	// compile without them).
+	readsMedical bool
 }
 
 // Persona is a dynamic persona: a CEL condition over the recipient's
@@ -218,13 +224,33 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 				bad("%s: factor: a demotion multiplies by more than 0 and less than 1, got %v", where, fr.Factor)
 			}
 		}
+		if fr.Factor != 0 && r.Effect != Boost && r.Effect != Demote {
+			bad("%s: factor: only a boost or a demotion has one", where)
+		}
+		if fr.For != "" && r.Effect != Suppress {
+			bad("%s: for: only a suppression has one", where)
+		}
+		if fr.Since != "" && r.Effect != Suppress {
+			bad("%s: since: only a suppression has one", where)
+		}
 		r.Factor = fr.Factor
 		r.Select = parseSelector(where, fr.Select, cat, bad)
 		// The firewall: a rule that can raise promotional candidates is
-		// compiled without the medical signals.
+		// compiled without the medical signals, so one that reads them is
+		// refused. One that can only hold them back (suppress, demote) may
+		// read them; it is then also evaluated without them, and what holds
+		// without them holds (eval.go): a medical signal can add to what
+		// is held back, never lift it.
 		env := fullEnv
 		if (r.Effect == Boost || r.Effect == Require) && selectsPromotional(r.Select) {
 			env = commercialEnv
+		}
+		for _, e := range []string{fr.When, fr.Since, fr.Select.TopicsIn, fr.Select.TopicsNotIn} {
+			if e != "" {
+				if _, problem := compileExpr(commercialEnv, e, cel.DynType); problem != "" && strings.Contains(problem, "medical_") {
+					r.readsMedical = true
+				}
+			}
 		}
 		compile := func(field, expr string, want *cel.Type, required bool) cel.Program {
 			if expr == "" {
@@ -235,8 +261,8 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 			}
 			prg, problem := compileExpr(env, expr, want)
 			if problem != "" {
-				if env == commercialEnv && strings.Contains(problem, "medical_events") {
-					problem = "a medical signal (medical_events) must not boost or require promotional content (the medical/commercial firewall): " + problem
+				if env == commercialEnv && strings.Contains(problem, "medical_") {
+					problem = "a medical signal (the medical_ variables) must not boost or require promotional content (the medical/commercial firewall): " + problem
 				}
 				bad("%s: %s: %s", where, field, problem)
 			}
@@ -266,7 +292,12 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 		p := &Persona{ID: fp.ID, Description: fp.Description}
 		if fp.When == "" {
 			bad("%s: when: required", where)
-		} else if prg, problem := compileExpr(fullEnv, fp.When, cel.BoolType); problem != "" {
+		} else if prg, problem := compileExpr(commercialEnv, fp.When, cel.BoolType); problem != "" {
+			// A persona selects the model's segment weights for every
+			// candidate, promotional ones too: no medical signal.
+			if strings.Contains(problem, "medical_") {
+				problem = "a persona must not read a medical signal (the medical/commercial firewall): " + problem
+			}
 			bad("%s: when: %s", where, problem)
 		} else {
 			p.when = prg

@@ -242,13 +242,92 @@ func TestPersonas(t *testing.T) {
 	if got := persona(st); got != "digital_savvy" {
 		t.Errorf("email engagement: persona %q, want digital_savvy", got)
 	}
-	st.Counters.Engagement[arbiter.Webinar] = 2
-	st.Counters.Engagement[arbiter.MSLMeeting] = 1.5
+	st.Counters.Engagement[arbiter.Webinar] = 3
+	st.Counters.Engagement[arbiter.Portal] = 1
 	if got := persona(st); got != "scientific_first" {
-		t.Errorf("clinical engagement above promotional: persona %q, want scientific_first", got)
+		t.Errorf("webinar and portal engagement above email and visits: persona %q, want scientific_first", got)
+	}
+	// MSL meetings are a medical signal: they do not make a persona.
+	st.Counters.Engagement[arbiter.Webinar], st.Counters.Engagement[arbiter.Portal] = 0, 0
+	st.Counters.Engagement[arbiter.MSLMeeting] = 9
+	if got := persona(st); got != "digital_savvy" {
+		t.Errorf("many MSL meetings: persona %q, want digital_savvy (as without them)", got)
 	}
 	if _, err := rules.Parse([]byte(`{"personas": [{"id": "Bad Id", "description": "d", "when": "true"}]}`), cat); err == nil ||
 		!strings.Contains(err.Error(), "personas[0]") {
 		t.Errorf("a persona id with spaces: %v, want refused, naming it", err)
+	}
+}
+
+// Every way a medical signal reaches a rule is closed to rules that may
+// raise promotional content, and to personas.
+func TestFirewallEveryMedicalVariable(t *testing.T) {
+	for _, expr := range []string{
+		"medical_events.size() > 0",
+		"medical_touches.exists(t, t.channel == 'msl_meeting')",
+		"medical_engagement['msl_meeting'] > 1.0",
+	} {
+		boost := `{"rules": [{"id": "b", "description": "d", "when": "` + expr + `", "select": {"purposes": ["promotional"]}, "effect": "boost", "factor": 2}]}`
+		if _, err := rules.Parse([]byte(boost), cat); err == nil || !strings.Contains(err.Error(), "firewall") {
+			t.Errorf("boost on %s: %v, want refused by the firewall", expr, err)
+		}
+		persona := `{"personas": [{"id": "p", "description": "d", "when": "` + expr + `"}]}`
+		if _, err := rules.Parse([]byte(persona), cat); err == nil || !strings.Contains(err.Error(), "firewall") {
+			t.Errorf("persona on %s: %v, want refused by the firewall", expr, err)
+		}
+	}
+	// The commercial variables hold no medical signal: an MSL meeting is
+	// in neither touches nor engagement nor events.
+	const probe = `{"rules": [{"id": "b", "description": "d", "select": {"purposes": ["promotional"]}, "effect": "boost", "factor": 2,
+		"when": "touches.exists(t, t.channel == 'msl_meeting' || t.purpose == 'medical') || 'msl_meeting' in engagement || events.exists(e, e.type == 'msl_meeting' || e.purpose == 'medical')"}]}`
+	s, err := rules.Parse([]byte(probe), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cardiologist()
+	st.Counters.Engagement[arbiter.MSLMeeting] = 3
+	st.Touches.Touches = []contact.Touch{
+		{At: now.Add(-time.Hour), Channel: arbiter.MSLMeeting, Purpose: arbiter.Medical, State: contact.Sent},
+		{At: now.Add(-time.Hour), Channel: arbiter.Email, Purpose: arbiter.Medical, State: contact.Sent},
+	}
+	st.Recent = []recipient.RecentEvent{
+		{At: now.Add(-time.Hour), Type: arbiter.EventMSLMeeting, Channel: arbiter.MSLMeeting},
+		{At: now.Add(-time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email, ActionID: "email-cardiolex-safety"}, // medical content
+		{At: now.Add(-time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email, Purpose: arbiter.Medical},
+		{At: now.Add(-time.Hour), Type: arbiter.EventClicked, Channel: arbiter.Email, ActionID: "retired-action"}, // unknown: not proven commercial
+	}
+	if got := applied(s, st); len(got) != 0 {
+		t.Errorf("a commercial rule saw a medical signal: %v", got)
+	}
+}
+
+// A medical signal cannot lift what a rule holds back: a demotion whose
+// condition a medical signal would negate holds all the same.
+func TestMedicalSignalCannotLiftADemotion(t *testing.T) {
+	const src = `{"rules": [{"id": "d", "description": "d", "select": {"purposes": ["promotional"]}, "effect": "demote", "factor": 0.5,
+		"when": "!medical_events.exists(e, e.type == 'opened')"}]}`
+	s, err := rules.Parse([]byte(src), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cardiologist()
+	if _, ok := applied(s, st)["d"]; !ok {
+		t.Fatal("the demotion does not hold without any event")
+	}
+	st.Recent = []recipient.RecentEvent{{At: now.Add(-time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email, ActionID: "email-cardiolex-safety"}}
+	if _, ok := applied(s, st)["d"]; !ok {
+		t.Error("opening medical content lifted a demotion of promotional content")
+	}
+}
+
+func TestIgnoredFieldsAreRefused(t *testing.T) {
+	for _, src := range []string{
+		`{"rules": [{"id": "r", "description": "d", "when": "true", "select": {}, "effect": "suppress", "for": "1h", "factor": 2}]}`,
+		`{"rules": [{"id": "r", "description": "d", "when": "true", "select": {}, "effect": "boost", "factor": 2, "for": "1h"}]}`,
+		`{"rules": [{"id": "r", "description": "d", "when": "true", "since": "now", "select": {}, "effect": "demote", "factor": 0.5}]}`,
+	} {
+		if _, err := rules.Parse([]byte(src), cat); err == nil {
+			t.Errorf("%s: accepted, want a field that would be ignored refused", src)
+		}
 	}
 }

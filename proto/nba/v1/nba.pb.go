@@ -1235,8 +1235,9 @@ type DecideResponse struct {
 	// follows the active set; a decision never mixes two.
 	DefinitionsVersion string `protobuf:"bytes,7,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
 	// The recipient's dynamic persona at the decision time (the rules'
-	// personas, evaluated over recent engagement); empty when none holds and
-	// the profile's segment stands. It selects the model's segment weights.
+	// personas, evaluated over the decayed engagement counters and recent
+	// events, never medical signals); empty when none holds and the
+	// profile's segment stands. It selects the model's segment weights.
 	Persona       string `protobuf:"bytes,8,opt,name=persona,proto3" json:"persona,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
