@@ -47,8 +47,12 @@ func decideCmd(ctx context.Context, e *env, args []string) error {
 }
 
 func printDecision(w io.Writer, d *client.Decision) error {
-	fmt.Fprintf(w, "decision %s at %s (model %s, catalog %s)\n\n",
-		d.ID, fmtTime(d.At), d.ModelVersion, d.CatalogVersion)
+	persona := ""
+	if d.Persona != "" {
+		persona = ", persona " + d.Persona
+	}
+	fmt.Fprintf(w, "decision %s at %s (model %s, catalog %s%s)\n\n",
+		d.ID, fmtTime(d.At), d.ModelVersion, d.CatalogVersion, persona)
 	if len(d.Recommendations) == 0 {
 		fmt.Fprintln(w, "no recommendation")
 	} else {
