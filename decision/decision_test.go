@@ -14,6 +14,7 @@ import (
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -330,12 +331,15 @@ func TestNoRecommendationWithoutConsentOrApproval(t *testing.T) {
 // touches), without a contact policy and with the demo's.
 func BenchmarkDecide(b *testing.B) {
 	for _, bc := range []struct {
-		n      int
-		policy bool
-	}{{50, false}, {77, false}, {77, true}} {
+		n             int
+		policy, rules bool
+	}{{50, false, false}, {77, false, false}, {77, true, false}, {77, true, true}} {
 		name := fmt.Sprint("candidates=", bc.n)
 		if bc.policy {
 			name += "/contact-policy"
+		}
+		if bc.rules {
+			name += "/rules"
 		}
 		n := bc.n
 		b.Run(name, func(b *testing.B) {
@@ -350,6 +354,18 @@ func BenchmarkDecide(b *testing.B) {
 					b.Fatal(err)
 				}
 				opts = append(opts, WithContactPolicy(pol), WithClock(func() time.Time { return now }))
+			}
+			if bc.rules {
+				rs, err := rules.Parse(rules.DemoJSON(), cat)
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, WithRules(rs))
+				snap.Recent = []recipient.RecentEvent{
+					{At: now.Add(-2 * time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email, ActionID: "email-glucanor-safety"},
+					{At: now.Add(-30 * time.Hour), Type: arbiter.EventClicked, Channel: arbiter.Email, ActionID: "email-glucanor-efficacy"},
+					{At: now.Add(-50 * time.Hour), Type: arbiter.EventAttended, Channel: arbiter.Webinar},
+				}
 			}
 			e, err := New(&snapshots{m: map[string]*recipient.State{"HCP-000042": snap}}, scoring.Demo(), cat, consent.DefaultPolicy(), opts...)
 			if err != nil {
