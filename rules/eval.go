@@ -4,8 +4,8 @@ import (
 	"slices"
 	"time"
 
-	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
 
@@ -82,18 +82,20 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 	if s == nil || len(s.Rules)+len(s.Personas) == 0 {
 		return out, ""
 	}
-	act, err := interpreter.NewActivation(vars(in, true))
+	a, err := interpreter.NewActivation(vars(in, true))
 	if err != nil {
 		return out, "" // cannot happen with a map of names
 	}
+	act := &evalState{act: a, memo: make([]memoVal, s.slots)}
 	// What the decision would be without medical signals: personas are
 	// worked out on it, and the rules that read medical signals are also
 	// evaluated on it (evaluate), so that a medical signal can only add to
 	// what rules hold back, never lift it.
-	base, err := interpreter.NewActivation(vars(in, false))
+	b, err := interpreter.NewActivation(vars(in, false))
 	if err != nil {
 		return out, ""
 	}
+	base := &evalState{act: b, memo: make([]memoVal, s.slots)}
 	persona := ""
 	for _, p := range s.Personas {
 		ok, failed := evalBool(p.when, base)
@@ -111,7 +113,7 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 	return s.evaluate(in, act, base, out), persona
 }
 
-func (s *Set) evaluate(in *Input, act, base interpreter.Activation, out []Applied) []Applied {
+func (s *Set) evaluate(in *Input, act, base *evalState, out []Applied) []Applied {
 	for _, r := range s.Rules {
 		if r.readsMedical && selectsPromotional(r.Select) {
 			// A suppression or demotion of what may be promotional that
@@ -143,7 +145,7 @@ func (s *Set) evaluate(in *Input, act, base interpreter.Activation, out []Applie
 
 // apply evaluates r on act: whether it holds (and has not run out), and
 // what it then applies.
-func (r *Rule) apply(in *Input, act interpreter.Activation) (ap Applied, holds, failed bool) {
+func (r *Rule) apply(in *Input, act *evalState) (ap Applied, holds, failed bool) {
 	ap = Applied{Rule: r}
 	ok, failed := evalBool(r.when, act)
 	if failed || !ok {
@@ -155,7 +157,7 @@ func (r *Rule) apply(in *Input, act interpreter.Activation) (ap Applied, holds, 
 	if r.Effect == Suppress {
 		since := in.At
 		if r.since != nil {
-			v, _, err := r.since.Eval(act)
+			v, err := act.eval(r.since)
 			ts, isTS := v.(types.Timestamp)
 			if err != nil || !isTS {
 				return ap, false, true
@@ -172,7 +174,7 @@ func (r *Rule) apply(in *Input, act interpreter.Activation) (ap Applied, holds, 
 
 // evalSelector evaluates the selector's topic expressions into ap; false
 // when one fails.
-func (r *Rule) evalSelector(act interpreter.Activation, ap *Applied) bool {
+func (r *Rule) evalSelector(act *evalState, ap *Applied) bool {
 	var ok bool
 	if r.topicsIn != nil {
 		if ap.TopicsIn, ok = evalStrings(r.topicsIn, act); !ok {
@@ -187,8 +189,30 @@ func (r *Rule) evalSelector(act interpreter.Activation, ap *Applied) bool {
 	return true
 }
 
-func evalBool(p cel.Program, act interpreter.Activation) (value, failed bool) {
-	v, _, err := p.Eval(act)
+// evalState is one decision's activation and the results of the
+// expressions evaluated on it so far (program.slot).
+type evalState struct {
+	act  interpreter.Activation
+	memo []memoVal
+}
+
+type memoVal struct {
+	done bool
+	v    ref.Val
+	err  error
+}
+
+func (st *evalState) eval(p *program) (ref.Val, error) {
+	m := &st.memo[p.slot]
+	if !m.done {
+		m.v, _, m.err = p.prg.Eval(st.act)
+		m.done = true
+	}
+	return m.v, m.err
+}
+
+func evalBool(p *program, act *evalState) (value, failed bool) {
+	v, err := act.eval(p)
 	if err != nil {
 		return false, true
 	}
@@ -196,8 +220,8 @@ func evalBool(p cel.Program, act interpreter.Activation) (value, failed bool) {
 	return bool(b), !ok
 }
 
-func evalStrings(p cel.Program, act interpreter.Activation) ([]string, bool) {
-	v, _, err := p.Eval(act)
+func evalStrings(p *program, act *evalState) ([]string, bool) {
+	v, err := act.eval(p)
 	if err != nil {
 		return nil, false
 	}

@@ -55,10 +55,16 @@ import (
 
 // Limits on a rule set.
 const (
-	maxRules    = 64
-	maxExprLen  = 2000
-	costLimit   = 10000 // CEL's cost units per evaluation of one expression
-	maxDuration = 90 * 24 * time.Hour
+	maxRules   = 64
+	maxExprLen = 2000
+	// costLimit bounds one expression's estimated cost (CEL's cost model)
+	// for the largest state a decision can read: a comprehension over the
+	// touch ledger costs some tens of thousands.
+	costLimit = 1_000_000
+	// maxRecentEvents is the most recent events a decision reads (the
+	// storage adapter's bound).
+	maxRecentEvents = 20
+	maxDuration     = 90 * 24 * time.Hour
 )
 
 // Effect is what a rule does to the candidates it selects.
@@ -107,7 +113,7 @@ type Rule struct {
 	For    time.Duration
 	Select Selector
 
-	when, since, topicsIn, topicsOut cel.Program
+	when, since, topicsIn, topicsOut *program
 	// readsMedical: an expression reads a medical signal (it does not
 	// compile without them).
 	readsMedical bool
@@ -121,7 +127,16 @@ type Rule struct {
 type Persona struct {
 	ID          string
 	Description string
-	when        cel.Program
+	when        *program
+}
+
+// program is a compiled expression. Rules often repeat one (a pair of
+// rules with one condition, a condition repeated in a selector): each
+// distinct expression is compiled once and has a slot in the per-decision
+// memo (eval.go), so it is evaluated once per decision.
+type program struct {
+	prg  cel.Program
+	slot int
 }
 
 // Set is a compiled rule set: part of a definitions set, immutable, safe
@@ -129,6 +144,8 @@ type Persona struct {
 type Set struct {
 	Rules    []*Rule
 	Personas []*Persona
+	// slots is the number of distinct compiled expressions.
+	slots int
 	// OnFailure, when set, is called with the rule's id each time a rule's
 	// evaluation fails (a metric counts them). Set it before use.
 	OnFailure func(ruleID string)
@@ -191,6 +208,21 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 	}
 	set := &Set{}
 	seen := map[string]bool{}
+	compiled := map[string]*program{}
+	compileOnce := func(env *cel.Env, expr string, want *cel.Type) (*program, string) {
+		k := fmt.Sprintf("%p\x00%s\x00%s", env, want, expr)
+		if p, ok := compiled[k]; ok {
+			return p, ""
+		}
+		prg, problem := compileExpr(env, expr, want)
+		if problem != "" {
+			return nil, problem
+		}
+		p := &program{prg: prg, slot: set.slots}
+		set.slots++
+		compiled[k] = p
+		return p, ""
+	}
 	for i, fr := range f.Rules {
 		where := fmt.Sprintf("rules[%d] (%s)", i, fr.ID)
 		r := &Rule{ID: fr.ID, Description: fr.Description}
@@ -252,14 +284,14 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 				}
 			}
 		}
-		compile := func(field, expr string, want *cel.Type, required bool) cel.Program {
+		compile := func(field, expr string, want *cel.Type, required bool) *program {
 			if expr == "" {
 				if required {
 					bad("%s: %s: required", where, field)
 				}
 				return nil
 			}
-			prg, problem := compileExpr(env, expr, want)
+			prg, problem := compileOnce(env, expr, want)
 			if problem != "" {
 				if env == commercialEnv && strings.Contains(problem, "medical_") {
 					problem = "a medical signal (the medical_ variables) must not boost or require promotional content (the medical/commercial firewall): " + problem
@@ -292,7 +324,7 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 		p := &Persona{ID: fp.ID, Description: fp.Description}
 		if fp.When == "" {
 			bad("%s: when: required", where)
-		} else if prg, problem := compileExpr(commercialEnv, fp.When, cel.BoolType); problem != "" {
+		} else if prg, problem := compileOnce(commercialEnv, fp.When, cel.BoolType); problem != "" {
 			// A persona selects the model's segment weights for every
 			// candidate, promotional ones too: no medical signal.
 			if strings.Contains(problem, "medical_") {
