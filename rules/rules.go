@@ -13,9 +13,10 @@
 //     A selector's topics may come from a CEL expression (topics_in,
 //     topics_not_in), evaluated once per decision with the condition.
 //
-// Every expression is compiled once, when the definitions are parsed, and
-// type-checked against the declared environment (env.go); evaluation runs
-// under CEL's cost limit.
+// Every expression is compiled once, when the definitions are parsed,
+// type-checked against the declared environment (env.go), and its cost
+// bounded with CEL's cost estimate for the largest state a decision can
+// read: an expression over the limit is refused.
 //
 // # The medical/commercial firewall
 //
