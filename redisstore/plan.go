@@ -27,8 +27,8 @@ import (
 // planEntry is one key of the read plan.
 type planEntry struct {
 	suffix string
-	// read queues the entry's command for key on p.
-	read func(ctx context.Context, p redis.Pipeliner, key string) redis.Cmder
+	// read queues the entry's command for key on p, as s is set.
+	read func(s *Store, ctx context.Context, p redis.Pipeliner, key string) redis.Cmder
 	// decode puts the entry's reply into st, with counters decayed as d
 	// says. An error fails the load; an entry whose data may be unreadable
 	// without failing the decision (consent: unknown means deny) records
@@ -41,9 +41,11 @@ type decoder struct {
 	// at is the time counters are decayed to; zero: as stored.
 	at       time.Time
 	halfLife time.Duration
+	// recentMaxAge drops recent events older than at minus it.
+	recentMaxAge time.Duration
 }
 
-func hgetall(ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
+func hgetall(_ *Store, ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
 	return p.HGetAll(ctx, key)
 }
 
@@ -80,7 +82,7 @@ func decodeConsentEntry(cmd redis.Cmder, st *recipient.State, _ *decoder) error 
 // queuePlan queues every entry's command for recipient id on p, into cmds.
 func (s *Store) queuePlan(ctx context.Context, p redis.Pipeliner, id string, cmds *[planSize]redis.Cmder) {
 	for i := range readPlan {
-		cmds[i] = readPlan[i].read(ctx, p, s.key(id, readPlan[i].suffix))
+		cmds[i] = readPlan[i].read(s, ctx, p, s.key(id, readPlan[i].suffix))
 	}
 }
 
@@ -95,7 +97,7 @@ func (s *Store) decodePlan(id string, cmds *[planSize]redis.Cmder, at time.Time)
 	}
 	st := &recipient.State{}
 	st.Profile.HCPID = id
-	d := decoder{at: at, halfLife: s.halfLife}
+	d := decoder{at: at, halfLife: s.halfLife, recentMaxAge: s.RecentEvents().MaxAge}
 	for i := range readPlan {
 		if err := readPlan[i].decode(cmds[i], st, &d); err != nil {
 			return nil, fmt.Errorf("redisstore: load: %w", err)

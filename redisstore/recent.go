@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -12,28 +13,60 @@ import (
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
-// recentEvents is how many of the history list's newest entries a decision
-// reads (recipient.State.Recent): what rules react to.
-const recentEvents = 20
+// RecentEvents is how many of the history list's newest entries a decision
+// reads (recipient.State.Recent), and how old they may be: what rules
+// react to. The definitions set it (SetRecentEvents).
+type RecentEvents struct {
+	Count  int
+	MaxAge time.Duration
+}
 
-func lrangeRecent(ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
-	return p.LRange(ctx, key, 0, recentEvents-1)
+// DefaultRecentEvents are the bounds until SetRecentEvents.
+var DefaultRecentEvents = RecentEvents{Count: 20, MaxAge: 90 * 24 * time.Hour}
+
+// MaxRecentEvents is the most a decision can read: the history list's
+// length.
+const MaxRecentEvents = historyLen
+
+// SetRecentEvents sets the recent events decisions read (the rules of the
+// definitions in use); a count out of 1..MaxRecentEvents or an age that is
+// not positive keeps the defaults.
+func (s *Store) SetRecentEvents(r RecentEvents) {
+	if r.Count < 1 || r.Count > MaxRecentEvents || r.MaxAge <= 0 {
+		r = DefaultRecentEvents
+	}
+	s.recent.Store(&r)
+}
+
+// RecentEvents returns what SetRecentEvents set.
+func (s *Store) RecentEvents() RecentEvents {
+	if r := s.recent.Load(); r != nil {
+		return *r
+	}
+	return DefaultRecentEvents
+}
+
+func lrangeRecent(s *Store, ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
+	return p.LRange(ctx, key, 0, int64(s.RecentEvents().Count)-1)
 }
 
 // decodeRecentEntry decodes the history list's newest entries (see
 // historyEntry), newest first by the time they occurred. An entry that
-// does not decode is skipped: rules then see no such event. The window is
-// the newest 20 by arrival: a backfill of old events can push recent ones
-// out of it (a known limit: the configurable window and age are
-// still to come).
-func decodeRecentEntry(cmd redis.Cmder, st *recipient.State, _ *decoder) error {
+// does not decode, or is older than the maximum age, is skipped: rules
+// then see no such event. The window is the newest by arrival: a backfill
+// of old events can push recent ones out of it.
+func decodeRecentEntry(cmd redis.Cmder, st *recipient.State, d *decoder) error {
 	raw := cmd.(*redis.StringSliceCmd).Val()
 	if len(raw) == 0 {
 		return nil
 	}
+	var oldest time.Time
+	if !d.at.IsZero() && d.recentMaxAge > 0 {
+		oldest = d.at.Add(-d.recentMaxAge)
+	}
 	out := make([]recipient.RecentEvent, 0, len(raw))
 	for _, s := range raw {
-		if e, ok := decodeHistory(s); ok {
+		if e, ok := decodeHistory(s); ok && !e.At.Before(oldest) {
 			out = append(out, e)
 		}
 	}

@@ -1,9 +1,13 @@
 package redisstore
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -34,4 +38,32 @@ func TestDecodeHistoryVersions(t *testing.T) {
 			t.Errorf("decodeHistory(%q) decoded", bad)
 		}
 	}
+}
+
+// A decision reads the newest events the definitions ask for, none older
+// than their maximum age.
+func TestRecentEventsBounds(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		s, _, c := newStoreOn(t, b)
+		ctx := context.Background()
+		if err := s.UpsertProfile(ctx, hcpProfile("hcp-1")); err != nil {
+			t.Fatal(err)
+		}
+		for i, age := range []time.Duration{50 * time.Hour, 3 * time.Hour, 2 * time.Hour, time.Hour} {
+			e := recipient.Event{ID: fmt.Sprint("e", i), HCPID: "hcp-1", Type: arbiter.EventOpened, Channel: arbiter.Email, OccurredAt: c.t.Add(-age)}
+			if _, err := s.ApplyEvent(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.SetRecentEvents(RecentEvents{Count: 3, MaxAge: 150 * time.Minute})
+		st, err := s.Load(ctx, "hcp-1", c.t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The newest three by arrival are 3h, 2h and 1h old; the 3h one is
+		// past the maximum age.
+		if len(st.Recent) != 2 || !st.Recent[0].At.Equal(c.t.Add(-time.Hour)) || !st.Recent[1].At.Equal(c.t.Add(-2*time.Hour)) {
+			t.Errorf("recent = %+v, want the events of 1h and 2h ago, newest first", st.Recent)
+		}
+	})
 }

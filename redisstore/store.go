@@ -102,6 +102,8 @@ type Store struct {
 	loader *loader
 	// touchBounds are the touch ledger's bounds (SetTouchBounds).
 	touchBounds atomic.Pointer[contact.Bounds]
+	// recent is what decisions read of the history (SetRecentEvents).
+	recent atomic.Pointer[RecentEvents]
 }
 
 // options are the Store's settings; New copies the Options onto defaults.

@@ -150,7 +150,7 @@ func decodeTouch(s string, t *contact.Touch) bool {
 	return true
 }
 
-func lrangeAll(ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
+func lrangeAll(_ *Store, ctx context.Context, p redis.Pipeliner, key string) redis.Cmder {
 	return p.LRange(ctx, key, 0, -1)
 }
 

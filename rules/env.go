@@ -102,7 +102,7 @@ func latest(v ref.Val) ref.Val {
 
 // compileExpr compiles and type-checks expr in env, wanting a result of
 // type want; problem says what is wrong, with the line and column.
-func compileExpr(env *cel.Env, expr string, want *cel.Type) (prg cel.Program, problem string) {
+func compileExpr(env *cel.Env, expr string, want *cel.Type, hints sizeHints) (prg cel.Program, problem string) {
 	if len(expr) > maxExprLen {
 		return nil, fmt.Sprintf("at most %d characters", maxExprLen)
 	}
@@ -124,7 +124,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type) (prg cel.Program, pr
 	// The cost is bounded when the rule is published, from the sizes the
 	// variables can have (sizeHints), rather than tracked on every
 	// evaluation: tracking was a sixth of a decision's rule time (pprof).
-	est, err := env.EstimateCost(ast, sizeHints{})
+	est, err := env.EstimateCost(ast, hints)
 	if err != nil {
 		return nil, "its cost cannot be estimated: " + err.Error()
 	}
@@ -141,13 +141,13 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type) (prg cel.Program, pr
 // sizeHints bounds the sizes of the environment's variables for the cost
 // estimate: the recent events the decision reads, the touches a ledger may
 // keep, one counter per channel, strings as long as an id.
-type sizeHints struct{}
+type sizeHints struct{ events uint64 }
 
 func (sizeHints) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	return nil
 }
 
-func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+func (h sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	p := n.Path()
 	if len(p) == 0 {
 		// A value worked out in the expression (a comprehension's
@@ -161,7 +161,7 @@ func (sizeHints) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	if len(p) == 1 {
 		switch p[0] {
 		case "events", "medical_events":
-			return &cost.SizeEstimate{Min: 0, Max: maxRecentEvents}
+			return &cost.SizeEstimate{Min: 0, Max: h.events}
 		case "touches", "medical_touches":
 			return &cost.SizeEstimate{Min: 0, Max: contact.MaxTouchesLimit}
 		case "engagement", "medical_engagement", "profile":

@@ -52,6 +52,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
+	"github.com/arbiter-nba/arbiter/contact"
 )
 
 // Limits on a rule set.
@@ -62,9 +63,9 @@ const (
 	// for the largest state a decision can read: a comprehension over the
 	// touch ledger costs some tens of thousands.
 	costLimit = 1_000_000
-	// maxRecentEvents is the most recent events a decision reads (the
-	// storage adapter's bound).
-	maxRecentEvents = 20
+	// maxRecentEvents is the most recent events a decision can read (the
+	// storage adapter keeps 50).
+	maxRecentEvents = 50
 	maxDuration     = 90 * 24 * time.Hour
 )
 
@@ -131,6 +132,15 @@ type Persona struct {
 	when        *program
 }
 
+// Recent bounds the recent events rules see.
+type Recent struct {
+	Count  int
+	MaxAge time.Duration
+}
+
+// DefaultRecent is Recent when the rules file does not say.
+var DefaultRecent = Recent{Count: 20, MaxAge: 90 * 24 * time.Hour}
+
 // program is a compiled expression. Rules often repeat one (a pair of
 // rules with one condition, a condition repeated in a selector): each
 // distinct expression is compiled once and has a slot in the per-decision
@@ -145,6 +155,9 @@ type program struct {
 type Set struct {
 	Rules    []*Rule
 	Personas []*Persona
+	// Recent is what a decision reads of the recipient's recent events for
+	// the rules: the newest Count (at most 50), none older than MaxAge.
+	Recent Recent
 	// slots is the number of distinct compiled expressions.
 	slots int
 	// OnFailure, when set, is called with the rule's id each time a rule's
@@ -154,8 +167,14 @@ type Set struct {
 
 // The rules file's JSON.
 type file struct {
-	Rules    []fileRule    `json:"rules"`
-	Personas []filePersona `json:"personas"`
+	Rules        []fileRule    `json:"rules"`
+	Personas     []filePersona `json:"personas"`
+	RecentEvents *fileRecent   `json:"recent_events"`
+}
+
+type fileRecent struct {
+	Count  int    `json:"count"`
+	MaxAge string `json:"max_age"`
 }
 
 type filePersona struct {
@@ -207,7 +226,20 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 	if len(f.Rules) > maxRules {
 		bad("rules: at most %d", maxRules)
 	}
-	set := &Set{}
+	set := &Set{Recent: DefaultRecent}
+	if fr := f.RecentEvents; fr != nil {
+		if fr.Count < 1 || fr.Count > maxRecentEvents {
+			bad("recent_events.count: %d is not between 1 and %d", fr.Count, maxRecentEvents)
+		} else {
+			set.Recent.Count = fr.Count
+		}
+		if d, err := contact.ParseDuration(fr.MaxAge); err != nil || d < time.Hour || d > 366*24*time.Hour {
+			bad("recent_events.max_age: %q is not a duration from 1h to 366d", fr.MaxAge)
+		} else {
+			set.Recent.MaxAge = d
+		}
+	}
+	hints := sizeHints{events: uint64(set.Recent.Count)}
 	seen := map[string]bool{}
 	compiled := map[string]*program{}
 	compileOnce := func(env *cel.Env, expr string, want *cel.Type) (*program, string) {
@@ -215,7 +247,7 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 		if p, ok := compiled[k]; ok {
 			return p, ""
 		}
-		prg, problem := compileExpr(env, expr, want)
+		prg, problem := compileExpr(env, expr, want, hints)
 		if problem != "" {
 			return nil, problem
 		}
@@ -280,7 +312,7 @@ func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
 		}
 		for _, e := range []string{fr.When, fr.Since, fr.Select.TopicsIn, fr.Select.TopicsNotIn} {
 			if e != "" {
-				if _, problem := compileExpr(commercialEnv, e, cel.DynType); problem != "" && strings.Contains(problem, "medical_") {
+				if _, problem := compileExpr(commercialEnv, e, cel.DynType, hints); problem != "" && strings.Contains(problem, "medical_") {
 					r.readsMedical = true
 				}
 			}

@@ -194,6 +194,8 @@ func TestParseErrors(t *testing.T) {
 		{"duration", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {}, "effect": "suppress", "for": "forever"}]}`, "for"},
 		{"topic", `{"rules": [{"id": "r1", "description": "d", "when": "true", "select": {"topics": ["nope"]}, "effect": "demote", "factor": 0.5}]}`, "nope"},
 		{"field", `{"rules": [{"id": "r1", "description": "d", "when": "true", "effect": "demote", "factor": 0.5, "extra": 1}]}`, "extra"},
+		{"recent count", `{"recent_events": {"count": 60, "max_age": "1d"}, "rules": []}`, "recent_events.count"},
+		{"recent age", `{"recent_events": {"count": 10, "max_age": "forever"}, "rules": []}`, "recent_events.max_age"},
 		{"cost", `{"rules": [{"id": "r1", "description": "d", "when": "touches.exists(a, touches.exists(b, a.at < b.at))", "select": {}, "effect": "demote", "factor": 0.5}]}`, "may cost up to"},
 	} {
 		_, err := rules.Parse([]byte(tt.rules), cat)

@@ -21,6 +21,7 @@ import (
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/redisstore"
+	"github.com/arbiter-nba/arbiter/rules"
 )
 
 // How replicas follow the active definitions set.
@@ -231,6 +232,11 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 			decision.WithBooker(f.store), decision.WithRules(set.Rules))
 		if err == nil {
 			f.store.SetTouchBounds(set.Contact.Bounds())
+			recent := rules.DefaultRecent
+			if set.Rules != nil {
+				recent = set.Rules.Recent
+			}
+			f.store.SetRecentEvents(redisstore.RecentEvents{Count: recent.Count, MaxAge: recent.MaxAge})
 			f.engine.Store(e)
 			f.version = version
 			f.behind.Store(false)
