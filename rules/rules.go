@@ -1,7 +1,13 @@
-// Package rules is behaviour-driven orchestration: rules, written in CEL
-// (github.com/google/cel-go), that react to what happened to a recipient.
-// A rule suppresses candidates for a while, boosts or demotes them, or
-// requires that only some apply.
+// Package rules is behaviour-driven orchestration: rules, written in CEL,
+// that react to what happened to a recipient. A rule suppresses candidates
+// for a while, boosts or demotes them, or requires that only some apply.
+//
+// This package, in the pure core, names the rules, their selectors and
+// effects (what the decision engine applies). The engine that compiles and
+// evaluates their expressions is an adapter, package rules/celrules
+// (cel.dev/cel-go), which registers itself when a program imports it; the
+// environment the expressions see, and how medical signals are kept apart,
+// are documented there (env.go).
 //
 // A rule has two parts, so that a decision's cost stays bounded:
 //
@@ -14,7 +20,7 @@
 //     topics_not_in), evaluated once per decision with the condition.
 //
 // Every expression is compiled once, when the definitions are parsed,
-// type-checked against the declared environment (env.go), and its cost
+// type-checked against the declared environment (celrules/env.go), and its cost
 // bounded with CEL's cost estimate for the largest state a decision can
 // read: an expression over the limit is refused.
 //
@@ -22,7 +28,7 @@
 //
 // Medical signals (MSL meetings, medical-purpose content, events on
 // actions the catalog does not know) are in the environment's medical_
-// variables alone (env.go). A rule that may boost or require promotional
+// variables alone (celrules/env.go). A rule that may boost or require promotional
 // candidates, and every persona, is compiled without them: one that reads
 // a medical signal is refused, naming it. A rule may still suppress or
 // demote promotional contact because of a medical signal ("an MSL met the
@@ -41,32 +47,13 @@ package rules
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
-
-	"cel.dev/cel-go/cel"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
-	"github.com/arbiter-nba/arbiter/contact"
-)
-
-// Limits on a rule set.
-const (
-	maxRules   = 64
-	maxExprLen = 2000
-	// costLimit bounds one expression's estimated cost (CEL's cost model)
-	// for the largest state a decision can read: a comprehension over the
-	// touch ledger costs some tens of thousands.
-	costLimit = 1_000_000
-	// maxRecentEvents is the most recent events a decision can read (the
-	// storage adapter keeps 50).
-	maxRecentEvents = 50
-	maxDuration     = 90 * 24 * time.Hour
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // Effect is what a rule does to the candidates it selects.
@@ -105,7 +92,7 @@ type Selector struct {
 	Depths   []string
 }
 
-// Rule is one compiled rule.
+// Rule is one rule, as published: what the engine evaluates it for.
 type Rule struct {
 	ID          string
 	Description string
@@ -114,11 +101,6 @@ type Rule struct {
 	// For is how long a suppression lasts from the rule's Since time.
 	For    time.Duration
 	Select Selector
-
-	when, since, topicsIn, topicsOut *program
-	// readsMedical: an expression reads a medical signal (it does not
-	// compile without them).
-	readsMedical bool
 }
 
 // Persona is a dynamic persona: a CEL condition over the recipient's
@@ -129,7 +111,6 @@ type Rule struct {
 type Persona struct {
 	ID          string
 	Description string
-	when        *program
 }
 
 // Recent bounds the recent events rules see.
@@ -141,13 +122,12 @@ type Recent struct {
 // DefaultRecent is Recent when the rules file does not say.
 var DefaultRecent = Recent{Count: 20, MaxAge: 90 * 24 * time.Hour}
 
-// program is a compiled expression. Rules often repeat one (a pair of
-// rules with one condition, a condition repeated in a selector): each
-// distinct expression is compiled once and has a slot in the per-decision
-// memo (eval.go), so it is evaluated once per decision.
-type program struct {
-	prg  cel.Program
-	slot int
+// EffectNames maps a rules file's effect names to Effects.
+var EffectNames = map[string]Effect{"suppress": Suppress, "boost": Boost, "demote": Demote, "require": Require}
+
+// SelectsPromotional reports whether s can select a promotional candidate.
+func (s *Selector) SelectsPromotional() bool {
+	return s.Purposes == 0 || s.Purposes&(1<<arbiter.Promotional) != 0
 }
 
 // Set is a compiled rule set: part of a definitions set, immutable, safe
@@ -158,50 +138,58 @@ type Set struct {
 	// Recent is what a decision reads of the recipient's recent events for
 	// the rules: the newest Count (at most 50), none older than MaxAge.
 	Recent Recent
-	// slots is the number of distinct compiled expressions.
-	slots int
+	// Engine evaluates the rules' conditions (the engine that compiled
+	// them: package rules/celrules).
+	Engine Engine
 	// OnFailure, when set, is called with the rule's id each time a rule's
 	// evaluation fails (a metric counts them). Set it before use.
 	OnFailure func(ruleID string)
 }
 
-// The rules file's JSON.
-type file struct {
-	Rules        []fileRule    `json:"rules"`
-	Personas     []filePersona `json:"personas"`
-	RecentEvents *fileRecent   `json:"recent_events"`
+// Engine evaluates a compiled set's conditions for one decision: the rules
+// that hold, appended to out, and the recipient's persona ("" for none).
+type Engine interface {
+	Evaluate(s *Set, in *Input, out []Applied) ([]Applied, string)
 }
 
-type fileRecent struct {
-	Count  int    `json:"count"`
-	MaxAge string `json:"max_age"`
+// Evaluate evaluates every rule's condition for one decision and appends
+// the rules that apply to out.
+func (s *Set) Evaluate(in *Input, out []Applied) []Applied {
+	out, _ = s.EvaluateWithPersona(in, out)
+	return out
 }
 
-type filePersona struct {
-	ID          string `json:"id"`
-	Description string `json:"description"`
-	When        string `json:"when"`
+// EvaluateWithPersona is Evaluate, and also names the recipient's persona:
+// the first of the set's personas whose condition holds ("" for none, or
+// when a persona's evaluation fails: the profile's segment then stands).
+func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) {
+	if s == nil || s.Engine == nil || len(s.Rules)+len(s.Personas) == 0 {
+		return out, ""
+	}
+	return s.Engine.Evaluate(s, in, out)
 }
 
-type fileRule struct {
-	ID          string     `json:"id"`
-	Description string     `json:"description"`
-	When        string     `json:"when"`
-	Since       string     `json:"since"`
-	Effect      string     `json:"effect"`
-	Factor      float64    `json:"factor"`
-	For         string     `json:"for"`
-	Select      fileSelect `json:"select"`
-}
+// Compiler compiles a rules file against the catalog it goes with.
+type Compiler func(data []byte, cat *catalog.Catalog) (*Set, error)
 
-type fileSelect struct {
-	Channels    []string `json:"channels"`
-	Purposes    []string `json:"purposes"`
-	Topics      []string `json:"topics"`
-	TopicsIn    string   `json:"topics_in"`
-	TopicsNotIn string   `json:"topics_not_in"`
-	Formats     []string `json:"formats"`
-	Depths      []string `json:"depths"`
+var compiler Compiler
+
+// Register makes c the compiler Parse uses. The rule language's engine
+// registers itself when a program imports it (package rules/celrules, for
+// CEL): the pure core names the rules, an adapter evaluates them.
+func Register(c Compiler) { compiler = c }
+
+// ErrNoEngine: no rules engine is linked into the program.
+var ErrNoEngine = errors.New("no rules engine is linked into this program (import rules/celrules)")
+
+// Parse compiles a rules file with the registered compiler. Every problem
+// is reported, naming the rule and, for an expression, the line and column
+// in it; a set with any problem is refused whole.
+func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
+	if compiler == nil {
+		return nil, ErrNoEngine
+	}
+	return compiler(data, cat)
 }
 
 //go:embed demo_rules.json
@@ -210,238 +198,54 @@ var demoRules []byte
 // DemoJSON returns the demo rules' file.
 func DemoJSON() []byte { return bytes.Clone(demoRules) }
 
-// Parse compiles a rules file. Every problem is reported, naming the rule
-// and, for an expression, the line and column in it; a set with any
-// problem is refused whole. cat is the catalog the rules go with: topics,
-// formats and depths must be ones it uses.
-func Parse(data []byte, cat *catalog.Catalog) (*Set, error) {
-	var f file
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("parse: %s", jsonProblem(err))
-	}
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if len(f.Rules) > maxRules {
-		bad("rules: at most %d", maxRules)
-	}
-	set := &Set{Recent: DefaultRecent}
-	if fr := f.RecentEvents; fr != nil {
-		if fr.Count < 1 || fr.Count > maxRecentEvents {
-			bad("recent_events.count: %d is not between 1 and %d", fr.Count, maxRecentEvents)
-		} else {
-			set.Recent.Count = fr.Count
-		}
-		if d, err := contact.ParseDuration(fr.MaxAge); err != nil || d < time.Hour || d > 366*24*time.Hour {
-			bad("recent_events.max_age: %q is not a duration from 1h to 366d", fr.MaxAge)
-		} else {
-			set.Recent.MaxAge = d
-		}
-	}
-	hints := sizeHints{events: uint64(set.Recent.Count)}
-	seen := map[string]bool{}
-	compiled := map[string]*program{}
-	compileOnce := func(env *cel.Env, expr string, want *cel.Type) (*program, string) {
-		k := fmt.Sprintf("%p\x00%s\x00%s", env, want, expr)
-		if p, ok := compiled[k]; ok {
-			return p, ""
-		}
-		prg, problem := compileExpr(env, expr, want, hints)
-		if problem != "" {
-			return nil, problem
-		}
-		p := &program{prg: prg, slot: set.slots}
-		set.slots++
-		compiled[k] = p
-		return p, ""
-	}
-	for i, fr := range f.Rules {
-		where := fmt.Sprintf("rules[%d] (%s)", i, fr.ID)
-		r := &Rule{ID: fr.ID, Description: fr.Description}
-		switch {
-		case fr.ID == "" || len(fr.ID) > 64 || strings.ContainsAny(fr.ID, " \t\n|"):
-			bad("%s: id: 1 to 64 characters, no spaces or '|'", where)
-		case seen[fr.ID]:
-			bad("%s: id: used twice", where)
-		}
-		seen[fr.ID] = true
-		if fr.Description == "" || len(fr.Description) > 300 {
-			bad("%s: description: 1 to 300 characters, in words a rep understands (it is the rule's reason)", where)
-		}
-		var ok bool
-		if r.Effect, ok = effectNames[fr.Effect]; !ok {
-			bad("%s: effect: %q is not suppress, boost, demote or require", where, fr.Effect)
-		}
-		switch r.Effect {
-		case Suppress:
-			d, err := time.ParseDuration(fr.For)
-			if err != nil || d < time.Minute || d > maxDuration {
-				bad("%s: for: a suppression needs a duration from 1m to %s, got %q", where, maxDuration, fr.For)
-			}
-			r.For = d
-		case Boost:
-			if !(fr.Factor > 1 && fr.Factor <= 10) {
-				bad("%s: factor: a boost multiplies by more than 1 and at most 10, got %v", where, fr.Factor)
-			}
-		case Demote:
-			if !(fr.Factor > 0 && fr.Factor < 1) {
-				bad("%s: factor: a demotion multiplies by more than 0 and less than 1, got %v", where, fr.Factor)
-			}
-		}
-		if fr.Factor != 0 && r.Effect != Boost && r.Effect != Demote {
-			bad("%s: factor: only a boost or a demotion has one", where)
-		}
-		if fr.For != "" && r.Effect != Suppress {
-			bad("%s: for: only a suppression has one", where)
-		}
-		if fr.Since != "" && r.Effect != Suppress {
-			bad("%s: since: only a suppression has one", where)
-		}
-		r.Factor = fr.Factor
-		r.Select = parseSelector(where, fr.Select, cat, bad)
-		// The firewall: a rule that can raise promotional candidates is
-		// compiled without the medical signals, so one that reads them is
-		// refused. One that can only hold them back (suppress, demote) may
-		// read them; it is then also evaluated without them, and what holds
-		// without them holds (eval.go): a medical signal can add to what
-		// is held back, never lift it.
-		env := fullEnv
-		if (r.Effect == Boost || r.Effect == Require) && selectsPromotional(r.Select) {
-			env = commercialEnv
-		}
-		for _, e := range []string{fr.When, fr.Since, fr.Select.TopicsIn, fr.Select.TopicsNotIn} {
-			if e != "" {
-				if _, problem := compileExpr(commercialEnv, e, cel.DynType, hints); problem != "" && strings.Contains(problem, "medical_") {
-					r.readsMedical = true
-				}
-			}
-		}
-		compile := func(field, expr string, want *cel.Type, required bool) *program {
-			if expr == "" {
-				if required {
-					bad("%s: %s: required", where, field)
-				}
-				return nil
-			}
-			prg, problem := compileOnce(env, expr, want)
-			if problem != "" {
-				if env == commercialEnv && strings.Contains(problem, "medical_") {
-					problem = "a medical signal (the medical_ variables) must not boost or require promotional content (the medical/commercial firewall): " + problem
-				}
-				bad("%s: %s: %s", where, field, problem)
-			}
-			return prg
-		}
-		r.when = compile("when", fr.When, cel.BoolType, true)
-		r.since = compile("since", fr.Since, cel.TimestampType, false)
-		r.topicsIn = compile("select.topics_in", fr.Select.TopicsIn, cel.ListType(cel.StringType), false)
-		r.topicsOut = compile("select.topics_not_in", fr.Select.TopicsNotIn, cel.ListType(cel.StringType), false)
-		set.Rules = append(set.Rules, r)
-	}
-	if len(f.Personas) > maxRules {
-		bad("personas: at most %d", maxRules)
-	}
-	personas := map[string]bool{}
-	for i, fp := range f.Personas {
-		where := fmt.Sprintf("personas[%d] (%s)", i, fp.ID)
-		if !validPersonaID(fp.ID) {
-			bad("%s: id: 1 to 64 of a-z, 0-9 and _", where)
-		} else if personas[fp.ID] {
-			bad("%s: id: used twice", where)
-		}
-		personas[fp.ID] = true
-		if fp.Description == "" || len(fp.Description) > 300 {
-			bad("%s: description: 1 to 300 characters", where)
-		}
-		p := &Persona{ID: fp.ID, Description: fp.Description}
-		if fp.When == "" {
-			bad("%s: when: required", where)
-		} else if prg, problem := compileOnce(commercialEnv, fp.When, cel.BoolType); problem != "" {
-			// A persona selects the model's segment weights for every
-			// candidate, promotional ones too: no medical signal.
-			if strings.Contains(problem, "medical_") {
-				problem = "a persona must not read a medical signal (the medical/commercial firewall): " + problem
-			}
-			bad("%s: when: %s", where, problem)
-		} else {
-			p.when = prg
-		}
-		set.Personas = append(set.Personas, p)
-	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	return set, nil
+// Input is what the rules see of one decision.
+type Input struct {
+	State   *recipient.State
+	Catalog *catalog.Catalog
+	At      time.Time
+	Now     time.Time
+	Caller  arbiter.CallerKind
+	// Zone is the recipient's time zone (nil: unknown).
+	Zone *time.Location
 }
 
-func validPersonaID(id string) bool {
-	if id == "" || len(id) > 64 {
+// Applied is a rule whose condition holds for the decision: its effect on
+// the candidates its selector matches.
+type Applied struct {
+	Rule *Rule
+	// TopicsIn and TopicsNotIn are the selector's topics as evaluated for
+	// this decision (nil: no restriction).
+	TopicsIn, TopicsNotIn []string
+	// ClearsAt is when a suppression lifts (Since + For).
+	ClearsAt time.Time
+	// Failed says the rule's evaluation failed: a suppression then holds
+	// its selector back all the same (fail closed), without a clear time.
+	Failed bool
+}
+
+// Matches reports whether a's tags match the applied rule's selector.
+func (ap *Applied) Matches(a *catalog.Action) bool {
+	s := &ap.Rule.Select
+	if s.Channels != 0 && s.Channels&(1<<a.Channel) == 0 {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
+	if s.Purposes != 0 && s.Purposes&(1<<a.Purpose) == 0 {
+		return false
+	}
+	if len(s.Topics) > 0 && !slices.Contains(s.Topics, a.Topic) {
+		return false
+	}
+	if len(s.Formats) > 0 && !slices.Contains(s.Formats, a.Format) {
+		return false
+	}
+	if len(s.Depths) > 0 && !slices.Contains(s.Depths, a.Depth) {
+		return false
+	}
+	if ap.TopicsIn != nil && !slices.Contains(ap.TopicsIn, a.Topic) {
+		return false
+	}
+	if ap.TopicsNotIn != nil && slices.Contains(ap.TopicsNotIn, a.Topic) {
+		return false
 	}
 	return true
-}
-
-// selectsPromotional reports whether s can select a promotional candidate.
-func selectsPromotional(s Selector) bool {
-	return s.Purposes == 0 || s.Purposes&(1<<arbiter.Promotional) != 0
-}
-
-func parseSelector(where string, fs fileSelect, cat *catalog.Catalog, bad func(string, ...any)) Selector {
-	var s Selector
-	for _, c := range fs.Channels {
-		ch, ok := arbiter.ParseChannel(c)
-		if !ok {
-			bad("%s: select.channels: unknown channel %q", where, c)
-			continue
-		}
-		s.Channels |= 1 << ch
-	}
-	for _, p := range fs.Purposes {
-		pu, ok := arbiter.ParsePurpose(p)
-		if !ok {
-			bad("%s: select.purposes: unknown purpose %q", where, p)
-			continue
-		}
-		s.Purposes |= 1 << pu
-	}
-	for _, t := range fs.Topics {
-		if cat != nil && !slices.Contains(cat.Topics, t) {
-			bad("%s: select.topics: no action of the catalog has topic %q", where, t)
-		}
-	}
-	s.Topics = fs.Topics
-	for _, f := range fs.Formats {
-		if !slices.Contains(catalog.Formats, f) {
-			bad("%s: select.formats: %q is not one of %s", where, f, strings.Join(catalog.Formats, ", "))
-		}
-	}
-	s.Formats = fs.Formats
-	for _, d := range fs.Depths {
-		if !slices.Contains(catalog.Depths, d) {
-			bad("%s: select.depths: %q is not one of %s", where, d, strings.Join(catalog.Depths, ", "))
-		}
-	}
-	s.Depths = fs.Depths
-	if len(fs.Topics) > 0 && (fs.TopicsIn != "" || fs.TopicsNotIn != "") {
-		bad("%s: select: give topics, or topics_in / topics_not_in, not both", where)
-	}
-	return s
-}
-
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
-	}
-	return err.Error()
 }

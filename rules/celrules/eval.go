@@ -1,9 +1,6 @@
-package rules
+package celrules
 
 import (
-	"slices"
-	"time"
-
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -13,80 +10,18 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 )
 
-// Input is what the rules see of one decision.
-type Input struct {
-	State   *recipient.State
-	Catalog *catalog.Catalog
-	At      time.Time
-	Now     time.Time
-	Caller  arbiter.CallerKind
-	// Zone is the recipient's time zone (nil: unknown).
-	Zone *time.Location
-}
-
-// Applied is a rule whose condition holds for the decision: its effect on
-// the candidates its selector matches.
-type Applied struct {
-	Rule *Rule
-	// TopicsIn and TopicsNotIn are the selector's topics as evaluated for
-	// this decision (nil: no restriction).
-	TopicsIn, TopicsNotIn []string
-	// ClearsAt is when a suppression lifts (Since + For).
-	ClearsAt time.Time
-	// Failed says the rule's evaluation failed: a suppression then holds
-	// its selector back all the same (fail closed), without a clear time.
-	Failed bool
-}
-
-// Matches reports whether a's tags match the applied rule's selector.
-func (ap *Applied) Matches(a *catalog.Action) bool {
-	s := &ap.Rule.Select
-	if s.Channels != 0 && s.Channels&(1<<a.Channel) == 0 {
-		return false
-	}
-	if s.Purposes != 0 && s.Purposes&(1<<a.Purpose) == 0 {
-		return false
-	}
-	if len(s.Topics) > 0 && !slices.Contains(s.Topics, a.Topic) {
-		return false
-	}
-	if len(s.Formats) > 0 && !slices.Contains(s.Formats, a.Format) {
-		return false
-	}
-	if len(s.Depths) > 0 && !slices.Contains(s.Depths, a.Depth) {
-		return false
-	}
-	if ap.TopicsIn != nil && !slices.Contains(ap.TopicsIn, a.Topic) {
-		return false
-	}
-	if ap.TopicsNotIn != nil && slices.Contains(ap.TopicsNotIn, a.Topic) {
-		return false
-	}
-	return true
-}
-
 // Evaluate evaluates every rule's condition for one decision and appends
-// the rules that apply to out. The variables are built once, the lists
-// only when an expression reads them.
-func (s *Set) Evaluate(in *Input, out []Applied) []Applied {
-	out, _ = s.EvaluateWithPersona(in, out)
-	return out
-}
-
-// EvaluateWithPersona is Evaluate, and also names the recipient's persona:
-// the first of the set's personas whose condition holds ("" for none, or
-// when a persona's evaluation fails: the profile's segment then stands).
-func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) {
-	if s == nil || len(s.Rules)+len(s.Personas) == 0 {
-		return out, ""
-	}
+// the rules that apply to out, and names the persona (rules.Engine). The
+// variables are built once, the lists only when an expression reads them.
+func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string) {
 	a, err := interpreter.NewActivation(vars(in, true))
 	if err != nil {
 		return out, "" // cannot happen with a map of names
 	}
-	act := &evalState{act: a, memo: make([]memoVal, s.slots)}
+	act := &evalState{act: a, memo: make([]memoVal, eng.slots)}
 	// What the decision would be without medical signals: personas are
 	// worked out on it, and the rules that read medical signals are also
 	// evaluated on it (evaluate), so that a medical signal can only add to
@@ -95,9 +30,9 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 	if err != nil {
 		return out, ""
 	}
-	base := &evalState{act: b, memo: make([]memoVal, s.slots)}
+	base := &evalState{act: b, memo: make([]memoVal, eng.slots)}
 	persona := ""
-	for _, p := range s.Personas {
+	for _, p := range eng.personas {
 		ok, failed := evalBool(p.when, base)
 		if failed {
 			if s.OnFailure != nil {
@@ -110,12 +45,13 @@ func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) 
 			break
 		}
 	}
-	return s.evaluate(in, act, base, out), persona
+	return eng.evaluate(s, in, act, base, out), persona
 }
 
-func (s *Set) evaluate(in *Input, act, base *evalState, out []Applied) []Applied {
-	for _, r := range s.Rules {
-		if r.readsMedical && selectsPromotional(r.Select) {
+func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act, base *evalState, out []rules.Applied) []rules.Applied {
+	for i := range eng.rules {
+		r := &eng.rules[i]
+		if r.readsMedical && r.Select.SelectsPromotional() {
 			// A suppression or demotion of what may be promotional that
 			// reads medical signals: without them, does it hold? Then
 			// that holds, whatever the medical signals say (they may only
@@ -131,10 +67,10 @@ func (s *Set) evaluate(in *Input, act, base *evalState, out []Applied) []Applied
 			if s.OnFailure != nil {
 				s.OnFailure(r.ID)
 			}
-			if r.Effect != Suppress {
+			if r.Effect != rules.Suppress {
 				continue // no effect
 			}
-			ap = Applied{Rule: r, Failed: true} // fail closed: the whole selector, no clear time
+			ap = rules.Applied{Rule: r.Rule, Failed: true} // fail closed: the whole selector, no clear time
 		case !ok:
 			continue
 		}
@@ -145,8 +81,8 @@ func (s *Set) evaluate(in *Input, act, base *evalState, out []Applied) []Applied
 
 // apply evaluates r on act: whether it holds (and has not run out), and
 // what it then applies.
-func (r *Rule) apply(in *Input, act *evalState) (ap Applied, holds, failed bool) {
-	ap = Applied{Rule: r}
+func (r *compiledRule) apply(in *rules.Input, act *evalState) (ap rules.Applied, holds, failed bool) {
+	ap = rules.Applied{Rule: r.Rule}
 	ok, failed := evalBool(r.when, act)
 	if failed || !ok {
 		return ap, false, failed
@@ -154,7 +90,7 @@ func (r *Rule) apply(in *Input, act *evalState) (ap Applied, holds, failed bool)
 	if !r.evalSelector(act, &ap) {
 		return ap, false, true
 	}
-	if r.Effect == Suppress {
+	if r.Effect == rules.Suppress {
 		since := in.At
 		if r.since != nil {
 			v, err := act.eval(r.since)
@@ -174,7 +110,7 @@ func (r *Rule) apply(in *Input, act *evalState) (ap Applied, holds, failed bool)
 
 // evalSelector evaluates the selector's topic expressions into ap; false
 // when one fails.
-func (r *Rule) evalSelector(act *evalState, ap *Applied) bool {
+func (r *compiledRule) evalSelector(act *evalState, ap *rules.Applied) bool {
 	var ok bool
 	if r.topicsIn != nil {
 		if ap.TopicsIn, ok = evalStrings(r.topicsIn, act); !ok {
@@ -243,7 +179,7 @@ func evalStrings(p *program, act *evalState) ([]string, bool) {
 // vars binds the environment's variables for one decision; the lists are
 // built when first read. With medical false the medical_ variables are
 // empty: what the decision would be without any medical signal.
-func vars(in *Input, medical bool) map[string]any {
+func vars(in *rules.Input, medical bool) map[string]any {
 	st := in.State
 	prof := &st.Profile
 	local := int64(-1)

@@ -1,4 +1,4 @@
-package rules_test
+package celrules_test
 
 import (
 	"strings"
@@ -10,6 +10,7 @@ import (
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/rules"
+	_ "github.com/arbiter-nba/arbiter/rules/celrules"
 )
 
 var (

@@ -1,0 +1,5 @@
+package definitions
+
+// The rules engine registers itself with package rules (the demo set has
+// rules).
+import _ "github.com/arbiter-nba/arbiter/rules/celrules"
