@@ -1,7 +1,9 @@
 package arbiter
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -76,3 +78,18 @@ type PreconditionError struct {
 }
 
 func (e *PreconditionError) Error() string { return e.Subject + ": " + e.Description }
+
+// JSONProblem says what is wrong with a JSON document (a definitions file)
+// without quoting it: where the syntax breaks, or which field has the
+// wrong type.
+func JSONProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
+	}
+	return err.Error()
+}

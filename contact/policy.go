@@ -235,7 +235,7 @@ func Parse(data []byte) (*Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("parse: %s", jsonProblem(err))
+		return nil, fmt.Errorf("parse: %s", arbiter.JSONProblem(err))
 	}
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
@@ -496,16 +496,3 @@ var (
 	zoneCount      atomic.Int64
 	maxCachedZones int64 = 1000
 )
-
-// jsonProblem says what is wrong with a JSON document without quoting it.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
-	}
-	return err.Error()
-}

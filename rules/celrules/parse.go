@@ -118,7 +118,7 @@ func Compile(data []byte, cat *catalog.Catalog) (*rules.Set, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("parse: %s", jsonProblem(err))
+		return nil, fmt.Errorf("parse: %s", arbiter.JSONProblem(err))
 	}
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
@@ -330,16 +330,4 @@ func parseSelector(where string, fs fileSelect, cat *catalog.Catalog, bad func(s
 		bad("%s: select: give topics, or topics_in / topics_not_in, not both", where)
 	}
 	return s
-}
-
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("not valid JSON at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("%s: wrong type (%s)", te.Field, te.Value)
-	}
-	return err.Error()
 }
