@@ -20,7 +20,7 @@ import (
 // (redisstore.Store).
 type Booker interface {
 	Reserve(ctx context.Context, hcpID string, b *contact.Booking) (contact.BookResult, error)
-	Release(ctx context.Context, hcpID, reservationID string, b contact.Bounds) error
+	Release(ctx context.Context, hcpID, reservationID string) error
 }
 
 // WithBooker sets the Booker CheckSend reserves with; without one, a
@@ -208,7 +208,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 	if e.booker == nil {
 		return arbiter.Invalid("reservation_id", "this server does not book reservations")
 	}
-	err := e.booker.Release(ctx, hcpID, reservationID, e.contact.Bounds())
+	err := e.booker.Release(ctx, hcpID, reservationID)
 	var re *contact.ReleaseError
 	if errors.As(err, &re) {
 		return &arbiter.PreconditionError{Subject: "reservation_id", Description: re.Error()}

@@ -45,7 +45,7 @@ func (b *booker) Reserve(_ context.Context, _ string, bk *contact.Booking) (cont
 	return contact.BookResult{Status: st}, nil
 }
 
-func (b *booker) Release(_ context.Context, _, id string, _ contact.Bounds) error {
+func (b *booker) Release(_ context.Context, _, id string) error {
 	b.released = append(b.released, id)
 	return &contact.ReleaseError{State: "already"}
 }

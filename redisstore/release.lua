@@ -4,8 +4,6 @@
 -- KEYS[1] touch ledger
 -- ARGV[1] reservation id
 -- ARGV[2] now, unix ms
--- ARGV[3] retention cutoff, unix ms (unused: a release only marks)
--- ARGV[4] maximum touches (likewise)
 --
 -- Returns 'released', or why not: 'notfound', 'released' twice is
 -- 'already', 'sent' (the send event came first), 'expired'.

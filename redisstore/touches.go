@@ -226,10 +226,9 @@ func (s *Store) Reserve(ctx context.Context, hcpID string, b *contact.Booking) (
 // Release gives reservation resID of recipient hcpID back. A reservation
 // that is not in the recipient's ledger is arbiter.ErrNotFound; one already
 // released, sent or expired is a *contact.ReleaseError.
-func (s *Store) Release(ctx context.Context, hcpID, resID string, b contact.Bounds) error {
-	now := s.now()
+func (s *Store) Release(ctx context.Context, hcpID, resID string) error {
 	res, err := releaseScript.Run(ctx, s.rdb, []string{s.key(hcpID, suffixTouches)},
-		resID, now.UnixMilli(), cutoff(now, b), b.MaxTouches).Text()
+		resID, s.now().UnixMilli()).Text()
 	if err != nil {
 		return storageErr("release", err)
 	}

@@ -217,17 +217,17 @@ func TestReserveAndRelease(t *testing.T) {
 
 		// Release: once; twice is a precondition failure; unknown ids and
 		// other recipients' are not found.
-		if err := s.Release(ctx, "hcp-1", "r1", contact.DefaultBounds); err != nil {
+		if err := s.Release(ctx, "hcp-1", "r1"); err != nil {
 			t.Errorf("release r1: %v", err)
 		}
 		var re *contact.ReleaseError
-		if err := s.Release(ctx, "hcp-1", "r1", contact.DefaultBounds); !errors.As(err, &re) || re.State != "already" {
+		if err := s.Release(ctx, "hcp-1", "r1"); !errors.As(err, &re) || re.State != "already" {
 			t.Errorf("release r1 twice: %v, want already released", err)
 		}
-		if err := s.Release(ctx, "hcp-1", "nope", contact.DefaultBounds); !errors.Is(err, arbiter.ErrNotFound) {
+		if err := s.Release(ctx, "hcp-1", "nope"); !errors.Is(err, arbiter.ErrNotFound) {
 			t.Errorf("release an unknown id: %v, want ErrNotFound", err)
 		}
-		if err := s.Release(ctx, "hcp-2", "r3", contact.DefaultBounds); !errors.Is(err, arbiter.ErrNotFound) {
+		if err := s.Release(ctx, "hcp-2", "r3"); !errors.Is(err, arbiter.ErrNotFound) {
 			t.Errorf("release another recipient's: %v, want ErrNotFound", err)
 		}
 		// The released slot is free again.
@@ -235,7 +235,7 @@ func TestReserveAndRelease(t *testing.T) {
 			// r3 (booked above, email) still holds the one slot.
 			t.Errorf("with r3 holding the slot: %+v, %v; want full", r, err)
 		}
-		if err := s.Release(ctx, "hcp-1", "r3", contact.DefaultBounds); err != nil {
+		if err := s.Release(ctx, "hcp-1", "r3"); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := s.Reserve(ctx, "hcp-1", book("r5", oneEmail)); err != nil || r.Status != contact.Booked {
@@ -266,7 +266,7 @@ func TestReserveAndRelease(t *testing.T) {
 		if counted != 1 {
 			t.Errorf("%d touches count after the send and delivery of r5, want 1", counted)
 		}
-		if err := s.Release(ctx, "hcp-1", "r5", contact.DefaultBounds); !errors.As(err, &re) || re.State != "sent" {
+		if err := s.Release(ctx, "hcp-1", "r5"); !errors.As(err, &re) || re.State != "sent" {
 			t.Errorf("release a sent reservation: %v, want already sent", err)
 		}
 		// A reservation that expired is booked again under its id.
