@@ -321,7 +321,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		}
 		if req.Explain {
 			r.Contributions = s.ranker.Explain(&cands[t.Candidate], 3)
-			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog) + ruleSentence(s.applied, a)
+			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog) + ruleSentence(s.applied, a) + firewallSentence(a)
 		}
 		res.Recommendations[i] = r
 	}

@@ -124,7 +124,7 @@ func TestDecideSuppressesWithReasons(t *testing.T) {
 			name:    "us cardiologist",
 			snap:    usCardiologist(),
 			req:     Request{Limit: 10},
-			wantRec: []string{"rep-visit", "email-medical", "email-ok", "sms-reminder"},
+			wantRec: []string{"rep-visit", "email-ok", "email-medical", "sms-reminder"},
 			want: map[string]Reason{
 				"email-pending": ContentNotApproved, "email-eu-only": ContentNotApproved,
 				"email-expired": ContentExpired, "rep-visit-onco": NotEligible, "patient-sms": NotEligible,

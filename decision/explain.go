@@ -142,6 +142,17 @@ func roundDuration(d time.Duration) string {
 	}
 }
 
+// firewallSentence names the medical/commercial firewall's check on a
+// medical recommendation: the model scored it on the medical allowlist's
+// features alone (definitions refuse a model that would not), and no
+// commercial signal could select or boost it past a medical one.
+func firewallSentence(a *catalog.Action) string {
+	if a.Purpose != arbiter.Medical {
+		return ""
+	}
+	return " Firewall: medical content, scored without prescribing potential or commercial segment."
+}
+
 // ruleSentence names, after a recommendation's reason, the rules that
 // boosted or demoted it, in their own words ("; they clicked efficacy
 // content: the next content on it builds on that interest").

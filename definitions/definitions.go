@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
@@ -132,6 +133,9 @@ func Parse(files map[string][]byte) (*Set, error) {
 			e.Problems = append(e.Problems, ContactFile+": "+err.Error())
 		}
 	}
+	if s.Catalog != nil && s.Model != nil {
+		e.Problems = append(e.Problems, medicalFirewall(s.Catalog, s.Model)...)
+	}
 	if data, ok := files[RulesFile]; ok {
 		if s.Catalog == nil {
 			e.Problems = append(e.Problems, RulesFile+": not checked: the catalog it refers to is invalid")
@@ -149,6 +153,28 @@ func Parse(files map[string][]byte) (*Set, error) {
 	}
 	s.Version = Hash(s.files)
 	return s, nil
+}
+
+// medicalFirewall refuses a model that would score a catalog's medical
+// actions on features the model's medical allowlist does not permit (its
+// prescribing potential, its commercial segment): one problem per channel.
+func medicalFirewall(cat *catalog.Catalog, m *scoring.Model) []string {
+	var problems []string
+	var seen [arbiter.NumChannels]bool
+	for i := range cat.Actions {
+		a := &cat.Actions[i]
+		if a.Purpose != arbiter.Medical || seen[a.Channel] {
+			continue
+		}
+		seen[a.Channel] = true
+		if bad := m.MedicalViolations(a.Channel); len(bad) > 0 {
+			problems = append(problems, fmt.Sprintf(
+				"%s: channels.%s: medical actions (%s, ...) would be scored on %s, which the medical allowlist does not permit "+
+					"(the medical/commercial firewall): give %s a \"medical\" block of allowed features",
+				ModelFile, a.Channel, a.ID, strings.Join(bad, ", "), a.Channel))
+		}
+	}
+	return problems
 }
 
 // Hash is the version of a set of files: "sha256:" and the hex SHA-256 of

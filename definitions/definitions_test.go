@@ -113,3 +113,31 @@ func TestLoad(t *testing.T) {
 		t.Error("Load of a missing directory succeeded")
 	}
 }
+
+// The medical/commercial firewall, in the model: a model that would score
+// the catalog's medical actions on prescribing potential (the demo model
+// did, on msl_meeting) is refused, naming the channel and the features.
+func TestParseRefusesAModelThatScoresMedicalOnCommercialFeatures(t *testing.T) {
+	files := demoFiles()
+	model := strings.Replace(string(scoring.DemoJSON()),
+		`"fatigue.msl_meeting": -0.8,`, `"fatigue.msl_meeting": -0.8, "attr.decile": 0.1, "segment.traditional": -0.3,`, 1)
+	if model == string(scoring.DemoJSON()) {
+		t.Fatal("the demo model's msl_meeting weights changed: update the test")
+	}
+	files[ModelFile] = []byte(model)
+	_, err := Parse(files)
+	if err == nil {
+		t.Fatal("a model scoring MSL meetings on attr.decile was accepted")
+	}
+	for _, want := range []string{"model.json: channels.msl_meeting", "attr.decile, segment.traditional", "firewall"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// The same weights on a channel without medical actions are fine:
+	// promotional rep visits may weigh prescribing potential.
+	files[ModelFile] = scoring.DemoJSON()
+	if _, err := Parse(files); err != nil {
+		t.Fatalf("demo set: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,12 +54,24 @@ type feature struct {
 	arg     string
 }
 
-type channelModel struct {
-	enabled        bool
+// weights is one block of a channel's model: what the logit adds up.
+type weights struct {
 	bias           float64
 	w              []float64 // indexed like Model.features
 	topic          float64
 	specialtyMatch float64
+}
+
+type channelModel struct {
+	enabled bool
+	weights
+	// medical scores the channel's medical-purpose actions when the
+	// channel has a "medical" block (nil: they use the main block, which
+	// must then keep to the medical allowlist; see MedicalViolations).
+	medical *weights
+	// unsafe names the main block's features that the medical allowlist
+	// does not permit (sorted): medical actions may not be scored on it.
+	unsafe []string
 }
 
 // Model is a versioned weighted engagement model.
@@ -68,6 +81,48 @@ type Model struct {
 	channels [arbiter.NumChannels]channelModel
 	context  [arbiter.NumCallerKinds][arbiter.NumChannels]float64
 	lever    [arbiter.NumPurposes]float64
+	// medicalAllow is the medical allowlist, as parsed (sorted).
+	medicalAllow []string
+}
+
+// DefaultMedicalAllowlist is the features a medical-purpose action may be
+// scored on when the model does not say: the HCP's engagement on the
+// scientific channels, contact frequency and recency, specialty, and the
+// interest in the action's topic. Not prescribing potential (attr.*), not
+// commercial segments or personas (segment.*), not rep-visit engagement:
+// MSL guidance forbids steering medical contact by commercial value.
+var DefaultMedicalAllowlist = []string{
+	"days_since_contact.*", "days_since_engagement",
+	"engagement.email", "engagement.msl_meeting", "engagement.portal", "engagement.push",
+	"engagement.sms", "engagement.webinar",
+	"fatigue.*", "specialty.*", FeatureSpecialtyMatch, FeatureTopicAffinity,
+}
+
+// allowed reports whether feature name is on allowlist (exact names, or
+// "<kind>.*" for every feature of a kind).
+func allowed(allowlist []string, name string) bool {
+	kind, _, _ := strings.Cut(name, ".")
+	for _, a := range allowlist {
+		if a == name || a == kind+".*" {
+			return true
+		}
+	}
+	return false
+}
+
+// MedicalAllowlist returns the features medical actions may be scored on.
+func (m *Model) MedicalAllowlist() []string { return append([]string(nil), m.medicalAllow...) }
+
+// MedicalViolations returns the features that medical actions on channel c
+// would be scored on although the medical allowlist does not permit them
+// (nil: none). A definitions set whose catalog has a medical action on such
+// a channel is refused (the medical/commercial firewall): give the channel
+// a "medical" block of allowed features, or drop the weights.
+func (m *Model) MedicalViolations(c arbiter.Channel) []string {
+	if !c.Valid() || !m.channels[c].enabled {
+		return nil
+	}
+	return append([]string(nil), m.channels[c].unsafe...)
 }
 
 // Profile is the scoring view of an HCP, filled by the caller.
@@ -136,9 +191,15 @@ func Demo() *Model {
 	return m
 }
 
-type fileChannel struct {
+type fileWeights struct {
 	Bias    float64            `json:"bias"`
 	Weights map[string]float64 `json:"weights"`
+}
+
+type fileChannel struct {
+	fileWeights
+	// Medical, when present, scores the channel's medical actions.
+	Medical *fileWeights `json:"medical"`
 }
 
 type fileModel struct {
@@ -148,6 +209,10 @@ type fileModel struct {
 	Levers   struct {
 		Purpose map[string]float64 `json:"purpose"`
 	} `json:"levers"`
+	// Allowlist is, per purpose, the features its actions may be scored
+	// on. Only "medical" is accepted; it defaults to
+	// DefaultMedicalAllowlist.
+	Allowlist map[string][]string `json:"allowlist"`
 }
 
 // Parse reads a model from JSON and validates it: known channels, caller
@@ -180,25 +245,84 @@ func Parse(data []byte) (*Model, error) {
 		m.lever[p] = 1
 	}
 
+	m.medicalAllow = slices.Clone(DefaultMedicalAllowlist)
+	for purpose, list := range f.Allowlist {
+		if purpose != "medical" {
+			bad("allowlist.%s: only the medical purpose has an allowlist", purpose)
+			continue
+		}
+		m.medicalAllow = nil
+		for _, a := range list {
+			kind, _, _ := strings.Cut(a, ".")
+			switch {
+			case kind == "segment" || a == "attr.*":
+				// Segments and personas are commercial targeting, and
+				// attr.* would let any attribute in, prescribing
+				// potential first: name a vetted attribute instead.
+				bad("allowlist.medical: %q is commercial and may never score medical actions", a)
+			case strings.HasSuffix(a, ".*"):
+				if !slices.Contains([]string{"engagement", "fatigue", "days_since_contact", "specialty"}, kind) {
+					bad("allowlist.medical: %q: unknown feature kind", a)
+				}
+			case a == FeatureTopicAffinity || a == FeatureSpecialtyMatch:
+			default:
+				if _, err := parseFeature(a); err != nil {
+					bad("allowlist.medical: %q: %v", a, err)
+				}
+			}
+			m.medicalAllow = append(m.medicalAllow, a)
+		}
+	}
+	slices.Sort(m.medicalAllow)
+
 	// Collect HCP-level feature names first so every channel's weight
 	// vector has the same layout.
 	index := map[string]int{}
 	for _, name := range sortedKeys(f.Channels) {
-		for _, fname := range sortedKeys(f.Channels[name].Weights) {
-			if fname == FeatureTopicAffinity || fname == FeatureSpecialtyMatch {
-				continue
-			}
-			if _, seen := index[fname]; seen {
-				continue
-			}
-			feat, err := parseFeature(fname)
-			if err != nil {
-				bad("channels.%s.weights.%s: %v", name, fname, err)
-				continue
-			}
-			index[fname] = len(m.features)
-			m.features = append(m.features, feat)
+		blocks := []map[string]float64{f.Channels[name].Weights}
+		if med := f.Channels[name].Medical; med != nil {
+			blocks = append(blocks, med.Weights)
 		}
+		for b, weights := range blocks {
+			for _, fname := range sortedKeys(weights) {
+				if fname == FeatureTopicAffinity || fname == FeatureSpecialtyMatch {
+					continue
+				}
+				if _, seen := index[fname]; seen {
+					continue
+				}
+				feat, err := parseFeature(fname)
+				if err != nil {
+					bad("channels.%s.%sweights.%s: %v", name, []string{"", "medical."}[b], fname, err)
+					continue
+				}
+				index[fname] = len(m.features)
+				m.features = append(m.features, feat)
+			}
+		}
+	}
+	block := func(path string, fw *fileWeights) weights {
+		wt := weights{bias: fw.Bias, w: make([]float64, len(m.features))}
+		if !finite(fw.Bias) {
+			bad("%s.bias: not a finite number", path)
+		}
+		for fname, w := range fw.Weights {
+			if !finite(w) || math.Abs(w) > 100 {
+				bad("%s.weights.%s: %v is not a finite weight within +-100", path, fname, w)
+				continue
+			}
+			switch fname {
+			case FeatureTopicAffinity:
+				wt.topic = w
+			case FeatureSpecialtyMatch:
+				wt.specialtyMatch = w
+			default:
+				if i, ok := index[fname]; ok {
+					wt.w[i] = w
+				}
+			}
+		}
+		return wt
 	}
 	for _, name := range sortedKeys(f.Channels) {
 		fc := f.Channels[name]
@@ -207,23 +331,19 @@ func Parse(data []byte) (*Model, error) {
 			bad("channels.%s: unknown channel", name)
 			continue
 		}
-		cm := channelModel{enabled: true, bias: fc.Bias, w: make([]float64, len(m.features))}
-		if !finite(fc.Bias) {
-			bad("channels.%s.bias: not a finite number", name)
-		}
-		for fname, w := range fc.Weights {
-			if !finite(w) || math.Abs(w) > 100 {
-				bad("channels.%s.weights.%s: %v is not a finite weight within +-100", name, fname, w)
-				continue
+		cm := channelModel{enabled: true, weights: block("channels."+name, &fc.fileWeights)}
+		for _, fname := range sortedKeys(fc.Weights) {
+			if fc.Weights[fname] != 0 && !allowed(m.medicalAllow, fname) {
+				cm.unsafe = append(cm.unsafe, fname)
 			}
-			switch fname {
-			case FeatureTopicAffinity:
-				cm.topic = w
-			case FeatureSpecialtyMatch:
-				cm.specialtyMatch = w
-			default:
-				if i, ok := index[fname]; ok {
-					cm.w[i] = w
+		}
+		if fc.Medical != nil {
+			med := block("channels."+name+".medical", fc.Medical)
+			cm.medical, cm.unsafe = &med, nil
+			for _, fname := range sortedKeys(fc.Medical.Weights) {
+				if fc.Medical.Weights[fname] != 0 && !allowed(m.medicalAllow, fname) {
+					bad("channels.%s.medical.weights.%s: not on the medical allowlist (%s): medical actions may not be scored on it",
+						name, fname, strings.Join(m.medicalAllow, ", "))
 				}
 			}
 		}

@@ -43,8 +43,11 @@ type Ranker struct {
 	x      []float64
 	caller arbiter.CallerKind
 	// Per channel, for this HCP and caller: the HCP-only part of the
-	// logit, the cross-feature weights and the context weight.
+	// logit, the cross-feature weights and the context weight; med* are
+	// the same for medical actions (equal to the main ones on a channel
+	// without a medical block).
 	base, topic, spec, context [arbiter.NumChannels]float64
+	medBase, medTopic, medSpec [arbiter.NumChannels]float64
 }
 
 // Reset prepares r to rank for the HCP with feature vector x (from
@@ -56,15 +59,26 @@ func (r *Ranker) Reset(m *Model, x []float64, caller arbiter.CallerKind) {
 		if !cm.enabled {
 			continue
 		}
-		z := cm.bias
-		for i, w := range cm.w {
-			z += w * x[i]
-		}
-		r.base[c] = z
+		r.base[c] = cm.weights.logitBase(x)
 		r.topic[c] = cm.topic
 		r.spec[c] = cm.specialtyMatch
 		r.context[c] = m.context[caller][c]
+		if med := cm.medical; med != nil {
+			r.medBase[c], r.medTopic[c], r.medSpec[c] = med.logitBase(x), med.topic, med.specialtyMatch
+		} else {
+			r.medBase[c], r.medTopic[c], r.medSpec[c] = r.base[c], r.topic[c], r.spec[c]
+		}
 	}
+}
+
+// logitBase is the HCP-only part of the logit: the bias and the weighted
+// HCP features.
+func (wt *weights) logitBase(x []float64) float64 {
+	z := wt.bias
+	for i, w := range wt.w {
+		z += w * x[i]
+	}
+	return z
 }
 
 // Score scores one candidate.
@@ -82,6 +96,9 @@ func (r *Ranker) score(c *Candidate) (score, propensity, ctx float64) {
 // logit is c's log-odds of engaging.
 func (r *Ranker) logit(c *Candidate) float64 {
 	ch := c.Channel
+	if c.Purpose == arbiter.Medical {
+		return r.medBase[ch] + r.medTopic[ch]*c.TopicAffinity + r.medSpec[ch]*c.SpecialtyMatch
+	}
 	return r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
 }
 
@@ -201,7 +218,10 @@ type Contribution struct {
 // log-odds, largest first. Zero contributions are left out. It allocates;
 // call it only for the recommendations returned.
 func (r *Ranker) Explain(c *Candidate, n int) []Contribution {
-	cm := &r.m.channels[c.Channel]
+	cm := &r.m.channels[c.Channel].weights
+	if med := r.m.channels[c.Channel].medical; med != nil && c.Purpose == arbiter.Medical {
+		cm = med
+	}
 	all := make([]Contribution, 0, len(cm.w)+2)
 	for i, w := range cm.w {
 		if v := w * r.x[i]; v != 0 {

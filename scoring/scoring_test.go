@@ -212,3 +212,55 @@ func benchmarkRank(b *testing.B, n int) {
 
 func BenchmarkRank50(b *testing.B)   { benchmarkRank(b, 50) }
 func BenchmarkRank1000(b *testing.B) { benchmarkRank(b, 1000) }
+
+// Medical actions are scored with the channel's medical block when it has
+// one, on the medical allowlist's features alone; a medical block naming
+// anything else is refused, and so is an allowlist that lets commercial
+// features in.
+func TestMedicalAllowlist(t *testing.T) {
+	m := mustParse(t, `{"version": "t", "channels": {
+		"email": {"bias": -1, "weights": {"engagement.email": 0.5, "attr.decile": 0.3},
+			"medical": {"bias": -2, "weights": {"engagement.email": 0.25}}},
+		"rep_visit": {"bias": 0, "weights": {"attr.decile": 0.2, "segment.x": 1, "fatigue.rep_visit": -1}}}}`)
+	if got := m.MedicalViolations(arbiter.Email); got != nil {
+		t.Errorf("email has a medical block, violations %v", got)
+	}
+	if got := strings.Join(m.MedicalViolations(arbiter.RepVisit), ","); got != "attr.decile,segment.x" {
+		t.Errorf("rep_visit violations %q, want attr.decile,segment.x", got)
+	}
+	p := &Profile{Attributes: map[string]float64{"decile": 9}}
+	p.Engagement[arbiter.Email] = 2
+	var r Ranker
+	r.Reset(m, m.Vectorize(p, nil), arbiter.CallerUnspecified)
+	sigmoid := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	if got, want := r.Score(&Candidate{Channel: arbiter.Email, Purpose: arbiter.Medical, Value: 1}).Score, sigmoid(-2+0.25*2); got != want {
+		t.Errorf("medical email scored %v, want %v (the medical block)", got, want)
+	}
+	if got, want := r.Score(&Candidate{Channel: arbiter.Email, Purpose: arbiter.Promotional, Value: 1}).Score, sigmoid(-1+0.5*2+0.3*9); got != want {
+		t.Errorf("promotional email scored %v, want %v (the main block)", got, want)
+	}
+	if c := r.Explain(&Candidate{Channel: arbiter.Email, Purpose: arbiter.Medical}, 5); len(c) != 1 || c[0].Feature != "engagement.email" {
+		t.Errorf("medical email explained as %v, want engagement.email alone", c)
+	}
+
+	for _, bad := range []struct{ model, want string }{
+		{`{"version": "t", "channels": {"email": {"weights": {}, "medical": {"weights": {"attr.decile": 1}}}}}`,
+			"channels.email.medical.weights.attr.decile: not on the medical allowlist"},
+		{`{"version": "t", "channels": {"email": {"weights": {}}}, "allowlist": {"medical": ["segment.scientific_first"]}}`,
+			`"segment.scientific_first" is commercial`},
+		{`{"version": "t", "channels": {"email": {"weights": {}}}, "allowlist": {"medical": ["attr.*"]}}`,
+			`"attr.*" is commercial`},
+		{`{"version": "t", "channels": {"email": {"weights": {}}}, "allowlist": {"promotional": ["attr.*"]}}`,
+			"only the medical purpose"},
+	} {
+		_, err := Parse([]byte(bad.model))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Parse(%s) = %v, want an error saying %q", bad.model, err, bad.want)
+		}
+	}
+	// A vetted attribute may be allowed by name.
+	m = mustParse(t, `{"version": "t", "channels": {"email": {"weights": {"attr.trials": 1}}}, "allowlist": {"medical": ["attr.trials"]}}`)
+	if got := m.MedicalViolations(arbiter.Email); got != nil {
+		t.Errorf("attr.trials allowed by name, violations %v", got)
+	}
+}
