@@ -69,6 +69,8 @@ type Action struct {
 	Approval Approval
 	// TopicIndex is the index of Topic in Catalog.Topics (-1: no topic).
 	TopicIndex int
+	// Index is the action's index in Catalog.Actions.
+	Index int32
 	// Critical marks a service message that must reach the recipient
 	// ("appointment cancelled"): it bypasses the contact policy's caps,
 	// gaps and quiet hours, never consent, and still counts as a touch.
@@ -201,7 +203,7 @@ func Parse(data []byte) (*Catalog, error) {
 		a := Action{
 			ID: fa.ID, ContentID: fa.ContentID, Topic: fa.Topic,
 			Specialties: fa.Specialties, Markets: fa.Markets, Value: fa.Value, TopicIndex: -1,
-			Critical: fa.Critical, Format: fa.Format, Depth: fa.Depth,
+			Index: int32(i), Critical: fa.Critical, Format: fa.Format, Depth: fa.Depth,
 		}
 		if fa.Format != "" && !slices.Contains(Formats, fa.Format) {
 			bad("%s: format %q is not one of %s", where, fa.Format, strings.Join(Formats, ", "))

@@ -31,6 +31,7 @@ type Client struct {
 	profiles nbapb.ProfileServiceClient
 	consent  nbapb.ConsentServiceClient
 	send     nbapb.SendServiceClient
+	journeys nbapb.JourneyServiceClient
 }
 
 // Option configures a Client.
@@ -121,6 +122,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		profiles: nbapb.NewProfileServiceClient(conn),
 		consent:  nbapb.NewConsentServiceClient(conn),
 		send:     nbapb.NewSendServiceClient(conn),
+		journeys: nbapb.NewJourneyServiceClient(conn),
 	}
 }
 
@@ -243,7 +245,9 @@ func (c *Client) GetProfile(ctx context.Context, hcpID string) (*Profile, *Count
 	if err != nil {
 		return nil, nil, err
 	}
-	return profileFromPB(resp.GetProfile()), countersFromPB(resp.GetCounters()), nil
+	p := profileFromPB(resp.GetProfile())
+	p.Persona = resp.GetPersona()
+	return p, countersFromPB(resp.GetCounters()), nil
 }
 
 // SetConsent records one consent change. It is appended to the HCP's ledger

@@ -84,6 +84,10 @@ func recommendationFromPB(m *nbapb.Recommendation) Recommendation {
 		Reason:        m.GetReason(),
 		Rules:         m.GetRules(),
 	}
+	if js := m.GetJourney(); js != nil {
+		r.Journey = &JourneyStep{JourneyID: js.GetJourneyId(), JourneyName: js.GetJourneyName(), StepID: js.GetStepId(),
+			Step: int(js.GetStep()), Description: js.GetDescription(), OffRampID: js.GetOffRampId()}
+	}
 	if cs := m.GetContributions(); len(cs) > 0 {
 		r.Contributions = make([]Contribution, len(cs))
 		for i, c := range cs {

@@ -103,6 +103,7 @@ func TestSuppressionReasonFromPB(t *testing.T) {
 		SuppressionContentExpired: true, SuppressionNotEligible: true,
 		SuppressionChannelNotRequested: true, SuppressionFrequencyCap: true,
 		SuppressionMinGap: true, SuppressionQuietHours: true, SuppressionRule: true,
+		SuppressionJourneyWait: true, SuppressionJourney: true,
 	}
 	seen := make(map[SuppressionReason]bool)
 	for n, name := range nbapb.SuppressionReason_name {

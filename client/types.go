@@ -71,6 +71,20 @@ type Recommendation struct {
 	Reason string `json:"reason,omitempty"`
 	// Rules are the ids of the behaviour rules that boosted or demoted it.
 	Rules []string `json:"rules,omitempty"`
+	// Journey is the journey step it is, when a journey preferred it.
+	Journey *JourneyStep `json:"journey,omitempty"`
+}
+
+// JourneyStep names a step of a journey: Step is 1-based, 0 for an
+// off-ramp's offer.
+type JourneyStep struct {
+	JourneyID   string `json:"journey_id"`
+	JourneyName string `json:"journey_name"`
+	StepID      string `json:"step_id,omitempty"`
+	Step        int    `json:"step,omitempty"`
+	// Description is the step in a rep's words.
+	Description string `json:"description"`
+	OffRampID   string `json:"off_ramp_id,omitempty"`
 }
 
 // Contribution is one feature's additive contribution to a propensity's
@@ -130,6 +144,12 @@ const (
 	SuppressionQuietHours SuppressionReason = "QUIET_HOURS"
 	// SuppressionRule: a behaviour rule holds it back; the detail names it.
 	SuppressionRule SuppressionReason = "RULE"
+	// SuppressionJourneyWait: a journey step that is not due yet (ClearsAt
+	// says when, where known).
+	SuppressionJourneyWait SuppressionReason = "JOURNEY_WAIT"
+	// SuppressionJourney: the recipient left the journey (an off-ramp, an
+	// operator): its steps are held back.
+	SuppressionJourney SuppressionReason = "JOURNEY"
 )
 
 // Event is an outcome reported back by a data feed.
@@ -213,6 +233,9 @@ type Profile struct {
 	// only: the authenticated caller's subject).
 	UpdatedBy string    `json:"updated_by,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// Persona is the HCP's dynamic persona now (read only, from
+	// GetProfile; empty when none holds).
+	Persona string `json:"persona,omitempty"`
 }
 
 // Counters are an HCP's engagement and contact history, decayed to the time

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arbiter-nba/arbiter"
@@ -83,6 +84,9 @@ type Recommendation struct {
 	Reason        string
 	// Rules are the ids of the behaviour rules that boosted or demoted it.
 	Rules []string
+	// Journey is the journey step it is, when a journey preferred it
+	// (nil: none).
+	Journey *JourneyStep
 }
 
 // Suppression is a candidate that may not be recommended: the first gate
@@ -115,6 +119,8 @@ type Engine struct {
 	contact     *contact.Policy
 	booker      Booker
 	rules       *rules.Set
+	// paused names the journeys operators paused (SetPausedJourneys).
+	paused atomic.Pointer[map[string]bool]
 }
 
 // defaultGates are the built-in gates, cheapest first: which gate blocks
@@ -131,23 +137,52 @@ func (e *Engine) defaultGates() []Gate {
 		policyGapGate{e.contact},
 		quietGate{e.contact},
 		ruleGate{},
+		journeyGate{},
 	}
+}
+
+// SetPausedJourneys sets the journeys operators paused, by id: no step of
+// theirs is due until they are resumed (nil: none). Safe to call while
+// deciding.
+func (e *Engine) SetPausedJourneys(ids map[string]bool) {
+	if len(ids) == 0 {
+		e.paused.Store(nil)
+		return
+	}
+	e.paused.Store(&ids)
 }
 
 // WithRules sets the behaviour rules (nil: none).
 func WithRules(r *rules.Set) Option { return func(e *Engine) { e.rules = r } }
 
-// applyRules evaluates the rules for a decision about st at at into buf.
-// It also names the recipient's persona ("" for none).
-func (e *Engine) applyRules(st *recipient.State, at, now time.Time, caller arbiter.CallerKind, buf []rules.Applied) ([]rules.Applied, string) {
-	if e.rules == nil || len(e.rules.Rules)+len(e.rules.Personas) == 0 {
-		return buf[:0], ""
+// evaluate works out what the behaviour rules say of a decision about
+// in.State at in.At: the rules that hold (into in.applied, reusing it),
+// the recipient's progress in each journey (into in.journeys, reusing it,
+// with jb as scratch), and the recipient's persona ("" for none).
+func (e *Engine) evaluate(in *GateInput, jb *rules.Buffer) string {
+	in.applied, in.journeys = in.applied[:0], in.journeys[:0]
+	if e.rules.Empty() {
+		return ""
 	}
+	st := in.State
 	var zone *time.Location
 	if zs := e.contact.Zones(st.Profile.Market, st.Profile.TimeZone); len(zs) == 1 {
 		zone = zs[0]
 	}
-	return e.rules.EvaluateWithPersona(&rules.Input{State: st, Catalog: e.catalog, At: at, Now: now, Caller: caller, Zone: zone}, buf[:0])
+	var persona string
+	var entry uint64
+	in.applied, persona, entry = e.rules.EvaluateAll(&rules.Input{State: st, Catalog: e.catalog, At: in.At, Now: in.Now,
+		Caller: in.Request.Caller, Zone: zone}, in.applied)
+	if len(e.rules.Journeys) > 0 {
+		in.steps = e.rules.ActionSteps
+		paused := e.paused.Load()
+		for i, j := range e.rules.Journeys {
+			p := j.Progress(st, e.catalog, in.At, entry&(1<<i) != 0, persona, jb)
+			p.Paused = paused != nil && (*paused)[j.ID]
+			in.journeys = append(in.journeys, p)
+		}
+	}
+	return persona
 }
 
 // WithContactPolicy sets the contact policy: caps, gaps and quiet hours
@@ -219,11 +254,13 @@ type scratch struct {
 	stamp uint32
 	// req, in and blk are the gates' input and answer (Decide), contact
 	// the contact gates' memo, and applied the rules that hold.
-	req     Request
-	in      GateInput
-	blk     Block
-	contact contactMemo
-	applied []rules.Applied
+	req      Request
+	in       GateInput
+	blk      Block
+	contact  contactMemo
+	applied  []rules.Applied
+	journeys []rules.Progress
+	jbuf     rules.Buffer
 }
 
 // forget drops what the gates' input points to, so that the pooled
@@ -233,6 +270,8 @@ func (s *scratch) forget() {
 	s.contact.reset()
 	clear(s.applied)
 	s.applied = s.applied[:0]
+	clear(s.journeys)
+	s.journeys = s.journeys[:0]
 }
 
 // Decide makes one decision. Unknown or repeated candidate ids are an
@@ -256,12 +295,12 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	// interface, locals would be moved to the heap on every decision.
 	s.req = req
 	in, b := &s.in, &s.blk
-	var persona string
-	s.applied, persona = e.applyRules(snap, at, now, req.Caller, s.applied)
-	res.Persona = persona
-	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied,
+	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied, journeys: s.journeys,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
+	persona := e.evaluate(in, &s.jbuf)
+	s.applied, s.journeys = in.applied, in.journeys
+	res.Persona = persona
 	s.topics = e.topicAffinity(snap, s.topics)
 	cands, sups := s.cands[:0], s.sups[:0]
 	for _, ai := range actions {
@@ -275,8 +314,13 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		c := scoring.Candidate{Action: ai, Channel: a.Channel, Purpose: a.Purpose, Value: a.Value}
-		if len(in.applied) > 0 {
-			c.Adjust = ruleFactor(in.applied, in) - 1
+		if len(in.applied)+len(in.journeys) > 0 {
+			f := ruleFactor(in.applied, in)
+			if len(in.journeys) > 0 {
+				jf, _ := journeyFactor(in)
+				f *= jf
+			}
+			c.Adjust = f - 1
 		}
 		if a.TopicIndex >= 0 {
 			c.TopicAffinity = s.topics[a.TopicIndex]
@@ -319,9 +363,13 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 				r.Rules = append(r.Rules, ap.Rule.ID)
 			}
 		}
+		if len(in.journeys) > 0 {
+			in.Action = a
+			_, r.Journey = journeyFactor(in)
+		}
 		if req.Explain {
 			r.Contributions = s.ranker.Explain(&cands[t.Candidate], 3)
-			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog) + ruleSentence(s.applied, a) + firewallSentence(a)
+			r.Reason = sentence(a, r.Contributions, snap, at, e.catalog) + ruleSentence(s.applied, a) + journeySentence(r.Journey) + firewallSentence(a)
 		}
 		res.Recommendations[i] = r
 	}
@@ -446,9 +494,9 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	prof := &snap.Profile
-	applied, _ := e.applyRules(snap, at, now, req.Caller, nil)
-	in := GateInput{State: snap, Request: &req, At: at, Now: now, applied: applied,
+	in := GateInput{State: snap, Request: &req, At: at, Now: now,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
+	e.evaluate(&in, &rules.Buffer{})
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {
 		in.Action = &e.catalog.Actions[ai]

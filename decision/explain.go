@@ -142,6 +142,15 @@ func roundDuration(d time.Duration) string {
 	}
 }
 
+// journeySentence names the journey step a recommendation is ("; step 3
+// of 'Glucanor launch': ...").
+func journeySentence(js *JourneyStep) string {
+	if js == nil {
+		return ""
+	}
+	return "; " + js.Sentence()
+}
+
 // firewallSentence names the medical/commercial firewall's check on a
 // medical recommendation: the model scored it on the medical allowlist's
 // features alone (definitions refuse a model that would not), and no

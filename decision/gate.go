@@ -66,6 +66,11 @@ type GateInput struct {
 	// applied are the behaviour rules that hold for this decision
 	// (evaluated once, before the gates).
 	applied []rules.Applied
+	// journeys is the recipient's progress in each journey of the rules
+	// (indexed like rules.Set.Journeys), and steps the journey steps each
+	// catalog action makes (rules.Set.ActionSteps; nil: no journeys).
+	journeys []rules.Progress
+	steps    [][]rules.StepRef
 }
 
 // Block is why a gate holds a candidate back.

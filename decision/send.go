@@ -14,6 +14,7 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/rules"
 )
 
 // Booker books and releases reservations in the touch ledger, atomically
@@ -219,7 +220,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 // blocksAt returns every gate's block of in.Action at t.
 func (e *Engine) blocksAt(in *GateInput, t time.Time) []Block {
 	in.At = t
-	in.applied, _ = e.applyRules(in.State, t, in.Now, in.Request.Caller, in.applied)
+	e.evaluate(in, &rules.Buffer{})
 	var out []Block
 	for _, g := range e.gates {
 		var b Block

@@ -69,6 +69,19 @@ type State struct {
 	// Recent are the recipient's latest events, newest first (at most the
 	// storage adapter's bound), for rules that react to what happened.
 	Recent []RecentEvent
+	// JourneyOverrides are operators' moves of the recipient in journeys
+	// (one per journey at most: the latest).
+	JourneyOverrides []JourneyOverride
+}
+
+// JourneyOverride is an operator's move of a recipient in a journey: to a
+// step (0-based; that step is then due at once, from At) or out of the
+// journey (Step -1). Progress counts what happened after At from there.
+type JourneyOverride struct {
+	Journey   string
+	Step      int
+	At        time.Time
+	Principal string
 }
 
 // RecentEvent is one event of State.Recent: what happened, when, on which

@@ -25,7 +25,10 @@ func (e *fieldError) Unwrap() error { return arbiter.ErrCorrupt }
 //
 // A counter in the per-counter-stamp form of earlier versions
 // ("<value>|<t0 ms>") is refused as corrupt: Migrate converts it.
-func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c *recipient.Counters) error {
+//
+// Operators' journey moves (pJourney fields) are decoded into ov, when it
+// is not nil.
+func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c *recipient.Counters, ov *[]recipient.JourneyOverride) error {
 	var haveMarket, haveAudience, haveCT bool
 	// The decayed counters are stored as of one time, fCounterTime: one
 	// decay factor serves them all. Its absence is corruption only if a
@@ -129,6 +132,15 @@ func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c
 			} else {
 				c.Sent[ch] = f
 			}
+		case pJourney:
+			if ov == nil {
+				continue
+			}
+			o, ok := decodeOverride(name, v)
+			if !ok {
+				return &fieldError{k}
+			}
+			*ov = append(*ov, o)
 		case pTopic:
 			f, ok := counter(v)
 			if !ok || name == "" {
@@ -229,4 +241,21 @@ func counterArgs(args []any, c *recipient.Counters, nowMs int64) []any {
 		args = append(args, fLastEng, formatInt(c.LastEngagement.UnixMilli()))
 	}
 	return args
+}
+
+// decodeOverride decodes a pJourney field's value: "<step>|<ms>|<principal>".
+func decodeOverride(journey, v string) (recipient.JourneyOverride, bool) {
+	step, rest, ok1 := strings.Cut(v, "|")
+	ms, principal, ok2 := strings.Cut(rest, "|")
+	k, err1 := strconv.Atoi(step)
+	at, err2 := strconv.ParseInt(ms, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || k < -1 || journey == "" {
+		return recipient.JourneyOverride{}, false
+	}
+	return recipient.JourneyOverride{Journey: journey, Step: k, At: time.UnixMilli(at).UTC(), Principal: principal}, true
+}
+
+// encodeOverride is decodeOverride's inverse.
+func encodeOverride(o recipient.JourneyOverride) string {
+	return strconv.Itoa(o.Step) + "|" + strconv.FormatInt(o.At.UnixMilli(), 10) + "|" + o.Principal
 }

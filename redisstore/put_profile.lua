@@ -7,7 +7,8 @@
 -- ARGV[2..] field, value, field, value, ... (the new profile, and the new
 --           counters when ARGV[1] is "1"); never empty
 --
--- Counter fields are le, ct and those starting with e:, s:, t: or lc:. Every
+-- Counter fields are le, ct and those starting with e:, s:, t: or lc:.
+-- Fields starting with j: are operators' journey moves: always kept. Every
 -- other field is descriptive: all of them are deleted (addresses and
 -- attributes no longer present go with them) and the given ones written.
 -- Returns the number of fields deleted.
@@ -26,7 +27,7 @@ end
 local del = {}
 local old = redis.call('HKEYS', p)
 for i = 1, #old do
-  if replace_counters or not is_counter(old[i]) then
+  if string.sub(old[i], 1, 2) ~= 'j:' and (replace_counters or not is_counter(old[i])) then
     del[#del + 1] = old[i]
   end
 end

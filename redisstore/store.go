@@ -70,6 +70,10 @@ const (
 	pSent        = "s:"
 	pTopic       = "t:"
 	pLastContact = "lc:"
+	// pJourney: an operator's move in a journey, j:<journey id> =
+	// "<step>|<ms>|<principal>" (step -1: out of it). Kept by profile
+	// writes (put_profile.lua).
+	pJourney = "j:"
 )
 
 const (
@@ -255,7 +259,7 @@ func (s *Store) GetProfile(ctx context.Context, hcpID string) (recipient.Profile
 	}
 	p := recipient.Profile{HCPID: hcpID}
 	var c recipient.Counters
-	if err := decodeProfile(fields, &decoder{at: s.now(), halfLife: s.halfLife}, &p, &c); err != nil {
+	if err := decodeProfile(fields, &decoder{at: s.now(), halfLife: s.halfLife}, &p, &c, nil); err != nil {
 		return recipient.Profile{}, recipient.Counters{}, fmt.Errorf("redisstore: get profile: %w", err)
 	}
 	return p, c, nil

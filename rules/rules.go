@@ -141,32 +141,45 @@ type Set struct {
 	// Engine evaluates the rules' conditions (the engine that compiled
 	// them: package rules/celrules).
 	Engine Engine
+	// Journeys are the set's journeys (journey.go); ActionSteps, indexed
+	// by catalog action index, the journey steps each action makes (nil
+	// for most).
+	Journeys    []*Journey
+	ActionSteps [][]StepRef
 	// OnFailure, when set, is called with the rule's id each time a rule's
 	// evaluation fails (a metric counts them). Set it before use.
 	OnFailure func(ruleID string)
 }
 
 // Engine evaluates a compiled set's conditions for one decision: the rules
-// that hold, appended to out, and the recipient's persona ("" for none).
+// that hold, appended to out, the recipient's persona ("" for none), and,
+// in bit i of entry, whether journey i's entry condition holds.
 type Engine interface {
-	Evaluate(s *Set, in *Input, out []Applied) ([]Applied, string)
+	Evaluate(s *Set, in *Input, out []Applied) (applied []Applied, persona string, entry uint64)
 }
 
 // Evaluate evaluates every rule's condition for one decision and appends
 // the rules that apply to out.
 func (s *Set) Evaluate(in *Input, out []Applied) []Applied {
-	out, _ = s.EvaluateWithPersona(in, out)
+	out, _, _ = s.EvaluateAll(in, out)
 	return out
 }
 
-// EvaluateWithPersona is Evaluate, and also names the recipient's persona:
-// the first of the set's personas whose condition holds ("" for none, or
-// when a persona's evaluation fails: the profile's segment then stands).
-func (s *Set) EvaluateWithPersona(in *Input, out []Applied) ([]Applied, string) {
-	if s == nil || s.Engine == nil || len(s.Rules)+len(s.Personas) == 0 {
-		return out, ""
+// EvaluateAll is Evaluate, and also names the recipient's persona (the
+// first of the set's personas whose condition holds; "" for none, or when
+// a persona's evaluation fails: the profile's segment then stands) and,
+// in bit i of entry, whether journey i's entry condition holds (a failed
+// evaluation does not hold).
+func (s *Set) EvaluateAll(in *Input, out []Applied) (applied []Applied, persona string, entry uint64) {
+	if s == nil || s.Engine == nil || len(s.Rules)+len(s.Personas)+len(s.Journeys) == 0 {
+		return out, "", 0
 	}
 	return s.Engine.Evaluate(s, in, out)
+}
+
+// Empty reports whether the set has nothing for a decision to evaluate.
+func (s *Set) Empty() bool {
+	return s == nil || len(s.Rules)+len(s.Personas)+len(s.Journeys) == 0
 }
 
 // Compiler compiles a rules file against the catalog it goes with.

@@ -154,6 +154,9 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		p.Score, p.Propensity, p.Value, p.ContextWeight = r.Score, r.Propensity, r.Value, r.ContextWeight
 		p.Reason = r.Reason
 		p.Rules = r.Rules
+		if r.Journey != nil {
+			p.Journey = journeyStep(r.Journey)
+		}
 		for _, c := range r.Contributions {
 			p.Contributions = append(p.Contributions, &nbapb.Contribution{Feature: c.Feature, Weight: c.Weight})
 		}
@@ -265,4 +268,16 @@ func importItem(req *nbapb.ImportProfilesRequest) recipient.ImportItem {
 		item.Consent = append(item.Consent, consentRecord(r))
 	}
 	return item
+}
+
+// journeyStep converts the journey step a recommendation is.
+func journeyStep(js *decision.JourneyStep) *nbapb.JourneyStep {
+	out := &nbapb.JourneyStep{JourneyId: js.Journey.ID, JourneyName: js.Journey.Name, Description: js.Sentence()}
+	if js.Step >= 0 {
+		out.StepId, out.Step = js.Journey.Steps[js.Step].ID, int32(js.Step+1)
+	}
+	if js.Progress.OffRamp != nil {
+		out.OffRampId = js.Progress.OffRamp.ID
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/rules"
 )
 
 // decideSecondsBuckets are the bounds of arbiter_decide_seconds and of
@@ -28,6 +29,11 @@ type metrics struct {
 	recommended [arbiter.NumChannels]prometheus.Counter
 	// suppressed is indexed by the SuppressionReason code (dense from 0).
 	suppressed []prometheus.Counter
+	// The journeys' KPIs, as of their last GetJourneyStats: labels are the
+	// journey's and step's ids, never a recipient's.
+	journeyMembers *prometheus.GaugeVec // journey, status
+	journeyDropped *prometheus.GaugeVec // journey, step
+	journeyRates   *prometheus.GaugeVec // journey, rate
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,8 +68,38 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for code := range m.suppressed {
 		m.suppressed[code] = suppressed.WithLabelValues(reasonOf(nbapb.SuppressionReason(code).String()).String())
 	}
-	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed)
+	m.journeyMembers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "arbiter_journey_members",
+		Help: "A journey's members by status (entered, active, completed, converted, exited, expired), as of its last stats run (arbiterctl journey stats).",
+	}, []string{"journey", "status"})
+	m.journeyDropped = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "arbiter_journey_dropped",
+		Help: "A journey's members who left (exited or expired) with this step next, as of its last stats run.",
+	}, []string{"journey", "step"})
+	m.journeyRates = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "arbiter_journey_rate",
+		Help: "A journey's completion and conversion rates (of those who entered), and the median seconds to engagement after a field interaction, as of its last stats run.",
+	}, []string{"journey", "rate"})
+	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed, m.journeyMembers, m.journeyDropped, m.journeyRates)
 	return m
+}
+
+// journeyStats records a journey's KPIs; without metrics it does nothing.
+func (m *metrics) journeyStats(j *rules.Journey, st *decision.JourneyStats) {
+	if m == nil {
+		return
+	}
+	for status, n := range map[string]int64{"entered": st.Entered, "active": st.Active, "completed": st.Completed,
+		"converted": st.Converted, "exited": st.Exited, "expired": st.Expired} {
+		m.journeyMembers.WithLabelValues(j.ID, status).Set(float64(n))
+	}
+	for k := range j.Steps {
+		m.journeyDropped.WithLabelValues(j.ID, j.Steps[k].ID).Set(float64(st.Dropped[k]))
+	}
+	completion, conversion := st.Rates()
+	m.journeyRates.WithLabelValues(j.ID, "completion").Set(completion)
+	m.journeyRates.WithLabelValues(j.ID, "conversion").Set(conversion)
+	m.journeyRates.WithLabelValues(j.ID, "engagement_after_field_p50_seconds").Set(st.FieldPercentile(0.5).Seconds())
 }
 
 // start is when a decision starts, for decided: the zero time without

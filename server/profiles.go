@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -33,7 +34,7 @@ func (s *Server) UpsertProfile(ctx context.Context, req *nbapb.UpsertProfileRequ
 	return &nbapb.UpsertProfileResponse{}, nil
 }
 
-// GetProfile returns an HCP's profile and decayed counters.
+// GetProfile returns an HCP's profile, decayed counters and dynamic persona.
 func (s *Server) GetProfile(ctx context.Context, req *nbapb.GetProfileRequest) (*nbapb.GetProfileResponse, error) {
 	var c checker
 	c.hcpID("hcp_id", req.GetHcpId())
@@ -44,7 +45,16 @@ func (s *Server) GetProfile(ctx context.Context, req *nbapb.GetProfileRequest) (
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &nbapb.GetProfileResponse{Profile: toProfile(&p), Counters: toCounters(&counters)}, nil
+	out := &nbapb.GetProfileResponse{Profile: toProfile(&p), Counters: toCounters(&counters)}
+	if s.journeyer != nil {
+		// The dynamic persona, as a decision now would work it out.
+		res, err := s.journeyer.Journeys(ctx, decision.Request{HCPID: req.GetHcpId()})
+		if err != nil {
+			return nil, toStatus(ctx, s.log, err)
+		}
+		out.Persona = res.Persona
+	}
+	return out, nil
 }
 
 // ImportProfiles reads a CRM feed and writes it in batches. Each item is

@@ -52,6 +52,7 @@ type Server struct {
 	nbapb.UnimplementedConsentServiceServer
 	nbapb.UnimplementedDefinitionsServiceServer
 	nbapb.UnimplementedSendServiceServer
+	nbapb.UnimplementedJourneyServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -65,6 +66,10 @@ type Server struct {
 	metrics     *metrics         // nil: no metrics
 	defs        DefinitionsStore // nil: DefinitionsService not served
 	sender      Sender           // nil: SendService not served
+	// journeyer and journeyStore serve the JourneyService (nil: not
+	// served).
+	journeyer    Journeyer
+	journeyStore JourneyStore
 	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
 	sendIdle     time.Duration
 	sendMaxItems int64
@@ -194,6 +199,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.sender != nil {
 		nbapb.RegisterSendServiceServer(g, s)
+	}
+	if s.journeyer != nil && s.journeyStore != nil {
+		nbapb.RegisterJourneyServiceServer(g, s)
 	}
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)

@@ -179,8 +179,10 @@ func (m *Main) Run(ctx context.Context) error {
 			m.logger.Warn("DefinitionsService is served (-admin-rpc) without authentication: anyone who can reach the port can change the fleet's definitions")
 		}
 	}
-	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000))
-	if m.srv, err = server.New(m.follow, m.store, m.store, srvOpts...); err != nil {
+	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000),
+		server.WithJourneys(m.follow, m.store))
+	events := eventStore{m.store, m.follow.JourneySteps}
+	if m.srv, err = server.New(m.follow, events, m.store, srvOpts...); err != nil {
 		return err
 	}
 

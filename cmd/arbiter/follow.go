@@ -69,6 +69,10 @@ type follower struct {
 	mu      sync.Mutex   // serialises switches
 	version string       // guarded by mu
 
+	// paused is the journeys operators paused, as last read (nil: none),
+	// given to every engine switched to.
+	paused atomic.Pointer[map[string]bool]
+
 	healthMu sync.Mutex
 	healthOf []string // the services whose health follows the replica's
 	ready    bool     // the last readiness set
@@ -140,6 +144,42 @@ func (f *follower) ActionPurpose(actionID string) (arbiter.Purpose, bool) {
 	return arbiter.PurposeUnspecified, false
 }
 
+// Journeys derives one recipient's journey progress with the engine in
+// use (server.Journeyer).
+func (f *follower) Journeys(ctx context.Context, req decision.Request) (*decision.JourneyResult, error) {
+	e, err := f.engineInUse("journeys")
+	if err != nil {
+		return nil, err
+	}
+	return e.Journeys(ctx, req)
+}
+
+// Journey is the journey of the definitions in use with the given id.
+func (f *follower) Journey(id string) (*rules.Journey, bool) {
+	if e := f.engine.Load(); e != nil {
+		return e.Journey(id)
+	}
+	return nil, false
+}
+
+// JourneySteps names the journeys an action is a step of, in the
+// definitions in use.
+func (f *follower) JourneySteps(actionID string) []string {
+	if e := f.engine.Load(); e != nil {
+		return e.JourneySteps(actionID)
+	}
+	return nil
+}
+
+// Persona is the recipient's dynamic persona now, with the engine in use.
+func (f *follower) Persona(ctx context.Context, id string) (string, error) {
+	res, err := f.Journeys(ctx, decision.Request{HCPID: id})
+	if err != nil {
+		return "", err
+	}
+	return res.Persona, nil
+}
+
 // Version is the version of the Set in use.
 func (f *follower) Version() string {
 	f.mu.Lock()
@@ -183,6 +223,10 @@ func (f *follower) start(ctx context.Context, bootstrap *definitions.Set) error 
 	// between the two.
 	sub := f.store.SubscribeDefinitions(context.Background())
 	if err := f.sync(ctx, active); err != nil {
+		sub.Close()
+		return err
+	}
+	if err := f.followPauses(ctx); err != nil {
 		sub.Close()
 		return err
 	}
@@ -237,6 +281,9 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 				recent = set.Rules.Recent
 			}
 			f.store.SetRecentEvents(redisstore.RecentEvents{Count: recent.Count, MaxAge: recent.MaxAge})
+			if p := f.paused.Load(); p != nil {
+				e.SetPausedJourneys(*p)
+			}
 			f.engine.Store(e)
 			f.version = version
 			f.behind.Store(false)
@@ -318,10 +365,32 @@ func (f *follower) check(ctx context.Context) {
 		}
 		err = f.sync(cctx, active)
 	}
+	if err == nil {
+		err = f.followPauses(cctx)
+	}
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("definitions: cannot follow the active set; not ready until it can", "err", err)
 	}
 	f.setHealth(err == nil && !f.behind.Load())
+}
+
+// RefreshPauses reads the paused journeys now (server.Journeyer).
+func (f *follower) RefreshPauses(ctx context.Context) error { return f.followPauses(ctx) }
+
+// followPauses reads the paused journeys and gives them to the engine in
+// use (and to the engines switched to later).
+func (f *follower) followPauses(ctx context.Context) error {
+	paused, err := f.store.PausedJourneys(ctx)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused.Store(&paused)
+	if e := f.engine.Load(); e != nil {
+		e.SetPausedJourneys(paused)
+	}
+	return nil
 }
 
 // close stops following and removes the replica from the live ones.

@@ -235,7 +235,7 @@ func TestRuntimeFailures(t *testing.T) {
 func TestPersonas(t *testing.T) {
 	s := demo(t)
 	persona := func(st *recipient.State) string {
-		_, p := s.EvaluateWithPersona(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil)
+		_, p, _ := s.EvaluateAll(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil)
 		return p
 	}
 	st := cardiologist()
@@ -333,5 +333,63 @@ func TestIgnoredFieldsAreRefused(t *testing.T) {
 		if _, err := rules.Parse([]byte(src), cat); err == nil {
 			t.Errorf("%s: accepted, want a field that would be ignored refused", src)
 		}
+	}
+}
+
+// Journeys: the demo's parse; their entry conditions are evaluated with
+// the rules; the firewall and the other mistakes are refused at publish,
+// naming the journey.
+func TestJourneys(t *testing.T) {
+	s := demo(t)
+	if len(s.Journeys) != 2 || s.Journeys[0].ID != "glucanor-launch" || !s.Journeys[0].Promotional || s.Journeys[1].Promotional {
+		t.Fatalf("demo journeys %+v", s.Journeys)
+	}
+	ai, _ := cat.Lookup("portal-glucanor-video")
+	if refs := s.ActionSteps[ai]; len(refs) != 1 || refs[0] != (rules.StepRef{Journey: 0, Step: 1}) {
+		t.Errorf("portal-glucanor-video makes steps %v, want step 1 of journey 0", refs)
+	}
+	st := cardiologist()
+	st.Profile.Specialty = "endocrinology"
+	st.Counters.Engagement[arbiter.Webinar] = 1
+	if _, _, entry := s.EvaluateAll(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil); entry != 1 {
+		t.Errorf("entry bits %b for an engaged endocrinologist, want 1 (the launch, not the oncology update)", entry)
+	}
+
+	base := `{"recent_events": {"count": 20, "max_age": "35d"}, "personas": [{"id": "p", "description": "p", "when": "true"}], "journeys": [%s]}`
+	step := func(id, action string) string {
+		return `{"id": "` + id + `", "description": "d", "actions": ["` + action + `"]}`
+	}
+	journey := func(enter string, steps ...string) string {
+		return `{"id": "j", "name": "J", "enter": "` + enter + `", "max_duration": "30d", "steps": [` + strings.Join(steps, ",") + `]}`
+	}
+	for _, tt := range []struct{ name, journey, want string }{
+		{"a medical signal enters a promotional journey",
+			journey("medical_events.exists(e, e.type == 'msl_meeting')", step("a", "email-glucanor-efficacy")),
+			"journeys[0] (j): enter: a medical signal must not enter a recipient into a journey with promotional steps"},
+		{"a promotional step after a medical one",
+			journey("true", step("a", "email-glucanor-efficacy"), step("b", "msl_meeting-glucanor"), step("c", "rep_visit-glucanor")),
+			"steps[2] (c): follows the medical step b"},
+		{"an MSL meeting as an off-ramp of a promotional journey",
+			`{"id": "j", "name": "J", "enter": "true", "max_duration": "30d", "steps": [` + step("a", "email-glucanor-efficacy") +
+				`], "off_ramps": [{"id": "r", "description": "d", "on": ["msl_meeting"], "exit": true}]}`,
+			"an MSL meeting must never move a promotional journey"},
+		{"a promotional offer",
+			`{"id": "j", "name": "J", "enter": "true", "max_duration": "30d", "steps": [` + step("a", "email-glucanor-efficacy") +
+				`], "off_ramps": [{"id": "r", "description": "d", "on": ["unsubscribed"], "exit": true, "offer": ["rep_visit-glucanor"]}]}`,
+			`offer: "rep_visit-glucanor" is promotional`},
+		{"longer than the events read", `{"id": "j", "name": "J", "enter": "true", "max_duration": "60d", "steps": [` + step("a", "email-glucanor-efficacy") + `]}`,
+			"max_duration"},
+		{"an unknown action", journey("true", step("a", "nope")), `actions: "nope" is not in the catalog`},
+		{"an expression that does not compile", journey("profile.specialty ==", step("a", "email-glucanor-efficacy")), "journeys[0] (j): enter: line 1, column"},
+		{"a wait on the first step",
+			`{"id": "j", "name": "J", "enter": "true", "max_duration": "30d", "steps": [{"id": "a", "description": "d", "actions": ["email-glucanor-efficacy"], "wait": {"for": "1h"}}]}`,
+			"the first step is due when the recipient enters"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rules.Parse([]byte(strings.Replace(base, "%s", tt.journey, 1)), cat)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }

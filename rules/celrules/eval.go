@@ -16,10 +16,10 @@ import (
 // Evaluate evaluates every rule's condition for one decision and appends
 // the rules that apply to out, and names the persona (rules.Engine). The
 // variables are built once, the lists only when an expression reads them.
-func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string) {
+func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string, uint64) {
 	a, err := interpreter.NewActivation(vars(in, true))
 	if err != nil {
-		return out, "" // cannot happen with a map of names
+		return out, "", 0 // cannot happen with a map of names
 	}
 	act := &evalState{act: a, memo: make([]memoVal, eng.slots)}
 	// What the decision would be without medical signals: personas are
@@ -28,7 +28,7 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 	// what rules hold back, never lift it.
 	b, err := interpreter.NewActivation(vars(in, false))
 	if err != nil {
-		return out, ""
+		return out, "", 0
 	}
 	base := &evalState{act: b, memo: make([]memoVal, eng.slots)}
 	persona := ""
@@ -45,7 +45,24 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 			break
 		}
 	}
-	return eng.evaluate(s, in, act, base, out), persona
+	// Journeys' entry conditions: a promotional journey's on the state
+	// without medical signals (it compiled without them).
+	var entry uint64
+	for i := range eng.journeys {
+		j := &eng.journeys[i]
+		st := act
+		if j.Promotional {
+			st = base
+		}
+		ok, failed := evalBool(j.enter, st)
+		if failed && s.OnFailure != nil {
+			s.OnFailure("journey:" + j.ID)
+		}
+		if ok && !failed {
+			entry |= 1 << i
+		}
+	}
+	return eng.evaluate(s, in, act, base, out), persona, entry
 }
 
 func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act, base *evalState, out []rules.Applied) []rules.Applied {

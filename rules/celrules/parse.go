@@ -44,6 +44,7 @@ const (
 type engine struct {
 	rules    []compiledRule
 	personas []compiledPersona
+	journeys []compiledJourney
 	// slots is the number of distinct compiled expressions.
 	slots int
 }
@@ -74,6 +75,7 @@ type program struct {
 type file struct {
 	Rules        []fileRule    `json:"rules"`
 	Personas     []filePersona `json:"personas"`
+	Journeys     []fileJourney `json:"journeys"`
 	RecentEvents *fileRecent   `json:"recent_events"`
 }
 
@@ -271,6 +273,7 @@ func Compile(data []byte, cat *catalog.Catalog) (*rules.Set, error) {
 		set.Personas = append(set.Personas, p.Persona)
 		eng.personas = append(eng.personas, p)
 	}
+	compileJourneys(f.Journeys, cat, set, eng, personas, compileOnce, bad)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}

@@ -297,6 +297,14 @@ const (
 	// a while, or another rule that requires other candidates); the detail
 	// names the rule and says why.
 	SuppressionReason_SUPPRESSION_REASON_RULE SuppressionReason = 13
+	// A journey step that is not due yet: its wait has not run (clears_at),
+	// it waits for an event ("attended the webinar"), it comes after the
+	// recipient's current step, or an operator paused the journey.
+	SuppressionReason_SUPPRESSION_REASON_JOURNEY_WAIT SuppressionReason = 14
+	// The recipient left the journey by an off-ramp (an unsubscribe, low
+	// engagement) or an operator moved them out: its steps are held back,
+	// never more of the same, for the journey's maximum duration.
+	SuppressionReason_SUPPRESSION_REASON_JOURNEY SuppressionReason = 15
 )
 
 // Enum value maps for SuppressionReason.
@@ -316,6 +324,8 @@ var (
 		11: "SUPPRESSION_REASON_MIN_GAP",
 		12: "SUPPRESSION_REASON_QUIET_HOURS",
 		13: "SUPPRESSION_REASON_RULE",
+		14: "SUPPRESSION_REASON_JOURNEY_WAIT",
+		15: "SUPPRESSION_REASON_JOURNEY",
 	}
 	SuppressionReason_value = map[string]int32{
 		"SUPPRESSION_REASON_UNSPECIFIED":           0,
@@ -332,6 +342,8 @@ var (
 		"SUPPRESSION_REASON_MIN_GAP":               11,
 		"SUPPRESSION_REASON_QUIET_HOURS":           12,
 		"SUPPRESSION_REASON_RULE":                  13,
+		"SUPPRESSION_REASON_JOURNEY_WAIT":          14,
+		"SUPPRESSION_REASON_JOURNEY":               15,
 	}
 )
 
@@ -360,6 +372,72 @@ func (x SuppressionReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use SuppressionReason.Descriptor instead.
 func (SuppressionReason) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+}
+
+type JourneyStatus int32
+
+const (
+	JourneyStatus_JOURNEY_STATUS_UNSPECIFIED JourneyStatus = 0
+	// Not in it, and its entry condition does not hold.
+	JourneyStatus_JOURNEY_STATUS_NOT_ENTERED JourneyStatus = 1
+	// Not in it, its entry condition holds: the first step is due.
+	JourneyStatus_JOURNEY_STATUS_ELIGIBLE JourneyStatus = 2
+	JourneyStatus_JOURNEY_STATUS_ACTIVE   JourneyStatus = 3
+	// The goal was reached, or every step done.
+	JourneyStatus_JOURNEY_STATUS_COMPLETED JourneyStatus = 4
+	// Left by an off-ramp, or moved out by an operator.
+	JourneyStatus_JOURNEY_STATUS_EXITED JourneyStatus = 5
+	// Its maximum duration ran out.
+	JourneyStatus_JOURNEY_STATUS_EXPIRED JourneyStatus = 6
+)
+
+// Enum value maps for JourneyStatus.
+var (
+	JourneyStatus_name = map[int32]string{
+		0: "JOURNEY_STATUS_UNSPECIFIED",
+		1: "JOURNEY_STATUS_NOT_ENTERED",
+		2: "JOURNEY_STATUS_ELIGIBLE",
+		3: "JOURNEY_STATUS_ACTIVE",
+		4: "JOURNEY_STATUS_COMPLETED",
+		5: "JOURNEY_STATUS_EXITED",
+		6: "JOURNEY_STATUS_EXPIRED",
+	}
+	JourneyStatus_value = map[string]int32{
+		"JOURNEY_STATUS_UNSPECIFIED": 0,
+		"JOURNEY_STATUS_NOT_ENTERED": 1,
+		"JOURNEY_STATUS_ELIGIBLE":    2,
+		"JOURNEY_STATUS_ACTIVE":      3,
+		"JOURNEY_STATUS_COMPLETED":   4,
+		"JOURNEY_STATUS_EXITED":      5,
+		"JOURNEY_STATUS_EXPIRED":     6,
+	}
+)
+
+func (x JourneyStatus) Enum() *JourneyStatus {
+	p := new(JourneyStatus)
+	*p = x
+	return p
+}
+
+func (x JourneyStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JourneyStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[5].Descriptor()
+}
+
+func (JourneyStatus) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[5]
+}
+
+func (x JourneyStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JourneyStatus.Descriptor instead.
+func (JourneyStatus) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
 }
 
 // The types that are touches, which the contact policy counts (one per
@@ -440,11 +518,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[5].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[5]
+	return &file_nba_v1_nba_proto_enumTypes[6]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -453,7 +531,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
 type ReservationState int32
@@ -494,11 +572,11 @@ func (x ReservationState) String() string {
 }
 
 func (ReservationState) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
 }
 
 func (ReservationState) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[6]
+	return &file_nba_v1_nba_proto_enumTypes[7]
 }
 
 func (x ReservationState) Number() protoreflect.EnumNumber {
@@ -507,7 +585,7 @@ func (x ReservationState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReservationState.Descriptor instead.
 func (ReservationState) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 type ConsentStatus int32
@@ -558,11 +636,11 @@ func (x ConsentStatus) String() string {
 }
 
 func (ConsentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
 }
 
 func (ConsentStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[7]
+	return &file_nba_v1_nba_proto_enumTypes[8]
 }
 
 func (x ConsentStatus) Number() protoreflect.EnumNumber {
@@ -571,7 +649,7 @@ func (x ConsentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentStatus.Descriptor instead.
 func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 type DecisionContext struct {
@@ -805,7 +883,10 @@ type Recommendation struct {
 	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
 	Rank   int32  `protobuf:"varint,12,opt,name=rank,proto3" json:"rank,omitempty"`
 	// The ids of the behaviour rules that boosted or demoted it.
-	Rules         []string `protobuf:"bytes,13,rep,name=rules,proto3" json:"rules,omitempty"`
+	Rules []string `protobuf:"bytes,13,rep,name=rules,proto3" json:"rules,omitempty"`
+	// The journey step it is, when a journey preferred it: its due step, or
+	// an off-ramp's offer.
+	Journey       *JourneyStep `protobuf:"bytes,14,opt,name=journey,proto3" json:"journey,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -931,6 +1012,104 @@ func (x *Recommendation) GetRules() []string {
 	return nil
 }
 
+func (x *Recommendation) GetJourney() *JourneyStep {
+	if x != nil {
+		return x.Journey
+	}
+	return nil
+}
+
+// JourneyStep names a step of a journey of the definitions.
+type JourneyStep struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JourneyId string                 `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	// The journey's name, e.g. "Glucanor launch".
+	JourneyName string `protobuf:"bytes,2,opt,name=journey_name,json=journeyName,proto3" json:"journey_name,omitempty"`
+	// The step's id and 1-based number; 0 for an off-ramp's offer.
+	StepId string `protobuf:"bytes,3,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Step   int32  `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
+	// The step, or the off-ramp, in a rep's words: "step 3 of 'Glucanor
+	// launch': follow-up email with the trial summary, two days after the
+	// webinar".
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// The off-ramp that led here, if one did.
+	OffRampId     string `protobuf:"bytes,6,opt,name=off_ramp_id,json=offRampId,proto3" json:"off_ramp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JourneyStep) Reset() {
+	*x = JourneyStep{}
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JourneyStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JourneyStep) ProtoMessage() {}
+
+func (x *JourneyStep) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JourneyStep.ProtoReflect.Descriptor instead.
+func (*JourneyStep) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JourneyStep) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *JourneyStep) GetJourneyName() string {
+	if x != nil {
+		return x.JourneyName
+	}
+	return ""
+}
+
+func (x *JourneyStep) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *JourneyStep) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *JourneyStep) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *JourneyStep) GetOffRampId() string {
+	if x != nil {
+		return x.OffRampId
+	}
+	return ""
+}
+
 type Suppression struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ActionId string                 `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
@@ -948,7 +1127,7 @@ type Suppression struct {
 
 func (x *Suppression) Reset() {
 	*x = Suppression{}
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1139,7 @@ func (x *Suppression) String() string {
 func (*Suppression) ProtoMessage() {}
 
 func (x *Suppression) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1152,7 @@ func (x *Suppression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suppression.ProtoReflect.Descriptor instead.
 func (*Suppression) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Suppression) GetActionId() string {
@@ -1021,7 +1200,7 @@ type DecideBatchRequest struct {
 
 func (x *DecideBatchRequest) Reset() {
 	*x = DecideBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1212,7 @@ func (x *DecideBatchRequest) String() string {
 func (*DecideBatchRequest) ProtoMessage() {}
 
 func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1225,7 @@ func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchRequest.ProtoReflect.Descriptor instead.
 func (*DecideBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DecideBatchRequest) GetHcpIds() []string {
@@ -1109,7 +1288,7 @@ type DecideBatchResponse struct {
 
 func (x *DecideBatchResponse) Reset() {
 	*x = DecideBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1300,7 @@ func (x *DecideBatchResponse) String() string {
 func (*DecideBatchResponse) ProtoMessage() {}
 
 func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1313,7 @@ func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchResponse.ProtoReflect.Descriptor instead.
 func (*DecideBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DecideBatchResponse) GetIndex() int32 {
@@ -1175,7 +1354,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1366,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1379,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1245,7 +1424,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1436,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1449,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DecideResponse) GetDecisionId() string {
@@ -1329,6 +1508,931 @@ func (x *DecideResponse) GetPersona() string {
 	return ""
 }
 
+type JourneyProgress struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JourneyId   string                 `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	JourneyName string                 `protobuf:"bytes,2,opt,name=journey_name,json=journeyName,proto3" json:"journey_name,omitempty"`
+	Status      JourneyStatus          `protobuf:"varint,3,opt,name=status,proto3,enum=nba.v1.JourneyStatus" json:"status,omitempty"`
+	// The next step (ACTIVE, ELIGIBLE), its id and 1-based number.
+	StepId string `protobuf:"bytes,4,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Step   int32  `protobuf:"varint,5,opt,name=step,proto3" json:"step,omitempty"`
+	// When that step is due; absent while it waits for an event
+	// (waiting_for) or a date the profile does not hold.
+	DueAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	WaitingFor EventType              `protobuf:"varint,7,opt,name=waiting_for,json=waitingFor,proto3,enum=nba.v1.EventType" json:"waiting_for,omitempty"`
+	EnteredAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=entered_at,json=enteredAt,proto3" json:"entered_at,omitempty"`
+	EndedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// The off-ramp that moved or ended it.
+	OffRampId string `protobuf:"bytes,10,opt,name=off_ramp_id,json=offRampId,proto3" json:"off_ramp_id,omitempty"`
+	// The principal of an operator's move that placed it.
+	MovedBy string `protobuf:"bytes,11,opt,name=moved_by,json=movedBy,proto3" json:"moved_by,omitempty"`
+	Paused  bool   `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Where it stands, in words.
+	Description   string `protobuf:"bytes,13,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JourneyProgress) Reset() {
+	*x = JourneyProgress{}
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JourneyProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JourneyProgress) ProtoMessage() {}
+
+func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JourneyProgress.ProtoReflect.Descriptor instead.
+func (*JourneyProgress) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *JourneyProgress) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *JourneyProgress) GetJourneyName() string {
+	if x != nil {
+		return x.JourneyName
+	}
+	return ""
+}
+
+func (x *JourneyProgress) GetStatus() JourneyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return JourneyStatus_JOURNEY_STATUS_UNSPECIFIED
+}
+
+func (x *JourneyProgress) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *JourneyProgress) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *JourneyProgress) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *JourneyProgress) GetWaitingFor() EventType {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *JourneyProgress) GetEnteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EnteredAt
+	}
+	return nil
+}
+
+func (x *JourneyProgress) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+func (x *JourneyProgress) GetOffRampId() string {
+	if x != nil {
+		return x.OffRampId
+	}
+	return ""
+}
+
+func (x *JourneyProgress) GetMovedBy() string {
+	if x != nil {
+		return x.MovedBy
+	}
+	return ""
+}
+
+func (x *JourneyProgress) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *JourneyProgress) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type GetJourneyProgressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	RecipientId string `protobuf:"bytes,1,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// Default: the server's clock.
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJourneyProgressRequest) Reset() {
+	*x = GetJourneyProgressRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJourneyProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJourneyProgressRequest) ProtoMessage() {}
+
+func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJourneyProgressRequest.ProtoReflect.Descriptor instead.
+func (*GetJourneyProgressRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetJourneyProgressRequest) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *GetJourneyProgressRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type GetJourneyProgressResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Journeys []*JourneyProgress     `protobuf:"bytes,1,rep,name=journeys,proto3" json:"journeys,omitempty"`
+	// The dynamic persona the progress was worked out with.
+	Persona       string `protobuf:"bytes,2,opt,name=persona,proto3" json:"persona,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJourneyProgressResponse) Reset() {
+	*x = GetJourneyProgressResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJourneyProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJourneyProgressResponse) ProtoMessage() {}
+
+func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJourneyProgressResponse.ProtoReflect.Descriptor instead.
+func (*GetJourneyProgressResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetJourneyProgressResponse) GetJourneys() []*JourneyProgress {
+	if x != nil {
+		return x.Journeys
+	}
+	return nil
+}
+
+func (x *GetJourneyProgressResponse) GetPersona() string {
+	if x != nil {
+		return x.Persona
+	}
+	return ""
+}
+
+type ListDueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	JourneyId string `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	// Only this step (its id); empty: any.
+	StepId string `protobuf:"bytes,2,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	// Due at or before this time. Default: the server's clock.
+	Before        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDueRequest) Reset() {
+	*x = ListDueRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDueRequest) ProtoMessage() {}
+
+func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDueRequest.ProtoReflect.Descriptor instead.
+func (*ListDueRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListDueRequest) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *ListDueRequest) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *ListDueRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+type ListDueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecipientId   string                 `protobuf:"bytes,1,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	StepId        string                 `protobuf:"bytes,2,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Step          int32                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDueResponse) Reset() {
+	*x = ListDueResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDueResponse) ProtoMessage() {}
+
+func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDueResponse.ProtoReflect.Descriptor instead.
+func (*ListDueResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListDueResponse) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *ListDueResponse) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *ListDueResponse) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *ListDueResponse) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+type MoveRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	RecipientId string `protobuf:"bytes,1,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// Required.
+	JourneyId string `protobuf:"bytes,2,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	// The step to move to (its id), due at once; or exit.
+	StepId        string `protobuf:"bytes,3,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Exit          bool   `protobuf:"varint,4,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRecipientRequest) Reset() {
+	*x = MoveRecipientRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRecipientRequest) ProtoMessage() {}
+
+func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRecipientRequest.ProtoReflect.Descriptor instead.
+func (*MoveRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MoveRecipientRequest) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *MoveRecipientRequest) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *MoveRecipientRequest) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *MoveRecipientRequest) GetExit() bool {
+	if x != nil {
+		return x.Exit
+	}
+	return false
+}
+
+type MoveRecipientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Progress      *JourneyProgress       `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRecipientResponse) Reset() {
+	*x = MoveRecipientResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRecipientResponse) ProtoMessage() {}
+
+func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRecipientResponse.ProtoReflect.Descriptor instead.
+func (*MoveRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MoveRecipientResponse) GetProgress() *JourneyProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+type PauseJourneyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	JourneyId     string `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJourneyRequest) Reset() {
+	*x = PauseJourneyRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJourneyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJourneyRequest) ProtoMessage() {}
+
+func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJourneyRequest.ProtoReflect.Descriptor instead.
+func (*PauseJourneyRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PauseJourneyRequest) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+type PauseJourneyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJourneyResponse) Reset() {
+	*x = PauseJourneyResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJourneyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJourneyResponse) ProtoMessage() {}
+
+func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJourneyResponse.ProtoReflect.Descriptor instead.
+func (*PauseJourneyResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+}
+
+type ResumeJourneyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	JourneyId     string `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJourneyRequest) Reset() {
+	*x = ResumeJourneyRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJourneyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJourneyRequest) ProtoMessage() {}
+
+func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJourneyRequest.ProtoReflect.Descriptor instead.
+func (*ResumeJourneyRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ResumeJourneyRequest) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+type ResumeJourneyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJourneyResponse) Reset() {
+	*x = ResumeJourneyResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJourneyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJourneyResponse) ProtoMessage() {}
+
+func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJourneyResponse.ProtoReflect.Descriptor instead.
+func (*ResumeJourneyResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+}
+
+type GetJourneyStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	JourneyId string `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	// Default: the server's clock.
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJourneyStatsRequest) Reset() {
+	*x = GetJourneyStatsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJourneyStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJourneyStatsRequest) ProtoMessage() {}
+
+func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJourneyStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetJourneyStatsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetJourneyStatsRequest) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *GetJourneyStatsRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type JourneyStepStats struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	StepId string                 `protobuf:"bytes,1,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	// Members whose next step this is (active).
+	AtStep int64 `protobuf:"varint,2,opt,name=at_step,json=atStep,proto3" json:"at_step,omitempty"`
+	// Members who left (exited or expired) with this step next.
+	Dropped       int64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JourneyStepStats) Reset() {
+	*x = JourneyStepStats{}
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JourneyStepStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JourneyStepStats) ProtoMessage() {}
+
+func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JourneyStepStats.ProtoReflect.Descriptor instead.
+func (*JourneyStepStats) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *JourneyStepStats) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *JourneyStepStats) GetAtStep() int64 {
+	if x != nil {
+		return x.AtStep
+	}
+	return 0
+}
+
+func (x *JourneyStepStats) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+type GetJourneyStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Members read: recipients sent one of its steps within its maximum
+	// duration.
+	Members   int64 `protobuf:"varint,1,opt,name=members,proto3" json:"members,omitempty"`
+	Entered   int64 `protobuf:"varint,2,opt,name=entered,proto3" json:"entered,omitempty"`
+	Active    int64 `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	Completed int64 `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
+	// Completed by the goal event (a subset of completed).
+	Converted int64 `protobuf:"varint,5,opt,name=converted,proto3" json:"converted,omitempty"`
+	Exited    int64 `protobuf:"varint,6,opt,name=exited,proto3" json:"exited,omitempty"`
+	Expired   int64 `protobuf:"varint,7,opt,name=expired,proto3" json:"expired,omitempty"`
+	// completed / entered, and converted / entered (0 when none entered).
+	CompletionRate float64             `protobuf:"fixed64,8,opt,name=completion_rate,json=completionRate,proto3" json:"completion_rate,omitempty"`
+	ConversionRate float64             `protobuf:"fixed64,9,opt,name=conversion_rate,json=conversionRate,proto3" json:"conversion_rate,omitempty"`
+	Steps          []*JourneyStepStats `protobuf:"bytes,10,rep,name=steps,proto3" json:"steps,omitempty"`
+	// After a field interaction (a rep visit, a remote visit, an MSL
+	// meeting), the time to the member's next engagement (opened, clicked,
+	// attended, watched, downloaded...): its median and 90th percentile, in
+	// seconds, over the interactions followed by one.
+	EngagementAfterFieldP50Seconds float64 `protobuf:"fixed64,11,opt,name=engagement_after_field_p50_seconds,json=engagementAfterFieldP50Seconds,proto3" json:"engagement_after_field_p50_seconds,omitempty"`
+	EngagementAfterFieldP90Seconds float64 `protobuf:"fixed64,12,opt,name=engagement_after_field_p90_seconds,json=engagementAfterFieldP90Seconds,proto3" json:"engagement_after_field_p90_seconds,omitempty"`
+	FieldInteractions              int64   `protobuf:"varint,13,opt,name=field_interactions,json=fieldInteractions,proto3" json:"field_interactions,omitempty"`
+	unknownFields                  protoimpl.UnknownFields
+	sizeCache                      protoimpl.SizeCache
+}
+
+func (x *GetJourneyStatsResponse) Reset() {
+	*x = GetJourneyStatsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJourneyStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJourneyStatsResponse) ProtoMessage() {}
+
+func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJourneyStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetJourneyStatsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetJourneyStatsResponse) GetMembers() int64 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetEntered() int64 {
+	if x != nil {
+		return x.Entered
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetCompleted() int64 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetConverted() int64 {
+	if x != nil {
+		return x.Converted
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetExited() int64 {
+	if x != nil {
+		return x.Exited
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetExpired() int64 {
+	if x != nil {
+		return x.Expired
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetCompletionRate() float64 {
+	if x != nil {
+		return x.CompletionRate
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetConversionRate() float64 {
+	if x != nil {
+		return x.ConversionRate
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetSteps() []*JourneyStepStats {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *GetJourneyStatsResponse) GetEngagementAfterFieldP50Seconds() float64 {
+	if x != nil {
+		return x.EngagementAfterFieldP50Seconds
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetEngagementAfterFieldP90Seconds() float64 {
+	if x != nil {
+		return x.EngagementAfterFieldP90Seconds
+	}
+	return 0
+}
+
+func (x *GetJourneyStatsResponse) GetFieldInteractions() int64 {
+	if x != nil {
+		return x.FieldInteractions
+	}
+	return 0
+}
+
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required: the idempotency key, unique per source system.
@@ -1361,7 +2465,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +2477,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +2490,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Event) GetEventId() string {
@@ -1476,7 +2580,7 @@ type RecordEventRequest struct {
 
 func (x *RecordEventRequest) Reset() {
 	*x = RecordEventRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +2592,7 @@ func (x *RecordEventRequest) String() string {
 func (*RecordEventRequest) ProtoMessage() {}
 
 func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +2605,7 @@ func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecordEventRequest) GetEvent() *Event {
@@ -1520,7 +2624,7 @@ type RecordEventResponse struct {
 
 func (x *RecordEventResponse) Reset() {
 	*x = RecordEventResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +2636,7 @@ func (x *RecordEventResponse) String() string {
 func (*RecordEventResponse) ProtoMessage() {}
 
 func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +2649,7 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RecordEventResponse) GetDuplicate() bool {
@@ -1583,7 +2687,7 @@ type CheckSendRequest struct {
 
 func (x *CheckSendRequest) Reset() {
 	*x = CheckSendRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +2699,7 @@ func (x *CheckSendRequest) String() string {
 func (*CheckSendRequest) ProtoMessage() {}
 
 func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +2712,7 @@ func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CheckSendRequest) GetHcpId() string {
@@ -1694,7 +2798,7 @@ type CheckSendResponse struct {
 
 func (x *CheckSendResponse) Reset() {
 	*x = CheckSendResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +2810,7 @@ func (x *CheckSendResponse) String() string {
 func (*CheckSendResponse) ProtoMessage() {}
 
 func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +2823,7 @@ func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CheckSendResponse) GetAllowed() bool {
@@ -1811,7 +2915,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2927,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2940,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReleaseReservationRequest) GetHcpId() string {
@@ -1861,7 +2965,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2977,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2990,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
@@ -1907,7 +3011,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +3023,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +3036,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
@@ -1966,7 +3070,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +3082,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +3095,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckSendBatchResponse) GetIndex() int64 {
@@ -2059,7 +3163,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +3175,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +3188,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -2174,7 +3278,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +3290,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +3303,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -2228,7 +3332,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +3344,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +3357,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -2296,7 +3400,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +3412,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +3425,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -2355,7 +3459,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +3471,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +3484,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -2398,7 +3502,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +3514,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +3527,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 type GetProfileRequest struct {
@@ -2436,7 +3540,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +3552,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +3565,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -2472,16 +3576,19 @@ func (x *GetProfileRequest) GetHcpId() string {
 }
 
 type GetProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
-	Counters      *Counters              `protobuf:"bytes,2,opt,name=counters,proto3" json:"counters,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Profile  *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	Counters *Counters              `protobuf:"bytes,2,opt,name=counters,proto3" json:"counters,omitempty"`
+	// The recipient's dynamic persona now (the rules' personas); empty when
+	// none holds and the profile's segment stands.
+	Persona       string `protobuf:"bytes,3,opt,name=persona,proto3" json:"persona,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +3600,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +3613,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -2521,6 +3628,13 @@ func (x *GetProfileResponse) GetCounters() *Counters {
 		return x.Counters
 	}
 	return nil
+}
+
+func (x *GetProfileResponse) GetPersona() string {
+	if x != nil {
+		return x.Persona
+	}
+	return ""
 }
 
 type ImportProfilesRequest struct {
@@ -2541,7 +3655,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +3667,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +3680,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -2606,7 +3720,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +3732,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +3745,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -2667,7 +3781,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3793,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3806,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -2772,7 +3886,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +3898,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +3911,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -2840,7 +3954,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3966,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3979,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -2921,7 +4035,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +4047,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +4060,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -2994,7 +4108,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +4120,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +4133,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -3039,7 +4153,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +4165,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +4178,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -3083,7 +4197,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +4209,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +4222,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -3128,7 +4242,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +4254,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +4267,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -3174,7 +4288,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3186,7 +4300,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3199,7 +4313,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -3236,7 +4350,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +4362,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +4375,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -3304,7 +4418,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +4430,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +4443,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -3384,7 +4498,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +4510,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +4523,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -3437,7 +4551,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3449,7 +4563,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3462,7 +4576,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -3487,7 +4601,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +4613,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +4626,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -3544,7 +4658,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +4670,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +4683,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -3582,7 +4696,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +4708,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +4721,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -3644,7 +4758,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rcandidate_set\x18\x06 \x01(\tR\fcandidateSet\"@\n" +
 	"\fContribution\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\x01R\x06weight\"\xa9\x03\n" +
+	"\x06weight\x18\x02 \x01(\x01R\x06weight\"\xd8\x03\n" +
 	"\x0eRecommendation\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12)\n" +
 	"\achannel\x18\x02 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12\x1d\n" +
@@ -3662,7 +4776,16 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	" \x03(\v2\x14.nba.v1.ContributionR\rcontributions\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12\x12\n" +
 	"\x04rank\x18\f \x01(\x05R\x04rank\x12\x14\n" +
-	"\x05rules\x18\r \x03(\tR\x05rules\"\xae\x01\n" +
+	"\x05rules\x18\r \x03(\tR\x05rules\x12-\n" +
+	"\ajourney\x18\x0e \x01(\v2\x13.nba.v1.JourneyStepR\ajourney\"\xbe\x01\n" +
+	"\vJourneyStep\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12!\n" +
+	"\fjourney_name\x18\x02 \x01(\tR\vjourneyName\x12\x17\n" +
+	"\astep_id\x18\x03 \x01(\tR\x06stepId\x12\x12\n" +
+	"\x04step\x18\x04 \x01(\x05R\x04step\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x1e\n" +
+	"\voff_ramp_id\x18\x06 \x01(\tR\toffRampId\"\xae\x01\n" +
 	"\vSuppression\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x121\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x19.nba.v1.SuppressionReasonR\x06reason\x12\x16\n" +
@@ -3696,7 +4819,80 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rdecision_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12'\n" +
 	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\x12/\n" +
 	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\x12\x18\n" +
-	"\apersona\x18\b \x01(\tR\apersona\"\x8d\x03\n" +
+	"\apersona\x18\b \x01(\tR\apersona\"\xfd\x03\n" +
+	"\x0fJourneyProgress\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12!\n" +
+	"\fjourney_name\x18\x02 \x01(\tR\vjourneyName\x12-\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x15.nba.v1.JourneyStatusR\x06status\x12\x17\n" +
+	"\astep_id\x18\x04 \x01(\tR\x06stepId\x12\x12\n" +
+	"\x04step\x18\x05 \x01(\x05R\x04step\x121\n" +
+	"\x06due_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x122\n" +
+	"\vwaiting_for\x18\a \x01(\x0e2\x11.nba.v1.EventTypeR\n" +
+	"waitingFor\x129\n" +
+	"\n" +
+	"entered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tenteredAt\x125\n" +
+	"\bended_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x1e\n" +
+	"\voff_ramp_id\x18\n" +
+	" \x01(\tR\toffRampId\x12\x19\n" +
+	"\bmoved_by\x18\v \x01(\tR\amovedBy\x12\x16\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused\x12 \n" +
+	"\vdescription\x18\r \x01(\tR\vdescription\"j\n" +
+	"\x19GetJourneyProgressRequest\x12!\n" +
+	"\frecipient_id\x18\x01 \x01(\tR\vrecipientId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"k\n" +
+	"\x1aGetJourneyProgressResponse\x123\n" +
+	"\bjourneys\x18\x01 \x03(\v2\x17.nba.v1.JourneyProgressR\bjourneys\x12\x18\n" +
+	"\apersona\x18\x02 \x01(\tR\apersona\"|\n" +
+	"\x0eListDueRequest\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12\x17\n" +
+	"\astep_id\x18\x02 \x01(\tR\x06stepId\x122\n" +
+	"\x06before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"\x94\x01\n" +
+	"\x0fListDueResponse\x12!\n" +
+	"\frecipient_id\x18\x01 \x01(\tR\vrecipientId\x12\x17\n" +
+	"\astep_id\x18\x02 \x01(\tR\x06stepId\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x05R\x04step\x121\n" +
+	"\x06due_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x85\x01\n" +
+	"\x14MoveRecipientRequest\x12!\n" +
+	"\frecipient_id\x18\x01 \x01(\tR\vrecipientId\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x02 \x01(\tR\tjourneyId\x12\x17\n" +
+	"\astep_id\x18\x03 \x01(\tR\x06stepId\x12\x12\n" +
+	"\x04exit\x18\x04 \x01(\bR\x04exit\"L\n" +
+	"\x15MoveRecipientResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x17.nba.v1.JourneyProgressR\bprogress\"4\n" +
+	"\x13PauseJourneyRequest\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\"\x16\n" +
+	"\x14PauseJourneyResponse\"5\n" +
+	"\x14ResumeJourneyRequest\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\"\x17\n" +
+	"\x15ResumeJourneyResponse\"c\n" +
+	"\x16GetJourneyStatsRequest\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"^\n" +
+	"\x10JourneyStepStats\x12\x17\n" +
+	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x17\n" +
+	"\aat_step\x18\x02 \x01(\x03R\x06atStep\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x03R\adropped\"\x9c\x04\n" +
+	"\x17GetJourneyStatsResponse\x12\x18\n" +
+	"\amembers\x18\x01 \x01(\x03R\amembers\x12\x18\n" +
+	"\aentered\x18\x02 \x01(\x03R\aentered\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\x03R\x06active\x12\x1c\n" +
+	"\tcompleted\x18\x04 \x01(\x03R\tcompleted\x12\x1c\n" +
+	"\tconverted\x18\x05 \x01(\x03R\tconverted\x12\x16\n" +
+	"\x06exited\x18\x06 \x01(\x03R\x06exited\x12\x18\n" +
+	"\aexpired\x18\a \x01(\x03R\aexpired\x12'\n" +
+	"\x0fcompletion_rate\x18\b \x01(\x01R\x0ecompletionRate\x12'\n" +
+	"\x0fconversion_rate\x18\t \x01(\x01R\x0econversionRate\x12.\n" +
+	"\x05steps\x18\n" +
+	" \x03(\v2\x18.nba.v1.JourneyStepStatsR\x05steps\x12J\n" +
+	"\"engagement_after_field_p50_seconds\x18\v \x01(\x01R\x1eengagementAfterFieldP50Seconds\x12J\n" +
+	"\"engagement_after_field_p90_seconds\x18\f \x01(\x01R\x1eengagementAfterFieldP90Seconds\x12-\n" +
+	"\x12field_interactions\x18\r \x01(\x03R\x11fieldInteractions\"\x8d\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x15\n" +
 	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12%\n" +
@@ -3798,10 +4994,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\"\x17\n" +
 	"\x15UpsertProfileResponse\"*\n" +
 	"\x11GetProfileRequest\x12\x15\n" +
-	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\"m\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\"\x87\x01\n" +
 	"\x12GetProfileResponse\x12)\n" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\x12,\n" +
-	"\bcounters\x18\x02 \x01(\v2\x10.nba.v1.CountersR\bcounters\"\xc1\x01\n" +
+	"\bcounters\x18\x02 \x01(\v2\x10.nba.v1.CountersR\bcounters\x12\x18\n" +
+	"\apersona\x18\x03 \x01(\tR\apersona\"\xc1\x01\n" +
 	"\x15ImportProfilesRequest\x12)\n" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\x121\n" +
 	"\bconsents\x18\x02 \x03(\v2\x15.nba.v1.ConsentRecordR\bconsents\x12)\n" +
@@ -3915,7 +5112,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x17CALLER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CALLER_KIND_REP_TOOL\x10\x01\x12\"\n" +
 	"\x1eCALLER_KIND_MARKETING_PLATFORM\x10\x02\x12\x19\n" +
-	"\x15CALLER_KIND_BENCHMARK\x10\x03*\xa8\x04\n" +
+	"\x15CALLER_KIND_BENCHMARK\x10\x03*\xed\x04\n" +
 	"\x11SuppressionReason\x12\"\n" +
 	"\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSUPPRESSION_REASON_NO_CONSENT\x10\x01\x12&\n" +
@@ -3931,7 +5128,17 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x12\x1e\n" +
 	"\x1aSUPPRESSION_REASON_MIN_GAP\x10\v\x12\"\n" +
 	"\x1eSUPPRESSION_REASON_QUIET_HOURS\x10\f\x12\x1b\n" +
-	"\x17SUPPRESSION_REASON_RULE\x10\r*\xa7\x03\n" +
+	"\x17SUPPRESSION_REASON_RULE\x10\r\x12#\n" +
+	"\x1fSUPPRESSION_REASON_JOURNEY_WAIT\x10\x0e\x12\x1e\n" +
+	"\x1aSUPPRESSION_REASON_JOURNEY\x10\x0f*\xdc\x01\n" +
+	"\rJourneyStatus\x12\x1e\n" +
+	"\x1aJOURNEY_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aJOURNEY_STATUS_NOT_ENTERED\x10\x01\x12\x1b\n" +
+	"\x17JOURNEY_STATUS_ELIGIBLE\x10\x02\x12\x19\n" +
+	"\x15JOURNEY_STATUS_ACTIVE\x10\x03\x12\x1c\n" +
+	"\x18JOURNEY_STATUS_COMPLETED\x10\x04\x12\x19\n" +
+	"\x15JOURNEY_STATUS_EXITED\x10\x05\x12\x1a\n" +
+	"\x16JOURNEY_STATUS_EXPIRED\x10\x06*\xa7\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_SENT\x10\x01\x12\x18\n" +
@@ -3964,7 +5171,14 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x16CONSENT_STATUS_CLEARED\x10\x052\xa3\x01\n" +
 	"\x0fDecisionService\x12?\n" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12O\n" +
-	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x012^\n" +
+	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x012\x96\x04\n" +
+	"\x0eJourneyService\x12e\n" +
+	"\x12GetJourneyProgress\x12!.nba.v1.GetJourneyProgressRequest\x1a\".nba.v1.GetJourneyProgressResponse\"\b\xea\xe0\x18\x04\x01\x02\x05\x06\x12D\n" +
+	"\aListDue\x12\x16.nba.v1.ListDueRequest\x1a\x17.nba.v1.ListDueResponse\"\x06\xea\xe0\x18\x02\x02\x060\x01\x12S\n" +
+	"\rMoveRecipient\x12\x1c.nba.v1.MoveRecipientRequest\x1a\x1d.nba.v1.MoveRecipientResponse\"\x05\xea\xe0\x18\x01\x06\x12P\n" +
+	"\fPauseJourney\x12\x1b.nba.v1.PauseJourneyRequest\x1a\x1c.nba.v1.PauseJourneyResponse\"\x05\xea\xe0\x18\x01\x06\x12S\n" +
+	"\rResumeJourney\x12\x1c.nba.v1.ResumeJourneyRequest\x1a\x1d.nba.v1.ResumeJourneyResponse\"\x05\xea\xe0\x18\x01\x06\x12[\n" +
+	"\x0fGetJourneyStats\x12\x1e.nba.v1.GetJourneyStatsRequest\x1a\x1f.nba.v1.GetJourneyStatsResponse\"\a\xea\xe0\x18\x03\x06\x05\x022^\n" +
 	"\fEventService\x12N\n" +
 	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse\"\x06\xea\xe0\x18\x02\x03\x022\x98\x02\n" +
 	"\vSendService\x12H\n" +
@@ -4000,172 +5214,213 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 	return file_nba_v1_nba_proto_rawDescData
 }
 
-var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
 	(Audience)(0),                        // 2: nba.v1.Audience
 	(CallerKind)(0),                      // 3: nba.v1.CallerKind
 	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
-	(EventType)(0),                       // 5: nba.v1.EventType
-	(ReservationState)(0),                // 6: nba.v1.ReservationState
-	(ConsentStatus)(0),                   // 7: nba.v1.ConsentStatus
-	(*DecisionContext)(nil),              // 8: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 9: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 10: nba.v1.Contribution
-	(*Recommendation)(nil),               // 11: nba.v1.Recommendation
-	(*Suppression)(nil),                  // 12: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 13: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 14: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 15: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 16: nba.v1.DecideResponse
-	(*Event)(nil),                        // 17: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 18: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 19: nba.v1.RecordEventResponse
-	(*CheckSendRequest)(nil),             // 20: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 21: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 22: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 23: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 24: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 25: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 26: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 27: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 28: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 29: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 30: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 31: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),            // 32: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 33: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 34: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 35: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 36: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 37: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 38: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 39: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 40: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 41: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 42: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 43: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 44: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 45: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 46: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 47: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 48: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 49: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 50: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 51: nba.v1.GetActiveDefinitionsResponse
-	nil,                                  // 52: nba.v1.Profile.AttributesEntry
-	nil,                                  // 53: nba.v1.Counters.TopicsEntry
-	nil,                                  // 54: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 55: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 56: google.protobuf.Timestamp
+	(JourneyStatus)(0),                   // 5: nba.v1.JourneyStatus
+	(EventType)(0),                       // 6: nba.v1.EventType
+	(ReservationState)(0),                // 7: nba.v1.ReservationState
+	(ConsentStatus)(0),                   // 8: nba.v1.ConsentStatus
+	(*DecisionContext)(nil),              // 9: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 10: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 11: nba.v1.Contribution
+	(*Recommendation)(nil),               // 12: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 13: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 14: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 15: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 16: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 17: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 18: nba.v1.DecideResponse
+	(*JourneyProgress)(nil),              // 19: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 20: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 21: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 22: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 23: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 24: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 25: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 26: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 27: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 28: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 29: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 30: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 31: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 32: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 33: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 34: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 35: nba.v1.RecordEventResponse
+	(*CheckSendRequest)(nil),             // 36: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 37: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 38: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 39: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 40: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 41: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 42: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 43: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 44: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 45: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 46: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 47: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),            // 48: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 49: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 50: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 51: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 52: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 53: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 54: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 55: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 56: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 57: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 58: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 59: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 60: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 61: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 62: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 63: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 64: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 65: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 66: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 67: nba.v1.GetActiveDefinitionsResponse
+	nil,                                  // 68: nba.v1.Profile.AttributesEntry
+	nil,                                  // 69: nba.v1.Counters.TopicsEntry
+	nil,                                  // 70: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 71: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 72: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	3,  // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	56, // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	8,  // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
-	0,  // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
-	1,  // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	10, // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	4,  // 7: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	56, // 8: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	8,  // 9: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	16, // 10: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	15, // 11: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	11, // 12: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	12, // 13: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	56, // 14: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
-	5,  // 15: nba.v1.Event.type:type_name -> nba.v1.EventType
-	0,  // 16: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	56, // 17: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	17, // 19: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	0,  // 20: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	56, // 21: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	12, // 23: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	56, // 24: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	56, // 25: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
-	6,  // 26: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	56, // 27: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	20, // 28: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	20, // 29: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	21, // 30: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	15, // 31: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,  // 32: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	27, // 33: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	52, // 34: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	56, // 35: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 36: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,  // 37: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	56, // 38: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	28, // 39: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	53, // 40: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	56, // 41: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	26, // 42: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	26, // 43: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	29, // 44: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	26, // 45: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	36, // 46: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,  // 47: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,  // 48: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	7,  // 49: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	56, // 50: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	56, // 51: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 52: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,  // 53: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	56, // 54: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,  // 55: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	56, // 56: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	46, // 57: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	46, // 58: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	46, // 59: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	36, // 60: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	56, // 61: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	36, // 62: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	56, // 63: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	46, // 64: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	54, // 65: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	55, // 66: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	9,  // 67: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	13, // 68: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	18, // 69: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	20, // 70: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	22, // 71: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	24, // 72: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	30, // 73: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	32, // 74: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	34, // 75: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	37, // 76: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	38, // 77: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	39, // 78: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	43, // 79: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	45, // 80: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	48, // 81: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	50, // 82: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	16, // 83: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	14, // 84: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	19, // 85: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	21, // 86: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	23, // 87: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	25, // 88: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	31, // 89: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	33, // 90: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	35, // 91: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	42, // 92: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	40, // 93: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	41, // 94: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	44, // 95: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	47, // 96: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	49, // 97: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	51, // 98: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	83, // [83:99] is the sub-list for method output_type
-	67, // [67:83] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	3,   // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
+	72,  // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	0,   // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
+	9,   // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	0,   // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
+	1,   // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
+	11,  // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	13,  // 7: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	4,   // 8: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
+	72,  // 9: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	9,   // 10: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	18,  // 11: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	17,  // 12: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	12,  // 13: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	14,  // 14: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	72,  // 15: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	5,   // 16: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
+	72,  // 17: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	6,   // 18: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
+	72,  // 19: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	72,  // 20: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	72,  // 21: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	19,  // 22: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	72,  // 23: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	72,  // 24: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	19,  // 25: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	72,  // 26: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	31,  // 27: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	6,   // 28: nba.v1.Event.type:type_name -> nba.v1.EventType
+	0,   // 29: nba.v1.Event.channel:type_name -> nba.v1.Channel
+	72,  // 30: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	1,   // 31: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
+	33,  // 32: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	0,   // 33: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	72,  // 34: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,   // 35: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	14,  // 36: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	72,  // 37: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	72,  // 38: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	7,   // 39: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	72,  // 40: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	36,  // 41: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	36,  // 42: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	37,  // 43: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	17,  // 44: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,   // 45: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	43,  // 46: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	68,  // 47: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	72,  // 48: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,   // 49: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,   // 50: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	72,  // 51: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	44,  // 52: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	69,  // 53: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	72,  // 54: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	42,  // 55: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	42,  // 56: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	45,  // 57: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	42,  // 58: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	52,  // 59: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,   // 60: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 61: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	8,   // 62: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	72,  // 63: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	72,  // 64: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	52,  // 65: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 66: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	72,  // 67: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 68: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	72,  // 69: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	62,  // 70: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	62,  // 71: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	62,  // 72: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	52,  // 73: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	72,  // 74: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	52,  // 75: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	72,  // 76: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	62,  // 77: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	70,  // 78: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	71,  // 79: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	10,  // 80: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	15,  // 81: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	20,  // 82: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	22,  // 83: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	24,  // 84: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	26,  // 85: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	28,  // 86: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	30,  // 87: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	34,  // 88: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	36,  // 89: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	38,  // 90: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	40,  // 91: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	46,  // 92: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	48,  // 93: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	50,  // 94: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	53,  // 95: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	54,  // 96: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	55,  // 97: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	59,  // 98: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	61,  // 99: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	64,  // 100: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	66,  // 101: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	18,  // 102: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	16,  // 103: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	21,  // 104: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	23,  // 105: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	25,  // 106: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	27,  // 107: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	29,  // 108: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	32,  // 109: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	35,  // 110: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	37,  // 111: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	39,  // 112: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	41,  // 113: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	47,  // 114: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	49,  // 115: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	51,  // 116: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	58,  // 117: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	56,  // 118: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	57,  // 119: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	60,  // 120: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	63,  // 121: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	65,  // 122: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	67,  // 123: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	102, // [102:124] is the sub-list for method output_type
+	80,  // [80:102] is the sub-list for method input_type
+	80,  // [80:80] is the sub-list for extension type_name
+	80,  // [80:80] is the sub-list for extension extendee
+	0,   // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -4179,10 +5434,10 @@ func file_nba_v1_nba_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   48,
+			NumEnums:      9,
+			NumMessages:   63,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

@@ -203,6 +203,346 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	JourneyService_GetJourneyProgress_FullMethodName = "/nba.v1.JourneyService/GetJourneyProgress"
+	JourneyService_ListDue_FullMethodName            = "/nba.v1.JourneyService/ListDue"
+	JourneyService_MoveRecipient_FullMethodName      = "/nba.v1.JourneyService/MoveRecipient"
+	JourneyService_PauseJourney_FullMethodName       = "/nba.v1.JourneyService/PauseJourney"
+	JourneyService_ResumeJourney_FullMethodName      = "/nba.v1.JourneyService/ResumeJourney"
+	JourneyService_GetJourneyStats_FullMethodName    = "/nba.v1.JourneyService/GetJourneyStats"
+)
+
+// JourneyServiceClient is the client API for JourneyService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// JourneyService shows where recipients are in the definitions' journeys,
+// finds who is due, and lets operators steer. A recipient's progress is
+// derived from their touch ledger and recent events (never stored), so it
+// is the same on every replica and an event replayed changes nothing.
+type JourneyServiceClient interface {
+	// GetJourneyProgress returns one recipient's progress in every journey.
+	// A rep tool sees only the recipients of its territories (NOT_FOUND
+	// otherwise).
+	GetJourneyProgress(ctx context.Context, in *GetJourneyProgressRequest, opts ...grpc.CallOption) (*GetJourneyProgressResponse, error)
+	// ListDue streams the recipients of a journey whose next step is due at
+	// or before `before`, for a sender that acts on them. It reads the
+	// journey's members (the recipients who were sent one of its steps
+	// within its maximum duration), not every recipient: those not yet in a
+	// journey are found by deciding for a list (DecideBatch), whose first
+	// step the decision prefers.
+	ListDue(ctx context.Context, in *ListDueRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListDueResponse], error)
+	// MoveRecipient moves one recipient to a step of a journey (due at
+	// once), or out of it; the principal is recorded with the move.
+	MoveRecipient(ctx context.Context, in *MoveRecipientRequest, opts ...grpc.CallOption) (*MoveRecipientResponse, error)
+	// PauseJourney stops a journey's steps from being due, for everyone,
+	// until ResumeJourney; progress still follows events meanwhile. Every
+	// replica applies it within its definitions poll interval.
+	PauseJourney(ctx context.Context, in *PauseJourneyRequest, opts ...grpc.CallOption) (*PauseJourneyResponse, error)
+	ResumeJourney(ctx context.Context, in *ResumeJourneyRequest, opts ...grpc.CallOption) (*ResumeJourneyResponse, error)
+	// GetJourneyStats works out a journey's KPIs over its members:
+	// completion, drop-off per step, conversion to the goal, time to
+	// engagement after a field interaction.
+	GetJourneyStats(ctx context.Context, in *GetJourneyStatsRequest, opts ...grpc.CallOption) (*GetJourneyStatsResponse, error)
+}
+
+type journeyServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewJourneyServiceClient(cc grpc.ClientConnInterface) JourneyServiceClient {
+	return &journeyServiceClient{cc}
+}
+
+func (c *journeyServiceClient) GetJourneyProgress(ctx context.Context, in *GetJourneyProgressRequest, opts ...grpc.CallOption) (*GetJourneyProgressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJourneyProgressResponse)
+	err := c.cc.Invoke(ctx, JourneyService_GetJourneyProgress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *journeyServiceClient) ListDue(ctx context.Context, in *ListDueRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListDueResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JourneyService_ServiceDesc.Streams[0], JourneyService_ListDue_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListDueRequest, ListDueResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JourneyService_ListDueClient = grpc.ServerStreamingClient[ListDueResponse]
+
+func (c *journeyServiceClient) MoveRecipient(ctx context.Context, in *MoveRecipientRequest, opts ...grpc.CallOption) (*MoveRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveRecipientResponse)
+	err := c.cc.Invoke(ctx, JourneyService_MoveRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *journeyServiceClient) PauseJourney(ctx context.Context, in *PauseJourneyRequest, opts ...grpc.CallOption) (*PauseJourneyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseJourneyResponse)
+	err := c.cc.Invoke(ctx, JourneyService_PauseJourney_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *journeyServiceClient) ResumeJourney(ctx context.Context, in *ResumeJourneyRequest, opts ...grpc.CallOption) (*ResumeJourneyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeJourneyResponse)
+	err := c.cc.Invoke(ctx, JourneyService_ResumeJourney_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *journeyServiceClient) GetJourneyStats(ctx context.Context, in *GetJourneyStatsRequest, opts ...grpc.CallOption) (*GetJourneyStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJourneyStatsResponse)
+	err := c.cc.Invoke(ctx, JourneyService_GetJourneyStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// JourneyServiceServer is the server API for JourneyService service.
+// All implementations must embed UnimplementedJourneyServiceServer
+// for forward compatibility.
+//
+// JourneyService shows where recipients are in the definitions' journeys,
+// finds who is due, and lets operators steer. A recipient's progress is
+// derived from their touch ledger and recent events (never stored), so it
+// is the same on every replica and an event replayed changes nothing.
+type JourneyServiceServer interface {
+	// GetJourneyProgress returns one recipient's progress in every journey.
+	// A rep tool sees only the recipients of its territories (NOT_FOUND
+	// otherwise).
+	GetJourneyProgress(context.Context, *GetJourneyProgressRequest) (*GetJourneyProgressResponse, error)
+	// ListDue streams the recipients of a journey whose next step is due at
+	// or before `before`, for a sender that acts on them. It reads the
+	// journey's members (the recipients who were sent one of its steps
+	// within its maximum duration), not every recipient: those not yet in a
+	// journey are found by deciding for a list (DecideBatch), whose first
+	// step the decision prefers.
+	ListDue(*ListDueRequest, grpc.ServerStreamingServer[ListDueResponse]) error
+	// MoveRecipient moves one recipient to a step of a journey (due at
+	// once), or out of it; the principal is recorded with the move.
+	MoveRecipient(context.Context, *MoveRecipientRequest) (*MoveRecipientResponse, error)
+	// PauseJourney stops a journey's steps from being due, for everyone,
+	// until ResumeJourney; progress still follows events meanwhile. Every
+	// replica applies it within its definitions poll interval.
+	PauseJourney(context.Context, *PauseJourneyRequest) (*PauseJourneyResponse, error)
+	ResumeJourney(context.Context, *ResumeJourneyRequest) (*ResumeJourneyResponse, error)
+	// GetJourneyStats works out a journey's KPIs over its members:
+	// completion, drop-off per step, conversion to the goal, time to
+	// engagement after a field interaction.
+	GetJourneyStats(context.Context, *GetJourneyStatsRequest) (*GetJourneyStatsResponse, error)
+	mustEmbedUnimplementedJourneyServiceServer()
+}
+
+// UnimplementedJourneyServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedJourneyServiceServer struct{}
+
+func (UnimplementedJourneyServiceServer) GetJourneyProgress(context.Context, *GetJourneyProgressRequest) (*GetJourneyProgressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJourneyProgress not implemented")
+}
+func (UnimplementedJourneyServiceServer) ListDue(*ListDueRequest, grpc.ServerStreamingServer[ListDueResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListDue not implemented")
+}
+func (UnimplementedJourneyServiceServer) MoveRecipient(context.Context, *MoveRecipientRequest) (*MoveRecipientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveRecipient not implemented")
+}
+func (UnimplementedJourneyServiceServer) PauseJourney(context.Context, *PauseJourneyRequest) (*PauseJourneyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseJourney not implemented")
+}
+func (UnimplementedJourneyServiceServer) ResumeJourney(context.Context, *ResumeJourneyRequest) (*ResumeJourneyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeJourney not implemented")
+}
+func (UnimplementedJourneyServiceServer) GetJourneyStats(context.Context, *GetJourneyStatsRequest) (*GetJourneyStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJourneyStats not implemented")
+}
+func (UnimplementedJourneyServiceServer) mustEmbedUnimplementedJourneyServiceServer() {}
+func (UnimplementedJourneyServiceServer) testEmbeddedByValue()                        {}
+
+// UnsafeJourneyServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to JourneyServiceServer will
+// result in compilation errors.
+type UnsafeJourneyServiceServer interface {
+	mustEmbedUnimplementedJourneyServiceServer()
+}
+
+func RegisterJourneyServiceServer(s grpc.ServiceRegistrar, srv JourneyServiceServer) {
+	// If the following call panics, it indicates UnimplementedJourneyServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&JourneyService_ServiceDesc, srv)
+}
+
+func _JourneyService_GetJourneyProgress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJourneyProgressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JourneyServiceServer).GetJourneyProgress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JourneyService_GetJourneyProgress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JourneyServiceServer).GetJourneyProgress(ctx, req.(*GetJourneyProgressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JourneyService_ListDue_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListDueRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JourneyServiceServer).ListDue(m, &grpc.GenericServerStream[ListDueRequest, ListDueResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JourneyService_ListDueServer = grpc.ServerStreamingServer[ListDueResponse]
+
+func _JourneyService_MoveRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JourneyServiceServer).MoveRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JourneyService_MoveRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JourneyServiceServer).MoveRecipient(ctx, req.(*MoveRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JourneyService_PauseJourney_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseJourneyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JourneyServiceServer).PauseJourney(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JourneyService_PauseJourney_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JourneyServiceServer).PauseJourney(ctx, req.(*PauseJourneyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JourneyService_ResumeJourney_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeJourneyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JourneyServiceServer).ResumeJourney(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JourneyService_ResumeJourney_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JourneyServiceServer).ResumeJourney(ctx, req.(*ResumeJourneyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JourneyService_GetJourneyStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJourneyStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JourneyServiceServer).GetJourneyStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JourneyService_GetJourneyStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JourneyServiceServer).GetJourneyStats(ctx, req.(*GetJourneyStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// JourneyService_ServiceDesc is the grpc.ServiceDesc for JourneyService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var JourneyService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.JourneyService",
+	HandlerType: (*JourneyServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetJourneyProgress",
+			Handler:    _JourneyService_GetJourneyProgress_Handler,
+		},
+		{
+			MethodName: "MoveRecipient",
+			Handler:    _JourneyService_MoveRecipient_Handler,
+		},
+		{
+			MethodName: "PauseJourney",
+			Handler:    _JourneyService_PauseJourney_Handler,
+		},
+		{
+			MethodName: "ResumeJourney",
+			Handler:    _JourneyService_ResumeJourney_Handler,
+		},
+		{
+			MethodName: "GetJourneyStats",
+			Handler:    _JourneyService_GetJourneyStats_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ListDue",
+			Handler:       _JourneyService_ListDue_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "nba/v1/nba.proto",
+}
+
+const (
 	EventService_RecordEvent_FullMethodName = "/nba.v1.EventService/RecordEvent"
 )
 

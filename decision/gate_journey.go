@@ -1,0 +1,131 @@
+package decision
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/rules"
+)
+
+// Journey reasons.
+const (
+	// JourneyWait: the candidate is a journey step that is not due yet
+	// (its wait has not run, it waits for an event, it comes after the
+	// recipient's current step, or an operator paused the journey).
+	// ClearsAt is when it is due, where that is known.
+	JourneyWait Reason = "journey_wait"
+	// JourneyLeft: the recipient left the journey by an off-ramp (they
+	// unsubscribed, their engagement fell) or an operator moved them out:
+	// its steps are held back, never more of the same, for the journey's
+	// maximum duration.
+	JourneyLeft Reason = "journey"
+)
+
+// journeyGate holds back the journey steps that are not due for the
+// recipient (package rules, journey.go). A journey never lets a candidate
+// past another gate: its due step is preferred by its score, after every
+// gate has let it through (journeyFactor).
+type journeyGate struct{}
+
+func (journeyGate) Reasons() []Reason { return []Reason{JourneyWait, JourneyLeft} }
+
+func (journeyGate) Check(in *GateInput, b *Block) bool {
+	if len(in.journeys) == 0 {
+		return false
+	}
+	for _, ref := range in.steps[in.Action.Index] {
+		p := &in.journeys[ref.Journey]
+		holds, until := p.Holds(ref.Step, in.At)
+		if !holds {
+			continue
+		}
+		reason := JourneyWait
+		if p.Status == rules.Exited {
+			reason = JourneyLeft
+		}
+		*b = Block{Reason: reason, ClearsAt: until, Detail: detail(in, func() string { return journeyHold(p, ref.Step, in.At) })}
+		return true
+	}
+	return false
+}
+
+// journeyHold says why a journey holds step k back.
+func journeyHold(p *rules.Progress, k int, at time.Time) string {
+	j := p.Journey
+	where := fmt.Sprintf("step %d of '%s' (%s)", k+1, j.Name, j.Steps[k].Description)
+	switch {
+	case p.Status == rules.Exited && p.OffRamp != nil:
+		return fmt.Sprintf("they left '%s': %s", j.Name, p.OffRamp.Description)
+	case p.Status == rules.Exited:
+		return fmt.Sprintf("%s moved them out of '%s'", operator(p.Operator), j.Name)
+	case p.Paused:
+		return fmt.Sprintf("%s: '%s' is paused", where, j.Name)
+	case p.Status == rules.Eligible || k > p.Step:
+		return fmt.Sprintf("%s comes after step %d (%s)", where, p.Step+1, j.Steps[p.Step].Description)
+	case !p.DueAt.IsZero():
+		return fmt.Sprintf("%s is due in %s", where, roundDuration(p.DueAt.Sub(at)))
+	case p.WaitingFor != arbiter.EventUnspecified:
+		return fmt.Sprintf("%s waits for them to be %s", where, humanize(p.WaitingFor.String()))
+	}
+	return where + " waits for a date their profile does not hold"
+}
+
+func operator(principal string) string {
+	if principal == "" {
+		return "an operator"
+	}
+	return "an operator (" + principal + ")"
+}
+
+// journeyFactor is the product of the boosts of the journeys whose due
+// step, or whose off-ramp's offer, the candidate is (1: none), and the
+// journey step it is, for its reason (nil: none).
+func journeyFactor(in *GateInput) (float64, *JourneyStep) {
+	f := 1.0
+	var js *JourneyStep
+	for _, ref := range in.steps[in.Action.Index] {
+		p := &in.journeys[ref.Journey]
+		if p.Due(ref.Step, in.At) {
+			f *= p.Journey.Boost
+			if js == nil {
+				js = &JourneyStep{Journey: p.Journey, Step: ref.Step, Progress: *p}
+			}
+		}
+	}
+	for i := range in.journeys {
+		p := &in.journeys[i]
+		if p.Offers(in.Action.ID, in.At) {
+			f *= p.Journey.Boost
+			if js == nil {
+				js = &JourneyStep{Journey: p.Journey, Step: -1, Progress: *p}
+			}
+		}
+	}
+	return f, js
+}
+
+// JourneyStep is the journey step a recommendation is: the step that is
+// due, or (Step -1) an off-ramp's offer.
+type JourneyStep struct {
+	Journey  *rules.Journey
+	Step     int
+	Progress rules.Progress
+}
+
+// Sentence is the step in a rep's words: "step 3 of 'Glucanor launch':
+// follow-up email with the trial summary, two days after the webinar".
+func (js *JourneyStep) Sentence() string {
+	j := js.Journey
+	switch {
+	case js.Step < 0 && js.Progress.OffRamp != nil:
+		return fmt.Sprintf("they left '%s': %s", j.Name, js.Progress.OffRamp.Description)
+	case js.Step < 0:
+		return fmt.Sprintf("they left '%s'", j.Name)
+	case js.Progress.Status == rules.Eligible:
+		return fmt.Sprintf("starts '%s' (step 1 of %d): %s", j.Name, len(j.Steps), j.Steps[0].Description)
+	case js.Progress.OffRamp != nil:
+		return fmt.Sprintf("step %d of '%s': %s (%s)", js.Step+1, j.Name, j.Steps[js.Step].Description, js.Progress.OffRamp.Description)
+	}
+	return fmt.Sprintf("step %d of '%s': %s", js.Step+1, j.Name, j.Steps[js.Step].Description)
+}
