@@ -245,3 +245,52 @@ func touches(i int, p recipient.Profile, now time.Time) []contact.Touch {
 	}
 	return out
 }
+
+// JourneyEvents is the i-th demo HCP's history in the demo journey
+// "Glucanor launch" (rules/demo_rules.json), as a data feed would have
+// reported it: a third of the endocrinologists and general practitioners
+// were invited to the webinar in the last three weeks; after that some
+// attended (and some of those were sent the video, and the follow-up),
+// some did not show, a few reached the goal or unsubscribed. None for the
+// others. It draws from a random stream of its own.
+func JourneyEvents(i int, now time.Time) []recipient.Event {
+	p := HCP(i, now).Profile
+	if brands[p.Specialty] != "glucanor" {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(uint64(i), 0x4a6f75726e657921))
+	if r.IntN(3) != 0 {
+		return nil
+	}
+	id := HCPID(i)
+	at := now.Add(-time.Duration(2+r.IntN(20*24)) * time.Hour).Truncate(time.Second)
+	ev := func(typ arbiter.EventType, ch arbiter.Channel, action string, after time.Duration) recipient.Event {
+		at = at.Add(after)
+		return recipient.Event{ID: fmt.Sprintf("demo-journey-%06d-%s-%s", i, typ, action), HCPID: id, Type: typ, Channel: ch,
+			ActionID: action, OccurredAt: at}
+	}
+	out := []recipient.Event{ev(arbiter.EventSent, arbiter.Webinar, "webinar-glucanor-efficacy", 0)}
+	step := func(typ arbiter.EventType, ch arbiter.Channel, action string, after time.Duration) bool {
+		e := ev(typ, ch, action, after)
+		if e.OccurredAt.After(now) {
+			return false
+		}
+		out = append(out, e)
+		return true
+	}
+	switch n := r.IntN(10); {
+	case n < 5: // attended; the video a day later; the follow-up two days after that
+		if step(arbiter.EventAttended, arbiter.Webinar, "webinar-glucanor-efficacy", 48*time.Hour) &&
+			r.IntN(2) == 0 && step(arbiter.EventSent, arbiter.Portal, "portal-glucanor-video", 26*time.Hour) &&
+			r.IntN(2) == 0 {
+			step(arbiter.EventSent, arbiter.Email, "email-glucanor-trial_summary", 50*time.Hour)
+		}
+	case n < 8: // did not show
+		step(arbiter.EventNoShow, arbiter.Webinar, "webinar-glucanor-efficacy", 48*time.Hour)
+	case n < 9: // the goal
+		step(arbiter.EventGoal, arbiter.Email, "", 72*time.Hour)
+	default: // unsubscribed
+		step(arbiter.EventUnsubscribed, arbiter.Email, "", 24*time.Hour)
+	}
+	return out
+}

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -531,7 +533,66 @@ func seed(ctx context.Context, store *redisstore.Store, n int) error {
 			return fmt.Errorf("seed demo population: %w", err)
 		}
 	}
-	return nil
+	return seedJourneys(ctx, store, n, now)
+}
+
+// seedJourneys applies the demo population's journey events, as the event
+// path does: each makes its recipient a member of the demo journeys it is
+// a step of (ListDue and the KPIs read them).
+func seedJourneys(ctx context.Context, store *redisstore.Store, n int, now time.Time) error {
+	defs := definitions.Demo()
+	member := func(action string) []string {
+		var out []string
+		for _, j := range defs.Rules.Journeys {
+			for _, s := range j.Steps {
+				if slices.Contains(s.Actions, action) {
+					out = append(out, j.ID)
+				}
+			}
+		}
+		return out
+	}
+	// A few recipients at a time: the embedded store runs each event's
+	// script slowly, and a recipient's events must apply in order.
+	next := make(chan int)
+	errc := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				for _, e := range demo.JourneyEvents(i, now) {
+					err := store.AddJourneyMember(ctx, member(e.ActionID), e.HCPID, e.OccurredAt)
+					if err == nil {
+						_, err = store.ApplyEvent(ctx, e)
+					}
+					if err != nil {
+						errc <- fmt.Errorf("seed demo journeys: %w", err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := 1; i <= n; i++ {
+		select {
+		case next <- i:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return err
 }
 
 // Validate checks a definitions directory without a server and prints its

@@ -52,6 +52,14 @@ var commands = []command{
 	{name: "campaign", summary: "pre-send checks for a campaign list", subs: []command{
 		{name: "check", summary: "check (and with -reserve book) every recipient of a CSV or JSON Lines list", run: campaignCheckCmd},
 	}},
+	{name: "journey", summary: "where recipients are in journeys, who is due, and operators' moves", subs: []command{
+		{name: "progress", summary: "show a recipient's progress in every journey", run: journeyProgressCmd},
+		{name: "due", summary: "list (CSV) the members of a journey due for a step", run: journeyDueCmd},
+		{name: "move", summary: "move a recipient to a step of a journey, or out of it", run: journeyMoveCmd},
+		{name: "pause", summary: "pause a journey for everyone", run: journeyPauseCmd(true)},
+		{name: "resume", summary: "resume a paused journey", run: journeyPauseCmd(false)},
+		{name: "stats", summary: "a journey's KPIs: completion, drop-off per step, conversion, engagement after field visits", run: journeyStatsCmd},
+	}},
 	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},
 		{name: "get", summary: "show an HCP's current consent", run: consentGetCmd},
