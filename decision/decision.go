@@ -317,8 +317,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		if len(in.applied)+len(in.journeys) > 0 {
 			f := ruleFactor(in.applied, in)
 			if len(in.journeys) > 0 {
-				jf, _ := journeyFactor(in)
-				f *= jf
+				f *= journeyFactor(in)
 			}
 			c.Adjust = f - 1
 		}
@@ -365,7 +364,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 		}
 		if len(in.journeys) > 0 {
 			in.Action = a
-			_, r.Journey = journeyFactor(in)
+			r.Journey = journeyStepOf(in)
 		}
 		if req.Explain {
 			r.Contributions = s.ranker.Explain(&cands[t.Candidate], 3)

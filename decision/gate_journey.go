@@ -79,30 +79,37 @@ func operator(principal string) string {
 }
 
 // journeyFactor is the product of the boosts of the journeys whose due
-// step, or whose off-ramp's offer, the candidate is (1: none), and the
-// journey step it is, for its reason (nil: none).
-func journeyFactor(in *GateInput) (float64, *JourneyStep) {
+// step, or whose off-ramp's offer, the candidate is (1: none).
+func journeyFactor(in *GateInput) float64 {
 	f := 1.0
-	var js *JourneyStep
 	for _, ref := range in.steps[in.Action.Index] {
-		p := &in.journeys[ref.Journey]
-		if p.Due(ref.Step, in.At) {
+		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) {
 			f *= p.Journey.Boost
-			if js == nil {
-				js = &JourneyStep{Journey: p.Journey, Step: ref.Step, Progress: *p}
-			}
 		}
 	}
 	for i := range in.journeys {
-		p := &in.journeys[i]
-		if p.Offers(in.Action.ID, in.At) {
+		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) {
 			f *= p.Journey.Boost
-			if js == nil {
-				js = &JourneyStep{Journey: p.Journey, Step: -1, Progress: *p}
-			}
 		}
 	}
-	return f, js
+	return f
+}
+
+// journeyStepOf is the journey step a recommended candidate is, for its
+// reason: the first journey whose due step, or off-ramp offer, it is (nil:
+// none).
+func journeyStepOf(in *GateInput) *JourneyStep {
+	for _, ref := range in.steps[in.Action.Index] {
+		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) {
+			return &JourneyStep{Journey: p.Journey, Step: ref.Step, Progress: *p}
+		}
+	}
+	for i := range in.journeys {
+		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) {
+			return &JourneyStep{Journey: p.Journey, Step: -1, Progress: *p}
+		}
+	}
+	return nil
 }
 
 // JourneyStep is the journey step a recommendation is: the step that is

@@ -17,7 +17,8 @@ import (
 // the rules that apply to out, and names the persona (rules.Engine). The
 // variables are built once, the lists only when an expression reads them.
 func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string, uint64) {
-	a, err := interpreter.NewActivation(vars(in, true))
+	d := &decisionVars{in: in}
+	a, err := interpreter.NewActivation(d.bindings(true))
 	if err != nil {
 		return out, "", 0 // cannot happen with a map of names
 	}
@@ -26,7 +27,7 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 	// worked out on it, and the rules that read medical signals are also
 	// evaluated on it (evaluate), so that a medical signal can only add to
 	// what rules hold back, never lift it.
-	b, err := interpreter.NewActivation(vars(in, false))
+	b, err := interpreter.NewActivation(d.bindings(false))
 	if err != nil {
 		return out, "", 0
 	}
@@ -193,118 +194,164 @@ func evalStrings(p *program, act *evalState) ([]string, bool) {
 	return out, true
 }
 
-// vars binds the environment's variables for one decision; the lists are
-// built when first read. With medical false the medical_ variables are
-// empty: what the decision would be without any medical signal.
-func vars(in *rules.Input, medical bool) map[string]any {
-	st := in.State
-	prof := &st.Profile
+// The keys of the maps rules read, as CEL values, made once.
+var (
+	kType, kChannel, kTopic, kActionID = types.String("type"), types.String("channel"), types.String("topic"), types.String("action_id")
+	kFormat, kDepth, kPurpose, kAt     = types.String("format"), types.String("depth"), types.String("purpose"), types.String("at")
+	kState                             = types.String("state")
+	kSpecialty, kMarket, kSegment      = types.String("specialty"), types.String("market"), types.String("segment")
+	kAudience, kTimeZone, kAttributes  = types.String("audience"), types.String("time_zone"), types.String("attributes")
+	emptyString                        = types.String("")
+	emptyList                          = types.NewRefValList(types.DefaultTypeAdapter, nil)
+)
+
+// decisionVars are one decision's variables, built as CEL values when
+// first read and shared by its two activations (with and without the
+// medical signals): a value is adapted once per decision, not on every
+// access (pprof: adapting Go maps on each field read was much of a rule's
+// cost).
+type decisionVars struct {
+	in                          *rules.Input
+	split, splitTouches         bool
+	events, medicalEvents       ref.Val
+	touches, medicalTouches     ref.Val
+	profile, engagement, medEng ref.Val
+}
+
+func (d *decisionVars) splitEvents() {
+	if d.split {
+		return
+	}
+	d.split = true
+	var commercial, medical []ref.Val
+	for i := range d.in.State.Recent {
+		m, isMedical := eventMap(&d.in.State.Recent[i], d.in.Catalog)
+		if isMedical {
+			medical = append(medical, m)
+		} else {
+			commercial = append(commercial, m)
+		}
+	}
+	d.events = types.NewRefValList(types.DefaultTypeAdapter, commercial)
+	d.medicalEvents = types.NewRefValList(types.DefaultTypeAdapter, medical)
+}
+
+func (d *decisionVars) splitTouchList() {
+	if d.splitTouches {
+		return
+	}
+	d.splitTouches = true
+	var commercial, medical []ref.Val
+	for i := range d.in.State.Touches.Touches {
+		t := &d.in.State.Touches.Touches[i]
+		if !t.Counts(d.in.Now) {
+			continue
+		}
+		state := types.String("sent")
+		if t.State == contact.Reserved {
+			state = "reserved"
+		}
+		m := types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+			kChannel: types.String(t.Channel.String()), kPurpose: types.String(t.Purpose.String()), kTopic: types.String(t.Topic),
+			kActionID: types.String(t.ActionID), kState: state, kAt: types.Timestamp{Time: t.At}})
+		if t.Channel != arbiter.MSLMeeting && t.Purpose != arbiter.Medical {
+			commercial = append(commercial, m)
+		} else {
+			medical = append(medical, m)
+		}
+	}
+	d.touches = types.NewRefValList(types.DefaultTypeAdapter, commercial)
+	d.medicalTouches = types.NewRefValList(types.DefaultTypeAdapter, medical)
+}
+
+func (d *decisionVars) profileVal() ref.Val {
+	if d.profile == nil {
+		prof := &d.in.State.Profile
+		attrs := make(map[ref.Val]ref.Val, len(prof.Attributes))
+		for k, v := range prof.Attributes {
+			attrs[types.String(k)] = types.Double(v)
+		}
+		d.profile = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+			kSpecialty: types.String(prof.Specialty), kMarket: types.String(prof.Market), kSegment: types.String(prof.Segment),
+			kAudience: types.String(prof.Audience.String()), kTimeZone: types.String(prof.TimeZone),
+			kAttributes: types.NewRefValMap(types.DefaultTypeAdapter, attrs)})
+	}
+	return d.profile
+}
+
+func (d *decisionVars) engagementVal() ref.Val {
+	if d.engagement == nil {
+		m := make(map[ref.Val]ref.Val, arbiter.NumChannels)
+		for _, ch := range arbiter.Channels() {
+			if ch != arbiter.MSLMeeting {
+				m[types.String(ch.String())] = types.Double(d.in.State.Counters.Engagement[ch])
+			}
+		}
+		d.engagement = types.NewRefValMap(types.DefaultTypeAdapter, m)
+	}
+	return d.engagement
+}
+
+// bindings are the variables of one of the decision's activations; with
+// medical false the medical_ variables are empty: what the decision would
+// be without any medical signal.
+func (d *decisionVars) bindings(medical bool) map[string]any {
+	in := d.in
 	local := int64(-1)
 	if in.Zone != nil {
 		local = int64(in.At.In(in.Zone).Hour())
 	}
-	var commercial, medicalEvents []any
-	split := func() {
-		if commercial != nil {
-			return
-		}
-		commercial, medicalEvents = []any{}, []any{}
-		for i := range st.Recent {
-			e := &st.Recent[i]
-			m, isMedical := eventMap(e, in.Catalog)
-			switch {
-			case !isMedical:
-				commercial = append(commercial, m)
-			case medical:
-				medicalEvents = append(medicalEvents, m)
-			}
-		}
+	b := map[string]any{
+		"profile":    func() ref.Val { return d.profileVal() },
+		"engagement": func() ref.Val { return d.engagementVal() },
+		"events":     func() ref.Val { d.splitEvents(); return d.events },
+		"touches":    func() ref.Val { d.splitTouchList(); return d.touches },
+		"now":        types.Timestamp{Time: in.At},
+		"local_hour": types.Int(local),
+		"caller":     types.String(in.Caller.String()),
 	}
-	var touches, medicalTouches []any
-	splitTouches := func() {
-		if touches != nil {
-			return
+	if medical {
+		b["medical_events"] = func() ref.Val { d.splitEvents(); return d.medicalEvents }
+		b["medical_touches"] = func() ref.Val { d.splitTouchList(); return d.medicalTouches }
+		b["medical_engagement"] = func() ref.Val {
+			return types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+				types.String(arbiter.MSLMeeting.String()): types.Double(in.State.Counters.Engagement[arbiter.MSLMeeting])})
 		}
-		touches, medicalTouches = []any{}, []any{}
-		for i := range st.Touches.Touches {
-			t := &st.Touches.Touches[i]
-			if !t.Counts(in.Now) {
-				continue
-			}
-			state := "sent"
-			if t.State == contact.Reserved {
-				state = "reserved"
-			}
-			m := map[string]any{"channel": t.Channel.String(), "purpose": t.Purpose.String(),
-				"topic": t.Topic, "action_id": t.ActionID, "state": state, "at": t.At}
-			switch {
-			case t.Channel != arbiter.MSLMeeting && t.Purpose != arbiter.Medical:
-				touches = append(touches, m)
-			case medical:
-				medicalTouches = append(medicalTouches, m)
-			}
-		}
+	} else {
+		b["medical_events"], b["medical_touches"] = emptyList, emptyList
+		b["medical_engagement"] = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+			types.String(arbiter.MSLMeeting.String()): types.Double(0)})
 	}
-	return map[string]any{
-		"profile": func() any {
-			attrs := make(map[string]any, len(prof.Attributes))
-			for k, v := range prof.Attributes {
-				attrs[k] = v
-			}
-			return map[string]any{"specialty": prof.Specialty, "market": prof.Market, "segment": prof.Segment,
-				"audience": prof.Audience.String(), "time_zone": prof.TimeZone, "attributes": attrs}
-		},
-		"engagement": func() any {
-			m := make(map[string]float64, arbiter.NumChannels)
-			for _, ch := range arbiter.Channels() {
-				if ch != arbiter.MSLMeeting {
-					m[ch.String()] = st.Counters.Engagement[ch]
-				}
-			}
-			return m
-		},
-		"medical_engagement": func() any {
-			v := 0.0
-			if medical {
-				v = st.Counters.Engagement[arbiter.MSLMeeting]
-			}
-			return map[string]float64{arbiter.MSLMeeting.String(): v}
-		},
-		"events":          func() any { split(); return commercial },
-		"medical_events":  func() any { split(); return medicalEvents },
-		"touches":         func() any { splitTouches(); return touches },
-		"medical_touches": func() any { splitTouches(); return medicalTouches },
-		"now":             in.At,
-		"local_hour":      local,
-		"caller":          in.Caller.String(),
-	}
+	return b
 }
 
 // eventMap is a recent event as rules see it, with its action's tags, and
 // whether it is a medical signal: an MSL meeting, an event on medical
 // content (by the event's purpose or its action's), or an event naming an
 // action the catalog does not know (it cannot be proven commercial).
-func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (map[string]any, bool) {
-	m := map[string]any{"type": e.Type.String(), "channel": e.Channel.String(), "topic": e.Topic,
-		"action_id": e.ActionID, "format": "", "depth": "", "purpose": e.Purpose.String(), "at": e.At}
-	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting || e.Purpose == arbiter.Medical
-	if e.Purpose == arbiter.PurposeUnspecified {
-		m["purpose"] = ""
+func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (ref.Val, bool) {
+	topic, format, depth, purpose := types.String(e.Topic), emptyString, emptyString, emptyString
+	if e.Purpose != arbiter.PurposeUnspecified {
+		purpose = types.String(e.Purpose.String())
 	}
+	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting || e.Purpose == arbiter.Medical
 	if e.ActionID != "" {
 		i, ok := -1, false
 		if cat != nil {
 			i, ok = cat.Lookup(e.ActionID)
 		}
 		if !ok {
-			return m, true
+			medical = true
+		} else {
+			a := &cat.Actions[i]
+			format, depth, purpose = types.String(a.Format), types.String(a.Depth), types.String(a.Purpose.String())
+			if e.Topic == "" {
+				topic = types.String(a.Topic)
+			}
+			medical = medical || a.Purpose == arbiter.Medical
 		}
-		a := &cat.Actions[i]
-		m["format"], m["depth"], m["purpose"] = a.Format, a.Depth, a.Purpose.String()
-		if e.Topic == "" {
-			m["topic"] = a.Topic
-		}
-		medical = medical || a.Purpose == arbiter.Medical
 	}
-	return m, medical
+	return types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+		kType: types.String(e.Type.String()), kChannel: types.String(e.Channel.String()), kTopic: topic,
+		kActionID: types.String(e.ActionID), kFormat: format, kDepth: depth, kPurpose: purpose, kAt: types.Timestamp{Time: e.At}}), medical
 }
