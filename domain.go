@@ -15,6 +15,12 @@ const (
 	Webinar
 	Portal
 	DirectMail
+	// InApp: a message in the recipient's app (a hospital's patient app),
+	// shown when they open it.
+	InApp
+	// Chatbot: a hand-off to a conversational assistant, which the
+	// recipient answers when they choose.
+	Chatbot
 	numChannels
 )
 
@@ -24,7 +30,7 @@ const NumChannels = int(numChannels)
 
 var channelNames = [NumChannels]string{
 	"unspecified", "email", "sms", "push", "rep_visit", "remote_visit",
-	"msl_meeting", "webinar", "portal", "direct_mail",
+	"msl_meeting", "webinar", "portal", "direct_mail", "in_app", "chatbot",
 }
 
 // Channels lists every valid channel in declaration order.

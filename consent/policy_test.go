@@ -64,7 +64,7 @@ func TestParsePolicy(t *testing.T) {
 func TestDefaultPolicy(t *testing.T) {
 	p := DefaultPolicy()
 	optOut := map[string][]arbiter.Channel{
-		"US": {arbiter.Email, arbiter.RepVisit, arbiter.RemoteVisit, arbiter.MSLMeeting, arbiter.Webinar, arbiter.Portal, arbiter.DirectMail},
+		"US": {arbiter.Email, arbiter.RepVisit, arbiter.RemoteVisit, arbiter.MSLMeeting, arbiter.Webinar, arbiter.Portal, arbiter.DirectMail, arbiter.Chatbot},
 		"EU": {arbiter.RepVisit, arbiter.RemoteVisit, arbiter.MSLMeeting, arbiter.DirectMail},
 		"JP": nil,
 	}

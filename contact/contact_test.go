@@ -52,8 +52,9 @@ func TestParseDemo(t *testing.T) {
 	if other := p.For("JP", arbiter.HCP); len(other.Caps) != 5 {
 		t.Errorf("For(JP, hcp): %d caps, want 5", len(other.Caps))
 	}
-	if pat := p.For("US", arbiter.Patient); !pat.Empty() {
-		t.Errorf("For(US, patient) = %+v, want no rules (the only rule is for hcp)", pat)
+	// Patients have a rule of their own.
+	if pat := p.For("US", arbiter.Patient); len(pat.Caps) != 2 || len(pat.Gaps) != 1 || len(pat.Quiet) != 1 || pat.Caps[0].ID != "patient-digital-per-day" {
+		t.Errorf("For(US, patient) = %+v, want the patient rule's 2 caps, 1 gap, 1 quiet hours", pat)
 	}
 	for _, c := range hcp.Caps {
 		switch c.ID {

@@ -17,7 +17,7 @@ var channelLabels = [arbiter.NumChannels]string{
 	arbiter.Email: "email", arbiter.SMS: "SMS", arbiter.Push: "push notification",
 	arbiter.RepVisit: "rep visit", arbiter.RemoteVisit: "remote rep visit",
 	arbiter.MSLMeeting: "MSL meeting", arbiter.Webinar: "webinar", arbiter.Portal: "portal content",
-	arbiter.DirectMail: "direct mail",
+	arbiter.DirectMail: "direct mail", arbiter.InApp: "in-app message", arbiter.Chatbot: "chatbot hand-off",
 }
 
 func label(c arbiter.Channel) string {

@@ -15,10 +15,11 @@ const (
 	// recipient's current step, or an operator paused the journey).
 	// ClearsAt is when it is due, where that is known.
 	JourneyWait Reason = "journey_wait"
-	// JourneyLeft: the recipient left the journey by an off-ramp (they
-	// unsubscribed, their engagement fell) or an operator moved them out:
-	// its steps are held back, never more of the same, for the journey's
-	// maximum duration.
+	// JourneyLeft: the recipient's run of the journey ended: they left by
+	// an off-ramp (they unsubscribed, their engagement fell), an operator
+	// moved them out, they reached the goal or it ran out. Its steps rest
+	// for the journey's maximum duration, until they may go through it
+	// again: never more of the same.
 	JourneyLeft Reason = "journey"
 )
 
@@ -41,7 +42,7 @@ func (journeyGate) Check(in *GateInput, b *Block) bool {
 			continue
 		}
 		reason := JourneyWait
-		if p.Status == rules.Exited {
+		if p.Status == rules.Exited || p.Status == rules.Completed || p.Status == rules.Expired {
 			reason = JourneyLeft
 		}
 		*b = Block{Reason: reason, ClearsAt: until, Detail: detail(in, func() string { return journeyHold(p, ref.Step, in.At) })}
@@ -59,6 +60,11 @@ func journeyHold(p *rules.Progress, k int, at time.Time) string {
 		return fmt.Sprintf("they left '%s': %s", j.Name, p.OffRamp.Description)
 	case p.Status == rules.Exited:
 		return fmt.Sprintf("%s moved them out of '%s'", operator(p.Operator), j.Name)
+	case p.Status == rules.Completed:
+		return fmt.Sprintf("they completed '%s' on %s; it may start again from %s", j.Name,
+			p.EndedAt.UTC().Format(time.DateOnly), p.EndedAt.Add(j.MaxDuration).UTC().Format(time.DateOnly))
+	case p.Status == rules.Expired:
+		return fmt.Sprintf("'%s' ran out for them on %s", j.Name, p.EndedAt.UTC().Format(time.DateOnly))
 	case p.Paused:
 		return fmt.Sprintf("%s: '%s' is paused", where, j.Name)
 	case p.Status == rules.Eligible || k > p.Step:

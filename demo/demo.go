@@ -294,3 +294,84 @@ func JourneyEvents(i int, now time.Time) []recipient.Event {
 	}
 	return out
 }
+
+// PatientID returns the id of the i-th demo patient (1-based):
+// "PAT-000042". Patients are recipients of the same engine as HCPs: the
+// API's recipient (hcp_id) field takes their ids.
+func PatientID(i int) string { return fmt.Sprintf("PAT-%06d", i) }
+
+// Patients returns n demo patients as import items.
+func Patients(n int, now time.Time) []recipient.ImportItem {
+	items := make([]recipient.ImportItem, n)
+	for i := range items {
+		items[i] = Patient(i+1, now)
+	}
+	return items
+}
+
+// conditions are the demo hospital's: a patient's is their profile's
+// specialty (the catalog's specialties target it: a seminar only for the
+// patients whose condition it concerns).
+var conditions = []weighted[string]{{"diabetes", 35}, {"hypertension", 30}, {"asthma", 20}, {"heart_failure", 15}}
+
+// Patient returns the i-th demo patient (1-based): a condition, a market
+// and time zone, consent for the hospital's channels, and the dates the
+// hospital's journeys follow, as Unix seconds in attributes:
+// appointment_at (half of them, from an hour to a week ahead, a tenth of
+// those within three hours), results_ready_at (a fifth, in the last five
+// days), last_visit_at (two fifths, in the last two weeks),
+// last_checkup_at, and on_medication (1 for half).
+func Patient(i int, now time.Time) recipient.ImportItem {
+	r := rand.New(rand.NewPCG(uint64(i), 0x50617469656e7421))
+	market, zone := "US", usZones[r.IntN(len(usZones))]
+	if r.IntN(10) < 4 {
+		market, zone = "EU", euZones[r.IntN(len(euZones))]
+	}
+	unix := func(t time.Time) float64 { return float64(t.Truncate(time.Minute).Unix()) }
+	attrs := map[string]float64{"last_checkup_at": unix(now.AddDate(0, 0, -200-r.IntN(300)))}
+	if r.IntN(2) == 0 {
+		ahead := time.Duration(1+r.IntN(7*24)) * time.Hour
+		if r.IntN(10) == 0 {
+			ahead = time.Duration(30+r.IntN(150)) * time.Minute
+		}
+		attrs["appointment_at"] = unix(now.Add(ahead))
+	}
+	if r.IntN(5) == 0 {
+		attrs["results_ready_at"] = unix(now.Add(-time.Duration(r.IntN(5*24)) * time.Hour))
+	}
+	if r.IntN(5) < 2 {
+		attrs["last_visit_at"] = unix(now.Add(-time.Duration(r.IntN(14*24)) * time.Hour))
+	}
+	if r.IntN(2) == 0 {
+		attrs["on_medication"] = 1
+	}
+	p := recipient.Profile{
+		HCPID: PatientID(i), Specialty: pick(r, conditions), Market: market, Audience: arbiter.Patient,
+		TimeZone: zone, Attributes: attrs, UpdatedAt: now,
+	}
+	p.Addresses[arbiter.Email] = fmt.Sprintf("pem-%06d-1", i)
+	p.Addresses[arbiter.SMS] = fmt.Sprintf("pph-%06d-1", i)
+	captured := now.AddDate(0, 0, -10-r.IntN(500)).Truncate(time.Second)
+	var recs []consent.Record
+	add := func(ch arbiter.Channel, pu arbiter.Purpose, addr string) {
+		recs = append(recs, consent.Record{Channel: ch, Purpose: pu, Status: consent.OptIn, Address: addr,
+			CapturedAt: captured, Source: "demo-hospital", CapturedBy: "demo-seed"})
+	}
+	// The patient app: push and in-app for most; SMS and email for many.
+	if r.IntN(10) < 7 {
+		add(arbiter.Push, arbiter.Service, "")
+		add(arbiter.InApp, arbiter.Service, "")
+	}
+	if r.IntN(10) < 8 {
+		add(arbiter.SMS, arbiter.Service, p.Addresses[arbiter.SMS])
+	}
+	if r.IntN(10) < 9 {
+		add(arbiter.Email, arbiter.Service, p.Addresses[arbiter.Email])
+		add(arbiter.Email, arbiter.Medical, p.Addresses[arbiter.Email])
+	}
+	c := &recipient.Counters{Topics: map[string]float64{}}
+	c.Engagement[arbiter.InApp] = round1(2 * r.Float64())
+	c.Engagement[arbiter.Push] = round1(1.5 * r.Float64())
+	c.Engagement[arbiter.Email] = round1(r.Float64())
+	return recipient.ImportItem{Profile: p, Counters: c, Consent: recs, ConsentComplete: true, CapturedBy: "demo-seed"}
+}

@@ -150,7 +150,7 @@ func (p *Progress) Due(k int, t time.Time) bool {
 	}
 	switch p.Status {
 	case Eligible:
-		return k == 0
+		return k == 0 && !p.DueAt.IsZero() && !p.DueAt.After(t)
 	case Active:
 		return k == p.Step && !p.DueAt.IsZero() && !p.DueAt.After(t)
 	}
@@ -158,8 +158,10 @@ func (p *Progress) Due(k int, t time.Time) bool {
 }
 
 // Holds reports whether the journey holds back the actions of step k at t
-// (the step is not due, or the journey was left by an off-ramp), and until
-// when (zero: not known, it waits for an event, or an operator).
+// (the step is not due; or the recipient's run of the journey ended, by an
+// off-ramp, the goal or its maximum duration, and may not start again
+// yet), and until when (zero: not known, it waits for an event, or an
+// operator).
 func (p *Progress) Holds(k int, t time.Time) (bool, time.Time) {
 	switch p.Status {
 	case Active:
@@ -172,16 +174,22 @@ func (p *Progress) Holds(k int, t time.Time) (bool, time.Time) {
 		case k == p.Step && (p.DueAt.IsZero() || p.DueAt.After(t)):
 			return true, p.DueAt
 		}
-	case Exited:
+	case Exited, Completed, Expired:
+		// Between runs a journey's steps rest, until the recipient may
+		// go through it again: never more of the same after an
+		// off-ramp, nothing repeated after the goal.
 		if until := p.EndedAt.Add(p.Journey.MaxDuration); until.After(t) {
 			return true, until
 		}
 	case Eligible:
-		// Not in it yet: its first step is preferred, and nothing else
-		// is held back (the entry condition, which may read commercial
-		// signals, must not hold back medical content).
-		if p.Paused && k == 0 {
+		// Not in it yet: its first step is preferred once due, and
+		// nothing else is held back (the entry condition, which may read
+		// commercial signals, must not hold back medical content).
+		if k == 0 && p.Paused {
 			return true, time.Time{}
+		}
+		if k == 0 && (p.DueAt.IsZero() || p.DueAt.After(t)) {
+			return true, p.DueAt
 		}
 	}
 	return false, time.Time{}
@@ -208,8 +216,11 @@ type Buffer struct{ marks []mark }
 // ledger, its recent events, an operator's override of this journey in
 // st.JourneyOverrides), its persona, and whether j's entry condition holds
 // (entry).
+//
+// A recipient goes through a journey again once its maximum duration has
+// passed since they left it (completed, expired or exited): what happened
+// after that starts a new run ("a medication reminder a day").
 func (j *Journey) Progress(st *recipient.State, cat *catalog.Catalog, t time.Time, entry bool, persona string, buf *Buffer) Progress {
-	p := Progress{Journey: j}
 	buf.marks = j.marks(st, cat, t, buf.marks[:0])
 	marks := buf.marks
 	var ov *recipient.JourneyOverride
@@ -218,6 +229,23 @@ func (j *Journey) Progress(st *recipient.State, cat *catalog.Catalog, t time.Tim
 			ov = &st.JourneyOverrides[i]
 		}
 	}
+	for {
+		p := j.run(st, marks, t, entry, persona, ov)
+		if p.Status != Completed && p.Status != Expired && p.Status != Exited || t.Sub(p.EndedAt) <= j.MaxDuration {
+			return p
+		}
+		// A new run, from what happened after this one ended.
+		for len(marks) > 0 && !marks[0].at.After(p.EndedAt) {
+			marks = marks[1:]
+		}
+		ov = nil
+	}
+}
+
+// run derives one run of the journey from marks (in the order they
+// happened), from an operator's override if any.
+func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool, persona string, ov *recipient.JourneyOverride) Progress {
+	p := Progress{Journey: j}
 	var anchor, waited time.Time // the current step's anchor, and its wait event's time
 	dueNow := false              // an off-ramp or an operator made the step due at anchor
 	start := 0
@@ -283,6 +311,14 @@ func (j *Journey) Progress(st *recipient.State, cat *catalog.Catalog, t time.Tim
 	case NotEntered:
 		if entry {
 			p.Status, p.DueAt = Eligible, t
+			if s := &j.Steps[0]; s.WaitAttr != "" {
+				// The first step at a time the profile holds ("an hour
+				// before the appointment").
+				p.DueAt = time.Time{}
+				if v, ok := st.Profile.Attributes[s.WaitAttr]; ok && v > 0 {
+					p.DueAt = time.Unix(int64(v), 0).UTC().Add(s.WaitFor)
+				}
+			}
 		}
 	case Active:
 		if t.Sub(p.EnteredAt) > j.MaxDuration {

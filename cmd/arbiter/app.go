@@ -533,6 +533,14 @@ func seed(ctx context.Context, store *redisstore.Store, n int) error {
 			return fmt.Errorf("seed demo population: %w", err)
 		}
 	}
+	// The hospital's patients beside the HCPs: one for every five HCPs.
+	if patients := demo.Patients(n/5, now); len(patients) > 0 {
+		for start := 0; start < len(patients); start += batch {
+			if err := store.Import(ctx, patients[start:min(start+batch, len(patients))]); err != nil {
+				return fmt.Errorf("seed demo patients: %w", err)
+			}
+		}
+	}
 	return seedJourneys(ctx, store, n, now)
 }
 

@@ -164,19 +164,18 @@ func TestJourneyLaunchEndToEnd(t *testing.T) {
 		t.Errorf("after a replayed event: %+v, want %+v", after, before)
 	}
 
-	// The goal ends the journey: nothing of it is held back or preferred.
-	recordTouch(t, c, client.Event{ID: id + "-goal", HCPID: id, Type: arbiter.EventGoal, Channel: arbiter.Email,
-		OccurredAt: ms(now.Add(-time.Minute))})
+	// The goal ends the journey: its steps rest (nothing repeated) until
+	// they may go through it again, its maximum duration later.
+	goal := ms(now.Add(-time.Minute))
+	recordTouch(t, c, client.Event{ID: id + "-goal", HCPID: id, Type: arbiter.EventGoal, Channel: arbiter.Email, OccurredAt: goal})
 	if p := launchProgress(t, c, id); p.Status != "completed" {
 		t.Errorf("after the goal: %+v, want completed", p)
 	}
 	v = decideLaunch(t, c, id)
 	for _, a := range launchSteps {
-		if s, ok := v.suppressed[a]; ok && strings.HasPrefix(string(s.Reason), "JOURNEY") {
-			t.Errorf("after the goal, %s is held back by the journey: %+v", a, s)
-		}
-		if r := v.recommended[a]; r != nil && r.Journey != nil {
-			t.Errorf("after the goal, %s is still a journey step: %+v", a, r.Journey)
+		if s := v.suppressed[a]; s.Reason != client.SuppressionJourney || !s.ClearsAt.Equal(goal.Add(35*24*time.Hour)) ||
+			!strings.Contains(s.Detail, "completed 'Glucanor launch'") {
+			t.Errorf("after the goal, %s: %+v, want JOURNEY until the goal + 35 days", a, s)
 		}
 	}
 

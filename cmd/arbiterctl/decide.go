@@ -18,7 +18,7 @@ func decideCmd(ctx context.Context, e *env, args []string) error {
 		opts   client.DecideOptions
 		asJSON bool
 	)
-	fs.StringVar(&hcpID, "hcp", "", "HCP `id`, e.g. HCP-000042 (required)")
+	fs.StringVar(&hcpID, "hcp", "", "recipient `id`: an HCP (HCP-000042) or a patient (PAT-000042) (required)")
 	fs.IntVar(&opts.Limit, "limit", 3, "how many recommendations, 1 to 50")
 	fs.Var(listValue{&opts.Candidates}, "candidates", "action `ids` to consider, comma-separated (default: the whole catalog)")
 	fs.StringVar(&opts.CandidateSet, "set", "", "a candidate set of the catalog to consider, e.g. hcp-email (instead of -candidates)")

@@ -51,8 +51,8 @@ func cardiologist() *recipient.State {
 
 func TestDemoRulesParse(t *testing.T) {
 	s := demo(t)
-	if len(s.Rules) != 8 {
-		t.Errorf("%d demo rules, want 8", len(s.Rules))
+	if len(s.Rules) != 10 {
+		t.Errorf("%d demo rules, want 10", len(s.Rules))
 	}
 	if got := applied(s, cardiologist()); len(got) != 0 {
 		t.Errorf("rules hold for a recipient with no history: %v", got)
@@ -341,7 +341,7 @@ func TestIgnoredFieldsAreRefused(t *testing.T) {
 // naming the journey.
 func TestJourneys(t *testing.T) {
 	s := demo(t)
-	if len(s.Journeys) != 2 || s.Journeys[0].ID != "glucanor-launch" || !s.Journeys[0].Promotional || s.Journeys[1].Promotional {
+	if len(s.Journeys) != 7 || s.Journeys[0].ID != "glucanor-launch" || !s.Journeys[0].Promotional || s.Journeys[1].Promotional {
 		t.Fatalf("demo journeys %+v", s.Journeys)
 	}
 	ai, _ := cat.Lookup("portal-glucanor-video")
@@ -391,5 +391,25 @@ func TestJourneys(t *testing.T) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Attributes hold times as Unix seconds; rules read them with the dot
+// syntax, which converts (the index syntax does not, env.go).
+func TestAttributeConversions(t *testing.T) {
+	at := now.Add(-time.Hour).Truncate(time.Second)
+	src := `{"rules": [{"id": "r", "description": "d", "effect": "suppress", "for": "1h", "select": {},
+		"when": "has(profile.attributes.results_ready_at) && timestamp(int(profile.attributes.results_ready_at)) == now - duration('1h')"}]}`
+	s, err := rules.Parse([]byte(src), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cardiologist()
+	st.Profile.Attributes = map[string]float64{"results_ready_at": float64(at.Unix())}
+	failed := ""
+	s.OnFailure = func(id string) { failed = id }
+	got := s.Evaluate(&rules.Input{State: st, Catalog: cat, At: at.Add(time.Hour), Now: at.Add(time.Hour)}, nil)
+	if failed != "" || len(got) != 1 || got[0].Failed {
+		t.Errorf("applied %+v, failure %q: want the rule to hold", got, failed)
 	}
 }

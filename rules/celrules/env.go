@@ -43,6 +43,11 @@ import (
 // latest(list of timestamps) -> timestamp, the latest of them (timestamp 0
 // for an empty list), for a rule's since.
 //
+// Read a profile attribute as profile.attributes.name, and test it with
+// has(profile.attributes.name): with cel-go v0.33, int() of an index into
+// the nested dyn map (int(profile.attributes['name'])) fails at run time
+// with "no such overload" (TestAttributeConversions).
+//
 // A channel's engagement counter holds every purpose's engagement on it
 // (an opened medical email counts in engagement["email"]): the counters
 // are kept per channel, not per purpose.

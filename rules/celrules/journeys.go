@@ -137,8 +137,8 @@ func compileJourneys(fjs []fileJourney, cat *catalog.Catalog, set *rules.Set, en
 				set.ActionSteps[ai] = append(refs, rules.StepRef{Journey: ji, Step: k})
 			}
 			if w := fs.Wait; w != nil {
-				if k == 0 {
-					bad("%s: wait: the first step is due when the recipient enters", sw)
+				if k == 0 && (w.Attribute == "" || w.Event != "") {
+					bad("%s: wait: the first step is due when the recipient enters, or at a time of their profile (wait.attribute)", sw)
 				}
 				if w.For != "" {
 					neg := strings.HasPrefix(w.For, "-")

@@ -51,21 +51,27 @@ const (
 	Channel_CHANNEL_WEBINAR      Channel = 7
 	Channel_CHANNEL_PORTAL       Channel = 8
 	Channel_CHANNEL_DIRECT_MAIL  Channel = 9
+	// A message in the recipient's app (a hospital's patient app).
+	Channel_CHANNEL_IN_APP Channel = 10
+	// A hand-off to a conversational assistant.
+	Channel_CHANNEL_CHATBOT Channel = 11
 )
 
 // Enum value maps for Channel.
 var (
 	Channel_name = map[int32]string{
-		0: "CHANNEL_UNSPECIFIED",
-		1: "CHANNEL_EMAIL",
-		2: "CHANNEL_SMS",
-		3: "CHANNEL_PUSH",
-		4: "CHANNEL_REP_VISIT",
-		5: "CHANNEL_REMOTE_VISIT",
-		6: "CHANNEL_MSL_MEETING",
-		7: "CHANNEL_WEBINAR",
-		8: "CHANNEL_PORTAL",
-		9: "CHANNEL_DIRECT_MAIL",
+		0:  "CHANNEL_UNSPECIFIED",
+		1:  "CHANNEL_EMAIL",
+		2:  "CHANNEL_SMS",
+		3:  "CHANNEL_PUSH",
+		4:  "CHANNEL_REP_VISIT",
+		5:  "CHANNEL_REMOTE_VISIT",
+		6:  "CHANNEL_MSL_MEETING",
+		7:  "CHANNEL_WEBINAR",
+		8:  "CHANNEL_PORTAL",
+		9:  "CHANNEL_DIRECT_MAIL",
+		10: "CHANNEL_IN_APP",
+		11: "CHANNEL_CHATBOT",
 	}
 	Channel_value = map[string]int32{
 		"CHANNEL_UNSPECIFIED":  0,
@@ -78,6 +84,8 @@ var (
 		"CHANNEL_WEBINAR":      7,
 		"CHANNEL_PORTAL":       8,
 		"CHANNEL_DIRECT_MAIL":  9,
+		"CHANNEL_IN_APP":       10,
+		"CHANNEL_CHATBOT":      11,
 	}
 )
 
@@ -301,9 +309,10 @@ const (
 	// it waits for an event ("attended the webinar"), it comes after the
 	// recipient's current step, or an operator paused the journey.
 	SuppressionReason_SUPPRESSION_REASON_JOURNEY_WAIT SuppressionReason = 14
-	// The recipient left the journey by an off-ramp (an unsubscribe, low
-	// engagement) or an operator moved them out: its steps are held back,
-	// never more of the same, for the journey's maximum duration.
+	// The recipient's run of the journey ended (an off-ramp such as an
+	// unsubscribe or low engagement, an operator's move, the goal, or its
+	// maximum duration): its steps rest, never more of the same, until they
+	// may go through it again (clears_at).
 	SuppressionReason_SUPPRESSION_REASON_JOURNEY SuppressionReason = 15
 )
 
@@ -5086,7 +5095,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01*\xe4\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01*\x8d\x02\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
@@ -5097,7 +5106,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x13CHANNEL_MSL_MEETING\x10\x06\x12\x13\n" +
 	"\x0fCHANNEL_WEBINAR\x10\a\x12\x12\n" +
 	"\x0eCHANNEL_PORTAL\x10\b\x12\x17\n" +
-	"\x13CHANNEL_DIRECT_MAIL\x10\t*e\n" +
+	"\x13CHANNEL_DIRECT_MAIL\x10\t\x12\x12\n" +
+	"\x0eCHANNEL_IN_APP\x10\n" +
+	"\x12\x13\n" +
+	"\x0fCHANNEL_CHATBOT\x10\v*e\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PURPOSE_PROMOTIONAL\x10\x01\x12\x13\n" +
