@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,149 @@ func TestRulesPersonaFollowsBehaviour(t *testing.T) {
 	d, err = c.Decide(ctx, "RULES-PERSONA-1", client.DecideOptions{})
 	if err != nil || d.Persona != "scientific_first" {
 		t.Errorf("after three webinars attended: persona %q, %v; want scientific_first", d.Persona, err)
+	}
+}
+
+// Each shipped rule of the demo, end to end: what happened, as events
+// through the client, and the decision that follows, with the rule named.
+func TestRulesShippedScenarios(t *testing.T) {
+	ts := start(t, singleRedis(t), 1, "-rules", "../../rules/demo_rules.json")
+	c := ts.client
+	ctx := context.Background()
+	now := time.Now()
+	allOptIns := []client.ConsentRecord{}
+	for _, ch := range []arbiter.Channel{arbiter.Email, arbiter.Portal, arbiter.Webinar, arbiter.MSLMeeting, arbiter.RepVisit} {
+		for _, pu := range []arbiter.Purpose{arbiter.Promotional, arbiter.Medical, arbiter.Service} {
+			allOptIns = append(allOptIns, optIn(ch, pu))
+		}
+	}
+	decide := func(t *testing.T, id string, candidates ...string) *client.Decision {
+		t.Helper()
+		d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 10, Explain: true, Candidates: candidates})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	rec := func(d *client.Decision, action string) *client.Recommendation {
+		for i := range d.Recommendations {
+			if d.Recommendations[i].ActionID == action {
+				return &d.Recommendations[i]
+			}
+		}
+		return nil
+	}
+	named := func(r *client.Recommendation, rule string) bool { return r != nil && slices.Contains(r.Rules, rule) }
+
+	t.Run("a safety email opened: the medical Q&A first", func(t *testing.T) {
+		id := "RULES-SAFETY"
+		addRecipient(t, c, id, "America/New_York", arbiter.HCP, allOptIns...)
+		recordTouch(t, c, client.Event{ID: id + "-opened", HCPID: id, Type: arbiter.EventOpened, Channel: arbiter.Email,
+			ActionID: "email-cardiolex-safety", OccurredAt: now.Add(-2 * time.Hour)})
+		d := decide(t, id, "portal-cardiolex-medical_qa", "portal-glucanor-medical_qa")
+		if r := rec(d, "portal-cardiolex-medical_qa"); !named(r, "safety-opened-medical-qa") || !strings.Contains(r.Reason, "medical Q&A") {
+			t.Errorf("the cardiolex Q&A: %+v, want it boosted by safety-opened-medical-qa", r)
+		}
+		if r := rec(d, "portal-glucanor-medical_qa"); r != nil && len(r.Rules) > 0 {
+			t.Errorf("the Q&A of another product: rules %v, want none", r.Rules)
+		}
+	})
+
+	t.Run("efficacy clicked: deeper content up, awareness down", func(t *testing.T) {
+		id := "RULES-EFFICACY"
+		addRecipient(t, c, id, "America/New_York", arbiter.HCP, allOptIns...)
+		recordTouch(t, c, client.Event{ID: id + "-clicked", HCPID: id, Type: arbiter.EventClicked, Channel: arbiter.Email,
+			ActionID: "email-cardiolex-efficacy", OccurredAt: now.Add(-3 * time.Hour)})
+		d := decide(t, id, "portal-cardiolex-video", "webinar-cardiolex-efficacy")
+		if r := rec(d, "portal-cardiolex-video"); !named(r, "efficacy-clicked-less-awareness") {
+			t.Errorf("awareness video on the topic: %+v, want it demoted by efficacy-clicked-less-awareness", r)
+		}
+		if r := rec(d, "webinar-cardiolex-efficacy"); !named(r, "efficacy-clicked-go-deeper") {
+			t.Errorf("efficacy webinar on the topic: %+v, want it boosted by efficacy-clicked-go-deeper", r)
+		}
+	})
+
+	t.Run("a skipped webinar: no webinars for two weeks, a short video instead", func(t *testing.T) {
+		id := "RULES-NOSHOW"
+		addRecipient(t, c, id, "America/New_York", arbiter.HCP, allOptIns...)
+		noShow := ms(now.Add(-time.Hour))
+		recordTouch(t, c, client.Event{ID: id + "-noshow", HCPID: id, Type: arbiter.EventNoShow, Channel: arbiter.Webinar,
+			ActionID: "webinar-cardiolex-efficacy", OccurredAt: noShow})
+		d := decide(t, id, "webinar-cardiolex-safety", "portal-cardiolex-video")
+		var sup *client.Suppression
+		for i := range d.Suppressed {
+			if d.Suppressed[i].ActionID == "webinar-cardiolex-safety" {
+				sup = &d.Suppressed[i]
+			}
+		}
+		if sup == nil || sup.Reason != client.SuppressionRule || !sup.ClearsAt.Equal(noShow.Add(336*time.Hour)) {
+			t.Errorf("a webinar after the no-show: %+v, want RULE until the no-show + 14 days", sup)
+		}
+		if r := rec(d, "portal-cardiolex-video"); !named(r, "webinar-skipped-short-video") {
+			t.Errorf("the short video: %+v, want it boosted by webinar-skipped-short-video", r)
+		}
+	})
+
+	t.Run("three promotional emails ignored: fewer of them, the preference centre", func(t *testing.T) {
+		id := "RULES-IGNORED"
+		addRecipient(t, c, id, "America/New_York", arbiter.HCP, allOptIns...)
+		for i := range 3 {
+			recordTouch(t, c, client.Event{ID: fmt.Sprint(id, "-sent-", i), HCPID: id, Type: arbiter.EventSent, Channel: arbiter.Email,
+				ActionID: "email-cardiolex-dosing", Purpose: arbiter.Promotional, MessageID: fmt.Sprint(id, "-msg-", i),
+				OccurredAt: now.Add(-time.Duration(3+5*i) * 24 * time.Hour)})
+		}
+		d := decide(t, id, "email-cardiolex-efficacy", "email-preference-centre")
+		if r := rec(d, "email-cardiolex-efficacy"); !named(r, "ignored-promo-email-demote") {
+			t.Errorf("another promotional email: %+v (suppressed %+v), want it demoted by ignored-promo-email-demote", r, d.Suppressed)
+		}
+		if r := rec(d, "email-preference-centre"); !named(r, "ignored-promo-email-preferences") {
+			t.Errorf("the preference centre: %+v, want it boosted by ignored-promo-email-preferences", r)
+		}
+	})
+
+	t.Run("medical content engaged: gated data through the MSL, not the rep", func(t *testing.T) {
+		id := "RULES-MSL-DATA"
+		addRecipient(t, c, id, "America/New_York", arbiter.HCP, allOptIns...)
+		recordTouch(t, c, client.Event{ID: id + "-opened", HCPID: id, Type: arbiter.EventOpened, Channel: arbiter.Email,
+			ActionID: "email-cardiolex-trial_summary", OccurredAt: now.Add(-5 * time.Hour)})
+		d := decide(t, id, "msl_meeting-cardiolex", "rep_visit-cardiolex")
+		if r := rec(d, "msl_meeting-cardiolex"); !named(r, "medical-engaged-msl-gated-data") {
+			t.Errorf("the MSL meeting: %+v, want it boosted by medical-engaged-msl-gated-data", r)
+		}
+		if r := rec(d, "rep_visit-cardiolex"); r != nil && len(r.Rules) > 0 {
+			t.Errorf("the rep visit after medical engagement: rules %v, want none (the firewall)", r.Rules)
+		}
+	})
+}
+
+// Publishing a changed rule takes effect on the next decision.
+func TestRulesPublishTakesEffectOnTheNextDecision(t *testing.T) {
+	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-rules", "../../rules/demo_rules.json")
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx := context.Background()
+	defs := nbapb.NewDefinitionsServiceClient(conn)
+	active, err := defs.GetActiveDefinitions(ctx, &nbapb.GetActiveDefinitionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := active.GetFiles()
+	files[definitions.RulesFile] = []byte(`{"rules": [{"id": "email-only", "description": "only email this week",
+		"when": "true", "select": {"channels": ["email"]}, "effect": "require"}]}`)
+	pub, err := defs.PublishDefinitions(ctx, &nbapb.PublishDefinitionsRequest{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{Limit: 10})
+	if err != nil || d.DefinitionsVersion != pub.GetVersion() {
+		t.Fatalf("the next decision: %+v, %v; want one on the published set", d, err)
+	}
+	for _, r := range d.Recommendations {
+		if r.Channel != arbiter.Email {
+			t.Errorf("%s (%s) recommended under a rule that requires email", r.ActionID, r.Channel)
+		}
 	}
 }

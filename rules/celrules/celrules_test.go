@@ -51,8 +51,8 @@ func cardiologist() *recipient.State {
 
 func TestDemoRulesParse(t *testing.T) {
 	s := demo(t)
-	if len(s.Rules) != 10 {
-		t.Errorf("%d demo rules, want 10", len(s.Rules))
+	if len(s.Rules) != 11 {
+		t.Errorf("%d demo rules, want 11", len(s.Rules))
 	}
 	if got := applied(s, cardiologist()); len(got) != 0 {
 		t.Errorf("rules hold for a recipient with no history: %v", got)
