@@ -196,6 +196,10 @@ const (
 	numEventTypes
 )
 
+// NumEventTypes is the size of arrays indexed by EventType (including the
+// unspecified slot 0).
+const NumEventTypes = int(numEventTypes)
+
 var eventNames = [numEventTypes]string{
 	"unspecified", "sent", "delivered", "opened", "clicked", "attended",
 	"rep_visit", "msl_meeting", "unsubscribed", "bounced",

@@ -1,6 +1,10 @@
 package celrules_test
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -412,4 +416,63 @@ func TestAttributeConversions(t *testing.T) {
 	if failed != "" || len(got) != 1 || got[0].Failed {
 		t.Errorf("applied %+v, failure %q: want the rule to hold", got, failed)
 	}
+}
+
+// BenchmarkEvaluate is the cost of the rules per decision: the demo's and
+// the benchmark's rule sets (rules, personas, journeys' entry conditions)
+// over an HCP with 20 recent events and 12 touches.
+func BenchmarkEvaluate(b *testing.B) {
+	benchRules, err := os.ReadFile("../../bench/rules.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := cardiologist()
+	st.Counters.Engagement[arbiter.Email] = 1.2
+	st.Counters.Engagement[arbiter.Webinar] = 0.8
+	types := []arbiter.EventType{arbiter.EventOpened, arbiter.EventClicked, arbiter.EventSent, arbiter.EventAttended, arbiter.EventDelivered}
+	actions := []string{"email-cardiolex-efficacy", "email-cardiolex-safety", "webinar-cardiolex-efficacy", "portal-cardiolex-video"}
+	for i := range 20 {
+		st.Recent = append(st.Recent, recipient.RecentEvent{At: now.Add(-time.Duration(i*7) * time.Hour), Type: types[i%len(types)],
+			Channel: arbiter.Email, ActionID: actions[i%len(actions)]})
+	}
+	for i := range 12 {
+		st.Touches.Touches = append(st.Touches.Touches, contact.Touch{At: now.Add(-time.Duration(i*30) * time.Hour), Channel: arbiter.Email,
+			Purpose: arbiter.Promotional, ActionID: actions[i%len(actions)], State: contact.Sent})
+	}
+	for _, bc := range []struct {
+		name string
+		src  []byte
+		cat  *catalog.Catalog
+	}{{"demo", rules.DemoJSON(), cat}, {"bench", benchRules, benchCatalog(b)}} {
+		s, err := rules.Parse(bc.src, bc.cat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("%s/rules=%d/personas=%d/journeys=%d", bc.name, len(s.Rules), len(s.Personas), len(s.Journeys)), func(b *testing.B) {
+			in := &rules.Input{State: st, Catalog: bc.cat, At: now, Now: now}
+			var out []rules.Applied
+			b.ReportAllocs()
+			for b.Loop() {
+				out, _, _ = s.EvaluateAll(in, out[:0])
+			}
+		})
+	}
+}
+
+// benchCatalog is the benchmark's catalog (bench/catalog -n 1000).
+func benchCatalog(b *testing.B) *catalog.Catalog {
+	path := filepath.Join(b.TempDir(), "catalog.json")
+	out, err := exec.Command("go", "run", "../../bench/catalog", "-n", "1000", "-o", path).CombinedOutput()
+	if err != nil {
+		b.Fatalf("bench/catalog: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := catalog.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }

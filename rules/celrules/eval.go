@@ -17,24 +17,19 @@ import (
 // the rules that apply to out, and names the persona (rules.Engine). The
 // variables are built once, the lists only when an expression reads them.
 func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string, uint64) {
-	d := &decisionVars{in: in}
-	a, err := interpreter.NewActivation(d.bindings(true))
-	if err != nil {
-		return out, "", 0 // cannot happen with a map of names
+	var tags []actionTags
+	if in.Catalog == eng.catalog {
+		tags = eng.tags
 	}
-	act := &evalState{act: a, memo: make([]memoVal, eng.slots)}
-	// What the decision would be without medical signals: personas are
-	// worked out on it, and the rules that read medical signals are also
-	// evaluated on it (evaluate), so that a medical signal can only add to
-	// what rules hold back, never lift it.
-	b, err := interpreter.NewActivation(d.bindings(false))
-	if err != nil {
-		return out, "", 0
-	}
-	base := &evalState{act: b, memo: make([]memoVal, eng.slots)}
+	d := newDecisionVars(in, tags)
+	act := &evalState{act: &activation{d: d, medical: true}, memo: make([]memoVal, eng.slots)}
+	// Personas and the entry conditions of promotional journeys compiled
+	// without the medical variables: on the full activation they read
+	// exactly what they would without the medical signals, and share its
+	// memo with the rules.
 	persona := ""
 	for _, p := range eng.personas {
-		ok, failed := evalBool(p.when, base)
+		ok, failed := evalBool(p.when, act)
 		if failed {
 			if s.OnFailure != nil {
 				s.OnFailure("persona:" + p.ID)
@@ -46,16 +41,10 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 			break
 		}
 	}
-	// Journeys' entry conditions: a promotional journey's on the state
-	// without medical signals (it compiled without them).
 	var entry uint64
 	for i := range eng.journeys {
 		j := &eng.journeys[i]
-		st := act
-		if j.Promotional {
-			st = base
-		}
-		ok, failed := evalBool(j.enter, st)
+		ok, failed := evalBool(j.enter, act)
 		if failed && s.OnFailure != nil {
 			s.OnFailure("journey:" + j.ID)
 		}
@@ -63,10 +52,17 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 			entry |= 1 << i
 		}
 	}
+	// What the decision would be without medical signals, for the rules
+	// that read them and may hold promotion back (evaluate): built only
+	// when such a rule is evaluated.
+	base := func() *evalState {
+		return &evalState{act: &activation{d: d, medical: false}, memo: make([]memoVal, eng.slots)}
+	}
 	return eng.evaluate(s, in, act, base, out), persona, entry
 }
 
-func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act, base *evalState, out []rules.Applied) []rules.Applied {
+func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act *evalState, newBase func() *evalState, out []rules.Applied) []rules.Applied {
+	var base *evalState
 	for i := range eng.rules {
 		r := &eng.rules[i]
 		if r.readsMedical && r.Select.SelectsPromotional() {
@@ -74,6 +70,9 @@ func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act, base *evalState,
 			// reads medical signals: without them, does it hold? Then
 			// that holds, whatever the medical signals say (they may only
 			// add to it).
+			if base == nil {
+				base = newBase()
+			}
 			if ap, ok, _ := r.apply(in, base); ok {
 				out = append(out, ap)
 				continue
@@ -216,7 +215,89 @@ type decisionVars struct {
 	events, medicalEvents       ref.Val
 	touches, medicalTouches     ref.Val
 	profile, engagement, medEng ref.Val
+	// now, localHour and caller are boxed once: comprehensions resolve
+	// now on every iteration.
+	now, localHour, caller ref.Val
+	// records holds the events' and touches' records, allocated at once.
+	records []record
+	// tags are the catalog's actions' tags as CEL values (engine.tags).
+	tags []actionTags
 }
+
+// actionTags are a catalog action's id and tags as CEL values, made once
+// per compiled set, so that a decision boxes no string for an event on a
+// known action.
+type actionTags struct {
+	id, topic, format, depth, purpose ref.Val
+}
+
+func newActionTags(cat *catalog.Catalog) []actionTags {
+	out := make([]actionTags, len(cat.Actions))
+	for i := range cat.Actions {
+		a := &cat.Actions[i]
+		out[i] = actionTags{id: types.String(a.ID), topic: types.String(a.Topic), format: types.String(a.Format),
+			depth: types.String(a.Depth), purpose: nameVal(purposeVals, int(a.Purpose))}
+	}
+	return out
+}
+
+// The names of channels, purposes and event types as CEL values, boxed
+// once.
+var (
+	channelVals   = namesOf(arbiter.NumChannels, func(i int) string { return arbiter.Channel(i).String() })
+	purposeVals   = namesOf(arbiter.NumPurposes, func(i int) string { return arbiter.Purpose(i).String() })
+	eventTypeVals = namesOf(arbiter.NumEventTypes, func(i int) string { return arbiter.EventType(i).String() })
+	sentVal       = ref.Val(types.String("sent"))
+	reservedVal   = ref.Val(types.String("reserved"))
+)
+
+// nameVal is vals[i], or "" for an index out of range.
+func nameVal(vals []ref.Val, i int) ref.Val {
+	if i >= 0 && i < len(vals) {
+		return vals[i]
+	}
+	return emptyString
+}
+
+func namesOf(n int, name func(int) string) []ref.Val {
+	out := make([]ref.Val, n)
+	for i := range out {
+		out[i] = types.String(name(i))
+	}
+	return out
+}
+
+func newDecisionVars(in *rules.Input, tags []actionTags) *decisionVars {
+	local := int64(-1)
+	if in.Zone != nil {
+		local = int64(in.At.In(in.Zone).Hour())
+	}
+	return &decisionVars{in: in, now: types.Timestamp{Time: in.At}, localHour: types.Int(local), caller: types.String(in.Caller.String()),
+		tags: tags}
+}
+
+// record returns a fresh record of the decision's.
+func (d *decisionVars) record() *record {
+	if len(d.records) == cap(d.records) {
+		d.records = make([]record, 0, len(d.in.State.Recent)+len(d.in.State.Touches.Touches))
+	}
+	d.records = d.records[:len(d.records)+1]
+	return &d.records[len(d.records)-1]
+}
+
+func (d *decisionVars) medicalEngagement(medical bool) ref.Val {
+	if !medical {
+		return noMedicalEngagement
+	}
+	if d.medEng == nil {
+		d.medEng = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+			types.String(arbiter.MSLMeeting.String()): types.Double(d.in.State.Counters.Engagement[arbiter.MSLMeeting])})
+	}
+	return d.medEng
+}
+
+var noMedicalEngagement = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+	types.String(arbiter.MSLMeeting.String()): types.Double(0)})
 
 func (d *decisionVars) splitEvents() {
 	if d.split {
@@ -225,7 +306,7 @@ func (d *decisionVars) splitEvents() {
 	d.split = true
 	var commercial, medical []ref.Val
 	for i := range d.in.State.Recent {
-		m, isMedical := eventMap(&d.in.State.Recent[i], d.in.Catalog)
+		m, isMedical := d.eventRecord(&d.in.State.Recent[i])
 		if isMedical {
 			medical = append(medical, m)
 		} else {
@@ -247,13 +328,24 @@ func (d *decisionVars) splitTouchList() {
 		if !t.Counts(d.in.Now) {
 			continue
 		}
-		state := types.String("sent")
+		state := sentVal
 		if t.State == contact.Reserved {
-			state = "reserved"
+			state = reservedVal
 		}
-		m := types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-			kChannel: types.String(t.Channel.String()), kPurpose: types.String(t.Purpose.String()), kTopic: types.String(t.Topic),
-			kActionID: types.String(t.ActionID), kState: state, kAt: types.Timestamp{Time: t.At}})
+		m := d.record()
+		m.names, m.n = &touchFields, 6
+		var topic, action ref.Val = emptyString, emptyString
+		if t.Topic != "" {
+			topic = types.String(t.Topic)
+		}
+		if t.ActionID != "" {
+			action = types.String(t.ActionID)
+			if i, ok := d.in.Catalog.Lookup(t.ActionID); ok && i < len(d.tags) {
+				action = d.tags[i].id
+			}
+		}
+		m.vals = [8]ref.Val{nameVal(channelVals, int(t.Channel)), nameVal(purposeVals, int(t.Purpose)), topic,
+			action, state, types.Timestamp{Time: t.At}}
 		if t.Channel != arbiter.MSLMeeting && t.Purpose != arbiter.Medical {
 			commercial = append(commercial, m)
 		} else {
@@ -292,50 +384,23 @@ func (d *decisionVars) engagementVal() ref.Val {
 	return d.engagement
 }
 
-// bindings are the variables of one of the decision's activations; with
-// medical false the medical_ variables are empty: what the decision would
-// be without any medical signal.
-func (d *decisionVars) bindings(medical bool) map[string]any {
-	in := d.in
-	local := int64(-1)
-	if in.Zone != nil {
-		local = int64(in.At.In(in.Zone).Hour())
-	}
-	b := map[string]any{
-		"profile":    func() ref.Val { return d.profileVal() },
-		"engagement": func() ref.Val { return d.engagementVal() },
-		"events":     func() ref.Val { d.splitEvents(); return d.events },
-		"touches":    func() ref.Val { d.splitTouchList(); return d.touches },
-		"now":        types.Timestamp{Time: in.At},
-		"local_hour": types.Int(local),
-		"caller":     types.String(in.Caller.String()),
-	}
-	if medical {
-		b["medical_events"] = func() ref.Val { d.splitEvents(); return d.medicalEvents }
-		b["medical_touches"] = func() ref.Val { d.splitTouchList(); return d.medicalTouches }
-		b["medical_engagement"] = func() ref.Val {
-			return types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-				types.String(arbiter.MSLMeeting.String()): types.Double(in.State.Counters.Engagement[arbiter.MSLMeeting])})
-		}
-	} else {
-		b["medical_events"], b["medical_touches"] = emptyList, emptyList
-		b["medical_engagement"] = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-			types.String(arbiter.MSLMeeting.String()): types.Double(0)})
-	}
-	return b
-}
-
-// eventMap is a recent event as rules see it, with its action's tags, and
+// eventRecord is a recent event as rules see it, with its action's tags, and
 // whether it is a medical signal: an MSL meeting, an event on medical
 // content (by the event's purpose or its action's), or an event naming an
 // action the catalog does not know (it cannot be proven commercial).
-func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (ref.Val, bool) {
-	topic, format, depth, purpose := types.String(e.Topic), emptyString, emptyString, emptyString
-	if e.Purpose != arbiter.PurposeUnspecified {
-		purpose = types.String(e.Purpose.String())
+func (d *decisionVars) eventRecord(e *recipient.RecentEvent) (ref.Val, bool) {
+	cat := d.in.Catalog
+	var topic ref.Val = emptyString
+	if e.Topic != "" {
+		topic = types.String(e.Topic)
+	}
+	var format, depth, purpose, action ref.Val = emptyString, emptyString, nameVal(purposeVals, int(e.Purpose)), emptyString
+	if e.Purpose == arbiter.PurposeUnspecified {
+		purpose = emptyString
 	}
 	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting || e.Purpose == arbiter.Medical
 	if e.ActionID != "" {
+		action = types.String(e.ActionID)
 		i, ok := -1, false
 		if cat != nil {
 			i, ok = cat.Lookup(e.ActionID)
@@ -344,14 +409,24 @@ func eventMap(e *recipient.RecentEvent, cat *catalog.Catalog) (ref.Val, bool) {
 			medical = true
 		} else {
 			a := &cat.Actions[i]
-			format, depth, purpose = types.String(a.Format), types.String(a.Depth), types.String(a.Purpose.String())
-			if e.Topic == "" {
-				topic = types.String(a.Topic)
+			if d.tags != nil && i < len(d.tags) {
+				t := &d.tags[i]
+				action, format, depth, purpose = t.id, t.format, t.depth, t.purpose
+				if e.Topic == "" {
+					topic = t.topic
+				}
+			} else {
+				format, depth, purpose = types.String(a.Format), types.String(a.Depth), nameVal(purposeVals, int(a.Purpose))
+				if e.Topic == "" {
+					topic = types.String(a.Topic)
+				}
 			}
 			medical = medical || a.Purpose == arbiter.Medical
 		}
 	}
-	return types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-		kType: types.String(e.Type.String()), kChannel: types.String(e.Channel.String()), kTopic: topic,
-		kActionID: types.String(e.ActionID), kFormat: format, kDepth: depth, kPurpose: purpose, kAt: types.Timestamp{Time: e.At}}), medical
+	r := d.record()
+	r.names, r.n = &eventFields, 8
+	r.vals = [8]ref.Val{nameVal(eventTypeVals, int(e.Type)), nameVal(channelVals, int(e.Channel)), topic,
+		action, format, depth, purpose, types.Timestamp{Time: e.At}}
+	return r, medical
 }

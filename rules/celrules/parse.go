@@ -45,6 +45,10 @@ type engine struct {
 	rules    []compiledRule
 	personas []compiledPersona
 	journeys []compiledJourney
+	// catalog is the catalog the set was compiled against, and tags its
+	// actions' tags as CEL values.
+	catalog *catalog.Catalog
+	tags    []actionTags
 	// slots is the number of distinct compiled expressions.
 	slots int
 }
@@ -277,6 +281,7 @@ func Compile(data []byte, cat *catalog.Catalog) (*rules.Set, error) {
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
+	eng.catalog, eng.tags = cat, newActionTags(cat)
 	set.Engine = eng
 	return set, nil
 }
