@@ -117,6 +117,14 @@ func TestJourneyLaunchEndToEnd(t *testing.T) {
 		t.Errorf("invited: the follow-up email %+v, want JOURNEY_WAIT", s)
 	}
 
+	// With every rule, persona and journey, a decision is still one
+	// Redis round trip: journeys read nothing the decision did not.
+	before := ts.trips.N()
+	decideLaunch(t, c, id)
+	if got := ts.trips.N() - before; got != 1 {
+		t.Errorf("a decision with the demo's rules and journeys made %d Redis round trips, want 1", got)
+	}
+
 	// Attended three days ago: the video was due a day later, so now.
 	attended := client.Event{ID: id + "-attended", HCPID: id, Type: arbiter.EventAttended, Channel: arbiter.Webinar,
 		ActionID: launchSteps[0], OccurredAt: ms(now.Add(-3 * 24 * time.Hour))}
@@ -156,12 +164,12 @@ func TestJourneyLaunchEndToEnd(t *testing.T) {
 
 	// A replayed attendance (the same event id) is a duplicate and
 	// advances nothing.
-	before := launchProgress(t, c, id)
+	prev := launchProgress(t, c, id)
 	if dup, err := c.RecordEvent(context.Background(), attended); err != nil || !dup {
 		t.Fatalf("replayed attendance: duplicate=%v, %v", dup, err)
 	}
-	if after := launchProgress(t, c, id); after.StepID != before.StepID || !after.DueAt.Equal(before.DueAt) {
-		t.Errorf("after a replayed event: %+v, want %+v", after, before)
+	if after := launchProgress(t, c, id); after.StepID != prev.StepID || !after.DueAt.Equal(prev.DueAt) {
+		t.Errorf("after a replayed event: %+v, want %+v", after, prev)
 	}
 
 	// The goal ends the journey: its steps rest (nothing repeated) until
