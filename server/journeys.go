@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/internal/ordered"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/rules"
 )
@@ -124,14 +124,11 @@ func (s *Server) ListDue(req *nbapb.ListDueRequest, stream grpc.ServerStreamingS
 	if before.IsZero() {
 		before = time.Now()
 	}
-	var mu sync.Mutex // serialises Send
 	err := s.eachMember(ctx, j, before, func(res *decision.JourneyResult, p *rules.Progress, id string) error {
 		if p.Status != rules.Active && p.Status != rules.Eligible || p.Paused || p.DueAt.IsZero() || p.DueAt.After(before) ||
 			step >= 0 && p.Step != step {
 			return nil
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		return stream.Send(&nbapb.ListDueResponse{RecipientId: id, StepId: j.Steps[p.Step].ID, Step: int32(p.Step + 1), DueAt: ts(p.DueAt)})
 	})
 	if err != nil {
@@ -141,54 +138,27 @@ func (s *Server) ListDue(req *nbapb.ListDueRequest, stream grpc.ServerStreamingS
 }
 
 // eachMember derives the progress in j at `at` of every member of j, a
-// page at a time, with a few loads at once, and calls fn for each (from
-// several goroutines). A member that no longer exists is skipped.
+// page at a time with a few loads at once, and calls fn for each in the
+// members' order (from one goroutine). A member that no longer exists is
+// skipped.
 func (s *Server) eachMember(ctx context.Context, j *rules.Journey, at time.Time,
 	fn func(res *decision.JourneyResult, p *rules.Progress, id string) error) error {
 	return s.journeyStore.JourneyMembers(ctx, j.ID, at.Add(-j.MaxDuration), memberPage, func(ids []string) error {
-		work := make(chan string)
-		errc := make(chan error, memberWorkers)
-		var wg sync.WaitGroup
-		for range memberWorkers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range work {
-					res, err := s.journeyer.Journeys(ctx, decision.Request{HCPID: id, At: at})
-					if errors.Is(err, arbiter.ErrNotFound) {
-						continue
-					}
-					if err == nil {
-						err = fn(res, &res.Journeys[j.Index], id)
-					}
-					if err != nil {
-						errc <- err
-						return
-					}
-				}
-			}()
-		}
-		var err error
-	feed:
-		for _, id := range ids {
-			select {
-			case work <- id:
-			case err = <-errc:
-				break feed
-			case <-ctx.Done():
-				err = ctx.Err()
-				break feed
+		results := make([]*decision.JourneyResult, len(ids))
+		errs := make([]error, len(ids))
+		return ordered.Run(ctx, len(ids), memberWorkers, 4*memberWorkers, func(ctx context.Context, i int) {
+			results[i], errs[i] = s.journeyer.Journeys(ctx, decision.Request{HCPID: ids[i], At: at})
+		}, func(i int) error {
+			switch {
+			case errors.Is(errs[i], arbiter.ErrNotFound):
+				return nil
+			case errs[i] != nil:
+				return errs[i]
 			}
-		}
-		close(work)
-		wg.Wait()
-		if err == nil {
-			select {
-			case err = <-errc:
-			default:
-			}
-		}
-		return err
+			res := results[i]
+			results[i] = nil
+			return fn(res, &res.Journeys[j.Index], ids[i])
+		})
 	})
 }
 
@@ -273,10 +243,7 @@ func (s *Server) GetJourneyStats(ctx context.Context, req *nbapb.GetJourneyStats
 		at = time.Now()
 	}
 	st := decision.NewJourneyStats(j)
-	var mu sync.Mutex
 	err := s.eachMember(ctx, j, at, func(res *decision.JourneyResult, p *rules.Progress, _ string) error {
-		mu.Lock()
-		defer mu.Unlock()
 		st.Add(p, res.State, at)
 		return nil
 	})

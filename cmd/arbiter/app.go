@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -32,6 +31,7 @@ import (
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/hcpcache"
+	"github.com/arbiter-nba/arbiter/internal/ordered"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/rules"
@@ -562,45 +562,19 @@ func seedJourneys(ctx context.Context, store *redisstore.Store, n int, now time.
 	}
 	// A few recipients at a time: the embedded store runs each event's
 	// script slowly, and a recipient's events must apply in order.
-	next := make(chan int)
-	errc := make(chan error, 8)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				for _, e := range demo.JourneyEvents(i, now) {
-					err := store.AddJourneyMember(ctx, member(e.ActionID), e.HCPID, e.OccurredAt)
-					if err == nil {
-						_, err = store.ApplyEvent(ctx, e)
-					}
-					if err != nil {
-						errc <- fmt.Errorf("seed demo journeys: %w", err)
-						return
-					}
-				}
+	errs := make([]error, n)
+	return ordered.Run(ctx, n, 8, 64, func(ctx context.Context, i int) {
+		for _, e := range demo.JourneyEvents(i+1, now) {
+			err := store.AddJourneyMember(ctx, member(e.ActionID), e.HCPID, e.OccurredAt)
+			if err == nil {
+				_, err = store.ApplyEvent(ctx, e)
 			}
-		}()
-	}
-	var err error
-feed:
-	for i := 1; i <= n; i++ {
-		select {
-		case next <- i:
-		case err = <-errc:
-			break feed
+			if err != nil {
+				errs[i] = fmt.Errorf("seed demo journeys: %w", err)
+				return
+			}
 		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
-		}
-	}
-	return err
+	}, func(i int) error { return errs[i] })
 }
 
 // Validate checks a definitions directory without a server and prints its

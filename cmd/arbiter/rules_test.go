@@ -92,17 +92,8 @@ func TestRulesBoostNamedInRecommendation(t *testing.T) {
 // the set in use.
 func TestRulesPublishRefusesBrokenRules(t *testing.T) {
 	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-rules", "../../rules/demo_rules.json")
-	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
 	ctx := context.Background()
-	defs := nbapb.NewDefinitionsServiceClient(conn)
-	active, err := defs.GetActiveDefinitions(ctx, &nbapb.GetActiveDefinitionsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defs, active := activeDefinitions(t, ts)
 	for name, tt := range map[string]struct{ rules, want string }{
 		"syntax": {`{"rules": [{"id": "broken", "description": "d", "when": "events.exists(e,", "select": {}, "effect": "demote", "factor": 0.5}]}`, "broken"},
 		"firewall": {`{"rules": [{"id": "msl-to-promo", "description": "d", "when": "medical_events.size() > 0",
@@ -256,17 +247,8 @@ func TestRulesShippedScenarios(t *testing.T) {
 // Publishing a changed rule takes effect on the next decision.
 func TestRulesPublishTakesEffectOnTheNextDecision(t *testing.T) {
 	ts := start(t, embedded, 5, "-admin-rpc", "-definitions-poll", "50ms", "-rules", "../../rules/demo_rules.json")
-	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
 	ctx := context.Background()
-	defs := nbapb.NewDefinitionsServiceClient(conn)
-	active, err := defs.GetActiveDefinitions(ctx, &nbapb.GetActiveDefinitionsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defs, active := activeDefinitions(t, ts)
 	files := active.GetFiles()
 	files[definitions.RulesFile] = []byte(`{"rules": [{"id": "email-only", "description": "only email this week",
 		"when": "true", "select": {"channels": ["email"]}, "effect": "require"}]}`)
@@ -283,4 +265,21 @@ func TestRulesPublishTakesEffectOnTheNextDecision(t *testing.T) {
 			t.Errorf("%s (%s) recommended under a rule that requires email", r.ActionID, r.Channel)
 		}
 	}
+}
+
+// activeDefinitions returns a DefinitionsService client of ts and its
+// active set.
+func activeDefinitions(t *testing.T, ts *testServer) (nbapb.DefinitionsServiceClient, *nbapb.GetActiveDefinitionsResponse) {
+	t.Helper()
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	defs := nbapb.NewDefinitionsServiceClient(conn)
+	active, err := defs.GetActiveDefinitions(context.Background(), &nbapb.GetActiveDefinitionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defs, active
 }
