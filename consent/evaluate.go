@@ -145,13 +145,18 @@ func (s Status) Precedence() int {
 func PrecedenceOrder() []Status { return append([]Status(nil), precedence[:]...) }
 
 // Supersedes reports whether r replaces cur as the current record of the
-// same scope: it was captured later, or at the same instant with a status
-// of higher precedence.
+// same scope: it was captured later; or at the same instant with a status
+// of higher precedence; or at the same instant with the same status and
+// an earlier expiry (no expiry is the latest), so that of two opt-ins
+// captured together the shorter stands, whichever arrived first.
 func Supersedes(r, cur *Record) bool {
 	if !r.CapturedAt.Equal(cur.CapturedAt) {
 		return r.CapturedAt.After(cur.CapturedAt)
 	}
-	return r.Status.Precedence() > cur.Status.Precedence()
+	if rp, cp := r.Status.Precedence(), cur.Status.Precedence(); rp != cp {
+		return rp > cp
+	}
+	return !r.ExpiresAt.IsZero() && (cur.ExpiresAt.IsZero() || r.ExpiresAt.Before(cur.ExpiresAt))
 }
 
 // Evaluate decides whether the contact described by q is allowed by the

@@ -3,6 +3,7 @@ package consent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/arbiter-nba/arbiter"
 )
@@ -79,6 +80,30 @@ func TestDefaultPolicy(t *testing.T) {
 			if got := p.defaultFor(market, c); got != want {
 				t.Errorf("DefaultPolicy: %s %s = %s, want %s", market, c, got, want)
 			}
+		}
+	}
+}
+
+// Of two records of a scope captured together with the same status, the
+// one expiring first stands, in either order; no expiry is the latest.
+func TestSupersedesAtEqualCaptureAndStatus(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	never := Record{Channel: arbiter.Email, Purpose: arbiter.Promotional, Status: OptIn, CapturedAt: at}
+	soon, later := never, never
+	soon.ExpiresAt, later.ExpiresAt = at.AddDate(0, 1, 0), at.AddDate(0, 2, 0)
+	for _, tt := range []struct {
+		name   string
+		r, cur Record
+		want   bool
+	}{
+		{"expiring over never", soon, never, true},
+		{"never over expiring", never, soon, false},
+		{"sooner over later", soon, later, true},
+		{"later over sooner", later, soon, false},
+		{"the same again", soon, soon, false},
+	} {
+		if got := Supersedes(&tt.r, &tt.cur); got != tt.want {
+			t.Errorf("%s: Supersedes = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

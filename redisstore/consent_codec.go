@@ -45,19 +45,31 @@ func consentField(r *consent.Record) string {
 func consentValue(r *consent.Record) string {
 	var expires int64
 	if !r.ExpiresAt.IsZero() {
-		expires = r.ExpiresAt.UnixMilli()
+		expires = expiryMilli(r.ExpiresAt)
 	}
 	return strconv.FormatInt(r.CapturedAt.UnixMilli(), 10) + "|" + r.Status.String() + "|" +
 		strconv.FormatInt(expires, 10) + "|" + r.Source + "|" + r.CapturedBy
 }
 
-// normalize returns r with its times as stored: UTC, millisecond precision.
+// normalize returns r with its times as stored: UTC, millisecond precision
+// (an expiry rounded up, expiryMilli).
 func normalize(r consent.Record) consent.Record {
 	r.CapturedAt = msTime(r.CapturedAt.UnixMilli())
 	if !r.ExpiresAt.IsZero() {
-		r.ExpiresAt = msTime(r.ExpiresAt.UnixMilli())
+		r.ExpiresAt = msTime(expiryMilli(r.ExpiresAt))
 	}
 	return r
+}
+
+// expiryMilli is an expiry in Unix milliseconds, rounded up: an opt-in
+// never expires early for being stored at millisecond precision (it may
+// last up to a millisecond longer, never shorter).
+func expiryMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
@@ -218,7 +230,7 @@ func encodeLedger(e consent.LedgerEntry, markerOnly bool) (ifApplied, ifNot stri
 		fields[7] = strconv.FormatInt(r.CapturedAt.UnixMilli(), 10)
 		fields[8] = "0"
 		if !r.ExpiresAt.IsZero() {
-			fields[8] = strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10)
+			fields[8] = strconv.FormatInt(expiryMilli(r.ExpiresAt), 10)
 		}
 		fields[9], fields[10] = r.Source, r.CapturedBy
 	}

@@ -199,6 +199,13 @@ func TestConsentEqualCaptureTime(t *testing.T) {
 		{"same status again", email(consent.OptIn), email(consent.OptIn), false, []bool{true, false}, email(consent.OptIn)},
 		{"bar then cleared", bar(consent.Barred), bar(consent.Cleared), false, []bool{true, false}, bar(consent.Barred)},
 		{"cleared then bar", bar(consent.Cleared), bar(consent.Barred), false, []bool{true, true}, bar(consent.Barred)},
+		// Two opt-ins captured together: the earlier expiry stands,
+		// whichever arrived first (no expiry is the latest).
+		{"opt-in, then one expiring", email(consent.OptIn), expiring(email(consent.OptIn), 30), false, []bool{true, true}, expiring(email(consent.OptIn), 30)},
+		{"opt-in expiring, then one without", expiring(email(consent.OptIn), 30), email(consent.OptIn), false, []bool{true, false}, expiring(email(consent.OptIn), 30)},
+		{"later expiry, then earlier", expiring(email(consent.OptIn), 60), expiring(email(consent.OptIn), 30), false, []bool{true, true}, expiring(email(consent.OptIn), 30)},
+		{"earlier expiry, then later", expiring(email(consent.OptIn), 30), expiring(email(consent.OptIn), 60), false, []bool{true, false}, expiring(email(consent.OptIn), 30)},
+		{"earlier expiry, then later, one batch", expiring(email(consent.OptIn), 30), expiring(email(consent.OptIn), 60), true, []bool{true, false}, expiring(email(consent.OptIn), 30)},
 	}
 	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
 		s, _ := newConsentStore(t, b)
@@ -235,6 +242,39 @@ func TestConsentEqualCaptureTime(t *testing.T) {
 					t.Errorf("GetConsent().Records = %+v, want %+v", state.Records, want)
 				}
 			})
+		}
+	})
+}
+
+// expiring returns r expiring days after its capture, told apart by its
+// source.
+func expiring(r consent.Record, days int) consent.Record {
+	r.ExpiresAt = r.CapturedAt.AddDate(0, 0, days)
+	r.Source += "-" + strconv.Itoa(days)
+	return r
+}
+
+// An expiry finer than a millisecond is stored rounded up: an opt-in never
+// expires early for the store's precision.
+func TestConsentExpiryRoundsUp(t *testing.T) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
+		s, _ := newConsentStore(t, b)
+		ctx := context.Background()
+		r := rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0)
+		r.ExpiresAt = t0.Add(24*time.Hour + 1500*time.Microsecond)
+		if _, err := s.SetConsent(ctx, "hcp-round", r, true); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.GetConsent(ctx, "hcp-round")
+		if err != nil || len(st.Records) != 1 {
+			t.Fatalf("GetConsent: %+v, %v", st, err)
+		}
+		if got, want := st.Records[0].ExpiresAt, t0.Add(24*time.Hour+2*time.Millisecond); !got.Equal(want) {
+			t.Errorf("stored expiry %v, want %v (rounded up)", got, want)
+		}
+		at := t0.Add(24*time.Hour + 1400*time.Microsecond) // before the expiry asked for
+		if v := consent.DefaultPolicy().Evaluate(&st, consent.Query{Channel: arbiter.Email, Purpose: arbiter.Promotional, At: at}); !v.Allowed() {
+			t.Errorf("at %v, before the expiry asked for, the opt-in is %v", at, v.Outcome)
 		}
 	})
 }

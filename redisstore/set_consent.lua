@@ -19,7 +19,8 @@
 --
 -- A record becomes current for its scope iff there is no current record,
 -- or it was captured later, or at the same millisecond with a status of
--- higher precedence. Either way a ledger entry is appended: the ledger
+-- higher precedence, or at the same millisecond with the same status and
+-- an earlier expiry (0, no expiry, is the latest): consent.Supersedes. Either way a ledger entry is appended: the ledger
 -- proves every acknowledged change. Each entry is stored as
 -- "3|<seq>|<entry>", seq being its index in the list: appending is O(1)
 -- whatever the ledger's length (RPUSH, LLEN).
@@ -37,13 +38,18 @@ do
   end
 end
 
--- parse returns the capture time and status rank of a hash value, or nil.
+-- parse returns the capture time, status rank and expiry (nil for none)
+-- of a hash value, or nil.
 local function parse(v)
-  local ms, status = string.match(v, '^(%-?%d+)|([%a_]+)|')
+  local ms, status, expires = string.match(v, '^(%-?%d+)|([%a_]+)|(%-?%d+)|')
   if ms == nil or rank[status] == nil then
     return nil
   end
-  return tonumber(ms), rank[status]
+  expires = tonumber(expires)
+  if expires == 0 then
+    expires = nil
+  end
+  return tonumber(ms), rank[status], expires
 end
 
 -- Every check that can fail comes before the first write: an error in a
@@ -87,9 +93,10 @@ for i = 6, #ARGV, 4 do
   local cur = redis.call('HGET', KEYS[1], field)
   local applied = true
   if cur then
-    local new_ms, new_rank = parse(new)
-    local cur_ms, cur_rank = parse(cur)
-    applied = new_ms > cur_ms or (new_ms == cur_ms and new_rank > cur_rank)
+    local new_ms, new_rank, new_exp = parse(new)
+    local cur_ms, cur_rank, cur_exp = parse(cur)
+    applied = new_ms > cur_ms or (new_ms == cur_ms and new_rank > cur_rank) or
+      (new_ms == cur_ms and new_rank == cur_rank and new_exp ~= nil and (cur_exp == nil or new_exp < cur_exp))
   end
   if applied then
     redis.call('HSET', KEYS[1], field, new)
