@@ -74,6 +74,10 @@ type Due struct {
 // or any when empty) is due by before (zero: now), as the server streams
 // them. The stream has no client timeout; give ctx one.
 func (c *Client) ListDue(ctx context.Context, journeyID, stepID string, before time.Time, fn func(Due) error) error {
+	// Cancelled on return, so that a stream fn stops early is ended on the
+	// server too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := c.journeys.ListDue(ctx, &nbapb.ListDueRequest{JourneyId: journeyID, StepId: stepID, Before: timeToPB(before)})
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ func (journeyGate) Check(in *GateInput, b *Block) bool {
 	}
 	for _, ref := range in.steps[in.Action.Index] {
 		p := &in.journeys[ref.Journey]
+		if !p.Governs(in.Action) {
+			continue
+		}
 		holds, until := p.Holds(ref.Step, in.At)
 		if !holds {
 			continue
@@ -59,7 +62,7 @@ func journeyHold(p *rules.Progress, k int, at time.Time) string {
 	case p.Status == rules.Exited && p.OffRamp != nil:
 		return fmt.Sprintf("they left '%s': %s", j.Name, p.OffRamp.Description)
 	case p.Status == rules.Exited:
-		return fmt.Sprintf("%s moved them out of '%s'", operator(p.Operator), j.Name)
+		return fmt.Sprintf("an operator moved them out of '%s'", j.Name)
 	case p.Status == rules.Completed:
 		return fmt.Sprintf("they completed '%s' on %s; it may start again from %s", j.Name,
 			p.EndedAt.UTC().Format(time.DateOnly), p.EndedAt.Add(j.MaxDuration).UTC().Format(time.DateOnly))
@@ -77,24 +80,17 @@ func journeyHold(p *rules.Progress, k int, at time.Time) string {
 	return where + " waits for a date their profile does not hold"
 }
 
-func operator(principal string) string {
-	if principal == "" {
-		return "an operator"
-	}
-	return "an operator (" + principal + ")"
-}
-
 // journeyFactor is the product of the boosts of the journeys whose due
 // step, or whose off-ramp's offer, the candidate is (1: none).
 func journeyFactor(in *GateInput) float64 {
 	f := 1.0
 	for _, ref := range in.steps[in.Action.Index] {
-		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) {
+		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) && p.Governs(in.Action) {
 			f *= p.Journey.Boost
 		}
 	}
 	for i := range in.journeys {
-		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) {
+		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) && p.Governs(in.Action) {
 			f *= p.Journey.Boost
 		}
 	}
@@ -106,12 +102,12 @@ func journeyFactor(in *GateInput) float64 {
 // none).
 func journeyStepOf(in *GateInput) *JourneyStep {
 	for _, ref := range in.steps[in.Action.Index] {
-		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) {
+		if p := &in.journeys[ref.Journey]; p.Due(ref.Step, in.At) && p.Governs(in.Action) {
 			return &JourneyStep{Journey: p.Journey, Step: ref.Step, Progress: *p}
 		}
 	}
 	for i := range in.journeys {
-		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) {
+		if p := &in.journeys[i]; p.Offers(in.Action.ID, in.At) && p.Governs(in.Action) {
 			return &JourneyStep{Journey: p.Journey, Step: -1, Progress: *p}
 		}
 	}

@@ -68,6 +68,27 @@ func (e *Engine) JourneySteps(actionID string) []string {
 	return out
 }
 
+// FirstStepAt names, for a profile's attributes, the journeys whose first
+// step waits for a time the profile holds ("an hour before the
+// appointment"), with that time (for the members index: a recipient is a
+// member of such a journey from the profile's write, before any send).
+func (e *Engine) FirstStepAt(attrs map[string]float64) map[string]time.Time {
+	if e.rules == nil || len(attrs) == 0 {
+		return nil
+	}
+	var out map[string]time.Time
+	for _, j := range e.rules.Journeys {
+		s := &j.Steps[0]
+		if v, ok := attrs[s.WaitAttr]; ok && s.WaitAttr != "" && v > 0 {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[j.ID] = time.Unix(int64(v), 0).UTC().Add(s.WaitFor)
+		}
+	}
+	return out
+}
+
 // Describe says where a recipient stands in a journey, in words.
 func Describe(p *rules.Progress, at time.Time) string {
 	j := p.Journey
@@ -84,7 +105,9 @@ func Describe(p *rules.Progress, at time.Time) string {
 		if p.OffRamp != nil {
 			return fmt.Sprintf("left '%s': %s", j.Name, p.OffRamp.Description)
 		}
-		return fmt.Sprintf("%s moved them out of '%s'", operator(p.Operator), j.Name)
+		// Who did is in the progress (moved_by), for those allowed to
+		// read it, not in words that travel with decisions.
+		return fmt.Sprintf("an operator moved them out of '%s'", j.Name)
 	}
 	if p.Due(p.Step, at) {
 		return fmt.Sprintf("step %d of '%s' is due: %s", p.Step+1, j.Name, j.Steps[p.Step].Description)

@@ -283,7 +283,7 @@ func JourneyEvents(i int, now time.Time) []recipient.Event {
 		if step(arbiter.EventAttended, arbiter.Webinar, "webinar-glucanor-efficacy", 48*time.Hour) &&
 			r.IntN(2) == 0 && step(arbiter.EventSent, arbiter.Portal, "portal-glucanor-video", 26*time.Hour) &&
 			r.IntN(2) == 0 {
-			step(arbiter.EventSent, arbiter.Email, "email-glucanor-trial_summary", 50*time.Hour)
+			step(arbiter.EventSent, arbiter.Email, "email-glucanor-launch-followup", 50*time.Hour)
 		}
 	case n < 8: // did not show
 		step(arbiter.EventNoShow, arbiter.Webinar, "webinar-glucanor-efficacy", 48*time.Hour)

@@ -75,11 +75,12 @@ type State struct {
 }
 
 // JourneyOverride is an operator's move of a recipient in a journey: to a
-// step (0-based; that step is then due at once, from At) or out of the
-// journey (Step -1). Progress counts what happened after At from there.
+// step (its id; that step is then due at once, from At) or out of the
+// journey (Step ""). Progress counts what happened after At from there. A
+// step the journey no longer has (its definitions changed) moves nothing.
 type JourneyOverride struct {
 	Journey   string
-	Step      int
+	Step      string
 	At        time.Time
 	Principal string
 }

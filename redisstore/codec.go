@@ -243,19 +243,19 @@ func counterArgs(args []any, c *recipient.Counters, nowMs int64) []any {
 	return args
 }
 
-// decodeOverride decodes a pJourney field's value: "<step>|<ms>|<principal>".
+// decodeOverride decodes a pJourney field's value: "<step id>|<ms>|<principal>"
+// (an empty step id: out of the journey).
 func decodeOverride(journey, v string) (recipient.JourneyOverride, bool) {
 	step, rest, ok1 := strings.Cut(v, "|")
 	ms, principal, ok2 := strings.Cut(rest, "|")
-	k, err1 := strconv.Atoi(step)
-	at, err2 := strconv.ParseInt(ms, 10, 64)
-	if !ok1 || !ok2 || err1 != nil || err2 != nil || k < -1 || journey == "" {
+	at, err := strconv.ParseInt(ms, 10, 64)
+	if !ok1 || !ok2 || err != nil || journey == "" {
 		return recipient.JourneyOverride{}, false
 	}
-	return recipient.JourneyOverride{Journey: journey, Step: k, At: time.UnixMilli(at).UTC(), Principal: principal}, true
+	return recipient.JourneyOverride{Journey: journey, Step: step, At: time.UnixMilli(at).UTC(), Principal: principal}, true
 }
 
 // encodeOverride is decodeOverride's inverse.
 func encodeOverride(o recipient.JourneyOverride) string {
-	return strconv.Itoa(o.Step) + "|" + strconv.FormatInt(o.At.UnixMilli(), 10) + "|" + o.Principal
+	return o.Step + "|" + strconv.FormatInt(o.At.UnixMilli(), 10) + "|" + o.Principal
 }

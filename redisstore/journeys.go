@@ -40,10 +40,10 @@ return 1
 `)
 
 // MoveInJourney records an operator's move of recipient id in a journey:
-// to step (0-based, due at once from at) or out of it (step -1), with the
-// caller's principal. It replaces an earlier move in that journey. An
-// unknown recipient is arbiter.ErrNotFound.
-func (s *Store) MoveInJourney(ctx context.Context, id, journey string, step int, at time.Time) error {
+// to the step with id step (due at once from at) or out of it (step ""),
+// with the caller's principal. It replaces an earlier move in that
+// journey. An unknown recipient is arbiter.ErrNotFound.
+func (s *Store) MoveInJourney(ctx context.Context, id, journey, step string, at time.Time) error {
 	if err := recipient.ValidID(id); err != nil {
 		return fmt.Errorf("redisstore: move in journey: %w", arbiter.Invalid("recipient_id", err.Error()))
 	}
@@ -79,28 +79,29 @@ func (s *Store) AddJourneyMember(ctx context.Context, journeys []string, id stri
 
 // JourneyMembers calls fn with the members of journey last sent a step at
 // or after since, in pages of at most page ids, until fn returns an error
-// or they run out. Members older than since are dropped first: the
-// journey's maximum duration is over for them.
-func (s *Store) JourneyMembers(ctx context.Context, journey string, since time.Time, page int, fn func(ids []string) error) error {
+// or they run out. It reads them in one command, a snapshot: scores that
+// move meanwhile (a member's new event) skip or repeat no one. Members
+// last sent a step more than keep before the store's clock are dropped
+// first: no run of the journey can concern them any more (the caller's
+// times never decide what is deleted).
+func (s *Store) JourneyMembers(ctx context.Context, journey string, since time.Time, keep time.Duration, page int, fn func(ids []string) error) error {
 	key := s.membersKey(journey)
-	if err := s.rdb.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(since.UnixMilli(), 10)).Err(); err != nil {
+	cutoff := s.now().Add(-keep).UnixMilli()
+	if err := s.rdb.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10)).Err(); err != nil {
 		return storageErr("journey members", err)
 	}
-	min := strconv.FormatInt(since.UnixMilli(), 10)
-	for offset := int64(0); ; offset += int64(page) {
-		ids, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: int64(page)}).Result()
-		if err != nil {
-			return storageErr("journey members", err)
-		}
-		if len(ids) > 0 {
-			if err := fn(ids); err != nil {
-				return err
-			}
-		}
-		if len(ids) < page {
-			return nil
-		}
+	ids, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: strconv.FormatInt(since.UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return storageErr("journey members", err)
 	}
+	for len(ids) > 0 {
+		n := min(page, len(ids))
+		if err := fn(ids[:n]); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // SetJourneyPaused pauses or resumes a journey for every replica, with the

@@ -195,6 +195,15 @@ func (p *Progress) Holds(k int, t time.Time) (bool, time.Time) {
 	return false, time.Time{}
 }
 
+// Governs reports whether the journey may prefer or hold back action a: a
+// journey with promotional steps never moves medical content either way
+// (the medical/commercial firewall: a medical decision must not depend on
+// commercial activity). Its medical step is then the hand-off point: the
+// journey notes it done when it is sent; the medical team decides when.
+func (p *Progress) Governs(a *catalog.Action) bool {
+	return !p.Journey.Promotional || a.Purpose != arbiter.Medical
+}
+
 // Offers reports whether an off-ramp's offer prefers action id at t.
 func (p *Progress) Offers(id string, t time.Time) bool {
 	return p.Status == Exited && p.OffRamp != nil && p.EndedAt.Add(p.Journey.MaxDuration).After(t) &&
@@ -207,6 +216,10 @@ type mark struct {
 	typ    arbiter.EventType // EventSent for a touch
 	action string
 	topic  string
+	// medical: a medical signal a promotional journey sees only because
+	// it is about one of its medical steps: its send (a touch) may mark
+	// that step done, nothing else (no off-ramp, no wait, no goal).
+	medical bool
 }
 
 // Buffer is scratch space for Progress, reused across decisions.
@@ -249,13 +262,13 @@ func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool
 	var anchor, waited time.Time // the current step's anchor, and its wait event's time
 	dueNow := false              // an off-ramp or an operator made the step due at anchor
 	start := 0
-	if ov != nil && !ov.At.After(t) {
+	if k := j.stepIndex(ov); ov != nil && !ov.At.After(t) && k >= -1 {
 		p.Operator = ov.Principal
-		if ov.Step < 0 {
+		if k < 0 {
 			p.Status, p.EndedAt = Exited, ov.At
 			return p
 		}
-		p.Status, p.Step, p.EnteredAt, anchor, dueNow = Active, min(ov.Step, len(j.Steps)-1), ov.At, ov.At, true
+		p.Status, p.Step, p.EnteredAt, anchor, dueNow = Active, k, ov.At, ov.At, true
 		for start < len(marks) && !marks[start].at.After(ov.At) {
 			start++
 		}
@@ -267,7 +280,7 @@ func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool
 		}
 		switch p.Status {
 		case NotEntered:
-			if m.typ != arbiter.EventBounced && slices.Contains(j.Steps[0].Actions, m.action) {
+			if !m.medical && m.typ != arbiter.EventBounced && slices.Contains(j.Steps[0].Actions, m.action) {
 				p.Status, p.EnteredAt = Active, m.at
 				p.Step, anchor, waited, dueNow = 1, m.at, time.Time{}, false
 				if len(j.Steps) == 1 {
@@ -275,6 +288,17 @@ func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool
 				}
 			}
 		case Active:
+			if m.medical {
+				// A medical signal in a promotional journey: the send
+				// of a medical step marks it done; it moves nothing else.
+				if k := j.stepOf(m.action, p.Step); k >= 0 && j.Steps[k].Medical && m.typ.IsTouch() {
+					p.Step, anchor, waited, dueNow = k+1, m.at, time.Time{}, false
+					if p.Step == len(j.Steps) {
+						p.Status, p.EndedAt = Completed, m.at
+					}
+				}
+				break
+			}
 			if slices.Contains(j.Goal, m.typ) && (j.GoalTopic == "" || m.topic == j.GoalTopic) {
 				p.Status, p.EndedAt, p.Goal = Completed, m.at, true
 				break
@@ -368,17 +392,19 @@ func (j *Journey) marks(st *recipient.State, cat *catalog.Catalog, t time.Time, 
 		if tc.State != contact.Sent || tc.ActionID == "" || tc.At.After(t) {
 			continue
 		}
-		if j.Promotional && (tc.Purpose == arbiter.Medical || tc.Channel == arbiter.MSLMeeting) && !j.medicalStep(tc.ActionID) {
+		medical := j.Promotional && (tc.Purpose == arbiter.Medical || tc.Channel == arbiter.MSLMeeting)
+		if medical && !j.medicalStep(tc.ActionID) {
 			continue
 		}
-		out = append(out, mark{at: tc.At, typ: arbiter.EventSent, action: tc.ActionID, topic: tc.Topic})
+		out = append(out, mark{at: tc.At, typ: arbiter.EventSent, action: tc.ActionID, topic: tc.Topic, medical: medical})
 	}
 	for i := range st.Recent {
 		e := &st.Recent[i]
 		if e.At.After(t) {
 			continue
 		}
-		if j.Promotional && medicalEvent(e, cat) && !j.medicalStep(e.ActionID) {
+		medical := j.Promotional && medicalEvent(e, cat)
+		if medical && !j.medicalStep(e.ActionID) {
 			continue
 		}
 		if e.ActionID != "" && !j.has(e.ActionID) && !slices.Contains(j.Goal, e.Type) {
@@ -387,7 +413,7 @@ func (j *Journey) marks(st *recipient.State, cat *catalog.Catalog, t time.Time, 
 			// (an unsubscribe) and a goal do.
 			continue
 		}
-		out = append(out, mark{at: e.At, typ: e.Type, action: e.ActionID, topic: e.Topic})
+		out = append(out, mark{at: e.At, typ: e.Type, action: e.ActionID, topic: e.Topic, medical: medical})
 	}
 	slices.SortStableFunc(out, func(a, b mark) int {
 		if c := a.at.Compare(b.at); c != 0 {
@@ -410,6 +436,23 @@ func medicalEvent(e *recipient.RecentEvent, cat *catalog.Catalog) bool {
 		return !ok || cat.Actions[i].Purpose == arbiter.Medical
 	}
 	return false
+}
+
+// stepIndex is the step an override moves to: its index, -1 for out of
+// the journey, -2 for a step the journey does not have (or no override).
+func (j *Journey) stepIndex(ov *recipient.JourneyOverride) int {
+	if ov == nil {
+		return -2
+	}
+	if ov.Step == "" {
+		return -1
+	}
+	for k := range j.Steps {
+		if j.Steps[k].ID == ov.Step {
+			return k
+		}
+	}
+	return -2
 }
 
 // has reports whether action id is one of j's steps' or offers'.

@@ -96,11 +96,15 @@ func TestJourneyProgress(t *testing.T) {
 			at:      t0.Add(2 * h), status: Active, step: 1, waiting: arbiter.EventAttended},
 		{name: "operator moved them to the email",
 			touches: []contact.Touch{sent("webinar", t0)},
-			over:    []recipient.JourneyOverride{{Journey: "launch", Step: 2, At: t0.Add(h), Principal: "ops"}},
+			over:    []recipient.JourneyOverride{{Journey: "launch", Step: "email", At: t0.Add(h), Principal: "ops"}},
 			at:      t0.Add(2 * h), status: Active, step: 2, due: t0.Add(h)},
+		{name: "a move to a step the journey no longer has moves nothing",
+			touches: []contact.Touch{sent("webinar", t0)},
+			over:    []recipient.JourneyOverride{{Journey: "launch", Step: "gone", At: t0.Add(h), Principal: "ops"}},
+			at:      t0.Add(2 * h), status: Active, step: 1, waiting: arbiter.EventAttended},
 		{name: "operator moved them out",
 			touches: []contact.Touch{sent("webinar", t0)},
-			over:    []recipient.JourneyOverride{{Journey: "launch", Step: -1, At: t0.Add(h), Principal: "ops"}},
+			over:    []recipient.JourneyOverride{{Journey: "launch", Step: "", At: t0.Add(h), Principal: "ops"}},
 			at:      t0.Add(2 * h), status: Exited},
 	}
 	for _, tt := range tests {
@@ -191,5 +195,29 @@ func TestJourneyProgressIsOrderFreeAndIdempotent(t *testing.T) {
 		if got.Status != want.Status || got.Step != want.Step || !got.DueAt.Equal(want.DueAt) || !got.EnteredAt.Equal(want.EnteredAt) {
 			t.Fatalf("shuffled and replayed: %+v, want %+v", got, want)
 		}
+	}
+}
+
+// The firewall in a promotional journey: a medical signal on its medical
+// step (an MSL meeting missed) marks nothing but that step; it never fires
+// an off-ramp back to promotional content, nor satisfies a wait.
+func TestJourneyMedicalSignalMovesNoPromotionalStep(t *testing.T) {
+	j := launch()
+	j.Steps = append(j.Steps, Step{ID: "msl", Description: "an MSL meeting", Actions: []string{"msl"}, Medical: true})
+	h := time.Hour
+	st := &recipient.State{Recent: []recipient.RecentEvent{
+		event(arbiter.EventAttended, "webinar", t0.Add(h)),
+		{At: t0.Add(10 * h), Type: arbiter.EventNoShow, Channel: arbiter.MSLMeeting, ActionID: "msl", Purpose: arbiter.Medical},
+	}}
+	st.Touches.Touches = []contact.Touch{sent("webinar", t0), sent("video", t0.Add(2*h)), sent("email", t0.Add(3*h))}
+	p := progress(j, st, t0.Add(11*h), false, "")
+	if p.Status != Active || p.Step != 3 || p.OffRamp != nil {
+		t.Errorf("after a missed MSL meeting: %v at step %d (off-ramp %v), want active at the MSL step, no off-ramp", p.Status, p.Step, p.OffRamp)
+	}
+	// Its own send marks the medical step done.
+	st.Touches.Touches = append(st.Touches.Touches, contact.Touch{At: t0.Add(12 * h), Channel: arbiter.MSLMeeting, Purpose: arbiter.Medical,
+		ActionID: "msl", State: contact.Sent})
+	if p := progress(j, st, t0.Add(13*h), false, ""); p.Status != Completed {
+		t.Errorf("after the MSL meeting: %v, want completed", p.Status)
 	}
 }

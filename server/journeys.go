@@ -29,8 +29,9 @@ type Journeyer interface {
 // JourneyStore keeps what journeys store: operators' moves, the members
 // index and pauses (redisstore.Store).
 type JourneyStore interface {
-	MoveInJourney(ctx context.Context, id, journey string, step int, at time.Time) error
-	JourneyMembers(ctx context.Context, journey string, since time.Time, page int, fn func(ids []string) error) error
+	MoveInJourney(ctx context.Context, id, journey, step string, at time.Time) error
+	AddJourneyMember(ctx context.Context, journeys []string, id string, at time.Time) error
+	JourneyMembers(ctx context.Context, journey string, since time.Time, keep time.Duration, page int, fn func(ids []string) error) error
 	SetJourneyPaused(ctx context.Context, journey string, paused bool) error
 }
 
@@ -137,13 +138,32 @@ func (s *Server) ListDue(req *nbapb.ListDueRequest, stream grpc.ServerStreamingS
 	return nil
 }
 
+// errDefinitionsChanged: the journey left the definitions during the call
+// (a publish).
+var errDefinitionsChanged = &arbiter.PreconditionError{Subject: "journey_id",
+	Description: "the definitions changed during the call and no longer have this journey"}
+
+// progressOf is the progress in journey id of res (nil: the definitions
+// res was worked out with have no such journey: a publish came between).
+func progressOf(res *decision.JourneyResult, id string) *rules.Progress {
+	for i := range res.Journeys {
+		if res.Journeys[i].Journey.ID == id {
+			return &res.Journeys[i]
+		}
+	}
+	return nil
+}
+
 // eachMember derives the progress in j at `at` of every member of j, a
 // page at a time with a few loads at once, and calls fn for each in the
 // members' order (from one goroutine). A member that no longer exists is
 // skipped.
 func (s *Server) eachMember(ctx context.Context, j *rules.Journey, at time.Time,
 	fn func(res *decision.JourneyResult, p *rules.Progress, id string) error) error {
-	return s.journeyStore.JourneyMembers(ctx, j.ID, at.Add(-j.MaxDuration), memberPage, func(ids []string) error {
+	// A member last sent a step within twice the maximum duration may be in
+	// a run, or resting after one; members older than three times it are
+	// dropped.
+	return s.journeyStore.JourneyMembers(ctx, j.ID, at.Add(-2*j.MaxDuration), 3*j.MaxDuration, memberPage, func(ids []string) error {
 		results := make([]*decision.JourneyResult, len(ids))
 		errs := make([]error, len(ids))
 		return ordered.Run(ctx, len(ids), memberWorkers, 4*memberWorkers, func(ctx context.Context, i int) {
@@ -157,7 +177,11 @@ func (s *Server) eachMember(ctx context.Context, j *rules.Journey, at time.Time,
 			}
 			res := results[i]
 			results[i] = nil
-			return fn(res, &res.Journeys[j.Index], ids[i])
+			p := progressOf(res, j.ID)
+			if p == nil {
+				return errDefinitionsChanged
+			}
+			return fn(res, p, ids[i])
 		})
 	})
 }
@@ -185,15 +209,27 @@ func (s *Server) MoveRecipient(ctx context.Context, req *nbapb.MoveRecipientRequ
 		return nil, toStatus(ctx, s.log, err)
 	}
 	now := time.Now()
-	if err := s.journeyStore.MoveInJourney(ctx, req.GetRecipientId(), j.ID, step, now); err != nil {
+	stepID := ""
+	if step >= 0 {
+		stepID = j.Steps[step].ID
+	}
+	if err := s.journeyStore.MoveInJourney(ctx, req.GetRecipientId(), j.ID, stepID, now); err != nil {
 		return nil, toStatus(ctx, s.log, err)
+	}
+	// A moved recipient is a member: ListDue and the KPIs find them.
+	if err := s.journeyStore.AddJourneyMember(ctx, []string{j.ID}, req.GetRecipientId(), now); err != nil {
+		return nil, toStatus(ctx, s.log, fmt.Errorf("the move was recorded; indexing it failed: %w", err))
 	}
 	s.log.Info("journey: recipient moved", "journey", j.ID, "step", step)
 	res, err := s.journeyer.Journeys(ctx, decision.Request{HCPID: req.GetRecipientId(), At: now})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, fmt.Errorf("the move was recorded; reading it back failed: %w", err))
 	}
-	return &nbapb.MoveRecipientResponse{Progress: journeyProgress(&res.Journeys[j.Index], res.At)}, nil
+	p := progressOf(res, j.ID)
+	if p == nil {
+		return nil, toStatus(ctx, s.log, errDefinitionsChanged)
+	}
+	return &nbapb.MoveRecipientResponse{Progress: journeyProgress(p, res.At)}, nil
 }
 
 // PauseJourney pauses a journey for everyone.

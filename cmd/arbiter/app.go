@@ -183,7 +183,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000),
 		server.WithJourneys(m.follow, m.store))
-	events := eventStore{m.store, m.follow.JourneySteps}
+	events := eventStore{m.store, m.follow.JourneySteps, m.follow.FirstStepAt}
 	if m.srv, err = server.New(m.follow, events, m.store, srvOpts...); err != nil {
 		return err
 	}
@@ -533,10 +533,18 @@ func seed(ctx context.Context, store *redisstore.Store, n int) error {
 			return fmt.Errorf("seed demo population: %w", err)
 		}
 	}
-	// The hospital's patients beside the HCPs: one for every five HCPs.
+	// The hospital's patients beside the HCPs: one for every five HCPs,
+	// indexed as members of the journeys whose first step waits for one
+	// of their times (an appointment), as the server's writes are.
 	if patients := demo.Patients(n/5, now); len(patients) > 0 {
+		demoEngine, err := decision.New(store, definitions.Demo().Model, definitions.Demo().Catalog, definitions.Demo().Policy,
+			decision.WithRules(definitions.Demo().Rules))
+		if err != nil {
+			return err
+		}
+		patientStore := eventStore{Store: store, firstStep: demoEngine.FirstStepAt}
 		for start := 0; start < len(patients); start += batch {
-			if err := store.Import(ctx, patients[start:min(start+batch, len(patients))]); err != nil {
+			if err := patientStore.Import(ctx, patients[start:min(start+batch, len(patients))]); err != nil {
 				return fmt.Errorf("seed demo patients: %w", err)
 			}
 		}

@@ -171,6 +171,15 @@ func (f *follower) JourneySteps(actionID string) []string {
 	return nil
 }
 
+// FirstStepAt names the journeys whose first step waits for a time of the
+// profile, in the definitions in use (decision.Engine.FirstStepAt).
+func (f *follower) FirstStepAt(attrs map[string]float64) map[string]time.Time {
+	if e := f.engine.Load(); e != nil {
+		return e.FirstStepAt(attrs)
+	}
+	return nil
+}
+
 // Persona is the recipient's dynamic persona now, with the engine in use.
 func (f *follower) Persona(ctx context.Context, id string) (string, error) {
 	res, err := f.Journeys(ctx, decision.Request{HCPID: id})
@@ -380,12 +389,14 @@ func (f *follower) RefreshPauses(ctx context.Context) error { return f.followPau
 // followPauses reads the paused journeys and gives them to the engine in
 // use (and to the engines switched to later).
 func (f *follower) followPauses(ctx context.Context) error {
+	// Read under the lock: of two reads at once (a pause's and a poll's),
+	// the later must be the one kept.
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	paused, err := f.store.PausedJourneys(ctx)
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.paused.Store(&paused)
 	if e := f.engine.Load(); e != nil {
 		e.SetPausedJourneys(paused)

@@ -14,7 +14,7 @@ import (
 )
 
 // The demo journey's actions, in step order.
-var launchSteps = []string{"webinar-glucanor-efficacy", "portal-glucanor-video", "email-glucanor-trial_summary", "msl_meeting-glucanor"}
+var launchSteps = []string{"webinar-glucanor-efficacy", "portal-glucanor-video", "email-glucanor-launch-followup", "msl_meeting-glucanor"}
 
 // addEndocrinologist creates a recipient the demo journey is for, with
 // consent on every channel it uses and some email engagement (its entry
@@ -85,7 +85,8 @@ func launchProgress(t *testing.T, c *client.Client, id string) client.JourneyPro
 // enter, wait for the webinar, advance on attendance, wait for the
 // follow-up, a replayed event that advances nothing, the goal that ends it.
 func TestJourneyLaunchEndToEnd(t *testing.T) {
-	ts := start(t, singleRedis(t), 1, "-rules", "../../rules/demo_rules.json")
+	// A long poll: the follower's reads must not fall among the decision's round trips counted below.
+	ts := start(t, singleRedis(t), 1, "-rules", "../../rules/demo_rules.json", "-definitions-poll", "1h")
 	c := ts.client
 	const id = "JOURNEY-GLU-1"
 	addEndocrinologist(t, c, id)
@@ -162,6 +163,22 @@ func TestJourneyLaunchEndToEnd(t *testing.T) {
 		t.Errorf("ListDue two days on: %v, %v; want %s due for the follow-up", due, err, id)
 	}
 
+	// The follow-up went out: the next step is the MSL meeting, which the
+	// journey notes but never prefers or holds (a launch campaign must not
+	// steer medical contact: the firewall).
+	recordTouch(t, c, client.Event{ID: id + "-follow-up", HCPID: id, Type: arbiter.EventSent, Channel: arbiter.Email,
+		ActionID: launchSteps[2], OccurredAt: ms(now.Add(-30 * time.Minute))})
+	if p := launchProgress(t, c, id); p.StepID != "msl" {
+		t.Errorf("follow-up sent: progress %+v, want the MSL step next", p)
+	}
+	v = decideLaunch(t, c, id)
+	if r := v.recommended[launchSteps[3]]; r != nil && (r.Journey != nil || strings.Contains(r.Reason, "Glucanor launch")) {
+		t.Errorf("the MSL meeting is preferred by the promotional journey: %+v", r.Journey)
+	}
+	if s, ok := v.suppressed[launchSteps[3]]; ok && strings.HasPrefix(string(s.Reason), "JOURNEY") {
+		t.Errorf("the MSL meeting is held by the promotional journey: %+v", s)
+	}
+
 	// A replayed attendance (the same event id) is a duplicate and
 	// advances nothing.
 	prev := launchProgress(t, c, id)
@@ -180,7 +197,9 @@ func TestJourneyLaunchEndToEnd(t *testing.T) {
 		t.Errorf("after the goal: %+v, want completed", p)
 	}
 	v = decideLaunch(t, c, id)
-	for _, a := range launchSteps {
+	// (The follow-up email went out half an hour ago: the catalog's
+	// minimum gap for email, an earlier gate, holds it first.)
+	for _, a := range launchSteps[:2] { // the medical step is never the promotional journey's to hold
 		if s := v.suppressed[a]; s.Reason != client.SuppressionJourney || !s.ClearsAt.Equal(goal.Add(35*24*time.Hour)) ||
 			!strings.Contains(s.Detail, "completed 'Glucanor launch'") {
 			t.Errorf("after the goal, %s: %+v, want JOURNEY until the goal + 35 days", a, s)

@@ -63,6 +63,15 @@ func TestPatientReminders(t *testing.T) {
 		if len(d.Recommendations) > 0 && d.Recommendations[0].ActionID != "email-appointment-reminder" {
 			t.Errorf("five hours before: %s first, want the journey's reminders held", d.Recommendations[0].ActionID)
 		}
+		// A sender finds them due, although nothing was sent yet: the
+		// profile's appointment indexed them.
+		due := map[string]client.Due{}
+		if err := c.ListDue(ctx, "appointment-reminder", "", appt.Add(-50*time.Minute), func(d client.Due) error {
+			due[d.RecipientID] = d
+			return nil
+		}); err != nil || !due[id].DueAt.Equal(appt.Add(-time.Hour)) {
+			t.Errorf("ListDue 50 minutes before: %v, %v; want %s due an hour before", due, err, id)
+		}
 		d, err = c.Decide(ctx, id, client.DecideOptions{Limit: 3, Explain: true, Candidates: reminders, At: appt.Add(-50 * time.Minute)})
 		if err != nil || len(d.Recommendations) == 0 {
 			t.Fatalf("50 minutes before: %+v, %v", d, err)

@@ -384,6 +384,10 @@ func TestJourneys(t *testing.T) {
 		{"longer than the events read", `{"id": "j", "name": "J", "enter": "true", "max_duration": "60d", "steps": [` + step("a", "email-glucanor-efficacy") + `]}`,
 			"max_duration"},
 		{"an unknown action", journey("true", step("a", "nope")), `actions: "nope" is not in the catalog`},
+		{"a persona's off-ramp to a step",
+			`{"id": "j", "name": "J", "enter": "true", "max_duration": "30d", "steps": [` + step("a", "email-glucanor-efficacy") + `, ` + step("b", "portal-glucanor-video") +
+				`], "off_ramps": [{"id": "r", "description": "d", "persona": "p", "to": "b"}]}`,
+			"a persona's off-ramp exits"},
 		{"an expression that does not compile", journey("profile.specialty ==", step("a", "email-glucanor-efficacy")), "journeys[0] (j): enter: line 1, column"},
 		{"a wait on the first step",
 			`{"id": "j", "name": "J", "enter": "true", "max_duration": "30d", "steps": [{"id": "a", "description": "d", "actions": ["email-glucanor-efficacy"], "wait": {"for": "1h"}}]}`,
@@ -475,4 +479,22 @@ func benchCatalog(b *testing.B) *catalog.Catalog {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// An event is a CEL map like any other: it equals the map literal of its
+// fields, has() and in see its keys.
+func TestEventsAreMaps(t *testing.T) {
+	src := `{"rules": [{"id": "r", "description": "d", "effect": "demote", "factor": 0.5, "select": {},
+		"when": "events.exists(e, e == {'type': e.type, 'channel': e.channel, 'topic': e.topic, 'action_id': e.action_id, 'format': e.format, 'depth': e.depth, 'purpose': e.purpose, 'at': e.at} && has(e.topic) && 'depth' in e && !has(e.nope))"}]}`
+	s, err := rules.Parse([]byte(src), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cardiologist()
+	st.Recent = []recipient.RecentEvent{{At: now.Add(-time.Hour), Type: arbiter.EventOpened, Channel: arbiter.Email, ActionID: "email-cardiolex-efficacy"}}
+	failed := ""
+	s.OnFailure = func(id string) { failed = id }
+	if got := s.Evaluate(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil); failed != "" || len(got) != 1 {
+		t.Errorf("applied %+v, failure %q: want the rule to hold", got, failed)
+	}
 }

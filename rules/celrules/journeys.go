@@ -221,6 +221,10 @@ func compileJourneys(fjs []fileJourney, cat *catalog.Catalog, set *rules.Set, en
 				bad("%s: give on (events) or persona", rw)
 			}
 			switch {
+			case fr.Persona != "" && !fr.Exit:
+				// A persona holds at every decision while it lasts: a move
+				// to a step would make that step due again and again.
+				bad("%s: a persona's off-ramp exits (\"exit\": true): a move to a step would repeat it while the persona holds", rw)
 			case fr.Exit && fr.To != "":
 				bad("%s: to a step, or exit, not both", rw)
 			case fr.Exit:

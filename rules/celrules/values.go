@@ -40,13 +40,15 @@ func (r *record) ConvertToType(t ref.Type) ref.Val {
 	return types.NewErr("type conversion error from map to '%s'", t)
 }
 
+// Equal compares r with any CEL map, key by key, as CEL's maps compare.
 func (r *record) Equal(other ref.Val) ref.Val {
-	o, ok := other.(*record)
-	if !ok || o.names != r.names || o.n != r.n {
+	o, ok := other.(traits.Mapper)
+	if !ok || o.Size() != types.Int(r.n) {
 		return types.False
 	}
 	for i := range r.n {
-		if r.vals[i].Equal(o.vals[i]) != types.True {
+		v, found := o.Find(r.names[i])
+		if !found || r.vals[i].Equal(v) != types.True {
 			return types.False
 		}
 	}
