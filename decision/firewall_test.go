@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
@@ -29,9 +30,12 @@ func (s states) Load(_ context.Context, id string, _ time.Time) (*recipient.Stat
 
 // The medical/commercial firewall, differentially: randomise every
 // commercial feature of a recipient (prescribing potential and every other
-// attribute, the commercial segment, engagement with reps), and the
+// attribute, the commercial segment, engagement with reps, and events on
+// promotional content, which rules, personas and journeys read), and the
 // medical decision (which medical actions rank, in which order, with which
-// scores) must not move. Over the demo population and the demo definitions
+// scores and reasons) must not move. (Promotional touches are not
+// randomised: caps and gaps count every touch, whatever its purpose, as
+// the contact policy means them to.) Over the demo population and the demo definitions
 // (catalog, model, rules, personas, contact policy), many times over.
 func TestMedicalDecisionsIgnoreCommercialFeatures(t *testing.T) {
 	defs := definitions.Demo()
@@ -44,6 +48,14 @@ func TestMedicalDecisionsIgnoreCommercialFeatures(t *testing.T) {
 	if len(medical) < 10 {
 		t.Fatalf("the demo catalog has %d medical actions; the test needs them", len(medical))
 	}
+	var promotional []*catalog.Action
+	for i := range defs.Catalog.Actions {
+		if a := &defs.Catalog.Actions[i]; a.Purpose == arbiter.Promotional {
+			promotional = append(promotional, a)
+		}
+	}
+	commercialEvents := []arbiter.EventType{arbiter.EventOpened, arbiter.EventClicked, arbiter.EventAttended, arbiter.EventNoShow,
+		arbiter.EventRegistered, arbiter.EventVideoWatched, arbiter.EventDownload}
 	now := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(13, 17))
 	segments := []string{"", "digital_savvy", "traditional", "scientific_first", "low_engagement"}
@@ -57,6 +69,13 @@ func TestMedicalDecisionsIgnoreCommercialFeatures(t *testing.T) {
 			alt.Profile.Segment = segments[r.IntN(len(segments))]
 			for _, ch := range []arbiter.Channel{arbiter.RepVisit, arbiter.RemoteVisit, arbiter.DirectMail} {
 				alt.Counters.Engagement[ch] = r.Float64() * 5
+			}
+			// Commercial activity: events on promotional content (opens,
+			// clicks, attendances, no-shows), which rules and journeys read.
+			for range r.IntN(15) {
+				a := promotional[r.IntN(len(promotional))]
+				alt.Recent = append(alt.Recent, recipient.RecentEvent{At: now.Add(-time.Duration(1+r.IntN(30*24)) * time.Hour),
+					Type: commercialEvents[r.IntN(len(commercialEvents))], Channel: a.Channel, ActionID: a.ID, Topic: a.Topic})
 			}
 			got := decideMedical(t, defs, base, medical, now)
 			want := decideMedical(t, defs, alt, medical, now)
