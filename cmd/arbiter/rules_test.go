@@ -197,15 +197,15 @@ func TestRulesShippedScenarios(t *testing.T) {
 		noShow := ms(now.Add(-time.Hour))
 		recordTouch(t, c, client.Event{ID: id + "-noshow", HCPID: id, Type: arbiter.EventNoShow, Channel: arbiter.Webinar,
 			ActionID: "webinar-cardiolex-efficacy", OccurredAt: noShow})
-		d := decide(t, id, "webinar-cardiolex-safety", "portal-cardiolex-video")
+		d := decide(t, id, "webinar-cardiolex-efficacy", "portal-cardiolex-video")
 		var sup *client.Suppression
 		for i := range d.Suppressed {
-			if d.Suppressed[i].ActionID == "webinar-cardiolex-safety" {
+			if d.Suppressed[i].ActionID == "webinar-cardiolex-efficacy" {
 				sup = &d.Suppressed[i]
 			}
 		}
 		if sup == nil || sup.Reason != client.SuppressionRule || !sup.ClearsAt.Equal(noShow.Add(336*time.Hour)) {
-			t.Errorf("a webinar after the no-show: %+v, want RULE until the no-show + 14 days", sup)
+			t.Errorf("a promotional webinar after the no-show: %+v, want RULE until the no-show + 14 days", sup)
 		}
 		if r := rec(d, "portal-cardiolex-video"); !named(r, "webinar-skipped-short-video") {
 			t.Errorf("the short video: %+v, want it boosted by webinar-skipped-short-video", r)

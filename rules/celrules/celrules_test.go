@@ -135,8 +135,13 @@ func TestSkippedWebinar(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("a no-show: rules that hold %v", got)
 	}
-	if !sup.Matches(action(t, "webinar-cardiolex-trial_summary")) || !sup.ClearsAt.Equal(skipped.Add(14*24*time.Hour)) {
-		t.Errorf("webinars not suppressed until two weeks after the no-show (clears %v)", sup.ClearsAt)
+	if !sup.Matches(action(t, "webinar-cardiolex-efficacy")) || !sup.ClearsAt.Equal(skipped.Add(14*24*time.Hour)) {
+		t.Errorf("promotional webinars not suppressed until two weeks after the no-show (clears %v)", sup.ClearsAt)
+	}
+	// A promotional no-show is a commercial signal: medical webinars stay
+	// open (the firewall).
+	if sup.Matches(action(t, "webinar-cardiolex-trial_summary")) {
+		t.Error("a medical webinar is suppressed after a promotional no-show")
 	}
 	if !video.Matches(action(t, "portal-cardiolex-video")) {
 		t.Error("the short video is not preferred")
