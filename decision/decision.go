@@ -236,6 +236,10 @@ func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *cons
 // Catalog returns the engine's catalog.
 func (e *Engine) Catalog() *catalog.Catalog { return e.catalog }
 
+// DefinitionsVersion names the definitions set the engine was built from
+// (WithDefinitionsVersion).
+func (e *Engine) DefinitionsVersion() string { return e.defsVersion }
+
 // ModelVersion returns the version of the engine's model.
 func (e *Engine) ModelVersion() string { return e.model.Version }
 

@@ -70,6 +70,7 @@ type Server struct {
 	// served).
 	journeyer    Journeyer
 	journeyStore JourneyStore
+	explainer    Explainer // nil: WhyNot is Unimplemented
 	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
 	sendIdle     time.Duration
 	sendMaxItems int64

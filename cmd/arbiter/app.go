@@ -182,7 +182,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000),
-		server.WithJourneys(m.follow, m.store))
+		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow))
 	events := eventStore{m.store, m.follow.JourneySteps, m.follow.FirstStepAt}
 	if m.srv, err = server.New(m.follow, events, m.store, srvOpts...); err != nil {
 		return err

@@ -144,6 +144,17 @@ func (f *follower) ActionPurpose(actionID string) (arbiter.Purpose, bool) {
 	return arbiter.PurposeUnspecified, false
 }
 
+// CheckAll asks every gate about req's candidates with the engine in use,
+// and names its definitions (server.Explainer).
+func (f *follower) CheckAll(ctx context.Context, req decision.Request) ([]decision.CandidateCheck, string, error) {
+	e, err := f.engineInUse("why not")
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := e.CheckAll(ctx, req)
+	return out, e.DefinitionsVersion(), err
+}
+
 // Journeys derives one recipient's journey progress with the engine in
 // use (server.Journeyer).
 func (f *follower) Journeys(ctx context.Context, req decision.Request) (*decision.JourneyResult, error) {

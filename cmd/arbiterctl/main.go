@@ -47,6 +47,7 @@ type command struct {
 
 var commands = []command{
 	{name: "decide", summary: "rank the next best actions for one HCP", run: decideCmd},
+	{name: "whynot", summary: "every reason an action may not go to a recipient now (or at a time ahead), and when each clears", run: whyNotCmd},
 	{name: "batch", summary: "decide for a list of HCPs (DecideBatch), e.g. before a send", run: batchCmd},
 	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
 	{name: "campaign", summary: "pre-send checks for a campaign list", subs: []command{

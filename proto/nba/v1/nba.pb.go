@@ -661,6 +661,150 @@ func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
+type WhyNotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the recipient (an HCP or a patient).
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// Required: an action of the catalog.
+	ActionId string `protobuf:"bytes,2,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// Default: the server's clock. Not in the past.
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhyNotRequest) Reset() {
+	*x = WhyNotRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhyNotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhyNotRequest) ProtoMessage() {}
+
+func (x *WhyNotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhyNotRequest.ProtoReflect.Descriptor instead.
+func (*WhyNotRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WhyNotRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *WhyNotRequest) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *WhyNotRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type WhyNotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// No gate blocks the action at `at`.
+	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// Every block, in the gates' order, each with its detail and clears_at.
+	Blocks []*Suppression         `protobuf:"bytes,2,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	At     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	// The latest of the blocks' clear times: the earliest the action could
+	// be allowed, if nothing else blocks it then. Absent when a block does
+	// not clear by itself.
+	ClearsAt           *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=clears_at,json=clearsAt,proto3" json:"clears_at,omitempty"`
+	DefinitionsVersion string                 `protobuf:"bytes,5,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *WhyNotResponse) Reset() {
+	*x = WhyNotResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhyNotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhyNotResponse) ProtoMessage() {}
+
+func (x *WhyNotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhyNotResponse.ProtoReflect.Descriptor instead.
+func (*WhyNotResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WhyNotResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *WhyNotResponse) GetBlocks() []*Suppression {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *WhyNotResponse) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *WhyNotResponse) GetClearsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClearsAt
+	}
+	return nil
+}
+
+func (x *WhyNotResponse) GetDefinitionsVersion() string {
+	if x != nil {
+		return x.DefinitionsVersion
+	}
+	return ""
+}
+
 type DecisionContext struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Caller CallerKind             `protobuf:"varint,1,opt,name=caller,proto3,enum=nba.v1.CallerKind" json:"caller,omitempty"`
@@ -676,7 +820,7 @@ type DecisionContext struct {
 
 func (x *DecisionContext) Reset() {
 	*x = DecisionContext{}
-	mi := &file_nba_v1_nba_proto_msgTypes[0]
+	mi := &file_nba_v1_nba_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +832,7 @@ func (x *DecisionContext) String() string {
 func (*DecisionContext) ProtoMessage() {}
 
 func (x *DecisionContext) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[0]
+	mi := &file_nba_v1_nba_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +845,7 @@ func (x *DecisionContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionContext.ProtoReflect.Descriptor instead.
 func (*DecisionContext) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{0}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DecisionContext) GetCaller() CallerKind {
@@ -750,7 +894,7 @@ type DecideRequest struct {
 
 func (x *DecideRequest) Reset() {
 	*x = DecideRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[1]
+	mi := &file_nba_v1_nba_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +906,7 @@ func (x *DecideRequest) String() string {
 func (*DecideRequest) ProtoMessage() {}
 
 func (x *DecideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[1]
+	mi := &file_nba_v1_nba_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +919,7 @@ func (x *DecideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideRequest.ProtoReflect.Descriptor instead.
 func (*DecideRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{1}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DecideRequest) GetHcpId() string {
@@ -832,7 +976,7 @@ type Contribution struct {
 
 func (x *Contribution) Reset() {
 	*x = Contribution{}
-	mi := &file_nba_v1_nba_proto_msgTypes[2]
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +988,7 @@ func (x *Contribution) String() string {
 func (*Contribution) ProtoMessage() {}
 
 func (x *Contribution) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[2]
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1001,7 @@ func (x *Contribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contribution.ProtoReflect.Descriptor instead.
 func (*Contribution) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{2}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Contribution) GetFeature() string {
@@ -902,7 +1046,7 @@ type Recommendation struct {
 
 func (x *Recommendation) Reset() {
 	*x = Recommendation{}
-	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1058,7 @@ func (x *Recommendation) String() string {
 func (*Recommendation) ProtoMessage() {}
 
 func (x *Recommendation) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1071,7 @@ func (x *Recommendation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recommendation.ProtoReflect.Descriptor instead.
 func (*Recommendation) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{3}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Recommendation) GetActionId() string {
@@ -1049,7 +1193,7 @@ type JourneyStep struct {
 
 func (x *JourneyStep) Reset() {
 	*x = JourneyStep{}
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1205,7 @@ func (x *JourneyStep) String() string {
 func (*JourneyStep) ProtoMessage() {}
 
 func (x *JourneyStep) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1218,7 @@ func (x *JourneyStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyStep.ProtoReflect.Descriptor instead.
 func (*JourneyStep) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JourneyStep) GetJourneyId() string {
@@ -1136,7 +1280,7 @@ type Suppression struct {
 
 func (x *Suppression) Reset() {
 	*x = Suppression{}
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1292,7 @@ func (x *Suppression) String() string {
 func (*Suppression) ProtoMessage() {}
 
 func (x *Suppression) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1305,7 @@ func (x *Suppression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suppression.ProtoReflect.Descriptor instead.
 func (*Suppression) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Suppression) GetActionId() string {
@@ -1209,7 +1353,7 @@ type DecideBatchRequest struct {
 
 func (x *DecideBatchRequest) Reset() {
 	*x = DecideBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1365,7 @@ func (x *DecideBatchRequest) String() string {
 func (*DecideBatchRequest) ProtoMessage() {}
 
 func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1378,7 @@ func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchRequest.ProtoReflect.Descriptor instead.
 func (*DecideBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DecideBatchRequest) GetHcpIds() []string {
@@ -1297,7 +1441,7 @@ type DecideBatchResponse struct {
 
 func (x *DecideBatchResponse) Reset() {
 	*x = DecideBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1453,7 @@ func (x *DecideBatchResponse) String() string {
 func (*DecideBatchResponse) ProtoMessage() {}
 
 func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1466,7 @@ func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchResponse.ProtoReflect.Descriptor instead.
 func (*DecideBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DecideBatchResponse) GetIndex() int32 {
@@ -1363,7 +1507,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1519,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1532,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1433,7 +1577,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1589,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1602,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DecideResponse) GetDecisionId() string {
@@ -1544,7 +1688,7 @@ type JourneyProgress struct {
 
 func (x *JourneyProgress) Reset() {
 	*x = JourneyProgress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1700,7 @@ func (x *JourneyProgress) String() string {
 func (*JourneyProgress) ProtoMessage() {}
 
 func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1713,7 @@ func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyProgress.ProtoReflect.Descriptor instead.
 func (*JourneyProgress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JourneyProgress) GetJourneyId() string {
@@ -1675,7 +1819,7 @@ type GetJourneyProgressRequest struct {
 
 func (x *GetJourneyProgressRequest) Reset() {
 	*x = GetJourneyProgressRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1831,7 @@ func (x *GetJourneyProgressRequest) String() string {
 func (*GetJourneyProgressRequest) ProtoMessage() {}
 
 func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1844,7 @@ func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJourneyProgressRequest) GetRecipientId() string {
@@ -1728,7 +1872,7 @@ type GetJourneyProgressResponse struct {
 
 func (x *GetJourneyProgressResponse) Reset() {
 	*x = GetJourneyProgressResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1884,7 @@ func (x *GetJourneyProgressResponse) String() string {
 func (*GetJourneyProgressResponse) ProtoMessage() {}
 
 func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1897,7 @@ func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJourneyProgressResponse) GetJourneys() []*JourneyProgress {
@@ -1784,7 +1928,7 @@ type ListDueRequest struct {
 
 func (x *ListDueRequest) Reset() {
 	*x = ListDueRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1940,7 @@ func (x *ListDueRequest) String() string {
 func (*ListDueRequest) ProtoMessage() {}
 
 func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1953,7 @@ func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueRequest.ProtoReflect.Descriptor instead.
 func (*ListDueRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListDueRequest) GetJourneyId() string {
@@ -1845,7 +1989,7 @@ type ListDueResponse struct {
 
 func (x *ListDueResponse) Reset() {
 	*x = ListDueResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2001,7 @@ func (x *ListDueResponse) String() string {
 func (*ListDueResponse) ProtoMessage() {}
 
 func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2014,7 @@ func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueResponse.ProtoReflect.Descriptor instead.
 func (*ListDueResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListDueResponse) GetRecipientId() string {
@@ -1916,7 +2060,7 @@ type MoveRecipientRequest struct {
 
 func (x *MoveRecipientRequest) Reset() {
 	*x = MoveRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2072,7 @@ func (x *MoveRecipientRequest) String() string {
 func (*MoveRecipientRequest) ProtoMessage() {}
 
 func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2085,7 @@ func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientRequest.ProtoReflect.Descriptor instead.
 func (*MoveRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MoveRecipientRequest) GetRecipientId() string {
@@ -1981,7 +2125,7 @@ type MoveRecipientResponse struct {
 
 func (x *MoveRecipientResponse) Reset() {
 	*x = MoveRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2137,7 @@ func (x *MoveRecipientResponse) String() string {
 func (*MoveRecipientResponse) ProtoMessage() {}
 
 func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2150,7 @@ func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientResponse.ProtoReflect.Descriptor instead.
 func (*MoveRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MoveRecipientResponse) GetProgress() *JourneyProgress {
@@ -2026,7 +2170,7 @@ type PauseJourneyRequest struct {
 
 func (x *PauseJourneyRequest) Reset() {
 	*x = PauseJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2182,7 @@ func (x *PauseJourneyRequest) String() string {
 func (*PauseJourneyRequest) ProtoMessage() {}
 
 func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2195,7 @@ func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyRequest.ProtoReflect.Descriptor instead.
 func (*PauseJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PauseJourneyRequest) GetJourneyId() string {
@@ -2069,7 +2213,7 @@ type PauseJourneyResponse struct {
 
 func (x *PauseJourneyResponse) Reset() {
 	*x = PauseJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2225,7 @@ func (x *PauseJourneyResponse) String() string {
 func (*PauseJourneyResponse) ProtoMessage() {}
 
 func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2238,7 @@ func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyResponse.ProtoReflect.Descriptor instead.
 func (*PauseJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
 }
 
 type ResumeJourneyRequest struct {
@@ -2107,7 +2251,7 @@ type ResumeJourneyRequest struct {
 
 func (x *ResumeJourneyRequest) Reset() {
 	*x = ResumeJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2263,7 @@ func (x *ResumeJourneyRequest) String() string {
 func (*ResumeJourneyRequest) ProtoMessage() {}
 
 func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2276,7 @@ func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResumeJourneyRequest) GetJourneyId() string {
@@ -2150,7 +2294,7 @@ type ResumeJourneyResponse struct {
 
 func (x *ResumeJourneyResponse) Reset() {
 	*x = ResumeJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2306,7 @@ func (x *ResumeJourneyResponse) String() string {
 func (*ResumeJourneyResponse) ProtoMessage() {}
 
 func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2319,7 @@ func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
 }
 
 type GetJourneyStatsRequest struct {
@@ -2190,7 +2334,7 @@ type GetJourneyStatsRequest struct {
 
 func (x *GetJourneyStatsRequest) Reset() {
 	*x = GetJourneyStatsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2346,7 @@ func (x *GetJourneyStatsRequest) String() string {
 func (*GetJourneyStatsRequest) ProtoMessage() {}
 
 func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2359,7 @@ func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJourneyStatsRequest) GetJourneyId() string {
@@ -2245,7 +2389,7 @@ type JourneyStepStats struct {
 
 func (x *JourneyStepStats) Reset() {
 	*x = JourneyStepStats{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2401,7 @@ func (x *JourneyStepStats) String() string {
 func (*JourneyStepStats) ProtoMessage() {}
 
 func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2414,7 @@ func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyStepStats.ProtoReflect.Descriptor instead.
 func (*JourneyStepStats) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JourneyStepStats) GetStepId() string {
@@ -2323,7 +2467,7 @@ type GetJourneyStatsResponse struct {
 
 func (x *GetJourneyStatsResponse) Reset() {
 	*x = GetJourneyStatsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2479,7 @@ func (x *GetJourneyStatsResponse) String() string {
 func (*GetJourneyStatsResponse) ProtoMessage() {}
 
 func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2492,7 @@ func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetJourneyStatsResponse) GetMembers() int64 {
@@ -2474,7 +2618,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2630,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2643,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetEventId() string {
@@ -2589,7 +2733,7 @@ type RecordEventRequest struct {
 
 func (x *RecordEventRequest) Reset() {
 	*x = RecordEventRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2745,7 @@ func (x *RecordEventRequest) String() string {
 func (*RecordEventRequest) ProtoMessage() {}
 
 func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2758,7 @@ func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RecordEventRequest) GetEvent() *Event {
@@ -2633,7 +2777,7 @@ type RecordEventResponse struct {
 
 func (x *RecordEventResponse) Reset() {
 	*x = RecordEventResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2789,7 @@ func (x *RecordEventResponse) String() string {
 func (*RecordEventResponse) ProtoMessage() {}
 
 func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2802,7 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RecordEventResponse) GetDuplicate() bool {
@@ -2696,7 +2840,7 @@ type CheckSendRequest struct {
 
 func (x *CheckSendRequest) Reset() {
 	*x = CheckSendRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2852,7 @@ func (x *CheckSendRequest) String() string {
 func (*CheckSendRequest) ProtoMessage() {}
 
 func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2865,7 @@ func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CheckSendRequest) GetHcpId() string {
@@ -2807,7 +2951,7 @@ type CheckSendResponse struct {
 
 func (x *CheckSendResponse) Reset() {
 	*x = CheckSendResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +2963,7 @@ func (x *CheckSendResponse) String() string {
 func (*CheckSendResponse) ProtoMessage() {}
 
 func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +2976,7 @@ func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckSendResponse) GetAllowed() bool {
@@ -2924,7 +3068,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3080,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3093,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseReservationRequest) GetHcpId() string {
@@ -2974,7 +3118,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3130,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3143,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
@@ -3020,7 +3164,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3176,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3189,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
@@ -3079,7 +3223,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3091,7 +3235,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3104,7 +3248,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CheckSendBatchResponse) GetIndex() int64 {
@@ -3172,7 +3316,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3328,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3341,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -3287,7 +3431,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3443,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3456,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -3341,7 +3485,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3497,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3510,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -3409,7 +3553,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +3565,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +3578,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -3468,7 +3612,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3624,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3637,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -3511,7 +3655,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3667,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3680,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 type GetProfileRequest struct {
@@ -3549,7 +3693,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3705,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3718,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -3597,7 +3741,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +3753,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +3766,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -3664,7 +3808,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3820,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3833,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -3729,7 +3873,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3741,7 +3885,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3754,7 +3898,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -3790,7 +3934,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +3946,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +3959,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -3895,7 +4039,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +4051,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +4064,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -3963,7 +4107,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4119,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4132,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -4044,7 +4188,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4056,7 +4200,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4069,7 +4213,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -4117,7 +4261,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4129,7 +4273,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4142,7 +4286,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -4162,7 +4306,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4174,7 +4318,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4187,7 +4331,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -4206,7 +4350,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4218,7 +4362,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4231,7 +4375,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -4251,7 +4395,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4407,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4420,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -4297,7 +4441,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4309,7 +4453,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4322,7 +4466,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -4359,7 +4503,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4371,7 +4515,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4384,7 +4528,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -4427,7 +4571,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4439,7 +4583,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4452,7 +4596,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -4507,7 +4651,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4519,7 +4663,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4532,7 +4676,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -4560,7 +4704,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4572,7 +4716,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4585,7 +4729,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -4610,7 +4754,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +4766,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +4779,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -4667,7 +4811,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4679,7 +4823,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4692,7 +4836,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -4705,7 +4849,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4717,7 +4861,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4730,7 +4874,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -4751,7 +4895,17 @@ var File_nba_v1_nba_proto protoreflect.FileDescriptor
 
 const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
-	"\x10nba/v1/nba.proto\x12\x06nba.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13nba/v1/access.proto\"\xab\x01\n" +
+	"\x10nba/v1/nba.proto\x12\x06nba.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13nba/v1/access.proto\"o\n" +
+	"\rWhyNotRequest\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1b\n" +
+	"\taction_id\x18\x02 \x01(\tR\bactionId\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xed\x01\n" +
+	"\x0eWhyNotResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12+\n" +
+	"\x06blocks\x18\x02 \x03(\v2\x13.nba.v1.SuppressionR\x06blocks\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x127\n" +
+	"\tclears_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bclearsAt\x12/\n" +
+	"\x13definitions_version\x18\x05 \x01(\tR\x12definitionsVersion\"\xab\x01\n" +
 	"\x0fDecisionContext\x12*\n" +
 	"\x06caller\x18\x01 \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\x12?\n" +
 	"\rdecision_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12+\n" +
@@ -5180,10 +5334,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x16CONSENT_STATUS_OPT_OUT\x10\x02\x12\x1a\n" +
 	"\x16CONSENT_STATUS_PENDING\x10\x03\x12\x19\n" +
 	"\x15CONSENT_STATUS_BARRED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_CLEARED\x10\x052\xa3\x01\n" +
+	"\x16CONSENT_STATUS_CLEARED\x10\x052\xe5\x01\n" +
 	"\x0fDecisionService\x12?\n" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12O\n" +
-	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x012\x96\x04\n" +
+	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x01\x12@\n" +
+	"\x06WhyNot\x12\x15.nba.v1.WhyNotRequest\x1a\x16.nba.v1.WhyNotResponse\"\a\xea\xe0\x18\x03\x01\x02\x052\x96\x04\n" +
 	"\x0eJourneyService\x12e\n" +
 	"\x12GetJourneyProgress\x12!.nba.v1.GetJourneyProgressRequest\x1a\".nba.v1.GetJourneyProgressResponse\"\b\xea\xe0\x18\x04\x01\x02\x05\x06\x12D\n" +
 	"\aListDue\x12\x16.nba.v1.ListDueRequest\x1a\x17.nba.v1.ListDueResponse\"\x06\xea\xe0\x18\x02\x02\x060\x01\x12S\n" +
@@ -5227,7 +5382,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -5238,201 +5393,209 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(EventType)(0),                       // 6: nba.v1.EventType
 	(ReservationState)(0),                // 7: nba.v1.ReservationState
 	(ConsentStatus)(0),                   // 8: nba.v1.ConsentStatus
-	(*DecisionContext)(nil),              // 9: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 10: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 11: nba.v1.Contribution
-	(*Recommendation)(nil),               // 12: nba.v1.Recommendation
-	(*JourneyStep)(nil),                  // 13: nba.v1.JourneyStep
-	(*Suppression)(nil),                  // 14: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 15: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 16: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 17: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 18: nba.v1.DecideResponse
-	(*JourneyProgress)(nil),              // 19: nba.v1.JourneyProgress
-	(*GetJourneyProgressRequest)(nil),    // 20: nba.v1.GetJourneyProgressRequest
-	(*GetJourneyProgressResponse)(nil),   // 21: nba.v1.GetJourneyProgressResponse
-	(*ListDueRequest)(nil),               // 22: nba.v1.ListDueRequest
-	(*ListDueResponse)(nil),              // 23: nba.v1.ListDueResponse
-	(*MoveRecipientRequest)(nil),         // 24: nba.v1.MoveRecipientRequest
-	(*MoveRecipientResponse)(nil),        // 25: nba.v1.MoveRecipientResponse
-	(*PauseJourneyRequest)(nil),          // 26: nba.v1.PauseJourneyRequest
-	(*PauseJourneyResponse)(nil),         // 27: nba.v1.PauseJourneyResponse
-	(*ResumeJourneyRequest)(nil),         // 28: nba.v1.ResumeJourneyRequest
-	(*ResumeJourneyResponse)(nil),        // 29: nba.v1.ResumeJourneyResponse
-	(*GetJourneyStatsRequest)(nil),       // 30: nba.v1.GetJourneyStatsRequest
-	(*JourneyStepStats)(nil),             // 31: nba.v1.JourneyStepStats
-	(*GetJourneyStatsResponse)(nil),      // 32: nba.v1.GetJourneyStatsResponse
-	(*Event)(nil),                        // 33: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 34: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 35: nba.v1.RecordEventResponse
-	(*CheckSendRequest)(nil),             // 36: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 37: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 38: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 39: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 40: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 41: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 42: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 43: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 44: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 45: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 46: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 47: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),            // 48: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 49: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 50: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 51: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 52: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 53: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 54: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 55: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 56: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 57: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 58: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 59: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 60: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 61: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 62: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 63: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 64: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 65: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 66: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 67: nba.v1.GetActiveDefinitionsResponse
-	nil,                                  // 68: nba.v1.Profile.AttributesEntry
-	nil,                                  // 69: nba.v1.Counters.TopicsEntry
-	nil,                                  // 70: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 71: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 72: google.protobuf.Timestamp
+	(*WhyNotRequest)(nil),                // 9: nba.v1.WhyNotRequest
+	(*WhyNotResponse)(nil),               // 10: nba.v1.WhyNotResponse
+	(*DecisionContext)(nil),              // 11: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 12: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 13: nba.v1.Contribution
+	(*Recommendation)(nil),               // 14: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 15: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 16: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 17: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 18: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 19: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 20: nba.v1.DecideResponse
+	(*JourneyProgress)(nil),              // 21: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 22: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 23: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 24: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 25: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 26: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 27: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 28: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 29: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 30: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 31: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 32: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 33: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 34: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 35: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 36: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 37: nba.v1.RecordEventResponse
+	(*CheckSendRequest)(nil),             // 38: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 39: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 40: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 41: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 42: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 43: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 44: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 45: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 46: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 47: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 48: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 49: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),            // 50: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 51: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 52: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 53: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 54: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 55: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 56: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 57: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 58: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 59: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 60: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 61: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 62: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 63: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 64: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 65: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 66: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 67: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 68: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 69: nba.v1.GetActiveDefinitionsResponse
+	nil,                                  // 70: nba.v1.Profile.AttributesEntry
+	nil,                                  // 71: nba.v1.Counters.TopicsEntry
+	nil,                                  // 72: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 73: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 74: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	3,   // 0: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	72,  // 1: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
-	0,   // 2: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	9,   // 3: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
-	0,   // 4: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
-	1,   // 5: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	11,  // 6: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	13,  // 7: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
-	4,   // 8: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	72,  // 9: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	9,   // 10: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	18,  // 11: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	17,  // 12: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	12,  // 13: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	14,  // 14: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	72,  // 15: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
-	5,   // 16: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	72,  // 17: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
-	6,   // 18: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	72,  // 19: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	72,  // 20: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	72,  // 21: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
-	19,  // 22: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	72,  // 23: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	72,  // 24: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
-	19,  // 25: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	72,  // 26: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
-	31,  // 27: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
-	6,   // 28: nba.v1.Event.type:type_name -> nba.v1.EventType
-	0,   // 29: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	72,  // 30: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	1,   // 31: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	33,  // 32: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	0,   // 33: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	72,  // 34: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
-	3,   // 35: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	14,  // 36: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	72,  // 37: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	72,  // 38: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
-	7,   // 39: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	72,  // 40: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	36,  // 41: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	36,  // 42: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	37,  // 43: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	17,  // 44: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,   // 45: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	43,  // 46: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	68,  // 47: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	72,  // 48: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,   // 49: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,   // 50: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	72,  // 51: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	44,  // 52: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	69,  // 53: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	72,  // 54: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	42,  // 55: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	42,  // 56: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	45,  // 57: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	42,  // 58: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	52,  // 59: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,   // 60: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,   // 61: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	8,   // 62: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	72,  // 63: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	72,  // 64: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	52,  // 65: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,   // 66: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	72,  // 67: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,   // 68: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	72,  // 69: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	62,  // 70: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	62,  // 71: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	62,  // 72: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	52,  // 73: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	72,  // 74: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	52,  // 75: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	72,  // 76: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	62,  // 77: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	70,  // 78: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	71,  // 79: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	10,  // 80: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	15,  // 81: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	20,  // 82: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	22,  // 83: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	24,  // 84: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	26,  // 85: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	28,  // 86: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	30,  // 87: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	34,  // 88: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	36,  // 89: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	38,  // 90: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	40,  // 91: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	46,  // 92: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	48,  // 93: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	50,  // 94: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	53,  // 95: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	54,  // 96: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	55,  // 97: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	59,  // 98: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	61,  // 99: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	64,  // 100: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	66,  // 101: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	18,  // 102: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	16,  // 103: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	21,  // 104: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	23,  // 105: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	25,  // 106: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	27,  // 107: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	29,  // 108: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	32,  // 109: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	35,  // 110: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	37,  // 111: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	39,  // 112: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	41,  // 113: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	47,  // 114: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	49,  // 115: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	51,  // 116: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	58,  // 117: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	56,  // 118: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	57,  // 119: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	60,  // 120: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	63,  // 121: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	65,  // 122: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	67,  // 123: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	102, // [102:124] is the sub-list for method output_type
-	80,  // [80:102] is the sub-list for method input_type
-	80,  // [80:80] is the sub-list for extension type_name
-	80,  // [80:80] is the sub-list for extension extendee
-	0,   // [0:80] is the sub-list for field type_name
+	74,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	16,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
+	74,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	74,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
+	74,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
+	11,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
+	1,   // 9: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
+	13,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	15,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
+	74,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	11,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	20,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	19,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	14,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	16,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	74,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
+	74,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
+	74,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	74,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	74,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	21,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	74,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	74,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	21,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	74,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	33,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
+	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
+	74,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
+	35,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	0,   // 37: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	74,  // 38: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,   // 39: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	16,  // 40: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	74,  // 41: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	74,  // 42: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	7,   // 43: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	74,  // 44: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	38,  // 45: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	38,  // 46: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	39,  // 47: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	19,  // 48: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,   // 49: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	45,  // 50: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	70,  // 51: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	74,  // 52: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,   // 53: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,   // 54: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	74,  // 55: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	46,  // 56: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	71,  // 57: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	74,  // 58: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	44,  // 59: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	44,  // 60: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	47,  // 61: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	44,  // 62: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	54,  // 63: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,   // 64: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 65: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	8,   // 66: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	74,  // 67: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	74,  // 68: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	54,  // 69: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 70: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	74,  // 71: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 72: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	74,  // 73: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	64,  // 74: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	64,  // 75: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	64,  // 76: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	54,  // 77: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	74,  // 78: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	54,  // 79: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	74,  // 80: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	64,  // 81: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	72,  // 82: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	73,  // 83: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	12,  // 84: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	17,  // 85: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	9,   // 86: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	22,  // 87: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	24,  // 88: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	26,  // 89: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	28,  // 90: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	30,  // 91: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	32,  // 92: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	36,  // 93: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	38,  // 94: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	40,  // 95: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	42,  // 96: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	48,  // 97: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	50,  // 98: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	52,  // 99: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	55,  // 100: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	56,  // 101: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	57,  // 102: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	61,  // 103: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	63,  // 104: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	66,  // 105: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	68,  // 106: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	20,  // 107: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	18,  // 108: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	10,  // 109: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	23,  // 110: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	25,  // 111: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	27,  // 112: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	29,  // 113: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	31,  // 114: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	34,  // 115: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	37,  // 116: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	39,  // 117: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	41,  // 118: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	43,  // 119: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	49,  // 120: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	51,  // 121: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	53,  // 122: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	60,  // 123: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	58,  // 124: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	59,  // 125: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	62,  // 126: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	65,  // 127: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	67,  // 128: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	69,  // 129: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	107, // [107:130] is the sub-list for method output_type
+	84,  // [84:107] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -5447,7 +5610,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

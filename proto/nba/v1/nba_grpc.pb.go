@@ -37,6 +37,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	DecisionService_Decide_FullMethodName      = "/nba.v1.DecisionService/Decide"
 	DecisionService_DecideBatch_FullMethodName = "/nba.v1.DecisionService/DecideBatch"
+	DecisionService_WhyNot_FullMethodName      = "/nba.v1.DecisionService/WhyNot"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -57,6 +58,13 @@ type DecisionServiceClient interface {
 	// status, and the items already sent stand. Each item is a decision like
 	// Decide's, with its own decision_id.
 	DecideBatch(ctx context.Context, in *DecideBatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DecideBatchResponse], error)
+	// WhyNot says why an action may not go to a recipient at a time (now,
+	// or a time ahead): every gate that blocks it, not only the first, each
+	// with its evidence in words and when it clears (absent: not by itself;
+	// it takes a new consent record or approval). A rep tool asks only about
+	// the recipients of its territories (NOT_FOUND otherwise). A past time
+	// is refused: what the server knew then needs the decision log.
+	WhyNot(ctx context.Context, in *WhyNotRequest, opts ...grpc.CallOption) (*WhyNotResponse, error)
 }
 
 type decisionServiceClient struct {
@@ -96,6 +104,16 @@ func (c *decisionServiceClient) DecideBatch(ctx context.Context, in *DecideBatch
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_DecideBatchClient = grpc.ServerStreamingClient[DecideBatchResponse]
 
+func (c *decisionServiceClient) WhyNot(ctx context.Context, in *WhyNotRequest, opts ...grpc.CallOption) (*WhyNotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhyNotResponse)
+	err := c.cc.Invoke(ctx, DecisionService_WhyNot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -114,6 +132,13 @@ type DecisionServiceServer interface {
 	// status, and the items already sent stand. Each item is a decision like
 	// Decide's, with its own decision_id.
 	DecideBatch(*DecideBatchRequest, grpc.ServerStreamingServer[DecideBatchResponse]) error
+	// WhyNot says why an action may not go to a recipient at a time (now,
+	// or a time ahead): every gate that blocks it, not only the first, each
+	// with its evidence in words and when it clears (absent: not by itself;
+	// it takes a new consent record or approval). A rep tool asks only about
+	// the recipients of its territories (NOT_FOUND otherwise). A past time
+	// is refused: what the server knew then needs the decision log.
+	WhyNot(context.Context, *WhyNotRequest) (*WhyNotResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -129,6 +154,9 @@ func (UnimplementedDecisionServiceServer) Decide(context.Context, *DecideRequest
 }
 func (UnimplementedDecisionServiceServer) DecideBatch(*DecideBatchRequest, grpc.ServerStreamingServer[DecideBatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method DecideBatch not implemented")
+}
+func (UnimplementedDecisionServiceServer) WhyNot(context.Context, *WhyNotRequest) (*WhyNotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhyNot not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -180,6 +208,24 @@ func _DecisionService_DecideBatch_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_DecideBatchServer = grpc.ServerStreamingServer[DecideBatchResponse]
 
+func _DecisionService_WhyNot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhyNotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).WhyNot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_WhyNot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).WhyNot(ctx, req.(*WhyNotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +236,10 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decide",
 			Handler:    _DecisionService_Decide_Handler,
+		},
+		{
+			MethodName: "WhyNot",
+			Handler:    _DecisionService_WhyNot_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
