@@ -93,3 +93,10 @@ func JSONProblem(err error) string {
 	}
 	return err.Error()
 }
+
+// AddressRefProblem is the violation of an address field that holds an
+// e-mail address: the API takes a reference to the address (a CRM id, a
+// hash), never the address itself, so that no address reaches the store
+// or the logs. (A phone number cannot be told from a numeric id, and is
+// not refused.)
+const AddressRefProblem = "must be a reference to the address (a CRM id or a hash), never the address itself"

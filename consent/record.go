@@ -174,6 +174,9 @@ func (r *Record) Check(e *arbiter.InvalidError, name string) {
 	}
 	checkText(e, name, "topic", r.Topic, maxTopicLen)
 	checkText(e, name, "address_ref", r.Address, maxAddressLen)
+	if strings.Contains(r.Address, "@") {
+		e.Add(join(name, "address_ref"), arbiter.AddressRefProblem)
+	}
 	if r.Source == "" {
 		e.Add(join(name, "source"), "is required")
 	}

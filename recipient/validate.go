@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -93,8 +94,11 @@ func (p Profile) validate(e *arbiter.InvalidError, name string) {
 		e.Add(join(name, "addresses.unspecified"), "must be empty")
 	}
 	for ch := 1; ch < arbiter.NumChannels; ch++ {
-		if !isText(p.Addresses[ch], maxAddressLen) {
+		switch a := p.Addresses[ch]; {
+		case !isText(a, maxAddressLen):
 			e.Add(join(name, "addresses."+arbiter.Channel(ch).String()), "must be at most 128 bytes of printable UTF-8 without '|'")
+		case strings.Contains(a, "@"):
+			e.Add(join(name, "addresses."+arbiter.Channel(ch).String()), arbiter.AddressRefProblem)
 		}
 	}
 	if len(p.Territories) > maxTerritories {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -138,3 +139,21 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (rawCodec) Name() string { return "proto" }
+
+// The store numbers a batch's items from 0: the stream's paths count from
+// its first item.
+func TestShiftItems(t *testing.T) {
+	err := &arbiter.InvalidError{}
+	err.Add("items[190].profile.hcp_id", "duplicates items[12]")
+	err.Add("items[3].consents[1].source", "is required")
+	got := shiftItems(err, 500)
+	var inv *arbiter.InvalidError
+	if !errors.As(got, &inv) || len(inv.Violations) != 2 ||
+		inv.Violations[0].Field != "items[690].profile.hcp_id" || inv.Violations[0].Description != "duplicates items[512]" ||
+		inv.Violations[1].Field != "items[503].consents[1].source" {
+		t.Errorf("shifted: %+v", got)
+	}
+	if plain := errors.New("x"); shiftItems(plain, 500) != plain {
+		t.Error("a non-validation error was changed")
+	}
+}

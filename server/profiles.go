@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
@@ -76,7 +78,8 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 			return nil
 		}
 		if err := s.profiles.Import(ctx, batch); err != nil {
-			return err
+			// The store numbers the batch's items from 0.
+			return shiftItems(err, imported)
 		}
 		imported += int64(len(batch))
 		batch = batch[:0]
@@ -138,4 +141,31 @@ func (s *Server) importStopped(ctx context.Context, err error, imported int64) e
 		out = withDetails
 	}
 	return out.Err()
+}
+
+// shiftItems adds offset to the item indexes of a validation error's
+// "items[i]" paths and descriptions ("duplicates items[j]"): the store
+// numbers a batch's items from 0, the stream from its first item.
+func shiftItems(err error, offset int64) error {
+	var inv *arbiter.InvalidError
+	if offset == 0 || !errors.As(err, &inv) {
+		return err
+	}
+	out := &arbiter.InvalidError{}
+	for _, v := range inv.Violations {
+		out.Add(itemsRe.ReplaceAllStringFunc(v.Field, shift(offset)), itemsRe.ReplaceAllStringFunc(v.Description, shift(offset)))
+	}
+	return out
+}
+
+var itemsRe = regexp.MustCompile(`items\[(\d+)\]`)
+
+func shift(offset int64) func(string) string {
+	return func(m string) string {
+		i, err := strconv.ParseInt(m[len("items["):len(m)-1], 10, 64)
+		if err != nil {
+			return m
+		}
+		return "items[" + strconv.FormatInt(i+offset, 10) + "]"
+	}
 }

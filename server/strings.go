@@ -13,7 +13,10 @@ import (
 
 // checkStrings rejects a request any of whose string fields, at any depth,
 // is not valid UTF-8 (the codec turns invalid bytes into U+FFFD so they
-// reach this check). Field paths use the proto names: "event.hcp_id",
+// reach this check), or any of whose timestamps is not a valid time from
+// 1970 to 9999 (invalid nanoseconds, year 10000; and 0001-01-01, which
+// would otherwise read as an absent time: an opt-in with such an expiry
+// would never expire). Field paths use the proto names: "event.hcp_id",
 // "consents[2].source", "attributes[x]".
 func checkStrings(m proto.Message) error {
 	var c checker
@@ -45,18 +48,41 @@ func walkStrings(m protoreflect.Message, prefix string, c *checker) {
 						c.Add(item, "must be valid UTF-8")
 					}
 				case protoreflect.MessageKind:
-					walkStrings(l.Get(i).Message(), item+".", c)
+					if fd.Message().FullName() == timestampName {
+						checkTimestamp(l.Get(i).Message(), item, c)
+					} else {
+						walkStrings(l.Get(i).Message(), item+".", c)
+					}
 				}
 			}
 		case fd.Kind() == protoreflect.StringKind:
 			if badUTF8(v.String()) {
 				c.Add(name, "must be valid UTF-8")
 			}
+		case fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == timestampName:
+			checkTimestamp(v.Message(), name, c)
 		case fd.Kind() == protoreflect.MessageKind:
 			walkStrings(v.Message(), name+".", c)
 		}
 		return true
 	})
+}
+
+const timestampName = protoreflect.FullName("google.protobuf.Timestamp")
+
+// maxTimestampSeconds is 9999-12-31T23:59:59Z.
+const maxTimestampSeconds = 253402300799
+
+// checkTimestamp checks a present google.protobuf.Timestamp: valid
+// nanoseconds, from 1970-01-01 (times are stored as Unix milliseconds;
+// earlier is a data error) to 9999-12-31.
+func checkTimestamp(m protoreflect.Message, name string, c *checker) {
+	fields := m.Descriptor().Fields()
+	secs := m.Get(fields.ByName("seconds")).Int()
+	nanos := m.Get(fields.ByName("nanos")).Int()
+	if nanos < 0 || nanos >= 1e9 || secs < 0 || secs > maxTimestampSeconds {
+		c.Add(name, "must be a valid time from 1970-01-01 to 9999-12-31 (nanos 0 to 999,999,999)")
+	}
 }
 
 // prefixFields prefixes the field names of a validation error, to turn a
