@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"google.golang.org/grpc"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/arbiter-nba/arbiter"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
 // toStatus maps a domain error to the status a client sees. It is the only
@@ -37,7 +39,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Canceled, "canceled")
 	case errors.Is(err, arbiter.ErrUnavailable):
 		log.WarnContext(ctx, "storage unavailable", "err", err)
-		return status.Error(codes.Unavailable, "storage unavailable; no decision was made, retry later")
+		return status.Error(codes.Unavailable, unavailableMessage(ctx))
 	case errors.Is(err, arbiter.ErrResourceExhausted):
 		return status.Error(codes.ResourceExhausted, "resource exhausted")
 	}
@@ -67,4 +69,22 @@ func preconditionStatus(e *arbiter.PreconditionError) error {
 		st = withDetails
 	}
 	return st.Err()
+}
+
+// unavailableMessage says what is true when storage failed during the
+// call: a read made no decision; a write may have been applied before its
+// acknowledgement was lost, so the caller must not be told it was not.
+func unavailableMessage(ctx context.Context) string {
+	method, _ := grpc.Method(ctx)
+	switch method {
+	case nbapb.DecisionService_Decide_FullMethodName, nbapb.DecisionService_DecideBatch_FullMethodName,
+		nbapb.DecisionService_WhyNot_FullMethodName:
+		return "storage unavailable; no decision was made, retry later"
+	case nbapb.ProfileService_GetProfile_FullMethodName, nbapb.ConsentService_GetConsent_FullMethodName,
+		nbapb.ConsentService_GetConsentHistory_FullMethodName, nbapb.JourneyService_GetJourneyProgress_FullMethodName,
+		nbapb.JourneyService_ListDue_FullMethodName, nbapb.JourneyService_GetJourneyStats_FullMethodName:
+		return "storage unavailable; nothing was read, retry later"
+	}
+	return "storage unavailable; this write may or may not have been applied: read it back, or retry it " +
+		"(an event is applied once per event_id; a consent record sent again changes nothing, and adds a ledger entry)"
 }

@@ -384,6 +384,17 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("set consent with Redis down: %v, want Unavailable (the caller must retry; nothing acknowledged)", err)
 	}
+	// A write whose acknowledgement failed may have been applied: the
+	// message says so, not that no decision was made.
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "may or may not have been applied") || strings.Contains(msg, "no decision") {
+		t.Errorf("set consent with Redis down says %q; want it to say the write may have been applied", msg)
+	}
+	if msg := status.Convert(func() error {
+		_, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{})
+		return err
+	}()).Message(); !strings.Contains(msg, "no decision was made") {
+		t.Errorf("decide with Redis down says %q; want no decision was made", msg)
+	}
 	// The failures are logged for the operator, without the HCP's id.
 	log := logs.String()
 	if !strings.Contains(log, "storage unavailable") {
