@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -319,12 +320,17 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 	return nil
 }
 
-// attachHealth makes h's status (the server's, "", and each of services')
-// follow the replica's readiness from now on, starting with the present.
+// attachHealth makes the status of each of services in h (readiness)
+// follow the replica's readiness from now on, starting with the present:
+// NOT_SERVING while it cannot confirm the active definitions (Redis
+// unreachable or stalled, a Set it cannot load), SERVING again by itself
+// once it can. The server's own status, "" (liveness), is not among them:
+// it stays SERVING while the process works, so that a Redis blip does not
+// get every replica restarted.
 func (f *follower) attachHealth(h *health.Server, services []string) {
 	f.healthMu.Lock()
 	defer f.healthMu.Unlock()
-	f.health, f.healthOf = h, append([]string{""}, services...)
+	f.health, f.healthOf = h, slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == "" })
 	f.applyHealthLocked()
 }
 

@@ -500,3 +500,61 @@ func TestDecideCandidateSet(t *testing.T) {
 		t.Error("no recommendation from the hcp-email set for 50 demo HCPs; the test shows nothing")
 	}
 }
+
+// Liveness and readiness: while Redis is stalled, the replica reports
+// NOT_SERVING for its services (readiness: a load balancer sends it no
+// traffic) but SERVING for "" (liveness: no restart for a Redis blip), and
+// it recovers by itself once Redis does. Waits are on the health Watch
+// stream, each with a deadline.
+func TestReadinessFollowsRedisLivenessDoesNot(t *testing.T) {
+	redistest.Require(t)
+	rs, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Stop()
+	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 1, "-definitions-poll", "100ms")
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watch, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "nba.v1.DecisionService"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for {
+			h, err := watch.Recv()
+			if err != nil {
+				t.Fatalf("waiting for readiness %v: %v", want, err)
+			}
+			if h.Status == want {
+				return
+			}
+		}
+	}
+	waitStatus(healthpb.HealthCheckResponse_SERVING)
+	if err := rs.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			rs.Thaw()
+		}
+	}()
+	waitStatus(healthpb.HealthCheckResponse_NOT_SERVING)
+	if h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness with Redis stalled: %v, %v; want SERVING", h, err)
+	}
+	if err := rs.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	thawed = true
+	waitStatus(healthpb.HealthCheckResponse_SERVING)
+}

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -182,6 +183,14 @@ func (s *Server) Kill() {
 		s.cmd.Process.Kill()
 	}
 }
+
+// Freeze stops the server process (SIGSTOP) without closing its sockets:
+// to its clients it hangs, as a Redis stalled by the host does. Thaw
+// resumes it.
+func (s *Server) Freeze() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
