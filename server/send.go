@@ -186,6 +186,7 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 		checksMu.Lock()
 		if over {
 			checksMu.Unlock()
+			slot.err = errShuttingDown // answered only when the server is stopping
 			close(slot.done)
 			return false
 		}
@@ -231,12 +232,30 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 	// The answers, in order. Returning is what ends a Recv the reader is
 	// blocked in, so the loop also watches ctx: the idle timeout, and the
 	// client gone, end the call even while no item arrives.
+	//
+	// When the server stops (StopStreams), no new check starts; the items
+	// already queued are answered, then the stream ends with Unavailable.
+	stopping := false
 	for {
 		var slot *sendSlot
 		var ok bool
-		select {
-		case slot, ok = <-slots:
-		case <-ctx.Done():
+		if stopping {
+			select {
+			case slot, ok = <-slots:
+			default:
+				return errShuttingDown
+			}
+		} else {
+			select {
+			case slot, ok = <-slots:
+			case <-ctx.Done():
+			case <-s.flight.stop:
+				checksMu.Lock()
+				over = true
+				checksMu.Unlock()
+				stopping = true
+				continue
+			}
 		}
 		if !ok || ctx.Err() != nil {
 			break

@@ -71,6 +71,8 @@ type Server struct {
 	journeyer    Journeyer
 	journeyStore JourneyStore
 	explainer    Explainer // nil: WhyNot is Unimplemented
+	// flight counts the calls in flight, for shutdown (drain.go).
+	flight *inFlight
 	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
 	sendIdle     time.Duration
 	sendMaxItems int64
@@ -140,6 +142,7 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		decider: d, profiles: profiles, consents: consents,
 		log: slog.Default(), limits: DefaultLimits(), maxDeadline: 5 * time.Second,
 		importBatch: 500, health: health.NewServer(), sendIdle: 30 * time.Second, sendMaxItems: 10_000_000,
+		flight: newInFlight(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -248,8 +251,8 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoveryOpt))
-	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
+	unary = append(unary, s.countUnary, recovery.UnaryServerInterceptor(recoveryOpt))
+	stream = append(stream, s.countStream, recovery.StreamServerInterceptor(recoveryOpt))
 	if s.authn != nil || s.certPrincipals {
 		unary = append(unary, s.authUnary)
 		stream = append(stream, s.authStream)

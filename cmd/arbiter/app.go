@@ -274,18 +274,31 @@ func (m *Main) newCache(ctx context.Context) (*hcpcache.Cache, error) {
 	})
 }
 
-// Close shuts down as grpc-go recommends: health NOT_SERVING so load
-// balancers stop sending, GracefulStop to finish in-flight calls, raced
-// against the grace period, then Stop. Then the store is closed.
+// Close shuts down (server/drain.go): health NOT_SERVING for every
+// service and "", so that load balancers stop sending, while calls are
+// still served for the drain window; then the client-paced streams end at
+// their next item, GracefulStop finishes the calls in flight, and once
+// none is left but health watches, Stop ends those. The grace period,
+// from GracefulStop on, bounds it all. Then the store is closed.
 func (m *Main) Close() error {
 	if m.grpc != nil {
 		m.srv.Health().Shutdown()
+		if m.cfg.ShutdownDrain > 0 {
+			m.logger.Info("draining: health NOT_SERVING, still serving", "for", m.cfg.ShutdownDrain.String())
+			time.Sleep(m.cfg.ShutdownDrain)
+		}
+		m.srv.StopStreams()
 		done := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(done) }()
 		timer := time.NewTimer(m.cfg.ShutdownGrace)
 		select {
 		case <-done:
 			timer.Stop()
+		case <-m.srv.Idle():
+			// Only health watches left: they never end by themselves.
+			timer.Stop()
+			m.grpc.Stop()
+			<-done
 		case <-timer.C:
 			m.logger.Warn("grace period over; stopping with calls in flight")
 			m.grpc.Stop()

@@ -41,6 +41,9 @@ type Config struct {
 	DemoSize      int
 	LogLevel      string
 	ShutdownGrace time.Duration
+	// ShutdownDrain is how long the server goes on serving after health
+	// turns NOT_SERVING, before it stops accepting calls.
+	ShutdownDrain time.Duration
 	MaxDeadline   time.Duration
 	// SendIdle ends a CheckSendBatch stream when no item arrives for it.
 	SendIdle time.Duration
@@ -151,6 +154,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
 	var sendIdle string
+	var drain string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
@@ -159,7 +163,12 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&streamWorkers, "stream-workers", env("STREAM_WORKERS", "16"), "goroutines kept to serve calls (more calls than that run on new ones); 0: a new goroutine per call (ARBITER_STREAM_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
-	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown (ARBITER_SHUTDOWN_GRACE)")
+	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown, after the drain (ARBITER_SHUTDOWN_GRACE)")
+	drainDefault := "5s"
+	if cmd == "demo" {
+		drainDefault = "0s" // no load balancer in front of the demo: Ctrl-C stops at once
+	}
+	fs.StringVar(&drain, "shutdown-drain", env("SHUTDOWN_DRAIN", drainDefault), "on shutdown, how long to go on serving after health turns NOT_SERVING, so that load balancers see it first (ARBITER_SHUTDOWN_DRAIN)")
 	fs.StringVar(&deadline, "max-deadline", env("MAX_DEADLINE", "5s"), "longest any call may run (ARBITER_MAX_DEADLINE)")
 	fs.StringVar(&sendIdle, "send-stream-idle", env("SEND_STREAM_IDLE", "30s"), "end a CheckSendBatch stream when no item arrives for this long (ARBITER_SEND_STREAM_IDLE)")
 	if err := fs.Parse(args); err != nil {
@@ -246,6 +255,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
 		return c, fmt.Errorf("definitions-poll: want a duration of at least 10ms, got %q", defsPoll)
+	}
+	if c.ShutdownDrain, err = time.ParseDuration(drain); err != nil || c.ShutdownDrain < 0 {
+		return c, fmt.Errorf("shutdown-drain: want a duration of 0 or more, got %q", drain)
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
 		return c, fmt.Errorf("shutdown-grace: %w", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
 // backends are the Redis deployments the end-to-end suite runs on: a
@@ -72,7 +73,8 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 // startLogging is start with the server's log written to w.
 func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags ...string) *testServer {
 	t.Helper()
-	args := []string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n)}
+	// No drain window: a test's server has no load balancer to tell.
+	args := []string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n), "-shutdown-drain", "0s"}
 	cmd := "demo"
 	if len(b.Addrs) == 0 {
 		// The demo's contact policy has quiet hours: a test that did not
@@ -557,4 +559,54 @@ func TestReadinessFollowsRedisLivenessDoesNot(t *testing.T) {
 	}
 	thawed = true
 	waitStatus(healthpb.HealthCheckResponse_SERVING)
+}
+
+// Shutdown: health turns NOT_SERVING first, and the server serves on
+// through the drain window; an idle health watch and an idle CheckSendBatch
+// stream do not hold it for the whole grace period (the stream ends with
+// Unavailable, its answered items standing).
+func TestShutdownDrainsThenStopsIdleStreams(t *testing.T) {
+	var logs lockedBuffer
+	ts := startLogging(t, embedded, 5, &logs, "-shutdown-drain", "2s", "-shutdown-grace", "1m")
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: "nba.v1.DecisionService"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := watch.Recv(); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("before shutdown: %v, %v", h, err)
+	}
+	batch, err := nbapb.NewSendServiceClient(conn).CheckSendBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- ts.Main.Close() }()
+	if h, err := watch.Recv(); err != nil || h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("on shutdown: %v, %v; want NOT_SERVING first", h, err)
+	}
+	// Still serving during the drain.
+	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
+		t.Errorf("a decision during the drain: %v", err)
+	}
+	if _, err := batch.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("the idle CheckSendBatch stream on shutdown: %v, want Unavailable", err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return: an idle stream held it")
+	}
+	if strings.Contains(logs.String(), "grace period over") {
+		t.Errorf("the server waited out its grace period:\n%s", logs.String())
+	}
 }
