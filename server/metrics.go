@@ -32,6 +32,8 @@ type metrics struct {
 	suppressed []prometheus.Counter
 	// The journeys' KPIs, as of their last GetJourneyStats: labels are the
 	// journey's and step's ids, never a recipient's.
+	// shed counts the calls refused at capacity (admission.go).
+	shed           prometheus.Counter
 	journeyMembers *prometheus.GaugeVec // journey, status
 	journeyDropped *prometheus.GaugeVec // journey, step
 	journeyRates   *prometheus.GaugeVec // journey, rate
@@ -81,7 +83,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "arbiter_journey_rate",
 		Help: "A journey's completion and conversion rates (of those who entered), and the median seconds to engagement after a field interaction, as of its last stats run.",
 	}, []string{"journey", "rate"})
-	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed, m.journeyMembers, m.journeyDropped, m.journeyRates)
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "arbiter_shed_total",
+		Help: "Calls refused with RESOURCE_EXHAUSTED because the server was at its bound of calls in flight (-max-in-flight).",
+	})
+	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed, m.shed, m.journeyMembers, m.journeyDropped, m.journeyRates)
 	return m
 }
 

@@ -73,6 +73,10 @@ type Server struct {
 	explainer    Explainer // nil: WhyNot is Unimplemented
 	// flight counts the calls in flight, for shutdown (drain.go).
 	flight *inFlight
+	// admission holds a token per unary call in flight (admission.go;
+	// nil: no bound), and admissionWait is how long a call waits for one.
+	admission     chan struct{}
+	admissionWait time.Duration
 	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
 	sendIdle     time.Duration
 	sendMaxItems int64
@@ -251,7 +255,7 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, s.countUnary, recovery.UnaryServerInterceptor(recoveryOpt))
+	unary = append(unary, s.admit, s.countUnary, recovery.UnaryServerInterceptor(recoveryOpt))
 	stream = append(stream, s.countStream, recovery.StreamServerInterceptor(recoveryOpt))
 	if s.authn != nil || s.certPrincipals {
 		unary = append(unary, s.authUnary)

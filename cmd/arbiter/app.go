@@ -146,7 +146,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	srvOpts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
-		server.WithAccessLog(m.cfg.AccessLog)}
+		server.WithAccessLog(m.cfg.AccessLog), server.WithAdmission(m.cfg.MaxInFlight, m.cfg.AdmissionWait)}
 	var reg *prometheus.Registry
 	if m.cfg.MetricsAddr != "" {
 		reg = newRegistry(m.cache)
@@ -190,9 +190,13 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// Connections are recycled now and then (with a grace period for calls
 	// in flight) so that clients balancing over DNS find new instances.
+	// Keepalive pings more often than every 10 s are a client's abuse:
+	// the connection is closed (ENHANCE_YOUR_CALM). A connection carries at
+	// most -max-concurrent-streams calls at once.
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
-	})}
+	}), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxConcurrentStreams(uint32(m.cfg.MaxStreams))}
 	if m.cfg.TLSCert != "" {
 		certs, err := newCertReloader(m.cfg.TLSCert, m.cfg.TLSKey)
 		if err != nil {

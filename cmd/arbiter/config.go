@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,13 @@ type Config struct {
 	DemoSize      int
 	LogLevel      string
 	ShutdownGrace time.Duration
+	// MaxInFlight bounds the unary calls in flight (0: no bound);
+	// AdmissionWait is how long a call waits for a slot before
+	// RESOURCE_EXHAUSTED. MaxStreams bounds the concurrent streams (calls)
+	// of one connection.
+	MaxInFlight   int
+	AdmissionWait time.Duration
+	MaxStreams    int
 	// ShutdownDrain is how long the server goes on serving after health
 	// turns NOT_SERVING, before it stops accepting calls.
 	ShutdownDrain time.Duration
@@ -154,7 +162,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
 	var sendIdle string
-	var drain string
+	var drain, maxInFlight, admissionWait, maxStreams string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
@@ -164,6 +172,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&streamWorkers, "stream-workers", env("STREAM_WORKERS", "16"), "goroutines kept to serve calls (more calls than that run on new ones); 0: a new goroutine per call (ARBITER_STREAM_WORKERS)")
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown, after the drain (ARBITER_SHUTDOWN_GRACE)")
+	fs.StringVar(&maxInFlight, "max-in-flight", env("MAX_IN_FLIGHT", strconv.Itoa(64*runtime.GOMAXPROCS(0))), "at most this many calls in flight; past it a call waits -admission-wait for a slot, then gets RESOURCE_EXHAUSTED with a retry hint; 0: no bound (ARBITER_MAX_IN_FLIGHT; default 64 per CPU)")
+	fs.StringVar(&admissionWait, "admission-wait", env("ADMISSION_WAIT", "5ms"), "how long a call waits for a slot past -max-in-flight (ARBITER_ADMISSION_WAIT)")
+	fs.StringVar(&maxStreams, "max-concurrent-streams", env("MAX_CONCURRENT_STREAMS", "256"), "at most this many concurrent calls on one client connection (HTTP/2 streams); also bounds what a stream-reset flood can make the server do (ARBITER_MAX_CONCURRENT_STREAMS)")
 	drainDefault := "5s"
 	if cmd == "demo" {
 		drainDefault = "0s" // no load balancer in front of the demo: Ctrl-C stops at once
@@ -255,6 +266,15 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
 		return c, fmt.Errorf("definitions-poll: want a duration of at least 10ms, got %q", defsPoll)
+	}
+	if c.MaxInFlight, err = strconv.Atoi(maxInFlight); err != nil || c.MaxInFlight < 0 {
+		return c, fmt.Errorf("max-in-flight: want 0 or more, got %q", maxInFlight)
+	}
+	if c.AdmissionWait, err = time.ParseDuration(admissionWait); err != nil || c.AdmissionWait < 0 {
+		return c, fmt.Errorf("admission-wait: want a duration of 0 or more, got %q", admissionWait)
+	}
+	if c.MaxStreams, err = strconv.Atoi(maxStreams); err != nil || c.MaxStreams < 1 {
+		return c, fmt.Errorf("max-concurrent-streams: want 1 or more, got %q", maxStreams)
 	}
 	if c.ShutdownDrain, err = time.ParseDuration(drain); err != nil || c.ShutdownDrain < 0 {
 		return c, fmt.Errorf("shutdown-drain: want a duration of 0 or more, got %q", drain)

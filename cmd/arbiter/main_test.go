@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -608,5 +609,66 @@ func TestShutdownDrainsThenStopsIdleStreams(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "grace period over") {
 		t.Errorf("the server waited out its grace period:\n%s", logs.String())
+	}
+}
+
+// Admission control: past -max-in-flight, a call is refused at once with
+// RESOURCE_EXHAUSTED and a retry hint, rather than queued behind the
+// others; health checks are always answered.
+func TestAdmissionShedsPastTheBound(t *testing.T) {
+	redistest.Require(t)
+	rs, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Stop()
+	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5, "-max-in-flight", "1", "-admission-wait", "0s")
+	ctx := context.Background()
+	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// With Redis stalled, the one slot stays taken until its read times out.
+	if err := rs.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Thaw()
+	const n = 12
+	codesSeen := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := ts.client.Decide(ctx, "HCP-000002", client.DecideOptions{})
+			codesSeen <- err
+		}()
+	}
+	shed := 0
+	for range n {
+		err := <-codesSeen
+		switch status.Code(err) {
+		case codes.ResourceExhausted:
+			shed++
+			var hinted bool
+			for _, d := range status.Convert(err).Details() {
+				if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() > 0 {
+					hinted = true
+				}
+			}
+			if !hinted {
+				t.Errorf("RESOURCE_EXHAUSTED without a retry hint: %v", err)
+			}
+		case codes.Unavailable, codes.DeadlineExceeded: // the one admitted, on the stalled Redis
+		default:
+			t.Errorf("a call past the bound: %v, want RESOURCE_EXHAUSTED", err)
+		}
+	}
+	if shed < n-1 {
+		t.Errorf("%d of %d calls shed with one slot taken, want at least %d", shed, n, n-1)
+	}
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("a health check: %v", err)
 	}
 }

@@ -737,7 +737,9 @@ func TestSendReservationRaceCached(t *testing.T) {
 }
 
 func testSendReservationRace(t *testing.T, b redistest.Backend, flags ...string) {
-	flags = append([]string{"-contact-policy", writeContactPolicy(t, racePolicy)}, flags...)
+	// Hundreds of reservations at once, on purpose: no admission bound
+	// (the race is about the ledger, not capacity).
+	flags = append([]string{"-contact-policy", writeContactPolicy(t, racePolicy), "-max-in-flight", "0"}, flags...)
 	srv := []*testServer{start(t, b, 1, flags...), start(t, b, 1, flags...)}
 	for _, n := range []int{1, 3, 7} {
 		for rep := range 2 {
