@@ -127,6 +127,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
+	if m.mini == nil && m.cfg.Durability != "off" {
+		if err := m.checkDurability(ctx); err != nil {
+			return err
+		}
+	}
 	var loader decision.Loader = m.store
 	if m.cfg.HCPCache > 0 {
 		if m.cache, err = m.newCache(ctx); err != nil {
@@ -333,6 +338,40 @@ func (m *Main) Close() error {
 		m.mini.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// checkDurability checks, at start, that every Redis master persists what
+// it acknowledges: without AOF a restart silently loses acknowledged
+// consent changes and events. As configured, it warns loudly or refuses
+// to start; a master that refuses CONFIG (a managed service) gets a
+// warning saying it could not be checked.
+func (m *Main) checkDurability(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ds, err := m.store.CheckDurability(cctx)
+	if err != nil {
+		return fmt.Errorf("redis: check durability: %w", err)
+	}
+	var bad []string
+	for _, d := range ds {
+		switch {
+		case d.Unknown:
+			m.logger.Warn("DURABILITY UNKNOWN: this Redis does not allow CONFIG GET; make sure AOF is on (appendonly yes, appendfsync everysec or always), or acknowledged consent changes can be lost on a restart",
+				"redis", d.Addr)
+		case !d.Durable():
+			bad = append(bad, fmt.Sprintf("%s (appendonly %s, appendfsync %s)", d.Addr, d.AppendOnly, d.FsyncPolicy))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	msg := "Redis does not persist acknowledged writes: a restart would silently lose acknowledged consent changes and events; set appendonly yes and appendfsync everysec (or always) on " +
+		strings.Join(bad, ", ")
+	if m.cfg.Durability == "refuse" {
+		return errors.New(msg + " (-durability refuse)")
+	}
+	m.logger.Warn("NOT DURABLE: "+msg, "redis", strings.Join(bad, ", "))
+	return nil
 }
 
 // Redis client settings. A decision reads two small hashes, a fraction of

@@ -49,6 +49,10 @@ type Config struct {
 	MaxInFlight   int
 	AdmissionWait time.Duration
 	MaxStreams    int
+	// Durability says what to do when a Redis master does not persist
+	// acknowledged writes (AOF off, or fsync "no"): "warn" (log loudly),
+	// "refuse" (do not start) or "off" (do not check).
+	Durability string
 	// ShutdownDrain is how long the server goes on serving after health
 	// turns NOT_SERVING, before it stops accepting calls.
 	ShutdownDrain time.Duration
@@ -162,7 +166,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
 	var sendIdle string
-	var drain, maxInFlight, admissionWait, maxStreams string
+	var drain, maxInFlight, admissionWait, maxStreams, durability string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
@@ -175,6 +179,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&maxInFlight, "max-in-flight", env("MAX_IN_FLIGHT", strconv.Itoa(64*runtime.GOMAXPROCS(0))), "at most this many calls in flight; past it a call waits -admission-wait for a slot, then gets RESOURCE_EXHAUSTED with a retry hint; 0: no bound (ARBITER_MAX_IN_FLIGHT; default 64 per CPU)")
 	fs.StringVar(&admissionWait, "admission-wait", env("ADMISSION_WAIT", "5ms"), "how long a call waits for a slot past -max-in-flight (ARBITER_ADMISSION_WAIT)")
 	fs.StringVar(&maxStreams, "max-concurrent-streams", env("MAX_CONCURRENT_STREAMS", "256"), "at most this many concurrent calls on one client connection (HTTP/2 streams); also bounds what a stream-reset flood can make the server do (ARBITER_MAX_CONCURRENT_STREAMS)")
+	fs.StringVar(&durability, "durability", env("DURABILITY", "warn"), "at start, check that every Redis master persists acknowledged writes (appendonly yes, appendfsync always or everysec): warn, refuse to start, or off (ARBITER_DURABILITY)")
 	drainDefault := "5s"
 	if cmd == "demo" {
 		drainDefault = "0s" // no load balancer in front of the demo: Ctrl-C stops at once
@@ -266,6 +271,12 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
 		return c, fmt.Errorf("definitions-poll: want a duration of at least 10ms, got %q", defsPoll)
+	}
+	switch durability {
+	case "warn", "refuse", "off":
+		c.Durability = durability
+	default:
+		return c, fmt.Errorf("durability: want warn, refuse or off, got %q", durability)
 	}
 	if c.MaxInFlight, err = strconv.Atoi(maxInFlight); err != nil || c.MaxInFlight < 0 {
 		return c, fmt.Errorf("max-in-flight: want 0 or more, got %q", maxInFlight)

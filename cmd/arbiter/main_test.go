@@ -672,3 +672,42 @@ func TestAdmissionShedsPastTheBound(t *testing.T) {
 		t.Errorf("a health check: %v", err)
 	}
 }
+
+// At start the server checks that Redis persists what it acknowledges: by
+// default it warns loudly; with -durability refuse it does not start; a
+// Redis with AOF on passes.
+func TestDurabilityCheck(t *testing.T) {
+	redistest.Require(t)
+	volatile, err := redistest.Start() // appendonly no
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer volatile.Stop()
+	durable, err := redistest.Start("appendonly yes", "appendfsync everysec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer durable.Stop()
+	run := func(addr string, flags ...string) (string, error) {
+		args := append([]string{"-listen", "127.0.0.1:0", "-redis-addr", addr, "-shutdown-drain", "0s",
+			"-catalog", demoCatalogFile, "-model", demoModelFile, "-consent-policy", demoPolicyFile}, flags...)
+		cfg, err := parseConfig("serve", args, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs lockedBuffer
+		m := NewMain(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		err = m.Run(context.Background())
+		m.Close()
+		return logs.String(), err
+	}
+	if _, err := run(volatile.Addr, "-durability", "refuse"); err == nil || !strings.Contains(err.Error(), "appendonly no") {
+		t.Errorf("-durability refuse on a Redis without AOF: %v, want a refusal naming appendonly", err)
+	}
+	if logs, err := run(volatile.Addr); err != nil || !strings.Contains(logs, "NOT DURABLE") {
+		t.Errorf("the default on a Redis without AOF: %v; want it to start with a warning, log:\n%s", err, logs)
+	}
+	if logs, err := run(durable.Addr, "-durability", "refuse"); err != nil || strings.Contains(logs, "DURAB") {
+		t.Errorf("a Redis with AOF: %v, log:\n%s; want a quiet start", err, logs)
+	}
+}
