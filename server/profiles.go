@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
@@ -86,14 +87,55 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 		clear(inBatch)
 		return nil
 	}
+	// A reader goroutine, so that the loop can end an idle stream (no item
+	// for the stream idle timeout, as CheckSendBatch) and stop at the next
+	// item on shutdown; returning ends its Recv.
+	type received struct {
+		req *nbapb.ImportProfilesRequest
+		err error
+	}
+	items := make(chan received)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case items <- received{req, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	idle := time.NewTimer(s.sendIdle)
+	defer idle.Stop()
 	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+		var req *nbapb.ImportProfilesRequest
+		select {
+		case r := <-items:
+			if errors.Is(r.err, io.EOF) {
+				return s.finishImport(ctx, stream, flush, &imported)
+			}
+			if r.err != nil {
+				return r.err
+			}
+			req = r.req
+		case <-idle.C:
+			if err := flush(); err != nil {
+				return s.importStopped(ctx, err, imported)
+			}
+			return s.importStopped(ctx, status.Errorf(codes.DeadlineExceeded,
+				"no item arrived for %s: the stream is closed; send the rest again on a new stream", s.sendIdle), imported)
+		case <-s.flight.stop:
+			if err := flush(); err != nil {
+				return s.importStopped(ctx, err, imported)
+			}
+			return s.importStopped(ctx, errShuttingDown, imported)
 		}
-		if err != nil {
-			return err
-		}
+		idle.Reset(s.sendIdle)
 		prefix := fmt.Sprintf("items[%d].", imported+int64(len(batch)))
 		if err := checkStrings(req); err != nil {
 			return s.importStopped(ctx, prefixFields(prefix, err), imported)
@@ -115,10 +157,14 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 		batch = append(batch, item)
 		inBatch[item.Profile.HCPID] = true
 	}
+}
+
+// finishImport writes the last batch and answers the import.
+func (s *Server) finishImport(ctx context.Context, stream nbapb.ProfileService_ImportProfilesServer, flush func() error, imported *int64) error {
 	if err := flush(); err != nil {
-		return s.importStopped(ctx, err, imported)
+		return s.importStopped(ctx, err, *imported)
 	}
-	return stream.SendAndClose(&nbapb.ImportProfilesResponse{Imported: imported})
+	return stream.SendAndClose(&nbapb.ImportProfilesResponse{Imported: *imported})
 }
 
 // importStopped is the status that ends an import early: err's, with the

@@ -587,6 +587,10 @@ func TestShutdownDrainsThenStopsIdleStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	imp, err := nbapb.NewProfileServiceClient(conn).ImportProfiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- ts.Main.Close() }()
 	if h, err := watch.Recv(); err != nil || h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
@@ -598,6 +602,9 @@ func TestShutdownDrainsThenStopsIdleStreams(t *testing.T) {
 	}
 	if _, err := batch.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("the idle CheckSendBatch stream on shutdown: %v, want Unavailable", err)
+	}
+	if _, err := imp.CloseAndRecv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("the idle ImportProfiles stream on shutdown: %v, want Unavailable", err)
 	}
 	select {
 	case err := <-closed:
@@ -709,5 +716,36 @@ func TestDurabilityCheck(t *testing.T) {
 	}
 	if logs, err := run(durable.Addr, "-durability", "refuse"); err != nil || strings.Contains(logs, "DURAB") {
 		t.Errorf("a Redis with AOF: %v, log:\n%s; want a quiet start", err, logs)
+	}
+}
+
+// An import stream that sends nothing for the stream idle timeout is
+// ended (DEADLINE_EXCEEDED, saying how many items were written), rather
+// than held open forever.
+func TestImportIdleStreamEnds(t *testing.T) {
+	ts := start(t, embedded, 1, "-send-stream-idle", "200ms")
+	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	imp, err := nbapb.NewProfileServiceClient(conn).ImportProfiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.Send(&nbapb.ImportProfilesRequest{Profile: &nbapb.Profile{HcpId: "IDLE-1", Market: "US", Specialty: "cardiology",
+		Audience: nbapb.Audience_AUDIENCE_HCP}, CapturedBy: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	// Then nothing, without closing: the server ends the stream.
+	var resp nbapb.ImportProfilesResponse
+	err = imp.RecvMsg(&resp)
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(status.Convert(err).Message(), "1 items before it were written") {
+		t.Errorf("the idle import ended with %v, want DEADLINE_EXCEEDED saying the one item was written", err)
+	}
+	if _, _, err := ts.client.GetProfile(context.Background(), "IDLE-1"); err != nil {
+		t.Errorf("the item sent before the idle time: %v, want it written", err)
 	}
 }
