@@ -174,9 +174,6 @@ func (r *Record) Check(e *arbiter.InvalidError, name string) {
 	}
 	checkText(e, name, "topic", r.Topic, maxTopicLen)
 	checkText(e, name, "address_ref", r.Address, maxAddressLen)
-	if strings.Contains(r.Address, "@") {
-		e.Add(join(name, "address_ref"), arbiter.AddressRefProblem)
-	}
 	if r.Source == "" {
 		e.Add(join(name, "source"), "is required")
 	}
@@ -232,6 +229,12 @@ func ValidateWrite(recipientID string, recs []Record, name func(int) string, now
 	}
 	for i := range recs {
 		recs[i].Check(e, name(i))
+		// On writes only (Check also runs on every record read back): a
+		// record stored before this check must stay readable, and
+		// replaceable.
+		if strings.Contains(recs[i].Address, "@") {
+			e.Add(join(name(i), "address_ref"), arbiter.AddressRefProblem)
+		}
 		if recs[i].CapturedAt.After(now.Add(MaxClockSkew)) {
 			e.Add(join(name(i), "captured_at"), "must not be in the future")
 		}

@@ -257,6 +257,9 @@ func (it *ImportItem) validate(inv *arbiter.InvalidError, name string, now time.
 		}
 		rname := join(name, "consents["+strconv.Itoa(j)+"]")
 		r.Check(inv, rname)
+		if strings.Contains(r.Address, "@") {
+			inv.Add(rname+".address_ref", arbiter.AddressRefProblem)
+		}
 		if r.CapturedAt.After(now.Add(maxFuture)) {
 			inv.Add(rname+".captured_at", "must not be in the future")
 		}

@@ -808,3 +808,31 @@ func BenchmarkDecodeConsent(b *testing.B) {
 		}
 	}
 }
+
+// A record stored before address references were checked for e-mail
+// addresses stays readable: the check is on writes. (A new write naming
+// that address is refused; a broader opt-out, on the channel, withdraws
+// the old record.)
+func TestConsentStoredAddressWithAtStaysReadable(t *testing.T) {
+	eachBackendAndMiniredis(t, func(t *testing.T, b redistest.Backend) {
+		s, rdb := newConsentStore(t, b)
+		ctx := context.Background()
+		r := rec(arbiter.Email, arbiter.Promotional, consent.OptIn, t0)
+		if _, err := s.SetConsent(ctx, "hcp-at", r, true); err != nil {
+			t.Fatal(err)
+		}
+		old := r
+		old.Address = "jane@example.com"
+		if err := rdb.HSet(ctx, s.key("hcp-at", suffixConsent), consentField(&old), consentValue(&old)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.GetConsent(ctx, "hcp-at")
+		if err != nil || len(st.Records) != 2 {
+			t.Fatalf("GetConsent with an old record holding '@': %+v, %v; want both records", st, err)
+		}
+		old.Status, old.CapturedAt = consent.OptOut, t0.Add(time.Hour)
+		if _, err := s.SetConsent(ctx, "hcp-at", old, false); err == nil {
+			t.Error("a new write with an e-mail address as its reference was accepted")
+		}
+	})
+}

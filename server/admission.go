@@ -49,6 +49,9 @@ func (s *Server) admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	case s.admission <- struct{}{}:
 	default:
 		if !s.waitForSlot(ctx) {
+			if err := ctx.Err(); err != nil {
+				return nil, status.FromContextError(err).Err() // the caller gave up: not shed
+			}
 			if s.metrics != nil {
 				s.metrics.shed.Inc()
 			}

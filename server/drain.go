@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -13,71 +15,52 @@ import (
 //
 //  1. health turns NOT_SERVING for every service and "", so that load
 //     balancers stop sending, while the server goes on serving for the
-//     drain window;
-//  2. StopStreams: the streams that wait on their client (a CheckSendBatch,
-//     an import) end at their next item with Unavailable, "send the rest
-//     again on a new stream", once their items in flight are answered;
-//  3. GracefulStop, and as soon as no call is in flight but health
-//     watches (which never end by themselves), Stop: one idle watch does
-//     not hold the process for the whole grace period. The grace period
-//     bounds it all.
+//     drain window (not counted in the grace period);
+//  2. StopStreams: the calls that wait on their client end. A
+//     CheckSendBatch stream answers the checks already running and ends
+//     with UNAVAILABLE ("send the rest again on a new stream"); an import
+//     writes what it received and ends the same way; a health watch ends;
+//  3. GracefulStop finishes the calls in flight; the grace period bounds
+//     it, and then Stop.
 
-// inFlight counts the calls being handled, but health watches.
-type inFlight struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{} // closed while n == 0
+// stopper ends the client-paced calls on shutdown.
+type stopper struct {
 	stop chan struct{} // closed by StopStreams
 	once sync.Once
 }
 
-func newInFlight() *inFlight {
-	f := &inFlight{zero: make(chan struct{}), stop: make(chan struct{})}
-	close(f.zero)
-	return f
-}
+func newStopper() *stopper { return &stopper{stop: make(chan struct{})} }
 
-func (f *inFlight) add(d int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n == 0 && d > 0 {
-		f.zero = make(chan struct{})
-	}
-	f.n += d
-	if f.n == 0 {
-		close(f.zero)
-	}
-}
-
-func (f *inFlight) idle() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.zero
-}
-
-const healthWatch = "/grpc.health.v1.Health/Watch"
-
-func (s *Server) countUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	s.flight.add(1)
-	defer s.flight.add(-1)
-	return handler(ctx, req)
-}
-
-func (s *Server) countStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if info.FullMethod == healthWatch {
-		return handler(srv, ss)
-	}
-	s.flight.add(1)
-	defer s.flight.add(-1)
-	return handler(srv, ss)
-}
-
-// StopStreams ends the streams that wait on their client at their next
-// item (step 2 above).
-func (s *Server) StopStreams() { s.flight.once.Do(func() { close(s.flight.stop) }) }
-
-// Idle is closed once no call but health watches is in flight.
-func (s *Server) Idle() <-chan struct{} { return s.flight.idle() }
+// StopStreams ends the calls that wait on their client (step 2 above).
+func (s *Server) StopStreams() { s.stopper.once.Do(func() { close(s.stopper.stop) }) }
 
 // errShuttingDown ends a client-paced stream on shutdown.
 var errShuttingDown = status.Error(codes.Unavailable, "the server is shutting down: the items answered stand; send the rest again on a new stream")
+
+// stoppableHealth is the health service, with watches that end on
+// StopStreams: one idle watch would otherwise hold GracefulStop for the
+// whole grace period.
+type stoppableHealth struct {
+	*health.Server
+	stop <-chan struct{}
+}
+
+func (h stoppableHealth) Watch(req *healthpb.HealthCheckRequest, stream grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return h.Server.Watch(req, watchStream{stream, ctx})
+}
+
+type watchStream struct {
+	grpc.ServerStreamingServer[healthpb.HealthCheckResponse]
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }

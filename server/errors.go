@@ -82,8 +82,12 @@ func unavailableMessage(ctx context.Context) string {
 		return "storage unavailable; no decision was made, retry later"
 	case nbapb.ProfileService_GetProfile_FullMethodName, nbapb.ConsentService_GetConsent_FullMethodName,
 		nbapb.ConsentService_GetConsentHistory_FullMethodName, nbapb.JourneyService_GetJourneyProgress_FullMethodName,
-		nbapb.JourneyService_ListDue_FullMethodName, nbapb.JourneyService_GetJourneyStats_FullMethodName:
+		nbapb.JourneyService_ListDue_FullMethodName, nbapb.JourneyService_GetJourneyStats_FullMethodName,
+		nbapb.DefinitionsService_GetActiveDefinitions_FullMethodName:
 		return "storage unavailable; nothing was read, retry later"
+	case nbapb.SendService_CheckSend_FullMethodName, nbapb.SendService_CheckSendBatch_FullMethodName:
+		return "storage unavailable; the check did not complete; with reserve, a reservation may have been booked: " +
+			"retry with the same idempotency_key"
 	}
 	return "storage unavailable; this write may or may not have been applied: read it back, or retry it " +
 		"(an event is applied once per event_id; a consent record sent again changes nothing, and adds a ledger entry)"

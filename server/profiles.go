@@ -110,12 +110,16 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 			}
 		}
 	}()
+	// The idle time runs only while the stream waits for an item, not
+	// while an item (or a batch's write) is being handled.
 	idle := time.NewTimer(s.sendIdle)
 	defer idle.Stop()
 	for {
+		idle.Reset(s.sendIdle)
 		var req *nbapb.ImportProfilesRequest
 		select {
 		case r := <-items:
+			idle.Stop()
 			if errors.Is(r.err, io.EOF) {
 				return s.finishImport(ctx, stream, flush, &imported)
 			}
@@ -129,13 +133,12 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 			}
 			return s.importStopped(ctx, status.Errorf(codes.DeadlineExceeded,
 				"no item arrived for %s: the stream is closed; send the rest again on a new stream", s.sendIdle), imported)
-		case <-s.flight.stop:
+		case <-s.stopper.stop:
 			if err := flush(); err != nil {
 				return s.importStopped(ctx, err, imported)
 			}
 			return s.importStopped(ctx, errShuttingDown, imported)
 		}
-		idle.Reset(s.sendIdle)
 		prefix := fmt.Sprintf("items[%d].", imported+int64(len(batch)))
 		if err := checkStrings(req); err != nil {
 			return s.importStopped(ctx, prefixFields(prefix, err), imported)

@@ -233,8 +233,9 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 	// blocked in, so the loop also watches ctx: the idle timeout, and the
 	// client gone, end the call even while no item arrives.
 	//
-	// When the server stops (StopStreams), no new check starts; the items
-	// already queued are answered, then the stream ends with Unavailable.
+	// When the server stops (StopStreams), no new check starts: the
+	// checks already running are answered in order, and the first item
+	// whose check had not started ends the stream with UNAVAILABLE.
 	stopping := false
 	for {
 		var slot *sendSlot
@@ -249,7 +250,7 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 			select {
 			case slot, ok = <-slots:
 			case <-ctx.Done():
-			case <-s.flight.stop:
+			case <-s.stopper.stop:
 				checksMu.Lock()
 				over = true
 				checksMu.Unlock()

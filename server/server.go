@@ -71,8 +71,8 @@ type Server struct {
 	journeyer    Journeyer
 	journeyStore JourneyStore
 	explainer    Explainer // nil: WhyNot is Unimplemented
-	// flight counts the calls in flight, for shutdown (drain.go).
-	flight *inFlight
+	// stopper ends the client-paced calls on shutdown (drain.go).
+	stopper *stopper
 	// admission holds a token per unary call in flight (admission.go;
 	// nil: no bound), and admissionWait is how long a call waits for one.
 	admission     chan struct{}
@@ -146,7 +146,7 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		decider: d, profiles: profiles, consents: consents,
 		log: slog.Default(), limits: DefaultLimits(), maxDeadline: 5 * time.Second,
 		importBatch: 500, health: health.NewServer(), sendIdle: 30 * time.Second, sendMaxItems: 10_000_000,
-		flight: newInFlight(),
+		stopper: newStopper(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -211,7 +211,7 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	if s.journeyer != nil && s.journeyStore != nil {
 		nbapb.RegisterJourneyServiceServer(g, s)
 	}
-	healthpb.RegisterHealthServer(g, s.health)
+	healthpb.RegisterHealthServer(g, stoppableHealth{s.health, s.stopper.stop})
 	reflection.Register(g)
 	s.allowed = allowedRoles(g)
 	for name := range g.GetServiceInfo() {
@@ -255,8 +255,8 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, s.metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, s.admit, s.countUnary, recovery.UnaryServerInterceptor(recoveryOpt))
-	stream = append(stream, s.countStream, recovery.StreamServerInterceptor(recoveryOpt))
+	unary = append(unary, s.admit, recovery.UnaryServerInterceptor(recoveryOpt))
+	stream = append(stream, recovery.StreamServerInterceptor(recoveryOpt))
 	if s.authn != nil || s.certPrincipals {
 		unary = append(unary, s.authUnary)
 		stream = append(stream, s.authStream)

@@ -285,10 +285,10 @@ func (m *Main) newCache(ctx context.Context) (*hcpcache.Cache, error) {
 
 // Close shuts down (server/drain.go): health NOT_SERVING for every
 // service and "", so that load balancers stop sending, while calls are
-// still served for the drain window; then the client-paced streams end at
-// their next item, GracefulStop finishes the calls in flight, and once
-// none is left but health watches, Stop ends those. The grace period,
-// from GracefulStop on, bounds it all. Then the store is closed.
+// still served for the drain window; then the calls that wait on their
+// client end (CheckSendBatch and import streams, health watches), and
+// GracefulStop finishes the calls in flight, raced against the grace
+// period (counted from then), then Stop. Then the store is closed.
 func (m *Main) Close() error {
 	if m.grpc != nil {
 		m.srv.Health().Shutdown()
@@ -303,11 +303,6 @@ func (m *Main) Close() error {
 		select {
 		case <-done:
 			timer.Stop()
-		case <-m.srv.Idle():
-			// Only health watches left: they never end by themselves.
-			timer.Stop()
-			m.grpc.Stop()
-			<-done
 		case <-timer.C:
 			m.logger.Warn("grace period over; stopping with calls in flight")
 			m.grpc.Stop()
@@ -350,7 +345,11 @@ func (m *Main) checkDurability(ctx context.Context) error {
 	defer cancel()
 	ds, err := m.store.CheckDurability(cctx)
 	if err != nil {
-		return fmt.Errorf("redis: check durability: %w", err)
+		if m.cfg.Durability == "refuse" {
+			return fmt.Errorf("redis: check durability: %w", err)
+		}
+		m.logger.Warn("DURABILITY UNKNOWN: the check at start failed; make sure AOF is on (appendonly yes, appendfsync everysec or always)", "err", err)
+		return nil
 	}
 	var bad []string
 	for _, d := range ds {
