@@ -28,7 +28,7 @@ var corePackages = []string{
 // another package: a storage client, gRPC, protobuf, the rule language's
 // engine (CEL, which brings protobuf), and the adapters. The rules are
 // named in the core (package rules); the engine that evaluates them is an
-// adapter (rules/celrules), registered by the program.
+// adapter (celrules), registered by the program.
 var forbidden = []string{
 	"github.com/redis/",
 	"github.com/alicebob/miniredis",
@@ -36,7 +36,7 @@ var forbidden = []string{
 	"google.golang.org/protobuf",
 	"google.golang.org/genproto",
 	"cel.dev/",
-	"github.com/arbiter-nba/arbiter/rules/celrules",
+	"github.com/arbiter-nba/arbiter/celrules",
 	"github.com/arbiter-nba/arbiter/proto",
 	"github.com/arbiter-nba/arbiter/redisstore",
 	"github.com/arbiter-nba/arbiter/hcpcache",

@@ -2,4 +2,4 @@ package decision
 
 // The rules engine registers itself with package rules (the tests of the
 // rules' effects parse rules files).
-import _ "github.com/arbiter-nba/arbiter/rules/celrules"
+import _ "github.com/arbiter-nba/arbiter/celrules"

@@ -10,12 +10,12 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
+	_ "github.com/arbiter-nba/arbiter/celrules"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
 	"github.com/arbiter-nba/arbiter/recipient"
-	_ "github.com/arbiter-nba/arbiter/rules/celrules"
 )
 
 type states map[string]*recipient.State

@@ -231,7 +231,7 @@ func Load(dir string) (*Set, error) {
 
 // Demo is the demo's Set: the catalog, model, consent policy, contact
 // policy and rules that ship with Arbiter. The rules need the rules engine
-// linked into the program (rules/celrules); without it Demo panics.
+// linked into the program (celrules); without it Demo panics.
 func Demo() *Set {
 	s, err := Parse(map[string][]byte{
 		CatalogFile: catalog.DemoJSON(),

@@ -2,4 +2,4 @@ package definitions
 
 // The rules engine registers itself with package rules (the demo set has
 // rules).
-import _ "github.com/arbiter-nba/arbiter/rules/celrules"
+import _ "github.com/arbiter-nba/arbiter/celrules"

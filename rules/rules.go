@@ -4,7 +4,7 @@
 //
 // This package, in the pure core, names the rules, their selectors and
 // effects (what the decision engine applies). The engine that compiles and
-// evaluates their expressions is an adapter, package rules/celrules
+// evaluates their expressions is an adapter, package celrules
 // (cel.dev/cel-go), which registers itself when a program imports it; the
 // environment the expressions see, and how medical signals are kept apart,
 // are documented there (env.go).
@@ -139,7 +139,7 @@ type Set struct {
 	// the rules: the newest Count (at most 50), none older than MaxAge.
 	Recent Recent
 	// Engine evaluates the rules' conditions (the engine that compiled
-	// them: package rules/celrules).
+	// them: package celrules).
 	Engine Engine
 	// Journeys are the set's journeys (journey.go); ActionSteps, indexed
 	// by catalog action index, the journey steps each action makes (nil
@@ -188,12 +188,12 @@ type Compiler func(data []byte, cat *catalog.Catalog) (*Set, error)
 var compiler Compiler
 
 // Register makes c the compiler Parse uses. The rule language's engine
-// registers itself when a program imports it (package rules/celrules, for
+// registers itself when a program imports it (package celrules, for
 // CEL): the pure core names the rules, an adapter evaluates them.
 func Register(c Compiler) { compiler = c }
 
 // ErrNoEngine: no rules engine is linked into the program.
-var ErrNoEngine = errors.New("no rules engine is linked into this program (import rules/celrules)")
+var ErrNoEngine = errors.New("no rules engine is linked into this program (import celrules)")
 
 // Parse compiles a rules file with the registered compiler. Every problem
 // is reported, naming the rule and, for an expression, the line and column

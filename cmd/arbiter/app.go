@@ -36,7 +36,7 @@ import (
 	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/rules"
 	// The rules engine (CEL): it registers itself with package rules.
-	_ "github.com/arbiter-nba/arbiter/rules/celrules"
+	_ "github.com/arbiter-nba/arbiter/celrules"
 	"github.com/arbiter-nba/arbiter/scoring"
 	"github.com/arbiter-nba/arbiter/server"
 )

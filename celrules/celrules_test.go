@@ -11,10 +11,10 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
+	_ "github.com/arbiter-nba/arbiter/celrules"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/rules"
-	_ "github.com/arbiter-nba/arbiter/rules/celrules"
 )
 
 var (
@@ -431,7 +431,7 @@ func TestAttributeConversions(t *testing.T) {
 // the benchmark's rule sets (rules, personas, journeys' entry conditions)
 // over an HCP with 20 recent events and 12 touches.
 func BenchmarkEvaluate(b *testing.B) {
-	benchRules, err := os.ReadFile("../../bench/rules.json")
+	benchRules, err := os.ReadFile("../bench/rules.json")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func BenchmarkEvaluate(b *testing.B) {
 // benchCatalog is the benchmark's catalog (bench/catalog -n 1000).
 func benchCatalog(b *testing.B) *catalog.Catalog {
 	path := filepath.Join(b.TempDir(), "catalog.json")
-	out, err := exec.Command("go", "run", "../../bench/catalog", "-n", "1000", "-o", path).CombinedOutput()
+	out, err := exec.Command("go", "run", "../bench/catalog", "-n", "1000", "-o", path).CombinedOutput()
 	if err != nil {
 		b.Fatalf("bench/catalog: %v: %s", err, out)
 	}
