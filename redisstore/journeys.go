@@ -58,16 +58,32 @@ func (s *Store) MoveInJourney(ctx context.Context, id, journey, step string, at 
 	return nil
 }
 
+// JourneyMember is a recipient to index as a member of a journey, scored
+// by at.
+type JourneyMember struct {
+	Journey, ID string
+	At          time.Time
+}
+
 // AddJourneyMember records that recipient id was sent a step of each of
 // journeys at at: ListDue and the KPIs read the members. The score only
 // moves forward (ZADD GT), so a replayed or late event changes nothing.
 func (s *Store) AddJourneyMember(ctx context.Context, journeys []string, id string, at time.Time) error {
-	if len(journeys) == 0 {
+	ms := make([]JourneyMember, len(journeys))
+	for i, j := range journeys {
+		ms[i] = JourneyMember{Journey: j, ID: id, At: at}
+	}
+	return s.AddJourneyMembers(ctx, ms)
+}
+
+// AddJourneyMembers is AddJourneyMember for many at once, in one pipeline.
+func (s *Store) AddJourneyMembers(ctx context.Context, ms []JourneyMember) error {
+	if len(ms) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, j := range journeys {
-			p.ZAddGT(ctx, s.membersKey(j), redis.Z{Score: float64(at.UnixMilli()), Member: id})
+		for _, m := range ms {
+			p.ZAddGT(ctx, s.membersKey(m.Journey), redis.Z{Score: float64(m.At.UnixMilli()), Member: m.ID})
 		}
 		return nil
 	})

@@ -30,39 +30,40 @@ type eventStore struct {
 // misses a written profile).
 func (s eventStore) UpsertProfile(ctx context.Context, p recipient.Profile) error {
 	if p.Validate() == nil {
-		if err := indexFirstSteps(ctx, s.Store, s.firstStep, p); err != nil {
+		if err := s.AddJourneyMembers(ctx, firstStepMembers(s.firstStep, nil, p, time.Now())); err != nil {
 			return err
 		}
 	}
 	return s.Store.UpsertProfile(ctx, p)
 }
 
-// Import indexes the items as UpsertProfile does, then imports them.
+// Import indexes the items as UpsertProfile does, in one pipeline, then
+// imports them.
 func (s eventStore) Import(ctx context.Context, items []recipient.ImportItem) error {
+	var ms []redisstore.JourneyMember
+	now := time.Now()
 	for i := range items {
-		if items[i].Profile.Validate() != nil {
-			continue
+		if items[i].Profile.Validate() == nil {
+			ms = firstStepMembers(s.firstStep, ms, items[i].Profile, now)
 		}
-		if err := indexFirstSteps(ctx, s.Store, s.firstStep, items[i].Profile); err != nil {
-			return err
-		}
+	}
+	if err := s.AddJourneyMembers(ctx, ms); err != nil {
+		return err
 	}
 	return s.Store.Import(ctx, items)
 }
 
-// indexFirstSteps makes p's recipient a member of the journeys whose first
-// step waits for one of its times, scored by that time (or now, if later).
-func indexFirstSteps(ctx context.Context, store *redisstore.Store, firstStep func(map[string]float64) map[string]time.Time, p recipient.Profile) error {
-	now := time.Now()
+// firstStepMembers appends to ms p's memberships of the journeys whose
+// first step waits for one of its times, scored by that time (or now, if
+// later).
+func firstStepMembers(firstStep func(map[string]float64) map[string]time.Time, ms []redisstore.JourneyMember, p recipient.Profile, now time.Time) []redisstore.JourneyMember {
 	for journey, at := range firstStep(p.Attributes) {
 		if at.Before(now) {
 			at = now
 		}
-		if err := store.AddJourneyMember(ctx, []string{journey}, p.HCPID, at); err != nil {
-			return err
-		}
+		ms = append(ms, redisstore.JourneyMember{Journey: journey, ID: p.HCPID, At: at})
 	}
-	return nil
+	return ms
 }
 
 // ApplyEvent indexes the event's journeys, then applies it.

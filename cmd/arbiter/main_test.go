@@ -362,12 +362,7 @@ func testBadUTF8IsInvalidArgument(t *testing.T, b redistest.Backend) {
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
-	redistest.Require(t)
-	rs, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Stop()
+	rs := ownRedis(t)
 	var logs lockedBuffer
 	ts := startLogging(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5, &logs)
 	ctx := context.Background()
@@ -510,12 +505,7 @@ func TestDecideCandidateSet(t *testing.T) {
 // it recovers by itself once Redis does. Waits are on the health Watch
 // stream, each with a deadline.
 func TestReadinessFollowsRedisLivenessDoesNot(t *testing.T) {
-	redistest.Require(t)
-	rs, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Stop()
+	rs := ownRedis(t)
 	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 1, "-definitions-poll", "100ms")
 	conn, err := grpc.NewClient(ts.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -623,12 +613,7 @@ func TestShutdownDrainsThenStopsIdleStreams(t *testing.T) {
 // RESOURCE_EXHAUSTED and a retry hint, rather than queued behind the
 // others; health checks are always answered.
 func TestAdmissionShedsPastTheBound(t *testing.T) {
-	redistest.Require(t)
-	rs, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Stop()
+	rs := ownRedis(t)
 	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5, "-max-in-flight", "1", "-admission-wait", "0s")
 	ctx := context.Background()
 	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err != nil {
@@ -684,17 +669,8 @@ func TestAdmissionShedsPastTheBound(t *testing.T) {
 // default it warns loudly; with -durability refuse it does not start; a
 // Redis with AOF on passes.
 func TestDurabilityCheck(t *testing.T) {
-	redistest.Require(t)
-	volatile, err := redistest.Start() // appendonly no
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer volatile.Stop()
-	durable, err := redistest.Start("appendonly yes", "appendfsync everysec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer durable.Stop()
+	volatile := ownRedis(t) // appendonly no
+	durable := ownRedis(t, "appendonly yes", "appendfsync everysec")
 	run := func(addr string, flags ...string) (string, error) {
 		args := append([]string{"-listen", "127.0.0.1:0", "-redis-addr", addr, "-shutdown-drain", "0s",
 			"-catalog", demoCatalogFile, "-model", demoModelFile, "-consent-policy", demoPolicyFile}, flags...)
@@ -748,4 +724,18 @@ func TestImportIdleStreamEnds(t *testing.T) {
 	if _, _, err := ts.client.GetProfile(context.Background(), "IDLE-1"); err != nil {
 		t.Errorf("the item sent before the idle time: %v, want it written", err)
 	}
+}
+
+// ownRedis starts a redis-server of the test's own (one a test may kill,
+// freeze or configure), with extra configuration lines, stopped at the
+// test's end.
+func ownRedis(t *testing.T, extra ...string) *redistest.Server {
+	t.Helper()
+	redistest.Require(t)
+	rs, err := redistest.Start(extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	return rs
 }
