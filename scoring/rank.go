@@ -88,7 +88,7 @@ func (r *Ranker) Score(c *Candidate) Scored {
 }
 
 func (r *Ranker) score(c *Candidate) (score, propensity, ctx float64) {
-	propensity = 1 / (1 + math.Exp(-r.logit(c)))
+	propensity = 1 / (1 + Exp(-r.logit(c))) // the same bits on every CPU (exp.go)
 	ctx = r.weight(c)
 	return propensity * c.Value * ctx, propensity, ctx
 }

@@ -36,7 +36,7 @@ func TestScoreMatchesFormula(t *testing.T) {
 	p.Sent[arbiter.RepVisit] = 1
 	p.DaysSinceContact[arbiter.RepVisit] = 400 // capped at MaxDays
 	x := m.Vectorize(p, nil)
-	sigmoid := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	sigmoid := func(z float64) float64 { return 1 / (1 + Exp(-z)) }
 
 	tests := []struct {
 		name   string
@@ -232,7 +232,7 @@ func TestMedicalAllowlist(t *testing.T) {
 	p.Engagement[arbiter.Email] = 2
 	var r Ranker
 	r.Reset(m, m.Vectorize(p, nil), arbiter.CallerUnspecified)
-	sigmoid := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	sigmoid := func(z float64) float64 { return 1 / (1 + Exp(-z)) }
 	if got, want := r.Score(&Candidate{Channel: arbiter.Email, Purpose: arbiter.Medical, Value: 1}).Score, sigmoid(-2+0.25*2); got != want {
 		t.Errorf("medical email scored %v, want %v (the medical block)", got, want)
 	}
