@@ -32,6 +32,7 @@ type Client struct {
 	consent  nbapb.ConsentServiceClient
 	send     nbapb.SendServiceClient
 	journeys nbapb.JourneyServiceClient
+	dlog     nbapb.DecisionLogServiceClient
 }
 
 // Option configures a Client.
@@ -123,6 +124,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		consent:  nbapb.NewConsentServiceClient(conn),
 		send:     nbapb.NewSendServiceClient(conn),
 		journeys: nbapb.NewJourneyServiceClient(conn),
+		dlog:     nbapb.NewDecisionLogServiceClient(conn),
 	}
 }
 
@@ -219,13 +221,23 @@ func (c *Client) DecideBatch(ctx context.Context, hcpIDs []string, opts DecideOp
 // RecordEvent reports one outcome. It is idempotent by Event.ID: a repeat
 // is acknowledged with duplicate true and changes nothing.
 func (c *Client) RecordEvent(ctx context.Context, e Event) (duplicate bool, err error) {
+	dup, _, err := c.RecordEventLinked(ctx, e)
+	return dup, err
+}
+
+// RecordEventLinked is RecordEvent, also saying what the event's
+// DecisionID was found to be: VERIFIED (a decision of this deployment for
+// this recipient) or UNVERIFIED (an id it cannot open; the event is
+// applied all the same). A decision of another recipient is
+// FAILED_PRECONDITION, and nothing is applied.
+func (c *Client) RecordEventLinked(ctx context.Context, e Event) (duplicate bool, link nbapb.DecisionLink, err error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.events.RecordEvent(ctx, &nbapb.RecordEventRequest{Event: eventToPB(e)})
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
-	return resp.GetDuplicate(), nil
+	return resp.GetDuplicate(), resp.GetDecisionLink(), nil
 }
 
 // UpsertProfile creates or replaces an HCP's profile.

@@ -35,7 +35,7 @@ type DecideOptions struct {
 // Decision is the server's answer for one HCP.
 type Decision struct {
 	// ID identifies the decision; quote it in Event.DecisionID to tie outcomes
-	// to it. Decisions themselves are not stored (yet).
+	// to it; the decision log keeps its receipt (Client.GetDecision).
 	ID             string    `json:"id"`
 	At             time.Time `json:"at,omitzero"`
 	ModelVersion   string    `json:"model_version,omitempty"`

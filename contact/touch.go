@@ -133,6 +133,12 @@ type Booking struct {
 	// otherwise the booking recounts the ledger against Limits.
 	LedgerVersion int64
 	Bounds        Bounds
+	// Receipt is the check's receipt in its stored form, to be written
+	// with the booking, atomically (nil: none); ReceiptID and ReceiptAt
+	// are its decision id and time.
+	Receipt   []byte
+	ReceiptID string
+	ReceiptAt time.Time
 }
 
 // BookStatus is how a booking went.

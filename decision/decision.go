@@ -69,6 +69,14 @@ type Result struct {
 	Persona         string
 	Recommendations []Recommendation
 	Suppressed      []Suppression
+
+	// What the decision was made from, for its receipt (Receipt): the
+	// recipient's state as loaded (shared with the loader: read only), the
+	// server's clock when it was made, and the journeys operators had
+	// paused (nil: none).
+	Inputs *recipient.State
+	Now    time.Time
+	Paused map[string]bool
 }
 
 // Recommendation is one ranked action.
@@ -119,6 +127,7 @@ type Engine struct {
 	contact     *contact.Policy
 	booker      Booker
 	rules       *rules.Set
+	receiptEnc  func(*Receipt) ([]byte, error)
 	// paused names the journeys operators paused (SetPausedJourneys).
 	paused atomic.Pointer[map[string]bool]
 }
@@ -152,6 +161,14 @@ func (e *Engine) SetPausedJourneys(ids map[string]bool) {
 	e.paused.Store(&ids)
 }
 
+// pausedNow is the journeys operators paused (nil: none).
+func (e *Engine) pausedNow() map[string]bool {
+	if p := e.paused.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // WithRules sets the behaviour rules (nil: none).
 func WithRules(r *rules.Set) Option { return func(e *Engine) { e.rules = r } }
 
@@ -159,7 +176,7 @@ func WithRules(r *rules.Set) Option { return func(e *Engine) { e.rules = r } }
 // in.State at in.At: the rules that hold (into in.applied, reusing it),
 // the recipient's progress in each journey (into in.journeys, reusing it,
 // with jb as scratch), and the recipient's persona ("" for none).
-func (e *Engine) evaluate(in *GateInput, jb *rules.Buffer) string {
+func (e *Engine) evaluate(in *GateInput, jb *rules.Buffer, paused map[string]bool) string {
 	in.applied, in.journeys = in.applied[:0], in.journeys[:0]
 	if e.rules.Empty() {
 		return ""
@@ -175,10 +192,9 @@ func (e *Engine) evaluate(in *GateInput, jb *rules.Buffer) string {
 		Caller: in.Request.Caller, Zone: zone}, in.applied)
 	if len(e.rules.Journeys) > 0 {
 		in.steps = e.rules.ActionSteps
-		paused := e.paused.Load()
 		for i, j := range e.rules.Journeys {
 			p := j.Progress(st, e.catalog, in.At, entry&(1<<i) != 0, persona, jb)
-			p.Paused = paused != nil && (*paused)[j.ID]
+			p.Paused = paused[j.ID]
 			in.journeys = append(in.journeys, p)
 		}
 	}
@@ -282,16 +298,48 @@ func (s *scratch) forget() {
 // *arbiter.InvalidError; storage errors are returned wrapped
 // (arbiter.ErrNotFound, arbiter.ErrUnavailable).
 func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
+	return e.decide(ctx, req, nil)
+}
+
+// given is what a replay fixes instead of loading it and reading clocks.
+type given struct {
+	id      string
+	at, now time.Time
+	state   *recipient.State
+	paused  map[string]bool
+}
+
+func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, error) {
 	s := e.scratch.Get().(*scratch)
 	defer e.scratch.Put(s)
 
-	actions, at, now, snap, err := e.load(ctx, &req, s)
+	var (
+		actions []int32
+		at, now time.Time
+		snap    *recipient.State
+		err     error
+		paused  map[string]bool
+		id      string
+	)
+	if g == nil {
+		actions, at, now, snap, err = e.load(ctx, &req, s)
+		if p := e.paused.Load(); p != nil {
+			paused = *p
+		}
+	} else {
+		actions, err = e.resolve(&req, s)
+		at, now, snap, paused, id = g.at, g.now, g.state, g.paused, g.id
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
 	}
+	if id == "" {
+		id = e.ids.next(at, req.HCPID)
+	}
 	res := &Result{
-		ID: e.ids.next(at), At: at,
+		ID: id, At: at,
 		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version, DefinitionsVersion: e.defsVersion,
+		Inputs: snap, Now: now, Paused: paused,
 	}
 
 	prof := &snap.Profile
@@ -302,7 +350,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (*Result, error) {
 	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied, journeys: s.journeys,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
-	persona := e.evaluate(in, &s.jbuf)
+	persona := e.evaluate(in, &s.jbuf, paused)
 	s.applied, s.journeys = in.applied, in.journeys
 	res.Persona = persona
 	s.topics = e.topicAffinity(snap, s.topics)
@@ -386,7 +434,7 @@ func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []
 	if actions, err = e.resolve(req, s); err != nil {
 		return nil, at, now, nil, err
 	}
-	now = e.clock()
+	now = e.clock().UTC() // UTC, without a monotonic reading: as a receipt gives it back
 	if at = req.At; at.IsZero() {
 		at = now
 	}
@@ -499,7 +547,7 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 	prof := &snap.Profile
 	in := GateInput{State: snap, Request: &req, At: at, Now: now,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
-	e.evaluate(&in, &rules.Buffer{})
+	e.evaluate(&in, &rules.Buffer{}, e.pausedNow())
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {
 		in.Action = &e.catalog.Actions[ai]

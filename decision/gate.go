@@ -71,6 +71,9 @@ type GateInput struct {
 	// catalog action makes (rules.Set.ActionSteps; nil: no journeys).
 	journeys []rules.Progress
 	steps    [][]rules.StepRef
+	// paused is the journeys operators paused (nil: none), as the
+	// decision saw them.
+	paused map[string]bool
 }
 
 // Block is why a gate holds a candidate back.

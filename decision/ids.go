@@ -1,33 +1,146 @@
 package decision
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
 
-// idSource makes decision ids: the decision time in milliseconds (base 36,
-// so ids sort by time), a per-process random tag and a counter. Unique
-// across processes without coordination, and cheap: one small allocation.
+// idSource makes decision ids:
+//
+//	<decision time, Unix ms, base 36>-<process tag, 8 hex>-<counter, base 36>[-<sealed recipient>]
+//
+// The time comes first so that ids sort by time; the random per-process
+// tag and the counter make them unique across processes without
+// coordination. With an IDKey the id ends with the recipient id sealed
+// (AES-GCM): whoever holds the key finds the recipient's receipts, on its
+// Redis Cluster shard, from the id alone, and can tell an id of this
+// recipient's from a forged or another recipient's one (an outcome's
+// decision_id); whoever does not learns nothing of the recipient.
 type idSource struct {
-	tag string
-	seq atomic.Uint64
+	tag  string
+	raw  [4]byte
+	seq  atomic.Uint64
+	seal *IDKey
 }
 
 func newIDSource() *idSource {
-	var b [4]byte
-	rand.Read(b[:])
-	return &idSource{tag: hex.EncodeToString(b[:])}
+	s := &idSource{}
+	rand.Read(s.raw[:])
+	s.tag = hex.EncodeToString(s.raw[:])
+	return s
 }
 
-func (s *idSource) next(at time.Time) string {
-	var buf [48]byte
-	out := strconv.AppendInt(buf[:0], at.UnixMilli(), 36)
+func (s *idSource) next(at time.Time, hcpID string) string {
+	var buf [160]byte
+	ms := at.UnixMilli()
+	seq := s.seq.Add(1)
+	out := strconv.AppendInt(buf[:0], ms, 36)
 	out = append(out, '-')
 	out = append(out, s.tag...)
 	out = append(out, '-')
-	out = strconv.AppendUint(out, s.seq.Add(1), 36)
+	out = strconv.AppendUint(out, seq, 36)
+	if s.seal != nil {
+		out = s.seal.seal(out, ms, s.raw, seq, hcpID)
+	}
 	return string(out)
+}
+
+// IDKey seals the recipient into decision ids (WithIDKey) and opens them
+// again (Open). Every server of a deployment must use the same key.
+type IDKey struct {
+	aead cipher.AEAD
+}
+
+// NewIDKey derives the decision-id key from secret (at least 16 bytes,
+// kept outside Redis; the same secret gives the same key).
+func NewIDKey(secret []byte) (*IDKey, error) {
+	if len(secret) < 16 {
+		return nil, errors.New("decision: the id secret must be at least 16 bytes")
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, "arbiter decision id v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &IDKey{aead: aead}, nil
+}
+
+// WithIDKey seals the recipient into every decision id (see idSource).
+func WithIDKey(k *IDKey) Option { return func(e *Engine) { e.ids.seal = k } }
+
+var idEncoding = base64.RawURLEncoding
+
+// seal appends "-" and the sealed hcpID to the id prefix in out. The nonce
+// is the prefix's own parts (time, process tag, counter), unique per id
+// as the id is; the prefix is authenticated with it.
+func (k *IDKey) seal(out []byte, ms int64, tag [4]byte, seq uint64, hcpID string) []byte {
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[:8], uint64(ms)<<16|seq&0xffff)
+	copy(nonce[8:], tag[:])
+	var ct [128]byte
+	sealed := k.aead.Seal(ct[:0], nonce[:], []byte(hcpID), out)
+	out = append(out, '-')
+	return idEncoding.AppendEncode(out, sealed)
+}
+
+// ErrForeignID is the error of Open for an id that this key did not seal:
+// made by a server with another key or none, altered, or made up.
+var ErrForeignID = errors.New("decision id: not sealed by this deployment's key")
+
+// Open returns the recipient and the decision time sealed in a decision
+// id. An id it cannot open is ErrForeignID.
+func (k *IDKey) Open(id string) (hcpID string, at time.Time, err error) {
+	parts := strings.SplitN(id, "-", 4) // the sealed part may hold "-" (base64url)
+	if len(parts) != 4 || len(parts[1]) != 8 {
+		return "", time.Time{}, ErrForeignID
+	}
+	ms, err1 := strconv.ParseInt(parts[0], 36, 64)
+	seq, err2 := strconv.ParseUint(parts[2], 36, 64)
+	var tag [4]byte
+	_, err3 := hex.Decode(tag[:], []byte(parts[1]))
+	sealed, err4 := idEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return "", time.Time{}, ErrForeignID
+	}
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[:8], uint64(ms)<<16|seq&0xffff)
+	copy(nonce[8:], tag[:])
+	prefix := id[:len(id)-len(parts[3])-1]
+	plain, err := k.aead.Open(nil, nonce[:], sealed, []byte(prefix))
+	if err != nil {
+		return "", time.Time{}, ErrForeignID
+	}
+	return string(plain), time.UnixMilli(ms).UTC(), nil
+}
+
+// IDTime returns the decision time an id carries (its first part), sealed
+// or not; false when id is not a decision id.
+func IDTime(id string) (time.Time, bool) {
+	head, _, ok := strings.Cut(id, "-")
+	if !ok {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(head, 36, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
 }

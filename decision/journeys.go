@@ -34,7 +34,7 @@ func (e *Engine) Journeys(ctx context.Context, req Request) (*JourneyResult, err
 		return nil, fmt.Errorf("journeys: %w", err)
 	}
 	in := GateInput{State: st, Request: &req, At: at, Now: now}
-	persona := e.evaluate(&in, &s.jbuf)
+	persona := e.evaluate(&in, &s.jbuf, e.pausedNow())
 	return &JourneyResult{At: at, Persona: persona, Journeys: slices.Clone(in.journeys), State: st}, nil
 }
 

@@ -81,6 +81,15 @@ type SendResult struct {
 	// Reservation is set when the request reserved and the send is
 	// allowed (or the key's reservation already existed).
 	Reservation *Reservation
+
+	// What the check was made from, for its receipt (as Result's).
+	Inputs *recipient.State
+	Now    time.Time
+	Paused map[string]bool
+	// ReceiptStored: the check booked a touch, and its receipt was
+	// written with the booking, by the same script (WithReceiptEncoder):
+	// no touch is booked without its proof.
+	ReceiptStored bool
 }
 
 // Reservation is a booked touch.
@@ -107,7 +116,7 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 	if req.Reserve && e.booker == nil {
 		return nil, arbiter.Invalid("reserve", "this server does not book reservations")
 	}
-	now := e.clock()
+	now := e.clock().UTC() // as a receipt gives it back
 	at := req.At
 	switch {
 	case at.IsZero():
@@ -121,7 +130,8 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 	if req.Reserve {
 		resID = reservationID(ctx, req.HCPID, req.IdempotencyKey)
 	}
-	res := &SendResult{DecisionID: e.ids.next(at), DefinitionsVersion: e.defsVersion, Action: a, At: at}
+	res := &SendResult{DecisionID: e.ids.next(at, req.HCPID), DefinitionsVersion: e.defsVersion, Action: a, At: at,
+		Now: now, Paused: e.pausedNow()}
 	dreq := Request{HCPID: req.HCPID, Caller: req.Caller, At: at, Explain: true, Territories: req.Territories}
 	for range bookAttempts {
 		st, err := e.loader.Load(ctx, req.HCPID, at)
@@ -160,8 +170,9 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 			}
 		}
 		prof := &st.Profile
-		in := GateInput{Action: a, State: st, Request: &dreq, Now: now,
+		in := GateInput{Action: a, State: st, Request: &dreq, Now: now, paused: res.Paused,
 			Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
+		res.Inputs = st
 		res.Blocks = e.blocksAt(&in, at)
 		res.Allowed = len(res.Blocks) == 0
 		res.Reservation = existing
@@ -188,6 +199,17 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 			Guard:          contact.Guard{Market: prof.Market, Audience: prof.Audience, TimeZone: prof.TimeZone},
 			Bounds:         e.contact.Bounds(),
 		}
+		if e.receiptEnc != nil {
+			// The receipt of the check as it will stand once booked,
+			// written by the booking's own script.
+			res.Reservation = &Reservation{ID: resID, ExpiresAt: b.Touch.ExpiresAt.Truncate(time.Millisecond).UTC(), State: contact.Reserved}
+			rc := &Receipt{Kind: KindCheckSend, Principal: principalOf(ctx), Send: req, SendResult: res}
+			b.ReceiptID, b.ReceiptAt = res.DecisionID, at
+			if b.Receipt, err = e.receiptEnc(rc); err != nil {
+				return nil, fmt.Errorf("check send: receipt: %w", err)
+			}
+			res.Reservation = nil
+		}
 		br, err := e.booker.Reserve(ctx, req.HCPID, b)
 		if err != nil {
 			return nil, fmt.Errorf("check send: %w", err)
@@ -195,6 +217,7 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 		switch br.Status {
 		case contact.Booked:
 			res.Reservation = &Reservation{ID: resID, ExpiresAt: b.Touch.ExpiresAt.Truncate(time.Millisecond).UTC(), State: contact.Reserved}
+			res.ReceiptStored = b.Receipt != nil
 			return res, nil
 		}
 		// Full or stale: another booking or a consent change came in
@@ -220,7 +243,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 // blocksAt returns every gate's block of in.Action at t.
 func (e *Engine) blocksAt(in *GateInput, t time.Time) []Block {
 	in.At = t
-	e.evaluate(in, &rules.Buffer{})
+	e.evaluate(in, &rules.Buffer{}, in.paused)
 	var out []Block
 	for _, g := range e.gates {
 		var b Block

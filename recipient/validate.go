@@ -15,9 +15,12 @@ import (
 // Limits on stored values. Topics and address references have the same
 // limits as in consent records, which they are matched against.
 const (
-	maxHCPIDLen      = 64
-	maxEventIDLen    = 128
-	maxRefLen        = 128 // action, decision ids
+	maxHCPIDLen   = 64
+	maxEventIDLen = 128
+	maxRefLen     = 128 // action, message ids
+	// maxDecisionIDLen bounds a decision id: a sealed one carries the
+	// recipient id (decision/ids.go).
+	maxDecisionIDLen = 200
 	maxTopicLen      = 128
 	maxAddressLen    = 128
 	maxTextLen       = 64 // specialty, segment
@@ -193,8 +196,8 @@ func (e Event) ValidateAt(now time.Time) error {
 	if !isRef(e.Topic, maxTopicLen) {
 		inv.Add("topic", "must be at most 128 printable ASCII characters without '|'")
 	}
-	if !isRef(e.DecisionID, maxRefLen) {
-		inv.Add("decision_id", "must be at most 128 printable ASCII characters without '|'")
+	if !isRef(e.DecisionID, maxDecisionIDLen) {
+		inv.Add("decision_id", "must be at most 200 printable ASCII characters without '|'")
 	}
 	if !isRef(e.MessageID, maxRefLen) {
 		inv.Add("message_id", "must be at most 128 printable ASCII characters without '|'")

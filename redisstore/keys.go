@@ -16,6 +16,7 @@ package redisstore
 //	:consent-log      list    the consent ledger, append-only              set_consent.lua
 //	:consent-ops      hash    idempotency keys of consent writes -> seq    set_consent.lua
 //	:t                list    the touch ledger (touches.go, touches.lua)   apply_event.lua, reserve.lua, release.lua
+//	:r                zset    decision receipts, scored by decision ms     receipts.go, reserve.lua
 //
 // A key that a decision reads is also an entry of the read plan (plan.go).
 //
@@ -32,6 +33,7 @@ const (
 	suffixConsentOps   = ":consent-ops"
 	suffixLegacyLedger = ":consent-ledger"
 	suffixTouches      = ":t"
+	suffixReceipts     = ":r"
 )
 
 // key returns the key of recipient id with the given suffix.

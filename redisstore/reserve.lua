@@ -14,7 +14,14 @@
 -- ARGV[7] retention cutoff, unix ms
 -- ARGV[8] maximum touches
 -- ARGV[9] the ledger version the check read ("0": an empty ledger)
+-- ARGV[10] the check's receipt, as a member of KEYS[4] ("": none)
+-- ARGV[11] its score, the decision time in unix ms
+-- ARGV[12] receipts scored below this are past retention and removed
+-- ARGV[13] the receipts key's time to live, ms
 -- then five per limit: from, to, max, channel mask, purpose mask
+--
+-- KEYS[4] the recipient's receipts <prefix>:{hcp}:r: a booked touch is
+--         written with its receipt, never without (receipts.go)
 --
 -- Returns {'booked'}; {'exists', state, expires ms} when the reservation id
 -- is already in the ledger (a retry: nothing is booked twice), unless it
@@ -23,6 +30,17 @@
 -- profile changed since the check read them; {'skew', redis ms}.
 
 local now = tonumber(ARGV[1])
+
+-- booked writes the check's receipt beside the touch just booked.
+local function booked()
+  if ARGV[10] ~= '' then
+    redis.call('ZADD', KEYS[4], ARGV[11], ARGV[10])
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[12])
+    redis.call('PEXPIRE', KEYS[4], ARGV[13])
+  end
+  return {'booked'}
+end
+
 local t = redis.call('TIME')
 local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if math.abs(rnow - now) > tonumber(ARGV[2]) then
@@ -44,11 +62,11 @@ if hdr then
   local h, v = tl_header(hdr)
   if h and tl_ms(v) == ARGV[9] and redis.call('LLEN', KEYS[1]) <= maxn then
     tl_append(KEYS[1], h, ARGV[4], v)
-    return {'booked'}
+    return booked()
   end
 elseif ARGV[9] == '0' then
   tl_append(KEYS[1], 0, ARGV[4], 0)
-  return {'booked'}
+  return booked()
 end
 local horizon, es, version = tl_read(KEYS[1])
 if not horizon then
@@ -68,7 +86,7 @@ for i, e in ipairs(es) do
   end
 end
 local li = 0
-for i = 10, #ARGV, 5 do
+for i = 14, #ARGV, 5 do
   li = li + 1
   if tl_full(horizon, es, now, tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]),
       tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])) then
@@ -85,4 +103,4 @@ if replaced then
 else
   tl_add(KEYS[1], horizon, es, e, ARGV[4], tonumber(ARGV[7]), maxn, version)
 end
-return {'booked'}
+return booked()

@@ -108,6 +108,8 @@ type Store struct {
 	touchBounds atomic.Pointer[contact.Bounds]
 	// recent is what decisions read of the history (SetRecentEvents).
 	recent atomic.Pointer[RecentEvents]
+	// receiptRetention is how long receipts are kept, ns (0: the default).
+	receiptRetention atomic.Int64
 }
 
 // options are the Store's settings; New copies the Options onto defaults.

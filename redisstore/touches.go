@@ -177,14 +177,16 @@ func (s *Store) Touches(ctx context.Context, id string) (contact.Ledger, error) 
 // already in the ledger books nothing and reports it (contact.BookExists).
 func (s *Store) Reserve(ctx context.Context, hcpID string, b *contact.Booking) (contact.BookResult, error) {
 	now := s.now()
-	args := make([]any, 0, 9+5*len(b.Limits))
+	args := make([]any, 0, 13+5*len(b.Limits))
 	args = append(args, now.UnixMilli(), MaxClockSkew.Milliseconds(), b.Touch.ReservationID, encodeTouch(&b.Touch),
 		b.ConsentVersion, b.Guard.Market+"|"+b.Guard.Audience.String()+"|"+b.Guard.TimeZone+"|",
 		cutoff(now, b.Bounds), b.Bounds.MaxTouches, b.LedgerVersion)
+	args = s.receiptArgs(args, b, now)
 	for _, l := range b.Limits {
 		args = append(args, l.From, l.To, l.Max, int(l.Filter.Channels), int(l.Filter.Purposes))
 	}
-	keys := []string{s.key(hcpID, suffixTouches), s.key(hcpID, suffixConsent), s.key(hcpID, suffixProfile)}
+	keys := []string{s.key(hcpID, suffixTouches), s.key(hcpID, suffixConsent), s.key(hcpID, suffixProfile),
+		s.key(hcpID, suffixReceipts)}
 	// Bookings travel in the decision reads' batches when those are
 	// auto-pipelined: a campaign books thousands at once.
 	var cmd *redis.Cmd

@@ -28,7 +28,9 @@ const batchAhead = 2 * batchConcurrency
 // batchResult is one HCP's decision, written by its job before it is sent.
 type batchResult struct {
 	res *decision.Result
-	err error
+	// resp is res converted, when its receipt needed it first.
+	resp *nbapb.DecideResponse
+	err  error
 }
 
 // errPanic stands for a decision that panicked (logged where it happened).
@@ -54,6 +56,8 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 		r := &results[i]
 		item := &nbapb.DecideBatchResponse{Index: int32(i), HcpId: ids[i]}
 		switch {
+		case r.err == nil && r.resp != nil:
+			item.Decision = r.resp
 		case r.err == nil:
 			item.Decision = decideResponse(r.res)
 		case errors.Is(r.err, arbiter.ErrNotFound):
@@ -61,7 +65,7 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 		default:
 			return toStatus(ctx, s.log, r.err)
 		}
-		r.res = nil // sent: let it go
+		r.res, r.resp = nil, nil // sent: let it go
 		return stream.Send(item)
 	}
 	err := ordered.Run(ctx, len(ids), batchConcurrency, batchAhead, decide, send)
@@ -86,6 +90,10 @@ func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions
 	callerFromIdentity(ctx, &dreq)
 	start := s.metrics.start()
 	r.res, r.err = s.decider.Decide(ctx, dreq)
+	if r.err == nil && s.dlog != nil {
+		r.resp = decideResponse(r.res)
+		r.err = s.logDecision(ctx, decision.KindBatchItem, dreq, r.res, r.resp)
+	}
 	if r.err == nil {
 		s.metrics.decided(start, dreq.Caller, r.res)
 	}

@@ -39,6 +39,9 @@ func (s *Server) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.D
 		return nil, toStatus(ctx, s.log, err)
 	}
 	resp := decideResponse(res)
+	if err := s.logDecision(ctx, decision.KindDecide, dreq, res, resp); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	s.metrics.decided(start, dreq.Caller, res)
 	return resp, nil
 }

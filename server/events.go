@@ -27,9 +27,37 @@ func (s *Server) RecordEvent(ctx context.Context, req *nbapb.RecordEventRequest)
 			}
 		}
 	}
+	link, err := s.decisionLink(e.HCPID, e.DecisionID)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	dup, err := s.profiles.ApplyEvent(ctx, e)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, prefixFields("event.", err))
 	}
-	return &nbapb.RecordEventResponse{Duplicate: dup}, nil
+	s.dlog.countLink(link)
+	return &nbapb.RecordEventResponse{Duplicate: dup, DecisionLink: link}, nil
+}
+
+// decisionLink checks an outcome's decision id against its recipient: a
+// decision for another recipient is refused (nothing is applied); an id
+// this deployment cannot open is unverified (receipts may be lost, or
+// have outlived their retention, and the outcome still counts).
+func (s *Server) decisionLink(hcpID, id string) (nbapb.DecisionLink, error) {
+	if id == "" {
+		return nbapb.DecisionLink_DECISION_LINK_UNSPECIFIED, nil
+	}
+	if s.dlog == nil || s.dlog.cfg.Key == nil {
+		return nbapb.DecisionLink_DECISION_LINK_UNVERIFIED, nil
+	}
+	owner, _, err := s.dlog.cfg.Key.Open(id)
+	switch {
+	case err != nil:
+		return nbapb.DecisionLink_DECISION_LINK_UNVERIFIED, nil
+	case owner != hcpID:
+		s.dlog.countLink(-1)
+		return 0, &arbiter.PreconditionError{Subject: "event.decision_id",
+			Description: "is a decision for another recipient; the event was not applied"}
+	}
+	return nbapb.DecisionLink_DECISION_LINK_VERIFIED, nil
 }

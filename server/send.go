@@ -43,11 +43,16 @@ func (s *Server) CheckSend(ctx context.Context, req *nbapb.CheckSendRequest) (*n
 	if err := validateCheckSend(req); err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	res, err := s.sender.CheckSend(ctx, sendRequest(ctx, req))
+	sreq := sendRequest(ctx, req)
+	res, err := s.sender.CheckSend(ctx, sreq)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return checkSendResponse(res), nil
+	resp := checkSendResponse(res)
+	if err := s.logCheck(ctx, sreq, res, resp); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return resp, nil
 }
 
 // ReleaseReservation frees a reservation.
@@ -313,12 +318,16 @@ func (s *Server) checkSendItem(ctx context.Context, slot *sendSlot) {
 		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: "idempotency_key: required with reserve in a batch"}
 		return
 	}
-	res, err := s.sender.CheckSend(ctx, sendRequest(ctx, req))
+	sreq := sendRequest(ctx, req)
+	res, err := s.sender.CheckSend(ctx, sreq)
+	if err == nil {
+		item.Result = checkSendResponse(res)
+		err = s.logCheck(ctx, sreq, res, item.Result)
+	}
 	var inv *arbiter.InvalidError
 	var pre *arbiter.PreconditionError
 	switch {
 	case err == nil:
-		item.Result = checkSendResponse(res)
 	case errors.As(err, &inv):
 		item.Error = &nbapb.ItemError{Code: int32(codes.InvalidArgument), Message: inv.Error()}
 	case errors.As(err, &pre):

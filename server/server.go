@@ -53,6 +53,7 @@ type Server struct {
 	nbapb.UnimplementedDefinitionsServiceServer
 	nbapb.UnimplementedSendServiceServer
 	nbapb.UnimplementedJourneyServiceServer
+	nbapb.UnimplementedDecisionLogServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -70,7 +71,9 @@ type Server struct {
 	// served).
 	journeyer    Journeyer
 	journeyStore JourneyStore
-	explainer    Explainer // nil: WhyNot is Unimplemented
+	explainer    Explainer   // nil: WhyNot is Unimplemented
+	dlog         *receiptLog // nil: no receipts, DecisionLogService not served
+	registry     prometheus.Registerer
 	// stopper ends the client-paced calls on shutdown (drain.go).
 	stopper *stopper
 	// admission holds a token per unary call in flight (admission.go;
@@ -133,7 +136,7 @@ func WithAccessLog(on bool) Option { return func(s *Server) { s.accessLog = on }
 // server time, caller kind, recommended channels and suppression reasons
 // (arbiter_*). Labels never carry personal data. Off by default.
 func WithMetrics(reg prometheus.Registerer) Option {
-	return func(s *Server) { s.metrics = newMetrics(reg) }
+	return func(s *Server) { s.metrics, s.registry = newMetrics(reg), reg }
 }
 
 // New returns a Server. The options are applied over the defaults; an
@@ -163,6 +166,11 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		return nil, errors.New("server: the maximum deadline must be positive")
 	case s.sendIdle <= 0 || s.sendMaxItems <= 0:
 		return nil, errors.New("server: the send stream limits must be positive")
+	case s.dlog != nil && (s.dlog.store == nil || s.dlog.rep == nil):
+		return nil, errors.New("server: the decision log needs a store and a replayer")
+	}
+	if s.dlog != nil {
+		s.dlog.start(s.log, s.registry)
 	}
 	return s, nil
 }
@@ -210,6 +218,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.journeyer != nil && s.journeyStore != nil {
 		nbapb.RegisterJourneyServiceServer(g, s)
+	}
+	if s.dlog != nil {
+		nbapb.RegisterDecisionLogServiceServer(g, s)
 	}
 	healthpb.RegisterHealthServer(g, stoppableHealth{s.health, s.stopper.stop})
 	reflection.Register(g)

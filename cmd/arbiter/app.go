@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -147,6 +150,15 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	m.follow = newFollower(m.store, loader, m.logger, m.cfg.DefinitionsPoll)
+	idKey, err := m.auditKey()
+	if err != nil {
+		return err
+	}
+	m.follow.engineOpts = append(m.follow.engineOpts, decision.WithIDKey(idKey))
+	if m.cfg.Receipts != server.ReceiptsOff {
+		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithReceiptEncoder(server.EncodeReceipt))
+	}
+	m.store.SetReceiptRetention(m.cfg.ReceiptRetention)
 	if err := m.follow.start(ctx, bootstrap); err != nil {
 		return err
 	}
@@ -187,7 +199,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000),
-		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow))
+		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow),
+		server.WithDecisionLog(m.store, m.follow, server.ReceiptConfig{Mode: m.cfg.Receipts, Queue: m.cfg.ReceiptQueue,
+			Build: buildID(), Key: idKey}))
 	events := eventStore{m.store, m.follow.JourneySteps, m.follow.FirstStepAt}
 	if m.srv, err = server.New(m.follow, events, m.store, srvOpts...); err != nil {
 		return err
@@ -257,6 +271,48 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// auditKey is the decision id key: derived from the -audit-key secret,
+// or random for this process (with a warning, but for the demo).
+func (m *Main) auditKey() (*decision.IDKey, error) {
+	var secret []byte
+	if m.cfg.AuditKeyFile != "" {
+		data, err := os.ReadFile(m.cfg.AuditKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("audit-key: %w", err)
+		}
+		if secret = bytes.TrimSpace(data); len(secret) < 32 {
+			return nil, errors.New("audit-key: the file must hold at least 32 bytes of secret (e.g. openssl rand -hex 32)")
+		}
+	} else {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		if m.mini == nil {
+			m.logger.Warn("NO AUDIT KEY: decision ids are sealed with a random key of this process; GetDecision and outcome links work only for its own decisions, until it restarts; give -audit-key")
+		}
+	}
+	return decision.NewIDKey(secret)
+}
+
+// buildID names this server's build: its module version and VCS revision.
+func buildID() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	id := bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			id += "+" + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				id += "-dirty"
+			}
+		}
+	}
+	return id
+}
+
 // newCache puts the HCP cache in front of the store, tracking the keys of
 // its read plan on a connection of its own to the same single Redis
 // (parseConfig refuses the cache with a cluster or the demo store).
@@ -308,6 +364,10 @@ func (m *Main) Close() error {
 			m.grpc.Stop()
 			<-done
 		}
+		// Every call has ended: write the receipts still queued.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.srv.CloseDecisionLog(ctx)
+		cancel()
 	}
 	var errs []error
 	if m.metrics != nil {

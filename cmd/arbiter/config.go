@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/arbiter-nba/arbiter/server"
 )
 
 // Config is the server's configuration. Every field has a flag and an
@@ -104,6 +106,16 @@ type Config struct {
 	// HCPCache > 0 keeps up to that many HCPs' state in memory, kept exact
 	// by Redis key tracking (package hcpcache); 0: off.
 	HCPCache int
+	// Receipts is how decisions are logged (server.ReceiptMode), with
+	// ReceiptRetention in Redis and ReceiptQueue the asynchronous bound.
+	Receipts         server.ReceiptMode
+	ReceiptRetention time.Duration
+	ReceiptQueue     int
+	// AuditKeyFile holds the deployment's audit secret (kept outside
+	// Redis): decision ids are sealed with a key derived from it. Empty:
+	// a random key per process (ids then open only on the server that
+	// made them, until it restarts).
+	AuditKeyFile string
 }
 
 // parseConfig reads the flags of subcommand cmd ("serve", "demo", "seed" or
@@ -165,7 +177,11 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var sendIdle string
+	var sendIdle, receipts, receiptDays, receiptQueue string
+	fs.StringVar(&receipts, "receipts", env("RECEIPTS", "async"), "the decision log: async (each decision's receipt queued and written in batches, off its path), sync (answer only once the receipt is stored) or off (ARBITER_RECEIPTS)")
+	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts; the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
+	fs.StringVar(&receiptQueue, "receipt-queue", env("RECEIPT_QUEUE", "8192"), "receipts that may wait to be written (async); past it they are dropped, counted and logged; a killed process loses at most these (ARBITER_RECEIPT_QUEUE)")
+	fs.StringVar(&c.AuditKeyFile, "audit-key", env("AUDIT_KEY", ""), "file holding the deployment's audit secret (at least 32 random bytes, kept outside Redis), the same on every server: decision ids are sealed with it; empty: a random key per process (ARBITER_AUDIT_KEY)")
 	var drain, maxInFlight, admissionWait, maxStreams, durability string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
@@ -295,6 +311,18 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.SendIdle, err = time.ParseDuration(sendIdle); err != nil || c.SendIdle <= 0 {
 		return c, fmt.Errorf("send-stream-idle: want a positive duration, got %q", sendIdle)
+	}
+	var ok bool
+	if c.Receipts, ok = server.ParseReceiptMode(receipts); !ok {
+		return c, fmt.Errorf("receipts: want async, sync or off, got %q", receipts)
+	}
+	if days, err := strconv.Atoi(receiptDays); err != nil || days < 1 || days > 3660 {
+		return c, fmt.Errorf("receipt-days: want 1 to 3660, got %q", receiptDays)
+	} else {
+		c.ReceiptRetention = time.Duration(days) * 24 * time.Hour
+	}
+	if c.ReceiptQueue, err = strconv.Atoi(receiptQueue); err != nil || c.ReceiptQueue < 1 {
+		return c, fmt.Errorf("receipt-queue: want 1 or more, got %q", receiptQueue)
 	}
 	if c.MaxDeadline, err = time.ParseDuration(deadline); err != nil || c.MaxDeadline <= 0 {
 		return c, fmt.Errorf("max-deadline: want a positive duration, got %q", deadline)

@@ -80,6 +80,52 @@ type follower struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// engineOpts are given to every engine built (the decision id key,
+	// the receipt encoder).
+	engineOpts []decision.Option
+	// kept holds engines of earlier sets, built for replays (EngineFor).
+	keptMu sync.Mutex
+	kept   map[string]*decision.Engine
+}
+
+// maxKeptEngines bounds the engines kept for replays of other sets.
+const maxKeptEngines = 4
+
+// newEngine builds the engine of a definitions set.
+func (f *follower) newEngine(set *definitions.Set) (*decision.Engine, error) {
+	opts := append([]decision.Option{decision.WithDefinitionsVersion(set.Version), decision.WithContactPolicy(set.Contact),
+		decision.WithBooker(f.store), decision.WithRules(set.Rules)}, f.engineOpts...)
+	return decision.New(f.loader, set.Model, set.Catalog, set.Policy, opts...)
+}
+
+// EngineFor is the engine of definitions set version: the one in use, or
+// one built from the set as kept in the store (server.Replayer). Replays
+// of one set share its engine.
+func (f *follower) EngineFor(ctx context.Context, version string) (*decision.Engine, error) {
+	if e := f.engine.Load(); e != nil && e.DefinitionsVersion() == version {
+		return e, nil
+	}
+	f.keptMu.Lock()
+	e, ok := f.kept[version]
+	f.keptMu.Unlock()
+	if ok {
+		return e, nil
+	}
+	set, err := f.store.LoadDefinitions(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	if e, err = f.newEngine(set); err != nil {
+		return nil, err
+	}
+	f.keptMu.Lock()
+	defer f.keptMu.Unlock()
+	if f.kept == nil || len(f.kept) >= maxKeptEngines {
+		f.kept = make(map[string]*decision.Engine) // start again: replays come in runs of one set
+	}
+	f.kept[version] = e
+	return e, nil
 }
 
 // liveWithin is how long a replica's report counts as live for a publish,
@@ -292,9 +338,7 @@ func (f *follower) switchTo(ctx context.Context, version string) error {
 	}
 	if err == nil {
 		var e *decision.Engine
-		e, err = decision.New(f.loader, set.Model, set.Catalog, set.Policy,
-			decision.WithDefinitionsVersion(set.Version), decision.WithContactPolicy(set.Contact),
-			decision.WithBooker(f.store), decision.WithRules(set.Rules))
+		e, err = f.newEngine(set)
 		if err == nil {
 			f.store.SetTouchBounds(set.Contact.Bounds())
 			recent := rules.DefaultRecent

@@ -543,6 +543,61 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
+type DecisionLink int32
+
+const (
+	// The event quoted no decision.
+	DecisionLink_DECISION_LINK_UNSPECIFIED DecisionLink = 0
+	// A decision this deployment made for this recipient.
+	DecisionLink_DECISION_LINK_VERIFIED DecisionLink = 1
+	// An id this deployment cannot open (another deployment's, one made
+	// before decision ids were sealed, or made up): the event is applied
+	// and the link is counted as unverified. A decision for another
+	// recipient is refused (FAILED_PRECONDITION) and nothing is applied.
+	DecisionLink_DECISION_LINK_UNVERIFIED DecisionLink = 2
+)
+
+// Enum value maps for DecisionLink.
+var (
+	DecisionLink_name = map[int32]string{
+		0: "DECISION_LINK_UNSPECIFIED",
+		1: "DECISION_LINK_VERIFIED",
+		2: "DECISION_LINK_UNVERIFIED",
+	}
+	DecisionLink_value = map[string]int32{
+		"DECISION_LINK_UNSPECIFIED": 0,
+		"DECISION_LINK_VERIFIED":    1,
+		"DECISION_LINK_UNVERIFIED":  2,
+	}
+)
+
+func (x DecisionLink) Enum() *DecisionLink {
+	p := new(DecisionLink)
+	*p = x
+	return p
+}
+
+func (x DecisionLink) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DecisionLink) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+}
+
+func (DecisionLink) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[7]
+}
+
+func (x DecisionLink) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DecisionLink.Descriptor instead.
+func (DecisionLink) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+}
+
 type ReservationState int32
 
 const (
@@ -581,11 +636,11 @@ func (x ReservationState) String() string {
 }
 
 func (ReservationState) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
 }
 
 func (ReservationState) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[7]
+	return &file_nba_v1_nba_proto_enumTypes[8]
 }
 
 func (x ReservationState) Number() protoreflect.EnumNumber {
@@ -594,7 +649,7 @@ func (x ReservationState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReservationState.Descriptor instead.
 func (ReservationState) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 type ConsentStatus int32
@@ -645,11 +700,11 @@ func (x ConsentStatus) String() string {
 }
 
 func (ConsentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[9].Descriptor()
 }
 
 func (ConsentStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[8]
+	return &file_nba_v1_nba_proto_enumTypes[9]
 }
 
 func (x ConsentStatus) Number() protoreflect.EnumNumber {
@@ -658,7 +713,59 @@ func (x ConsentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentStatus.Descriptor instead.
 func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+}
+
+type ReceiptKind int32
+
+const (
+	ReceiptKind_RECEIPT_KIND_UNSPECIFIED       ReceiptKind = 0
+	ReceiptKind_RECEIPT_KIND_DECIDE            ReceiptKind = 1
+	ReceiptKind_RECEIPT_KIND_DECIDE_BATCH_ITEM ReceiptKind = 2
+	ReceiptKind_RECEIPT_KIND_CHECK_SEND        ReceiptKind = 3
+)
+
+// Enum value maps for ReceiptKind.
+var (
+	ReceiptKind_name = map[int32]string{
+		0: "RECEIPT_KIND_UNSPECIFIED",
+		1: "RECEIPT_KIND_DECIDE",
+		2: "RECEIPT_KIND_DECIDE_BATCH_ITEM",
+		3: "RECEIPT_KIND_CHECK_SEND",
+	}
+	ReceiptKind_value = map[string]int32{
+		"RECEIPT_KIND_UNSPECIFIED":       0,
+		"RECEIPT_KIND_DECIDE":            1,
+		"RECEIPT_KIND_DECIDE_BATCH_ITEM": 2,
+		"RECEIPT_KIND_CHECK_SEND":        3,
+	}
+)
+
+func (x ReceiptKind) Enum() *ReceiptKind {
+	p := new(ReceiptKind)
+	*p = x
+	return p
+}
+
+func (x ReceiptKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReceiptKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[10].Descriptor()
+}
+
+func (ReceiptKind) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[10]
+}
+
+func (x ReceiptKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReceiptKind.Descriptor instead.
+func (ReceiptKind) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 type WhyNotRequest struct {
@@ -2769,8 +2876,10 @@ func (x *RecordEventRequest) GetEvent() *Event {
 }
 
 type RecordEventResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Duplicate     bool                   `protobuf:"varint,1,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Duplicate bool                   `protobuf:"varint,1,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// What the event's decision_id was found to be.
+	DecisionLink  DecisionLink `protobuf:"varint,2,opt,name=decision_link,json=decisionLink,proto3,enum=nba.v1.DecisionLink" json:"decision_link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2810,6 +2919,13 @@ func (x *RecordEventResponse) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *RecordEventResponse) GetDecisionLink() DecisionLink {
+	if x != nil {
+		return x.DecisionLink
+	}
+	return DecisionLink_DECISION_LINK_UNSPECIFIED
 }
 
 type CheckSendRequest struct {
@@ -3927,7 +4043,11 @@ type ConsentRecord struct {
 	// Required: the source system, e.g. "veeva", "preference-centre".
 	Source string `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"`
 	// Who recorded it (user or system id).
-	CapturedBy    string `protobuf:"bytes,9,opt,name=captured_by,json=capturedBy,proto3" json:"captured_by,omitempty"`
+	CapturedBy string `protobuf:"bytes,9,opt,name=captured_by,json=capturedBy,proto3" json:"captured_by,omitempty"`
+	// The version of the notice or terms the recipient agreed to (or was
+	// shown when withdrawing), e.g. "privacy-2026-03". At most 64
+	// characters, no '|'. Decision receipts carry it.
+	NoticeVersion string `protobuf:"bytes,10,opt,name=notice_version,json=noticeVersion,proto3" json:"notice_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4021,6 +4141,13 @@ func (x *ConsentRecord) GetSource() string {
 func (x *ConsentRecord) GetCapturedBy() string {
 	if x != nil {
 		return x.CapturedBy
+	}
+	return ""
+}
+
+func (x *ConsentRecord) GetNoticeVersion() string {
+	if x != nil {
+		return x.NoticeVersion
 	}
 	return ""
 }
@@ -4891,6 +5018,1178 @@ func (x *GetActiveDefinitionsResponse) GetFiles() map[string][]byte {
 	return nil
 }
 
+// DecisionReceipt is one logged decision or pre-send check. It holds ids
+// and the recipient's decision inputs, never a name or an address (address
+// references are opaque ids, as in Profile).
+type DecisionReceipt struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Kind       ReceiptKind            `protobuf:"varint,2,opt,name=kind,proto3,enum=nba.v1.ReceiptKind" json:"kind,omitempty"`
+	HcpId      string                 `protobuf:"bytes,3,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The authenticated caller's subject; empty without authentication.
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The server's build.
+	Build string `protobuf:"bytes,5,opt,name=build,proto3" json:"build,omitempty"`
+	// The definitions set (catalog with MLR approvals, model, consent and
+	// contact policy, rules and journeys) by its hash.
+	DefinitionsVersion string                 `protobuf:"bytes,6,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
+	DecisionTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
+	// The server's clock when the decision was made.
+	ServerTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	// The request: decide for Decide and batch items, check_send for
+	// CheckSend.
+	Decide    *DecideRequest    `protobuf:"bytes,9,opt,name=decide,proto3" json:"decide,omitempty"`
+	CheckSend *CheckSendRequest `protobuf:"bytes,10,opt,name=check_send,json=checkSend,proto3" json:"check_send,omitempty"`
+	// A rep tool's territories, which scoped the request (absent: none).
+	Territories     []string `protobuf:"bytes,11,rep,name=territories,proto3" json:"territories,omitempty"`
+	TerritoryScoped bool     `protobuf:"varint,12,opt,name=territory_scoped,json=territoryScoped,proto3" json:"territory_scoped,omitempty"`
+	// What the decision was made from.
+	Inputs *RecipientInputs `protobuf:"bytes,13,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	// The journeys operators had paused.
+	PausedJourneys []string `protobuf:"bytes,14,rep,name=paused_journeys,json=pausedJourneys,proto3" json:"paused_journeys,omitempty"`
+	// What it answered.
+	Decided       *DecideResponse    `protobuf:"bytes,15,opt,name=decided,proto3" json:"decided,omitempty"`
+	Checked       *CheckSendResponse `protobuf:"bytes,16,opt,name=checked,proto3" json:"checked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionReceipt) Reset() {
+	*x = DecisionReceipt{}
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionReceipt) ProtoMessage() {}
+
+func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
+func (*DecisionReceipt) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DecisionReceipt) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *DecisionReceipt) GetKind() ReceiptKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ReceiptKind_RECEIPT_KIND_UNSPECIFIED
+}
+
+func (x *DecisionReceipt) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *DecisionReceipt) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *DecisionReceipt) GetBuild() string {
+	if x != nil {
+		return x.Build
+	}
+	return ""
+}
+
+func (x *DecisionReceipt) GetDefinitionsVersion() string {
+	if x != nil {
+		return x.DefinitionsVersion
+	}
+	return ""
+}
+
+func (x *DecisionReceipt) GetDecisionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecisionTime
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetServerTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServerTime
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetDecide() *DecideRequest {
+	if x != nil {
+		return x.Decide
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetCheckSend() *CheckSendRequest {
+	if x != nil {
+		return x.CheckSend
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetTerritories() []string {
+	if x != nil {
+		return x.Territories
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetTerritoryScoped() bool {
+	if x != nil {
+		return x.TerritoryScoped
+	}
+	return false
+}
+
+func (x *DecisionReceipt) GetInputs() *RecipientInputs {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetPausedJourneys() []string {
+	if x != nil {
+		return x.PausedJourneys
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetDecided() *DecideResponse {
+	if x != nil {
+		return x.Decided
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetChecked() *CheckSendResponse {
+	if x != nil {
+		return x.Checked
+	}
+	return nil
+}
+
+// RecipientInputs is the recipient's state as a decision loaded it: the
+// evidence of every gate's verdict, by reference. Consent records carry
+// their capture time and notice version; consent_version is the length of
+// the consent ledger when they were read, so that the ledger entry of each
+// is found (GetDecisionResponse.evidence).
+type RecipientInputs struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Profile           *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	Counters          *Counters              `protobuf:"bytes,2,opt,name=counters,proto3" json:"counters,omitempty"`
+	CountersAsOf      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=counters_as_of,json=countersAsOf,proto3" json:"counters_as_of,omitempty"`
+	Consent           []*ConsentRecord       `protobuf:"bytes,4,rep,name=consent,proto3" json:"consent,omitempty"`
+	ConsentComplete   bool                   `protobuf:"varint,5,opt,name=consent_complete,json=consentComplete,proto3" json:"consent_complete,omitempty"`
+	ConsentCompleteAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=consent_complete_at,json=consentCompleteAt,proto3" json:"consent_complete_at,omitempty"`
+	ConsentVersion    int64                  `protobuf:"varint,7,opt,name=consent_version,json=consentVersion,proto3" json:"consent_version,omitempty"`
+	// The consent could not be read: every contact was denied.
+	ConsentUnreadable bool                 `protobuf:"varint,8,opt,name=consent_unreadable,json=consentUnreadable,proto3" json:"consent_unreadable,omitempty"`
+	Touches           []*LoggedTouch       `protobuf:"bytes,9,rep,name=touches,proto3" json:"touches,omitempty"`
+	TouchesVersion    int64                `protobuf:"varint,10,opt,name=touches_version,json=touchesVersion,proto3" json:"touches_version,omitempty"`
+	RecentEvents      []*LoggedEvent       `protobuf:"bytes,11,rep,name=recent_events,json=recentEvents,proto3" json:"recent_events,omitempty"`
+	JourneyMoves      []*LoggedJourneyMove `protobuf:"bytes,12,rep,name=journey_moves,json=journeyMoves,proto3" json:"journey_moves,omitempty"`
+	// The touch ledger's size bound dropped touches at or before this time.
+	TouchesHorizon *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=touches_horizon,json=touchesHorizon,proto3" json:"touches_horizon,omitempty"`
+	// The touch ledger could not be read: every cap and gap was reached.
+	TouchesUnreadable bool `protobuf:"varint,14,opt,name=touches_unreadable,json=touchesUnreadable,proto3" json:"touches_unreadable,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RecipientInputs) Reset() {
+	*x = RecipientInputs{}
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecipientInputs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecipientInputs) ProtoMessage() {}
+
+func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
+func (*RecipientInputs) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RecipientInputs) GetProfile() *Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetCounters() *Counters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetCountersAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CountersAsOf
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetConsent() []*ConsentRecord {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetConsentComplete() bool {
+	if x != nil {
+		return x.ConsentComplete
+	}
+	return false
+}
+
+func (x *RecipientInputs) GetConsentCompleteAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConsentCompleteAt
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetConsentVersion() int64 {
+	if x != nil {
+		return x.ConsentVersion
+	}
+	return 0
+}
+
+func (x *RecipientInputs) GetConsentUnreadable() bool {
+	if x != nil {
+		return x.ConsentUnreadable
+	}
+	return false
+}
+
+func (x *RecipientInputs) GetTouches() []*LoggedTouch {
+	if x != nil {
+		return x.Touches
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetTouchesVersion() int64 {
+	if x != nil {
+		return x.TouchesVersion
+	}
+	return 0
+}
+
+func (x *RecipientInputs) GetRecentEvents() []*LoggedEvent {
+	if x != nil {
+		return x.RecentEvents
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetJourneyMoves() []*LoggedJourneyMove {
+	if x != nil {
+		return x.JourneyMoves
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetTouchesHorizon() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TouchesHorizon
+	}
+	return nil
+}
+
+func (x *RecipientInputs) GetTouchesUnreadable() bool {
+	if x != nil {
+		return x.TouchesUnreadable
+	}
+	return false
+}
+
+type LoggedTouch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	Channel       Channel                `protobuf:"varint,2,opt,name=channel,proto3,enum=nba.v1.Channel" json:"channel,omitempty"`
+	Purpose       Purpose                `protobuf:"varint,3,opt,name=purpose,proto3,enum=nba.v1.Purpose" json:"purpose,omitempty"`
+	Topic         string                 `protobuf:"bytes,4,opt,name=topic,proto3" json:"topic,omitempty"`
+	ActionId      string                 `protobuf:"bytes,5,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	MessageId     string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	State         ReservationState       `protobuf:"varint,7,opt,name=state,proto3,enum=nba.v1.ReservationState" json:"state,omitempty"`
+	ReservationId string                 `protobuf:"bytes,8,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoggedTouch) Reset() {
+	*x = LoggedTouch{}
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoggedTouch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoggedTouch) ProtoMessage() {}
+
+func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
+func (*LoggedTouch) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LoggedTouch) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *LoggedTouch) GetPurpose() Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return Purpose_PURPOSE_UNSPECIFIED
+}
+
+func (x *LoggedTouch) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *LoggedTouch) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *LoggedTouch) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *LoggedTouch) GetState() ReservationState {
+	if x != nil {
+		return x.State
+	}
+	return ReservationState_RESERVATION_STATE_UNSPECIFIED
+}
+
+func (x *LoggedTouch) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+func (x *LoggedTouch) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type LoggedEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	Type          EventType              `protobuf:"varint,2,opt,name=type,proto3,enum=nba.v1.EventType" json:"type,omitempty"`
+	Channel       Channel                `protobuf:"varint,3,opt,name=channel,proto3,enum=nba.v1.Channel" json:"channel,omitempty"`
+	ActionId      string                 `protobuf:"bytes,4,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	Topic         string                 `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
+	Purpose       Purpose                `protobuf:"varint,6,opt,name=purpose,proto3,enum=nba.v1.Purpose" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoggedEvent) Reset() {
+	*x = LoggedEvent{}
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoggedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoggedEvent) ProtoMessage() {}
+
+func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
+func (*LoggedEvent) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LoggedEvent) GetType() EventType {
+	if x != nil {
+		return x.Type
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *LoggedEvent) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *LoggedEvent) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *LoggedEvent) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *LoggedEvent) GetPurpose() Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return Purpose_PURPOSE_UNSPECIFIED
+}
+
+type LoggedJourneyMove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JourneyId     string                 `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
+	StepId        string                 `protobuf:"bytes,2,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoggedJourneyMove) Reset() {
+	*x = LoggedJourneyMove{}
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoggedJourneyMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoggedJourneyMove) ProtoMessage() {}
+
+func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
+func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *LoggedJourneyMove) GetJourneyId() string {
+	if x != nil {
+		return x.JourneyId
+	}
+	return ""
+}
+
+func (x *LoggedJourneyMove) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *LoggedJourneyMove) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LoggedJourneyMove) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type GetDecisionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	DecisionId    string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDecisionRequest) Reset() {
+	*x = GetDecisionRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDecisionRequest) ProtoMessage() {}
+
+func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
+func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GetDecisionRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+type GetDecisionResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Receipt *DecisionReceipt       `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// For every recommended or allowed action: what allowed it.
+	Evidence      []*ActionEvidence `protobuf:"bytes,2,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDecisionResponse) Reset() {
+	*x = GetDecisionResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDecisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDecisionResponse) ProtoMessage() {}
+
+func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
+func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *GetDecisionResponse) GetEvidence() []*ActionEvidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// ActionEvidence is what allowed one action of a decision.
+type ActionEvidence struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ActionId string                 `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// The consent record that allowed the contact; absent when the market's
+	// opt-out default allowed it (by_default).
+	ConsentRecord *ConsentRecord `protobuf:"bytes,2,opt,name=consent_record,json=consentRecord,proto3" json:"consent_record,omitempty"`
+	// The record's entry in the recipient's consent ledger (-1: not found,
+	// e.g. erased).
+	ConsentLedgerSeq int64 `protobuf:"varint,3,opt,name=consent_ledger_seq,json=consentLedgerSeq,proto3" json:"consent_ledger_seq,omitempty"`
+	ByDefault        bool  `protobuf:"varint,4,opt,name=by_default,json=byDefault,proto3" json:"by_default,omitempty"`
+	// The content's MLR approval.
+	ApprovalId         string                 `protobuf:"bytes,5,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	ApprovalStatus     string                 `protobuf:"bytes,6,opt,name=approval_status,json=approvalStatus,proto3" json:"approval_status,omitempty"`
+	ApprovalValidFrom  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=approval_valid_from,json=approvalValidFrom,proto3" json:"approval_valid_from,omitempty"`
+	ApprovalValidUntil *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=approval_valid_until,json=approvalValidUntil,proto3" json:"approval_valid_until,omitempty"`
+	// Set when the evidence could not be worked out (the definitions set is
+	// no longer kept).
+	Unavailable   string `protobuf:"bytes,9,opt,name=unavailable,proto3" json:"unavailable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionEvidence) Reset() {
+	*x = ActionEvidence{}
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionEvidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionEvidence) ProtoMessage() {}
+
+func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
+func (*ActionEvidence) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ActionEvidence) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *ActionEvidence) GetConsentRecord() *ConsentRecord {
+	if x != nil {
+		return x.ConsentRecord
+	}
+	return nil
+}
+
+func (x *ActionEvidence) GetConsentLedgerSeq() int64 {
+	if x != nil {
+		return x.ConsentLedgerSeq
+	}
+	return 0
+}
+
+func (x *ActionEvidence) GetByDefault() bool {
+	if x != nil {
+		return x.ByDefault
+	}
+	return false
+}
+
+func (x *ActionEvidence) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
+	}
+	return ""
+}
+
+func (x *ActionEvidence) GetApprovalStatus() string {
+	if x != nil {
+		return x.ApprovalStatus
+	}
+	return ""
+}
+
+func (x *ActionEvidence) GetApprovalValidFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovalValidFrom
+	}
+	return nil
+}
+
+func (x *ActionEvidence) GetApprovalValidUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovalValidUntil
+	}
+	return nil
+}
+
+func (x *ActionEvidence) GetUnavailable() string {
+	if x != nil {
+		return x.Unavailable
+	}
+	return ""
+}
+
+type ListDecisionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// Required: the range of decision times, [from, to).
+	From *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// 1 to 1000; 0 means 100.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsRequest) Reset() {
+	*x = ListDecisionsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsRequest) ProtoMessage() {}
+
+func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ListDecisionsRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *ListDecisionsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListDecisionsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ListDecisionsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListDecisionsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Receipts []*DecisionReceipt     `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// More receipts are in the range than limit.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsResponse) Reset() {
+	*x = ListDecisionsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsResponse) ProtoMessage() {}
+
+func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+func (x *ListDecisionsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type ReplayDecisionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	DecisionId    string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDecisionRequest) Reset() {
+	*x = ReplayDecisionRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDecisionRequest) ProtoMessage() {}
+
+func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ReplayDecisionRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+type ReplayDecisionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recomputed answer is the logged one, field for field.
+	Identical bool `protobuf:"varint,1,opt,name=identical,proto3" json:"identical,omitempty"`
+	// What differs, one line per field ("suppressed[3].reason: ...").
+	Differences []string `protobuf:"bytes,2,rep,name=differences,proto3" json:"differences,omitempty"`
+	// The recomputed answer.
+	Decided *DecideResponse    `protobuf:"bytes,3,opt,name=decided,proto3" json:"decided,omitempty"`
+	Checked *CheckSendResponse `protobuf:"bytes,4,opt,name=checked,proto3" json:"checked,omitempty"`
+	// Set when no exact replay is possible, and why (the definitions set is
+	// no longer kept; the receipt has no inputs).
+	NotReplayable string `protobuf:"bytes,5,opt,name=not_replayable,json=notReplayable,proto3" json:"not_replayable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDecisionResponse) Reset() {
+	*x = ReplayDecisionResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDecisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDecisionResponse) ProtoMessage() {}
+
+func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ReplayDecisionResponse) GetIdentical() bool {
+	if x != nil {
+		return x.Identical
+	}
+	return false
+}
+
+func (x *ReplayDecisionResponse) GetDifferences() []string {
+	if x != nil {
+		return x.Differences
+	}
+	return nil
+}
+
+func (x *ReplayDecisionResponse) GetDecided() *DecideResponse {
+	if x != nil {
+		return x.Decided
+	}
+	return nil
+}
+
+func (x *ReplayDecisionResponse) GetChecked() *CheckSendResponse {
+	if x != nil {
+		return x.Checked
+	}
+	return nil
+}
+
+func (x *ReplayDecisionResponse) GetNotReplayable() string {
+	if x != nil {
+		return x.NotReplayable
+	}
+	return ""
+}
+
+type ExportDecisionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the range of decision times, [from, to).
+	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportDecisionsRequest) Reset() {
+	*x = ExportDecisionsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDecisionsRequest) ProtoMessage() {}
+
+func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ExportDecisionsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+type ExportDecisionsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Receipts []*DecisionReceipt     `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// Recipients' logs read so far, and receipts sent so far.
+	RecipientsScanned int64 `protobuf:"varint,2,opt,name=recipients_scanned,json=recipientsScanned,proto3" json:"recipients_scanned,omitempty"`
+	ReceiptsSent      int64 `protobuf:"varint,3,opt,name=receipts_sent,json=receiptsSent,proto3" json:"receipts_sent,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ExportDecisionsResponse) Reset() {
+	*x = ExportDecisionsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDecisionsResponse) ProtoMessage() {}
+
+func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+func (x *ExportDecisionsResponse) GetRecipientsScanned() int64 {
+	if x != nil {
+		return x.RecipientsScanned
+	}
+	return 0
+}
+
+func (x *ExportDecisionsResponse) GetReceiptsSent() int64 {
+	if x != nil {
+		return x.ReceiptsSent
+	}
+	return 0
+}
+
 var File_nba_v1_nba_proto protoreflect.FileDescriptor
 
 const file_nba_v1_nba_proto_rawDesc = "" +
@@ -5073,9 +6372,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	" \x01(\tR\tmessageId\x12%\n" +
 	"\x0ereservation_id\x18\v \x01(\tR\rreservationId\"9\n" +
 	"\x12RecordEventRequest\x12#\n" +
-	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"3\n" +
+	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"n\n" +
 	"\x13RecordEventResponse\x12\x1c\n" +
-	"\tduplicate\x18\x01 \x01(\bR\tduplicate\"\xba\x02\n" +
+	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x129\n" +
+	"\rdecision_link\x18\x02 \x01(\x0e2\x14.nba.v1.DecisionLinkR\fdecisionLink\"\xba\x02\n" +
 	"\x10CheckSendRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1b\n" +
 	"\taction_id\x18\x02 \x01(\tR\bactionId\x12)\n" +
@@ -5169,7 +6469,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vcaptured_by\x18\x04 \x01(\tR\n" +
 	"capturedBy\"4\n" +
 	"\x16ImportProfilesResponse\x12\x1a\n" +
-	"\bimported\x18\x01 \x01(\x03R\bimported\"\xfc\x02\n" +
+	"\bimported\x18\x01 \x01(\x03R\bimported\"\xa3\x03\n" +
 	"\rConsentRecord\x12)\n" +
 	"\achannel\x18\x01 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12)\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x0f.nba.v1.PurposeR\apurpose\x12\x14\n" +
@@ -5183,7 +6483,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
 	"\x06source\x18\b \x01(\tR\x06source\x12\x1f\n" +
 	"\vcaptured_by\x18\t \x01(\tR\n" +
-	"capturedBy\"~\n" +
+	"capturedBy\x12%\n" +
+	"\x0enotice_version\x18\n" +
+	" \x01(\tR\rnoticeVersion\"~\n" +
 	"\x11SetConsentRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12-\n" +
 	"\x06record\x18\x02 \x01(\v2\x15.nba.v1.ConsentRecordR\x06record\x12#\n" +
@@ -5249,7 +6551,111 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01*\x8d\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xcb\x05\n" +
+	"\x0fDecisionReceipt\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x12'\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x13.nba.v1.ReceiptKindR\x04kind\x12\x15\n" +
+	"\x06hcp_id\x18\x03 \x01(\tR\x05hcpId\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x14\n" +
+	"\x05build\x18\x05 \x01(\tR\x05build\x12/\n" +
+	"\x13definitions_version\x18\x06 \x01(\tR\x12definitionsVersion\x12?\n" +
+	"\rdecision_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12;\n" +
+	"\vserver_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"serverTime\x12-\n" +
+	"\x06decide\x18\t \x01(\v2\x15.nba.v1.DecideRequestR\x06decide\x127\n" +
+	"\n" +
+	"check_send\x18\n" +
+	" \x01(\v2\x18.nba.v1.CheckSendRequestR\tcheckSend\x12 \n" +
+	"\vterritories\x18\v \x03(\tR\vterritories\x12)\n" +
+	"\x10territory_scoped\x18\f \x01(\bR\x0fterritoryScoped\x12/\n" +
+	"\x06inputs\x18\r \x01(\v2\x17.nba.v1.RecipientInputsR\x06inputs\x12'\n" +
+	"\x0fpaused_journeys\x18\x0e \x03(\tR\x0epausedJourneys\x120\n" +
+	"\adecided\x18\x0f \x01(\v2\x16.nba.v1.DecideResponseR\adecided\x123\n" +
+	"\achecked\x18\x10 \x01(\v2\x19.nba.v1.CheckSendResponseR\achecked\"\xf2\x05\n" +
+	"\x0fRecipientInputs\x12)\n" +
+	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\x12,\n" +
+	"\bcounters\x18\x02 \x01(\v2\x10.nba.v1.CountersR\bcounters\x12@\n" +
+	"\x0ecounters_as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fcountersAsOf\x12/\n" +
+	"\aconsent\x18\x04 \x03(\v2\x15.nba.v1.ConsentRecordR\aconsent\x12)\n" +
+	"\x10consent_complete\x18\x05 \x01(\bR\x0fconsentComplete\x12J\n" +
+	"\x13consent_complete_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11consentCompleteAt\x12'\n" +
+	"\x0fconsent_version\x18\a \x01(\x03R\x0econsentVersion\x12-\n" +
+	"\x12consent_unreadable\x18\b \x01(\bR\x11consentUnreadable\x12-\n" +
+	"\atouches\x18\t \x03(\v2\x13.nba.v1.LoggedTouchR\atouches\x12'\n" +
+	"\x0ftouches_version\x18\n" +
+	" \x01(\x03R\x0etouchesVersion\x128\n" +
+	"\rrecent_events\x18\v \x03(\v2\x13.nba.v1.LoggedEventR\frecentEvents\x12>\n" +
+	"\rjourney_moves\x18\f \x03(\v2\x19.nba.v1.LoggedJourneyMoveR\fjourneyMoves\x12C\n" +
+	"\x0ftouches_horizon\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0etouchesHorizon\x12-\n" +
+	"\x12touches_unreadable\x18\x0e \x01(\bR\x11touchesUnreadable\"\xf3\x02\n" +
+	"\vLoggedTouch\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12)\n" +
+	"\achannel\x18\x02 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12)\n" +
+	"\apurpose\x18\x03 \x01(\x0e2\x0f.nba.v1.PurposeR\apurpose\x12\x14\n" +
+	"\x05topic\x18\x04 \x01(\tR\x05topic\x12\x1b\n" +
+	"\taction_id\x18\x05 \x01(\tR\bactionId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x06 \x01(\tR\tmessageId\x12.\n" +
+	"\x05state\x18\a \x01(\x0e2\x18.nba.v1.ReservationStateR\x05state\x12%\n" +
+	"\x0ereservation_id\x18\b \x01(\tR\rreservationId\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe9\x01\n" +
+	"\vLoggedEvent\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12%\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x11.nba.v1.EventTypeR\x04type\x12)\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12\x1b\n" +
+	"\taction_id\x18\x04 \x01(\tR\bactionId\x12\x14\n" +
+	"\x05topic\x18\x05 \x01(\tR\x05topic\x12)\n" +
+	"\apurpose\x18\x06 \x01(\x0e2\x0f.nba.v1.PurposeR\apurpose\"\x95\x01\n" +
+	"\x11LoggedJourneyMove\x12\x1d\n" +
+	"\n" +
+	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12\x17\n" +
+	"\astep_id\x18\x02 \x01(\tR\x06stepId\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\"5\n" +
+	"\x12GetDecisionRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\"|\n" +
+	"\x13GetDecisionResponse\x121\n" +
+	"\areceipt\x18\x01 \x01(\v2\x17.nba.v1.DecisionReceiptR\areceipt\x122\n" +
+	"\bevidence\x18\x02 \x03(\v2\x16.nba.v1.ActionEvidenceR\bevidence\"\xbe\x03\n" +
+	"\x0eActionEvidence\x12\x1b\n" +
+	"\taction_id\x18\x01 \x01(\tR\bactionId\x12<\n" +
+	"\x0econsent_record\x18\x02 \x01(\v2\x15.nba.v1.ConsentRecordR\rconsentRecord\x12,\n" +
+	"\x12consent_ledger_seq\x18\x03 \x01(\x03R\x10consentLedgerSeq\x12\x1d\n" +
+	"\n" +
+	"by_default\x18\x04 \x01(\bR\tbyDefault\x12\x1f\n" +
+	"\vapproval_id\x18\x05 \x01(\tR\n" +
+	"approvalId\x12'\n" +
+	"\x0fapproval_status\x18\x06 \x01(\tR\x0eapprovalStatus\x12J\n" +
+	"\x13approval_valid_from\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11approvalValidFrom\x12L\n" +
+	"\x14approval_valid_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x12approvalValidUntil\x12 \n" +
+	"\vunavailable\x18\t \x01(\tR\vunavailable\"\x9f\x01\n" +
+	"\x14ListDecisionsRequest\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"j\n" +
+	"\x15ListDecisionsResponse\x123\n" +
+	"\breceipts\x18\x01 \x03(\v2\x17.nba.v1.DecisionReceiptR\breceipts\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"8\n" +
+	"\x15ReplayDecisionRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\"\xe6\x01\n" +
+	"\x16ReplayDecisionResponse\x12\x1c\n" +
+	"\tidentical\x18\x01 \x01(\bR\tidentical\x12 \n" +
+	"\vdifferences\x18\x02 \x03(\tR\vdifferences\x120\n" +
+	"\adecided\x18\x03 \x01(\v2\x16.nba.v1.DecideResponseR\adecided\x123\n" +
+	"\achecked\x18\x04 \x01(\v2\x19.nba.v1.CheckSendResponseR\achecked\x12%\n" +
+	"\x0enot_replayable\x18\x05 \x01(\tR\rnotReplayable\"t\n" +
+	"\x16ExportDecisionsRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xa2\x01\n" +
+	"\x17ExportDecisionsResponse\x123\n" +
+	"\breceipts\x18\x01 \x03(\v2\x17.nba.v1.DecisionReceiptR\breceipts\x12-\n" +
+	"\x12recipients_scanned\x18\x02 \x01(\x03R\x11recipientsScanned\x12#\n" +
+	"\rreceipts_sent\x18\x03 \x01(\x03R\freceiptsSent*\x8d\x02\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
@@ -5322,7 +6728,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_VIDEO_WATCHED\x10\f\x12\x17\n" +
 	"\x13EVENT_TYPE_DOWNLOAD\x10\r\x12\x1d\n" +
 	"\x19EVENT_TYPE_SAMPLE_REQUEST\x10\x0e\x12\x13\n" +
-	"\x0fEVENT_TYPE_GOAL\x10\x0f*\x91\x01\n" +
+	"\x0fEVENT_TYPE_GOAL\x10\x0f*g\n" +
+	"\fDecisionLink\x12\x1d\n" +
+	"\x19DECISION_LINK_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DECISION_LINK_VERIFIED\x10\x01\x12\x1c\n" +
+	"\x18DECISION_LINK_UNVERIFIED\x10\x02*\x91\x01\n" +
 	"\x10ReservationState\x12!\n" +
 	"\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRESERVATION_STATE_RESERVED\x10\x01\x12\x1a\n" +
@@ -5334,7 +6744,12 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x16CONSENT_STATUS_OPT_OUT\x10\x02\x12\x1a\n" +
 	"\x16CONSENT_STATUS_PENDING\x10\x03\x12\x19\n" +
 	"\x15CONSENT_STATUS_BARRED\x10\x04\x12\x1a\n" +
-	"\x16CONSENT_STATUS_CLEARED\x10\x052\xe5\x01\n" +
+	"\x16CONSENT_STATUS_CLEARED\x10\x05*\x85\x01\n" +
+	"\vReceiptKind\x12\x1c\n" +
+	"\x18RECEIPT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13RECEIPT_KIND_DECIDE\x10\x01\x12\"\n" +
+	"\x1eRECEIPT_KIND_DECIDE_BATCH_ITEM\x10\x02\x12\x1b\n" +
+	"\x17RECEIPT_KIND_CHECK_SEND\x10\x032\xe5\x01\n" +
 	"\x0fDecisionService\x12?\n" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12O\n" +
 	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x01\x12@\n" +
@@ -5367,7 +6782,12 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse\"\x06\xea\xe0\x18\x02\x04\x052\xe3\x01\n" +
 	"\x12DefinitionsService\x12b\n" +
 	"\x12PublishDefinitions\x12!.nba.v1.PublishDefinitionsRequest\x1a\".nba.v1.PublishDefinitionsResponse\"\x05\xea\xe0\x18\x01\x06\x12i\n" +
-	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponse\"\x06\xea\xe0\x18\x02\x06\x05B3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
+	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponse\"\x06\xea\xe0\x18\x02\x06\x052\xed\x02\n" +
+	"\x12DecisionLogService\x12M\n" +
+	"\vGetDecision\x12\x1a.nba.v1.GetDecisionRequest\x1a\x1b.nba.v1.GetDecisionResponse\"\x05\xea\xe0\x18\x01\x05\x12S\n" +
+	"\rListDecisions\x12\x1c.nba.v1.ListDecisionsRequest\x1a\x1d.nba.v1.ListDecisionsResponse\"\x05\xea\xe0\x18\x01\x05\x12V\n" +
+	"\x0eReplayDecision\x12\x1d.nba.v1.ReplayDecisionRequest\x1a\x1e.nba.v1.ReplayDecisionResponse\"\x05\xea\xe0\x18\x01\x05\x12[\n" +
+	"\x0fExportDecisions\x12\x1e.nba.v1.ExportDecisionsRequest\x1a\x1f.nba.v1.ExportDecisionsResponse\"\x05\xea\xe0\x18\x01\x050\x01B3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
 
 var (
 	file_nba_v1_nba_proto_rawDescOnce sync.Once
@@ -5381,8 +6801,8 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 	return file_nba_v1_nba_proto_rawDescData
 }
 
-var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -5391,211 +6811,276 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
 	(JourneyStatus)(0),                   // 5: nba.v1.JourneyStatus
 	(EventType)(0),                       // 6: nba.v1.EventType
-	(ReservationState)(0),                // 7: nba.v1.ReservationState
-	(ConsentStatus)(0),                   // 8: nba.v1.ConsentStatus
-	(*WhyNotRequest)(nil),                // 9: nba.v1.WhyNotRequest
-	(*WhyNotResponse)(nil),               // 10: nba.v1.WhyNotResponse
-	(*DecisionContext)(nil),              // 11: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 12: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 13: nba.v1.Contribution
-	(*Recommendation)(nil),               // 14: nba.v1.Recommendation
-	(*JourneyStep)(nil),                  // 15: nba.v1.JourneyStep
-	(*Suppression)(nil),                  // 16: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 17: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 18: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 19: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 20: nba.v1.DecideResponse
-	(*JourneyProgress)(nil),              // 21: nba.v1.JourneyProgress
-	(*GetJourneyProgressRequest)(nil),    // 22: nba.v1.GetJourneyProgressRequest
-	(*GetJourneyProgressResponse)(nil),   // 23: nba.v1.GetJourneyProgressResponse
-	(*ListDueRequest)(nil),               // 24: nba.v1.ListDueRequest
-	(*ListDueResponse)(nil),              // 25: nba.v1.ListDueResponse
-	(*MoveRecipientRequest)(nil),         // 26: nba.v1.MoveRecipientRequest
-	(*MoveRecipientResponse)(nil),        // 27: nba.v1.MoveRecipientResponse
-	(*PauseJourneyRequest)(nil),          // 28: nba.v1.PauseJourneyRequest
-	(*PauseJourneyResponse)(nil),         // 29: nba.v1.PauseJourneyResponse
-	(*ResumeJourneyRequest)(nil),         // 30: nba.v1.ResumeJourneyRequest
-	(*ResumeJourneyResponse)(nil),        // 31: nba.v1.ResumeJourneyResponse
-	(*GetJourneyStatsRequest)(nil),       // 32: nba.v1.GetJourneyStatsRequest
-	(*JourneyStepStats)(nil),             // 33: nba.v1.JourneyStepStats
-	(*GetJourneyStatsResponse)(nil),      // 34: nba.v1.GetJourneyStatsResponse
-	(*Event)(nil),                        // 35: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 36: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 37: nba.v1.RecordEventResponse
-	(*CheckSendRequest)(nil),             // 38: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 39: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 40: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 41: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 42: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 43: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 44: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 45: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 46: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 47: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 48: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 49: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),            // 50: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 51: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 52: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 53: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 54: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 55: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 56: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 57: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 58: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 59: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 60: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 61: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 62: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 63: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 64: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 65: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 66: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 67: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 68: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 69: nba.v1.GetActiveDefinitionsResponse
-	nil,                                  // 70: nba.v1.Profile.AttributesEntry
-	nil,                                  // 71: nba.v1.Counters.TopicsEntry
-	nil,                                  // 72: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 73: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 74: google.protobuf.Timestamp
+	(DecisionLink)(0),                    // 7: nba.v1.DecisionLink
+	(ReservationState)(0),                // 8: nba.v1.ReservationState
+	(ConsentStatus)(0),                   // 9: nba.v1.ConsentStatus
+	(ReceiptKind)(0),                     // 10: nba.v1.ReceiptKind
+	(*WhyNotRequest)(nil),                // 11: nba.v1.WhyNotRequest
+	(*WhyNotResponse)(nil),               // 12: nba.v1.WhyNotResponse
+	(*DecisionContext)(nil),              // 13: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 14: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 15: nba.v1.Contribution
+	(*Recommendation)(nil),               // 16: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 17: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 18: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 19: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 20: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 21: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 22: nba.v1.DecideResponse
+	(*JourneyProgress)(nil),              // 23: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 24: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 25: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 26: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 27: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 28: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 29: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 30: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 31: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 32: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 33: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 34: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 35: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 36: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 37: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 38: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 39: nba.v1.RecordEventResponse
+	(*CheckSendRequest)(nil),             // 40: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 41: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 42: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 43: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 44: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 45: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 46: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 47: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 48: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 49: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 50: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 51: nba.v1.UpsertProfileResponse
+	(*GetProfileRequest)(nil),            // 52: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 53: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 54: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 55: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 56: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 57: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 58: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 59: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 60: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 61: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 62: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 63: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 64: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 65: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 66: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 67: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 68: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 69: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 70: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 71: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 72: nba.v1.DecisionReceipt
+	(*RecipientInputs)(nil),              // 73: nba.v1.RecipientInputs
+	(*LoggedTouch)(nil),                  // 74: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 75: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 76: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 77: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 78: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 79: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 80: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 81: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 82: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 83: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 84: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 85: nba.v1.ExportDecisionsResponse
+	nil,                                  // 86: nba.v1.Profile.AttributesEntry
+	nil,                                  // 87: nba.v1.Counters.TopicsEntry
+	nil,                                  // 88: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 89: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 90: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	74,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
-	16,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	74,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	74,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	90,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
+	90,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	90,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	74,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	90,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	11,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,   // 9: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	13,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	15,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	74,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	11,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	20,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	19,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	14,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	16,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	74,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	90,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	90,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	74,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	90,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	74,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	74,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	74,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
-	21,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	74,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	74,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
-	21,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	74,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
-	33,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	90,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	90,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	90,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	90,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	90,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	90,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	74,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	90,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	35,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	0,   // 37: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	74,  // 38: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
-	3,   // 39: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	16,  // 40: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	74,  // 41: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	74,  // 42: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
-	7,   // 43: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	74,  // 44: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	38,  // 45: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	38,  // 46: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	39,  // 47: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	19,  // 48: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,   // 49: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	45,  // 50: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	70,  // 51: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	74,  // 52: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,   // 53: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,   // 54: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	74,  // 55: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	46,  // 56: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	71,  // 57: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	74,  // 58: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	44,  // 59: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	44,  // 60: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	47,  // 61: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	44,  // 62: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	54,  // 63: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,   // 64: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,   // 65: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	8,   // 66: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	74,  // 67: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	74,  // 68: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	54,  // 69: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,   // 70: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	74,  // 71: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,   // 72: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	74,  // 73: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	64,  // 74: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	64,  // 75: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	64,  // 76: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	54,  // 77: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	74,  // 78: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	54,  // 79: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	74,  // 80: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	64,  // 81: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	72,  // 82: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	73,  // 83: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	12,  // 84: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	17,  // 85: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	9,   // 86: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	22,  // 87: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	24,  // 88: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	26,  // 89: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	28,  // 90: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	30,  // 91: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	32,  // 92: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	36,  // 93: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	38,  // 94: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	40,  // 95: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	42,  // 96: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	48,  // 97: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	50,  // 98: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	52,  // 99: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	55,  // 100: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	56,  // 101: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	57,  // 102: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	61,  // 103: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	63,  // 104: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	66,  // 105: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	68,  // 106: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	20,  // 107: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	18,  // 108: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	10,  // 109: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	23,  // 110: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	25,  // 111: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	27,  // 112: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	29,  // 113: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	31,  // 114: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	34,  // 115: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	37,  // 116: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	39,  // 117: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	41,  // 118: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	43,  // 119: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	49,  // 120: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	51,  // 121: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	53,  // 122: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	60,  // 123: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	58,  // 124: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	59,  // 125: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	62,  // 126: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	65,  // 127: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	67,  // 128: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	69,  // 129: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	107, // [107:130] is the sub-list for method output_type
-	84,  // [84:107] is the sub-list for method input_type
-	84,  // [84:84] is the sub-list for extension type_name
-	84,  // [84:84] is the sub-list for extension extendee
-	0,   // [0:84] is the sub-list for field type_name
+	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
+	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	90,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	90,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	90,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	90,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	86,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	90,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	90,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	87,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	90,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	46,  // 63: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	56,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	0,   // 65: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 66: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	9,   // 67: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	90,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	90,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	56,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 71: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	90,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 73: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	90,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	66,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	66,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	66,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	56,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	90,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	56,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	90,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	66,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	88,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	89,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	10,  // 85: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
+	90,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	90,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	14,  // 88: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
+	40,  // 89: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
+	73,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	22,  // 91: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
+	41,  // 92: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
+	46,  // 93: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	49,  // 94: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	90,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	56,  // 96: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	90,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	74,  // 98: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	75,  // 99: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	76,  // 100: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	90,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	90,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	0,   // 103: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
+	1,   // 104: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
+	8,   // 105: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
+	90,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	6,   // 108: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
+	0,   // 109: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
+	1,   // 110: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
+	90,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	72,  // 112: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	79,  // 113: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	56,  // 114: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	90,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	90,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	90,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	90,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	72,  // 119: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	22,  // 120: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	41,  // 121: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	90,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	90,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	72,  // 124: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	14,  // 125: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	19,  // 126: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	11,  // 127: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	24,  // 128: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	26,  // 129: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	28,  // 130: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	30,  // 131: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	32,  // 132: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	34,  // 133: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	38,  // 134: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	40,  // 135: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	42,  // 136: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	44,  // 137: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	50,  // 138: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	52,  // 139: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	54,  // 140: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	57,  // 141: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	58,  // 142: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	59,  // 143: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	63,  // 144: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	65,  // 145: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	68,  // 146: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	70,  // 147: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	77,  // 148: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	80,  // 149: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	82,  // 150: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	84,  // 151: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	22,  // 152: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	20,  // 153: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	12,  // 154: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	25,  // 155: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	27,  // 156: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	29,  // 157: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	31,  // 158: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	33,  // 159: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	36,  // 160: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	39,  // 161: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	41,  // 162: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	43,  // 163: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	45,  // 164: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	51,  // 165: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	53,  // 166: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	55,  // 167: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	62,  // 168: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	60,  // 169: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	61,  // 170: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	64,  // 171: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	67,  // 172: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	69,  // 173: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	71,  // 174: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	78,  // 175: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	81,  // 176: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	83,  // 177: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	85,  // 178: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	152, // [152:179] is the sub-list for method output_type
+	125, // [125:152] is the sub-list for method input_type
+	125, // [125:125] is the sub-list for extension type_name
+	125, // [125:125] is the sub-list for extension extendee
+	0,   // [0:125] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -5609,10 +7094,10 @@ func file_nba_v1_nba_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   65,
+			NumEnums:      11,
+			NumMessages:   79,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

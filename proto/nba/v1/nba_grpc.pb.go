@@ -1544,3 +1544,261 @@ var DefinitionsService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "nba/v1/nba.proto",
 }
+
+const (
+	DecisionLogService_GetDecision_FullMethodName     = "/nba.v1.DecisionLogService/GetDecision"
+	DecisionLogService_ListDecisions_FullMethodName   = "/nba.v1.DecisionLogService/ListDecisions"
+	DecisionLogService_ReplayDecision_FullMethodName  = "/nba.v1.DecisionLogService/ReplayDecision"
+	DecisionLogService_ExportDecisions_FullMethodName = "/nba.v1.DecisionLogService/ExportDecisions"
+)
+
+// DecisionLogServiceClient is the client API for DecisionLogService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DecisionLogService reads the decision log: the receipt that every
+// decision, batch item and pre-send check writes (what it was asked, the
+// recipient's state it was made from, the definitions set, and what it
+// answered), so that an auditor can see, months later, why a message went
+// out and what allowed it, and make the decision again (ReplayDecision).
+type DecisionLogServiceClient interface {
+	// GetDecision returns one receipt by decision id, with the evidence of
+	// every recommended or allowed action: the consent record and ledger
+	// entry that allowed it, and its content approval. NOT_FOUND when the
+	// id is not one of this deployment's or its receipt is gone (retention,
+	// erasure).
+	GetDecision(ctx context.Context, in *GetDecisionRequest, opts ...grpc.CallOption) (*GetDecisionResponse, error)
+	// ListDecisions lists one recipient's receipts in a time range, oldest
+	// first: a compliance inquiry ("every decision for this HCP that day").
+	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
+	// ReplayDecision recomputes a logged decision from its receipt's inputs
+	// and the definitions set it names (kept by hash), and says whether the
+	// result is identical to the logged one, field by field and bit for bit.
+	ReplayDecision(ctx context.Context, in *ReplayDecisionRequest, opts ...grpc.CallOption) (*ReplayDecisionResponse, error)
+	// ExportDecisions streams every receipt whose decision time is in
+	// [from, to), recipient by recipient: the long-term record. Each
+	// response carries a batch of receipts and the progress so far.
+	ExportDecisions(ctx context.Context, in *ExportDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportDecisionsResponse], error)
+}
+
+type decisionLogServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDecisionLogServiceClient(cc grpc.ClientConnInterface) DecisionLogServiceClient {
+	return &decisionLogServiceClient{cc}
+}
+
+func (c *decisionLogServiceClient) GetDecision(ctx context.Context, in *GetDecisionRequest, opts ...grpc.CallOption) (*GetDecisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDecisionResponse)
+	err := c.cc.Invoke(ctx, DecisionLogService_GetDecision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionLogServiceClient) ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDecisionsResponse)
+	err := c.cc.Invoke(ctx, DecisionLogService_ListDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionLogServiceClient) ReplayDecision(ctx context.Context, in *ReplayDecisionRequest, opts ...grpc.CallOption) (*ReplayDecisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayDecisionResponse)
+	err := c.cc.Invoke(ctx, DecisionLogService_ReplayDecision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionLogServiceClient) ExportDecisions(ctx context.Context, in *ExportDecisionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportDecisionsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DecisionLogService_ServiceDesc.Streams[0], DecisionLogService_ExportDecisions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportDecisionsRequest, ExportDecisionsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionLogService_ExportDecisionsClient = grpc.ServerStreamingClient[ExportDecisionsResponse]
+
+// DecisionLogServiceServer is the server API for DecisionLogService service.
+// All implementations must embed UnimplementedDecisionLogServiceServer
+// for forward compatibility.
+//
+// DecisionLogService reads the decision log: the receipt that every
+// decision, batch item and pre-send check writes (what it was asked, the
+// recipient's state it was made from, the definitions set, and what it
+// answered), so that an auditor can see, months later, why a message went
+// out and what allowed it, and make the decision again (ReplayDecision).
+type DecisionLogServiceServer interface {
+	// GetDecision returns one receipt by decision id, with the evidence of
+	// every recommended or allowed action: the consent record and ledger
+	// entry that allowed it, and its content approval. NOT_FOUND when the
+	// id is not one of this deployment's or its receipt is gone (retention,
+	// erasure).
+	GetDecision(context.Context, *GetDecisionRequest) (*GetDecisionResponse, error)
+	// ListDecisions lists one recipient's receipts in a time range, oldest
+	// first: a compliance inquiry ("every decision for this HCP that day").
+	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
+	// ReplayDecision recomputes a logged decision from its receipt's inputs
+	// and the definitions set it names (kept by hash), and says whether the
+	// result is identical to the logged one, field by field and bit for bit.
+	ReplayDecision(context.Context, *ReplayDecisionRequest) (*ReplayDecisionResponse, error)
+	// ExportDecisions streams every receipt whose decision time is in
+	// [from, to), recipient by recipient: the long-term record. Each
+	// response carries a batch of receipts and the progress so far.
+	ExportDecisions(*ExportDecisionsRequest, grpc.ServerStreamingServer[ExportDecisionsResponse]) error
+	mustEmbedUnimplementedDecisionLogServiceServer()
+}
+
+// UnimplementedDecisionLogServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDecisionLogServiceServer struct{}
+
+func (UnimplementedDecisionLogServiceServer) GetDecision(context.Context, *GetDecisionRequest) (*GetDecisionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDecision not implemented")
+}
+func (UnimplementedDecisionLogServiceServer) ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDecisions not implemented")
+}
+func (UnimplementedDecisionLogServiceServer) ReplayDecision(context.Context, *ReplayDecisionRequest) (*ReplayDecisionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDecision not implemented")
+}
+func (UnimplementedDecisionLogServiceServer) ExportDecisions(*ExportDecisionsRequest, grpc.ServerStreamingServer[ExportDecisionsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportDecisions not implemented")
+}
+func (UnimplementedDecisionLogServiceServer) mustEmbedUnimplementedDecisionLogServiceServer() {}
+func (UnimplementedDecisionLogServiceServer) testEmbeddedByValue()                            {}
+
+// UnsafeDecisionLogServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DecisionLogServiceServer will
+// result in compilation errors.
+type UnsafeDecisionLogServiceServer interface {
+	mustEmbedUnimplementedDecisionLogServiceServer()
+}
+
+func RegisterDecisionLogServiceServer(s grpc.ServiceRegistrar, srv DecisionLogServiceServer) {
+	// If the following call panics, it indicates UnimplementedDecisionLogServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DecisionLogService_ServiceDesc, srv)
+}
+
+func _DecisionLogService_GetDecision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionLogServiceServer).GetDecision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionLogService_GetDecision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionLogServiceServer).GetDecision(ctx, req.(*GetDecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionLogService_ListDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionLogServiceServer).ListDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionLogService_ListDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionLogServiceServer).ListDecisions(ctx, req.(*ListDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionLogService_ReplayDecision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionLogServiceServer).ReplayDecision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionLogService_ReplayDecision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionLogServiceServer).ReplayDecision(ctx, req.(*ReplayDecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionLogService_ExportDecisions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportDecisionsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DecisionLogServiceServer).ExportDecisions(m, &grpc.GenericServerStream[ExportDecisionsRequest, ExportDecisionsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionLogService_ExportDecisionsServer = grpc.ServerStreamingServer[ExportDecisionsResponse]
+
+// DecisionLogService_ServiceDesc is the grpc.ServiceDesc for DecisionLogService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DecisionLogService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.DecisionLogService",
+	HandlerType: (*DecisionLogServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetDecision",
+			Handler:    _DecisionLogService_GetDecision_Handler,
+		},
+		{
+			MethodName: "ListDecisions",
+			Handler:    _DecisionLogService_ListDecisions_Handler,
+		},
+		{
+			MethodName: "ReplayDecision",
+			Handler:    _DecisionLogService_ReplayDecision_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportDecisions",
+			Handler:       _DecisionLogService_ExportDecisions_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "nba/v1/nba.proto",
+}

@@ -1,0 +1,68 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+)
+
+// The decision log's calls return the API's own messages: a receipt is a
+// stored record whose every field an auditor may need, and the export
+// writes it as it is (protojson), so no second shape is kept here.
+
+// GetDecision returns a decision's receipt by id, with the evidence of
+// what allowed each recommended or allowed action.
+func (c *Client) GetDecision(ctx context.Context, decisionID string) (*nbapb.GetDecisionResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.dlog.GetDecision(ctx, &nbapb.GetDecisionRequest{DecisionId: decisionID})
+}
+
+// ListDecisions returns a recipient's receipts with decision times in
+// [from, to), oldest first, at most limit (0: 100), and whether there
+// were more.
+func (c *Client) ListDecisions(ctx context.Context, hcpID string, from, to time.Time, limit int) ([]*nbapb.DecisionReceipt, bool, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.dlog.ListDecisions(ctx, &nbapb.ListDecisionsRequest{HcpId: hcpID, From: timestamppb.New(from),
+		To: timestamppb.New(to), Limit: int32(limit)})
+	if err != nil {
+		return nil, false, err
+	}
+	return resp.GetReceipts(), resp.GetTruncated(), nil
+}
+
+// ReplayDecision recomputes a logged decision and says whether it is
+// identical to the logged one.
+func (c *Client) ReplayDecision(ctx context.Context, decisionID string) (*nbapb.ReplayDecisionResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.dlog.ReplayDecision(ctx, &nbapb.ReplayDecisionRequest{DecisionId: decisionID})
+}
+
+// ExportDecisions streams every receipt with a decision time in
+// [from, to) to fn, batch by batch, with the progress so far. It takes as
+// long as the log is big: ctx, not the client's timeout, bounds it.
+func (c *Client) ExportDecisions(ctx context.Context, from, to time.Time, fn func(*nbapb.ExportDecisionsResponse) error) error {
+	stream, err := c.dlog.ExportDecisions(ctx, &nbapb.ExportDecisionsRequest{From: timestamppb.New(from), To: timestamppb.New(to)})
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(resp); err != nil {
+			return err
+		}
+	}
+}

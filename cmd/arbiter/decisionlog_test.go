@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/definitions"
+	"github.com/arbiter-nba/arbiter/demo"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/server"
+)
+
+// The demo's contact policy and rules, as files.
+const (
+	demoContactFile = "../../contact/demo_policy.json"
+	demoRulesFile   = "../../rules/demo_rules.json"
+)
+
+// fullDefinitions writes a definitions directory with the demo's catalog
+// (edited by edit), model, consent and contact policy, and rules.
+func fullDefinitions(t *testing.T, edit func(actions []map[string]any)) string {
+	t.Helper()
+	dir := writeDefinitions(t, edit, nil)
+	for name, src := range map[string]string{definitions.ContactFile: demoContactFile, definitions.RulesFile: demoRulesFile} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// The bar of the decision log: decisions of every kind (Decide with and
+// without explain, DecideBatch items, CheckSend with and without a
+// booking) over the demo population with the demo's contact policy, rules,
+// personas and journeys, across a publish that withdraws a content item;
+// every one replays, from its receipt alone and the set it names (kept by
+// hash), to the identical answer, bit for bit.
+func TestReplayIsIdenticalAcrossAPublish(t *testing.T) {
+	const hcps = 200
+	decisions := 10_000
+	if testing.Short() {
+		decisions = 400
+	}
+	if os.Getenv("ARBITER_REPLAY_DECISIONS") != "" {
+		fmt.Sscan(os.Getenv("ARBITER_REPLAY_DECISIONS"), &decisions)
+	}
+	b := singleRedis(t)
+	ts := start(t, b, hcps, "-receipts", "sync", "-contact-policy", demoContactFile, "-rules", demoRulesFile,
+		"-definitions-poll", "50ms")
+	c := ts.client
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 8))
+	actions := ts.follow.Engine().Catalog().Actions
+
+	var ids []string
+	made := 0
+	decide := func(n int) {
+		for made < n {
+			id := demo.HCPID(1 + r.IntN(hcps))
+			switch k := r.IntN(10); {
+			case k < 5:
+				opts := client.DecideOptions{Limit: 1 + r.IntN(5), Explain: r.IntN(2) == 0}
+				if r.IntN(3) == 0 {
+					for range 1 + r.IntN(8) {
+						a := actions[r.IntN(len(actions))].ID
+						if !strings.Contains(strings.Join(opts.Candidates, ","), a) {
+							opts.Candidates = append(opts.Candidates, a)
+						}
+					}
+				}
+				d, err := c.Decide(ctx, id, opts)
+				if err != nil {
+					t.Fatalf("decide: %v", err)
+				}
+				ids = append(ids, d.ID)
+				made++
+			case k < 8:
+				batch := []string{id, demo.HCPID(1 + r.IntN(hcps)), demo.HCPID(1 + r.IntN(hcps))}
+				items, err := c.DecideBatch(ctx, batch, client.DecideOptions{Limit: 3})
+				if err != nil {
+					t.Fatalf("decide batch: %v", err)
+				}
+				for _, it := range items {
+					if it.Decision != nil {
+						ids = append(ids, it.Decision.ID)
+						made++
+					}
+				}
+			default:
+				sc := client.SendCheck{HCPID: id, ActionID: actions[r.IntN(len(actions))].ID, Reserve: r.IntN(2) == 0}
+				if sc.Reserve {
+					sc.IdempotencyKey = newID("replay")
+				}
+				v, err := c.CheckSend(ctx, sc)
+				if err != nil {
+					t.Fatalf("check send: %v", err)
+				}
+				ids = append(ids, v.DecisionID)
+				made++
+			}
+		}
+	}
+	decide(decisions / 2)
+	before := ts.follow.Engine().DefinitionsVersion()
+	cfg := ts.cfg
+	cfg.DefinitionsDir = fullDefinitions(t, func(actions []map[string]any) {
+		for _, a := range actions {
+			if a["id"] == "email-cardiolex-efficacy" {
+				a["approval"].(map[string]any)["status"] = "withdrawn"
+			}
+		}
+	})
+	if err := Publish(ctx, cfg, io.Discard); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if after := ts.follow.Engine().DefinitionsVersion(); after == before {
+		t.Fatalf("the publish did not change the set in use (%s)", after)
+	}
+	decide(decisions)
+
+	versions := map[string]int{}
+	for i, id := range ids {
+		rp, err := c.ReplayDecision(ctx, id)
+		if err != nil {
+			t.Fatalf("replay %d (%s): %v", i, id, err)
+		}
+		if !rp.GetIdentical() {
+			t.Fatalf("replay %d (%s) is not identical: %q %v", i, id, rp.GetNotReplayable(), rp.GetDifferences())
+		}
+		v := rp.GetDecided().GetDefinitionsVersion() + rp.GetChecked().GetDefinitionsVersion()
+		versions[v]++
+	}
+	if len(versions) != 2 {
+		t.Errorf("replayed decisions of %d definitions sets (%v), want 2: before and after the publish", len(versions), versions)
+	}
+	t.Logf("%d decisions replayed identically, by set: %v", len(ids), versions)
+}
+
+// receiptKey is the Redis key of a recipient's receipts (redisstore/keys.go).
+func receiptKey(ts *testServer, hcpID string) string {
+	return ts.cfg.RedisPrefix + ":{" + hcpID + "}:r"
+}
+
+// rewriteReceipt changes a stored receipt in place, as someone with write
+// access to Redis could.
+func rewriteReceipt(t *testing.T, ts *testServer, rdb *redis.Client, hcpID, id string, edit func(*nbapb.DecisionReceipt)) {
+	t.Helper()
+	ctx := context.Background()
+	members, err := rdb.ZRangeWithScores(ctx, receiptKey(ts, hcpID), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		s := m.Member.(string)
+		head, data, _ := strings.Cut(s, "\n")
+		if head != id {
+			continue
+		}
+		p, err := server.DecodeReceipt([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(p)
+		out, err := proto.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ZRem(ctx, receiptKey(ts, hcpID), s).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ZAdd(ctx, receiptKey(ts, hcpID), redis.Z{Score: m.Score, Member: id + "\n" + string(out)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no receipt %s", id)
+}
+
+// A replay recomputes: change one stored input of a receipt, and its
+// replay is no longer identical (and says where).
+func TestReplayRecomputesFromTheInputs(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 20, "-receipts", "sync")
+	c := ts.client
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	defer rdb.Close()
+
+	for _, tc := range []struct {
+		name string
+		edit func(*nbapb.DecisionReceipt)
+	}{
+		{"an opt-in becomes an opt-out", func(p *nbapb.DecisionReceipt) {
+			for _, r := range p.GetInputs().GetConsent() {
+				if r.GetStatus() == nbapb.ConsentStatus_CONSENT_STATUS_OPT_IN {
+					r.Status = nbapb.ConsentStatus_CONSENT_STATUS_OPT_OUT
+				}
+			}
+		}},
+		{"an engagement counter", func(p *nbapb.DecisionReceipt) {
+			p.Inputs.Counters.Channels = append(p.Inputs.Counters.Channels,
+				&nbapb.ChannelCounters{Channel: nbapb.Channel_CHANNEL_EMAIL, Engagement: 40})
+		}},
+		{"the specialty", func(p *nbapb.DecisionReceipt) { p.Inputs.Profile.Specialty = "dermatology" }},
+		{"the stored answer", func(p *nbapb.DecisionReceipt) {
+			p.Decided.Recommendations[0].Score *= 1.0000001
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := demo.HCPID(1 + len(tc.name)%20)
+			d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 5, Explain: true})
+			if err != nil || len(d.Recommendations) == 0 {
+				t.Fatalf("decide: %v, %d recommendations", err, len(d.Recommendations))
+			}
+			rp, err := c.ReplayDecision(ctx, d.ID)
+			if err != nil || !rp.GetIdentical() {
+				t.Fatalf("untouched: %v, %v", err, rp)
+			}
+			rewriteReceipt(t, ts, rdb, id, d.ID, tc.edit)
+			rp, err = c.ReplayDecision(ctx, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rp.GetIdentical() || len(rp.GetDifferences()) == 0 {
+				t.Fatalf("after changing %s the replay is still identical", tc.name)
+			}
+			t.Logf("%s: %v", tc.name, rp.GetDifferences())
+		})
+	}
+}
+
+// GetDecision and ListDecisions read the log back: the receipt holds the
+// request, the caller, the definitions set, the inputs and the answer,
+// and the evidence names the consent record (with its ledger entry) and
+// the content approval that allowed each recommendation. An id this
+// deployment did not make is NOT_FOUND.
+func TestGetAndListDecisions(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 5, "-receipts", "sync")
+	c := ts.client
+	ctx := context.Background()
+	const hcp = "LOG-1"
+	addRecipient(t, c, hcp, "Europe/Berlin", arbiter.HCP, optIn(arbiter.Email, arbiter.Promotional))
+	from := time.Now().Add(-time.Second)
+	d, err := c.Decide(ctx, hcp, client.DecideOptions{Limit: 3})
+	if err != nil || len(d.Recommendations) == 0 {
+		t.Fatalf("decide: %v, %+v", err, d)
+	}
+	got, err := c.GetDecision(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := got.GetReceipt()
+	if rc.GetDecisionId() != d.ID || rc.GetHcpId() != hcp || rc.GetKind() != nbapb.ReceiptKind_RECEIPT_KIND_DECIDE ||
+		rc.GetDefinitionsVersion() != d.DefinitionsVersion || rc.GetBuild() == "" || rc.GetInputs().GetProfile().GetMarket() == "" ||
+		len(rc.GetDecided().GetRecommendations()) != len(d.Recommendations) {
+		t.Fatalf("receipt %v does not match decision %+v", rc, d)
+	}
+	if len(got.GetEvidence()) != len(d.Recommendations) {
+		t.Fatalf("evidence for %d actions, want %d", len(got.GetEvidence()), len(d.Recommendations))
+	}
+	for _, ev := range got.GetEvidence() {
+		if ev.GetUnavailable() != "" {
+			t.Errorf("%s: evidence unavailable: %s", ev.GetActionId(), ev.GetUnavailable())
+		}
+		if ev.GetConsentRecord() == nil && !ev.GetByDefault() {
+			t.Errorf("%s: neither a consent record nor the market default allowed it", ev.GetActionId())
+		}
+		if r := ev.GetConsentRecord(); r != nil && (r.GetStatus() != nbapb.ConsentStatus_CONSENT_STATUS_OPT_IN || ev.GetConsentLedgerSeq() < 0) {
+			t.Errorf("%s: allowed by %v at ledger seq %d", ev.GetActionId(), r, ev.GetConsentLedgerSeq())
+		}
+	}
+
+	v, err := c.CheckSend(ctx, client.SendCheck{HCPID: hcp, ActionID: d.Recommendations[0].ActionID, Reserve: true, IdempotencyKey: newID("log")})
+	if err != nil || !v.Allowed {
+		t.Fatalf("check send: %+v, %v", v, err)
+	}
+	list, more, err := c.ListDecisions(ctx, hcp, from, time.Now().Add(time.Minute), 0)
+	if err != nil || more || len(list) != 2 {
+		t.Fatalf("list: %d receipts (more %v), %v; want the decision and the check", len(list), more, err)
+	}
+	if list[0].GetDecisionId() != d.ID || list[1].GetDecisionId() != v.DecisionID || list[1].GetChecked().GetReservationId() == "" {
+		t.Errorf("list: %s, %s; want %s, then %s with its reservation", list[0].GetDecisionId(), list[1].GetDecisionId(), d.ID, v.DecisionID)
+	}
+
+	for _, id := range []string{"", "nope", strings.Replace(d.ID, "-", "_", 1), d.ID[:len(d.ID)-2] + "AA"} {
+		_, err := c.GetDecision(ctx, id)
+		want := codes.NotFound
+		if id == "" {
+			want = codes.InvalidArgument
+		}
+		if status.Code(err) != want {
+			t.Errorf("GetDecision(%q): %v, want %s", id, err, want)
+		}
+	}
+	if _, _, err := c.ListDecisions(ctx, hcp, time.Now(), from, 0); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a range that ends before it starts: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// An outcome's decision id is checked against its recipient: another
+// recipient's decision is refused, and nothing is applied; an id the
+// deployment cannot open is applied, unverified.
+func TestOutcomeDecisionLinks(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 5)
+	c := ts.client
+	ctx := context.Background()
+	d1, err := c.Decide(ctx, demo.HCPID(1), client.DecideOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := client.Event{ID: newID("link"), HCPID: demo.HCPID(2), Type: arbiter.EventOpened, Channel: arbiter.Email,
+		DecisionID: d1.ID, OccurredAt: time.Now().Add(-time.Minute)}
+	_, _, err = c.RecordEventLinked(ctx, ev)
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("an outcome of HCP 2 quoting HCP 1's decision: %v, want FAILED_PRECONDITION", err)
+	}
+	// Nothing was applied: the same event id, now with a good link, is new.
+	ev.DecisionID = ""
+	dup, link, err := c.RecordEventLinked(ctx, ev)
+	if err != nil || dup || link != nbapb.DecisionLink_DECISION_LINK_UNSPECIFIED {
+		t.Fatalf("the refused event sent again without the link: duplicate %v, link %s, %v; want new", dup, link, err)
+	}
+	ev.ID, ev.HCPID, ev.DecisionID = newID("link"), demo.HCPID(1), d1.ID
+	if _, link, err := c.RecordEventLinked(ctx, ev); err != nil || link != nbapb.DecisionLink_DECISION_LINK_VERIFIED {
+		t.Errorf("its own decision: %s, %v; want VERIFIED", link, err)
+	}
+	ev.ID, ev.DecisionID = newID("link"), "lxq1-00000000-1"
+	if _, link, err := c.RecordEventLinked(ctx, ev); err != nil || link != nbapb.DecisionLink_DECISION_LINK_UNVERIFIED {
+		t.Errorf("an id it cannot open: %s, %v; want UNVERIFIED, applied", link, err)
+	}
+}
+
+// In async mode every receipt is written by the time the server has
+// stopped, none dropped, none failed; in sync mode, every decision that
+// got an answer has its receipt at once.
+func TestReceiptsAreWritten(t *testing.T) {
+	b := singleRedis(t)
+	key := auditKeyFile(t)
+	for _, mode := range []string{"async", "sync"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := start(t, b, 50, "-receipts", mode, "-audit-key", key)
+			ctx := context.Background()
+			var mu sync.Mutex
+			var ids []string
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 100 {
+						d, err := ts.client.Decide(ctx, demo.HCPID(1+(w*100+i)%50), client.DecideOptions{Limit: 3})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						ids = append(ids, d.ID)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			if mode == "async" {
+				ts.Close() // writes what the queue holds
+				if n := ts.srv.ReceiptCounts(); n.Written != int64(len(ids)) || n.Dropped != 0 || n.Failed != 0 {
+					t.Fatalf("after stopping: %+v, want %d written", n, len(ids))
+				}
+				ts = start(t, b, 50, "-receipts", mode, "-audit-key", key) // the same prefix and key: the same log
+			}
+			for _, id := range ids {
+				if _, err := ts.client.GetDecision(ctx, id); err != nil {
+					t.Fatalf("decision %s: %v", id, err)
+				}
+			}
+		})
+	}
+}
+
+// auditKeyFile writes an audit secret, for servers that must open each
+// other's decision ids.
+func auditKeyFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "audit.key")
+	if err := os.WriteFile(f, []byte(strings.Repeat("0123456789abcdef", 4)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// flushLog waits until the server has written every receipt queued.
+func flushLog(t *testing.T, ts *testServer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.FlushDecisionLog(ctx); err != nil {
+		t.Fatalf("flush the decision log: %v", err)
+	}
+}

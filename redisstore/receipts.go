@@ -1,0 +1,199 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/contact"
+	"github.com/arbiter-nba/arbiter/recipient"
+)
+
+// The decision log: each recipient's receipts in one sorted set,
+// "<prefix>:{<id>}:r", beside the recipient's other keys (one slot on
+// Redis Cluster, so that the log shards with the recipients, a booking's
+// script writes its receipt with its touch, and one recipient's receipts
+// are one read). Members are "<decision id>\n<receipt>" (the receipt's
+// stored form is the server's business: opaque bytes here), scored by the
+// decision time in Unix milliseconds. Receipts older than the retention
+// are removed by the writes, and the key expires a day after its last
+// write plus the retention, so the log of a recipient no one decides for
+// any more goes too.
+
+// DefaultReceiptRetention is how long Redis keeps receipts: the export
+// (ExportDecisions) is the long-term record.
+const DefaultReceiptRetention = 7 * 24 * time.Hour
+
+// StoredReceipt is one receipt to append.
+type StoredReceipt struct {
+	HCPID string
+	ID    string
+	At    time.Time
+	Data  []byte
+}
+
+// SetReceiptRetention sets how long receipts are kept (> 0).
+func (s *Store) SetReceiptRetention(d time.Duration) {
+	if d > 0 {
+		s.receiptRetention.Store(int64(d))
+	}
+}
+
+// ReceiptRetention is how long receipts are kept.
+func (s *Store) ReceiptRetention() time.Duration {
+	if d := s.receiptRetention.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return DefaultReceiptRetention
+}
+
+func receiptMember(id string, data []byte) string {
+	var b strings.Builder
+	b.Grow(len(id) + 1 + len(data))
+	b.WriteString(id)
+	b.WriteByte('\n')
+	b.Write(data)
+	return b.String()
+}
+
+// receiptArgs appends reserve.lua's receipt arguments for b.
+func (s *Store) receiptArgs(args []any, b *contact.Booking, now time.Time) []any {
+	ret := s.ReceiptRetention()
+	if b.Receipt == nil {
+		return append(args, "", 0, 0, 1)
+	}
+	return append(args, receiptMember(receiptIDOf(b), b.Receipt), b.ReceiptAt.UnixMilli(),
+		now.Add(-ret).UnixMilli(), (ret + 24*time.Hour).Milliseconds())
+}
+
+// receiptIDOf is the decision id of a booking's receipt: the booking
+// knows its receipt only as bytes, so the id travels in the touch.
+func receiptIDOf(b *contact.Booking) string { return b.ReceiptID }
+
+// AppendReceipts writes receipts, in one pipeline whatever their number
+// (on Redis Cluster, one per node), trimming each recipient's log to the
+// retention. Errors wrap arbiter.ErrUnavailable; some receipts may then
+// have been written.
+func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	now := s.now()
+	ret := s.ReceiptRetention()
+	cut := "(" + strconv.FormatInt(now.Add(-ret).UnixMilli(), 10)
+	ttl := ret + 24*time.Hour
+	pipe := s.rdb.Pipeline()
+	for i := range rs {
+		r := &rs[i]
+		key := s.key(r.HCPID, suffixReceipts)
+		pipe.ZAdd(ctx, key, redis.Z{Score: float64(r.At.UnixMilli()), Member: receiptMember(r.ID, r.Data)})
+		pipe.ZRemRangeByScore(ctx, key, "-inf", cut)
+		pipe.PExpire(ctx, key, ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return storageErr("append receipts", err)
+	}
+	return nil
+}
+
+// Receipt returns the stored receipt of decision id, made at at (the
+// time the id carries) for recipient hcpID: arbiter.ErrNotFound when it
+// is not there (never written, past retention, erased).
+func (s *Store) Receipt(ctx context.Context, hcpID, id string, at time.Time) ([]byte, error) {
+	if err := recipient.ValidID(hcpID); err != nil {
+		return nil, fmt.Errorf("redisstore: receipt: %w", arbiter.ErrNotFound)
+	}
+	ms := strconv.FormatInt(at.UnixMilli(), 10)
+	members, err := s.rdb.ZRangeByScore(ctx, s.key(hcpID, suffixReceipts), &redis.ZRangeBy{Min: ms, Max: ms}).Result()
+	if err != nil {
+		return nil, storageErr("receipt", err)
+	}
+	prefix := id + "\n"
+	for _, m := range members {
+		if strings.HasPrefix(m, prefix) {
+			return []byte(m[len(prefix):]), nil
+		}
+	}
+	return nil, fmt.Errorf("redisstore: receipt: %w", arbiter.ErrNotFound)
+}
+
+// Receipts returns recipient hcpID's receipts with decision times in
+// [from, to), oldest first, at most limit of them, and whether there were
+// more.
+func (s *Store) Receipts(ctx context.Context, hcpID string, from, to time.Time, limit int) ([][]byte, bool, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.key(hcpID, suffixReceipts), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10),
+		Count: int64(limit + 1)}).Result()
+	if err != nil {
+		return nil, false, storageErr("receipts", err)
+	}
+	more := len(members) > limit
+	if more {
+		members = members[:limit]
+	}
+	out := make([][]byte, 0, len(members))
+	for _, m := range members {
+		if _, data, ok := strings.Cut(m, "\n"); ok {
+			out = append(out, []byte(data))
+		}
+	}
+	return out, more, nil
+}
+
+// ScanReceipts calls fn with every recipient's receipts in [from, to), one
+// recipient at a time, walking the keyspace with SCAN (every master of a
+// Cluster). progress, when not nil, counts the recipients' logs read.
+// It stops at fn's first error and returns it.
+func (s *Store) ScanReceipts(ctx context.Context, from, to time.Time, progress *atomic.Int64,
+	fn func(hcpID string, receipts [][]byte) error) error {
+	match := s.prefix + ":{*}" + suffixReceipts
+	scan := func(ctx context.Context, c redis.UniversalClient) error {
+		it := c.Scan(ctx, 0, match, 500).Iterator()
+		for it.Next(ctx) {
+			key := it.Val()
+			id, ok := recipientOfKey(key, s.prefix, suffixReceipts)
+			if !ok {
+				continue
+			}
+			recs, _, err := s.Receipts(ctx, id, from, to, 1<<30)
+			if err != nil {
+				return err
+			}
+			if progress != nil {
+				progress.Add(1)
+			}
+			if len(recs) > 0 {
+				if err := fn(id, recs); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return storageErr("scan receipts", err)
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, s.rdb)
+}
+
+// recipientOfKey is the recipient id of a per-recipient key.
+func recipientOfKey(key, prefix, suffix string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix+":{")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "}"+suffix)
+	if !ok || strings.ContainsAny(id, "{}") {
+		return "", false
+	}
+	return id, true
+}
