@@ -440,6 +440,7 @@ func (c *countingReader) n() int64 {
 // how far through it the reading is.
 type progress struct {
 	w     io.Writer
+	what  string // what n counts: "checked", "exported"
 	size  int64
 	read  func() int64
 	mu    sync.Mutex
@@ -451,7 +452,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, size int64, read func() int64) *progress {
-	p := &progress{w: w, size: size, read: read, start: time.Now(), done: make(chan struct{})}
+	p := &progress{w: w, what: "checked", size: size, read: read, start: time.Now(), done: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -480,12 +481,12 @@ func (p *progress) draw() {
 	n := p.n
 	p.mu.Unlock()
 	rate := float64(n) / max(time.Since(p.start).Seconds(), 1e-9)
-	line := fmt.Sprintf("\r%d checked, %.0f/s", n, rate)
+	line := fmt.Sprintf("\r%d %s, %.0f/s", n, p.what, rate)
 	if p.size > 0 {
 		frac := min(float64(p.read())/float64(p.size), 1)
 		const width = 30
 		bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
-		line = fmt.Sprintf("\r[%s] %3.0f%% read, %d checked, %.0f/s", bar, 100*frac, n, rate)
+		line = fmt.Sprintf("\r[%s] %3.0f%% read, %d %s, %.0f/s", bar, 100*frac, n, p.what, rate)
 	}
 	fmt.Fprint(p.w, line)
 }

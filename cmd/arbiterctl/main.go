@@ -61,6 +61,15 @@ var commands = []command{
 		{name: "resume", summary: "resume a paused journey", run: journeyPauseCmd(false)},
 		{name: "stats", summary: "a journey's KPIs: completion, drop-off per step, conversion, engagement after field visits", run: journeyStatsCmd},
 	}},
+	{name: "decisions", summary: "the decision log: read, list, replay and export decision receipts", subs: []command{
+		{name: "get", summary: "show a decision's receipt and what allowed each recommended action", run: decisionsGetCmd},
+		{name: "list", summary: "list a recipient's decisions and checks in a time range", run: decisionsListCmd},
+		{name: "replay", summary: "recompute a decision from its receipt and say whether it is identical", run: decisionsReplayCmd},
+		{name: "export", summary: "write every receipt of a time range as JSON Lines, with progress; -follow keeps going", run: decisionsExportCmd},
+	}},
+	{name: "audit", summary: "compliance inquiries", subs: []command{
+		{name: "why", summary: "every decision and check for a recipient on a day, with the consent and approval that allowed each", run: auditWhyCmd},
+	}},
 	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},
 		{name: "get", summary: "show an HCP's current consent", run: consentGetCmd},
