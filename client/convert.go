@@ -211,29 +211,31 @@ func countersFromPB(m *nbapb.Counters) *Counters {
 
 func consentRecordToPB(r ConsentRecord) *nbapb.ConsentRecord {
 	return &nbapb.ConsentRecord{
-		Channel:    channelToPB(r.Channel),
-		Purpose:    nbapb.Purpose(r.Purpose),
-		Topic:      r.Topic,
-		AddressRef: r.AddressRef,
-		Status:     consentStatusToPB(r.Status),
-		CapturedAt: timeToPB(r.CapturedAt),
-		ExpiresAt:  timeToPB(r.ExpiresAt),
-		Source:     r.Source,
-		CapturedBy: r.CapturedBy,
+		Channel:       channelToPB(r.Channel),
+		Purpose:       nbapb.Purpose(r.Purpose),
+		Topic:         r.Topic,
+		AddressRef:    r.AddressRef,
+		Status:        consentStatusToPB(r.Status),
+		CapturedAt:    timeToPB(r.CapturedAt),
+		ExpiresAt:     timeToPB(r.ExpiresAt),
+		Source:        r.Source,
+		CapturedBy:    r.CapturedBy,
+		NoticeVersion: r.NoticeVersion,
 	}
 }
 
 func consentRecordFromPB(m *nbapb.ConsentRecord) ConsentRecord {
 	return ConsentRecord{
-		Channel:    channelFromPB(m.GetChannel()),
-		Purpose:    purposeFromPB(m.GetPurpose()),
-		Topic:      m.GetTopic(),
-		AddressRef: m.GetAddressRef(),
-		Status:     consentStatusFromPB(m.GetStatus()),
-		CapturedAt: timeFromPB(m.GetCapturedAt()),
-		ExpiresAt:  timeFromPB(m.GetExpiresAt()),
-		Source:     m.GetSource(),
-		CapturedBy: m.GetCapturedBy(),
+		Channel:       channelFromPB(m.GetChannel()),
+		Purpose:       purposeFromPB(m.GetPurpose()),
+		Topic:         m.GetTopic(),
+		AddressRef:    m.GetAddressRef(),
+		Status:        consentStatusFromPB(m.GetStatus()),
+		CapturedAt:    timeFromPB(m.GetCapturedAt()),
+		ExpiresAt:     timeFromPB(m.GetExpiresAt()),
+		Source:        m.GetSource(),
+		CapturedBy:    m.GetCapturedBy(),
+		NoticeVersion: m.GetNoticeVersion(),
 	}
 }
 

@@ -314,6 +314,9 @@ type ConsentRecord struct {
 	Source string `json:"source,omitempty"`
 	// CapturedBy is who recorded it: a user or system id, never a name.
 	CapturedBy string `json:"captured_by,omitempty"`
+	// NoticeVersion names the notice or terms the recipient agreed to
+	// (e.g. "privacy-2026-03"); decision receipts carry it.
+	NoticeVersion string `json:"notice_version,omitempty"`
 }
 
 // LedgerEntry is one consent change as appended to the HCP's ledger, which

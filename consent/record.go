@@ -79,6 +79,10 @@ type Record struct {
 	Source string
 	// CapturedBy is who recorded it (a user or system id, never a name).
 	CapturedBy string
+	// NoticeVersion names the version of the privacy notice or terms the
+	// recipient agreed to (or was shown when withdrawing), e.g.
+	// "privacy-2026-03": what they consented to, provably. Optional.
+	NoticeVersion string
 }
 
 // State is a recipient's current consent: the most recent record for each
@@ -131,6 +135,7 @@ type LedgerEntry struct {
 const (
 	maxSourceLen     = 64
 	maxCapturedByLen = 64
+	maxNoticeLen     = 64
 	maxTopicLen      = 128
 	maxAddressLen    = 128
 )
@@ -179,6 +184,7 @@ func (r *Record) Check(e *arbiter.InvalidError, name string) {
 	}
 	checkText(e, name, "source", r.Source, maxSourceLen)
 	checkText(e, name, "captured_by", r.CapturedBy, maxCapturedByLen)
+	checkText(e, name, "notice_version", r.NoticeVersion, maxNoticeLen)
 	// Times are stored as Unix milliseconds; before 1970 is a data error.
 	if r.CapturedAt.UnixMilli() <= 0 {
 		e.Add(join(name, "captured_at"), "is required and must be after 1970-01-01")

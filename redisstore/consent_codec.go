@@ -17,9 +17,14 @@ import (
 //
 // Current state, a hash, one field per scope:
 //
-//	<channel>|<purpose>|<topic>|<address>  =  <captured_ms>|<status>|<expires_ms or 0>|<source>|<captured_by>
+//	<channel>|<purpose>|<topic>|<address>  =  <captured_ms>|<status>|<expires_ms or 0>|<source>|<captured_by>[|<notice_version>]
 //	_complete                              =  <unix ms when the completeness marker was written>
 //	_v                                     =  <length of the ledger after the last write: the version>
+//
+// The notice version is written only when the record has one, so that a
+// server of an earlier version, which knows five parts, reads every record
+// written without one; a record with one it reads as undecodable, which
+// denies contact (unknown means deny) until it is upgraded.
 //
 // Names are the String forms ("email", "promotional", "opt_out"). A barred
 // record's scope is "<channel>|unspecified||". Validation forbids '|' in
@@ -47,8 +52,12 @@ func consentValue(r *consent.Record) string {
 	if !r.ExpiresAt.IsZero() {
 		expires = expiryMilli(r.ExpiresAt)
 	}
-	return strconv.FormatInt(r.CapturedAt.UnixMilli(), 10) + "|" + r.Status.String() + "|" +
+	v := strconv.FormatInt(r.CapturedAt.UnixMilli(), 10) + "|" + r.Status.String() + "|" +
 		strconv.FormatInt(expires, 10) + "|" + r.Source + "|" + r.CapturedBy
+	if r.NoticeVersion != "" {
+		v += "|" + r.NoticeVersion
+	}
+	return v
 }
 
 // normalize returns r with its times as stored: UTC, millisecond precision
@@ -177,7 +186,8 @@ func decodeRecord(name, value string) (consent.Record, error) {
 	if ms != 0 {
 		r.ExpiresAt = msTime(ms)
 	}
-	r.Source, r.CapturedBy = source, capturedBy
+	r.CapturedBy, r.NoticeVersion, _ = strings.Cut(capturedBy, "|")
+	r.Source = source
 	// Whatever Set would refuse to store is corrupt when read back.
 	var e arbiter.InvalidError
 	if r.Check(&e, "record"); len(e.Violations) > 0 {
@@ -245,10 +255,17 @@ func encodeLedger(e consent.LedgerEntry, markerOnly bool) (ifApplied, ifNot stri
 	if e.MarkedComplete {
 		mark = "m"
 	}
+	notice := ""
+	if n := e.Record.NoticeVersion; n != "" && !markerOnly {
+		if strings.ContainsAny(n, "|\n") {
+			return "", "", errors.New("a ledger field contains '|' or a newline")
+		}
+		notice = "|" + n // a sixteenth field, only when there is one
+	}
 	fields[1] = "a" + mark
-	ifApplied = strings.Join(fields[:], "|")
+	ifApplied = strings.Join(fields[:], "|") + notice
 	fields[1] = mark
-	ifNot = strings.Join(fields[:], "|")
+	ifNot = strings.Join(fields[:], "|") + notice
 	return ifApplied, ifNot, nil
 }
 
@@ -259,6 +276,10 @@ func decodeLedger(data string) (consent.LedgerEntry, error) {
 		// Written before entries had a principal (during this format's
 		// first days): the principal is unknown.
 		f = append(f[:13:13], "", f[13])
+	}
+	notice := ""
+	if len(f) == ledgerFields+1 && f[0] == "3" && f[ledgerFields] != "" {
+		notice, f = f[ledgerFields], f[:ledgerFields] // the record's notice version
 	}
 	if len(f) != ledgerFields || f[0] != "3" {
 		return consent.LedgerEntry{}, corrupt("ledger entry does not decode")
@@ -278,6 +299,7 @@ func decodeLedger(data string) (consent.LedgerEntry, error) {
 	if err != nil {
 		return consent.LedgerEntry{}, err
 	}
+	r.NoticeVersion = notice
 	e.Record = r
 	return e, nil
 }

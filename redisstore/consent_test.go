@@ -741,7 +741,7 @@ func TestDecodeConsentCorrupt(t *testing.T) {
 		{"expiry not a number", field, ms(t0) + "|opt_in|never|veeva|", "expiry"},
 		{"expiry before capture", field, ms(t0) + "|opt_in|1|veeva|", "record.expires_at"},
 		{"no source", field, ms(t0) + "|opt_in|0||", "record.source"},
-		{"extra part", field, value + "|x", "record.captured_by"},
+		{"extra part", field, value + "|x|y", "record.notice_version"}, // one extra part is the notice version
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -236,7 +236,7 @@ func consentRecord(r *nbapb.ConsentRecord) consent.Record {
 		Channel: fromChannel(r.GetChannel()), Purpose: fromPurpose(r.GetPurpose()),
 		Topic: r.GetTopic(), Address: r.GetAddressRef(), Status: fromStatus(r.GetStatus()),
 		CapturedAt: fromTS(r.GetCapturedAt()), ExpiresAt: fromTS(r.GetExpiresAt()),
-		Source: r.GetSource(), CapturedBy: r.GetCapturedBy(),
+		Source: r.GetSource(), CapturedBy: r.GetCapturedBy(), NoticeVersion: r.GetNoticeVersion(),
 	}
 }
 
@@ -244,7 +244,7 @@ func toConsentRecord(r *consent.Record) *nbapb.ConsentRecord {
 	return &nbapb.ConsentRecord{
 		Channel: toChannel(r.Channel), Purpose: nbapb.Purpose(r.Purpose), Topic: r.Topic,
 		AddressRef: r.Address, Status: nbapb.ConsentStatus(r.Status), CapturedAt: ts(r.CapturedAt),
-		ExpiresAt: ts(r.ExpiresAt), Source: r.Source, CapturedBy: r.CapturedBy,
+		ExpiresAt: ts(r.ExpiresAt), Source: r.Source, CapturedBy: r.CapturedBy, NoticeVersion: r.NoticeVersion,
 	}
 }
 

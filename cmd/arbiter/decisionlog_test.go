@@ -259,7 +259,12 @@ func TestGetAndListDecisions(t *testing.T) {
 	c := ts.client
 	ctx := context.Background()
 	const hcp = "LOG-1"
-	addRecipient(t, c, hcp, "Europe/Berlin", arbiter.HCP, optIn(arbiter.Email, arbiter.Promotional))
+	consented := optIn(arbiter.Email, arbiter.Promotional)
+	consented.NoticeVersion = "privacy-2026-03"
+	addRecipient(t, c, hcp, "Europe/Berlin", arbiter.HCP, consented)
+	if h, _, err := c.ConsentHistory(ctx, hcp, 0, 10); err != nil || len(h) == 0 || h[0].Record.NoticeVersion != "privacy-2026-03" {
+		t.Fatalf("the ledger: %+v, %v; want the record with its notice version", h, err)
+	}
 	from := time.Now().Add(-time.Second)
 	d, err := c.Decide(ctx, hcp, client.DecideOptions{Limit: 3})
 	if err != nil || len(d.Recommendations) == 0 {
@@ -285,8 +290,9 @@ func TestGetAndListDecisions(t *testing.T) {
 		if ev.GetConsentRecord() == nil && !ev.GetByDefault() {
 			t.Errorf("%s: neither a consent record nor the market default allowed it", ev.GetActionId())
 		}
-		if r := ev.GetConsentRecord(); r != nil && (r.GetStatus() != nbapb.ConsentStatus_CONSENT_STATUS_OPT_IN || ev.GetConsentLedgerSeq() < 0) {
-			t.Errorf("%s: allowed by %v at ledger seq %d", ev.GetActionId(), r, ev.GetConsentLedgerSeq())
+		if r := ev.GetConsentRecord(); r != nil && (r.GetStatus() != nbapb.ConsentStatus_CONSENT_STATUS_OPT_IN || ev.GetConsentLedgerSeq() < 0 ||
+			r.GetNoticeVersion() != "privacy-2026-03") {
+			t.Errorf("%s: allowed by %v at ledger seq %d; want the opt-in, its notice version and its ledger entry", ev.GetActionId(), r, ev.GetConsentLedgerSeq())
 		}
 	}
 

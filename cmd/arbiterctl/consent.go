@@ -29,6 +29,7 @@ func consentSetCmd(ctx context.Context, e *env, args []string) error {
 	timeVar(fs, &r.CapturedAt, "captured-at", "when the HCP gave or withdrew consent (default: now)")
 	timeVar(fs, &r.ExpiresAt, "expires-at", "first instant an opt-in no longer counts")
 	fs.StringVar(&r.CapturedBy, "by", "", "who records it: a user or system `id`, never a name")
+	fs.StringVar(&r.NoticeVersion, "notice-version", "", "the `version` of the notice or terms the recipient agreed to, e.g. privacy-2026-03")
 	fs.BoolVar(&complete, "complete", false, "assert that the HCP's consent data is now complete")
 	if err := parseFlags(fs, args, "hcp", "channel", "status", "source"); err != nil {
 		return err
