@@ -33,6 +33,7 @@ type Client struct {
 	send     nbapb.SendServiceClient
 	journeys nbapb.JourneyServiceClient
 	dlog     nbapb.DecisionLogServiceClient
+	audit    nbapb.AuditServiceClient
 }
 
 // Option configures a Client.
@@ -125,6 +126,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		send:     nbapb.NewSendServiceClient(conn),
 		journeys: nbapb.NewJourneyServiceClient(conn),
 		dlog:     nbapb.NewDecisionLogServiceClient(conn),
+		audit:    nbapb.NewAuditServiceClient(conn),
 	}
 }
 

@@ -66,3 +66,55 @@ func (c *Client) ExportDecisions(ctx context.Context, from, to time.Time, fn fun
 		}
 	}
 }
+
+// Checkpoint streams a checkpoint of the consent ledgers' chains to fn:
+// batches of heads, the last message carrying the checkpoint's time and
+// MAC. Keep what fn gets, in order, outside the store.
+func (c *Client) Checkpoint(ctx context.Context, fn func(*nbapb.CheckpointResponse) error) error {
+	stream, err := c.audit.Checkpoint(ctx, &nbapb.CheckpointRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// VerifyTrail sends a checkpoint (the messages Checkpoint gave, in order;
+// none to verify without one), then streams the verification's progress
+// and findings to fn until it is done.
+func (c *Client) VerifyTrail(ctx context.Context, checkpoint []*nbapb.CheckpointResponse, fn func(*nbapb.VerifyTrailResponse) error) error {
+	stream, err := c.audit.VerifyTrail(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cp := range checkpoint {
+		if err := stream.Send(&nbapb.VerifyTrailRequest{Heads: cp.GetHeads(), TakenAt: cp.GetTakenAt(), Mac: cp.GetMac()}); err != nil {
+			return err
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(resp); err != nil {
+			return err
+		}
+	}
+}

@@ -120,8 +120,8 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 	if markComplete {
 		mark = "1"
 	}
-	args := make([]any, 5, 5+4*len(recs))
-	args[0], args[1], args[2], args[3], args[4] = recordedAt.UnixMilli(), mark, "", opKey, precedenceArg
+	args := make([]any, 6, 6+5*len(recs))
+	args[0], args[1], args[2], args[3], args[4], args[5] = recordedAt.UnixMilli(), mark, "", opKey, precedenceArg, ""
 	entries = make([]consent.LedgerEntry, 0, max(len(recs), 1))
 	for _, r := range recs {
 		r = normalize(r)
@@ -130,7 +130,7 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		if err != nil {
 			return nil, false, fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)
 		}
-		args = append(args, consentField(&r), consentValue(&r), ifApplied, ifNot)
+		args = append(args, consentField(&r), consentValue(&r), ifApplied, ifNot, "")
 		entries = append(entries, e)
 	}
 	if len(recs) == 0 {
@@ -142,14 +142,11 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		args[2] = entry
 		entries = append(entries, e)
 	}
-
-	keys := []string{s.key(id, suffixConsent), s.key(id, suffixConsentLog), s.key(id, suffixConsentOps), s.key(id, suffixLegacyLedger)}
-	var res []int64
-	if s.replicas > 0 {
-		res, err = s.runReplicated(ctx, keys, args)
-	} else {
-		res, err = setConsentScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if key := s.chainKey.Load(); key != nil {
+		return s.writeSealed(ctx, *key, id, recs, markComplete, opKey, entries, args)
 	}
+
+	res, err := s.runConsentScript(ctx, s.consentKeys(id), args)
 	if err != nil {
 		return nil, false, storageErr("set consent", err)
 	}
@@ -164,6 +161,20 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		entries[i].Applied = res[2*i+1] == 1
 	}
 	return entries, false, nil
+}
+
+// consentKeys are set_consent.lua's keys for recipient id.
+func (s *Store) consentKeys(id string) []string {
+	return []string{s.key(id, suffixConsent), s.key(id, suffixConsentLog), s.key(id, suffixConsentOps), s.key(id, suffixLegacyLedger)}
+}
+
+// runConsentScript runs set_consent.lua, with the replicas' acknowledgement
+// when the store asks for one.
+func (s *Store) runConsentScript(ctx context.Context, keys []string, args []any) ([]int64, error) {
+	if s.replicas > 0 {
+		return s.runReplicated(ctx, keys, args)
+	}
+	return setConsentScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 }
 
 // runReplicated runs set_consent.lua and WAIT in one pipeline on the

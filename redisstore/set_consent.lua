@@ -13,9 +13,18 @@
 -- ARGV[5]  the statuses from the least to the most restrictive, space-
 --          separated (consent.PrecedenceOrder: the order is written there
 --          alone)
--- then, per record, four arguments:
+-- ARGV[6]  the ledger length the writer read, when it sealed the entries
+--          (chain.go): the entries carry chained MACs computed for exactly
+--          that position, so a write that finds another length writes
+--          nothing and returns {-1}, for the writer to read and seal
+--          again; "" for an unsealed write
+-- then, per record, five arguments:
 --          hash field (scope), hash value,
---          ledger entry to append if the record applies, and if it does not
+--          ledger entry to append if the record applies, and if it does not,
+--          and "1" or "0" when the writer worked out (sealing) whether it
+--          applies: the script's own answer must agree, or it writes
+--          nothing (ARBITERCORRUPT: the current consent was changed outside
+--          the ledger); "" when it did not
 --
 -- A record becomes current for its scope iff there is no current record,
 -- or it was captured later, or at the same millisecond with a status of
@@ -64,12 +73,15 @@ local op = ARGV[4]
 if op ~= '' and redis.call('HEXISTS', KEYS[3], op) == 1 then
   return {}
 end
+if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= n then
+  return {-1}
+end
 
 -- Refuse if a current value is undecodable: it may be a withdrawal, which a
 -- new record must not silently replace. A new value that does not parse
 -- (a status the precedence list lacks) is refused here too, before any
 -- write, rather than fail half-way.
-for i = 6, #ARGV, 4 do
+for i = 7, #ARGV, 5 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if cur and parse(cur) == nil then
     return redis.error_reply('ARBITERCORRUPT current consent value does not decode')
@@ -87,7 +99,32 @@ local function append(entry)
   n = n + 1
 end
 
-for i = 6, #ARGV, 4 do
+-- A sealed write's expectations are checked before any write too: each
+-- record's outcome follows from the current values and the records before
+-- it in this write.
+do
+  local seen = {}
+  for i = 7, #ARGV, 5 do
+    if ARGV[i + 4] ~= '' then
+      local cur = seen[ARGV[i]] or redis.call('HGET', KEYS[1], ARGV[i])
+      local applied = true
+      if cur then
+        local new_ms, new_rank, new_exp = parse(ARGV[i + 1])
+        local cur_ms, cur_rank, cur_exp = parse(cur)
+        applied = new_ms > cur_ms or (new_ms == cur_ms and new_rank > cur_rank) or
+          (new_ms == cur_ms and new_rank == cur_rank and new_exp ~= nil and (cur_exp == nil or new_exp < cur_exp))
+      end
+      if (applied and '1' or '0') ~= ARGV[i + 4] then
+        return redis.error_reply('ARBITERCORRUPT the current consent does not follow from the ledger')
+      end
+      if applied then
+        seen[ARGV[i]] = ARGV[i + 1]
+      end
+    end
+  end
+end
+
+for i = 7, #ARGV, 5 do
   local field, new = ARGV[i], ARGV[i + 1]
   -- Read again: an earlier record of this batch may have the same scope.
   local cur = redis.call('HGET', KEYS[1], field)

@@ -54,6 +54,7 @@ type Server struct {
 	nbapb.UnimplementedSendServiceServer
 	nbapb.UnimplementedJourneyServiceServer
 	nbapb.UnimplementedDecisionLogServiceServer
+	nbapb.UnimplementedAuditServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -74,6 +75,8 @@ type Server struct {
 	explainer    Explainer   // nil: WhyNot is Unimplemented
 	dlog         *receiptLog // nil: no receipts, DecisionLogService not served
 	registry     prometheus.Registerer
+	trail        AuditTrail // nil: AuditService not served
+	trailKey     []byte
 	// stopper ends the client-paced calls on shutdown (drain.go).
 	stopper *stopper
 	// admission holds a token per unary call in flight (admission.go;
@@ -221,6 +224,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.dlog != nil {
 		nbapb.RegisterDecisionLogServiceServer(g, s)
+	}
+	if s.trail != nil && s.trailKey != nil {
+		nbapb.RegisterAuditServiceServer(g, s)
 	}
 	healthpb.RegisterHealthServer(g, stoppableHealth{s.health, s.stopper.stop})
 	reflection.Register(g)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -142,6 +144,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		loader = m.cache
 	}
+	idKey, chainKey, err := m.auditKeys()
+	if err != nil {
+		return err
+	}
+	if chainKey != nil {
+		m.store.SetChainKey(chainKey)
+	}
 	if m.mini != nil {
 		start := time.Now()
 		if err := seed(ctx, m.store, m.cfg.DemoSize); err != nil {
@@ -150,10 +159,6 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger.Info("demo population loaded", "hcps", m.cfg.DemoSize, "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	m.follow = newFollower(m.store, loader, m.logger, m.cfg.DefinitionsPoll)
-	idKey, err := m.auditKey()
-	if err != nil {
-		return err
-	}
 	m.follow.engineOpts = append(m.follow.engineOpts, decision.WithIDKey(idKey))
 	if m.cfg.Receipts != server.ReceiptsOff {
 		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithReceiptEncoder(server.EncodeReceipt))
@@ -202,6 +207,9 @@ func (m *Main) Run(ctx context.Context) error {
 		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow),
 		server.WithDecisionLog(m.store, m.follow, server.ReceiptConfig{Mode: m.cfg.Receipts, Queue: m.cfg.ReceiptQueue,
 			Build: buildID(), Key: idKey}))
+	if chainKey != nil {
+		srvOpts = append(srvOpts, server.WithAuditTrail(m.store, chainKey))
+	}
 	events := eventStore{m.store, m.follow.JourneySteps, m.follow.FirstStepAt}
 	if m.srv, err = server.New(m.follow, events, m.store, srvOpts...); err != nil {
 		return err
@@ -271,26 +279,54 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
-// auditKey is the decision id key: derived from the -audit-key secret,
-// or random for this process (with a warning, but for the demo).
-func (m *Main) auditKey() (*decision.IDKey, error) {
-	var secret []byte
-	if m.cfg.AuditKeyFile != "" {
-		data, err := os.ReadFile(m.cfg.AuditKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("audit-key: %w", err)
-		}
-		if secret = bytes.TrimSpace(data); len(secret) < 32 {
-			return nil, errors.New("audit-key: the file must hold at least 32 bytes of secret (e.g. openssl rand -hex 32)")
-		}
-	} else {
+// auditKeys are the keys derived from the -audit-key secret: the decision
+// id key, and the consent chain key. Without the secret, the id key is
+// random for this process (with a warning, but for the demo) and there is
+// no chain key (ledger entries are written unsealed), except in the demo,
+// whose store lives no longer than the process.
+func (m *Main) auditKeys() (*decision.IDKey, []byte, error) {
+	secret, err := readAuditSecret(m.cfg.AuditKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed := secret != nil || m.mini != nil
+	if secret == nil {
 		secret = make([]byte, 32)
 		_, _ = rand.Read(secret)
 		if m.mini == nil {
-			m.logger.Warn("NO AUDIT KEY: decision ids are sealed with a random key of this process; GetDecision and outcome links work only for its own decisions, until it restarts; give -audit-key")
+			m.logger.Warn("NO AUDIT KEY: decision ids are sealed with a random key of this process (GetDecision and outcome links work only for its own decisions, until it restarts), and consent ledger entries are not sealed; give -audit-key")
 		}
 	}
-	return decision.NewIDKey(secret)
+	idKey, err := decision.NewIDKey(secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sealed {
+		return idKey, nil, nil
+	}
+	chainKey, err := chainKeyOf(secret)
+	return idKey, chainKey, err
+}
+
+// chainKeyOf derives the consent chain key from the audit secret.
+func chainKeyOf(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, "arbiter consent chain v1", 32)
+}
+
+// readAuditSecret reads the audit secret file (nil for none).
+func readAuditSecret(file string) ([]byte, error) {
+	if file == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("audit-key: %w", err)
+	}
+	secret := bytes.TrimSpace(data)
+	if len(secret) < 32 {
+		return nil, errors.New("audit-key: the file must hold at least 32 bytes of secret (e.g. openssl rand -hex 32)")
+	}
+	return secret, nil
 }
 
 // buildID names this server's build: its module version and VCS revision.
@@ -769,6 +805,19 @@ func withStore(cfg Config, f func(store *redisstore.Store) error) error {
 		return err
 	}
 	defer store.Close()
+	// What this command writes to the consent ledger is sealed as the
+	// servers seal it.
+	secret, err := readAuditSecret(cfg.AuditKeyFile)
+	if err != nil {
+		return err
+	}
+	if secret != nil {
+		chainKey, err := chainKeyOf(secret)
+		if err != nil {
+			return err
+		}
+		store.SetChainKey(chainKey)
+	}
 	return f(store)
 }
 

@@ -423,3 +423,61 @@ func flushLog(t *testing.T, ts *testServer) {
 		t.Fatalf("flush the decision log: %v", err)
 	}
 }
+
+// The audit trail, end to end: a server with an audit secret seals every
+// consent ledger entry (the seeded population's too); verify finds
+// nothing, then names an edited entry, and with a checkpoint a ledger cut
+// short; a checkpoint that was changed is refused.
+func TestAuditTrailEndToEnd(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 30, "-audit-key", auditKeyFile(t))
+	c := ts.client
+	ctx := context.Background()
+	addRecipient(t, c, "TRAIL-1", "Europe/Paris", arbiter.HCP, optIn(arbiter.Email, arbiter.Promotional), optIn(arbiter.SMS, arbiter.Service))
+	if _, err := c.Unsubscribe(ctx, "TRAIL-1", client.ChannelChange{Channel: arbiter.Email, CapturedAt: time.Now().Add(-time.Minute), Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(cp []*nbapb.CheckpointResponse) (findings []*nbapb.TrailFinding, ledgers int64, err error) {
+		err = c.VerifyTrail(ctx, cp, func(r *nbapb.VerifyTrailResponse) error {
+			findings = append(findings, r.GetFindings()...)
+			if r.GetDone() {
+				ledgers = r.GetRecipientsChecked()
+			}
+			return nil
+		})
+		return findings, ledgers, err
+	}
+	f, n, err := verify(nil)
+	if err != nil || len(f) != 0 || n <= 30 {
+		t.Fatalf("untouched: %v over %d ledgers, %v; want nothing over more than 30 (the seeded HCPs and patients, and one added)", f, n, err)
+	}
+	var cp []*nbapb.CheckpointResponse
+	if err := c.Checkpoint(ctx, func(r *nbapb.CheckpointResponse) error { cp = append(cp, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if f, _, err := verify(cp); err != nil || len(f) != 0 {
+		t.Fatalf("against its own checkpoint: %v, %v", f, err)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	defer rdb.Close()
+	log := ts.cfg.RedisPrefix + ":{TRAIL-1}:consent-log"
+	// Cut the tail (the unsubscribe's entry): only the checkpoint sees it.
+	last := rdb.RPop(ctx, log).Val()
+	f, _, err = verify(cp)
+	if err != nil || len(f) != 1 || f[0].GetHcpId() != "TRAIL-1" || !strings.Contains(f[0].GetProblem(), "checkpoint saw") {
+		t.Fatalf("a cut tail against the checkpoint: %v, %v", f, err)
+	}
+	rdb.RPush(ctx, log, last)
+	// Edit the first entry.
+	first := rdb.LIndex(ctx, log, 0).Val()
+	rdb.LSet(ctx, log, 0, strings.Replace(first, "|opt_in|", "|opt_out|", 1))
+	if f, _, err = verify(nil); err != nil || len(f) != 1 || f[0].GetSeq() != 0 {
+		t.Fatalf("an edited entry: %v, %v; want entry 0 named", f, err)
+	}
+	// A changed checkpoint is refused whole.
+	cp[len(cp)-1].Heads = append(cp[len(cp)-1].Heads, &nbapb.ChainHead{HcpId: "TRAIL-1", Length: 99, Head: "x"})
+	if _, _, err := verify(cp); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a changed checkpoint: %v, want INVALID_ARGUMENT", err)
+	}
+}

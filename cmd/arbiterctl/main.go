@@ -69,6 +69,8 @@ var commands = []command{
 	}},
 	{name: "audit", summary: "compliance inquiries", subs: []command{
 		{name: "why", summary: "every decision and check for a recipient on a day, with the consent and approval that allowed each", run: auditWhyCmd},
+		{name: "verify", summary: "verify the consent ledgers' chains (and against a checkpoint, their length); names each tampered entry", run: auditVerifyCmd},
+		{name: "checkpoint", summary: "write a checkpoint of the consent ledgers' chains, to keep outside the store", run: auditCheckpointCmd},
 	}},
 	{name: "consent", summary: "set, get or page through an HCP's consent", subs: []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},

@@ -6190,6 +6190,368 @@ func (x *ExportDecisionsResponse) GetReceiptsSent() int64 {
 	return 0
 }
 
+type ChainHead struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HcpId string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The number of entries in the recipient's ledger, and the MAC of the
+	// last one.
+	Length        int64  `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	Head          string `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainHead) Reset() {
+	*x = ChainHead{}
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainHead) ProtoMessage() {}
+
+func (x *ChainHead) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
+func (*ChainHead) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ChainHead) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *ChainHead) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *ChainHead) GetHead() string {
+	if x != nil {
+		return x.Head
+	}
+	return ""
+}
+
+type CheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointRequest) Reset() {
+	*x = CheckpointRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointRequest) ProtoMessage() {}
+
+func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
+func (*CheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+}
+
+type CheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Heads []*ChainHead           `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
+	// On the last message only: when the checkpoint was taken, how many
+	// ledgers it covers, and its MAC (over taken_at and every head, in the
+	// order sent).
+	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	Recipients    int64                  `protobuf:"varint,3,opt,name=recipients,proto3" json:"recipients,omitempty"`
+	Mac           string                 `protobuf:"bytes,4,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointResponse) Reset() {
+	*x = CheckpointResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointResponse) ProtoMessage() {}
+
+func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
+func (*CheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *CheckpointResponse) GetHeads() []*ChainHead {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *CheckpointResponse) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+func (x *CheckpointResponse) GetRecipients() int64 {
+	if x != nil {
+		return x.Recipients
+	}
+	return 0
+}
+
+func (x *CheckpointResponse) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+type VerifyTrailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint, as Checkpoint sent it: its heads over any number of
+	// messages, then taken_at and mac. No messages: verify without one.
+	Heads         []*ChainHead           `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
+	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	Mac           string                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTrailRequest) Reset() {
+	*x = VerifyTrailRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTrailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTrailRequest) ProtoMessage() {}
+
+func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
+func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *VerifyTrailRequest) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+func (x *VerifyTrailRequest) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+type TrailFinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HcpId string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The position of the first entry found wrong (-1: not about one entry).
+	Seq           int64  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Problem       string `protobuf:"bytes,3,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrailFinding) Reset() {
+	*x = TrailFinding{}
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrailFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrailFinding) ProtoMessage() {}
+
+func (x *TrailFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
+func (*TrailFinding) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *TrailFinding) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *TrailFinding) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TrailFinding) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type VerifyTrailResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Findings []*TrailFinding        `protobuf:"bytes,1,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Ledgers checked so far, and entries.
+	RecipientsChecked int64 `protobuf:"varint,2,opt,name=recipients_checked,json=recipientsChecked,proto3" json:"recipients_checked,omitempty"`
+	EntriesChecked    int64 `protobuf:"varint,3,opt,name=entries_checked,json=entriesChecked,proto3" json:"entries_checked,omitempty"`
+	// On the last message: the verification is over.
+	Done          bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTrailResponse) Reset() {
+	*x = VerifyTrailResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTrailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTrailResponse) ProtoMessage() {}
+
+func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
+func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *VerifyTrailResponse) GetRecipientsChecked() int64 {
+	if x != nil {
+		return x.RecipientsChecked
+	}
+	return 0
+}
+
+func (x *VerifyTrailResponse) GetEntriesChecked() int64 {
+	if x != nil {
+		return x.EntriesChecked
+	}
+	return 0
+}
+
+func (x *VerifyTrailResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
 var File_nba_v1_nba_proto protoreflect.FileDescriptor
 
 const file_nba_v1_nba_proto_rawDesc = "" +
@@ -6655,7 +7017,32 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x17ExportDecisionsResponse\x123\n" +
 	"\breceipts\x18\x01 \x03(\v2\x17.nba.v1.DecisionReceiptR\breceipts\x12-\n" +
 	"\x12recipients_scanned\x18\x02 \x01(\x03R\x11recipientsScanned\x12#\n" +
-	"\rreceipts_sent\x18\x03 \x01(\x03R\freceiptsSent*\x8d\x02\n" +
+	"\rreceipts_sent\x18\x03 \x01(\x03R\freceiptsSent\"N\n" +
+	"\tChainHead\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\x12\x12\n" +
+	"\x04head\x18\x03 \x01(\tR\x04head\"\x13\n" +
+	"\x11CheckpointRequest\"\xa6\x01\n" +
+	"\x12CheckpointResponse\x12'\n" +
+	"\x05heads\x18\x01 \x03(\v2\x11.nba.v1.ChainHeadR\x05heads\x125\n" +
+	"\btaken_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x03 \x01(\x03R\n" +
+	"recipients\x12\x10\n" +
+	"\x03mac\x18\x04 \x01(\tR\x03mac\"\x86\x01\n" +
+	"\x12VerifyTrailRequest\x12'\n" +
+	"\x05heads\x18\x01 \x03(\v2\x11.nba.v1.ChainHeadR\x05heads\x125\n" +
+	"\btaken_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x12\x10\n" +
+	"\x03mac\x18\x03 \x01(\tR\x03mac\"Q\n" +
+	"\fTrailFinding\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x18\n" +
+	"\aproblem\x18\x03 \x01(\tR\aproblem\"\xb3\x01\n" +
+	"\x13VerifyTrailResponse\x120\n" +
+	"\bfindings\x18\x01 \x03(\v2\x14.nba.v1.TrailFindingR\bfindings\x12-\n" +
+	"\x12recipients_checked\x18\x02 \x01(\x03R\x11recipientsChecked\x12'\n" +
+	"\x0fentries_checked\x18\x03 \x01(\x03R\x0eentriesChecked\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done*\x8d\x02\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
@@ -6787,7 +7174,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vGetDecision\x12\x1a.nba.v1.GetDecisionRequest\x1a\x1b.nba.v1.GetDecisionResponse\"\x05\xea\xe0\x18\x01\x05\x12S\n" +
 	"\rListDecisions\x12\x1c.nba.v1.ListDecisionsRequest\x1a\x1d.nba.v1.ListDecisionsResponse\"\x05\xea\xe0\x18\x01\x05\x12V\n" +
 	"\x0eReplayDecision\x12\x1d.nba.v1.ReplayDecisionRequest\x1a\x1e.nba.v1.ReplayDecisionResponse\"\x05\xea\xe0\x18\x01\x05\x12[\n" +
-	"\x0fExportDecisions\x12\x1e.nba.v1.ExportDecisionsRequest\x1a\x1f.nba.v1.ExportDecisionsResponse\"\x05\xea\xe0\x18\x01\x050\x01B3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
+	"\x0fExportDecisions\x12\x1e.nba.v1.ExportDecisionsRequest\x1a\x1f.nba.v1.ExportDecisionsResponse\"\x05\xea\xe0\x18\x01\x050\x012\xaf\x01\n" +
+	"\fAuditService\x12L\n" +
+	"\n" +
+	"Checkpoint\x12\x19.nba.v1.CheckpointRequest\x1a\x1a.nba.v1.CheckpointResponse\"\x05\xea\xe0\x18\x01\x050\x01\x12Q\n" +
+	"\vVerifyTrail\x12\x1a.nba.v1.VerifyTrailRequest\x1a\x1b.nba.v1.VerifyTrailResponse\"\x05\xea\xe0\x18\x01\x05(\x010\x01B3Z1github.com/arbiter-nba/arbiter/proto/nba/v1;nbapbb\x06proto3"
 
 var (
 	file_nba_v1_nba_proto_rawDescOnce sync.Once
@@ -6802,7 +7193,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -6890,19 +7281,25 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*ReplayDecisionResponse)(nil),       // 83: nba.v1.ReplayDecisionResponse
 	(*ExportDecisionsRequest)(nil),       // 84: nba.v1.ExportDecisionsRequest
 	(*ExportDecisionsResponse)(nil),      // 85: nba.v1.ExportDecisionsResponse
-	nil,                                  // 86: nba.v1.Profile.AttributesEntry
-	nil,                                  // 87: nba.v1.Counters.TopicsEntry
-	nil,                                  // 88: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 89: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 90: google.protobuf.Timestamp
+	(*ChainHead)(nil),                    // 86: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 87: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 88: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 89: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 90: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 91: nba.v1.VerifyTrailResponse
+	nil,                                  // 92: nba.v1.Profile.AttributesEntry
+	nil,                                  // 93: nba.v1.Counters.TopicsEntry
+	nil,                                  // 94: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 95: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 96: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	90,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	96,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
 	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	90,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	90,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	96,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	96,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	90,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	96,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
@@ -6910,53 +7307,53 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	90,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	96,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
 	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
 	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
 	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
 	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	90,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	96,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	90,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	96,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	90,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	90,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	90,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	96,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	96,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	96,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
 	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	90,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	90,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	96,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	96,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
 	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	90,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	96,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
 	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	90,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	96,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
 	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
 	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	90,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	96,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
 	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
 	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	90,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	90,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	96,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
 	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	90,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	96,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
 	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
 	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
 	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
 	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
 	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
 	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	86,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	90,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	92,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	96,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	90,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	96,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
 	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	87,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	90,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	93,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	96,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
 	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
 	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
 	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
@@ -6965,26 +7362,26 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	0,   // 65: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
 	1,   // 66: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
 	9,   // 67: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	90,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	90,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	96,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
 	56,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
 	0,   // 71: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	90,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	96,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
 	0,   // 73: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	90,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	96,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
 	66,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
 	66,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
 	66,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
 	56,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	90,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	96,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
 	56,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	90,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	96,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	66,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	88,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	89,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	94,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	95,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
 	10,  // 85: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	90,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	90,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	96,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	96,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
 	14,  // 88: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
 	40,  // 89: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
 	73,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
@@ -6992,95 +7389,104 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	41,  // 92: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
 	46,  // 93: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
 	49,  // 94: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	90,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	96,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
 	56,  // 96: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	90,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	96,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
 	74,  // 98: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
 	75,  // 99: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
 	76,  // 100: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	90,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	90,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	96,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	96,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
 	0,   // 103: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
 	1,   // 104: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
 	8,   // 105: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	90,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	96,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
 	6,   // 108: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
 	0,   // 109: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
 	1,   // 110: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	90,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	96,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
 	72,  // 112: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
 	79,  // 113: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
 	56,  // 114: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	90,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	90,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	90,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	90,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	96,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	96,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	96,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	96,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
 	72,  // 119: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
 	22,  // 120: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
 	41,  // 121: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	90,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	90,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	96,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	96,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
 	72,  // 124: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	14,  // 125: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	19,  // 126: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	11,  // 127: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	24,  // 128: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	26,  // 129: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	28,  // 130: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	30,  // 131: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	32,  // 132: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	34,  // 133: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	38,  // 134: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	40,  // 135: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	42,  // 136: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	44,  // 137: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	50,  // 138: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	52,  // 139: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	54,  // 140: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	57,  // 141: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	58,  // 142: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	59,  // 143: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	63,  // 144: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	65,  // 145: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	68,  // 146: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	70,  // 147: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	77,  // 148: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	80,  // 149: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	82,  // 150: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	84,  // 151: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	22,  // 152: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	20,  // 153: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	12,  // 154: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	25,  // 155: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	27,  // 156: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	29,  // 157: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	31,  // 158: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	33,  // 159: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	36,  // 160: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	39,  // 161: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	41,  // 162: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	43,  // 163: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	45,  // 164: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	51,  // 165: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	53,  // 166: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	55,  // 167: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	62,  // 168: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	60,  // 169: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	61,  // 170: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	64,  // 171: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	67,  // 172: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	69,  // 173: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	71,  // 174: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	78,  // 175: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	81,  // 176: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	83,  // 177: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	85,  // 178: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	152, // [152:179] is the sub-list for method output_type
-	125, // [125:152] is the sub-list for method input_type
-	125, // [125:125] is the sub-list for extension type_name
-	125, // [125:125] is the sub-list for extension extendee
-	0,   // [0:125] is the sub-list for field type_name
+	86,  // 125: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	96,  // 126: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	86,  // 127: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	96,  // 128: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	90,  // 129: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	14,  // 130: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	19,  // 131: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	11,  // 132: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	24,  // 133: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	26,  // 134: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	28,  // 135: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	30,  // 136: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	32,  // 137: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	34,  // 138: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	38,  // 139: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	40,  // 140: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	42,  // 141: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	44,  // 142: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	50,  // 143: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	52,  // 144: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	54,  // 145: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	57,  // 146: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	58,  // 147: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	59,  // 148: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	63,  // 149: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	65,  // 150: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	68,  // 151: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	70,  // 152: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	77,  // 153: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	80,  // 154: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	82,  // 155: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	84,  // 156: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	87,  // 157: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	89,  // 158: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	22,  // 159: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	20,  // 160: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	12,  // 161: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	25,  // 162: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	27,  // 163: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	29,  // 164: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	31,  // 165: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	33,  // 166: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	36,  // 167: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	39,  // 168: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	41,  // 169: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	43,  // 170: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	45,  // 171: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	51,  // 172: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	53,  // 173: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	55,  // 174: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	62,  // 175: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	60,  // 176: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	61,  // 177: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	64,  // 178: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	67,  // 179: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	69,  // 180: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	71,  // 181: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	78,  // 182: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	81,  // 183: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	83,  // 184: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	85,  // 185: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	88,  // 186: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	91,  // 187: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	159, // [159:188] is the sub-list for method output_type
+	130, // [130:159] is the sub-list for method input_type
+	130, // [130:130] is the sub-list for extension type_name
+	130, // [130:130] is the sub-list for extension extendee
+	0,   // [0:130] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -7095,9 +7501,9 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   79,
+			NumMessages:   85,
 			NumExtensions: 0,
-			NumServices:   8,
+			NumServices:   9,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

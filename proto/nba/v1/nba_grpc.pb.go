@@ -1802,3 +1802,176 @@ var DecisionLogService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "nba/v1/nba.proto",
 }
+
+const (
+	AuditService_Checkpoint_FullMethodName  = "/nba.v1.AuditService/Checkpoint"
+	AuditService_VerifyTrail_FullMethodName = "/nba.v1.AuditService/VerifyTrail"
+)
+
+// AuditServiceClient is the client API for AuditService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuditService checks the tamper-evident trail. Every consent ledger entry
+// carries a MAC chained over the recipient's ledger (each entry's MAC
+// covers the recipient, its position, its content and the MAC before it),
+// keyed with a key derived from the deployment's audit secret, which is
+// held outside Redis: someone who can write Redis can edit, delete,
+// reorder or add entries, but cannot make a chain that verifies. A
+// checkpoint (each ledger's length and last MAC, itself MACed), kept
+// outside the store, also catches a ledger cut short.
+type AuditServiceClient interface {
+	// Checkpoint streams every recipient's ledger length and last MAC, then
+	// the checkpoint's own MAC: keep it outside the store, and give it back
+	// to VerifyTrail.
+	Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckpointResponse], error)
+	// VerifyTrail reads a checkpoint, if any, from the client's messages
+	// (until the client closes its side), then checks every recipient's
+	// ledger and current consent, streaming progress and findings: for each
+	// recipient, the first entry edited, removed, reordered or forged, a
+	// ledger shorter than the checkpoint saw, and current consent that does
+	// not follow from the ledger.
+	VerifyTrail(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[VerifyTrailRequest, VerifyTrailResponse], error)
+}
+
+type auditServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditServiceClient(cc grpc.ClientConnInterface) AuditServiceClient {
+	return &auditServiceClient{cc}
+}
+
+func (c *auditServiceClient) Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckpointResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[0], AuditService_Checkpoint_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CheckpointRequest, CheckpointResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_CheckpointClient = grpc.ServerStreamingClient[CheckpointResponse]
+
+func (c *auditServiceClient) VerifyTrail(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[VerifyTrailRequest, VerifyTrailResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[1], AuditService_VerifyTrail_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifyTrailRequest, VerifyTrailResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_VerifyTrailClient = grpc.BidiStreamingClient[VerifyTrailRequest, VerifyTrailResponse]
+
+// AuditServiceServer is the server API for AuditService service.
+// All implementations must embed UnimplementedAuditServiceServer
+// for forward compatibility.
+//
+// AuditService checks the tamper-evident trail. Every consent ledger entry
+// carries a MAC chained over the recipient's ledger (each entry's MAC
+// covers the recipient, its position, its content and the MAC before it),
+// keyed with a key derived from the deployment's audit secret, which is
+// held outside Redis: someone who can write Redis can edit, delete,
+// reorder or add entries, but cannot make a chain that verifies. A
+// checkpoint (each ledger's length and last MAC, itself MACed), kept
+// outside the store, also catches a ledger cut short.
+type AuditServiceServer interface {
+	// Checkpoint streams every recipient's ledger length and last MAC, then
+	// the checkpoint's own MAC: keep it outside the store, and give it back
+	// to VerifyTrail.
+	Checkpoint(*CheckpointRequest, grpc.ServerStreamingServer[CheckpointResponse]) error
+	// VerifyTrail reads a checkpoint, if any, from the client's messages
+	// (until the client closes its side), then checks every recipient's
+	// ledger and current consent, streaming progress and findings: for each
+	// recipient, the first entry edited, removed, reordered or forged, a
+	// ledger shorter than the checkpoint saw, and current consent that does
+	// not follow from the ledger.
+	VerifyTrail(grpc.BidiStreamingServer[VerifyTrailRequest, VerifyTrailResponse]) error
+	mustEmbedUnimplementedAuditServiceServer()
+}
+
+// UnimplementedAuditServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditServiceServer struct{}
+
+func (UnimplementedAuditServiceServer) Checkpoint(*CheckpointRequest, grpc.ServerStreamingServer[CheckpointResponse]) error {
+	return status.Error(codes.Unimplemented, "method Checkpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) VerifyTrail(grpc.BidiStreamingServer[VerifyTrailRequest, VerifyTrailResponse]) error {
+	return status.Error(codes.Unimplemented, "method VerifyTrail not implemented")
+}
+func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
+func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeAuditServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditServiceServer will
+// result in compilation errors.
+type UnsafeAuditServiceServer interface {
+	mustEmbedUnimplementedAuditServiceServer()
+}
+
+func RegisterAuditServiceServer(s grpc.ServiceRegistrar, srv AuditServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuditServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuditService_ServiceDesc, srv)
+}
+
+func _AuditService_Checkpoint_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CheckpointRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServiceServer).Checkpoint(m, &grpc.GenericServerStream[CheckpointRequest, CheckpointResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_CheckpointServer = grpc.ServerStreamingServer[CheckpointResponse]
+
+func _AuditService_VerifyTrail_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AuditServiceServer).VerifyTrail(&grpc.GenericServerStream[VerifyTrailRequest, VerifyTrailResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_VerifyTrailServer = grpc.BidiStreamingServer[VerifyTrailRequest, VerifyTrailResponse]
+
+// AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuditService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.AuditService",
+	HandlerType: (*AuditServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Checkpoint",
+			Handler:       _AuditService_Checkpoint_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "VerifyTrail",
+			Handler:       _AuditService_VerifyTrail_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "nba/v1/nba.proto",
+}

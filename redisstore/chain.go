@@ -1,0 +1,384 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
+)
+
+// The tamper-evident consent ledger.
+//
+// With a chain key (SetChainKey, derived from the deployment's audit
+// secret, which is held outside Redis), every ledger entry is sealed: its
+// digest field holds
+//
+//	MAC_i = HMAC-SHA256(key, "consent" 0 recipient 0 MAC_{i-1} 0 entry_i)[:16]
+//
+// (base64url), entry_i being the stored entry, "3|<seq>|...", with its
+// digest field empty, and MAC_{-1} empty. The MAC covers the recipient,
+// the entry's position and content, and the chain before it: an entry
+// edited, removed, moved or added, or a chain rebuilt with another key,
+// no longer verifies (VerifyLedger), and someone who can write Redis
+// cannot compute a MAC. What a chain alone cannot show, the last entries
+// cut off, a checkpoint kept outside the store shows (ChainHeads).
+//
+// Sealing needs the position and the previous MAC before the write, so a
+// sealed write reads the ledger's length and last entry first, works out
+// which records apply (as set_consent.lua does, which checks it agrees),
+// seals, and writes only if the ledger is still that long; otherwise it
+// reads and seals again. A consent write is then two round trips; a
+// decision, which reads no ledger, is unchanged.
+
+// sealAttempts bounds a sealed write's retries under concurrent writes.
+const sealAttempts = 8
+
+// SetChainKey seals every consent ledger entry written from now on with
+// key (nil: entries are written unsealed, as before).
+func (s *Store) SetChainKey(key []byte) {
+	if key == nil {
+		s.chainKey.Store(nil)
+		return
+	}
+	k := append([]byte(nil), key...)
+	s.chainKey.Store(&k)
+}
+
+var macEncoding = base64.RawURLEncoding
+
+// chainMAC is the MAC of a ledger entry (canon: the stored entry with an
+// empty digest field) after prev, for recipient id.
+func chainMAC(key []byte, id, prev, canon string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("consent\x00"))
+	m.Write([]byte(id))
+	m.Write([]byte{0})
+	m.Write([]byte(prev))
+	m.Write([]byte{0})
+	m.Write([]byte(canon))
+	return macEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// ledgerDigestField is the index of the digest among a stored entry's
+// '|'-separated fields ("3", seq, recorded, flags, 9 record fields,
+// principal, digest[, notice]).
+const ledgerDigestField = 14
+
+// canonEntry returns a stored entry with its digest field emptied, and the
+// digest; false if it has too few fields.
+func canonEntry(stored string) (canon, digest string, ok bool) {
+	f := strings.Split(stored, "|")
+	if len(f) <= ledgerDigestField {
+		return "", "", false
+	}
+	digest = f[ledgerDigestField]
+	f[ledgerDigestField] = ""
+	return strings.Join(f, "|"), digest, true
+}
+
+// writeSealed is writeConsent with the entries sealed (see above).
+func (s *Store) writeSealed(ctx context.Context, key []byte, id string, recs []consent.Record, markComplete bool, opKey string,
+	base []consent.LedgerEntry, args []any) (entries []consent.LedgerEntry, duplicate bool, err error) {
+	keys := s.consentKeys(id)
+	fields := make([]string, len(recs))
+	for i := range recs {
+		fields[i] = consentField(&base[i].Record)
+	}
+	for range sealAttempts {
+		pipe := s.rdb.Pipeline()
+		var cur *redis.SliceCmd
+		if len(fields) > 0 {
+			cur = pipe.HMGet(ctx, keys[0], fields...)
+		}
+		n := pipe.LLen(ctx, keys[1])
+		last := pipe.LIndex(ctx, keys[1], -1)
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return nil, false, storageErr("set consent", err)
+		}
+		prev := ""
+		if raw, err := last.Result(); err == nil {
+			if _, d, ok := canonEntry(raw); ok {
+				prev = d
+			} else {
+				return nil, false, fmt.Errorf("redisstore: set consent: %w", corrupt("the last ledger entry does not decode"))
+			}
+		}
+		// Which records apply: as set_consent.lua decides, record by
+		// record (an earlier record of the write may share a scope).
+		current := map[string]consent.Record{}
+		if cur != nil {
+			for i, v := range cur.Val() {
+				if sv, ok := v.(string); ok {
+					r, err := decodeRecord(fields[i], sv)
+					if err != nil {
+						return nil, false, fmt.Errorf("redisstore: set consent: %w", corrupt("current consent value does not decode"))
+					}
+					current[fields[i]] = r
+				}
+			}
+		}
+		seq := n.Val()
+		entries = make([]consent.LedgerEntry, len(base))
+		copy(entries, base)
+		a := append([]any(nil), args...)
+		a[5] = seq
+		for i := range recs {
+			e := &entries[i]
+			c, ok := current[fields[i]]
+			e.Applied = !ok || consent.Supersedes(&e.Record, &c)
+			if e.Applied {
+				current[fields[i]] = e.Record
+			}
+			e.Seq = seq
+			text, err := sealEntry(key, id, &prev, e, false)
+			if err != nil {
+				return nil, false, err
+			}
+			j := 6 + 5*i
+			a[j+2], a[j+3] = text, text
+			a[j+4] = "0"
+			if e.Applied {
+				a[j+4] = "1"
+			}
+			seq++
+		}
+		if len(recs) == 0 {
+			e := &entries[0]
+			e.Seq = seq
+			text, err := sealEntry(key, id, &prev, e, true)
+			if err != nil {
+				return nil, false, err
+			}
+			a[2] = text
+		}
+		res, err := s.runConsentScript(ctx, keys, a)
+		if err != nil {
+			return nil, false, storageErr("set consent", err)
+		}
+		switch {
+		case opKey != "" && len(res) == 0:
+			return nil, true, nil
+		case len(res) == 1 && res[0] == -1:
+			continue // another write came in between: read and seal again
+		}
+		if err := checkSealed(res, entries); err != nil {
+			return nil, false, err
+		}
+		return entries, false, nil
+	}
+	return nil, false, fmt.Errorf("redisstore: set consent: the ledger kept changing during %d attempts: %w", sealAttempts, arbiter.ErrUnavailable)
+}
+
+// sealEntry returns e's stored form (without the "3|<seq>|" the script
+// prepends) sealed after *prev, and moves *prev to its MAC.
+func sealEntry(key []byte, id string, prev *string, e *consent.LedgerEntry, markerOnly bool) (string, error) {
+	e.Digest = ""
+	ifApplied, ifNot, err := encodeLedger(*e, markerOnly)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)
+	}
+	text := ifNot
+	if e.Applied {
+		text = ifApplied
+	}
+	prefix := "3|" + strconv.FormatInt(e.Seq, 10) + "|"
+	e.Digest = chainMAC(key, id, *prev, prefix+text)
+	*prev = e.Digest
+	ifApplied, ifNot, err = encodeLedger(*e, markerOnly)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)
+	}
+	if e.Applied {
+		return ifApplied, nil
+	}
+	return ifNot, nil
+}
+
+// checkSealed checks the script's answer against what was sealed.
+func checkSealed(res []int64, entries []consent.LedgerEntry) error {
+	if len(res) != 2*len(entries) {
+		return fmt.Errorf("redisstore: set consent: script returned %d values for %d ledger entries", len(res), len(entries))
+	}
+	for i := range entries {
+		if res[2*i] != entries[i].Seq || (res[2*i+1] == 1) != entries[i].Applied {
+			return fmt.Errorf("redisstore: set consent: %w", corrupt("the ledger was written other than sealed"))
+		}
+	}
+	return nil
+}
+
+// ------------------------------------------------------------ verification
+
+// ChainHead is a ledger's length and its last entry's MAC.
+type ChainHead struct {
+	Length int64
+	Head   string
+}
+
+// Finding is a problem VerifyLedgers found in one recipient's trail.
+type Finding struct {
+	HCPID string
+	// Seq is the position of the first entry found wrong; -1: not about
+	// one entry.
+	Seq     int64
+	Problem string
+}
+
+// ChainHeads calls fn with every recipient's ledger length and last MAC,
+// walking the keyspace (every master of a Cluster).
+func (s *Store) ChainHeads(ctx context.Context, fn func(hcpID string, h ChainHead) error) error {
+	return s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
+		pipe := c.Pipeline()
+		n := pipe.LLen(ctx, s.key(id, suffixConsentLog))
+		last := pipe.LIndex(ctx, s.key(id, suffixConsentLog), -1)
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return storageErr("chain heads", err)
+		}
+		h := ChainHead{Length: n.Val()}
+		if _, d, ok := canonEntry(last.Val()); ok {
+			h.Head = d
+		}
+		return fn(id, h)
+	})
+}
+
+// scanLedgers calls fn with the id of every recipient that has a consent
+// ledger, on the client of the node that holds it.
+func (s *Store) scanLedgers(ctx context.Context, fn func(ctx context.Context, c redis.Cmdable, id string) error) error {
+	match := s.prefix + ":{*}" + suffixConsentLog
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, match, 500).Iterator()
+		for it.Next(ctx) {
+			if id, ok := recipientOfKey(it.Val(), s.prefix, suffixConsentLog); ok {
+				if err := fn(ctx, c, id); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return storageErr("scan ledgers", err)
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, s.rdb)
+}
+
+// VerifyLedgers checks every recipient's consent ledger with key: the
+// chain of MACs, each entry's place, that the current consent follows from
+// the ledger, and, for the recipients a checkpoint saw (nil: none), that
+// the ledger still holds what it held then. fn gets each recipient's first
+// finding, or nil after a ledger without one (for progress); entries, when
+// not nil, counts the entries checked, and recipients the ledgers.
+func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]ChainHead, recipients, entries *atomic.Int64,
+	fn func(*Finding) error) error {
+	seen := map[string]bool{}
+	err := s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
+		pipe := c.Pipeline()
+		log := pipe.LRange(ctx, s.key(id, suffixConsentLog), 0, -1)
+		cur := pipe.HGetAll(ctx, s.key(id, suffixConsent))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return storageErr("verify", err)
+		}
+		if checkpoint != nil {
+			seen[id] = true
+		}
+		if recipients != nil {
+			recipients.Add(1)
+		}
+		if entries != nil {
+			entries.Add(int64(len(log.Val())))
+		}
+		cp, inCheckpoint := checkpoint[id]
+		if f, bad := verifyLedger(key, id, log.Val(), cur.Val(), cp, inCheckpoint); bad {
+			return fn(&f)
+		}
+		return fn(nil)
+	})
+	if err != nil {
+		return err
+	}
+	for id, cp := range checkpoint {
+		if !seen[id] && cp.Length > 0 {
+			if err := fn(&Finding{HCPID: id, Seq: -1, Problem: fmt.Sprintf("the ledger is gone: the checkpoint saw %d entries", cp.Length)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// verifyLedger checks one recipient's ledger (log, oldest first) and
+// current consent (cur, the hash), and returns its first finding.
+func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp ChainHead, inCheckpoint bool) (Finding, bool) {
+	bad := func(seq int64, format string, args ...any) (Finding, bool) {
+		return Finding{HCPID: id, Seq: seq, Problem: fmt.Sprintf(format, args...)}, true
+	}
+	prev := ""
+	want := map[string]string{} // the current consent the ledger makes
+	for i, raw := range log {
+		e, err := decodeLedger(raw)
+		if err != nil {
+			return bad(int64(i), "entry %d does not decode: it was edited", i)
+		}
+		if e.Seq != int64(i) {
+			return bad(int64(i), "entry %d holds sequence number %d: an entry was removed, added or moved", i, e.Seq)
+		}
+		canon, digest, _ := canonEntry(raw)
+		if digest == "" {
+			return bad(int64(i), "entry %d is not sealed: written without the audit key (or by an earlier version), or added", i)
+		}
+		if !hmac.Equal([]byte(digest), []byte(chainMAC(key, id, prev, canon))) {
+			return bad(int64(i), "entry %d does not verify: it was edited, added, moved, or the chain was sealed with another key", i)
+		}
+		prev = digest
+		if e.Applied && e.Record.Channel.Valid() {
+			want[consentField(&e.Record)] = consentValue(&e.Record)
+		}
+	}
+	if inCheckpoint {
+		switch n := int64(len(log)); {
+		case n < cp.Length:
+			return bad(n, "the ledger has %d entries, the checkpoint saw %d: entries from %d on were removed", n, cp.Length, n)
+		case cp.Length > 0 && !strings.HasPrefix(log[cp.Length-1], "3|"+strconv.FormatInt(cp.Length-1, 10)+"|"):
+			return bad(cp.Length-1, "entry %d is not where the checkpoint saw it", cp.Length-1)
+		case cp.Length > 0:
+			if _, d, _ := canonEntry(log[cp.Length-1]); d != cp.Head {
+				return bad(cp.Length-1, "entry %d differs from the one the checkpoint saw", cp.Length-1)
+			}
+		}
+	}
+	for f, v := range cur {
+		if f == completeField || f == versionField {
+			continue
+		}
+		if want[f] != v {
+			return bad(-1, "the current %s consent does not follow from the ledger: it was changed outside it", scopeChannel(f))
+		}
+	}
+	for f := range want {
+		if _, ok := cur[f]; !ok {
+			return bad(-1, "a current %s consent record the ledger made is missing", scopeChannel(f))
+		}
+	}
+	return Finding{}, false
+}
+
+// scopeChannel is the channel and purpose of a scope field, for a finding
+// (not its topic or address).
+func scopeChannel(field string) string {
+	ch, rest, _ := strings.Cut(field, "|")
+	pu, _, _ := strings.Cut(rest, "|")
+	return ch + " " + pu
+}
