@@ -142,4 +142,3 @@ func (s *Server) VerifyTrail(stream grpc.BidiStreamingServer[nbapb.VerifyTrailRe
 	}
 	return send(true)
 }
-
