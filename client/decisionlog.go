@@ -118,3 +118,11 @@ func (c *Client) VerifyTrail(ctx context.Context, checkpoint []*nbapb.Checkpoint
 		}
 	}
 }
+
+// EraseRecipient erases a recipient, keeping the minimal, pseudonymous
+// proof of their withdrawals (see the API's EraseRecipient).
+func (c *Client) EraseRecipient(ctx context.Context, hcpID string) (*nbapb.EraseRecipientResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.profiles.EraseRecipient(ctx, &nbapb.EraseRecipientRequest{HcpId: hcpID})
+}

@@ -124,9 +124,14 @@ type LedgerEntry struct {
 	// authentication. Record.CapturedBy is what the caller says, and is
 	// never taken for it.
 	Principal string
-	// Digest is reserved for a chain over the ledger (each entry's digest
-	// covering the previous one's); empty until that is built.
+	// Digest is the entry's MAC, chained over the recipient's ledger
+	// (redisstore/chain.go); empty for an entry written unsealed.
 	Digest string
+	// Erased: the recipient was erased; the entry keeps only what proves
+	// what consent was given or withdrawn and when (Record has its
+	// channel, purpose, status and times; its topic, address, source and
+	// captured-by are gone).
+	Erased bool
 }
 
 // Limits on a record's free-text fields. They keep one recipient's hash

@@ -22,10 +22,16 @@ import (
 // secret, which is held outside Redis), every ledger entry is sealed: its
 // digest field holds
 //
-//	MAC_i = HMAC-SHA256(key, "consent" 0 recipient 0 MAC_{i-1} 0 entry_i)[:16]
+//	MAC_i = HMAC-SHA256(key, "consent" 0 recipient 0 MAC_{i-1} 0 D_i)[:16]
+//	D_i   = SHA-256(SHA-256(proof fields of entry_i) || SHA-256(personal fields of entry_i))
 //
-// (base64url), entry_i being the stored entry, "3|<seq>|...", with its
-// digest field empty, and MAC_{-1} empty. The MAC covers the recipient,
+// (base64url), entry_i being the stored entry, "3|<seq>|...", and MAC_{-1}
+// empty. The proof fields say what consent was given or withdrawn and
+// when (position, times, flags, channel, purpose, status, expiry); the
+// personal ones the rest (topic, address reference, source, who captured
+// it, principal, notice version). The chain covers digests, not payloads:
+// erasure (erase.go) replaces an entry's personal fields with their
+// digest, and the chain still verifies. The MAC covers the recipient,
 // the entry's position and content, and the chain before it: an entry
 // edited, removed, moved or added, or a chain rebuilt with another key,
 // no longer verifies (VerifyLedger), and someone who can write Redis
@@ -64,8 +70,95 @@ func chainMAC(key []byte, id, prev, canon string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(prev))
 	m.Write([]byte{0})
-	m.Write([]byte(canon))
+	d := entryDigest(canon)
+	m.Write(d[:])
 	return macEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// The fields of a stored entry ("3", seq, recorded, flags, channel,
+// purpose, topic, address, status, captured, expires, source, captured
+// by, principal, digest[, notice]) that prove what consent was given or
+// withdrawn and when, and those that erasure removes.
+var (
+	proofFields    = [...]int{0, 1, 2, 3, 4, 5, 8, 9, 10}
+	personalFields = [...]int{6, 7, 11, 12, 13}
+)
+
+// erasedSource marks an erased entry, whose notice field holds
+// erasedPrefix and the digest of its personal fields.
+const (
+	erasedSource = "erased"
+	erasedPrefix = "erased:"
+)
+
+// entryDigest is D_i of a stored entry (with or without its digest field).
+func entryDigest(canon string) [32]byte {
+	f := strings.Split(canon, "|")
+	var proof, personal strings.Builder
+	for _, i := range proofFields {
+		if i < len(f) {
+			proof.WriteString(f[i])
+		}
+		proof.WriteByte('|')
+	}
+	var rest [32]byte
+	if d, ok := erasedDigest(f); ok {
+		rest = d
+	} else {
+		for _, i := range personalFields {
+			if i < len(f) {
+				personal.WriteString(f[i])
+			}
+			personal.WriteByte('|')
+		}
+		if len(f) > ledgerFields {
+			personal.WriteString(f[ledgerFields]) // the notice version
+		}
+		rest = sha256.Sum256([]byte(personal.String()))
+	}
+	p := sha256.Sum256([]byte(proof.String()))
+	return sha256.Sum256(append(p[:], rest[:]...))
+}
+
+// erasedDigest is the personal fields' digest an erased entry keeps.
+func erasedDigest(f []string) ([32]byte, bool) {
+	var d [32]byte
+	if len(f) <= ledgerFields || f[11] != erasedSource || !strings.HasPrefix(f[ledgerFields], erasedPrefix) {
+		return d, false
+	}
+	b, err := macEncoding.DecodeString(strings.TrimPrefix(f[ledgerFields], erasedPrefix))
+	if err != nil || len(b) != len(d) {
+		return d, false
+	}
+	copy(d[:], b)
+	return d, true
+}
+
+// eraseEntry returns a stored entry with its personal fields replaced by
+// their digest: the proof and the chain stay.
+func eraseEntry(stored string) (string, bool) {
+	f := strings.Split(stored, "|")
+	if len(f) < ledgerFields {
+		return "", false
+	}
+	if _, ok := erasedDigest(f); ok {
+		return stored, true // already erased
+	}
+	var personal strings.Builder
+	for _, i := range personalFields {
+		personal.WriteString(f[i])
+		personal.WriteByte('|')
+	}
+	if len(f) > ledgerFields {
+		personal.WriteString(f[ledgerFields])
+	}
+	d := sha256.Sum256([]byte(personal.String()))
+	for _, i := range personalFields {
+		f[i] = ""
+	}
+	f[11] = erasedSource
+	f = append(f[:ledgerFields], erasedPrefix+macEncoding.EncodeToString(d[:]))
+	return strings.Join(f, "|"), true
 }
 
 // ledgerDigestField is the index of the digest among a stored entry's
@@ -343,7 +436,17 @@ func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp
 			return bad(int64(i), "entry %d does not verify: it was edited, added, moved, or the chain was sealed with another key", i)
 		}
 		prev = digest
-		if e.Applied && e.Record.Channel.Valid() {
+		switch {
+		case !e.Applied || !e.Record.Channel.Valid():
+		case e.Erased:
+			// Erasure kept the withdrawals, at channel level (erase.go).
+			if st := e.Record.Status.String(); st == "opt_out" || st == "barred" {
+				v := consentValue(&e.Record)
+				if old, ok := want[consentField(&e.Record)]; !ok || laterValue(v, old) {
+					want[consentField(&e.Record)] = v
+				}
+			}
+		default:
 			want[consentField(&e.Record)] = consentValue(&e.Record)
 		}
 	}
@@ -360,7 +463,7 @@ func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp
 		}
 	}
 	for f, v := range cur {
-		if f == completeField || f == versionField {
+		if f == completeField || f == versionField || f == erasedField {
 			continue
 		}
 		if want[f] != v {

@@ -107,6 +107,9 @@ func decodeState(fields map[string]string) (consent.State, error) {
 	if _, ok := fields[versionField]; ok {
 		n--
 	}
+	if _, ok := fields[erasedField]; ok {
+		n--
+	}
 	if n > 0 {
 		s.Records = make([]consent.Record, 0, n)
 	}
@@ -118,6 +121,9 @@ func decodeState(fields map[string]string) (consent.State, error) {
 			}
 			s.Complete, s.CompleteAt = true, msTime(ms)
 			continue
+		}
+		if name == erasedField {
+			continue // erased (erase.go): the withdrawals kept are the records
 		}
 		if name == versionField {
 			v, err := strconv.ParseInt(value, 10, 64)
@@ -300,6 +306,9 @@ func decodeLedger(data string) (consent.LedgerEntry, error) {
 		return consent.LedgerEntry{}, err
 	}
 	r.NoticeVersion = notice
+	if r.Source == erasedSource && strings.HasPrefix(notice, erasedPrefix) {
+		e.Erased, r.NoticeVersion = true, ""
+	}
 	e.Record = r
 	return e, nil
 }

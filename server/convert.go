@@ -251,7 +251,7 @@ func toConsentRecord(r *consent.Record) *nbapb.ConsentRecord {
 func toLedgerEntry(e *consent.LedgerEntry) *nbapb.LedgerEntry {
 	out := &nbapb.LedgerEntry{
 		Seq: e.Seq, RecordedAt: ts(e.RecordedAt), Applied: e.Applied, MarkedComplete: e.MarkedComplete,
-		Principal: e.Principal,
+		Principal: e.Principal, Erased: e.Erased,
 	}
 	if e.Record.Channel.Valid() { // an entry that only wrote the completeness marker has no record
 		out.Record = toConsentRecord(&e.Record)

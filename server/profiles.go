@@ -17,6 +17,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -217,4 +218,29 @@ func shift(offset int64) func(string) string {
 		}
 		return "items[" + strconv.FormatInt(i+offset, 10) + "]"
 	}
+}
+
+// Eraser erases recipients (redisstore.Store).
+type Eraser interface {
+	Erase(ctx context.Context, id string) (redisstore.ErasureResult, error)
+}
+
+// EraseRecipient erases a recipient, keeping the proof of their
+// withdrawals (redisstore/erase.go).
+func (s *Server) EraseRecipient(ctx context.Context, req *nbapb.EraseRecipientRequest) (*nbapb.EraseRecipientResponse, error) {
+	if err := checkStrings(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	er, ok := s.profiles.(Eraser)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server's store cannot erase")
+	}
+	res, err := er.Erase(ctx, req.GetHcpId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	s.log.InfoContext(ctx, "recipient erased", "keys_deleted", res.KeysDeleted, "receipts_deleted", res.ReceiptsDeleted,
+		"ledger_entries_kept", res.LedgerEntries, "withdrawals_kept", res.WithdrawalsKept)
+	return &nbapb.EraseRecipientResponse{KeysDeleted: int32(res.KeysDeleted), ReceiptsDeleted: res.ReceiptsDeleted,
+		LedgerEntriesKept: int32(res.LedgerEntries), WithdrawalsKept: int32(res.WithdrawalsKept), JourneysLeft: int32(res.JourneysLeft)}, nil
 }

@@ -481,3 +481,48 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 		t.Errorf("a changed checkpoint: %v, want INVALID_ARGUMENT", err)
 	}
 }
+
+// Erasure through the API: the recipient's receipts go (GetDecision is
+// NOT_FOUND, a new export holds nothing of theirs), they are no longer
+// decided for, and the audit trail still verifies.
+func TestEraseRecipientEndToEnd(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 5, "-receipts", "sync", "-audit-key", auditKeyFile(t))
+	c := ts.client
+	ctx := context.Background()
+	const id = "ERASE-E2E-1"
+	addRecipient(t, c, id, "Europe/Rome", arbiter.HCP, optIn(arbiter.Email, arbiter.Promotional))
+	d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now().Add(-time.Hour)
+	r, err := c.EraseRecipient(ctx, id)
+	if err != nil || r.GetReceiptsDeleted() != 1 || r.GetLedgerEntriesKept() == 0 {
+		t.Fatalf("erase: %v, %v", r, err)
+	}
+	if _, err := c.GetDecision(ctx, d.ID); status.Code(err) != codes.NotFound {
+		t.Errorf("the erased recipient's decision: %v, want NOT_FOUND", err)
+	}
+	if _, err := c.Decide(ctx, id, client.DecideOptions{}); status.Code(err) != codes.NotFound {
+		t.Errorf("deciding for the erased recipient: %v, want NOT_FOUND", err)
+	}
+	err = c.ExportDecisions(ctx, from, time.Now().Add(time.Minute), func(r *nbapb.ExportDecisionsResponse) error {
+		for _, rc := range r.GetReceipts() {
+			if rc.GetHcpId() == id {
+				t.Errorf("a new export holds the erased recipient's receipt %s", rc.GetDecisionId())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var findings []*nbapb.TrailFinding
+	if err := c.VerifyTrail(ctx, nil, func(r *nbapb.VerifyTrailResponse) error { findings = append(findings, r.GetFindings()...); return nil }); err != nil || len(findings) != 0 {
+		t.Errorf("verify after the erasure: %v, %v", findings, err)
+	}
+	if _, err := c.EraseRecipient(ctx, ""); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("erase without an id: %v, want INVALID_ARGUMENT", err)
+	}
+}

@@ -81,6 +81,7 @@ var commands = []command{
 		{name: "get", summary: "print an HCP's profile and counters as JSON", run: profileGetCmd},
 		{name: "upsert", summary: "create or replace a profile from a JSON file", run: profileUpsertCmd},
 	}},
+	{name: "erase", summary: "erase a recipient (GDPR Art. 17), keeping the minimal proof of their withdrawals", run: eraseCmd},
 	{name: "import", summary: "stream a JSON Lines feed of HCPs to the server", run: importCmd},
 	{name: "demo-data", summary: "write the demo population as a JSON Lines feed", run: demoDataCmd},
 }

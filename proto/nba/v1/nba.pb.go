@@ -3799,6 +3799,129 @@ func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
+type EraseRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	HcpId         string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseRecipientRequest) Reset() {
+	*x = EraseRecipientRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseRecipientRequest) ProtoMessage() {}
+
+func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseRecipientRequest.ProtoReflect.Descriptor instead.
+func (*EraseRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *EraseRecipientRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+type EraseRecipientResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	KeysDeleted     int32                  `protobuf:"varint,1,opt,name=keys_deleted,json=keysDeleted,proto3" json:"keys_deleted,omitempty"`
+	ReceiptsDeleted int64                  `protobuf:"varint,2,opt,name=receipts_deleted,json=receiptsDeleted,proto3" json:"receipts_deleted,omitempty"`
+	// Consent ledger entries kept, minimised.
+	LedgerEntriesKept int32 `protobuf:"varint,3,opt,name=ledger_entries_kept,json=ledgerEntriesKept,proto3" json:"ledger_entries_kept,omitempty"`
+	// Withdrawals (opt-outs, bars) kept in force.
+	WithdrawalsKept int32 `protobuf:"varint,4,opt,name=withdrawals_kept,json=withdrawalsKept,proto3" json:"withdrawals_kept,omitempty"`
+	JourneysLeft    int32 `protobuf:"varint,5,opt,name=journeys_left,json=journeysLeft,proto3" json:"journeys_left,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *EraseRecipientResponse) Reset() {
+	*x = EraseRecipientResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseRecipientResponse) ProtoMessage() {}
+
+func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseRecipientResponse.ProtoReflect.Descriptor instead.
+func (*EraseRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *EraseRecipientResponse) GetKeysDeleted() int32 {
+	if x != nil {
+		return x.KeysDeleted
+	}
+	return 0
+}
+
+func (x *EraseRecipientResponse) GetReceiptsDeleted() int64 {
+	if x != nil {
+		return x.ReceiptsDeleted
+	}
+	return 0
+}
+
+func (x *EraseRecipientResponse) GetLedgerEntriesKept() int32 {
+	if x != nil {
+		return x.LedgerEntriesKept
+	}
+	return 0
+}
+
+func (x *EraseRecipientResponse) GetWithdrawalsKept() int32 {
+	if x != nil {
+		return x.WithdrawalsKept
+	}
+	return 0
+}
+
+func (x *EraseRecipientResponse) GetJourneysLeft() int32 {
+	if x != nil {
+		return x.JourneysLeft
+	}
+	return 0
+}
+
 type GetProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -3809,7 +3932,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3821,7 +3944,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3834,7 +3957,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -3857,7 +3980,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3869,7 +3992,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3882,7 +4005,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -3924,7 +4047,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4059,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4072,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -3989,7 +4112,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4124,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4137,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -4054,7 +4177,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4189,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4202,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -4166,7 +4289,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4301,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4314,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -4234,7 +4357,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4369,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4382,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -4315,7 +4438,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4450,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4463,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -4388,7 +4511,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4400,7 +4523,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4413,7 +4536,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -4433,7 +4556,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4445,7 +4568,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4458,7 +4581,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -4477,7 +4600,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4612,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4625,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -4522,7 +4645,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4534,7 +4657,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4547,7 +4670,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -4568,7 +4691,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +4703,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +4716,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -4630,7 +4753,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4642,7 +4765,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4655,7 +4778,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -4691,14 +4814,17 @@ type LedgerEntry struct {
 	// Who the server knows made the change: the authenticated caller's
 	// subject (empty when the server runs without authentication). The
 	// record's captured_by is what the caller said.
-	Principal     string `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
+	Principal string `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The recipient was erased: the record keeps only what proves what
+	// consent was given or withdrawn and when.
+	Erased        bool `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4710,7 +4836,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4723,7 +4849,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -4768,6 +4894,13 @@ func (x *LedgerEntry) GetPrincipal() string {
 	return ""
 }
 
+func (x *LedgerEntry) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
+}
+
 type GetConsentHistoryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*LedgerEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -4778,7 +4911,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +4923,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +4936,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -4831,7 +4964,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4843,7 +4976,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4856,7 +4989,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -4881,7 +5014,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +5026,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +5039,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -4938,7 +5071,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4950,7 +5083,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4963,7 +5096,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -4976,7 +5109,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4988,7 +5121,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5001,7 +5134,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -5056,7 +5189,7 @@ type DecisionReceipt struct {
 
 func (x *DecisionReceipt) Reset() {
 	*x = DecisionReceipt{}
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5068,7 +5201,7 @@ func (x *DecisionReceipt) String() string {
 func (*DecisionReceipt) ProtoMessage() {}
 
 func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5081,7 +5214,7 @@ func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
 func (*DecisionReceipt) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DecisionReceipt) GetDecisionId() string {
@@ -5226,7 +5359,7 @@ type RecipientInputs struct {
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5238,7 +5371,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5251,7 +5384,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -5369,7 +5502,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5381,7 +5514,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5394,7 +5527,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -5474,7 +5607,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5486,7 +5619,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5499,7 +5632,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -5556,7 +5689,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5568,7 +5701,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5581,7 +5714,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -5622,7 +5755,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5634,7 +5767,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5647,7 +5780,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -5668,7 +5801,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5680,7 +5813,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5693,7 +5826,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -5735,7 +5868,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5747,7 +5880,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5760,7 +5893,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -5841,7 +5974,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5853,7 +5986,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5866,7 +5999,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -5908,7 +6041,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5920,7 +6053,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5933,7 +6066,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -5960,7 +6093,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5972,7 +6105,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5985,7 +6118,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -6013,7 +6146,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6025,7 +6158,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6038,7 +6171,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -6087,7 +6220,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6099,7 +6232,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6112,7 +6245,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -6141,7 +6274,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6153,7 +6286,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6166,7 +6299,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6203,7 +6336,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6215,7 +6348,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6228,7 +6361,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -6260,7 +6393,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6272,7 +6405,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6285,7 +6418,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 type CheckpointResponse struct {
@@ -6303,7 +6436,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6315,7 +6448,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6328,7 +6461,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -6372,7 +6505,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6384,7 +6517,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6397,7 +6530,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -6433,7 +6566,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6445,7 +6578,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6458,7 +6591,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -6496,7 +6629,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6508,7 +6641,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6521,7 +6654,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -6817,7 +6950,15 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"A\n" +
 	"\x14UpsertProfileRequest\x12)\n" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\"\x17\n" +
-	"\x15UpsertProfileResponse\"*\n" +
+	"\x15UpsertProfileResponse\".\n" +
+	"\x15EraseRecipientRequest\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\"\xe6\x01\n" +
+	"\x16EraseRecipientResponse\x12!\n" +
+	"\fkeys_deleted\x18\x01 \x01(\x05R\vkeysDeleted\x12)\n" +
+	"\x10receipts_deleted\x18\x02 \x01(\x03R\x0freceiptsDeleted\x12.\n" +
+	"\x13ledger_entries_kept\x18\x03 \x01(\x05R\x11ledgerEntriesKept\x12)\n" +
+	"\x10withdrawals_kept\x18\x04 \x01(\x05R\x0fwithdrawalsKept\x12#\n" +
+	"\rjourneys_left\x18\x05 \x01(\x05R\fjourneysLeft\"*\n" +
 	"\x11GetProfileRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\"\x87\x01\n" +
 	"\x12GetProfileResponse\x12)\n" +
@@ -6884,7 +7025,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18GetConsentHistoryRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x05R\x06offset\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xec\x01\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\x84\x02\n" +
 	"\vLedgerEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12-\n" +
 	"\x06record\x18\x02 \x01(\v2\x15.nba.v1.ConsentRecordR\x06record\x12;\n" +
@@ -6892,7 +7033,8 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"recordedAt\x12\x18\n" +
 	"\aapplied\x18\x04 \x01(\bR\aapplied\x12'\n" +
 	"\x0fmarked_complete\x18\x05 \x01(\bR\x0emarkedComplete\x12\x1c\n" +
-	"\tprincipal\x18\x06 \x01(\tR\tprincipal\"`\n" +
+	"\tprincipal\x18\x06 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06erased\x18\a \x01(\bR\x06erased\"`\n" +
 	"\x19GetConsentHistoryResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.nba.v1.LedgerEntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\"\x99\x01\n" +
@@ -7153,9 +7295,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vSendService\x12H\n" +
 	"\tCheckSend\x12\x18.nba.v1.CheckSendRequest\x1a\x19.nba.v1.CheckSendResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12c\n" +
 	"\x12ReleaseReservation\x12!.nba.v1.ReleaseReservationRequest\x1a\".nba.v1.ReleaseReservationResponse\"\x06\xea\xe0\x18\x02\x01\x02\x12Z\n" +
-	"\x0eCheckSendBatch\x12\x1d.nba.v1.CheckSendBatchRequest\x1a\x1e.nba.v1.CheckSendBatchResponse\"\x05\xea\xe0\x18\x01\x02(\x010\x012\x8c\x02\n" +
+	"\x0eCheckSendBatch\x12\x1d.nba.v1.CheckSendBatchRequest\x1a\x1e.nba.v1.CheckSendBatchResponse\"\x05\xea\xe0\x18\x01\x02(\x010\x012\xe4\x02\n" +
 	"\x0eProfileService\x12S\n" +
-	"\rUpsertProfile\x12\x1c.nba.v1.UpsertProfileRequest\x1a\x1d.nba.v1.UpsertProfileResponse\"\x05\xea\xe0\x18\x01\x03\x12K\n" +
+	"\rUpsertProfile\x12\x1c.nba.v1.UpsertProfileRequest\x1a\x1d.nba.v1.UpsertProfileResponse\"\x05\xea\xe0\x18\x01\x03\x12V\n" +
+	"\x0eEraseRecipient\x12\x1d.nba.v1.EraseRecipientRequest\x1a\x1e.nba.v1.EraseRecipientResponse\"\x05\xea\xe0\x18\x01\x06\x12K\n" +
 	"\n" +
 	"GetProfile\x12\x19.nba.v1.GetProfileRequest\x1a\x1a.nba.v1.GetProfileResponse\"\x06\xea\xe0\x18\x02\x03\x05\x12X\n" +
 	"\x0eImportProfiles\x12\x1d.nba.v1.ImportProfilesRequest\x1a\x1e.nba.v1.ImportProfilesResponse\"\x05\xea\xe0\x18\x01\x03(\x012\xb3\x03\n" +
@@ -7193,7 +7336,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -7247,59 +7390,61 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*Counters)(nil),                     // 49: nba.v1.Counters
 	(*UpsertProfileRequest)(nil),         // 50: nba.v1.UpsertProfileRequest
 	(*UpsertProfileResponse)(nil),        // 51: nba.v1.UpsertProfileResponse
-	(*GetProfileRequest)(nil),            // 52: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 53: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 54: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 55: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 56: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 57: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 58: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 59: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 60: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 61: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 62: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 63: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 64: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 65: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 66: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 67: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 68: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 69: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 70: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 71: nba.v1.GetActiveDefinitionsResponse
-	(*DecisionReceipt)(nil),              // 72: nba.v1.DecisionReceipt
-	(*RecipientInputs)(nil),              // 73: nba.v1.RecipientInputs
-	(*LoggedTouch)(nil),                  // 74: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 75: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 76: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 77: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 78: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 79: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 80: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 81: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 82: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 83: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 84: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 85: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 86: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 87: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 88: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 89: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 90: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 91: nba.v1.VerifyTrailResponse
-	nil,                                  // 92: nba.v1.Profile.AttributesEntry
-	nil,                                  // 93: nba.v1.Counters.TopicsEntry
-	nil,                                  // 94: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 95: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 96: google.protobuf.Timestamp
+	(*EraseRecipientRequest)(nil),        // 52: nba.v1.EraseRecipientRequest
+	(*EraseRecipientResponse)(nil),       // 53: nba.v1.EraseRecipientResponse
+	(*GetProfileRequest)(nil),            // 54: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 55: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 56: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 57: nba.v1.ImportProfilesResponse
+	(*ConsentRecord)(nil),                // 58: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 59: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 60: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 61: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 62: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 63: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 64: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 65: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 66: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 67: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 68: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 69: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 70: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 71: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 72: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 73: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 74: nba.v1.DecisionReceipt
+	(*RecipientInputs)(nil),              // 75: nba.v1.RecipientInputs
+	(*LoggedTouch)(nil),                  // 76: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 77: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 78: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 79: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 80: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 81: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 82: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 83: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 84: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 85: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 86: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 87: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 88: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 89: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 90: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 91: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 92: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 93: nba.v1.VerifyTrailResponse
+	nil,                                  // 94: nba.v1.Profile.AttributesEntry
+	nil,                                  // 95: nba.v1.Counters.TopicsEntry
+	nil,                                  // 96: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 97: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 98: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	96,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	98,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
 	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	96,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	96,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	98,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	98,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	96,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	98,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
@@ -7307,123 +7452,123 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	96,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	98,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
 	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
 	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
 	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
 	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	96,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	98,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	96,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	98,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	96,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	96,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	96,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	98,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	98,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	98,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
 	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	96,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	96,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	98,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	98,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
 	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	96,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	98,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
 	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	96,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	98,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
 	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
 	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	96,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	98,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
 	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
 	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	96,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	96,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	98,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
 	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	96,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	98,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
 	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
 	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
 	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
 	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
 	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
 	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	92,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	96,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	94,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	98,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	96,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	98,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
 	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	93,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	96,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	95,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	98,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
 	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
 	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
 	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
 	46,  // 63: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	56,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	58,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
 	0,   // 65: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
 	1,   // 66: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
 	9,   // 67: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	96,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	96,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	56,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	98,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	98,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	58,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
 	0,   // 71: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	96,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	98,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
 	0,   // 73: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	96,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	66,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	66,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	66,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	56,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	96,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	56,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	96,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	66,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	94,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	95,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	98,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	68,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	68,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	68,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	58,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	98,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	58,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	98,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	68,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	96,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	97,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
 	10,  // 85: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	96,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	96,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	98,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	98,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
 	14,  // 88: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
 	40,  // 89: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	73,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	75,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
 	22,  // 91: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
 	41,  // 92: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
 	46,  // 93: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
 	49,  // 94: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	96,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	56,  // 96: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	96,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	74,  // 98: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	75,  // 99: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	76,  // 100: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	96,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	96,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	98,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	58,  // 96: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	98,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	76,  // 98: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	77,  // 99: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	78,  // 100: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	98,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	98,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
 	0,   // 103: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
 	1,   // 104: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
 	8,   // 105: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	96,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	96,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	98,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
 	6,   // 108: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
 	0,   // 109: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
 	1,   // 110: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	96,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	72,  // 112: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	79,  // 113: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	56,  // 114: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	96,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	96,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	96,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	96,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	72,  // 119: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	98,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	74,  // 112: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	81,  // 113: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	58,  // 114: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	98,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	98,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	98,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	98,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	74,  // 119: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
 	22,  // 120: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
 	41,  // 121: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	96,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	96,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	72,  // 124: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	86,  // 125: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	96,  // 126: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	86,  // 127: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	96,  // 128: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	90,  // 129: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	98,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	98,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	74,  // 124: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	88,  // 125: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	98,  // 126: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	88,  // 127: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	98,  // 128: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	92,  // 129: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
 	14,  // 130: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
 	19,  // 131: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
 	11,  // 132: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
@@ -7438,52 +7583,54 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	42,  // 141: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
 	44,  // 142: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
 	50,  // 143: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	52,  // 144: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	54,  // 145: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	57,  // 146: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	58,  // 147: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	59,  // 148: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	63,  // 149: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	65,  // 150: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	68,  // 151: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	70,  // 152: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	77,  // 153: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	80,  // 154: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	82,  // 155: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	84,  // 156: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	87,  // 157: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	89,  // 158: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	22,  // 159: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	20,  // 160: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	12,  // 161: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	25,  // 162: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	27,  // 163: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	29,  // 164: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	31,  // 165: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	33,  // 166: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	36,  // 167: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	39,  // 168: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	41,  // 169: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	43,  // 170: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	45,  // 171: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	51,  // 172: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	53,  // 173: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	55,  // 174: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	62,  // 175: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	60,  // 176: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	61,  // 177: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	64,  // 178: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	67,  // 179: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	69,  // 180: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	71,  // 181: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	78,  // 182: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	81,  // 183: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	83,  // 184: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	85,  // 185: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	88,  // 186: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	91,  // 187: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	159, // [159:188] is the sub-list for method output_type
-	130, // [130:159] is the sub-list for method input_type
+	52,  // 144: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	54,  // 145: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	56,  // 146: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	59,  // 147: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	60,  // 148: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	61,  // 149: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	65,  // 150: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	67,  // 151: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	70,  // 152: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	72,  // 153: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	79,  // 154: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	82,  // 155: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	84,  // 156: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	86,  // 157: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	89,  // 158: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	91,  // 159: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	22,  // 160: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	20,  // 161: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	12,  // 162: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	25,  // 163: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	27,  // 164: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	29,  // 165: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	31,  // 166: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	33,  // 167: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	36,  // 168: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	39,  // 169: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	41,  // 170: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	43,  // 171: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	45,  // 172: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	51,  // 173: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	53,  // 174: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	55,  // 175: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	57,  // 176: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	64,  // 177: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	62,  // 178: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	63,  // 179: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	66,  // 180: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	69,  // 181: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	71,  // 182: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	73,  // 183: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	80,  // 184: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	83,  // 185: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	85,  // 186: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	87,  // 187: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	90,  // 188: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	93,  // 189: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	160, // [160:190] is the sub-list for method output_type
+	130, // [130:160] is the sub-list for method input_type
 	130, // [130:130] is the sub-list for extension type_name
 	130, // [130:130] is the sub-list for extension extendee
 	0,   // [0:130] is the sub-list for field type_name
@@ -7501,7 +7648,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   85,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   9,
 		},

@@ -917,6 +917,7 @@ var SendService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	ProfileService_UpsertProfile_FullMethodName  = "/nba.v1.ProfileService/UpsertProfile"
+	ProfileService_EraseRecipient_FullMethodName = "/nba.v1.ProfileService/EraseRecipient"
 	ProfileService_GetProfile_FullMethodName     = "/nba.v1.ProfileService/GetProfile"
 	ProfileService_ImportProfiles_FullMethodName = "/nba.v1.ProfileService/ImportProfiles"
 )
@@ -926,6 +927,14 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ProfileServiceClient interface {
 	UpsertProfile(ctx context.Context, in *UpsertProfileRequest, opts ...grpc.CallOption) (*UpsertProfileResponse, error)
+	// EraseRecipient erases a recipient (GDPR Article 17; the state privacy
+	// laws' right to delete): their profile, counters, events, touches,
+	// decision receipts and journey memberships are deleted; their consent
+	// ledger is kept, minimal and pseudonymous, as the proof that their
+	// withdrawals were honoured (each entry's topic, address reference,
+	// source and who captured it replaced by a digest, so the ledger's
+	// chain still verifies), and their withdrawals stay in force. Idempotent.
+	EraseRecipient(ctx context.Context, in *EraseRecipientRequest, opts ...grpc.CallOption) (*EraseRecipientResponse, error)
 	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
 	// ImportProfiles streams a CRM feed. Each item is validated as it
 	// arrives, and items are written in batches of 500; each HCP's profile
@@ -951,6 +960,16 @@ func (c *profileServiceClient) UpsertProfile(ctx context.Context, in *UpsertProf
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpsertProfileResponse)
 	err := c.cc.Invoke(ctx, ProfileService_UpsertProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *profileServiceClient) EraseRecipient(ctx context.Context, in *EraseRecipientRequest, opts ...grpc.CallOption) (*EraseRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseRecipientResponse)
+	err := c.cc.Invoke(ctx, ProfileService_EraseRecipient_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -985,6 +1004,14 @@ type ProfileService_ImportProfilesClient = grpc.ClientStreamingClient[ImportProf
 // for forward compatibility.
 type ProfileServiceServer interface {
 	UpsertProfile(context.Context, *UpsertProfileRequest) (*UpsertProfileResponse, error)
+	// EraseRecipient erases a recipient (GDPR Article 17; the state privacy
+	// laws' right to delete): their profile, counters, events, touches,
+	// decision receipts and journey memberships are deleted; their consent
+	// ledger is kept, minimal and pseudonymous, as the proof that their
+	// withdrawals were honoured (each entry's topic, address reference,
+	// source and who captured it replaced by a digest, so the ledger's
+	// chain still verifies), and their withdrawals stay in force. Idempotent.
+	EraseRecipient(context.Context, *EraseRecipientRequest) (*EraseRecipientResponse, error)
 	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
 	// ImportProfiles streams a CRM feed. Each item is validated as it
 	// arrives, and items are written in batches of 500; each HCP's profile
@@ -1008,6 +1035,9 @@ type UnimplementedProfileServiceServer struct{}
 
 func (UnimplementedProfileServiceServer) UpsertProfile(context.Context, *UpsertProfileRequest) (*UpsertProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertProfile not implemented")
+}
+func (UnimplementedProfileServiceServer) EraseRecipient(context.Context, *EraseRecipientRequest) (*EraseRecipientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseRecipient not implemented")
 }
 func (UnimplementedProfileServiceServer) GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetProfile not implemented")
@@ -1054,6 +1084,24 @@ func _ProfileService_UpsertProfile_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProfileService_EraseRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProfileServiceServer).EraseRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProfileService_EraseRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProfileServiceServer).EraseRecipient(ctx, req.(*EraseRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ProfileService_GetProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetProfileRequest)
 	if err := dec(in); err != nil {
@@ -1089,6 +1137,10 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpsertProfile",
 			Handler:    _ProfileService_UpsertProfile_Handler,
+		},
+		{
+			MethodName: "EraseRecipient",
+			Handler:    _ProfileService_EraseRecipient_Handler,
 		},
 		{
 			MethodName: "GetProfile",

@@ -1,0 +1,172 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+)
+
+// Erasure (GDPR Article 17, and the state privacy laws' right to delete).
+//
+// Erase removes what Arbiter holds about a recipient, but the proof that
+// their withdrawals were honoured:
+//
+//   - deleted: the profile (attributes, addresses, territories), its
+//     counters and journey moves, the event ids and history, the touch
+//     ledger, the decision receipts, the consent writes' idempotency keys,
+//     and the recipient's place in every journey's members index;
+//   - kept, minimal and pseudonymous: the consent ledger, each entry
+//     reduced to what proves what consent was given or withdrawn and when
+//     (position, times, channel, purpose, status, expiry), its topic,
+//     address reference, source, who captured it, principal and notice
+//     version replaced by their digest, so that the chain of MACs still
+//     verifies (chain.go); and, as current consent, the withdrawals only
+//     (opt-outs and bars, at channel level, which is never less
+//     restrictive), without the completeness marker: nothing is allowed
+//     until new consent is loaded in full, and a recipient loaded again
+//     (the same CRM id) is still opted out where they withdrew.
+//
+// The recipient id stays as the ledger's key: it is the CRM's pseudonymous
+// id, and a withdrawal must be found again under it. Exports made after
+// the erasure hold nothing of the recipient (the receipts are gone);
+// exports made before are the exporter's to delete.
+
+// ErasureResult says what Erase removed and kept.
+type ErasureResult struct {
+	KeysDeleted     int
+	ReceiptsDeleted int64
+	LedgerEntries   int
+	WithdrawalsKept int
+	JourneysLeft    int
+}
+
+// erasedField marks a recipient's current consent as erased (the time).
+const erasedField = "_erased"
+
+// Erase erases recipient id (see above). It is idempotent.
+func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
+	var res ErasureResult
+	if err := validID(id); err != nil {
+		return res, err
+	}
+	now := s.now()
+	ledger := s.key(id, suffixConsentLog)
+	cur := s.key(id, suffixConsent)
+	deleted := []string{s.key(id, suffixProfile), s.key(id, suffixEvents), s.key(id, suffixHistory), s.key(id, suffixTouches),
+		s.key(id, suffixConsentOps), s.key(id, suffixLegacyLedger)}
+	receipts := s.key(id, suffixReceipts)
+	// The ledger is rewritten in place, entry by entry, under WATCH: a
+	// consent write in between makes the transaction fail, and it is done
+	// again. An erased entry keeps its MAC, so a sealed write that read
+	// the ledger before still chains on.
+	for range sealAttempts {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			log, err := tx.LRange(ctx, ledger, 0, -1).Result()
+			if err != nil {
+				return err
+			}
+			nReceipts, err := tx.ZCard(ctx, receipts).Result()
+			if err != nil {
+				return err
+			}
+			res.ReceiptsDeleted, res.LedgerEntries = nReceipts, len(log)
+			withdrawn := map[string]string{} // channel-level scope -> value
+			erased := make([]string, len(log))
+			for i, raw := range log {
+				e, err := decodeLedger(raw)
+				if err != nil {
+					return fmt.Errorf("redisstore: erase: entry %d: %w", i, err)
+				}
+				if erased[i], _ = eraseEntry(raw); erased[i] == "" {
+					return fmt.Errorf("redisstore: erase: entry %d: %w", i, corrupt("ledger entry does not decode"))
+				}
+				if !e.Applied || !e.Record.Channel.Valid() {
+					continue
+				}
+				r := e.Record
+				switch r.Status.String() {
+				case "opt_out", "barred":
+					r.Topic, r.Address, r.Source, r.CapturedBy, r.NoticeVersion = "", "", erasedSource, "", ""
+					field := consentField(&r)
+					if old, ok := withdrawn[field]; !ok || laterValue(consentValue(&r), old) {
+						withdrawn[field] = consentValue(&r)
+					}
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, append(deleted, receipts, cur)...)
+				for i, e := range erased {
+					if e != log[i] {
+						p.LSet(ctx, ledger, int64(i), e)
+					}
+				}
+				args := []any{erasedField, now.UnixMilli(), versionField, len(log)}
+				for f, v := range withdrawn {
+					args = append(args, f, v)
+				}
+				p.HSet(ctx, cur, args...)
+				return nil
+			})
+			res.WithdrawalsKept = len(withdrawn)
+			return err
+		}, ledger, cur, receipts)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // a write came in between: read again
+		}
+		if err != nil {
+			var inv *arbiter.InvalidError
+			if errors.As(err, &inv) || errors.Is(err, arbiter.ErrCorrupt) {
+				return res, err
+			}
+			return res, storageErr("erase", err)
+		}
+		res.KeysDeleted = len(deleted) + 1
+		n, err := s.leaveJourneys(ctx, id)
+		res.JourneysLeft = n
+		return res, err
+	}
+	return res, fmt.Errorf("redisstore: erase: the recipient's consent kept changing: %w", arbiter.ErrUnavailable)
+}
+
+// laterValue reports whether consent value a was captured after b (both
+// "<captured ms>|...").
+func laterValue(a, b string) bool {
+	am, _, _ := strings.Cut(a, "|")
+	bm, _, _ := strings.Cut(b, "|")
+	x, _ := strconv.ParseInt(am, 10, 64)
+	y, _ := strconv.ParseInt(bm, 10, 64)
+	return x > y
+}
+
+// leaveJourneys removes id from every journey's members index.
+func (s *Store) leaveJourneys(ctx context.Context, id string) (int, error) {
+	match := s.prefix + ":journey:*:members"
+	n := 0
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, match, 100).Iterator()
+		for it.Next(ctx) {
+			k, err := c.ZRem(ctx, it.Val(), id).Result()
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return it.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return n, storageErr("erase: journeys", err)
+	}
+	return n, nil
+}
