@@ -17,8 +17,8 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
-	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/redisstore"
 )
 
 // UpsertProfile creates or replaces an HCP's descriptive profile; counters
