@@ -77,6 +77,8 @@ type Result struct {
 	Inputs *recipient.State
 	Now    time.Time
 	Paused map[string]bool
+	// Catalog is the catalog the decision used (read only).
+	Catalog *catalog.Catalog
 }
 
 // Recommendation is one ranked action.
@@ -106,6 +108,8 @@ type Suppression struct {
 	Detail string
 	// ClearsAt is when the block lifts by itself, where known (Block).
 	ClearsAt time.Time
+	// Index is the action's index in the engine's catalog (Result.Catalog).
+	Index int32
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -339,7 +343,7 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 	res := &Result{
 		ID: id, At: at,
 		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version, DefinitionsVersion: e.defsVersion,
-		Inputs: snap, Now: now, Paused: paused,
+		Inputs: snap, Now: now, Paused: paused, Catalog: e.catalog,
 	}
 
 	prof := &snap.Profile
@@ -360,7 +364,7 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 		in.Action = a
 		if e.check(in, b) {
 			if req.Explain || !b.NotApplicable {
-				sups = append(sups, Suppression{ActionID: a.ID, Reason: b.Reason, Detail: b.Detail, ClearsAt: b.ClearsAt})
+				sups = append(sups, Suppression{ActionID: a.ID, Reason: b.Reason, Detail: b.Detail, ClearsAt: b.ClearsAt, Index: ai})
 			}
 			*b = Block{}
 			continue
@@ -544,10 +548,34 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
+	return e.checkAll(&req, actions, snap, at, now, e.pausedNow()), nil
+}
+
+// CheckGiven is CheckAll on a given state, as of now (the server's clock
+// then): for what the server knew at a past time (WhyNot as of a time),
+// from a receipt's inputs. Nothing is loaded.
+func (e *Engine) CheckGiven(req Request, st *recipient.State, now time.Time, paused map[string]bool) ([]CandidateCheck, error) {
+	s := e.scratch.Get().(*scratch)
+	defer e.scratch.Put(s)
+	actions, err := e.resolve(&req, s)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	at := req.At
+	if at.IsZero() {
+		at = now
+	}
+	if req.Territories != nil && !sharesAny(st.Profile.Territories, req.Territories) {
+		return nil, fmt.Errorf("check: %w", arbiter.ErrNotFound)
+	}
+	return e.checkAll(&req, actions, st, at, now, paused), nil
+}
+
+func (e *Engine) checkAll(req *Request, actions []int32, snap *recipient.State, at, now time.Time, paused map[string]bool) []CandidateCheck {
 	prof := &snap.Profile
-	in := GateInput{State: snap, Request: &req, At: at, Now: now,
+	in := GateInput{State: snap, Request: req, At: at, Now: now, paused: paused,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
-	e.evaluate(&in, &rules.Buffer{}, e.pausedNow())
+	e.evaluate(&in, &rules.Buffer{}, paused)
 	out := make([]CandidateCheck, len(actions))
 	for i, ai := range actions {
 		in.Action = &e.catalog.Actions[ai]
@@ -559,7 +587,7 @@ func (e *Engine) CheckAll(ctx context.Context, req Request) ([]CandidateCheck, e
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // topicAffinity returns the HCP's engagement per catalog topic.

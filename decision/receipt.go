@@ -115,23 +115,7 @@ func (e *Engine) Replay(ctx context.Context, rc *Receipt) (*Result, *SendResult,
 	if v := rc.DefinitionsVersion(); v != e.defsVersion {
 		return nil, nil, fmt.Errorf("replay: %w: it was made with definitions %s, this engine has %s", ErrNotReplayable, v, e.defsVersion)
 	}
-	switch rc.Kind {
-	case KindDecide, KindBatchItem:
-		r := rc.Result
-		if r == nil || r.Inputs == nil {
-			return nil, nil, fmt.Errorf("replay: %w: the receipt has no inputs", ErrNotReplayable)
-		}
-		res, err := e.decide(ctx, rc.Request, &given{id: r.ID, at: r.At, now: r.Now, state: r.Inputs, paused: r.Paused})
-		return res, nil, err
-	case KindCheckSend:
-		r := rc.SendResult
-		if r == nil || r.Inputs == nil {
-			return nil, nil, fmt.Errorf("replay: %w: the receipt has no inputs", ErrNotReplayable)
-		}
-		res, err := e.replaySend(rc.Send, r)
-		return nil, res, err
-	}
-	return nil, nil, fmt.Errorf("replay: %w: unknown receipt kind", ErrNotReplayable)
+	return e.Rerun(ctx, rc)
 }
 
 // replaySend checks again what a pre-send check checked: the gates, and
@@ -193,4 +177,28 @@ func (e *Engine) Allowance(st *recipient.State, actionID string, at time.Time) (
 		out.Record = &st.Consent.Records[v.Record]
 	}
 	return out, true
+}
+
+// Rerun makes a receipt's decision again with this engine, whatever
+// definitions set the engine was built from: a dry run of a policy change
+// over logged decisions ("what would these decisions have been under the
+// new set?"). Replay is Rerun with the receipt's own set, and says so.
+func (e *Engine) Rerun(ctx context.Context, rc *Receipt) (*Result, *SendResult, error) {
+	switch rc.Kind {
+	case KindDecide, KindBatchItem:
+		r := rc.Result
+		if r == nil || r.Inputs == nil {
+			return nil, nil, fmt.Errorf("rerun: %w: the receipt has no inputs", ErrNotReplayable)
+		}
+		res, err := e.decide(ctx, rc.Request, &given{id: r.ID, at: r.At, now: r.Now, state: r.Inputs, paused: r.Paused})
+		return res, nil, err
+	case KindCheckSend:
+		r := rc.SendResult
+		if r == nil || r.Inputs == nil {
+			return nil, nil, fmt.Errorf("rerun: %w: the receipt has no inputs", ErrNotReplayable)
+		}
+		res, err := e.replaySend(rc.Send, r)
+		return nil, res, err
+	}
+	return nil, nil, fmt.Errorf("rerun: %w: unknown receipt kind", ErrNotReplayable)
 }
