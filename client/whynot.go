@@ -20,10 +20,14 @@ type WhyNotAnswer struct {
 	// itself.
 	ClearsAt           time.Time `json:"clears_at,omitzero"`
 	DefinitionsVersion string    `json:"definitions_version"`
+	// AsOfDecisionID, for a past time, is the logged decision whose
+	// receipt stands for what the server knew of the recipient then (the
+	// consent is the ledger as it stood at that time).
+	AsOfDecisionID string `json:"as_of_decision_id,omitempty"`
 }
 
-// WhyNot asks why action may not go to the recipient at at (zero: now; a
-// past time is refused).
+// WhyNot asks why action may not go to the recipient at at (zero: now;
+// a past time: as the server knew it then, from the decision log).
 func (c *Client) WhyNot(ctx context.Context, recipientID, actionID string, at time.Time) (*WhyNotAnswer, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -32,7 +36,7 @@ func (c *Client) WhyNot(ctx context.Context, recipientID, actionID string, at ti
 		return nil, err
 	}
 	out := &WhyNotAnswer{Allowed: resp.GetAllowed(), At: timeFromPB(resp.GetAt()), ClearsAt: timeFromPB(resp.GetClearsAt()),
-		DefinitionsVersion: resp.GetDefinitionsVersion()}
+		DefinitionsVersion: resp.GetDefinitionsVersion(), AsOfDecisionID: resp.GetAsOfDecisionId()}
 	for _, b := range resp.GetBlocks() {
 		out.Blocks = append(out.Blocks, Suppression{ActionID: b.GetActionId(), Reason: suppressionReasonFromPB(b.GetReason()),
 			Detail: b.GetDetail(), ClearsAt: timeFromPB(b.GetClearsAt())})

@@ -197,3 +197,19 @@ func recipientOfKey(key, prefix, suffix string) (string, bool) {
 	}
 	return id, true
 }
+
+// ReceiptBefore returns recipient hcpID's last receipt with a decision
+// time at or before at: arbiter.ErrNotFound when there is none (within
+// the retention).
+func (s *Store) ReceiptBefore(ctx context.Context, hcpID string, at time.Time) ([]byte, error) {
+	members, err := s.rdb.ZRevRangeByScore(ctx, s.key(hcpID, suffixReceipts), &redis.ZRangeBy{
+		Max: strconv.FormatInt(at.UnixMilli(), 10), Min: "-inf", Count: 1}).Result()
+	if err != nil {
+		return nil, storageErr("receipt before", err)
+	}
+	if len(members) == 0 {
+		return nil, fmt.Errorf("redisstore: receipt before: %w", arbiter.ErrNotFound)
+	}
+	_, data, _ := strings.Cut(members[0], "\n")
+	return []byte(data), nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/access"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/redisstore"
@@ -64,6 +65,7 @@ func ParseReceiptMode(s string) (ReceiptMode, bool) {
 type DecisionLog interface {
 	AppendReceipts(ctx context.Context, rs []redisstore.StoredReceipt) error
 	Receipt(ctx context.Context, hcpID, id string, at time.Time) ([]byte, error)
+	ReceiptBefore(ctx context.Context, hcpID string, at time.Time) ([]byte, error)
 	Receipts(ctx context.Context, hcpID string, from, to time.Time, limit int) ([][]byte, bool, error)
 	ScanReceipts(ctx context.Context, from, to time.Time, progress *atomic.Int64, fn func(hcpID string, receipts [][]byte) error) error
 }
@@ -137,7 +139,12 @@ type receiptMetrics struct {
 	links                    *prometheus.CounterVec
 }
 
-const receiptWriters = 2
+// receiptWriters write the queue; each waits up to receiptLinger after a
+// receipt for more to batch with it.
+const (
+	receiptWriters = 2
+	receiptLinger  = 5 * time.Millisecond
+)
 
 func (l *receiptLog) start(log *slog.Logger, reg prometheus.Registerer) {
 	l.log = log
@@ -277,10 +284,16 @@ func (l *receiptLog) run() {
 		}
 		batch = append(batch, sr)
 	}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for p := range l.q {
 		taken := 1
 		batch = batch[:0]
 		add(p)
+		// Wait a little for more: one pipeline of many receipts costs the
+		// server (and Redis) far less than many of one (a write and a read
+		// system call, and a wake-up, each).
+		linger.Reset(receiptLinger)
 	fill:
 		for taken < l.cfg.Batch {
 			select {
@@ -290,10 +303,11 @@ func (l *receiptLog) run() {
 				}
 				taken++
 				add(p)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := l.store.AppendReceipts(ctx, batch)
 		cancel()
@@ -408,11 +422,23 @@ func (s *Server) receiptFor(ctx context.Context, id string) (*nbapb.DecisionRece
 	if err != nil {
 		return nil, err
 	}
-	p, err := DecodeReceipt(data)
+	p, err := s.decodeReceipt(ctx, data)
 	if err != nil {
 		return nil, fmt.Errorf("get decision: %w", arbiter.ErrCorrupt)
 	}
 	return p, nil
+}
+
+// decodeReceipt reads a stored receipt, naming its actions from the
+// catalog of its definitions set.
+func (s *Server) decodeReceipt(ctx context.Context, data []byte) (*nbapb.DecisionReceipt, error) {
+	return DecodeReceipt(data, func(version string) *catalog.Catalog {
+		e, err := s.dlog.rep.EngineFor(ctx, version)
+		if err != nil {
+			return nil
+		}
+		return e.Catalog()
+	})
 }
 
 // GetDecision returns one receipt, with the evidence of what allowed each
@@ -532,7 +558,7 @@ func (s *Server) ListDecisions(ctx context.Context, req *nbapb.ListDecisionsRequ
 	}
 	out := &nbapb.ListDecisionsResponse{Truncated: more}
 	for _, data := range recs {
-		p, err := DecodeReceipt(data)
+		p, err := s.decodeReceipt(ctx, data)
 		if err != nil {
 			return nil, toStatus(ctx, s.log, fmt.Errorf("list decisions: %w", arbiter.ErrCorrupt))
 		}
@@ -636,7 +662,7 @@ func (s *Server) ExportDecisions(req *nbapb.ExportDecisionsRequest, stream grpc.
 	}
 	err := s.dlog.store.ScanReceipts(ctx, req.GetFrom().AsTime(), req.GetTo().AsTime(), &scanned, func(_ string, recs [][]byte) error {
 		for _, data := range recs {
-			p, err := DecodeReceipt(data)
+			p, err := s.decodeReceipt(ctx, data)
 			if err != nil {
 				return fmt.Errorf("export: %w", arbiter.ErrCorrupt)
 			}

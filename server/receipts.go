@@ -6,8 +6,10 @@ import (
 	"slices"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/decision"
@@ -68,13 +70,18 @@ func receiptProtoWith(rc *decision.Receipt, decided *nbapb.DecideResponse, check
 		d := &nbapb.DecideRequest{HcpId: q.HCPID, Limit: int32(q.Limit), Candidates: q.Candidates,
 			CandidateSet: q.CandidateSet, Explain: q.Explain,
 			Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind(q.Caller), DecisionTime: ts(q.At)}}
+		if idx, ok := indexesOf(r.Catalog, q.Candidates); ok {
+			d.Candidates, out.CandidateIndexes = nil, idx
+		}
 		for _, ch := range q.Channels {
 			d.Context.Channels = append(d.Context.Channels, toChannel(ch))
 		}
 		out.Decide = d
-		if out.Decided = decided; decided == nil {
-			out.Decided = decideResponse(r)
+		if decided == nil {
+			decided = decideResponse(r)
 		}
+		out.Decided = withoutSuppressions(decided)
+		out.PackedSuppressed = packSuppressions(r.Suppressed, q.Explain, r.Catalog != nil)
 	}
 	if terr != nil {
 		out.Territories, out.TerritoryScoped = terr, true
@@ -128,10 +135,145 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 // made the logged decision's consent unreadable.
 var errUnreadableConsent = errors.New("consent: unreadable when the decision was made")
 
-// DecodeReceipt reads a stored receipt.
-func DecodeReceipt(data []byte) (*nbapb.DecisionReceipt, error) {
+// withoutSuppressions is d without its suppressions (the recommendations
+// are shared, not copied).
+func withoutSuppressions(d *nbapb.DecideResponse) *nbapb.DecideResponse {
+	return &nbapb.DecideResponse{DecisionId: d.GetDecisionId(), Recommendations: d.GetRecommendations(),
+		ModelVersion: d.GetModelVersion(), DecisionTime: d.GetDecisionTime(), CatalogVersion: d.GetCatalogVersion(),
+		DefinitionsVersion: d.GetDefinitionsVersion(), Persona: d.GetPersona()}
+}
+
+// indexesOf is ids as indexes in cat; false when cat is nil or lacks one.
+func indexesOf(cat *catalog.Catalog, ids []string) ([]int32, bool) {
+	if cat == nil || len(ids) == 0 {
+		return nil, false
+	}
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		j, ok := cat.Lookup(id)
+		if !ok {
+			return nil, false
+		}
+		out[i] = int32(j)
+	}
+	return out, true
+}
+
+// packSuppressions is the stored form of a decision's suppressions: with
+// byIndex, the actions as their indexes in the decision's catalog.
+func packSuppressions(sups []decision.Suppression, explain, byIndex bool) *nbapb.PackedSuppressions {
+	if len(sups) == 0 {
+		return nil
+	}
+	p := &nbapb.PackedSuppressions{Reasons: make([]nbapb.SuppressionReason, len(sups)),
+		ClearsAtSeconds: make([]int64, len(sups)), ClearsAtNanos: make([]int32, len(sups))}
+	if byIndex {
+		p.ActionIndexes = make([]int32, len(sups))
+	} else {
+		p.ActionIds = make([]string, len(sups))
+	}
+	if explain {
+		p.Details = make([]string, len(sups))
+	}
+	var lastReason decision.Reason
+	lastCode := nbapb.SuppressionReason_SUPPRESSION_REASON_UNSPECIFIED
+	for i := range sups {
+		s := &sups[i]
+		if s.Reason != lastReason {
+			lastReason, lastCode = s.Reason, reasonCode(s.Reason)
+		}
+		if byIndex {
+			p.ActionIndexes[i] = s.Index
+		} else {
+			p.ActionIds[i] = s.ActionID
+		}
+		p.Reasons[i] = lastCode
+		if !s.ClearsAt.IsZero() {
+			p.ClearsAtSeconds[i], p.ClearsAtNanos[i] = s.ClearsAt.Unix(), int32(s.ClearsAt.Nanosecond())
+		}
+		if explain {
+			p.Details[i] = s.Detail
+		}
+	}
+	return p
+}
+
+// unpack turns a stored receipt into the API's form: its packed
+// suppressions into its answer's, as the caller got them, and its
+// candidates' indexes into their ids, in cat, the catalog of the
+// receipt's definitions set. Without cat, a receipt stored by index stays
+// packed (the ids are not known: the set is no longer kept).
+func unpack(p *nbapb.DecisionReceipt, cat *catalog.Catalog) error {
+	ps := p.GetPackedSuppressed()
+	byIndex := len(ps.GetActionIndexes()) > 0 || len(p.GetCandidateIndexes()) > 0
+	if byIndex && cat == nil {
+		return nil
+	}
+	name := func(i int32) (string, bool) {
+		if i < 0 || int(i) >= len(cat.Actions) {
+			return "", false
+		}
+		return cat.Actions[i].ID, true
+	}
+	if idx := p.GetCandidateIndexes(); len(idx) > 0 {
+		if p.GetDecide() == nil {
+			return errors.New("the receipt's candidates do not decode")
+		}
+		p.Decide.Candidates = make([]string, len(idx))
+		for i, j := range idx {
+			var ok bool
+			if p.Decide.Candidates[i], ok = name(j); !ok {
+				return errors.New("the receipt's candidates are not in its catalog")
+			}
+		}
+		p.CandidateIndexes = nil
+	}
+	if ps == nil {
+		return nil
+	}
+	n := len(ps.GetReasons())
+	if (len(ps.GetActionIds()) != n && len(ps.GetActionIndexes()) != n) || len(ps.GetClearsAtSeconds()) != n ||
+		len(ps.GetClearsAtNanos()) != n || (len(ps.GetDetails()) != 0 && len(ps.GetDetails()) != n) || p.GetDecided() == nil {
+		return errors.New("the receipt's suppressions do not decode")
+	}
+	sups := make([]nbapb.Suppression, n)
+	p.Decided.Suppressed = make([]*nbapb.Suppression, n)
+	for i := range sups {
+		s := &sups[i]
+		if len(ps.GetActionIndexes()) == n {
+			var ok bool
+			if s.ActionId, ok = name(ps.GetActionIndexes()[i]); !ok {
+				return errors.New("the receipt's suppressions are not in its catalog")
+			}
+		} else {
+			s.ActionId = ps.GetActionIds()[i]
+		}
+		s.Reason = ps.GetReasons()[i]
+		if sec, ns := ps.GetClearsAtSeconds()[i], ps.GetClearsAtNanos()[i]; sec != 0 || ns != 0 {
+			s.ClearsAt = &timestamppb.Timestamp{Seconds: sec, Nanos: ns}
+		}
+		if len(ps.GetDetails()) == n {
+			s.Detail = ps.GetDetails()[i]
+		}
+		p.Decided.Suppressed[i] = s
+	}
+	p.PackedSuppressed = nil
+	return nil
+}
+
+// DecodeReceipt reads a stored receipt into the API's form, its actions
+// named from the catalog of its definitions set, which catalogFor gives
+// (nil: not kept; the receipt then stays packed, by index).
+func DecodeReceipt(data []byte, catalogFor func(version string) *catalog.Catalog) (*nbapb.DecisionReceipt, error) {
 	var p nbapb.DecisionReceipt
 	if err := proto.Unmarshal(data, &p); err != nil {
+		return nil, err
+	}
+	var cat *catalog.Catalog
+	if catalogFor != nil {
+		cat = catalogFor(p.GetDefinitionsVersion())
+	}
+	if err := unpack(&p, cat); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -253,3 +395,13 @@ func inputsOf(hcpID string, in *nbapb.RecipientInputs) *recipient.State {
 	}
 	return st
 }
+
+// ReceiptOf converts a stored receipt (DecodeReceipt) back into the
+// engine's, for a replay or a dry run under another definitions set.
+func ReceiptOf(p *nbapb.DecisionReceipt) (*decision.Receipt, error) { return receiptOf(p) }
+
+// DecideAnswer is the API's answer for a decision.
+func DecideAnswer(res *decision.Result) *nbapb.DecideResponse { return decideResponse(res) }
+
+// CheckAnswer is the API's answer for a pre-send check.
+func CheckAnswer(res *decision.SendResult) *nbapb.CheckSendResponse { return checkSendResponse(res) }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	_ "github.com/arbiter-nba/arbiter/celrules"
 	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/decision"
@@ -75,7 +76,7 @@ func TestReceiptRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := DecodeReceipt(data)
+		p, err := DecodeReceipt(data, func(string) *catalog.Catalog { return e.Catalog() })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,7 +75,8 @@ type Server struct {
 	explainer    Explainer   // nil: WhyNot is Unimplemented
 	dlog         *receiptLog // nil: no receipts, DecisionLogService not served
 	registry     prometheus.Registerer
-	trail        AuditTrail // nil: AuditService not served
+	clock        func() time.Time // WithClock
+	trail        AuditTrail       // nil: AuditService not served
 	trailKey     []byte
 	// stopper ends the client-paced calls on shutdown (drain.go).
 	stopper *stopper
@@ -152,7 +153,7 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		decider: d, profiles: profiles, consents: consents,
 		log: slog.Default(), limits: DefaultLimits(), maxDeadline: 5 * time.Second,
 		importBatch: 500, health: health.NewServer(), sendIdle: 30 * time.Second, sendMaxItems: 10_000_000,
-		stopper: newStopper(),
+		stopper: newStopper(), clock: time.Now,
 	}
 	for _, o := range opts {
 		o(s)

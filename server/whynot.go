@@ -1,8 +1,16 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
 
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
@@ -17,6 +25,16 @@ type Explainer interface {
 // WithExplainer serves WhyNot with x; without it WhyNot is Unimplemented.
 func WithExplainer(x Explainer) Option { return func(s *Server) { s.explainer = x } }
 
+// WithClock sets the clock by which WhyNot tells the present from the
+// past (default time.Now; nil keeps it).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) {
+		if now != nil {
+			s.clock = now
+		}
+	}
+}
+
 // pastTolerance is how far before the server's clock a WhyNot time may be
 // and still count as now (clocks of callers and servers differ a little).
 const pastTolerance = time.Minute
@@ -29,13 +47,14 @@ func (s *Server) WhyNot(ctx context.Context, req *nbapb.WhyNotRequest) (*nbapb.W
 	var c checker
 	c.hcpID("hcp_id", req.GetHcpId())
 	c.id("action_id", req.GetActionId(), true)
-	at := time.Now()
+	at := s.clock()
+	past := false
 	if t := req.GetAt(); t != nil {
 		switch {
-		case t.CheckValid() != nil:
+		case t.CheckValid() != nil || t.AsTime().Year() < 1970:
 			c.Add("at", "not a valid timestamp")
 		case t.AsTime().Before(at.Add(-pastTolerance)):
-			c.Add("at", "is in the past: what the server knew then needs the decision log; give now or a time ahead")
+			past, at = true, t.AsTime()
 		default:
 			at = t.AsTime()
 		}
@@ -45,12 +64,22 @@ func (s *Server) WhyNot(ctx context.Context, req *nbapb.WhyNotRequest) (*nbapb.W
 	}
 	dreq := decision.Request{HCPID: req.GetHcpId(), Candidates: []string{req.GetActionId()}, At: at, Explain: true}
 	callerFromIdentity(ctx, &dreq)
-	checks, version, err := s.explainer.CheckAll(ctx, dreq)
+	var (
+		checks   []decision.CandidateCheck
+		version  string
+		evidence string
+		err      error
+	)
+	if past {
+		checks, version, evidence, err = s.checkAsOf(ctx, dreq)
+	} else {
+		checks, version, err = s.explainer.CheckAll(ctx, dreq)
+	}
 	if err != nil {
 		// The one candidate is the request's action.
 		return nil, toStatus(ctx, s.log, renameFields("candidates[0]", "action_id", err))
 	}
-	out := &nbapb.WhyNotResponse{At: ts(at), DefinitionsVersion: version, Allowed: true}
+	out := &nbapb.WhyNotResponse{At: ts(at), DefinitionsVersion: version, Allowed: true, AsOfDecisionId: evidence}
 	var clears time.Time
 	never := false
 	for _, ch := range checks {
@@ -69,4 +98,94 @@ func (s *Server) WhyNot(ctx context.Context, req *nbapb.WhyNotRequest) (*nbapb.W
 		out.ClearsAt = ts(clears)
 	}
 	return out, nil
+}
+
+// checkAsOf asks every gate about req's action as the server knew the
+// recipient at req.At, a past time: the recipient's state from their last
+// logged decision at or before it (its receipt), with its definitions set
+// and its clock; the consent as the ledger stood at that time exactly
+// (entries recorded by then). It returns the checks, the set and the
+// decision whose receipt it used.
+func (s *Server) checkAsOf(ctx context.Context, req decision.Request) ([]decision.CandidateCheck, string, string, error) {
+	if s.dlog == nil || s.consents == nil {
+		return nil, "", "", arbiter.Invalid("at", "is in the past, and this server keeps no decision log to know what it knew then")
+	}
+	data, err := s.dlog.store.ReceiptBefore(ctx, req.HCPID, req.At)
+	if errors.Is(err, arbiter.ErrNotFound) {
+		return nil, "", "", fmt.Errorf("why not: %w: no decision of this recipient was logged before that time (within the retention)", arbiter.ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", "", err
+	}
+	p, err := s.decodeReceipt(ctx, data)
+	if err != nil || p.GetInputs() == nil {
+		return nil, "", "", fmt.Errorf("why not: %w", arbiter.ErrCorrupt)
+	}
+	rc, err := receiptOf(p)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("why not: %w", arbiter.ErrCorrupt)
+	}
+	e, err := s.dlog.rep.EngineFor(ctx, p.GetDefinitionsVersion())
+	if err != nil {
+		return nil, "", "", fmt.Errorf("why not: %w: the definitions set in force then is no longer kept", arbiter.ErrNotFound)
+	}
+	st := inputsOf(p.GetHcpId(), p.GetInputs())
+	if st.Consent, err = s.consentAsOf(ctx, req.HCPID, req.At); err != nil {
+		return nil, "", "", err
+	}
+	st.ConsentErr = nil
+	var paused map[string]bool
+	if rc.Result != nil {
+		paused = rc.Result.Paused
+	} else if rc.SendResult != nil {
+		paused = rc.SendResult.Paused
+	}
+	checks, err := e.CheckGiven(req, st, req.At, paused)
+	return checks, e.DefinitionsVersion(), p.GetDecisionId(), err
+}
+
+// consentAsOf is a recipient's consent as the ledger stood at t: for each
+// scope, the last entry recorded by then that applied.
+func (s *Server) consentAsOf(ctx context.Context, hcpID string, t time.Time) (consent.State, error) {
+	var st consent.State
+	cur := map[string]int{} // scope -> index in st.Records
+	for off := 0; ; off += maxHistoryPage {
+		es, total, err := s.consents.ConsentHistory(ctx, hcpID, off, maxHistoryPage)
+		if err != nil {
+			return st, err
+		}
+		for i := range es {
+			e := &es[i]
+			if e.RecordedAt.After(t) {
+				return finishAsOf(st), nil
+			}
+			st.Version = e.Seq + 1
+			if e.MarkedComplete {
+				st.Complete, st.CompleteAt = true, e.RecordedAt
+			}
+			if !e.Applied || !e.Record.Channel.Valid() {
+				continue
+			}
+			r := e.Record
+			key := fmt.Sprintf("%d|%d|%s|%s", r.Channel, r.Purpose, r.Topic, r.Address)
+			if j, ok := cur[key]; ok {
+				st.Records[j] = r
+			} else {
+				cur[key] = len(st.Records)
+				st.Records = append(st.Records, r)
+			}
+		}
+		if int64(off+len(es)) >= total || len(es) == 0 {
+			return finishAsOf(st), nil
+		}
+	}
+}
+
+// finishAsOf sorts the records by scope, as the store gives them.
+func finishAsOf(st consent.State) consent.State {
+	slices.SortFunc(st.Records, func(a, b consent.Record) int {
+		return cmp.Or(cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Purpose, b.Purpose),
+			strings.Compare(a.Topic, b.Topic), strings.Compare(a.Address, b.Address))
+	})
+	return st
 }

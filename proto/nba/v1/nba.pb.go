@@ -774,7 +774,8 @@ type WhyNotRequest struct {
 	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
 	// Required: an action of the catalog.
 	ActionId string `protobuf:"bytes,2,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
-	// Default: the server's clock. Not in the past.
+	// Default: the server's clock. A past time asks what the server knew
+	// then (see WhyNotResponse.as_of_decision_id).
 	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -843,8 +844,14 @@ type WhyNotResponse struct {
 	// not clear by itself.
 	ClearsAt           *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=clears_at,json=clearsAt,proto3" json:"clears_at,omitempty"`
 	DefinitionsVersion string                 `protobuf:"bytes,5,opt,name=definitions_version,json=definitionsVersion,proto3" json:"definitions_version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// For a past time: the logged decision (the recipient's last before that
+	// time) whose receipt stands for what the server knew of the recipient
+	// then, with its definitions set; the consent is the ledger as it stood
+	// at that time exactly (entries recorded by then). NOT_FOUND when no
+	// decision of the recipient was logged before it (within retention).
+	AsOfDecisionId string `protobuf:"bytes,6,opt,name=as_of_decision_id,json=asOfDecisionId,proto3" json:"as_of_decision_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WhyNotResponse) Reset() {
@@ -908,6 +915,13 @@ func (x *WhyNotResponse) GetClearsAt() *timestamppb.Timestamp {
 func (x *WhyNotResponse) GetDefinitionsVersion() string {
 	if x != nil {
 		return x.DefinitionsVersion
+	}
+	return ""
+}
+
+func (x *WhyNotResponse) GetAsOfDecisionId() string {
+	if x != nil {
+		return x.AsOfDecisionId
 	}
 	return ""
 }
@@ -5180,11 +5194,19 @@ type DecisionReceipt struct {
 	Inputs *RecipientInputs `protobuf:"bytes,13,opt,name=inputs,proto3" json:"inputs,omitempty"`
 	// The journeys operators had paused.
 	PausedJourneys []string `protobuf:"bytes,14,rep,name=paused_journeys,json=pausedJourneys,proto3" json:"paused_journeys,omitempty"`
-	// What it answered.
-	Decided       *DecideResponse    `protobuf:"bytes,15,opt,name=decided,proto3" json:"decided,omitempty"`
-	Checked       *CheckSendResponse `protobuf:"bytes,16,opt,name=checked,proto3" json:"checked,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// What it answered. As stored, decided carries no suppressions: they are
+	// in packed_suppressed, the compact form; GetDecision, ListDecisions and
+	// the export unpack them into decided.suppressed.
+	Decided          *DecideResponse     `protobuf:"bytes,15,opt,name=decided,proto3" json:"decided,omitempty"`
+	Checked          *CheckSendResponse  `protobuf:"bytes,16,opt,name=checked,proto3" json:"checked,omitempty"`
+	PackedSuppressed *PackedSuppressions `protobuf:"bytes,17,opt,name=packed_suppressed,json=packedSuppressed,proto3" json:"packed_suppressed,omitempty"`
+	// As stored, the candidates the request named, as indexes in the
+	// catalog of the definitions set (decide.candidates is then empty):
+	// a campaign's request names up to a thousand. Unpacked like the
+	// suppressions, where the set is kept.
+	CandidateIndexes []int32 `protobuf:"varint,18,rep,packed,name=candidate_indexes,json=candidateIndexes,proto3" json:"candidate_indexes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DecisionReceipt) Reset() {
@@ -5329,6 +5351,112 @@ func (x *DecisionReceipt) GetChecked() *CheckSendResponse {
 	return nil
 }
 
+func (x *DecisionReceipt) GetPackedSuppressed() *PackedSuppressions {
+	if x != nil {
+		return x.PackedSuppressed
+	}
+	return nil
+}
+
+func (x *DecisionReceipt) GetCandidateIndexes() []int32 {
+	if x != nil {
+		return x.CandidateIndexes
+	}
+	return nil
+}
+
+// PackedSuppressions are a decision's suppressions, column by column: a
+// decision over many candidates holds back most of them, and a receipt
+// stores them in a few packed arrays rather than a message each.
+type PackedSuppressions struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ActionIds []string               `protobuf:"bytes,1,rep,name=action_ids,json=actionIds,proto3" json:"action_ids,omitempty"`
+	Reasons   []SuppressionReason    `protobuf:"varint,2,rep,packed,name=reasons,proto3,enum=nba.v1.SuppressionReason" json:"reasons,omitempty"`
+	// clears_at, in seconds and nanoseconds since the epoch (0 and 0: not
+	// by itself).
+	ClearsAtSeconds []int64 `protobuf:"varint,3,rep,packed,name=clears_at_seconds,json=clearsAtSeconds,proto3" json:"clears_at_seconds,omitempty"`
+	ClearsAtNanos   []int32 `protobuf:"varint,4,rep,packed,name=clears_at_nanos,json=clearsAtNanos,proto3" json:"clears_at_nanos,omitempty"`
+	// The details, when the decision was asked to explain (else empty).
+	Details []string `protobuf:"bytes,5,rep,name=details,proto3" json:"details,omitempty"`
+	// As stored, the actions as indexes in the catalog of the receipt's
+	// definitions set, instead of action_ids.
+	ActionIndexes []int32 `protobuf:"varint,6,rep,packed,name=action_indexes,json=actionIndexes,proto3" json:"action_indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PackedSuppressions) Reset() {
+	*x = PackedSuppressions{}
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PackedSuppressions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PackedSuppressions) ProtoMessage() {}
+
+func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PackedSuppressions.ProtoReflect.Descriptor instead.
+func (*PackedSuppressions) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *PackedSuppressions) GetActionIds() []string {
+	if x != nil {
+		return x.ActionIds
+	}
+	return nil
+}
+
+func (x *PackedSuppressions) GetReasons() []SuppressionReason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *PackedSuppressions) GetClearsAtSeconds() []int64 {
+	if x != nil {
+		return x.ClearsAtSeconds
+	}
+	return nil
+}
+
+func (x *PackedSuppressions) GetClearsAtNanos() []int32 {
+	if x != nil {
+		return x.ClearsAtNanos
+	}
+	return nil
+}
+
+func (x *PackedSuppressions) GetDetails() []string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PackedSuppressions) GetActionIndexes() []int32 {
+	if x != nil {
+		return x.ActionIndexes
+	}
+	return nil
+}
+
 // RecipientInputs is the recipient's state as a decision loaded it: the
 // evidence of every gate's verdict, by reference. Consent records carry
 // their capture time and notice version; consent_version is the length of
@@ -5359,7 +5487,7 @@ type RecipientInputs struct {
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5371,7 +5499,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5384,7 +5512,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -5502,7 +5630,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5514,7 +5642,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5527,7 +5655,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -5607,7 +5735,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5619,7 +5747,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5632,7 +5760,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -5689,7 +5817,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5701,7 +5829,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5714,7 +5842,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -5755,7 +5883,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5767,7 +5895,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5780,7 +5908,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -5801,7 +5929,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5813,7 +5941,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5826,7 +5954,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -5868,7 +5996,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5880,7 +6008,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5893,7 +6021,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -5974,7 +6102,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5986,7 +6114,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5999,7 +6127,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -6041,7 +6169,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6053,7 +6181,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6066,7 +6194,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6093,7 +6221,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6105,7 +6233,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6118,7 +6246,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -6146,7 +6274,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6158,7 +6286,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6171,7 +6299,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -6220,7 +6348,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6232,7 +6360,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6245,7 +6373,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -6274,7 +6402,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6286,7 +6414,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6299,7 +6427,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6336,7 +6464,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6348,7 +6476,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6361,7 +6489,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -6393,7 +6521,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6405,7 +6533,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6418,7 +6546,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 type CheckpointResponse struct {
@@ -6436,7 +6564,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6448,7 +6576,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6461,7 +6589,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -6505,7 +6633,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6517,7 +6645,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6530,7 +6658,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -6566,7 +6694,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6578,7 +6706,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6591,7 +6719,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -6629,7 +6757,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6641,7 +6769,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6654,7 +6782,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -6693,13 +6821,14 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rWhyNotRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1b\n" +
 	"\taction_id\x18\x02 \x01(\tR\bactionId\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xed\x01\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x98\x02\n" +
 	"\x0eWhyNotResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12+\n" +
 	"\x06blocks\x18\x02 \x03(\v2\x13.nba.v1.SuppressionR\x06blocks\x12*\n" +
 	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x127\n" +
 	"\tclears_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bclearsAt\x12/\n" +
-	"\x13definitions_version\x18\x05 \x01(\tR\x12definitionsVersion\"\xab\x01\n" +
+	"\x13definitions_version\x18\x05 \x01(\tR\x12definitionsVersion\x12)\n" +
+	"\x11as_of_decision_id\x18\x06 \x01(\tR\x0easOfDecisionId\"\xab\x01\n" +
 	"\x0fDecisionContext\x12*\n" +
 	"\x06caller\x18\x01 \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\x12?\n" +
 	"\rdecision_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12+\n" +
@@ -7055,7 +7184,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xcb\x05\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xc1\x06\n" +
 	"\x0fDecisionReceipt\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12'\n" +
@@ -7076,7 +7205,17 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x06inputs\x18\r \x01(\v2\x17.nba.v1.RecipientInputsR\x06inputs\x12'\n" +
 	"\x0fpaused_journeys\x18\x0e \x03(\tR\x0epausedJourneys\x120\n" +
 	"\adecided\x18\x0f \x01(\v2\x16.nba.v1.DecideResponseR\adecided\x123\n" +
-	"\achecked\x18\x10 \x01(\v2\x19.nba.v1.CheckSendResponseR\achecked\"\xf2\x05\n" +
+	"\achecked\x18\x10 \x01(\v2\x19.nba.v1.CheckSendResponseR\achecked\x12G\n" +
+	"\x11packed_suppressed\x18\x11 \x01(\v2\x1a.nba.v1.PackedSuppressionsR\x10packedSuppressed\x12+\n" +
+	"\x11candidate_indexes\x18\x12 \x03(\x05R\x10candidateIndexes\"\xfd\x01\n" +
+	"\x12PackedSuppressions\x12\x1d\n" +
+	"\n" +
+	"action_ids\x18\x01 \x03(\tR\tactionIds\x123\n" +
+	"\areasons\x18\x02 \x03(\x0e2\x19.nba.v1.SuppressionReasonR\areasons\x12*\n" +
+	"\x11clears_at_seconds\x18\x03 \x03(\x03R\x0fclearsAtSeconds\x12&\n" +
+	"\x0fclears_at_nanos\x18\x04 \x03(\x05R\rclearsAtNanos\x12\x18\n" +
+	"\adetails\x18\x05 \x03(\tR\adetails\x12%\n" +
+	"\x0eaction_indexes\x18\x06 \x03(\x05R\ractionIndexes\"\xf2\x05\n" +
 	"\x0fRecipientInputs\x12)\n" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\x12,\n" +
 	"\bcounters\x18\x02 \x01(\v2\x10.nba.v1.CountersR\bcounters\x12@\n" +
@@ -7336,7 +7475,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -7413,38 +7552,39 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*GetActiveDefinitionsRequest)(nil),  // 72: nba.v1.GetActiveDefinitionsRequest
 	(*GetActiveDefinitionsResponse)(nil), // 73: nba.v1.GetActiveDefinitionsResponse
 	(*DecisionReceipt)(nil),              // 74: nba.v1.DecisionReceipt
-	(*RecipientInputs)(nil),              // 75: nba.v1.RecipientInputs
-	(*LoggedTouch)(nil),                  // 76: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 77: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 78: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 79: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 80: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 81: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 82: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 83: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 84: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 85: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 86: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 87: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 88: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 89: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 90: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 91: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 92: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 93: nba.v1.VerifyTrailResponse
-	nil,                                  // 94: nba.v1.Profile.AttributesEntry
-	nil,                                  // 95: nba.v1.Counters.TopicsEntry
-	nil,                                  // 96: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 97: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 98: google.protobuf.Timestamp
+	(*PackedSuppressions)(nil),           // 75: nba.v1.PackedSuppressions
+	(*RecipientInputs)(nil),              // 76: nba.v1.RecipientInputs
+	(*LoggedTouch)(nil),                  // 77: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 78: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 79: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 80: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 81: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 82: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 83: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 84: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 85: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 86: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 87: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 88: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 89: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 90: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 91: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 92: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 93: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 94: nba.v1.VerifyTrailResponse
+	nil,                                  // 95: nba.v1.Profile.AttributesEntry
+	nil,                                  // 96: nba.v1.Counters.TopicsEntry
+	nil,                                  // 97: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 98: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 99: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	98,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	99,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
 	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	98,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	98,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	99,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	99,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	98,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	99,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
@@ -7452,53 +7592,53 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	98,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	99,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
 	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
 	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
 	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
 	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	98,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	99,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	98,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	99,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	98,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	98,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	98,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	99,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	99,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	99,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
 	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	98,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	98,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	99,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	99,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
 	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	98,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	99,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
 	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	98,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	99,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
 	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
 	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	98,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	99,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
 	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
 	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	98,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	98,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	99,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
 	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	98,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	99,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
 	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
 	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
 	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
 	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
 	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
 	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	94,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	98,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	95,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	99,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	98,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	99,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
 	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	95,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	98,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	96,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	99,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
 	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
 	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
 	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
@@ -7507,133 +7647,135 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	0,   // 65: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
 	1,   // 66: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
 	9,   // 67: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	98,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	98,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	99,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
 	58,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
 	0,   // 71: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	98,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	99,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
 	0,   // 73: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	98,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	99,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
 	68,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
 	68,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
 	68,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
 	58,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	98,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	99,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
 	58,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	98,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	99,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	68,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	96,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	97,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	97,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	98,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
 	10,  // 85: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	98,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	98,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	99,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	99,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
 	14,  // 88: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
 	40,  // 89: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	75,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	76,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
 	22,  // 91: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
 	41,  // 92: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
-	46,  // 93: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
-	49,  // 94: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	98,  // 95: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	58,  // 96: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	98,  // 97: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	76,  // 98: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	77,  // 99: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	78,  // 100: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	98,  // 101: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	98,  // 102: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
-	0,   // 103: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
-	1,   // 104: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
-	8,   // 105: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	98,  // 106: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 107: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
-	6,   // 108: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
-	0,   // 109: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
-	1,   // 110: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	98,  // 111: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	74,  // 112: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	81,  // 113: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	58,  // 114: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	98,  // 115: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	98,  // 116: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	98,  // 117: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	98,  // 118: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	74,  // 119: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	22,  // 120: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
-	41,  // 121: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	98,  // 122: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	98,  // 123: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	74,  // 124: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	88,  // 125: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	98,  // 126: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	88,  // 127: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	98,  // 128: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	92,  // 129: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
-	14,  // 130: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	19,  // 131: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	11,  // 132: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	24,  // 133: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	26,  // 134: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	28,  // 135: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	30,  // 136: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	32,  // 137: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	34,  // 138: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	38,  // 139: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	40,  // 140: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	42,  // 141: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	44,  // 142: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	50,  // 143: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	52,  // 144: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
-	54,  // 145: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	56,  // 146: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	59,  // 147: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	60,  // 148: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	61,  // 149: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	65,  // 150: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	67,  // 151: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	70,  // 152: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	72,  // 153: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	79,  // 154: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	82,  // 155: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	84,  // 156: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	86,  // 157: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	89,  // 158: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	91,  // 159: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	22,  // 160: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	20,  // 161: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	12,  // 162: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	25,  // 163: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	27,  // 164: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	29,  // 165: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	31,  // 166: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	33,  // 167: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	36,  // 168: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	39,  // 169: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	41,  // 170: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	43,  // 171: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	45,  // 172: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	51,  // 173: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	53,  // 174: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
-	55,  // 175: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	57,  // 176: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	64,  // 177: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	62,  // 178: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	63,  // 179: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	66,  // 180: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	69,  // 181: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	71,  // 182: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	73,  // 183: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	80,  // 184: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	83,  // 185: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	85,  // 186: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	87,  // 187: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	90,  // 188: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	93,  // 189: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	160, // [160:190] is the sub-list for method output_type
-	130, // [130:160] is the sub-list for method input_type
-	130, // [130:130] is the sub-list for extension type_name
-	130, // [130:130] is the sub-list for extension extendee
-	0,   // [0:130] is the sub-list for field type_name
+	75,  // 93: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
+	4,   // 94: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
+	46,  // 95: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	49,  // 96: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	99,  // 97: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	58,  // 98: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	99,  // 99: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	77,  // 100: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	78,  // 101: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	79,  // 102: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	99,  // 103: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	99,  // 104: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	0,   // 105: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
+	1,   // 106: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
+	8,   // 107: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
+	99,  // 108: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 109: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	6,   // 110: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
+	0,   // 111: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
+	1,   // 112: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
+	99,  // 113: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	74,  // 114: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	82,  // 115: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	58,  // 116: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	99,  // 117: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	99,  // 118: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	99,  // 119: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	99,  // 120: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	74,  // 121: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	22,  // 122: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	41,  // 123: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	99,  // 124: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	99,  // 125: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	74,  // 126: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	89,  // 127: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	99,  // 128: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	89,  // 129: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	99,  // 130: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	93,  // 131: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	14,  // 132: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	19,  // 133: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	11,  // 134: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	24,  // 135: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	26,  // 136: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	28,  // 137: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	30,  // 138: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	32,  // 139: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	34,  // 140: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	38,  // 141: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	40,  // 142: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	42,  // 143: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	44,  // 144: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	50,  // 145: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	52,  // 146: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	54,  // 147: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	56,  // 148: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	59,  // 149: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	60,  // 150: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	61,  // 151: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	65,  // 152: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	67,  // 153: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	70,  // 154: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	72,  // 155: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	80,  // 156: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	83,  // 157: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	85,  // 158: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	87,  // 159: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	90,  // 160: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	92,  // 161: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	22,  // 162: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	20,  // 163: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	12,  // 164: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	25,  // 165: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	27,  // 166: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	29,  // 167: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	31,  // 168: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	33,  // 169: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	36,  // 170: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	39,  // 171: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	41,  // 172: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	43,  // 173: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	45,  // 174: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	51,  // 175: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	53,  // 176: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	55,  // 177: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	57,  // 178: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	64,  // 179: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	62,  // 180: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	63,  // 181: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	66,  // 182: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	69,  // 183: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	71,  // 184: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	73,  // 185: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	81,  // 186: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	84,  // 187: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	86,  // 188: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	88,  // 189: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	91,  // 190: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	94,  // 191: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	162, // [162:192] is the sub-list for method output_type
+	132, // [132:162] is the sub-list for method input_type
+	132, // [132:132] is the sub-list for extension type_name
+	132, // [132:132] is the sub-list for extension extendee
+	0,   // [0:132] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -7648,7 +7790,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   87,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   9,
 		},
