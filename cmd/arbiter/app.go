@@ -72,11 +72,14 @@ type Main struct {
 	// redisHooks are added to the Redis client; tests use one to count
 	// round trips.
 	redisHooks []redis.Hook
+	// clock is the server's clock for what "now" and "the past" mean to
+	// WhyNot (time.Now; a test moves it).
+	clock func() time.Time
 }
 
 // NewMain returns a Main for the configuration.
 func NewMain(cfg Config, logger *slog.Logger) *Main {
-	return &Main{cfg: cfg, logger: logger}
+	return &Main{cfg: cfg, logger: logger, clock: time.Now}
 }
 
 // Addr is the address the server listens on, once Run has returned.
@@ -204,7 +207,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	srvOpts = append(srvOpts, server.WithSender(m.follow), server.WithSendStreamLimits(m.cfg.SendIdle, 10_000_000),
-		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow),
+		server.WithJourneys(m.follow, m.store), server.WithExplainer(m.follow), server.WithClock(m.clock),
 		server.WithDecisionLog(m.store, m.follow, server.ReceiptConfig{Mode: m.cfg.Receipts, Queue: m.cfg.ReceiptQueue,
 			Build: buildID(), Key: idKey}))
 	if chainKey != nil {

@@ -111,6 +111,10 @@ type Config struct {
 	Receipts         server.ReceiptMode
 	ReceiptRetention time.Duration
 	ReceiptQueue     int
+	// SimulateWindow, SimulateList and SimulateJSON are arbiter
+	// definitions simulate's -receipts FROM..TO, -list and -json.
+	SimulateWindow             string
+	SimulateList, SimulateJSON bool
 	// AuditKeyFile holds the deployment's audit secret (kept outside
 	// Redis): decision ids are sealed with a key derived from it. Empty:
 	// a random key per process (ids then open only on the server that
@@ -178,7 +182,14 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
 	var sendIdle, receipts, receiptDays, receiptQueue string
-	fs.StringVar(&receipts, "receipts", env("RECEIPTS", "async"), "the decision log: async (each decision's receipt queued and written in batches, off its path), sync (answer only once the receipt is stored) or off (ARBITER_RECEIPTS)")
+	if cmd == "simulate" {
+		fs.StringVar(&c.SimulateWindow, "receipts", "", "the decisions to make again: those logged from FROM to TO, FROM..TO (RFC 3339 times; TO empty: now); required")
+		fs.BoolVar(&c.SimulateList, "list", false, "list the decisions that lost or gained each action")
+		fs.BoolVar(&c.SimulateJSON, "json", false, "print the report as JSON")
+		receipts = "off"
+	} else {
+		fs.StringVar(&receipts, "receipts", env("RECEIPTS", "async"), "the decision log: async (each decision's receipt queued and written in batches, off its path), sync (answer only once the receipt is stored) or off (ARBITER_RECEIPTS)")
+	}
 	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts; the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
 	fs.StringVar(&receiptQueue, "receipt-queue", env("RECEIPT_QUEUE", "8192"), "receipts that may wait to be written (async); past it they are dropped, counted and logged; a killed process loses at most these (ARBITER_RECEIPT_QUEUE)")
 	fs.StringVar(&c.AuditKeyFile, "audit-key", env("AUDIT_KEY", ""), "file holding the deployment's audit secret (at least 32 random bytes, kept outside Redis), the same on every server: decision ids are sealed with it; empty: a random key per process (ARBITER_AUDIT_KEY)")
@@ -207,7 +218,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 		return c, err
 	}
 	positional := 0
-	if cmd == "validate" || cmd == "publish" {
+	if cmd == "validate" || cmd == "publish" || cmd == "simulate" {
 		positional = 1 // the definitions directory
 		if fs.NArg() == 0 {
 			return c, fmt.Errorf("%s needs a definitions directory (holding catalog.json, model.json, consent_policy.json)", cmd)
@@ -365,6 +376,13 @@ func (c *Config) checkNeeds(cmd string) error {
 	case "seed", "migrate", "publish":
 		if c.RedisAddr == "" {
 			return fmt.Errorf("%s needs a Redis: set -redis-addr (ARBITER_REDIS_ADDR)", cmd)
+		}
+	case "simulate":
+		if c.RedisAddr == "" {
+			return errors.New("simulate reads the decision log: set -redis-addr (ARBITER_REDIS_ADDR)")
+		}
+		if c.SimulateWindow == "" {
+			return errors.New("simulate needs -receipts FROM..TO: the decisions to make again")
 		}
 	case "demo":
 		if c.RedisAddr != "" {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +19,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
+	"github.com/arbiter-nba/arbiter/internal/redistest"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/server"
 )
@@ -175,7 +178,7 @@ func rewriteReceipt(t *testing.T, ts *testServer, rdb *redis.Client, hcpID, id s
 		if head != id {
 			continue
 		}
-		p, err := server.DecodeReceipt([]byte(data))
+		p, err := server.DecodeReceipt([]byte(data), func(string) *catalog.Catalog { return ts.follow.Engine().Catalog() })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -525,4 +528,90 @@ func TestEraseRecipientEndToEnd(t *testing.T) {
 	if _, err := c.EraseRecipient(ctx, ""); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("erase without an id: %v, want INVALID_ARGUMENT", err)
 	}
+}
+
+// The dry run of a policy change: withdrawing one content item, the report
+// lists as having lost it exactly the logged decisions that recommended
+// it, and nothing is written.
+func TestSimulateWithdrawal(t *testing.T) {
+	b := singleRedis(t)
+	ts := start(t, b, 150, "-receipts", "sync")
+	c := ts.client
+	ctx := context.Background()
+	from := time.Now().Add(-time.Second)
+	// Which action is recommended most, and by which decisions.
+	by := map[string][]string{}
+	for i := 1; i <= 150; i++ {
+		d, err := c.Decide(ctx, demo.HCPID(i), client.DecideOptions{Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range d.Recommendations {
+			by[r.ActionID] = append(by[r.ActionID], d.ID)
+		}
+	}
+	withdrawn := ""
+	for a, ds := range by {
+		if len(ds) > len(by[withdrawn]) && ts.follow.Engine().Catalog().Actions[mustLookup(t, ts, a)].ContentID != "" {
+			withdrawn = a
+		}
+	}
+	if withdrawn == "" {
+		t.Fatal("no content action was recommended")
+	}
+	cfg := ts.cfg
+	cfg.DefinitionsDir = writeDefinitions(t, func(actions []map[string]any) {
+		for _, a := range actions {
+			if a["id"] == withdrawn {
+				a["approval"].(map[string]any)["status"] = "withdrawn"
+			}
+		}
+	}, nil)
+	before := redisKeys(t, b)
+	var out strings.Builder
+	rep, err := Simulate(ctx, cfg, from, time.Now().Add(time.Second), true, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(rep.LostIn[withdrawn]))
+	want := slices.Sorted(slices.Values(by[withdrawn]))
+	if !slices.Equal(got, want) {
+		t.Fatalf("decisions that lost %s: %d %v; want exactly the %d that recommended it %v", withdrawn, len(got), got, len(want), want)
+	}
+	if rep.Decisions != 150 || rep.Lost[withdrawn] != len(want) || len(rep.NotRerun) != 0 {
+		t.Errorf("report: %d decisions, lost %d, not rerun %v", rep.Decisions, rep.Lost[withdrawn], rep.NotRerun)
+	}
+	for a := range rep.Lost {
+		if a != withdrawn {
+			t.Errorf("the dry run also lost %s: only %s was withdrawn", a, withdrawn)
+		}
+	}
+	if after := redisKeys(t, b); after != before {
+		t.Errorf("the dry run wrote to Redis: %d keys before, %d after", before, after)
+	}
+	if !strings.Contains(out.String(), "Decisions that lost "+withdrawn) {
+		t.Errorf("the report does not list the decisions:\n%s", out.String())
+	}
+	t.Logf("%s lost in %d decisions; report:\n%s", withdrawn, len(want), out.String()[:min(len(out.String()), 1500)])
+}
+
+func mustLookup(t *testing.T, ts *testServer, id string) int {
+	t.Helper()
+	i, ok := ts.follow.Engine().Catalog().Lookup(id)
+	if !ok {
+		t.Fatalf("no action %s", id)
+	}
+	return i
+}
+
+// redisKeys is the number of keys in the backend's Redis.
+func redisKeys(t *testing.T, b redistest.Backend) int64 {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+	defer rdb.Close()
+	n, err := rdb.DBSize(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

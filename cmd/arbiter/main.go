@@ -8,11 +8,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,6 +52,11 @@ Usage:
   arbiter definitions publish [flags] DIR
                             validate DIR, store it in the Redis at -redis-addr, make it
                             the active set and wait until every live replica uses it
+  arbiter definitions simulate -receipts FROM..TO [-list] [-json] [flags] DIR
+                            dry run: make the decisions logged from FROM to TO again
+                            under the definitions in DIR, and report what would change
+                            (recommendations gained and lost, suppressions by reason,
+                            recipients whose top action changes); writes nothing
   arbiter help              this text; arbiter SUBCOMMAND -h lists its flags`
 
 func run(args []string) error {
@@ -58,13 +65,13 @@ func run(args []string) error {
 		cmd, args = args[0], args[1:]
 	}
 	if cmd == "definitions" {
-		if len(args) == 0 || args[0] != "publish" {
-			return errors.New("arbiter definitions: want arbiter definitions publish [flags] DIR")
+		if len(args) == 0 || (args[0] != "publish" && args[0] != "simulate") {
+			return errors.New("arbiter definitions: want arbiter definitions publish|simulate [flags] DIR")
 		}
-		cmd, args = "publish", args[1:]
+		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
-	case "serve", "demo", "seed", "migrate", "validate", "publish":
+	case "serve", "demo", "seed", "migrate", "validate", "publish", "simulate":
 	case "help":
 		fmt.Println(usage)
 		return nil
@@ -93,6 +100,23 @@ func run(args []string) error {
 		return Validate(cfg.DefinitionsDir, os.Stdout)
 	case "publish":
 		return Publish(ctx, cfg, os.Stdout)
+	case "simulate":
+		from, to, err := parseWindow(cfg.SimulateWindow, time.Now())
+		if err != nil {
+			return err
+		}
+		out := io.Writer(os.Stdout)
+		if cfg.SimulateJSON {
+			out = nil
+		}
+		rep, err := Simulate(ctx, cfg, from, to, cfg.SimulateList, out, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if cfg.SimulateJSON {
+			return writeReportJSON(os.Stdout, rep)
+		}
+		return nil
 	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, logger)

@@ -74,6 +74,13 @@ func start(t *testing.T, b redistest.Backend, n int, flags ...string) *testServe
 // startLogging is start with the server's log written to w.
 func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags ...string) *testServer {
 	t.Helper()
+	return startWith(t, b, n, w, nil, flags...)
+}
+
+// startWith is startLogging, with setup applied to the program before it
+// runs (nil: none).
+func startWith(t *testing.T, b redistest.Backend, n int, w io.Writer, setup func(*Main), flags ...string) *testServer {
+	t.Helper()
 	// No drain window: a test's server has no load balancer to tell.
 	args := []string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n), "-shutdown-drain", "0s"}
 	cmd := "demo"
@@ -104,6 +111,9 @@ func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags .
 	}
 	ts := &testServer{Main: NewMain(cfg, logger), trips: &redistest.RoundTrips{}}
 	ts.redisHooks = []redis.Hook{ts.trips}
+	if setup != nil {
+		setup(ts.Main)
+	}
 	if err := ts.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v", err)
 	}

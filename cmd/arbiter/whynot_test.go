@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -68,7 +70,7 @@ func TestWhyNot(t *testing.T) {
 		at               time.Time
 		field            string
 	}{
-		{"a past time", "WHYNOT-2", action, time.Now().Add(-time.Hour), "at"},
+		{"before 1970", "WHYNOT-2", action, time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), "at"},
 		{"an unknown action", "WHYNOT-2", "no-such-action", time.Time{}, "action_id"},
 		{"no action", "WHYNOT-2", "", time.Time{}, "action_id"},
 	} {
@@ -79,5 +81,52 @@ func TestWhyNot(t *testing.T) {
 	}
 	if _, err := c.WhyNot(ctx, "WHYNOT-NOBODY", action, time.Time{}); status.Code(err) != codes.NotFound {
 		t.Errorf("an unknown recipient: %v, want NotFound", err)
+	}
+	if _, err := c.WhyNot(ctx, "WHYNOT-2", action, time.Now().Add(-time.Hour)); status.Code(err) != codes.NotFound {
+		t.Errorf("a past time before any logged decision: %v, want NotFound", err)
+	}
+}
+
+// WhyNot as of a past time answers with what the server knew then: the
+// recipient's state from their last logged decision before it, and their
+// consent as the ledger stood at that time, not as it stands now.
+func TestWhyNotAsOfAPastTime(t *testing.T) {
+	// The server's clock runs ten minutes ahead, so that what happens in
+	// the test is, for the server, already in the past.
+	ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
+	ts := startWith(t, singleRedis(t), 1, io.Discard, func(m *Main) { m.clock = ahead }, "-receipts", "sync")
+	c := ts.client
+	ctx := context.Background()
+	const id, action = "ASOF-1", "email-cardiolex-efficacy"
+	consented := optIn(arbiter.Email, arbiter.Promotional)
+	consented.CapturedAt = ms(time.Now().Add(-48 * time.Hour))
+	addRecipient(t, c, id, "America/New_York", arbiter.HCP, consented)
+	d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 1, Candidates: []string{action}})
+	if err != nil || len(d.Recommendations) != 1 {
+		t.Fatalf("decide: %+v, %v; want %s recommended", d, err, action)
+	}
+	for !ms(time.Now()).After(ms(d.At)) { // the opt-out is recorded a millisecond or more after the decision
+		runtime.Gosched()
+	}
+	out, err := c.Unsubscribe(ctx, id, client.ChannelChange{Channel: arbiter.Email, CapturedAt: ms(time.Now()), Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.RecordedAt.After(ms(d.At)) {
+		t.Fatalf("the opt-out was recorded at %v, not after the decision (%v)", out.RecordedAt, d.At)
+	}
+	if now, err := c.WhyNot(ctx, id, action, time.Time{}); err != nil || now.Allowed {
+		t.Fatalf("now, after the opt-out: %+v, %v; want blocked", now, err)
+	}
+	then, err := c.WhyNot(ctx, id, action, d.At)
+	if err != nil || !then.Allowed || then.AsOfDecisionID != d.ID {
+		t.Fatalf("as of the decision, before the opt-out was known: %+v, %v; want allowed, from receipt %s", then, err, d.ID)
+	}
+	after, err := c.WhyNot(ctx, id, action, out.RecordedAt)
+	if err != nil || after.Allowed || len(after.Blocks) == 0 || after.Blocks[0].Reason != client.SuppressionNoConsent || after.AsOfDecisionID != d.ID {
+		t.Fatalf("as of the opt-out's recording: %+v, %v; want NO_CONSENT, from receipt %s", after, err, d.ID)
+	}
+	if _, err := c.WhyNot(ctx, id, action, d.At.Add(-time.Second)); status.Code(err) != codes.NotFound {
+		t.Errorf("before the first logged decision: %v, want NOT_FOUND", err)
 	}
 }

@@ -14,7 +14,7 @@ func whyNotCmd(ctx context.Context, e *env, args []string) error {
 	var asJSON bool
 	fs.StringVar(&id, "hcp", "", "recipient `id`: an HCP or a patient (required)")
 	fs.StringVar(&action, "action", "", "action `id` of the catalog (required)")
-	timeVar(fs, &at, "at", "at this `time` (RFC 3339; default now; not in the past)")
+	timeVar(fs, &at, "at", "at this `time` (RFC 3339; default now; a past time: as the server knew it then, from the decision log)")
 	fs.BoolVar(&asJSON, "json", false, "print the answer as JSON")
 	if err := parseFlags(fs, args, "hcp", "action"); err != nil {
 		return err
@@ -30,6 +30,10 @@ func whyNotCmd(ctx context.Context, e *env, args []string) error {
 	}
 	if asJSON {
 		return writeJSON(e.stdout, a)
+	}
+	if a.AsOfDecisionID != "" {
+		fmt.Fprintf(e.stdout, "as the server knew it then: the recipient as of decision %s, consent as the ledger stood at %s\n",
+			a.AsOfDecisionID, fmtTime(a.At))
 	}
 	if a.Allowed {
 		fmt.Fprintf(e.stdout, "%s may go to %s at %s: no gate blocks it\n", action, id, fmtTime(a.At))
