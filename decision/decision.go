@@ -77,8 +77,11 @@ type Result struct {
 	Inputs *recipient.State
 	Now    time.Time
 	Paused map[string]bool
-	// Catalog is the catalog the decision used (read only).
-	Catalog *catalog.Catalog
+	// Catalog is the catalog the decision used (read only), and
+	// CandidateIndexes the request's candidates as indexes in it (nil when
+	// the request named none).
+	Catalog          *catalog.Catalog
+	CandidateIndexes []int32
 }
 
 // Recommendation is one ranked action.
@@ -344,6 +347,9 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 		ID: id, At: at,
 		ModelVersion: e.model.Version, CatalogVersion: e.catalog.Version, DefinitionsVersion: e.defsVersion,
 		Inputs: snap, Now: now, Paused: paused, Catalog: e.catalog,
+	}
+	if len(req.Candidates) > 0 {
+		res.CandidateIndexes = slices.Clone(actions)
 	}
 
 	prof := &snap.Profile

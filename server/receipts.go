@@ -70,7 +70,9 @@ func receiptProtoWith(rc *decision.Receipt, decided *nbapb.DecideResponse, check
 		d := &nbapb.DecideRequest{HcpId: q.HCPID, Limit: int32(q.Limit), Candidates: q.Candidates,
 			CandidateSet: q.CandidateSet, Explain: q.Explain,
 			Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind(q.Caller), DecisionTime: ts(q.At)}}
-		if idx, ok := indexesOf(r.Catalog, q.Candidates); ok {
+		if r.Catalog != nil && len(r.CandidateIndexes) == len(q.Candidates) && len(q.Candidates) > 0 {
+			d.Candidates, out.CandidateIndexes = nil, r.CandidateIndexes
+		} else if idx, ok := indexesOf(r.Catalog, q.Candidates); ok {
 			d.Candidates, out.CandidateIndexes = nil, idx
 		}
 		for _, ch := range q.Channels {
