@@ -327,8 +327,16 @@ type Finding struct {
 }
 
 // ChainHeads calls fn with every recipient's ledger length and last MAC,
-// walking the keyspace (every master of a Cluster).
+// walking the keyspace (every master of a Cluster), and first with the
+// operations trail's (trail.go), under the empty id.
 func (s *Store) ChainHeads(ctx context.Context, fn func(hcpID string, h ChainHead) error) error {
+	h, err := s.trailHead(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn("", h); err != nil {
+		return err
+	}
 	return s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
 		pipe := c.Pipeline()
 		n := pipe.LLen(ctx, s.key(id, suffixConsentLog))
@@ -376,8 +384,24 @@ func (s *Store) scanLedgers(ctx context.Context, fn func(ctx context.Context, c 
 // not nil, counts the entries checked, and recipients the ledgers.
 func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]ChainHead, recipients, entries *atomic.Int64,
 	fn func(*Finding) error) error {
-	seen := map[string]bool{}
-	err := s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
+	cp, inCheckpoint := checkpoint[""]
+	f, bad, n, err := s.verifyTrail(ctx, key, cp, inCheckpoint)
+	if err != nil {
+		return err
+	}
+	if entries != nil {
+		entries.Add(int64(n))
+	}
+	if bad {
+		err = fn(&f)
+	} else {
+		err = fn(nil)
+	}
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{"": true}
+	err = s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
 		pipe := c.Pipeline()
 		log := pipe.LRange(ctx, s.key(id, suffixConsentLog), 0, -1)
 		cur := pipe.HGetAll(ctx, s.key(id, suffixConsent))

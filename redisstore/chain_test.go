@@ -11,8 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
+	"github.com/arbiter-nba/arbiter/scoring"
 )
 
 var chainKey = []byte("the deployment's chain key, 32 b")
@@ -204,3 +207,68 @@ func set(t *testing.T, c redis.Cmder) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The operations trail (definitions activations, journey pauses and
+// moves) is chained like the consent ledgers: edits, removals and a cut
+// tail (against a checkpoint) are found.
+func TestOperationsTrail(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		tamper func(rdb redis.UniversalClient, key string)
+		seq    int64
+	}{
+		{"edit", func(rdb redis.UniversalClient, key string) {
+			e := rdb.LIndex(ctx, key, 1).Val()
+			rdb.LSet(ctx, key, 1, strings.Replace(e, "journey.pause", "journey.resume", 1))
+		}, 1},
+		{"delete", func(rdb redis.UniversalClient, key string) { rdb.LRem(ctx, key, 1, rdb.LIndex(ctx, key, 0).Val()) }, 0},
+		{"cut the tail", func(rdb redis.UniversalClient, key string) { rdb.RPop(ctx, key) }, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rdb, c := newStore(t)
+			s.SetChainKey(chainKey)
+			if err := s.StoreDefinitions(ctx, testSet(t)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ActivateDefinitions(ctx, testSet(t).Version); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetJourneyPaused(ctx, "j-1", true); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetJourneyPaused(ctx, "j-1", false); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.UpsertProfile(ctx, hcpProfile("TRAIL-MOVE")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MoveInJourney(ctx, "TRAIL-MOVE", "j-1", "step-2", c.now()); err != nil {
+				t.Fatal(err)
+			}
+			if n := rdb.LLen(ctx, s.trailKey()).Val(); n != 4 {
+				t.Fatalf("the trail has %d entries, want 4 (activate, pause, resume, move)", n)
+			}
+			if f := verifyAll(t, s, nil); len(f) != 0 {
+				t.Fatalf("untouched: %+v", f)
+			}
+			cp := heads(t, s)
+			tc.tamper(rdb, s.trailKey())
+			f := verifyAll(t, s, cp)
+			if len(f) != 1 || f[0].HCPID != "" || f[0].Seq != tc.seq || !strings.Contains(f[0].Problem, "operations trail") {
+				t.Fatalf("findings %+v, want the operations trail's entry %d", f, tc.seq)
+			}
+		})
+	}
+}
+
+// testSet is the demo's catalog, model and consent policy as a set.
+func testSet(t *testing.T) *definitions.Set {
+	t.Helper()
+	set, err := definitions.Parse(map[string][]byte{definitions.CatalogFile: catalog.DemoJSON(),
+		definitions.ModelFile: scoring.DemoJSON(), definitions.PolicyFile: consent.DefaultPolicyJSON()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}

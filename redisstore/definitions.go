@@ -90,7 +90,7 @@ func (s *Store) logActivation(ctx context.Context, version string) error {
 	if err := s.rdb.RPush(ctx, s.defsKey("log"), entry).Err(); err != nil {
 		return storageErr("activate definitions", err)
 	}
-	return nil
+	return trailRecorded("the activation of "+version, s.AppendTrail(ctx, OpActivateDefinitions, version, ""))
 }
 
 // ActiveVersion returns the active Set's version, or "" when none was

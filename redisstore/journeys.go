@@ -55,7 +55,14 @@ func (s *Store) MoveInJourney(ctx context.Context, id, journey, step string, at 
 	if n == 0 {
 		return fmt.Errorf("redisstore: move in journey: %w", arbiter.ErrNotFound)
 	}
-	return nil
+	return trailRecorded("the move", s.AppendTrail(ctx, OpMoveInJourney, journey, id+" to "+orExit(step)))
+}
+
+func orExit(step string) string {
+	if step == "" {
+		return "exit"
+	}
+	return step
 }
 
 // JourneyMember is a recipient to index as a member of a journey, scored
@@ -134,7 +141,11 @@ func (s *Store) SetJourneyPaused(ctx context.Context, journey string, paused boo
 		return storageErr("pause journey", err)
 	}
 	_ = s.rdb.Publish(ctx, s.DefinitionsChannel(), "journeys").Err()
-	return nil
+	op := OpResumeJourney
+	if paused {
+		op = OpPauseJourney
+	}
+	return trailRecorded("the "+op, s.AppendTrail(ctx, op, journey, ""))
 }
 
 // PausedJourneys returns the paused journeys' ids.

@@ -111,7 +111,11 @@ func auditVerifyCmd(ctx context.Context, e *env, args []string) error {
 			if f.GetSeq() >= 0 {
 				where = fmt.Sprintf(" (entry %d)", f.GetSeq())
 			}
-			fmt.Fprintf(e.stdout, "%s%s: %s\n", f.GetHcpId(), where, f.GetProblem())
+			who := f.GetHcpId()
+			if who == "" {
+				who = "(operations)"
+			}
+			fmt.Fprintf(e.stdout, "%s%s: %s\n", who, where, f.GetProblem())
 		}
 		return nil
 	})

@@ -6453,7 +6453,8 @@ func (x *ExportDecisionsResponse) GetReceiptsSent() int64 {
 
 type ChainHead struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	HcpId string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The recipient; empty for the operations trail.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
 	// The number of entries in the recipient's ledger, and the MAC of the
 	// last one.
 	Length        int64  `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
@@ -6684,7 +6685,10 @@ func (x *VerifyTrailRequest) GetMac() string {
 
 type TrailFinding struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	HcpId string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// The recipient whose consent ledger it is about; empty for the
+	// operations trail (definitions activations, journey pauses, resumes and
+	// moves), which is chained the same way.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
 	// The position of the first entry found wrong (-1: not about one entry).
 	Seq           int64  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	Problem       string `protobuf:"bytes,3,opt,name=problem,proto3" json:"problem,omitempty"`

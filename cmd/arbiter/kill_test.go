@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/demo"
+)
+
+// The decision log when the server is killed outright (SIGKILL) under
+// load, the real binary in its own process: in sync mode every decision
+// that got an answer has its receipt; in async mode the receipts lost are
+// at most the queue's bound.
+func TestReceiptsSurviveKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the server binary")
+	}
+	b := singleRedis(t)
+	bin := filepath.Join(t.TempDir(), "arbiter")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	key := auditKeyFile(t)
+	const queue = 64
+	for _, mode := range []string{"sync", "async"} {
+		t.Run(mode, func(t *testing.T) {
+			prefix := "kill-" + mode
+			common := []string{"-redis-addr", b.Addrs[0], "-redis-prefix", prefix}
+			if out, err := exec.Command(bin, append([]string{"seed", "-demo-size", "200", "-log-level", "warn"}, common...)...).CombinedOutput(); err != nil {
+				t.Fatalf("seed: %v\n%s", err, out)
+			}
+			args := append([]string{"serve", "-listen", "127.0.0.1:0", "-catalog", demoCatalogFile, "-model", demoModelFile,
+				"-consent-policy", demoPolicyFile, "-receipts", mode, "-receipt-queue", fmt.Sprint(queue), "-audit-key", key,
+				"-durability", "off", "-log-level", "info"}, common...)
+			srv := exec.Command(bin, args...)
+			stderr, err := srv.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+			addr := listenAddr(t, stderr)
+			c, err := client.Dial(addr, client.WithTimeout(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+
+			var mu sync.Mutex
+			var answered []string
+			var n atomic.Int64
+			enough := make(chan struct{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ctx.Err() == nil; i++ {
+						d, err := c.Decide(ctx, demo.HCPID(1+(w*37+i)%200), client.DecideOptions{Limit: 3})
+						if err != nil {
+							return // the server is gone
+						}
+						mu.Lock()
+						answered = append(answered, d.ID)
+						mu.Unlock()
+						if n.Add(1) == 2000 {
+							close(enough)
+						}
+					}
+				}()
+			}
+			select {
+			case <-enough:
+			case <-time.After(60 * time.Second):
+				t.Fatal("2000 decisions did not come within 60 s")
+			}
+			if err := srv.Process.Kill(); err != nil { // SIGKILL, under load
+				t.Fatal(err)
+			}
+			_ = srv.Wait()
+			cancel()
+			wg.Wait()
+
+			rdb := redis.NewClient(&redis.Options{Addr: b.Addrs[0]})
+			defer rdb.Close()
+			stored := map[string]bool{}
+			keys := rdb.Keys(context.Background(), prefix+":{*}:r").Val()
+			for _, k := range keys {
+				for _, m := range rdb.ZRange(context.Background(), k, 0, -1).Val() {
+					id, _, _ := strings.Cut(m, "\n")
+					stored[id] = true
+				}
+			}
+			missing := 0
+			for _, id := range answered {
+				if !stored[id] {
+					missing++
+				}
+			}
+			t.Logf("%s: %d decisions answered before the kill, %d receipts stored, %d answered without one", mode, len(answered), len(stored), missing)
+			switch {
+			case mode == "sync" && missing > 0:
+				t.Errorf("sync: %d answered decisions have no receipt", missing)
+			case mode == "async" && missing > queue+2*256:
+				// At most the queue, plus the two batches being written.
+				t.Errorf("async: %d answered decisions lost their receipt, more than the queue (%d) and the batches in flight", missing, queue)
+			}
+		})
+	}
+}
+
+// listenAddr reads the server's log until it says where it serves.
+func listenAddr(t *testing.T, stderr interface{ Read([]byte) (int, error) }) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr) // and goes on reading, so that the server never blocks on its log
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "arbiter serving" {
+				if _, _, err := net.SplitHostPort(rec.Addr); err == nil {
+					found <- rec.Addr
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-found:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not say where it serves within 30 s")
+		return ""
+	}
+}
