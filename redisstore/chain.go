@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -370,10 +371,23 @@ func (s *Store) scanLedgers(ctx context.Context, fn func(ctx context.Context, c 
 		}
 		return nil
 	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	return forEachNode(ctx, s.rdb, scan)
+}
+
+// forEachNode runs scan on the single Redis, or on every master of a
+// Cluster, one after the other: callers' callbacks (a stream's Send, a
+// map) need not be safe for concurrent use.
+func forEachNode(ctx context.Context, rdb redis.UniversalClient, scan func(ctx context.Context, c redis.Cmdable) error) error {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return scan(ctx, rdb)
 	}
-	return scan(ctx, s.rdb)
+	var mu sync.Mutex
+	return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return scan(ctx, c)
+	})
 }
 
 // VerifyLedgers checks every recipient's consent ledger with key: the

@@ -159,13 +159,7 @@ func (s *Store) leaveJourneys(ctx context.Context, id string) (int, error) {
 		}
 		return it.Err()
 	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.rdb)
-	}
-	if err != nil {
+	if err := forEachNode(ctx, s.rdb, scan); err != nil {
 		return n, storageErr("erase: journeys", err)
 	}
 	return n, nil

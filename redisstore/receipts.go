@@ -153,7 +153,7 @@ func (s *Store) Receipts(ctx context.Context, hcpID string, from, to time.Time, 
 func (s *Store) ScanReceipts(ctx context.Context, from, to time.Time, progress *atomic.Int64,
 	fn func(hcpID string, receipts [][]byte) error) error {
 	match := s.prefix + ":{*}" + suffixReceipts
-	scan := func(ctx context.Context, c redis.UniversalClient) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, match, 500).Iterator()
 		for it.Next(ctx) {
 			key := it.Val()
@@ -179,10 +179,7 @@ func (s *Store) ScanReceipts(ctx context.Context, from, to time.Time, progress *
 		}
 		return nil
 	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	}
-	return scan(ctx, s.rdb)
+	return forEachNode(ctx, s.rdb, scan)
 }
 
 // recipientOfKey is the recipient id of a per-recipient key.
