@@ -53,18 +53,7 @@ func (c *Client) ExportDecisions(ctx context.Context, from, to time.Time, fn fun
 	if err != nil {
 		return err
 	}
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(resp); err != nil {
-			return err
-		}
-	}
+	return recvAll(stream.Recv, fn)
 }
 
 // Checkpoint streams a checkpoint of the consent ledgers' chains to fn:
@@ -75,18 +64,7 @@ func (c *Client) Checkpoint(ctx context.Context, fn func(*nbapb.CheckpointRespon
 	if err != nil {
 		return err
 	}
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(resp); err != nil {
-			return err
-		}
-	}
+	return recvAll(stream.Recv, fn)
 }
 
 // VerifyTrail sends a checkpoint (the messages Checkpoint gave, in order;
@@ -105,18 +83,7 @@ func (c *Client) VerifyTrail(ctx context.Context, checkpoint []*nbapb.Checkpoint
 	if err := stream.CloseSend(); err != nil {
 		return err
 	}
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(resp); err != nil {
-			return err
-		}
-	}
+	return recvAll(stream.Recv, fn)
 }
 
 // EraseRecipient erases a recipient, keeping the minimal, pseudonymous
@@ -125,4 +92,20 @@ func (c *Client) EraseRecipient(ctx context.Context, hcpID string) (*nbapb.Erase
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	return c.profiles.EraseRecipient(ctx, &nbapb.EraseRecipientRequest{HcpId: hcpID})
+}
+
+// recvAll gives fn every message of a server stream, until it ends.
+func recvAll[T any](recv func() (*T, error), fn func(*T) error) error {
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
 }
