@@ -33,7 +33,9 @@ type metrics struct {
 	// The journeys' KPIs, as of their last GetJourneyStats: labels are the
 	// journey's and step's ids, never a recipient's.
 	// shed counts the calls refused at capacity (admission.go).
-	shed           prometheus.Counter
+	shed prometheus.Counter
+	// limited counts the calls refused by a caller's rate limit.
+	limited        prometheus.Counter
 	journeyMembers *prometheus.GaugeVec // journey, status
 	journeyDropped *prometheus.GaugeVec // journey, step
 	journeyRates   *prometheus.GaugeVec // journey, rate
@@ -87,7 +89,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "arbiter_shed_total",
 		Help: "Calls refused with RESOURCE_EXHAUSTED because the server was at its bound of calls in flight (-max-in-flight).",
 	})
-	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed, m.shed, m.journeyMembers, m.journeyDropped, m.journeyRates)
+	m.limited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "arbiter_rate_limited_total",
+		Help: "Calls (and streams) refused because their caller's rate limit was reached (-rate-limit).",
+	})
+	reg.MustRegister(m.grpc, m.decideTime, decisions, recommended, suppressed, m.shed, m.limited, m.journeyMembers, m.journeyDropped, m.journeyRates)
 	return m
 }
 

@@ -78,6 +78,7 @@ type Server struct {
 	clock        func() time.Time // WithClock
 	trail        AuditTrail       // nil: AuditService not served
 	trailKey     []byte
+	limiter      *principalLimiter // WithRateLimit; nil: none
 	// stopper ends the client-paced calls on shutdown (drain.go).
 	stopper *stopper
 	// admission holds a token per unary call in flight (admission.go;
@@ -279,8 +280,8 @@ func (s *Server) interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSer
 		unary = append(unary, s.authUnary)
 		stream = append(stream, s.authStream)
 	}
-	unary = append(unary, s.deadlineInterceptor, rejectMalformed)
-	stream = append(stream, rejectMalformedStream)
+	unary = append(unary, s.limitUnary, s.deadlineInterceptor, rejectMalformed)
+	stream = append(stream, s.limitStream, rejectMalformedStream)
 	return append(unary, s.unaryExtra...), append(stream, s.streamExtra...)
 }
 

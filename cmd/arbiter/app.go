@@ -171,7 +171,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	srvOpts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
-		server.WithAccessLog(m.cfg.AccessLog), server.WithAdmission(m.cfg.MaxInFlight, m.cfg.AdmissionWait)}
+		server.WithAccessLog(m.cfg.AccessLog), server.WithAdmission(m.cfg.MaxInFlight, m.cfg.AdmissionWait),
+		server.WithRateLimit(m.cfg.RateLimit, m.cfg.RateBurst)}
 	var reg *prometheus.Registry
 	if m.cfg.MetricsAddr != "" {
 		reg = newRegistry(m.cache)

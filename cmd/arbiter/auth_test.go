@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -482,4 +483,51 @@ func (p *testPKI) connWithCert(t *testing.T, addr string, cert tls.Certificate) 
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// Per-principal rate limits: a caller past its limit is refused with
+// RESOURCE_EXHAUSTED and a retry hint, while another caller, and health
+// checks, go on.
+func TestRateLimitPerPrincipal(t *testing.T) {
+	p := newTestPKI(t)
+	// Half a call a second, bursts of three: the fourth call in a row is
+	// refused for the next two seconds.
+	ts := start(t, embedded, 5, append(p.flags(), "-rate-limit", "0.5", "-rate-burst", "3")...)
+	tlsOpt := client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: p.certPool})))
+	ctx := context.Background()
+	caller := func(sub string) *client.Client {
+		tok := p.token(t, []string{"marketing_platform"}, func(c jwt.MapClaims, _ map[string]any) { c["sub"] = sub })
+		c, err := client.Dial(ts.Addr(), tlsOpt, client.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	noisy, quiet := caller("svc-noisy"), caller("svc-quiet")
+	var refused error
+	for i := range 6 {
+		_, err := noisy.Decide(ctx, demo.HCPID(1), client.DecideOptions{})
+		switch {
+		case i < 3 && err != nil:
+			t.Fatalf("call %d, within the burst: %v", i, err)
+		case i >= 3 && status.Code(err) != codes.ResourceExhausted:
+			t.Fatalf("call %d, past the burst: %v, want RESOURCE_EXHAUSTED", i, err)
+		}
+		if i >= 3 {
+			refused = err
+		}
+	}
+	var hint *errdetails.RetryInfo
+	for _, d := range status.Convert(refused).Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			hint = r
+		}
+	}
+	if hint == nil || hint.GetRetryDelay().AsDuration() <= 0 || hint.GetRetryDelay().AsDuration() > 2*time.Second {
+		t.Errorf("the refusal's retry hint: %v, want the time until a token, at most 2 s", hint)
+	}
+	if _, err := quiet.Decide(ctx, demo.HCPID(1), client.DecideOptions{}); err != nil {
+		t.Errorf("another caller: %v, want it served", err)
+	}
 }

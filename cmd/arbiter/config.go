@@ -111,6 +111,10 @@ type Config struct {
 	Receipts         server.ReceiptMode
 	ReceiptRetention time.Duration
 	ReceiptQueue     int
+	// RateLimit > 0 limits each principal to that many calls a second,
+	// with bursts of RateBurst (server.WithRateLimit).
+	RateLimit float64
+	RateBurst int
 	// SimulateWindow, SimulateList and SimulateJSON are arbiter
 	// definitions simulate's -receipts FROM..TO, -list and -json.
 	SimulateWindow             string
@@ -181,7 +185,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
-	var sendIdle, receipts, receiptDays, receiptQueue string
+	var sendIdle, receipts, receiptDays, receiptQueue, rateLimit, rateBurst string
+	fs.StringVar(&rateLimit, "rate-limit", env("RATE_LIMIT", "0"), "calls a second each principal (a token's subject; without authentication, a client address) may make; past it RESOURCE_EXHAUSTED with a retry hint; 0: no limit (ARBITER_RATE_LIMIT)")
+	fs.StringVar(&rateBurst, "rate-burst", env("RATE_BURST", "0"), "the burst a principal may make above -rate-limit; 0: one second's worth (ARBITER_RATE_BURST)")
 	if cmd == "simulate" {
 		fs.StringVar(&c.SimulateWindow, "receipts", "", "the decisions to make again: those logged from FROM to TO, FROM..TO (RFC 3339 times; TO empty: now); required")
 		fs.BoolVar(&c.SimulateList, "list", false, "list the decisions that lost or gained each action")
@@ -322,6 +328,15 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.SendIdle, err = time.ParseDuration(sendIdle); err != nil || c.SendIdle <= 0 {
 		return c, fmt.Errorf("send-stream-idle: want a positive duration, got %q", sendIdle)
+	}
+	if c.RateLimit, err = strconv.ParseFloat(rateLimit, 64); err != nil || c.RateLimit < 0 || c.RateLimit > 1e7 {
+		return c, fmt.Errorf("rate-limit: want 0 to 10000000 calls a second, got %q", rateLimit)
+	}
+	if c.RateBurst, err = strconv.Atoi(rateBurst); err != nil || c.RateBurst < 0 {
+		return c, fmt.Errorf("rate-burst: want 0 or more, got %q", rateBurst)
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = max(1, int(c.RateLimit))
 	}
 	var ok bool
 	if c.Receipts, ok = server.ParseReceiptMode(receipts); !ok {
