@@ -249,9 +249,25 @@ func ValidateWrite(recipientID string, recs []Record, name func(int) string, now
 		if recs[i].CapturedAt.After(now.Add(MaxClockSkew)) {
 			e.Add(join(name(i), "captured_at"), "must not be in the future")
 		}
+		// Reserved for the entries erasure minimises (redisstore/erase.go):
+		// a record posing as one would keep its personal fields out of the
+		// ledger's chain.
+		if recs[i].Source == ErasedSource {
+			e.Add(join(name(i), "source"), "\"erased\" is reserved")
+		}
+		if strings.HasPrefix(recs[i].NoticeVersion, ErasedNoticePrefix) {
+			e.Add(join(name(i), "notice_version"), "must not begin with \"erased:\"")
+		}
 	}
 	return e.Err()
 }
+
+// The source and notice version prefix of the ledger entries erasure
+// minimised (redisstore/erase.go): no write may use them.
+const (
+	ErasedSource       = "erased"
+	ErasedNoticePrefix = "erased:"
+)
 
 // join is the path of field within name ("record" and "channel" give
 // "record.channel"; an empty name gives "channel").

@@ -341,7 +341,7 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 		return nil, fmt.Errorf("decide: %w", err)
 	}
 	if id == "" {
-		id = e.ids.next(at, req.HCPID)
+		id = e.ids.next(now, req.HCPID)
 	}
 	res := &Result{
 		ID: id, At: at,

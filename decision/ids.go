@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -26,32 +25,30 @@ import (
 // (AES-GCM): whoever holds the key finds the recipient's receipts, on its
 // Redis Cluster shard, from the id alone, and can tell an id of this
 // recipient's from a forged or another recipient's one (an outcome's
-// decision_id); whoever does not learns nothing of the recipient.
+// decision_id); whoever does not learns nothing of the recipient. The
+// time is the server's clock when the decision was made (a receipt is
+// filed under it), not the decision time the caller asked about.
 type idSource struct {
 	tag  string
-	raw  [4]byte
 	seq  atomic.Uint64
 	seal *IDKey
 }
 
 func newIDSource() *idSource {
-	s := &idSource{}
-	rand.Read(s.raw[:])
-	s.tag = hex.EncodeToString(s.raw[:])
-	return s
+	var raw [4]byte
+	rand.Read(raw[:])
+	return &idSource{tag: hex.EncodeToString(raw[:])}
 }
 
 func (s *idSource) next(at time.Time, hcpID string) string {
 	var buf [160]byte
-	ms := at.UnixMilli()
-	seq := s.seq.Add(1)
-	out := strconv.AppendInt(buf[:0], ms, 36)
+	out := strconv.AppendInt(buf[:0], at.UnixMilli(), 36)
 	out = append(out, '-')
 	out = append(out, s.tag...)
 	out = append(out, '-')
-	out = strconv.AppendUint(out, seq, 36)
+	out = strconv.AppendUint(out, s.seq.Add(1), 36)
 	if s.seal != nil {
-		out = s.seal.seal(out, ms, s.raw, seq, hcpID)
+		out = s.seal.seal(out, hcpID)
 	}
 	return string(out)
 }
@@ -88,15 +85,15 @@ func WithIDKey(k *IDKey) Option { return func(e *Engine) { e.ids.seal = k } }
 
 var idEncoding = base64.RawURLEncoding
 
-// seal appends "-" and the sealed hcpID to the id prefix in out. The nonce
-// is the prefix's own parts (time, process tag, counter), unique per id
-// as the id is; the prefix is authenticated with it.
-func (k *IDKey) seal(out []byte, ms int64, tag [4]byte, seq uint64, hcpID string) []byte {
-	var nonce [12]byte
-	binary.BigEndian.PutUint64(nonce[:8], uint64(ms)<<16|seq&0xffff)
-	copy(nonce[8:], tag[:])
-	var ct [128]byte
-	sealed := k.aead.Seal(ct[:0], nonce[:], []byte(hcpID), out)
+// seal appends "-" and the sealed hcpID to the id prefix in out: a random
+// nonce, then the ciphertext, the prefix authenticated with it. The nonce
+// is random, not derived from the prefix: callers choose the decision
+// time, and a nonce repeated under one key would give the key away.
+func (k *IDKey) seal(out []byte, hcpID string) []byte {
+	var buf [12 + 64 + 16]byte
+	nonce := buf[:12]
+	rand.Read(nonce)
+	sealed := k.aead.Seal(buf[:12], nonce, []byte(hcpID), out)
 	out = append(out, '-')
 	return idEncoding.AppendEncode(out, sealed)
 }
@@ -113,34 +110,17 @@ func (k *IDKey) Open(id string) (hcpID string, at time.Time, err error) {
 		return "", time.Time{}, ErrForeignID
 	}
 	ms, err1 := strconv.ParseInt(parts[0], 36, 64)
-	seq, err2 := strconv.ParseUint(parts[2], 36, 64)
+	_, err2 := strconv.ParseUint(parts[2], 36, 64)
 	var tag [4]byte
 	_, err3 := hex.Decode(tag[:], []byte(parts[1]))
 	sealed, err4 := idEncoding.DecodeString(parts[3])
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(sealed) < 12+k.aead.Overhead() {
 		return "", time.Time{}, ErrForeignID
 	}
-	var nonce [12]byte
-	binary.BigEndian.PutUint64(nonce[:8], uint64(ms)<<16|seq&0xffff)
-	copy(nonce[8:], tag[:])
 	prefix := id[:len(id)-len(parts[3])-1]
-	plain, err := k.aead.Open(nil, nonce[:], sealed, []byte(prefix))
+	plain, err := k.aead.Open(nil, sealed[:12], sealed[12:], []byte(prefix))
 	if err != nil {
 		return "", time.Time{}, ErrForeignID
 	}
 	return string(plain), time.UnixMilli(ms).UTC(), nil
-}
-
-// IDTime returns the decision time an id carries (its first part), sealed
-// or not; false when id is not a decision id.
-func IDTime(id string) (time.Time, bool) {
-	head, _, ok := strings.Cut(id, "-")
-	if !ok {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(head, 36, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms).UTC(), true
 }

@@ -70,6 +70,18 @@ func (r *Receipt) HCPID() string {
 	return r.Request.HCPID
 }
 
+// Logged is when the decision was made, by the server's clock: its
+// receipt is filed under it (the decision id carries it too).
+func (r *Receipt) Logged() time.Time {
+	if r.SendResult != nil {
+		return r.SendResult.Now
+	}
+	if r.Result != nil {
+		return r.Result.Now
+	}
+	return time.Time{}
+}
+
 // At is the decision time (a check's planned send time).
 func (r *Receipt) At() time.Time {
 	if r.SendResult != nil {

@@ -130,7 +130,7 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 	if req.Reserve {
 		resID = reservationID(ctx, req.HCPID, req.IdempotencyKey)
 	}
-	res := &SendResult{DecisionID: e.ids.next(at, req.HCPID), DefinitionsVersion: e.defsVersion, Action: a, At: at,
+	res := &SendResult{DecisionID: e.ids.next(now, req.HCPID), DefinitionsVersion: e.defsVersion, Action: a, At: at,
 		Now: now, Paused: e.pausedNow()}
 	dreq := Request{HCPID: req.HCPID, Caller: req.Caller, At: at, Explain: true, Territories: req.Territories}
 	for range bookAttempts {
@@ -204,7 +204,7 @@ func (e *Engine) CheckSend(ctx context.Context, req SendRequest) (*SendResult, e
 			// written by the booking's own script.
 			res.Reservation = &Reservation{ID: resID, ExpiresAt: b.Touch.ExpiresAt.Truncate(time.Millisecond).UTC(), State: contact.Reserved}
 			rc := &Receipt{Kind: KindCheckSend, Principal: principalOf(ctx), Send: req, SendResult: res}
-			b.ReceiptID, b.ReceiptAt = res.DecisionID, at
+			b.ReceiptID, b.ReceiptAt = res.DecisionID, now
 			if b.Receipt, err = e.receiptEnc(rc); err != nil {
 				return nil, fmt.Errorf("check send: receipt: %w", err)
 			}

@@ -88,8 +88,8 @@ var (
 // erasedSource marks an erased entry, whose notice field holds
 // erasedPrefix and the digest of its personal fields.
 const (
-	erasedSource = "erased"
-	erasedPrefix = "erased:"
+	erasedSource = consent.ErasedSource
+	erasedPrefix = consent.ErasedNoticePrefix
 )
 
 // entryDigest is D_i of a stored entry (with or without its digest field).
@@ -188,7 +188,9 @@ func (s *Store) writeSealed(ctx context.Context, key []byte, id string, recs []c
 		fields[i] = consentField(&base[i].Record)
 	}
 	for range sealAttempts {
-		pipe := s.rdb.Pipeline()
+		// One transaction: the current values, the length and the last
+		// entry as of one instant.
+		pipe := s.rdb.TxPipeline()
 		var cur *redis.SliceCmd
 		if len(fields) > 0 {
 			cur = pipe.HMGet(ctx, keys[0], fields...)
@@ -261,7 +263,7 @@ func (s *Store) writeSealed(ctx context.Context, key []byte, id string, recs []c
 		switch {
 		case opKey != "" && len(res) == 0:
 			return nil, true, nil
-		case len(res) == 1 && res[0] == -1:
+		case len(res) == 1 && (res[0] == -1 || res[0] == -2):
 			continue // another write came in between: read and seal again
 		}
 		if err := checkSealed(res, entries); err != nil {
@@ -395,8 +397,10 @@ func forEachNode(ctx context.Context, rdb redis.UniversalClient, scan func(ctx c
 // the ledger, and, for the recipients a checkpoint saw (nil: none), that
 // the ledger still holds what it held then. fn gets each recipient's first
 // finding, or nil after a ledger without one (for progress); entries, when
-// not nil, counts the entries checked, and recipients the ledgers.
-func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]ChainHead, recipients, entries *atomic.Int64,
+// not nil, counts the entries checked, recipients the ledgers, and
+// unsealed the entries written before sealing began (each ledger's
+// unsealed first entries: not findings).
+func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]ChainHead, recipients, entries, unsealed *atomic.Int64,
 	fn func(*Finding) error) error {
 	cp, inCheckpoint := checkpoint[""]
 	f, bad, n, err := s.verifyTrail(ctx, key, cp, inCheckpoint)
@@ -416,7 +420,7 @@ func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[st
 	}
 	seen := map[string]bool{"": true}
 	err = s.scanLedgers(ctx, func(ctx context.Context, c redis.Cmdable, id string) error {
-		pipe := c.Pipeline()
+		pipe := c.TxPipeline() // the ledger and the current consent as of one instant
 		log := pipe.LRange(ctx, s.key(id, suffixConsentLog), 0, -1)
 		cur := pipe.HGetAll(ctx, s.key(id, suffixConsent))
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -432,10 +436,41 @@ func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[st
 			entries.Add(int64(len(log.Val())))
 		}
 		cp, inCheckpoint := checkpoint[id]
-		if f, bad := verifyLedger(key, id, log.Val(), cur.Val(), cp, inCheckpoint); bad {
+		var n int64
+		f, bad := verifyLedger(key, id, log.Val(), cur.Val(), cp, inCheckpoint, &n)
+		if unsealed != nil {
+			unsealed.Add(n)
+		}
+		if bad {
 			return fn(&f)
 		}
 		return fn(nil)
+	})
+	if err != nil {
+		return err
+	}
+	// Current consent with no ledger at all: made outside it.
+	err = forEachNode(ctx, s.rdb, func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, s.prefix+":{*}"+suffixConsent, 500).Iterator()
+		for it.Next(ctx) {
+			id, ok := recipientOfKey(it.Val(), s.prefix, suffixConsent)
+			if !ok {
+				continue
+			}
+			n, err := c.Exists(ctx, s.key(id, suffixConsentLog)).Result()
+			if err != nil {
+				return storageErr("verify", err)
+			}
+			if n == 0 {
+				if err := fn(&Finding{HCPID: id, Seq: -1, Problem: "current consent without a ledger: it was made outside it"}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return storageErr("verify", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -452,12 +487,22 @@ func (s *Store) VerifyLedgers(ctx context.Context, key []byte, checkpoint map[st
 
 // verifyLedger checks one recipient's ledger (log, oldest first) and
 // current consent (cur, the hash), and returns its first finding.
-func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp ChainHead, inCheckpoint bool) (Finding, bool) {
+func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp ChainHead, inCheckpoint bool, unsealed *int64) (Finding, bool) {
 	bad := func(seq int64, format string, args ...any) (Finding, bool) {
 		return Finding{HCPID: id, Seq: seq, Problem: fmt.Sprintf(format, args...)}, true
 	}
 	prev := ""
 	want := map[string]string{} // the current consent the ledger makes
+	// Erased at ledger length erasedAt (-1: never): the completeness
+	// marker was cleared then.
+	erasedAt := int64(-1)
+	if v, ok := cur[erasedField]; ok {
+		_, n, _ := strings.Cut(v, "|")
+		if x, err := strconv.ParseInt(n, 10, 64); err == nil {
+			erasedAt = x
+		}
+	}
+	complete := "" // the marker the ledger makes
 	for i, raw := range log {
 		e, err := decodeLedger(raw)
 		if err != nil {
@@ -468,12 +513,22 @@ func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp
 		}
 		canon, digest, _ := canonEntry(raw)
 		if digest == "" {
-			return bad(int64(i), "entry %d is not sealed: written without the audit key (or by an earlier version), or added", i)
+			if prev != "" {
+				return bad(int64(i), "entry %d is not sealed, after sealed ones: it was added, or written by a server without the audit key", i)
+			}
+			// Written before sealing began (an earlier version, or no
+			// audit key then): counted, not a finding. Only a checkpoint
+			// shows a ledger replaced wholesale by unsealed entries.
+			*unsealed++
+			continue
 		}
 		if !hmac.Equal([]byte(digest), []byte(chainMAC(key, id, prev, canon))) {
 			return bad(int64(i), "entry %d does not verify: it was edited, added, moved, or the chain was sealed with another key", i)
 		}
 		prev = digest
+		if e.MarkedComplete && int64(i) >= erasedAt {
+			complete = strconv.FormatInt(e.RecordedAt.UnixMilli(), 10)
+		}
 		switch {
 		case !e.Applied || !e.Record.Channel.Valid():
 		case e.Erased:
@@ -499,6 +554,12 @@ func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp
 				return bad(cp.Length-1, "entry %d differs from the one the checkpoint saw", cp.Length-1)
 			}
 		}
+	}
+	if cur[completeField] != complete {
+		return bad(-1, "the completeness marker does not follow from the ledger: it was set or changed outside it")
+	}
+	if v, ok := cur[versionField]; ok && v != strconv.Itoa(len(log)) {
+		return bad(-1, "the consent version is %s, the ledger has %d entries", v, len(log))
 	}
 	for f, v := range cur {
 		if f == completeField || f == versionField || f == erasedField {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func sealedLedger(t *testing.T, s *Store, c *clock, id string) {
 func verifyAll(t *testing.T, s *Store, cp map[string]ChainHead) []Finding {
 	t.Helper()
 	var out []Finding
-	err := s.VerifyLedgers(context.Background(), chainKey, cp, nil, nil, func(f *Finding) error {
+	err := s.VerifyLedgers(context.Background(), chainKey, cp, nil, nil, nil, func(f *Finding) error {
 		if f != nil {
 			out = append(out, *f)
 		}
@@ -145,6 +146,9 @@ func testChainDetectsTampering(t *testing.T, b redistest.Backend) {
 				}
 			}
 		}, -1, false},
+		{"forge the completeness marker", func(t *testing.T, rdb redis.UniversalClient, _, cur string) {
+			set(t, rdb.HSet(ctx, cur, completeField, "1700000000000"))
+		}, -1, false},
 		{"cut the tail", func(t *testing.T, rdb redis.UniversalClient, log, _ string) {
 			set(t, rdb.RPop(ctx, log))
 			set(t, rdb.RPop(ctx, log))
@@ -188,14 +192,50 @@ func testChainDetectsTampering(t *testing.T, b redistest.Backend) {
 	}
 }
 
-// Unsealed entries (a store without the key: an earlier version, or a
-// deployment without an audit secret) are reported, not taken for sealed.
-func TestChainReportsUnsealedEntries(t *testing.T) {
-	s, _, c := newStore(t)
-	sealedLedger(t, s, c, "UNSEALED-1")
+// Current consent made with no ledger at all is found.
+func TestChainFindsConsentWithoutALedger(t *testing.T) {
+	s, rdb, _ := newStore(t)
+	s.SetChainKey(chainKey)
+	ctx := context.Background()
+	set(t, rdb.HSet(ctx, s.key("GHOST-1", suffixConsent), "email|promotional||", ms(t0)+"|opt_in|0|forged|", completeField, ms(t0)))
 	f := verifyAll(t, s, nil)
-	if len(f) != 1 || f[0].Seq != 0 || !strings.Contains(f[0].Problem, "not sealed") {
-		t.Fatalf("findings %+v, want entry 0 not sealed", f)
+	if len(f) != 1 || f[0].HCPID != "GHOST-1" || !strings.Contains(f[0].Problem, "without a ledger") {
+		t.Fatalf("findings %+v, want GHOST-1's consent without a ledger", f)
+	}
+}
+
+// Entries written before sealing began (an earlier version, or no audit
+// secret then) are counted, not taken for tampering, and the sealed ones
+// after them are verified; an unsealed entry after sealed ones is a
+// finding.
+func TestChainAfterUnsealedEntries(t *testing.T) {
+	ctx := context.Background()
+	s, rdb, c := newStore(t)
+	if _, err := s.SetConsent(ctx, "UNSEALED-1", optIn(arbiter.Email, arbiter.Promotional, t0.Add(-time.Hour)), true); err != nil {
+		t.Fatal(err)
+	}
+	s.SetChainKey(chainKey) // the upgrade
+	sealedLedger(t, s, c, "UNSEALED-1")
+	var unsealed atomic.Int64
+	var f []Finding
+	if err := s.VerifyLedgers(ctx, chainKey, nil, nil, nil, &unsealed, func(x *Finding) error {
+		if x != nil {
+			f = append(f, *x)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f) != 0 || unsealed.Load() != 1 {
+		t.Fatalf("after the upgrade: findings %+v, %d unsealed; want none, and the one entry before it", f, unsealed.Load())
+	}
+	s.SetChainKey(nil) // a server without the key writes after sealed entries
+	if _, err := s.SetConsent(ctx, "UNSEALED-1", optIn(arbiter.SMS, arbiter.Service, t0.Add(-time.Minute)), false); err != nil {
+		t.Fatal(err)
+	}
+	n := rdb.LLen(ctx, s.key("UNSEALED-1", suffixConsentLog)).Val()
+	if f = verifyAll(t, s, nil); len(f) != 1 || f[0].Seq != n-1 || !strings.Contains(f[0].Problem, "not sealed, after sealed ones") {
+		t.Fatalf("findings %+v, want the last entry, unsealed after sealed ones", f)
 	}
 }
 

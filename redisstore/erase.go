@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
 )
 
 // Erasure (GDPR Article 17, and the state privacy laws' right to delete).
@@ -33,7 +34,9 @@ import (
 //     (the same CRM id) is still opted out where they withdrew.
 //
 // The recipient id stays as the ledger's key: it is the CRM's pseudonymous
-// id, and a withdrawal must be found again under it. Exports made after
+// id, and a withdrawal must be found again under it. The operations trail
+// (trail.go) keeps it too, in the journey moves operators made: a record
+// of who did what, kept as the ledger is. Exports made after
 // the erasure hold nothing of the recipient (the receipts are gone);
 // exports made before are the exporter's to delete.
 
@@ -46,7 +49,8 @@ type ErasureResult struct {
 	JourneysLeft    int
 }
 
-// erasedField marks a recipient's current consent as erased (the time).
+// erasedField marks a recipient's current consent as erased:
+// "<unix ms>|<the ledger's length then>".
 const erasedField = "_erased"
 
 // Erase erases recipient id (see above). It is idempotent.
@@ -67,7 +71,17 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 	// the ledger before still chains on.
 	for range sealAttempts {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if n, err := tx.Exists(ctx, s.key(id, suffixLegacyLedger)).Result(); err != nil {
+				return err
+			} else if n > 0 {
+				return &arbiter.PreconditionError{Subject: "hcp_id",
+					Description: "the recipient's consent ledger is in an earlier format: run arbiter migrate first, so that no withdrawal is lost"}
+			}
 			log, err := tx.LRange(ctx, ledger, 0, -1).Result()
+			if err != nil {
+				return err
+			}
+			current, err := tx.HGetAll(ctx, cur).Result()
 			if err != nil {
 				return err
 			}
@@ -89,13 +103,21 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 				if !e.Applied || !e.Record.Channel.Valid() {
 					continue
 				}
-				r := e.Record
-				switch r.Status.String() {
-				case "opt_out", "barred":
-					r.Topic, r.Address, r.Source, r.CapturedBy, r.NoticeVersion = "", "", erasedSource, "", ""
-					field := consentField(&r)
-					if old, ok := withdrawn[field]; !ok || laterValue(consentValue(&r), old) {
-						withdrawn[field] = consentValue(&r)
+				keepWithdrawal(withdrawn, e.Record)
+			}
+			// And every withdrawal in force, ledgered or not (written by
+			// an earlier version, or restored): none may be lost.
+			for f, v := range current {
+				if f == completeField || f == versionField || f == erasedField {
+					continue
+				}
+				if r, err := decodeRecord(f, v); err == nil {
+					keepWithdrawal(withdrawn, r)
+				} else if ch, _, ok := strings.Cut(f, "|"); ok {
+					// Undecodable: it may be a withdrawal; keep the
+					// channel barred rather than lose it.
+					if c, ok := arbiter.ParseChannel(ch); ok {
+						keepWithdrawal(withdrawn, consent.Record{Channel: c, Status: consent.Barred, CapturedAt: s.now()})
 					}
 				}
 			}
@@ -106,7 +128,9 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 						p.LSet(ctx, ledger, int64(i), e)
 					}
 				}
-				args := []any{erasedField, now.UnixMilli(), versionField, len(log)}
+				// When, and the ledger's length then: the entries before it
+				// are the erased ones (verify reads it).
+				args := []any{erasedField, strconv.FormatInt(now.UnixMilli(), 10) + "|" + strconv.Itoa(len(log)), versionField, len(log)}
 				for f, v := range withdrawn {
 					args = append(args, f, v)
 				}
@@ -121,7 +145,8 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 		}
 		if err != nil {
 			var inv *arbiter.InvalidError
-			if errors.As(err, &inv) || errors.Is(err, arbiter.ErrCorrupt) {
+			var pre *arbiter.PreconditionError
+			if errors.As(err, &inv) || errors.As(err, &pre) || errors.Is(err, arbiter.ErrCorrupt) {
 				return res, err
 			}
 			return res, storageErr("erase", err)
@@ -132,6 +157,19 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 		return res, err
 	}
 	return res, fmt.Errorf("redisstore: erase: the recipient's consent kept changing: %w", arbiter.ErrUnavailable)
+}
+
+// keepWithdrawal keeps r in withdrawn, at channel level, if it is an
+// opt-out or a bar, and the latest for its scope.
+func keepWithdrawal(withdrawn map[string]string, r consent.Record) {
+	if r.Status != consent.OptOut && r.Status != consent.Barred {
+		return
+	}
+	r.Topic, r.Address, r.Source, r.CapturedBy, r.NoticeVersion = "", "", erasedSource, "", ""
+	field := consentField(&r)
+	if old, ok := withdrawn[field]; !ok || laterValue(consentValue(&r), old) {
+		withdrawn[field] = consentValue(&r)
+	}
 }
 
 // laterValue reports whether consent value a was captured after b (both

@@ -45,7 +45,7 @@ func testErase(t *testing.T, b redistest.Backend) {
 		ActionID: "act-erase-1", Topic: "topic-erase-oncovia", OccurredAt: c.now().Add(-time.Minute), MessageID: "msg-erase-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendReceipts(ctx, []StoredReceipt{{HCPID: id, ID: "d-erase-1", At: c.now(), Data: []byte("receipt of addr-erase-9c1d")}}); err != nil {
+	if _, err := s.AppendReceipts(ctx, []StoredReceipt{{HCPID: id, ID: "d-erase-1", At: c.now(), Data: []byte("receipt of addr-erase-9c1d")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddJourneyMember(ctx, []string{"j-erase"}, id, c.now()); err != nil {
@@ -72,6 +72,11 @@ func testErase(t *testing.T, b redistest.Backend) {
 		if strings.Contains(key, id) && !strings.HasSuffix(key, suffixConsentLog) && !strings.HasSuffix(key, suffixConsent) {
 			t.Errorf("after erasure, key %s is left", key)
 		}
+	}
+	// A receipt still queued somewhere, of a decision made before the
+	// erasure, is not written.
+	if n, err := s.AppendReceipts(ctx, []StoredReceipt{{HCPID: id, ID: "d-erase-2", At: c.now().Add(-time.Second), Data: []byte("late addr-erase-9c1d")}}); err != nil || n != 1 {
+		t.Fatalf("a late receipt: %d skipped, %v; want it skipped", n, err)
 	}
 	// The withdrawal still denies, and nothing is allowed.
 	st, err := s.GetConsent(ctx, id)

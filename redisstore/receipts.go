@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ import (
 // (ExportDecisions) is the long-term record.
 const DefaultReceiptRetention = 7 * 24 * time.Hour
 
-// StoredReceipt is one receipt to append.
+// StoredReceipt is one receipt to append: At is when the decision was
+// made (the server's clock), which files it.
 type StoredReceipt struct {
 	HCPID string
 	ID    string
@@ -76,30 +78,61 @@ func (s *Store) receiptArgs(args []any, b *contact.Booking, now time.Time) []any
 // knows its receipt only as bytes, so the id travels in the touch.
 func receiptIDOf(b *contact.Booking) string { return b.ReceiptID }
 
+var (
+	//go:embed append_receipt.lua
+	appendReceiptSrc    string
+	appendReceiptScript = redis.NewScript(appendReceiptSrc)
+)
+
 // AppendReceipts writes receipts, in one pipeline whatever their number
 // (on Redis Cluster, one per node), trimming each recipient's log to the
-// retention. Errors wrap arbiter.ErrUnavailable; some receipts may then
-// have been written.
-func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) error {
+// retention, and skipping (counted in the result) those of recipients
+// erased since their decision. Errors wrap arbiter.ErrUnavailable; some
+// receipts may then have been written.
+func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped int, err error) {
 	if len(rs) == 0 {
-		return nil
+		return 0, nil
 	}
 	now := s.now()
 	ret := s.ReceiptRetention()
-	cut := "(" + strconv.FormatInt(now.Add(-ret).UnixMilli(), 10)
-	ttl := ret + 24*time.Hour
-	pipe := s.rdb.Pipeline()
-	for i := range rs {
-		r := &rs[i]
-		key := s.key(r.HCPID, suffixReceipts)
-		pipe.ZAdd(ctx, key, redis.Z{Score: float64(r.At.UnixMilli()), Member: receiptMember(r.ID, r.Data)})
-		pipe.ZRemRangeByScore(ctx, key, "-inf", cut)
-		pipe.PExpire(ctx, key, ttl)
+	cut := now.Add(-ret).UnixMilli()
+	ttl := (ret + 24*time.Hour).Milliseconds()
+	for attempt := 0; ; attempt++ {
+		if !s.receiptScriptLoaded.Load() {
+			if err := loadScript(ctx, s.rdb, appendReceiptScript); err != nil {
+				return 0, storageErr("append receipts", err)
+			}
+			s.receiptScriptLoaded.Store(true)
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(rs))
+		for i := range rs {
+			r := &rs[i]
+			cmds[i] = appendReceiptScript.EvalSha(ctx, pipe, []string{s.key(r.HCPID, suffixReceipts), s.key(r.HCPID, suffixConsent)},
+				receiptMember(r.ID, r.Data), r.At.UnixMilli(), cut, ttl)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+			s.receiptScriptLoaded.Store(false) // Redis restarted, or was flushed: load it again
+			continue
+		}
+		if err != nil {
+			return 0, storageErr("append receipts", err)
+		}
+		for _, c := range cmds {
+			if n, _ := c.Int(); n == 0 {
+				skipped++
+			}
+		}
+		return skipped, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return storageErr("append receipts", err)
-	}
-	return nil
+}
+
+// loadScript loads a script into every master, for EVALSHA in pipelines.
+func loadScript(ctx context.Context, rdb redis.UniversalClient, sc *redis.Script) error {
+	return forEachNode(ctx, rdb, func(ctx context.Context, c redis.Cmdable) error {
+		return sc.Load(ctx, c).Err()
+	})
 }
 
 // Receipt returns the stored receipt of decision id, made at at (the

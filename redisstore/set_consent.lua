@@ -23,8 +23,8 @@
 --          ledger entry to append if the record applies, and if it does not,
 --          and "1" or "0" when the writer worked out (sealing) whether it
 --          applies: the script's own answer must agree, or it writes
---          nothing (ARBITERCORRUPT: the current consent was changed outside
---          the ledger); "" when it did not
+--          nothing and returns {-2} (the current consent changed since
+--          the writer read it); "" when it did not
 --
 -- A record becomes current for its scope iff there is no current record,
 -- or it was captured later, or at the same millisecond with a status of
@@ -115,7 +115,9 @@ do
           (new_ms == cur_ms and new_rank == cur_rank and new_exp ~= nil and (cur_exp == nil or new_exp < cur_exp))
       end
       if (applied and '1' or '0') ~= ARGV[i + 4] then
-        return redis.error_reply('ARBITERCORRUPT the current consent does not follow from the ledger')
+        -- The current consent changed since the writer read it, without
+        -- the ledger growing (an erasure): read and seal again.
+        return {-2}
       end
       if applied then
         seen[ARGV[i]] = ARGV[i + 1]

@@ -110,6 +110,8 @@ type Store struct {
 	recent atomic.Pointer[RecentEvents]
 	// receiptRetention is how long receipts are kept, ns (0: the default).
 	receiptRetention atomic.Int64
+	// receiptScriptLoaded: append_receipt.lua is loaded (receipts.go).
+	receiptScriptLoaded atomic.Bool
 	// chainKey seals consent ledger entries (chain.go; nil: unsealed).
 	chainKey atomic.Pointer[[]byte]
 }

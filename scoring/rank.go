@@ -76,7 +76,7 @@ func (r *Ranker) Reset(m *Model, x []float64, caller arbiter.CallerKind) {
 func (wt *weights) logitBase(x []float64) float64 {
 	z := wt.bias
 	for i, w := range wt.w {
-		z += w * x[i]
+		z += float64(w * x[i]) // rounded: never fused (logit)
 	}
 	return z
 }
@@ -97,9 +97,12 @@ func (r *Ranker) score(c *Candidate) (score, propensity, ctx float64) {
 func (r *Ranker) logit(c *Candidate) float64 {
 	ch := c.Channel
 	if c.Purpose == arbiter.Medical {
-		return r.medBase[ch] + r.medTopic[ch]*c.TopicAffinity + r.medSpec[ch]*c.SpecialtyMatch
+		return r.medBase[ch] + float64(r.medTopic[ch]*c.TopicAffinity) + float64(r.medSpec[ch]*c.SpecialtyMatch)
 	}
-	return r.base[ch] + r.topic[ch]*c.TopicAffinity + r.spec[ch]*c.SpecialtyMatch
+	// Each product converted explicitly: the Go specification then rounds
+	// it, so no compiler fuses a multiply and an add (arm64 and amd64 v3
+	// would), and a replay gives the same bits on every CPU (exp.go).
+	return r.base[ch] + float64(r.topic[ch]*c.TopicAffinity) + float64(r.spec[ch]*c.SpecialtyMatch)
 }
 
 // weight is c's context weight times its purpose lever.

@@ -25,7 +25,7 @@ import (
 // AuditTrail reads the sealed ledgers (redisstore.Store).
 type AuditTrail interface {
 	ChainHeads(ctx context.Context, fn func(hcpID string, h redisstore.ChainHead) error) error
-	VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]redisstore.ChainHead, recipients, entries *atomic.Int64,
+	VerifyLedgers(ctx context.Context, key []byte, checkpoint map[string]redisstore.ChainHead, recipients, entries, unsealed *atomic.Int64,
 		fn func(*redisstore.Finding) error) error
 }
 
@@ -119,16 +119,16 @@ func (s *Server) VerifyTrail(stream grpc.BidiStreamingServer[nbapb.VerifyTrailRe
 			return toStatus(ctx, s.log, arbiter.Invalid("mac", "the checkpoint does not verify: it was changed, or taken with another audit key"))
 		}
 	}
-	var recipients, entries atomic.Int64
+	var recipients, entries, unsealed atomic.Int64
 	out := &nbapb.VerifyTrailResponse{}
 	last := time.Now()
 	send := func(done bool) error {
-		out.RecipientsChecked, out.EntriesChecked, out.Done = recipients.Load(), entries.Load(), done
+		out.RecipientsChecked, out.EntriesChecked, out.UnsealedEntries, out.Done = recipients.Load(), entries.Load(), unsealed.Load(), done
 		err := stream.Send(out)
 		out, last = &nbapb.VerifyTrailResponse{}, time.Now()
 		return err
 	}
-	err := s.trail.VerifyLedgers(ctx, s.trailKey, checkpoint, &recipients, &entries, func(f *redisstore.Finding) error {
+	err := s.trail.VerifyLedgers(ctx, s.trailKey, checkpoint, &recipients, &entries, &unsealed, func(f *redisstore.Finding) error {
 		if f != nil {
 			out.Findings = append(out.Findings, &nbapb.TrailFinding{HcpId: f.HCPID, Seq: f.Seq, Problem: f.Problem})
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
+	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/redisstore"
 )
 
@@ -63,7 +64,7 @@ func ParseReceiptMode(s string) (ReceiptMode, bool) {
 
 // DecisionLog stores receipts (redisstore.Store).
 type DecisionLog interface {
-	AppendReceipts(ctx context.Context, rs []redisstore.StoredReceipt) error
+	AppendReceipts(ctx context.Context, rs []redisstore.StoredReceipt) (skipped int, err error)
 	Receipt(ctx context.Context, hcpID, id string, at time.Time) ([]byte, error)
 	ReceiptBefore(ctx context.Context, hcpID string, at time.Time) ([]byte, error)
 	Receipts(ctx context.Context, hcpID string, from, to time.Time, limit int) ([][]byte, bool, error)
@@ -131,12 +132,17 @@ type receiptLog struct {
 	pendingMu sync.Mutex
 	pending   int
 	idle      *sync.Cond
-	metrics   *receiptMetrics
+
+	// stopCtx bounds the writers' writes; close cancels it when its own
+	// time is up, so that no writer outlives the server.
+	stopCtx    context.Context
+	stopWrites context.CancelFunc
+	metrics    *receiptMetrics
 }
 
 type receiptMetrics struct {
-	written, failed, dropped prometheus.Counter
-	links                    *prometheus.CounterVec
+	written, failed, dropped, erased prometheus.Counter
+	links                            *prometheus.CounterVec
 }
 
 // receiptWriters write the queue; each waits up to receiptLinger after a
@@ -151,10 +157,10 @@ func (l *receiptLog) start(log *slog.Logger, reg prometheus.Registerer) {
 	if reg != nil {
 		byResult := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "arbiter_receipts_total",
-			Help: "Decision receipts, by what became of them: written, failed (a write that failed), dropped (the queue was full), sync_failed (a synchronous write that failed; the decision was refused).",
+			Help: "Decision receipts, by what became of them: written, failed (a write that failed, or a synchronous one: then the decision was refused), dropped (the queue was full), erased (not written: the recipient was erased since the decision).",
 		}, []string{"result"})
 		l.metrics = &receiptMetrics{written: byResult.WithLabelValues("written"), failed: byResult.WithLabelValues("failed"),
-			dropped: byResult.WithLabelValues("dropped"),
+			dropped: byResult.WithLabelValues("dropped"), erased: byResult.WithLabelValues("erased"),
 			links: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "arbiter_decision_links_total",
 				Help: "Outcome events quoting a decision id, by what the id was: verified (this deployment's, for this recipient), unverified (an id it cannot open; the event is applied), refused (another recipient's; the event is not applied).",
@@ -169,6 +175,7 @@ func (l *receiptLog) start(log *slog.Logger, reg prometheus.Registerer) {
 		return
 	}
 	l.idle = sync.NewCond(&l.pendingMu)
+	l.stopCtx, l.stopWrites = context.WithCancel(context.Background())
 	for range receiptWriters {
 		l.wg.Add(1)
 		go l.run()
@@ -186,7 +193,7 @@ func (l *receiptLog) record(ctx context.Context, p pendingReceipt) error {
 	if l.cfg.Mode == ReceiptsSync {
 		sr, err := stored(p)
 		if err == nil {
-			err = l.store.AppendReceipts(ctx, []redisstore.StoredReceipt{sr})
+			_, err = l.store.AppendReceipts(ctx, []redisstore.StoredReceipt{sr})
 		}
 		if err != nil {
 			l.count(&l.failed, 1, func(m *receiptMetrics) prometheus.Counter { return m.failed })
@@ -235,7 +242,7 @@ func (l *receiptLog) warn(msg string, args ...any) {
 
 func stored(p pendingReceipt) (redisstore.StoredReceipt, error) {
 	data, err := proto.Marshal(receiptProtoWith(p.rc, p.decided, p.checked))
-	return redisstore.StoredReceipt{HCPID: p.rc.HCPID(), ID: p.rc.ID(), At: p.rc.At(), Data: data}, err
+	return redisstore.StoredReceipt{HCPID: p.rc.HCPID(), ID: p.rc.ID(), At: p.rc.Logged(), Data: data}, err
 }
 
 func (l *receiptLog) addPending(d int) {
@@ -308,14 +315,19 @@ func (l *receiptLog) run() {
 			}
 		}
 		linger.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := l.store.AppendReceipts(ctx, batch)
+		ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
+		skipped, err := l.store.AppendReceipts(ctx, batch)
 		cancel()
 		if err != nil {
 			l.count(&l.failed, int64(len(batch)), func(m *receiptMetrics) prometheus.Counter { return m.failed })
 			l.warn("decision log: receipts not written", "receipts", len(batch), "error", errors.Unwrap(err))
 		} else {
-			l.count(&l.written, int64(len(batch)), func(m *receiptMetrics) prometheus.Counter { return m.written })
+			// Those of recipients erased since their decision are not
+			// written, on purpose.
+			l.count(&l.written, int64(len(batch)-skipped), func(m *receiptMetrics) prometheus.Counter { return m.written })
+			if skipped > 0 && l.metrics != nil {
+				l.metrics.erased.Add(float64(skipped))
+			}
 		}
 		l.addPending(-taken)
 	}
@@ -338,7 +350,12 @@ func (l *receiptLog) close(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		l.log.Warn("decision log: stopped before the queue was written", "receipts_left", len(l.q))
+		left := len(l.q)
+		if l.stopWrites != nil {
+			l.stopWrites() // what is left fails fast, and is counted
+		}
+		<-done
+		l.log.Warn("decision log: stopped before the queue was written", "receipts_left", left, "failed_total", l.failed.Load())
 	}
 }
 
@@ -539,6 +556,8 @@ func (s *Server) ListDecisions(ctx context.Context, req *nbapb.ListDecisionsRequ
 	var inv arbiter.InvalidError
 	if req.GetHcpId() == "" {
 		inv.Add("hcp_id", "is required")
+	} else if err := recipient.ValidID(req.GetHcpId()); err != nil {
+		inv.Add("hcp_id", err.Error())
 	}
 	from, to := req.GetFrom(), req.GetTo()
 	checkRange(&inv, from, to)

@@ -83,7 +83,10 @@ func unavailableMessage(ctx context.Context) string {
 	case nbapb.ProfileService_GetProfile_FullMethodName, nbapb.ConsentService_GetConsent_FullMethodName,
 		nbapb.ConsentService_GetConsentHistory_FullMethodName, nbapb.JourneyService_GetJourneyProgress_FullMethodName,
 		nbapb.JourneyService_ListDue_FullMethodName, nbapb.JourneyService_GetJourneyStats_FullMethodName,
-		nbapb.DefinitionsService_GetActiveDefinitions_FullMethodName:
+		nbapb.DefinitionsService_GetActiveDefinitions_FullMethodName,
+		nbapb.DecisionLogService_GetDecision_FullMethodName, nbapb.DecisionLogService_ListDecisions_FullMethodName,
+		nbapb.DecisionLogService_ReplayDecision_FullMethodName, nbapb.DecisionLogService_ExportDecisions_FullMethodName,
+		nbapb.AuditService_Checkpoint_FullMethodName, nbapb.AuditService_VerifyTrail_FullMethodName:
 		return "storage unavailable; nothing was read, retry later"
 	case nbapb.SendService_CheckSend_FullMethodName, nbapb.SendService_CheckSendBatch_FullMethodName:
 		return "storage unavailable; the check did not complete; with reserve, a reservation may have been booked: " +

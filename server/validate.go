@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/decision"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
@@ -146,8 +148,18 @@ func (s *Server) checkDecideOptions(c *checker, req decideOptions) {
 		if _, ok := nbapb.CallerKind_name[int32(ctx.GetCaller())]; !ok {
 			c.Add("context.caller", "unknown caller kind")
 		}
-		if t := ctx.GetDecisionTime(); t != nil && t.CheckValid() != nil {
-			c.Add("context.decision_time", "not a valid timestamp")
+		if t := ctx.GetDecisionTime(); t != nil {
+			now := time.Now()
+			switch {
+			case t.CheckValid() != nil:
+				c.Add("context.decision_time", "not a valid timestamp")
+			case t.AsTime().Before(now.Add(-decision.MaxPastPlan)):
+				// The past is WhyNot's and the decision log's: a decision
+				// is made with what the server knows now.
+				c.Add("context.decision_time", "must not be more than 5 minutes in the past; for the past, ask WhyNot with a time or replay a logged decision")
+			case t.AsTime().After(now.Add(decision.MaxFuturePlan)):
+				c.Add("context.decision_time", "must be within a year")
+			}
 		}
 		if len(ctx.GetChannels()) > arbiter.NumChannels {
 			c.Add("context.channels", "too many channels")

@@ -118,6 +118,11 @@ func (s *Server) checkAsOf(ctx context.Context, req decision.Request) ([]decisio
 		return nil, "", "", err
 	}
 	p, err := s.decodeReceipt(ctx, data)
+	if req.Territories != nil && (err != nil || p.GetInputs() == nil || !sharesAny(p.GetInputs().GetProfile().GetTerritories(), req.Territories)) {
+		// A rep tool learns nothing of recipients outside its territories,
+		// then or now: the same answer as for one never decided for.
+		return nil, "", "", fmt.Errorf("why not: %w", arbiter.ErrNotFound)
+	}
 	if err != nil || p.GetInputs() == nil {
 		return nil, "", "", fmt.Errorf("why not: %w", arbiter.ErrCorrupt)
 	}
@@ -166,6 +171,11 @@ func (s *Server) consentAsOf(ctx context.Context, hcpID string, t time.Time) (co
 			if !e.Applied || !e.Record.Channel.Valid() {
 				continue
 			}
+			if e.Erased && e.Record.Status != consent.OptOut && e.Record.Status != consent.Barred {
+				// Erasure kept withdrawals only: an erased opt-in's scope
+				// is gone, and it allows nothing.
+				continue
+			}
 			r := e.Record
 			key := fmt.Sprintf("%d|%d|%s|%s", r.Channel, r.Purpose, r.Topic, r.Address)
 			if j, ok := cur[key]; ok {
@@ -188,4 +198,14 @@ func finishAsOf(st consent.State) consent.State {
 			strings.Compare(a.Topic, b.Topic), strings.Compare(a.Address, b.Address))
 	})
 	return st
+}
+
+// sharesAny reports whether a and b have an element in common.
+func sharesAny(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }

@@ -164,7 +164,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.follow = newFollower(m.store, loader, m.logger, m.cfg.DefinitionsPoll)
 	m.follow.engineOpts = append(m.follow.engineOpts, decision.WithIDKey(idKey))
 	if m.cfg.Receipts != server.ReceiptsOff {
-		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithReceiptEncoder(server.EncodeReceipt))
+		build := buildID()
+		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithReceiptEncoder(func(rc *decision.Receipt) ([]byte, error) {
+			rc.Build = build // a booking's receipt, written by its script
+			return server.EncodeReceipt(rc)
+		}))
 	}
 	m.store.SetReceiptRetention(m.cfg.ReceiptRetention)
 	if err := m.follow.start(ctx, bootstrap); err != nil {

@@ -134,14 +134,24 @@ func TestPatientReminders(t *testing.T) {
 		const id = "PAT-E2E-MEDS"
 		addPatient(t, c, id, "hypertension", map[string]float64{"on_medication": 1})
 		meds := []string{"push-medication-reminder", "sms-medication-reminder"}
-		// Yesterday in Chicago, in the daytime: before, and after, the
-		// reminder went out at ten.
-		y := time.Now().In(chicago).AddDate(0, 0, -1)
-		sent := time.Date(y.Year(), y.Month(), y.Day(), 10, 0, 0, 0, chicago)
-		d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 2, Candidates: meds, At: sent.Add(-time.Hour)})
+		// Decisions are made now or ahead (the past is WhyNot's), and the
+		// send is an event of the past: the patient lives where it is now
+		// between ten and four, so that the day's reminder, two hours
+		// later and the next morning are all outside quiet hours.
+		zone := daytimeZone(t, time.Now(), 10, 15)
+		p, _, err := c.GetProfile(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.TimeZone = zone.String()
+		if err := c.UpsertProfile(ctx, *p); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.Decide(ctx, id, client.DecideOptions{Limit: 2, Candidates: meds})
 		if err != nil || len(d.Recommendations) == 0 || d.Recommendations[0].Journey == nil {
 			t.Fatalf("medication reminder: %+v, %v; want it as the journey's step", d, err)
 		}
+		sent := ms(time.Now().Add(-time.Minute))
 		recordTouch(t, c, client.Event{ID: id + "-sent", HCPID: id, Type: arbiter.EventSent, Channel: arbiter.Push,
 			ActionID: "push-medication-reminder", OccurredAt: sent})
 		d, err = c.Decide(ctx, id, client.DecideOptions{Limit: 2, Candidates: meds, At: sent.Add(2 * time.Hour)})
@@ -175,4 +185,20 @@ func hasBlock(v *client.SendVerdict, r client.SuppressionReason) bool {
 		}
 	}
 	return false
+}
+
+// daytimeZone is a time zone where at is between from and to o'clock.
+func daytimeZone(t *testing.T, at time.Time, from, to int) *time.Location {
+	t.Helper()
+	for _, name := range []string{"Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver", "America/Chicago",
+		"America/New_York", "America/Sao_Paulo", "Atlantic/Azores", "Europe/London", "Europe/Berlin", "Europe/Athens", "Europe/Moscow",
+		"Asia/Dubai", "Asia/Karachi", "Asia/Dhaka", "Asia/Bangkok", "Asia/Singapore", "Asia/Tokyo", "Australia/Brisbane",
+		"Pacific/Noumea", "Pacific/Auckland", "Pacific/Kiritimati"} {
+		loc := mustZone(name)
+		if h := at.In(loc).Hour(); h >= from && h <= to {
+			return loc
+		}
+	}
+	t.Fatalf("no zone where %v is between %d and %d o'clock", at, from, to)
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,11 +87,15 @@ func Simulate(ctx context.Context, cfg Config, from, to time.Time, list bool, ou
 		rep.LostIn, rep.GainedIn = map[string][]string{}, map[string][]string{}
 	}
 	topChanged := map[string]bool{}
-	var scanned atomic.Int64
+	var scanned, made atomic.Int64 // read by the progress line
 	done := make(chan struct{})
-	defer close(done)
+	var drawing sync.WaitGroup
+	stopProgress := sync.OnceFunc(func() { close(done); drawing.Wait() })
+	defer stopProgress()
 	if progress != nil {
+		drawing.Add(1)
 		go func() {
+			defer drawing.Done()
 			t := time.NewTicker(500 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -98,7 +103,7 @@ func Simulate(ctx context.Context, cfg Config, from, to time.Time, list bool, ou
 				case <-done:
 					return
 				case <-t.C:
-					fmt.Fprintf(progress, "\r%d recipients' logs read, %d decisions and %d checks made again", scanned.Load(), rep.Decisions, rep.Checks)
+					fmt.Fprintf(progress, "\r%d recipients' logs read, %d decisions and checks made again", scanned.Load(), made.Load())
 				}
 			}
 		}()
@@ -138,6 +143,7 @@ func Simulate(ctx context.Context, cfg Config, from, to time.Time, list bool, ou
 					rep.NotRerun["it cannot be made again: "+err.Error()]++
 					continue
 				}
+				made.Add(1)
 				if sres != nil {
 					rep.Checks++
 					was, now := p.GetChecked().GetAllowed(), sres.Allowed
@@ -155,6 +161,7 @@ func Simulate(ctx context.Context, cfg Config, from, to time.Time, list bool, ou
 			return nil
 		})
 	})
+	stopProgress()
 	if progress != nil {
 		fmt.Fprintf(progress, "\r%d recipients' logs read, %d decisions and %d checks made again\n", scanned.Load(), rep.Decisions, rep.Checks)
 	}

@@ -134,6 +134,9 @@ func auditVerifyCmd(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%d consent ledgers, %d entries verified %s: %d findings\n", last.GetRecipientsChecked(),
 		last.GetEntriesChecked(), with, findings)
+	if n := last.GetUnsealedEntries(); n > 0 {
+		fmt.Fprintf(e.stdout, "%d entries were written before sealing began (an earlier version, or no audit key then): not verifiable\n", n)
+	}
 	if findings > 0 {
 		return fmt.Errorf("the audit trail was tampered with: %d findings", findings)
 	}

@@ -51,7 +51,7 @@ func batchCmd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&opts.CandidateSet, "set", "", "a candidate set of the catalog, e.g. hcp-email (instead of -candidates)")
 	enumVar(fs, &opts.Caller, "caller", arbiter.ParseCallerKind, "`kind` of caller (default marketing_platform)")
 	enumListVar(fs, &opts.Channels, "channels", arbiter.ParseChannel, "only these `channels` (default: all)")
-	timeVar(fs, &opts.At, "at", "when the actions would happen (default: the server's clock)")
+	timeVar(fs, &opts.At, "at", "when the actions would happen: now or ahead, at most 5 minutes past (default: the server's clock)")
 	fs.BoolVar(&quiet, "quiet", false, "print only the summary, not a JSON line per HCP")
 	fs.BoolVar(&unary, "unary", false, "send one Decide per HCP instead, -parallel at a time (to compare)")
 	if err := parseFlags(fs, args); err != nil {

@@ -24,7 +24,7 @@ func decideCmd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&opts.CandidateSet, "set", "", "a candidate set of the catalog to consider, e.g. hcp-email (instead of -candidates)")
 	enumVar(fs, &opts.Caller, "caller", arbiter.ParseCallerKind, "`kind` of caller")
 	enumListVar(fs, &opts.Channels, "channels", arbiter.ParseChannel, "only these `channels` (default: all)")
-	timeVar(fs, &opts.At, "at", "when the action would happen (default: the server's clock)")
+	timeVar(fs, &opts.At, "at", "when the action would happen: now or ahead, at most 5 minutes past (default: the server's clock; for the past, use whynot -at)")
 	fs.BoolVar(&opts.Explain, "explain", false, "ask for reasons, feature contributions and suppression details")
 	fs.BoolVar(&asJSON, "json", false, "print the decision as JSON")
 	if err := parseFlags(fs, args, "hcp"); err != nil {

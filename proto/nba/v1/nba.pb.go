@@ -930,7 +930,9 @@ type DecisionContext struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Caller CallerKind             `protobuf:"varint,1,opt,name=caller,proto3,enum=nba.v1.CallerKind" json:"caller,omitempty"`
 	// The time the action would happen; consent and MLR validity are checked
-	// at this instant. Default: the server's clock.
+	// at this instant. Default: the server's clock. At most 5 minutes in the
+	// past and a year ahead: a decision is made with what the server knows
+	// now; the past is WhyNot's (with a time) and the decision log's.
 	DecisionTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
 	// Only these channels may be recommended (e.g. an email platform asks
 	// about email only). Empty: all channels.
@@ -6091,7 +6093,8 @@ type ListDecisionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
-	// Required: the range of decision times, [from, to).
+	// Required: the range, [from, to), of the times the decisions were made
+	// (the server's clock; a decision id carries it).
 	From *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
 	// 1 to 1000; 0 means 100.
@@ -6339,7 +6342,8 @@ func (x *ReplayDecisionResponse) GetNotReplayable() string {
 
 type ExportDecisionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required: the range of decision times, [from, to).
+	// Required: the range, [from, to), of the times the decisions were made
+	// (the server's clock).
 	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -6754,9 +6758,14 @@ type VerifyTrailResponse struct {
 	RecipientsChecked int64 `protobuf:"varint,2,opt,name=recipients_checked,json=recipientsChecked,proto3" json:"recipients_checked,omitempty"`
 	EntriesChecked    int64 `protobuf:"varint,3,opt,name=entries_checked,json=entriesChecked,proto3" json:"entries_checked,omitempty"`
 	// On the last message: the verification is over.
-	Done          bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Done bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// Entries written before sealing began (an earlier version, or no audit
+	// key then): the unsealed first entries of a ledger are counted here,
+	// not taken for tampering. Only a checkpoint shows a ledger replaced
+	// wholesale by unsealed entries.
+	UnsealedEntries int64 `protobuf:"varint,5,opt,name=unsealed_entries,json=unsealedEntries,proto3" json:"unsealed_entries,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VerifyTrailResponse) Reset() {
@@ -6815,6 +6824,13 @@ func (x *VerifyTrailResponse) GetDone() bool {
 		return x.Done
 	}
 	return false
+}
+
+func (x *VerifyTrailResponse) GetUnsealedEntries() int64 {
+	if x != nil {
+		return x.UnsealedEntries
+	}
+	return 0
 }
 
 var File_nba_v1_nba_proto protoreflect.FileDescriptor
@@ -7322,12 +7338,13 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\fTrailFinding\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x18\n" +
-	"\aproblem\x18\x03 \x01(\tR\aproblem\"\xb3\x01\n" +
+	"\aproblem\x18\x03 \x01(\tR\aproblem\"\xde\x01\n" +
 	"\x13VerifyTrailResponse\x120\n" +
 	"\bfindings\x18\x01 \x03(\v2\x14.nba.v1.TrailFindingR\bfindings\x12-\n" +
 	"\x12recipients_checked\x18\x02 \x01(\x03R\x11recipientsChecked\x12'\n" +
 	"\x0fentries_checked\x18\x03 \x01(\x03R\x0eentriesChecked\x12\x12\n" +
-	"\x04done\x18\x04 \x01(\bR\x04done*\x8d\x02\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12)\n" +
+	"\x10unsealed_entries\x18\x05 \x01(\x03R\x0funsealedEntries*\x8d\x02\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
