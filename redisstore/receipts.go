@@ -105,11 +105,24 @@ func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped
 			s.receiptScriptLoaded.Store(true)
 		}
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(rs))
-		for i := range rs {
-			r := &rs[i]
-			cmds[i] = appendReceiptScript.EvalSha(ctx, pipe, []string{s.key(r.HCPID, suffixReceipts), s.key(r.HCPID, suffixConsent)},
-				receiptMember(r.ID, r.Data), r.At.UnixMilli(), cut, ttl)
+		var cmds []*redis.Cmd
+		// On a single Redis, the whole batch in one script call; on a
+		// Cluster, one per receipt (a script's keys must share a slot).
+		step := len(rs)
+		if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+			step = 1
+		}
+		for lo := 0; lo < len(rs); lo += step {
+			part := rs[lo:min(lo+step, len(rs))]
+			keys := make([]string, 0, 2*len(part))
+			args := make([]any, 0, 2+2*len(part))
+			args = append(args, cut, ttl)
+			for i := range part {
+				r := &part[i]
+				keys = append(keys, s.key(r.HCPID, suffixReceipts), s.key(r.HCPID, suffixConsent))
+				args = append(args, receiptMember(r.ID, r.Data), r.At.UnixMilli())
+			}
+			cmds = append(cmds, appendReceiptScript.EvalSha(ctx, pipe, keys, args...))
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
@@ -120,8 +133,11 @@ func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped
 			return 0, storageErr("append receipts", err)
 		}
 		for _, c := range cmds {
-			if n, _ := c.Int(); n == 0 {
-				skipped++
+			res, _ := c.Int64Slice()
+			for _, n := range res {
+				if n == 0 {
+					skipped++
+				}
 			}
 		}
 		return skipped, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,11 +30,7 @@ func TestReceiptsSurviveKill(t *testing.T) {
 		t.Skip("builds and kills the server binary")
 	}
 	b := singleRedis(t)
-	bin := filepath.Join(t.TempDir(), "arbiter")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	key := auditKeyFile(t)
 	const queue = 64
 	for _, mode := range []string{"sync", "async"} {
@@ -125,6 +122,82 @@ func TestReceiptsSurviveKill(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildServer builds this program, for tests that run it in a process of
+// its own.
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "arbiter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runServer starts the built server with args and env (added to this
+// process's), stopped at the test's end, and a client of it.
+func runServer(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, *client.Client) {
+	t.Helper()
+	srv := exec.Command(bin, args...)
+	srv.Env = append(os.Environ(), env...)
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	c, err := client.Dial(listenAddr(t, stderr), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return srv, c
+}
+
+// A decision logged by a server on a CPU with fused multiply-add replays
+// to the bit on one without: the same binary, the second with the CPU's
+// FMA hidden from Go (GODEBUG=cpu.fma=off), which changes math.Exp's low
+// bits (scoring/exp_test.go); scoring does not use it.
+func TestReplayIsIdenticalWithoutFMA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	b := singleRedis(t)
+	bin := buildServer(t)
+	key := auditKeyFile(t)
+	common := []string{"-redis-addr", b.Addrs[0], "-redis-prefix", "fma"}
+	if out, err := exec.Command(bin, append([]string{"seed", "-demo-size", "300", "-log-level", "warn"}, common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+	args := append([]string{"serve", "-listen", "127.0.0.1:0", "-catalog", demoCatalogFile, "-model", demoModelFile,
+		"-consent-policy", demoPolicyFile, "-contact-policy", demoContactFile, "-rules", demoRulesFile,
+		"-receipts", "sync", "-audit-key", key, "-durability", "off", "-log-level", "info"}, common...)
+	logged, lc := runServer(t, bin, nil, args...)
+	ctx := context.Background()
+	var ids []string
+	for i := 1; i <= 300; i++ {
+		d, err := lc.Decide(ctx, demo.HCPID(i), client.DecideOptions{Limit: 5, Explain: i%2 == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	_ = logged.Process.Kill()
+	_ = logged.Wait()
+	_, rc := runServer(t, bin, []string{"GODEBUG=cpu.fma=off"}, args...)
+	for _, id := range ids {
+		rp, err := rc.ReplayDecision(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rp.GetIdentical() {
+			t.Fatalf("decision %s, logged with FMA, replayed without: %q %v", id, rp.GetNotReplayable(), rp.GetDifferences())
+		}
+	}
+	t.Logf("%d decisions logged with FMA replay identically without it", len(ids))
 }
 
 // listenAddr reads the server's log until it says where it serves.
