@@ -109,3 +109,23 @@ func recvAll[T any](recv func() (*T, error), fn func(*T) error) error {
 		}
 	}
 }
+
+// ExportLedger streams every recipient's consent ledger entries recorded
+// at or after from, to fn, batch by batch: keep them outside the store,
+// for ReapplyLedger after a restore.
+func (c *Client) ExportLedger(ctx context.Context, from time.Time, fn func(*nbapb.ExportLedgerResponse) error) error {
+	stream, err := c.consent.ExportLedger(ctx, &nbapb.ExportLedgerRequest{RecordedFrom: timestamppb.New(from)})
+	if err != nil {
+		return err
+	}
+	return recvAll(stream.Recv, fn)
+}
+
+// ReapplyLedger re-applies exported ledger entries (at most 1000 a call)
+// after Redis was restored from an older backup: the entries the ledger
+// lacks are written again; the others are left alone.
+func (c *Client) ReapplyLedger(ctx context.Context, entries []*nbapb.ExportedEntry) (*nbapb.ReapplyLedgerResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.consent.ReapplyLedger(ctx, &nbapb.ReapplyLedgerRequest{Entries: entries})
+}

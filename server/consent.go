@@ -3,9 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/consent"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
@@ -114,6 +121,101 @@ func (s *Server) GetConsentHistory(ctx context.Context, req *nbapb.GetConsentHis
 	out := &nbapb.GetConsentHistoryResponse{Total: total}
 	for i := range entries {
 		out.Entries = append(out.Entries, toLedgerEntry(&entries[i]))
+	}
+	return out, nil
+}
+
+// LedgerRestorer exports and re-applies consent ledgers (redisstore.Store).
+type LedgerRestorer interface {
+	LedgerSince(ctx context.Context, from time.Time, progress *atomic.Int64, fn func(id string, es []consent.LedgerEntry) error) error
+	Reapply(ctx context.Context, id string, e consent.LedgerEntry) (present bool, err error)
+}
+
+const exportLedgerBatch = 500
+
+// ExportLedger streams the ledger entries recorded since a time.
+func (s *Server) ExportLedger(req *nbapb.ExportLedgerRequest, stream grpc.ServerStreamingServer[nbapb.ExportLedgerResponse]) error {
+	ctx := stream.Context()
+	lr, ok := s.consents.(LedgerRestorer)
+	if !ok {
+		return status.Error(codes.Unimplemented, "this server's store cannot export its ledger")
+	}
+	if t := req.GetRecordedFrom(); t == nil || t.CheckValid() != nil {
+		return toStatus(ctx, s.log, arbiter.Invalid("recorded_from", "is required: a valid time"))
+	}
+	var scanned atomic.Int64
+	out := &nbapb.ExportLedgerResponse{}
+	flush := func() error {
+		out.RecipientsScanned = scanned.Load()
+		err := stream.Send(out)
+		out = &nbapb.ExportLedgerResponse{}
+		return err
+	}
+	err := lr.LedgerSince(ctx, req.GetRecordedFrom().AsTime(), &scanned, func(id string, es []consent.LedgerEntry) error {
+		for i := range es {
+			out.Entries = append(out.Entries, &nbapb.ExportedEntry{HcpId: id, Entry: toLedgerEntry(&es[i])})
+			if len(out.Entries) >= exportLedgerBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return toStatus(ctx, s.log, err)
+	}
+	return nil
+}
+
+// ReapplyLedger re-applies exported ledger entries after a restore.
+func (s *Server) ReapplyLedger(ctx context.Context, req *nbapb.ReapplyLedgerRequest) (*nbapb.ReapplyLedgerResponse, error) {
+	if err := checkStrings(req); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	lr, ok := s.consents.(LedgerRestorer)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this server's store cannot re-apply a ledger")
+	}
+	var inv arbiter.InvalidError
+	switch n := len(req.GetEntries()); {
+	case n == 0:
+		inv.Add("entries", "at least one is required")
+	case n > 1000:
+		inv.Add("entries", "at most 1000 per call")
+	}
+	for i, x := range req.GetEntries() {
+		if x.GetHcpId() == "" {
+			inv.Add(fmt.Sprintf("entries[%d].hcp_id", i), "is required")
+		}
+		if x.GetEntry() == nil || x.GetEntry().GetRecordedAt() == nil {
+			inv.Add(fmt.Sprintf("entries[%d].entry", i), "is required, with its recorded_at")
+		}
+	}
+	if err := inv.Err(); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &nbapb.ReapplyLedgerResponse{}
+	for i, x := range req.GetEntries() {
+		pe := x.GetEntry()
+		e := consent.LedgerEntry{Seq: pe.GetSeq(), RecordedAt: fromTS(pe.GetRecordedAt()), Applied: pe.GetApplied(),
+			MarkedComplete: pe.GetMarkedComplete(), Principal: pe.GetPrincipal(), Erased: pe.GetErased()}
+		if pe.GetRecord() != nil {
+			e.Record = consentRecord(pe.GetRecord())
+		}
+		present, err := lr.Reapply(ctx, x.GetHcpId(), e)
+		if err != nil {
+			// Entries before it were re-applied: the answer says how far.
+			return nil, toStatus(ctx, s.log, prefixFields(fmt.Sprintf("entries[%d].", i), err))
+		}
+		if present {
+			out.AlreadyPresent++
+		} else {
+			out.Reapplied++
+		}
 	}
 	return out, nil
 }

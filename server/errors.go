@@ -86,7 +86,8 @@ func unavailableMessage(ctx context.Context) string {
 		nbapb.DefinitionsService_GetActiveDefinitions_FullMethodName,
 		nbapb.DecisionLogService_GetDecision_FullMethodName, nbapb.DecisionLogService_ListDecisions_FullMethodName,
 		nbapb.DecisionLogService_ReplayDecision_FullMethodName, nbapb.DecisionLogService_ExportDecisions_FullMethodName,
-		nbapb.AuditService_Checkpoint_FullMethodName, nbapb.AuditService_VerifyTrail_FullMethodName:
+		nbapb.AuditService_Checkpoint_FullMethodName, nbapb.AuditService_VerifyTrail_FullMethodName,
+		nbapb.ConsentService_ExportLedger_FullMethodName:
 		return "storage unavailable; nothing was read, retry later"
 	case nbapb.SendService_CheckSend_FullMethodName, nbapb.SendService_CheckSendBatch_FullMethodName:
 		return "storage unavailable; the check did not complete; with reserve, a reservation may have been booked: " +

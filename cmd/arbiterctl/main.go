@@ -76,6 +76,8 @@ var commands = []command{
 		{name: "set", summary: "record one consent change", run: consentSetCmd},
 		{name: "get", summary: "show an HCP's current consent", run: consentGetCmd},
 		{name: "history", summary: "page through an HCP's consent ledger", run: consentHistoryCmd},
+		{name: "export", summary: "write every ledger entry recorded since a time (JSON Lines), to keep outside the store", run: consentExportCmd},
+		{name: "reapply", summary: "after a restore from an older backup, write again the exported entries the ledger lacks", run: consentReapplyCmd},
 	}},
 	{name: "profile", summary: "get or upsert an HCP's profile", subs: []command{
 		{name: "get", summary: "print an HCP's profile and counters as JSON", run: profileGetCmd},

@@ -66,6 +66,7 @@ func TestRunExitStatus(t *testing.T) {
 		{name: "decisions export without from", args: []string{"decisions", "export"}, wantCode: 2, wantStderr: "-from is required"},
 		{name: "audit why with a bad day", args: []string{"audit", "why", "-hcp", "H", "-day", "26/11/2026"}, wantCode: 2, wantStderr: "-day: want YYYY-MM-DD"},
 		{name: "audit why with a bad zone", args: []string{"audit", "why", "-hcp", "H", "-day", "2026-11-26", "-tz", "Mars/Olympus"}, wantCode: 2, wantStderr: "unknown time zone"},
+		{name: "consent reapply without a file", args: []string{"consent", "reapply"}, wantCode: 2, wantStderr: "-file is required"},
 		{name: "erase without -yes", args: []string{"erase", "-recipient", "H"}, wantCode: 2, wantStderr: "cannot be undone: give -yes"},
 		{name: "batch without HCPs", args: []string{"batch"}, wantCode: 2, wantStderr: "give either -ids or -demo"},
 		{name: "batch too large", args: []string{"batch", "-demo", "5", "-size", "1001"}, wantCode: 2, wantStderr: "-size: want 1 to 1000"},

@@ -4163,6 +4163,254 @@ func (x *ImportProfilesResponse) GetImported() int64 {
 	return 0
 }
 
+type ExportLedgerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	RecordedFrom  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=recorded_from,json=recordedFrom,proto3" json:"recorded_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportLedgerRequest) Reset() {
+	*x = ExportLedgerRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportLedgerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportLedgerRequest) ProtoMessage() {}
+
+func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportLedgerRequest.ProtoReflect.Descriptor instead.
+func (*ExportLedgerRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ExportLedgerRequest) GetRecordedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedFrom
+	}
+	return nil
+}
+
+type ExportedEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HcpId         string                 `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	Entry         *LedgerEntry           `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportedEntry) Reset() {
+	*x = ExportedEntry{}
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportedEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportedEntry) ProtoMessage() {}
+
+func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportedEntry.ProtoReflect.Descriptor instead.
+func (*ExportedEntry) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExportedEntry) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *ExportedEntry) GetEntry() *LedgerEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+type ExportLedgerResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*ExportedEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Recipients' ledgers read so far.
+	RecipientsScanned int64 `protobuf:"varint,2,opt,name=recipients_scanned,json=recipientsScanned,proto3" json:"recipients_scanned,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ExportLedgerResponse) Reset() {
+	*x = ExportLedgerResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportLedgerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportLedgerResponse) ProtoMessage() {}
+
+func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportLedgerResponse.ProtoReflect.Descriptor instead.
+func (*ExportLedgerResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ExportLedgerResponse) GetEntries() []*ExportedEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ExportLedgerResponse) GetRecipientsScanned() int64 {
+	if x != nil {
+		return x.RecipientsScanned
+	}
+	return 0
+}
+
+type ReapplyLedgerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1000 entries, as ExportLedger gave them.
+	Entries       []*ExportedEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReapplyLedgerRequest) Reset() {
+	*x = ReapplyLedgerRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReapplyLedgerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReapplyLedgerRequest) ProtoMessage() {}
+
+func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReapplyLedgerRequest.ProtoReflect.Descriptor instead.
+func (*ReapplyLedgerRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ReapplyLedgerRequest) GetEntries() []*ExportedEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type ReapplyLedgerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries written again, and entries the ledger still held.
+	Reapplied      int64 `protobuf:"varint,1,opt,name=reapplied,proto3" json:"reapplied,omitempty"`
+	AlreadyPresent int64 `protobuf:"varint,2,opt,name=already_present,json=alreadyPresent,proto3" json:"already_present,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReapplyLedgerResponse) Reset() {
+	*x = ReapplyLedgerResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReapplyLedgerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReapplyLedgerResponse) ProtoMessage() {}
+
+func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReapplyLedgerResponse.ProtoReflect.Descriptor instead.
+func (*ReapplyLedgerResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ReapplyLedgerResponse) GetReapplied() int64 {
+	if x != nil {
+		return x.Reapplied
+	}
+	return 0
+}
+
+func (x *ReapplyLedgerResponse) GetAlreadyPresent() int64 {
+	if x != nil {
+		return x.AlreadyPresent
+	}
+	return 0
+}
+
 type ConsentRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -4193,7 +4441,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4205,7 +4453,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4218,7 +4466,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -4305,7 +4553,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4317,7 +4565,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4330,7 +4578,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -4373,7 +4621,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4385,7 +4633,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4398,7 +4646,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -4454,7 +4702,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4714,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4727,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -4527,7 +4775,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4787,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4800,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -4572,7 +4820,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4584,7 +4832,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4597,7 +4845,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -4616,7 +4864,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4876,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4889,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -4661,7 +4909,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4673,7 +4921,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4686,7 +4934,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -4707,7 +4955,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4719,7 +4967,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4732,7 +4980,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -4769,7 +5017,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4781,7 +5029,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4794,7 +5042,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -4840,7 +5088,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4852,7 +5100,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4865,7 +5113,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -4927,7 +5175,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4939,7 +5187,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4952,7 +5200,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -4980,7 +5228,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4992,7 +5240,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5005,7 +5253,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -5030,7 +5278,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5042,7 +5290,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5055,7 +5303,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -5087,7 +5335,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5099,7 +5347,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5112,7 +5360,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -5125,7 +5373,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5137,7 +5385,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5150,7 +5398,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -5213,7 +5461,7 @@ type DecisionReceipt struct {
 
 func (x *DecisionReceipt) Reset() {
 	*x = DecisionReceipt{}
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5225,7 +5473,7 @@ func (x *DecisionReceipt) String() string {
 func (*DecisionReceipt) ProtoMessage() {}
 
 func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5238,7 +5486,7 @@ func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
 func (*DecisionReceipt) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DecisionReceipt) GetDecisionId() string {
@@ -5389,7 +5637,7 @@ type PackedSuppressions struct {
 
 func (x *PackedSuppressions) Reset() {
 	*x = PackedSuppressions{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5401,7 +5649,7 @@ func (x *PackedSuppressions) String() string {
 func (*PackedSuppressions) ProtoMessage() {}
 
 func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5414,7 +5662,7 @@ func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedSuppressions.ProtoReflect.Descriptor instead.
 func (*PackedSuppressions) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PackedSuppressions) GetActionIds() []string {
@@ -5489,7 +5737,7 @@ type RecipientInputs struct {
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5501,7 +5749,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5514,7 +5762,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -5632,7 +5880,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5644,7 +5892,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5657,7 +5905,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -5737,7 +5985,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5749,7 +5997,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5762,7 +6010,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -5819,7 +6067,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5831,7 +6079,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5844,7 +6092,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -5885,7 +6133,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5897,7 +6145,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5910,7 +6158,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -5931,7 +6179,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5943,7 +6191,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5956,7 +6204,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -5998,7 +6246,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6010,7 +6258,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6023,7 +6271,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -6105,7 +6353,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6117,7 +6365,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6130,7 +6378,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -6172,7 +6420,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6184,7 +6432,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6197,7 +6445,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6224,7 +6472,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6236,7 +6484,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6249,7 +6497,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -6277,7 +6525,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6289,7 +6537,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6302,7 +6550,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -6352,7 +6600,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6364,7 +6612,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6377,7 +6625,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -6406,7 +6654,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6418,7 +6666,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6431,7 +6679,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6469,7 +6717,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6481,7 +6729,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6494,7 +6742,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -6526,7 +6774,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6538,7 +6786,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6551,7 +6799,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
 }
 
 type CheckpointResponse struct {
@@ -6569,7 +6817,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6581,7 +6829,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6594,7 +6842,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -6638,7 +6886,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6650,7 +6898,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6663,7 +6911,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -6702,7 +6950,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6714,7 +6962,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6727,7 +6975,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -6770,7 +7018,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6782,7 +7030,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6795,7 +7043,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -7121,7 +7369,20 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\vcaptured_by\x18\x04 \x01(\tR\n" +
 	"capturedBy\"4\n" +
 	"\x16ImportProfilesResponse\x12\x1a\n" +
-	"\bimported\x18\x01 \x01(\x03R\bimported\"\xa3\x03\n" +
+	"\bimported\x18\x01 \x01(\x03R\bimported\"V\n" +
+	"\x13ExportLedgerRequest\x12?\n" +
+	"\rrecorded_from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\frecordedFrom\"Q\n" +
+	"\rExportedEntry\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12)\n" +
+	"\x05entry\x18\x02 \x01(\v2\x13.nba.v1.LedgerEntryR\x05entry\"v\n" +
+	"\x14ExportLedgerResponse\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.nba.v1.ExportedEntryR\aentries\x12-\n" +
+	"\x12recipients_scanned\x18\x02 \x01(\x03R\x11recipientsScanned\"G\n" +
+	"\x14ReapplyLedgerRequest\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.nba.v1.ExportedEntryR\aentries\"^\n" +
+	"\x15ReapplyLedgerResponse\x12\x1c\n" +
+	"\treapplied\x18\x01 \x01(\x03R\treapplied\x12'\n" +
+	"\x0falready_present\x18\x02 \x01(\x03R\x0ealreadyPresent\"\xa3\x03\n" +
 	"\rConsentRecord\x12)\n" +
 	"\achannel\x18\x01 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12)\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x0f.nba.v1.PurposeR\apurpose\x12\x14\n" +
@@ -7461,7 +7722,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0eEraseRecipient\x12\x1d.nba.v1.EraseRecipientRequest\x1a\x1e.nba.v1.EraseRecipientResponse\"\x05\xea\xe0\x18\x01\x06\x12K\n" +
 	"\n" +
 	"GetProfile\x12\x19.nba.v1.GetProfileRequest\x1a\x1a.nba.v1.GetProfileResponse\"\x06\xea\xe0\x18\x02\x03\x05\x12X\n" +
-	"\x0eImportProfiles\x12\x1d.nba.v1.ImportProfilesRequest\x1a\x1e.nba.v1.ImportProfilesResponse\"\x05\xea\xe0\x18\x01\x03(\x012\xb3\x03\n" +
+	"\x0eImportProfiles\x12\x1d.nba.v1.ImportProfilesRequest\x1a\x1e.nba.v1.ImportProfilesResponse\"\x05\xea\xe0\x18\x01\x03(\x012\xdd\x04\n" +
 	"\x0eConsentService\x12J\n" +
 	"\n" +
 	"SetConsent\x12\x19.nba.v1.SetConsentRequest\x1a\x1a.nba.v1.SetConsentResponse\"\x05\xea\xe0\x18\x01\x04\x12N\n" +
@@ -7469,7 +7730,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0eStopAllContact\x12\x1d.nba.v1.StopAllContactRequest\x1a\x1e.nba.v1.StopAllContactResponse\"\x05\xea\xe0\x18\x01\x04\x12K\n" +
 	"\n" +
 	"GetConsent\x12\x19.nba.v1.GetConsentRequest\x1a\x1a.nba.v1.GetConsentResponse\"\x06\xea\xe0\x18\x02\x04\x05\x12`\n" +
-	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse\"\x06\xea\xe0\x18\x02\x04\x052\xe3\x01\n" +
+	"\x11GetConsentHistory\x12 .nba.v1.GetConsentHistoryRequest\x1a!.nba.v1.GetConsentHistoryResponse\"\x06\xea\xe0\x18\x02\x04\x05\x12S\n" +
+	"\fExportLedger\x12\x1b.nba.v1.ExportLedgerRequest\x1a\x1c.nba.v1.ExportLedgerResponse\"\x06\xea\xe0\x18\x02\x05\x060\x01\x12S\n" +
+	"\rReapplyLedger\x12\x1c.nba.v1.ReapplyLedgerRequest\x1a\x1d.nba.v1.ReapplyLedgerResponse\"\x05\xea\xe0\x18\x01\x062\xe3\x01\n" +
 	"\x12DefinitionsService\x12b\n" +
 	"\x12PublishDefinitions\x12!.nba.v1.PublishDefinitionsRequest\x1a\".nba.v1.PublishDefinitionsResponse\"\x05\xea\xe0\x18\x01\x06\x12i\n" +
 	"\x14GetActiveDefinitions\x12#.nba.v1.GetActiveDefinitionsRequest\x1a$.nba.v1.GetActiveDefinitionsResponse\"\x06\xea\xe0\x18\x02\x06\x052\xed\x02\n" +
@@ -7496,7 +7759,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -7556,56 +7819,61 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*GetProfileResponse)(nil),           // 55: nba.v1.GetProfileResponse
 	(*ImportProfilesRequest)(nil),        // 56: nba.v1.ImportProfilesRequest
 	(*ImportProfilesResponse)(nil),       // 57: nba.v1.ImportProfilesResponse
-	(*ConsentRecord)(nil),                // 58: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 59: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 60: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 61: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 62: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 63: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 64: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 65: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 66: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 67: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 68: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 69: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 70: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 71: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 72: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 73: nba.v1.GetActiveDefinitionsResponse
-	(*DecisionReceipt)(nil),              // 74: nba.v1.DecisionReceipt
-	(*PackedSuppressions)(nil),           // 75: nba.v1.PackedSuppressions
-	(*RecipientInputs)(nil),              // 76: nba.v1.RecipientInputs
-	(*LoggedTouch)(nil),                  // 77: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 78: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 79: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 80: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 81: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 82: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 83: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 84: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 85: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 86: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 87: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 88: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 89: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 90: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 91: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 92: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 93: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 94: nba.v1.VerifyTrailResponse
-	nil,                                  // 95: nba.v1.Profile.AttributesEntry
-	nil,                                  // 96: nba.v1.Counters.TopicsEntry
-	nil,                                  // 97: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 98: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 99: google.protobuf.Timestamp
+	(*ExportLedgerRequest)(nil),          // 58: nba.v1.ExportLedgerRequest
+	(*ExportedEntry)(nil),                // 59: nba.v1.ExportedEntry
+	(*ExportLedgerResponse)(nil),         // 60: nba.v1.ExportLedgerResponse
+	(*ReapplyLedgerRequest)(nil),         // 61: nba.v1.ReapplyLedgerRequest
+	(*ReapplyLedgerResponse)(nil),        // 62: nba.v1.ReapplyLedgerResponse
+	(*ConsentRecord)(nil),                // 63: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 64: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 65: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 66: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 67: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 68: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 69: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 70: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 71: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 72: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 73: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 74: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 75: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 76: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 77: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 78: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 79: nba.v1.DecisionReceipt
+	(*PackedSuppressions)(nil),           // 80: nba.v1.PackedSuppressions
+	(*RecipientInputs)(nil),              // 81: nba.v1.RecipientInputs
+	(*LoggedTouch)(nil),                  // 82: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 83: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 84: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 85: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 86: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 87: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 88: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 89: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 90: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 91: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 92: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 93: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 94: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 95: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 96: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 97: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 98: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 99: nba.v1.VerifyTrailResponse
+	nil,                                  // 100: nba.v1.Profile.AttributesEntry
+	nil,                                  // 101: nba.v1.Counters.TopicsEntry
+	nil,                                  // 102: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 103: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 104: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	99,  // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	104, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
 	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	99,  // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	99,  // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	104, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	104, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	99,  // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	104, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
@@ -7613,190 +7881,198 @@ var file_nba_v1_nba_proto_depIdxs = []int32{
 	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
 	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	99,  // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	104, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
 	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
 	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
 	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
 	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	99,  // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	104, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	99,  // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	104, // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	99,  // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	99,  // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	99,  // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	104, // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	104, // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	104, // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
 	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	99,  // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	99,  // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	104, // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	104, // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
 	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	99,  // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	104, // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
 	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	99,  // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	104, // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
 	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
 	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	99,  // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	104, // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
 	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
 	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	99,  // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	99,  // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	104, // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	104, // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
 	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	99,  // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	104, // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
 	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
 	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
 	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
 	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
 	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
 	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	95,  // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	99,  // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	100, // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	104, // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	99,  // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	104, // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
 	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	96,  // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	99,  // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	101, // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	104, // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
 	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
 	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
 	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
 	46,  // 63: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	58,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	0,   // 65: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,   // 66: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	9,   // 67: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	99,  // 68: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	99,  // 69: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	58,  // 70: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,   // 71: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	99,  // 72: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,   // 73: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	99,  // 74: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	68,  // 75: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	68,  // 76: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	68,  // 77: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	58,  // 78: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	99,  // 79: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	58,  // 80: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	99,  // 81: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	68,  // 82: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	97,  // 83: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	98,  // 84: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	10,  // 85: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	99,  // 86: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	99,  // 87: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
-	14,  // 88: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
-	40,  // 89: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	76,  // 90: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
-	22,  // 91: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
-	41,  // 92: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
-	75,  // 93: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
-	4,   // 94: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
-	46,  // 95: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
-	49,  // 96: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	99,  // 97: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	58,  // 98: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	99,  // 99: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	77,  // 100: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	78,  // 101: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	79,  // 102: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	99,  // 103: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	99,  // 104: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
-	0,   // 105: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
-	1,   // 106: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
-	8,   // 107: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	99,  // 108: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	99,  // 109: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
-	6,   // 110: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
-	0,   // 111: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
-	1,   // 112: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	99,  // 113: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	74,  // 114: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	82,  // 115: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	58,  // 116: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	99,  // 117: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	99,  // 118: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	99,  // 119: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	99,  // 120: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	74,  // 121: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	22,  // 122: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
-	41,  // 123: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	99,  // 124: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	99,  // 125: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	74,  // 126: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	89,  // 127: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	99,  // 128: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	89,  // 129: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	99,  // 130: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	93,  // 131: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
-	14,  // 132: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	19,  // 133: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	11,  // 134: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	24,  // 135: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	26,  // 136: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	28,  // 137: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	30,  // 138: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	32,  // 139: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	34,  // 140: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	38,  // 141: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	40,  // 142: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	42,  // 143: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	44,  // 144: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	50,  // 145: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	52,  // 146: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
-	54,  // 147: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	56,  // 148: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	59,  // 149: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	60,  // 150: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	61,  // 151: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	65,  // 152: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	67,  // 153: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	70,  // 154: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	72,  // 155: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	80,  // 156: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	83,  // 157: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	85,  // 158: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	87,  // 159: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	90,  // 160: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	92,  // 161: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	22,  // 162: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	20,  // 163: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	12,  // 164: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	25,  // 165: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	27,  // 166: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	29,  // 167: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	31,  // 168: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	33,  // 169: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	36,  // 170: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	39,  // 171: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	41,  // 172: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	43,  // 173: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	45,  // 174: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	51,  // 175: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	53,  // 176: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
-	55,  // 177: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	57,  // 178: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	64,  // 179: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	62,  // 180: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	63,  // 181: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	66,  // 182: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	69,  // 183: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	71,  // 184: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	73,  // 185: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	81,  // 186: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	84,  // 187: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	86,  // 188: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	88,  // 189: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	91,  // 190: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	94,  // 191: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	162, // [162:192] is the sub-list for method output_type
-	132, // [132:162] is the sub-list for method input_type
-	132, // [132:132] is the sub-list for extension type_name
-	132, // [132:132] is the sub-list for extension extendee
-	0,   // [0:132] is the sub-list for field type_name
+	63,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	104, // 65: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
+	73,  // 66: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
+	59,  // 67: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
+	59,  // 68: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
+	0,   // 69: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 70: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	9,   // 71: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	104, // 72: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	104, // 73: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	63,  // 74: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 75: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	104, // 76: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 77: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	104, // 78: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	73,  // 79: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	73,  // 80: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	73,  // 81: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	63,  // 82: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	104, // 83: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	63,  // 84: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	104, // 85: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	73,  // 86: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	102, // 87: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	103, // 88: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	10,  // 89: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
+	104, // 90: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	104, // 91: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	14,  // 92: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
+	40,  // 93: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
+	81,  // 94: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	22,  // 95: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
+	41,  // 96: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
+	80,  // 97: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
+	4,   // 98: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
+	46,  // 99: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	49,  // 100: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	104, // 101: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	63,  // 102: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	104, // 103: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	82,  // 104: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	83,  // 105: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	84,  // 106: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	104, // 107: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	104, // 108: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	0,   // 109: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
+	1,   // 110: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
+	8,   // 111: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
+	104, // 112: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	104, // 113: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	6,   // 114: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
+	0,   // 115: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
+	1,   // 116: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
+	104, // 117: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	79,  // 118: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	87,  // 119: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	63,  // 120: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	104, // 121: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	104, // 122: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	104, // 123: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	104, // 124: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	79,  // 125: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	22,  // 126: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	41,  // 127: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	104, // 128: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	104, // 129: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	79,  // 130: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	94,  // 131: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	104, // 132: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	94,  // 133: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	104, // 134: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	98,  // 135: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	14,  // 136: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	19,  // 137: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	11,  // 138: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	24,  // 139: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	26,  // 140: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	28,  // 141: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	30,  // 142: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	32,  // 143: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	34,  // 144: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	38,  // 145: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	40,  // 146: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	42,  // 147: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	44,  // 148: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	50,  // 149: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	52,  // 150: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	54,  // 151: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	56,  // 152: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	64,  // 153: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	65,  // 154: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	66,  // 155: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	70,  // 156: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	72,  // 157: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	58,  // 158: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
+	61,  // 159: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
+	75,  // 160: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	77,  // 161: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	85,  // 162: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	88,  // 163: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	90,  // 164: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	92,  // 165: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	95,  // 166: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	97,  // 167: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	22,  // 168: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	20,  // 169: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	12,  // 170: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	25,  // 171: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	27,  // 172: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	29,  // 173: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	31,  // 174: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	33,  // 175: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	36,  // 176: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	39,  // 177: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	41,  // 178: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	43,  // 179: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	45,  // 180: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	51,  // 181: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	53,  // 182: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	55,  // 183: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	57,  // 184: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	69,  // 185: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	67,  // 186: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	68,  // 187: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	71,  // 188: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	74,  // 189: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	60,  // 190: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
+	62,  // 191: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
+	76,  // 192: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	78,  // 193: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	86,  // 194: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	89,  // 195: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	91,  // 196: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	93,  // 197: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	96,  // 198: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	99,  // 199: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	168, // [168:200] is the sub-list for method output_type
+	136, // [136:168] is the sub-list for method input_type
+	136, // [136:136] is the sub-list for extension type_name
+	136, // [136:136] is the sub-list for extension extendee
+	0,   // [0:136] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -7811,7 +8087,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   88,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   9,
 		},

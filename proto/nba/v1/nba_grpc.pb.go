@@ -1163,6 +1163,8 @@ const (
 	ConsentService_StopAllContact_FullMethodName    = "/nba.v1.ConsentService/StopAllContact"
 	ConsentService_GetConsent_FullMethodName        = "/nba.v1.ConsentService/GetConsent"
 	ConsentService_GetConsentHistory_FullMethodName = "/nba.v1.ConsentService/GetConsentHistory"
+	ConsentService_ExportLedger_FullMethodName      = "/nba.v1.ConsentService/ExportLedger"
+	ConsentService_ReapplyLedger_FullMethodName     = "/nba.v1.ConsentService/ReapplyLedger"
 )
 
 // ConsentServiceClient is the client API for ConsentService service.
@@ -1186,6 +1188,17 @@ type ConsentServiceClient interface {
 	GetConsent(ctx context.Context, in *GetConsentRequest, opts ...grpc.CallOption) (*GetConsentResponse, error)
 	// GetConsentHistory pages through the append-only ledger.
 	GetConsentHistory(ctx context.Context, in *GetConsentHistoryRequest, opts ...grpc.CallOption) (*GetConsentHistoryResponse, error)
+	// ExportLedger streams every recipient's consent ledger entries recorded
+	// at or after recorded_from: kept outside the store, they are what a
+	// restore from an older backup must not lose (ReapplyLedger).
+	ExportLedger(ctx context.Context, in *ExportLedgerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportLedgerResponse], error)
+	// ReapplyLedger re-applies exported ledger entries after Redis was
+	// restored from an older backup, so that no withdrawal made since the
+	// backup is forgotten: an entry the ledger still holds is left alone;
+	// any other is written again, merged like any consent record (a record
+	// captured later, already current, still wins) and ledgered anew.
+	// Idempotent: re-applying the same entries twice writes them once.
+	ReapplyLedger(ctx context.Context, in *ReapplyLedgerRequest, opts ...grpc.CallOption) (*ReapplyLedgerResponse, error)
 }
 
 type consentServiceClient struct {
@@ -1246,6 +1259,35 @@ func (c *consentServiceClient) GetConsentHistory(ctx context.Context, in *GetCon
 	return out, nil
 }
 
+func (c *consentServiceClient) ExportLedger(ctx context.Context, in *ExportLedgerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportLedgerResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsentService_ServiceDesc.Streams[0], ConsentService_ExportLedger_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportLedgerRequest, ExportLedgerResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsentService_ExportLedgerClient = grpc.ServerStreamingClient[ExportLedgerResponse]
+
+func (c *consentServiceClient) ReapplyLedger(ctx context.Context, in *ReapplyLedgerRequest, opts ...grpc.CallOption) (*ReapplyLedgerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReapplyLedgerResponse)
+	err := c.cc.Invoke(ctx, ConsentService_ReapplyLedger_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsentServiceServer is the server API for ConsentService service.
 // All implementations must embed UnimplementedConsentServiceServer
 // for forward compatibility.
@@ -1267,6 +1309,17 @@ type ConsentServiceServer interface {
 	GetConsent(context.Context, *GetConsentRequest) (*GetConsentResponse, error)
 	// GetConsentHistory pages through the append-only ledger.
 	GetConsentHistory(context.Context, *GetConsentHistoryRequest) (*GetConsentHistoryResponse, error)
+	// ExportLedger streams every recipient's consent ledger entries recorded
+	// at or after recorded_from: kept outside the store, they are what a
+	// restore from an older backup must not lose (ReapplyLedger).
+	ExportLedger(*ExportLedgerRequest, grpc.ServerStreamingServer[ExportLedgerResponse]) error
+	// ReapplyLedger re-applies exported ledger entries after Redis was
+	// restored from an older backup, so that no withdrawal made since the
+	// backup is forgotten: an entry the ledger still holds is left alone;
+	// any other is written again, merged like any consent record (a record
+	// captured later, already current, still wins) and ledgered anew.
+	// Idempotent: re-applying the same entries twice writes them once.
+	ReapplyLedger(context.Context, *ReapplyLedgerRequest) (*ReapplyLedgerResponse, error)
 	mustEmbedUnimplementedConsentServiceServer()
 }
 
@@ -1291,6 +1344,12 @@ func (UnimplementedConsentServiceServer) GetConsent(context.Context, *GetConsent
 }
 func (UnimplementedConsentServiceServer) GetConsentHistory(context.Context, *GetConsentHistoryRequest) (*GetConsentHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsentHistory not implemented")
+}
+func (UnimplementedConsentServiceServer) ExportLedger(*ExportLedgerRequest, grpc.ServerStreamingServer[ExportLedgerResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportLedger not implemented")
+}
+func (UnimplementedConsentServiceServer) ReapplyLedger(context.Context, *ReapplyLedgerRequest) (*ReapplyLedgerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReapplyLedger not implemented")
 }
 func (UnimplementedConsentServiceServer) mustEmbedUnimplementedConsentServiceServer() {}
 func (UnimplementedConsentServiceServer) testEmbeddedByValue()                        {}
@@ -1403,6 +1462,35 @@ func _ConsentService_GetConsentHistory_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentService_ExportLedger_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportLedgerRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsentServiceServer).ExportLedger(m, &grpc.GenericServerStream[ExportLedgerRequest, ExportLedgerResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsentService_ExportLedgerServer = grpc.ServerStreamingServer[ExportLedgerResponse]
+
+func _ConsentService_ReapplyLedger_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReapplyLedgerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentServiceServer).ReapplyLedger(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentService_ReapplyLedger_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentServiceServer).ReapplyLedger(ctx, req.(*ReapplyLedgerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsentService_ServiceDesc is the grpc.ServiceDesc for ConsentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1430,8 +1518,18 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetConsentHistory",
 			Handler:    _ConsentService_GetConsentHistory_Handler,
 		},
+		{
+			MethodName: "ReapplyLedger",
+			Handler:    _ConsentService_ReapplyLedger_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportLedger",
+			Handler:       _ConsentService_ExportLedger_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "nba/v1/nba.proto",
 }
 
