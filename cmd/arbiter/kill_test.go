@@ -37,27 +37,11 @@ func TestReceiptsSurviveKill(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			prefix := "kill-" + mode
 			common := []string{"-redis-addr", b.Addrs[0], "-redis-prefix", prefix}
-			if out, err := exec.Command(bin, append([]string{"seed", "-demo-size", "200", "-log-level", "warn"}, common...)...).CombinedOutput(); err != nil {
-				t.Fatalf("seed: %v\n%s", err, out)
-			}
+			seedWith(t, bin, 200, common...)
 			args := append([]string{"serve", "-listen", "127.0.0.1:0", "-catalog", demoCatalogFile, "-model", demoModelFile,
 				"-consent-policy", demoPolicyFile, "-receipts", mode, "-receipt-queue", fmt.Sprint(queue), "-audit-key", key,
 				"-durability", "off", "-log-level", "info"}, common...)
-			srv := exec.Command(bin, args...)
-			stderr, err := srv.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-			addr := listenAddr(t, stderr)
-			c, err := client.Dial(addr, client.WithTimeout(5*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			srv, c := runServer(t, bin, nil, args...)
 
 			var mu sync.Mutex
 			var answered []string
@@ -135,6 +119,15 @@ func buildServer(t *testing.T) string {
 	return bin
 }
 
+// seedWith loads the demo population of n with the built server.
+func seedWith(t *testing.T, bin string, n int, flags ...string) {
+	t.Helper()
+	args := append([]string{"seed", "-demo-size", fmt.Sprint(n), "-log-level", "warn"}, flags...)
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+}
+
 // runServer starts the built server with args and env (added to this
 // process's), stopped at the test's end, and a client of it.
 func runServer(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, *client.Client) {
@@ -169,9 +162,7 @@ func TestReplayIsIdenticalWithoutFMA(t *testing.T) {
 	bin := buildServer(t)
 	key := auditKeyFile(t)
 	common := []string{"-redis-addr", b.Addrs[0], "-redis-prefix", "fma"}
-	if out, err := exec.Command(bin, append([]string{"seed", "-demo-size", "300", "-log-level", "warn"}, common...)...).CombinedOutput(); err != nil {
-		t.Fatalf("seed: %v\n%s", err, out)
-	}
+	seedWith(t, bin, 300, common...)
 	args := append([]string{"serve", "-listen", "127.0.0.1:0", "-catalog", demoCatalogFile, "-model", demoModelFile,
 		"-consent-policy", demoPolicyFile, "-contact-policy", demoContactFile, "-rules", demoRulesFile,
 		"-receipts", "sync", "-audit-key", key, "-durability", "off", "-log-level", "info"}, common...)
