@@ -70,13 +70,9 @@ func (s *Store) receiptArgs(args []any, b *contact.Booking, now time.Time) []any
 	if b.Receipt == nil {
 		return append(args, "", 0, 0, 1)
 	}
-	return append(args, receiptMember(receiptIDOf(b), b.Receipt), b.ReceiptAt.UnixMilli(),
+	return append(args, receiptMember(b.ReceiptID, b.Receipt), b.ReceiptAt.UnixMilli(),
 		now.Add(-ret).UnixMilli(), (ret + 24*time.Hour).Milliseconds())
 }
-
-// receiptIDOf is the decision id of a booking's receipt: the booking
-// knows its receipt only as bytes, so the id travels in the touch.
-func receiptIDOf(b *contact.Booking) string { return b.ReceiptID }
 
 var (
 	//go:embed append_receipt.lua

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -109,4 +110,45 @@ func reapplyKey(id string, e *consent.LedgerEntry) string {
 	sum := sha256.Sum256([]byte(id + "\x00" + strconv.FormatInt(e.RecordedAt.UnixMilli(), 10) + "\x00" + consentField(&r) + "\x00" +
 		consentValue(&r) + "\x00" + strconv.FormatBool(e.MarkedComplete) + "\x00" + e.Principal))
 	return "reapply:" + hex.EncodeToString(sum[:12])
+}
+
+// ConsentAsOf is recipient id's consent as the ledger stood at t: for each
+// scope, the last entry recorded by then that applied (WhyNot as of a past
+// time). An erased opt-in allows nothing: erasure kept withdrawals only.
+func (s *Store) ConsentAsOf(ctx context.Context, id string, t time.Time) (consent.State, error) {
+	var st consent.State
+	if err := validID(id); err != nil {
+		return st, err
+	}
+	raw, err := s.rdb.LRange(ctx, s.key(id, suffixConsentLog), 0, -1).Result()
+	if err != nil {
+		return st, storageErr("consent as of", err)
+	}
+	current := map[string]int{} // scope -> index in st.Records
+	for i, r := range raw {
+		e, err := decodeLedger(r)
+		if err != nil {
+			return st, fmt.Errorf("redisstore: consent as of: entry %d: %w", i, err)
+		}
+		if e.RecordedAt.After(t) {
+			break
+		}
+		st.Version = e.Seq + 1
+		if e.MarkedComplete {
+			st.Complete, st.CompleteAt = true, e.RecordedAt
+		}
+		if !e.Applied || !e.Record.Channel.Valid() ||
+			(e.Erased && e.Record.Status != consent.OptOut && e.Record.Status != consent.Barred) {
+			continue
+		}
+		f := consentField(&e.Record)
+		if j, ok := current[f]; ok {
+			st.Records[j] = e.Record
+		} else {
+			current[f] = len(st.Records)
+			st.Records = append(st.Records, e.Record)
+		}
+	}
+	slices.SortFunc(st.Records, compareScope)
+	return st, nil
 }

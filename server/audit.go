@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync/atomic"
 	"time"
@@ -37,12 +38,7 @@ func WithAuditTrail(trail AuditTrail, key []byte) Option {
 const headsPerMessage = 500
 
 // checkpointMAC covers a checkpoint's time and heads, in order.
-type checkpointMAC struct{ h hashWriter }
-
-type hashWriter interface {
-	Write([]byte) (int, error)
-	Sum([]byte) []byte
-}
+type checkpointMAC struct{ h hash.Hash }
 
 func newCheckpointMAC(key []byte, takenAt time.Time) *checkpointMAC {
 	m := hmac.New(sha256.New, key)

@@ -311,7 +311,6 @@ func receiptOf(p *nbapb.DecisionReceipt) (*decision.Receipt, error) {
 			return nil, errors.New("the receipt has no request")
 		}
 		rc.Request = decideRequestFor(p.GetHcpId(), p.GetDecide())
-		rc.Request.Limit = int(p.GetDecide().GetLimit()) // as logged, defaults applied
 		rc.Request.Territories = terr
 		rc.Result = &decision.Result{ID: p.GetDecisionId(), At: fromTS(p.GetDecisionTime()),
 			DefinitionsVersion: p.GetDefinitionsVersion(), Inputs: st, Now: fromTS(p.GetServerTime()), Paused: paused}

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/arbiter-nba/arbiter"
@@ -135,7 +133,13 @@ func (s *Server) checkAsOf(ctx context.Context, req decision.Request) ([]decisio
 		return nil, "", "", fmt.Errorf("why not: %w: the definitions set in force then is no longer kept", arbiter.ErrNotFound)
 	}
 	st := inputsOf(p.GetHcpId(), p.GetInputs())
-	if st.Consent, err = s.consentAsOf(ctx, req.HCPID, req.At); err != nil {
+	asOf, ok := s.consents.(interface {
+		ConsentAsOf(ctx context.Context, id string, t time.Time) (consent.State, error)
+	})
+	if !ok {
+		return nil, "", "", arbiter.Invalid("at", "is in the past, and this server's store cannot read its consent ledger as of a time")
+	}
+	if st.Consent, err = asOf.ConsentAsOf(ctx, req.HCPID, req.At); err != nil {
 		return nil, "", "", err
 	}
 	st.ConsentErr = nil
@@ -147,57 +151,6 @@ func (s *Server) checkAsOf(ctx context.Context, req decision.Request) ([]decisio
 	}
 	checks, err := e.CheckGiven(req, st, req.At, paused)
 	return checks, e.DefinitionsVersion(), p.GetDecisionId(), err
-}
-
-// consentAsOf is a recipient's consent as the ledger stood at t: for each
-// scope, the last entry recorded by then that applied.
-func (s *Server) consentAsOf(ctx context.Context, hcpID string, t time.Time) (consent.State, error) {
-	var st consent.State
-	cur := map[string]int{} // scope -> index in st.Records
-	for off := 0; ; off += maxHistoryPage {
-		es, total, err := s.consents.ConsentHistory(ctx, hcpID, off, maxHistoryPage)
-		if err != nil {
-			return st, err
-		}
-		for i := range es {
-			e := &es[i]
-			if e.RecordedAt.After(t) {
-				return finishAsOf(st), nil
-			}
-			st.Version = e.Seq + 1
-			if e.MarkedComplete {
-				st.Complete, st.CompleteAt = true, e.RecordedAt
-			}
-			if !e.Applied || !e.Record.Channel.Valid() {
-				continue
-			}
-			if e.Erased && e.Record.Status != consent.OptOut && e.Record.Status != consent.Barred {
-				// Erasure kept withdrawals only: an erased opt-in's scope
-				// is gone, and it allows nothing.
-				continue
-			}
-			r := e.Record
-			key := fmt.Sprintf("%d|%d|%s|%s", r.Channel, r.Purpose, r.Topic, r.Address)
-			if j, ok := cur[key]; ok {
-				st.Records[j] = r
-			} else {
-				cur[key] = len(st.Records)
-				st.Records = append(st.Records, r)
-			}
-		}
-		if int64(off+len(es)) >= total || len(es) == 0 {
-			return finishAsOf(st), nil
-		}
-	}
-}
-
-// finishAsOf sorts the records by scope, as the store gives them.
-func finishAsOf(st consent.State) consent.State {
-	slices.SortFunc(st.Records, func(a, b consent.Record) int {
-		return cmp.Or(cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Purpose, b.Purpose),
-			strings.Compare(a.Topic, b.Topic), strings.Compare(a.Address, b.Address))
-	})
-	return st
 }
 
 // sharesAny reports whether a and b have an element in common.
