@@ -7,7 +7,7 @@ RACE     ?=
 TESTFLAGS ?=
 BUF      := $(GO) tool -modfile=../tools/go.mod buf
 
-.PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci
+.PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci fuzz
 
 run:
 	$(GO) run ./cmd/arbiter demo
@@ -35,6 +35,22 @@ proto:
 # Fail when the committed generated code differs from a fresh generation.
 proto-check: proto
 	@git diff --exit-code -- proto || (echo "generated code is stale: run 'make proto' and commit"; exit 1)
+
+# Run every fuzz target for FUZZTIME (a count of inputs, not a duration:
+# a duration can end in a spurious "context deadline exceeded" from Go's
+# fuzz coordinator, golang/go#75804). New interesting inputs stay in the
+# build cache; a failing one is written to the package's testdata/fuzz,
+# where `make test` replays it from then on. A third field divides the
+# count for a slow target (a definitions set compiles its rules).
+FUZZTIME ?= 20000x
+FUZZ_TARGETS := server:FuzzDecideRequest server:FuzzConsentRecord server:FuzzEvent server:FuzzImportItem \
+	redisstore:FuzzConsentRecord redisstore:FuzzLedgerEntry redisstore:FuzzTouch definitions:FuzzDefinitions:10
+fuzz:
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; div=$${rest#$$name}; div=$${div#:}; \
+		n=$$(( $${FUZZTIME%x} / $${div:-1} ))x; echo "fuzz ./$$pkg $$name ($$n)"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n >$$log 2>&1 || { cat $$log; exit 1; }; \
+		tail -1 $$log; done
 
 # Micro benchmarks (scoring, decision, consent, the Redis store and cache; the stores
 # start their own redis-server).

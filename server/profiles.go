@@ -140,18 +140,10 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 			}
 			return s.importStopped(ctx, errShuttingDown, imported)
 		}
-		prefix := fmt.Sprintf("items[%d].", imported+int64(len(batch)))
-		if err := checkStrings(req); err != nil {
+		item, err := checkImportItem(req, time.Now())
+		if err != nil {
+			prefix := fmt.Sprintf("items[%d].", imported+int64(len(batch)))
 			return s.importStopped(ctx, prefixFields(prefix, err), imported)
-		}
-		var c checker
-		c.addresses("profile.addresses", req.GetProfile().GetAddresses())
-		if err := c.Err(); err != nil {
-			return s.importStopped(ctx, prefixFields(prefix, err), imported)
-		}
-		item := importItem(req)
-		if err := item.ValidateAt(time.Now()); err != nil {
-			return s.importStopped(ctx, prefixFields(prefix, addressPaths(err, req.GetProfile().GetAddresses())), imported)
 		}
 		if inBatch[item.Profile.HCPID] || len(batch) == cap(batch) {
 			if err := flush(); err != nil {
@@ -161,6 +153,24 @@ func (s *Server) ImportProfiles(stream nbapb.ProfileService_ImportProfilesServer
 		batch = append(batch, item)
 		inBatch[item.Profile.HCPID] = true
 	}
+}
+
+// checkImportItem validates one import item and converts it; violations
+// are named relative to the item ("profile.addresses[1].address_ref").
+func checkImportItem(req *nbapb.ImportProfilesRequest, now time.Time) (recipient.ImportItem, error) {
+	if err := checkStrings(req); err != nil {
+		return recipient.ImportItem{}, err
+	}
+	var c checker
+	c.addresses("profile.addresses", req.GetProfile().GetAddresses())
+	if err := c.Err(); err != nil {
+		return recipient.ImportItem{}, err
+	}
+	item := importItem(req)
+	if err := item.ValidateAt(now); err != nil {
+		return recipient.ImportItem{}, addressPaths(err, req.GetProfile().GetAddresses())
+	}
+	return item, nil
 }
 
 // finishImport writes the last batch and answers the import.
