@@ -86,6 +86,7 @@ var commands = []command{
 	{name: "erase", summary: "erase a recipient (GDPR Art. 17), keeping the minimal proof of their withdrawals", run: eraseCmd},
 	{name: "import", summary: "stream a JSON Lines feed of HCPs to the server", run: importCmd},
 	{name: "demo-data", summary: "write the demo population as a JSON Lines feed", run: demoDataCmd},
+	{name: "health", summary: "ask the server's gRPC health service; exit 0 only when SERVING (a container or Kubernetes probe)", run: healthCmd},
 }
 
 // run executes one command line and returns the exit status.
