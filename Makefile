@@ -7,7 +7,7 @@ RACE     ?=
 TESTFLAGS ?=
 BUF      := $(GO) tool -modfile=../tools/go.mod buf
 
-.PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci fuzz
+.PHONY: run seed test vet fmt-check proto proto-check bench bench-go build ci fuzz faults faults-short
 
 run:
 	$(GO) run ./cmd/arbiter demo
@@ -51,6 +51,15 @@ fuzz:
 		n=$$(( $${FUZZTIME%x} / $${div:-1} ))x; echo "fuzz ./$$pkg $$name ($$n)"; \
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n >$$log 2>&1 || { cat $$log; exit 1; }; \
 		tail -1 $$log; done
+
+# The fault suite (faults/): real redis-server, arbiter and a delaying proxy
+# under load, through Redis and server kills, freezes and restarts, bad
+# input and overload at 3x; see RELIABILITY.md. faults-short is what CI runs.
+faults:
+	$(GO) run ./faults -out bench/out/faults.md
+
+faults-short:
+	$(GO) run ./faults -short
 
 # Micro benchmarks (scoring, decision, consent, the Redis store and cache; the stores
 # start their own redis-server).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -85,6 +86,7 @@ type Server struct {
 	// nil: no bound), and admissionWait is how long a call waits for one.
 	admission     chan struct{}
 	admissionWait time.Duration
+	waiting       atomic.Int64 // calls waiting for an admission slot
 	// sendIdle and sendMaxItems bound a CheckSendBatch stream.
 	sendIdle     time.Duration
 	sendMaxItems int64

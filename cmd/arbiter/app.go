@@ -231,7 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 	gopts := []grpc.ServerOption{grpc.KeepaliveParams(keepalive.ServerParameters{
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
 	}), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxConcurrentStreams(uint32(m.cfg.MaxStreams))}
+		grpc.MaxConcurrentStreams(uint32(m.cfg.MaxStreams)), grpc.InTapHandle(m.srv.TapAdmission)}
 	if m.cfg.TLSCert != "" {
 		certs, err := newCertReloader(m.cfg.TLSCert, m.cfg.TLSKey)
 		if err != nil {
@@ -387,19 +387,25 @@ func (m *Main) newCache(ctx context.Context) (*hcpcache.Cache, error) {
 // service and "", so that load balancers stop sending, while calls are
 // still served for the drain window; then the calls that wait on their
 // client end (CheckSendBatch and import streams, health watches), and
-// GracefulStop finishes the calls in flight, raced against the grace
-// period (counted from then), then Stop. Then the store is closed.
+// GracefulStop finishes the calls in flight. The grace period, counted
+// from then, bounds everything that follows: GracefulStop has all but a
+// fifth of it (then Stop), and the rest (writing the receipts still
+// queued, closing the store) what is left. With Redis frozen those steps
+// could each wait out a timeout; past the grace, Close returns without
+// them, so that the process exits on time.
 func (m *Main) Close() error {
+	var deadline time.Time
 	if m.grpc != nil {
 		m.srv.Health().Shutdown()
 		if m.cfg.ShutdownDrain > 0 {
 			m.logger.Info("draining: health NOT_SERVING, still serving", "for", m.cfg.ShutdownDrain.String())
 			time.Sleep(m.cfg.ShutdownDrain)
 		}
+		deadline = time.Now().Add(m.cfg.ShutdownGrace)
 		m.srv.StopStreams()
 		done := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(done) }()
-		timer := time.NewTimer(m.cfg.ShutdownGrace)
+		timer := time.NewTimer(m.cfg.ShutdownGrace - m.cfg.ShutdownGrace/5)
 		select {
 		case <-done:
 			timer.Stop()
@@ -408,8 +414,32 @@ func (m *Main) Close() error {
 			m.grpc.Stop()
 			<-done
 		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.closeStorage(deadline) }()
+	if deadline.IsZero() {
+		return <-closed
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-t.C:
+		m.logger.Warn("grace period over: exiting without closing storage (is Redis answering?)")
+		return nil
+	}
+}
+
+// closeStorage writes the receipts still queued (until deadline, when
+// set) and closes what talks to Redis.
+func (m *Main) closeStorage(deadline time.Time) error {
+	if m.grpc != nil {
 		// Every call has ended: write the receipts still queued.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(context.Background(), deadline)
+		}
 		m.srv.CloseDecisionLog(ctx)
 		cancel()
 	}
