@@ -73,3 +73,8 @@ bench:
 
 ci: fmt-check vet proto-check
 	$(MAKE) test RACE=1
+
+# Check the deployment files offline (deploy/validate: alert rules, manifests, compose, Dockerfile).
+.PHONY: deploy-check
+deploy-check:
+	cd deploy/validate && $(GO) test -count=1 ./...
