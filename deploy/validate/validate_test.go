@@ -463,8 +463,8 @@ func TestDeploymentWiring(t *testing.T) {
 		}
 	}
 
-	// Shutdown: drain + grace + up to 5 s for queued receipts must end
-	// before the kubelet's SIGKILL.
+	// Shutdown: the drain, then the grace (in which the queued receipts are
+	// written) must end before the kubelet's SIGKILL, with 5 s to spare.
 	cm := mapping(objs["ConfigMap/arbiter-config"], "data")
 	drain, err1 := time.ParseDuration(cm["ARBITER_SHUTDOWN_DRAIN"].(string))
 	grace, err2 := time.ParseDuration(cm["ARBITER_SHUTDOWN_GRACE"].(string))
@@ -476,7 +476,7 @@ func TestDeploymentWiring(t *testing.T) {
 		tgps = time.Duration(n) * time.Second
 	}
 	if need := drain + grace + 5*time.Second; tgps <= need {
-		t.Errorf("terminationGracePeriodSeconds %v, want more than drain %v + grace %v + 5s", tgps, drain, grace)
+		t.Errorf("terminationGracePeriodSeconds %v, want more than drain %v + grace %v + 5s to spare", tgps, drain, grace)
 	}
 
 	// Every file the configuration names is in a mounted Secret, under
