@@ -130,7 +130,11 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		if err != nil {
 			return nil, false, fmt.Errorf("redisstore: set consent: encode ledger entry: %w", err)
 		}
-		args = append(args, consentField(&r), consentValue(&r), ifApplied, ifNot, "")
+		value := consentValue(&r)
+		if s.previousReaders {
+			value = withoutNotice(value) // in the ledger only: the previous release refuses it in the hash
+		}
+		args = append(args, consentField(&r), value, ifApplied, ifNot, "")
 		entries = append(entries, e)
 	}
 	if len(recs) == 0 {

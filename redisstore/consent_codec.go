@@ -60,6 +60,20 @@ func consentValue(r *consent.Record) string {
 	return v
 }
 
+// withoutNotice is a consent hash value without its notice version (the
+// sixth part), as a store serving previous readers writes it.
+func withoutNotice(v string) string {
+	n := 0
+	for i := range len(v) {
+		if v[i] == '|' {
+			if n++; n == 5 {
+				return v[:i]
+			}
+		}
+	}
+	return v
+}
+
 // normalize returns r with its times as stored: UTC, millisecond precision
 // (an expiry rounded up, expiryMilli).
 func normalize(r consent.Record) consent.Record {

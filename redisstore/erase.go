@@ -59,6 +59,10 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 	if err := validID(id); err != nil {
 		return res, err
 	}
+	if s.previousReaders {
+		return res, &arbiter.PreconditionError{Subject: "hcp_id", Description: "erasure writes a marker the previous " +
+			"release cannot read, and it still serves this Redis (the server runs with -rolling-upgrade): erase once every replica runs this release"}
+	}
 	now := s.now()
 	ledger := s.key(id, suffixConsentLog)
 	cur := s.key(id, suffixConsent)

@@ -130,6 +130,10 @@ type options struct {
 	// replicas have it (WAIT), within replicaTimeout.
 	replicas       int
 	replicaTimeout time.Duration
+
+	// previousReaders: the previous release shares this Redis during a
+	// rolling upgrade (WithPreviousReaders).
+	previousReaders bool
 }
 
 // Option configures a Store.
@@ -170,6 +174,16 @@ func WithAutoPipeline(workers, maxBatch int, timeout time.Duration) Option {
 func WithReplicaAck(n int, timeout time.Duration) Option {
 	return func(o *options) { o.replicas, o.replicaTimeout = n, timeout }
 }
+
+// WithPreviousReaders makes the store write only the forms the previous
+// release reads, while both serve one Redis during a rolling upgrade: a
+// consent record's notice version goes to the ledger (where the previous
+// release reads only history) and not to the current-consent hash (which
+// it reads for every decision, and refuses whole with a field it does not
+// know); an erasure, whose marker it cannot read, is refused. Deploy with
+// it, then, once every replica runs this release, deploy again without
+// it.
+func WithPreviousReaders(on bool) Option { return func(o *options) { o.previousReaders = on } }
 
 // New returns a Store on rdb, which may be a single Redis, a Redis Cluster
 // or miniredis. An invalid option (an empty prefix or one with a brace, a

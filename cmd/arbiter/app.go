@@ -119,7 +119,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, h := range m.redisHooks {
 		m.rdb.AddHook(h)
 	}
-	sopts := []redisstore.Option{redisstore.WithPrefix(m.cfg.RedisPrefix)}
+	sopts := []redisstore.Option{redisstore.WithPrefix(m.cfg.RedisPrefix), redisstore.WithPreviousReaders(m.cfg.RollingUpgrade)}
 	if m.cfg.ConsentReplicas > 0 {
 		sopts = append(sopts, redisstore.WithReplicaAck(m.cfg.ConsentReplicas, consentReplicaTimeout))
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// ConsentReplicas > 0: a consent change is acknowledged only once that
 	// many replicas have it (Redis WAIT).
 	ConsentReplicas int
+	// RollingUpgrade: the previous release shares this Redis; write only
+	// what it reads (redisstore.WithPreviousReaders).
+	RollingUpgrade bool
 	// AccessLog logs every call, not only failures.
 	AccessLog bool
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
@@ -204,6 +207,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
 	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
+	fs.BoolVar(&c.RollingUpgrade, "rolling-upgrade", env("ROLLING_UPGRADE", "") == "true", "the previous release still serves this Redis (during a rolling upgrade): write only what it reads (a consent notice version to the ledger only; no erasure); deploy again without it once every replica runs this release (ARBITER_ROLLING_UPGRADE=true)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&streamWorkers, "stream-workers", env("STREAM_WORKERS", "16"), "goroutines kept to serve calls (more calls than that run on new ones); 0: a new goroutine per call (ARBITER_STREAM_WORKERS)")
