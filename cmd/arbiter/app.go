@@ -68,6 +68,9 @@ type Main struct {
 	// metricsLis and metrics serve /metrics when cfg.MetricsAddr is set.
 	metricsLis net.Listener
 	metrics    *http.Server
+	// httpLis and http serve the HTTP/JSON API when cfg.HTTPListen is set.
+	httpLis net.Listener
+	http    *http.Server
 
 	// redisHooks are added to the Redis client; tests use one to count
 	// round trips.
@@ -92,6 +95,15 @@ func (m *Main) MetricsAddr() string {
 		return ""
 	}
 	return m.metricsLis.Addr().String()
+}
+
+// HTTPAddr is the address the HTTP/JSON API is served on, once Run has
+// returned (empty without -http-listen).
+func (m *Main) HTTPAddr() string {
+	if m.httpLis == nil {
+		return ""
+	}
+	return m.httpLis.Addr().String()
 }
 
 // Run opens the store, loads catalog, model and policy, and starts serving
@@ -232,6 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxConnectionAge: m.cfg.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
 	}), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(uint32(m.cfg.MaxStreams)), grpc.InTapHandle(m.srv.TapAdmission)}
+	var httpTLS *tls.Config // the HTTP listener's: the same certificate and client CAs
 	if m.cfg.TLSCert != "" {
 		certs, err := newCertReloader(m.cfg.TLSCert, m.cfg.TLSKey)
 		if err != nil {
@@ -251,6 +264,7 @@ func (m *Main) Run(ctx context.Context) error {
 			// bring a token.
 			tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
+		httpTLS = tc.Clone()
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	// Reused goroutines keep the stack a call has grown: with a goroutine
@@ -266,14 +280,25 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.follow.setHealth(true)
 	m.follow.attachHealth(m.srv.Health(), services)
+	var httpHandler http.Handler
+	if m.cfg.HTTPListen != "" {
+		if httpHandler, err = newHTTPHandler(m.grpc); err != nil {
+			return err
+		}
+	}
 	if reg != nil {
 		if m.metricsLis, err = net.Listen("tcp", m.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics listen: %w", err)
 		}
 	}
+	if m.cfg.HTTPListen != "" {
+		if m.httpLis, err = net.Listen("tcp", m.cfg.HTTPListen); err != nil {
+			return fmt.Errorf("http-listen: %w", err) // Close closes the metrics listener
+		}
+	}
 	m.lis, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err) // Close closes the metrics listener
+		return fmt.Errorf("listen: %w", err) // Close closes the metrics and HTTP listeners
 	}
 	if reg != nil {
 		m.metrics = serveMetrics(m.metricsLis, reg, m.logger)
@@ -281,6 +306,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.grpc.Serve(m.lis) }()
+	if m.httpLis != nil {
+		m.http = newHTTPServer(httpHandler, httpTLS, m.cfg.MaxStreams, m.logger)
+		go serveHTTP(m.http, m.httpLis, m.logger)
+		scheme := "http://"
+		if httpTLS != nil {
+			scheme = "https://"
+		}
+		m.logger.Info("HTTP/JSON API served", "addr", m.HTTPAddr(), "openapi", scheme+m.HTTPAddr()+"/openapi.json")
+	}
 	e := m.follow.Engine()
 	m.logger.Info("arbiter serving", "addr", m.Addr(), "definitions", m.follow.Version(), "catalog", e.Catalog().Version,
 		"actions", len(e.Catalog().Actions), "model", e.ModelVersion())

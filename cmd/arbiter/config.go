@@ -22,8 +22,13 @@ type Config struct {
 	// Demo serves the embedded demo store (arbiter demo): an in-process
 	// Redis-protocol server seeded with the demo population, and the demo
 	// definitions unless files are given. Never the production default.
-	Demo         bool
-	Listen       string
+	Demo   bool
+	Listen string
+	// HTTPListen, when set, serves the same API over HTTP/JSON (REST paths
+	// of the protos' google.api.http options), Connect and gRPC-Web there,
+	// through the gRPC server and its interceptors; and the OpenAPI
+	// document at /openapi.json. arbiter demo: 127.0.0.1:8080.
+	HTTPListen   string
 	RedisAddr    string // required but in demo mode
 	RedisCluster bool
 	// RedisUser is the Redis ACL user (empty: the default user).
@@ -152,6 +157,11 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Listen, "listen", env("LISTEN", "127.0.0.1:50051"), "gRPC listen address (ARBITER_LISTEN)")
+	httpDefault := ""
+	if cmd == "demo" {
+		httpDefault = "127.0.0.1:8080" // make run, then curl (docs/http.md)
+	}
+	fs.StringVar(&c.HTTPListen, "http-listen", env("HTTP_LISTEN", httpDefault), "serve the API over HTTP/JSON (REST paths, Connect, gRPC-Web; /openapi.json) on this address too, through the same authentication, authorization and limits, with -tls-cert's certificate when given; empty: off (ARBITER_HTTP_LISTEN)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", env("REDIS_ADDR", ""), "Redis address host:port, comma-separated seeds in cluster mode; required but for arbiter demo (ARBITER_REDIS_ADDR)")
 	clusterEnv, err := strconv.ParseBool(env("REDIS_CLUSTER", "false"))
 	if err != nil {
@@ -300,11 +310,23 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		return c, errors.New("tls-client-ca: mutual TLS needs -tls-cert and -tls-key")
 	}
-	if (cmd == "serve" || cmd == "demo") && c.TLSCert == "" && !c.InsecurePlaintext && !c.InsecureNoAuth && !loopback(c.Listen) {
-		return c, fmt.Errorf("listen: %s is not a loopback address and there is no TLS: tokens and consent would cross the network in clear; give -tls-cert and -tls-key, or -insecure-plaintext behind a proxy or mesh that encrypts", c.Listen)
-	}
-	if (cmd == "serve" || cmd == "demo") && c.AuthJWKS == "" && c.AuthJWKSURL == "" && c.TLSClientCA == "" && !c.InsecureNoAuth && !loopback(c.Listen) {
-		return c, fmt.Errorf("listen: %s is not a loopback address and there is no authentication: give -auth-jwks (with -auth-issuer and -auth-audience), or -insecure-no-auth to serve anyone who can reach it", c.Listen)
+	// The HTTP listener serves the same API as the gRPC one, so the same
+	// rules hold for both.
+	for _, l := range []struct{ flag, addr string }{{"listen", c.Listen}, {"http-listen", c.HTTPListen}} {
+		if cmd != "serve" && cmd != "demo" || l.addr == "" {
+			continue
+		}
+		if l.flag == "http-listen" {
+			if _, _, err := net.SplitHostPort(l.addr); err != nil {
+				return c, fmt.Errorf("http-listen: want host:port, got %q", l.addr)
+			}
+		}
+		if c.TLSCert == "" && !c.InsecurePlaintext && !c.InsecureNoAuth && !loopback(l.addr) {
+			return c, fmt.Errorf("%s: %s is not a loopback address and there is no TLS: tokens and consent would cross the network in clear; give -tls-cert and -tls-key, or -insecure-plaintext behind a proxy or mesh that encrypts", l.flag, l.addr)
+		}
+		if c.AuthJWKS == "" && c.AuthJWKSURL == "" && c.TLSClientCA == "" && !c.InsecureNoAuth && !loopback(l.addr) {
+			return c, fmt.Errorf("%s: %s is not a loopback address and there is no authentication: give -auth-jwks (with -auth-issuer and -auth-audience), or -insecure-no-auth to serve anyone who can reach it", l.flag, l.addr)
+		}
 	}
 	if c.DefinitionsPoll, err = time.ParseDuration(defsPoll); err != nil || c.DefinitionsPoll < 10*time.Millisecond {
 		return c, fmt.Errorf("definitions-poll: want a duration of at least 10ms, got %q", defsPoll)

@@ -81,8 +81,10 @@ func startLogging(t *testing.T, b redistest.Backend, n int, w io.Writer, flags .
 // runs (nil: none).
 func startWith(t *testing.T, b redistest.Backend, n int, w io.Writer, setup func(*Main), flags ...string) *testServer {
 	t.Helper()
-	// No drain window: a test's server has no load balancer to tell.
-	args := []string{"-listen", "127.0.0.1:0", "-demo-size", strconv.Itoa(n), "-shutdown-drain", "0s"}
+	// No drain window: a test's server has no load balancer to tell. No
+	// HTTP listener (arbiter demo's is on port 8080) but for the tests that
+	// ask for one (-http-listen 127.0.0.1:0, given later, wins).
+	args := []string{"-listen", "127.0.0.1:0", "-http-listen", "", "-demo-size", strconv.Itoa(n), "-shutdown-drain", "0s"}
 	cmd := "demo"
 	if len(b.Addrs) == 0 {
 		// The demo's contact policy has quiet hours: a test that did not
