@@ -1,5 +1,5 @@
 # Arbiter: next-best-action decision server.
-#   make run    serve the demo on 127.0.0.1:50051 (arbiter demo: embedded store, demo data)
+#   make run    serve the demo: gRPC on 127.0.0.1:50051, HTTP/JSON on 127.0.0.1:8080 (arbiter demo: embedded store, demo data)
 #   make test   all tests (storage tests start their own redis-server)
 
 GO       ?= go
