@@ -179,6 +179,9 @@ func run(short, overloadOnly, pinned bool, rep *report) error {
 	ctx := context.Background()
 
 	if overloadOnly {
+		if err := floodEffect(srv.listen, overloadFor/2, rep); err != nil {
+			return err
+		}
 		return overload(srv, overloadFor, rep)
 	}
 	l := &load{c: c, state: map[string]*toggleState{}}
@@ -291,6 +294,9 @@ func run(short, overloadOnly, pinned bool, rep *report) error {
 
 	if err := badInput(verifyCtx, srv.listen, badInputs, rep); err != nil {
 		return fmt.Errorf("bad input: %w", err)
+	}
+	if err := floodEffect(srv.listen, overloadFor/2, rep); err != nil {
+		return fmt.Errorf("rapid reset: %w", err)
 	}
 	if err := overload(srv, overloadFor, rep); err != nil {
 		return fmt.Errorf("overload: %w", err)

@@ -395,3 +395,43 @@ func quantileSince(before, after histogram, q float64) (time.Duration, float64) 
 	}
 	return 0, total
 }
+
+// floodEffect measures Decide throughput (16 callers, closed loop) for d
+// alone, then for d with a rapid-reset flood on another connection.
+func floodEffect(addr string, d time.Duration, rep *report) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	dc := nbapb.NewDecisionServiceClient(conn)
+	measure := func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				for i := w; ctx.Err() == nil; i += 16 {
+					if _, err := dc.Decide(ctx, &nbapb.DecideRequest{HcpId: demo.HCPID(1 + i%population), Limit: 3}); err == nil {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(n.Load()) / d.Seconds()
+	}
+	rep.floodBefore = measure()
+	fctx, stop := context.WithCancel(context.Background())
+	var streams, conns int64
+	done := make(chan error, 1)
+	go func() { var err error; streams, conns, err = rstFlood(fctx, addr); done <- err }()
+	rep.floodDuring = measure()
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	rep.floodStreams, rep.floodConns = float64(streams)/d.Seconds(), conns
+	return nil
+}

@@ -7,24 +7,26 @@ import (
 )
 
 type report struct {
-	pinned                                bool
-	phases                                []phaseResult
-	drains                                []drainResult
-	decisions, writes                     int64
-	errCodes                              string
-	violations                            int64
-	violationSamples                      []string
-	ackedEvents, ackedEntries             int
-	lostEvents, lostEntries, wrongConsent int
-	badTried, badInternal                 int
-	badCodes                              string
-	badSamples                            []string
-	capacity                              float64
-	capP99                                time.Duration
-	capServerP99, capDecideP99            time.Duration
-	overServerP99, overDecideP99          time.Duration
-	overload                              overloadResult
-	failures                              []string
+	pinned                                 bool
+	phases                                 []phaseResult
+	drains                                 []drainResult
+	decisions, writes                      int64
+	errCodes                               string
+	violations                             int64
+	violationSamples                       []string
+	ackedEvents, ackedEntries              int
+	lostEvents, lostEntries, wrongConsent  int
+	badTried, badInternal                  int
+	badCodes                               string
+	badSamples                             []string
+	capacity                               float64
+	capP99                                 time.Duration
+	capServerP99, capDecideP99             time.Duration
+	overServerP99, overDecideP99           time.Duration
+	overload                               overloadResult
+	floodBefore, floodDuring, floodStreams float64
+	floodConns                             int64
+	failures                               []string
 }
 
 type phaseResult struct {
@@ -98,6 +100,11 @@ func (r *report) String() string {
 		w("- the decision's p99 (arbiter_decide_seconds): %s at capacity, %s at 3x\n", ms(r.capDecideP99), ms(r.overDecideP99))
 		w("- shed: p99 %s, max %s after the call started\n", ms(o.shedP99), ms(o.shedMax))
 		w("- server RSS at most %.0f MiB\n", o.maxRSSMiB)
+	}
+	if r.floodStreams > 0 {
+		w("\n## Rapid reset (HEADERS then RST_STREAM) on one connection\n\n")
+		w("Decide, 16 callers: %.0f/s alone, %.0f/s during a flood of %.0f reset streams/s over %d connections, each reopened when the server closed it (%.2fx).\n",
+			r.floodBefore, r.floodDuring, r.floodStreams, r.floodConns, r.floodDuring/max(r.floodBefore, 1))
 	}
 	if len(r.failures) > 0 {
 		w("\n## FAILED\n\n")

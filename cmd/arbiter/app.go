@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/arbiter-nba/arbiter"
@@ -245,6 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(uint32(m.cfg.MaxStreams)), grpc.InTapHandle(m.srv.TapAdmission)}
 	var httpTLS *tls.Config // the HTTP listener's: the same certificate and client CAs
+	creds := insecure.NewCredentials()
 	if m.cfg.TLSCert != "" {
 		certs, err := newCertReloader(m.cfg.TLSCert, m.cfg.TLSKey)
 		if err != nil {
@@ -265,8 +267,12 @@ func (m *Main) Run(ctx context.Context) error {
 			tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
 		httpTLS = tc.Clone()
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tc)))
+		creds = credentials.NewTLS(tc)
 	}
+	// A client that resets streams past its budget loses its connection
+	// (server/resets.go: the rapid-reset attack).
+	gopts = append(gopts, grpc.Creds(server.WithResetLimit(creds, server.ResetLimit{
+		PerSecond: float64(m.cfg.ResetLimit), Burst: float64(m.cfg.ResetLimit), Closed: &resetClosed})))
 	// Reused goroutines keep the stack a call has grown: with a goroutine
 	// per call, growing it was 7% of the server's CPU under load (pprof,
 	// bench/RESULTS.md).

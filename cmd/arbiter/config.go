@@ -81,6 +81,9 @@ type Config struct {
 	// RollingUpgrade: the previous release shares this Redis; write only
 	// what it reads (redisstore.WithPreviousReaders).
 	RollingUpgrade bool
+	// ResetLimit: stream resets a second a connection may send (as many
+	// at once) before it is closed.
+	ResetLimit int
 	// AccessLog logs every call, not only failures.
 	AccessLog bool
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
@@ -212,12 +215,13 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts; the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
 	fs.StringVar(&receiptQueue, "receipt-queue", env("RECEIPT_QUEUE", "8192"), "receipts that may wait to be written (async); past it they are dropped, counted and logged; a killed process loses at most these (ARBITER_RECEIPT_QUEUE)")
 	fs.StringVar(&c.AuditKeyFile, "audit-key", env("AUDIT_KEY", ""), "file holding the deployment's audit secret (at least 32 random bytes, kept outside Redis), the same on every server: decision ids are sealed with it; empty: a random key per process (ARBITER_AUDIT_KEY)")
-	var drain, maxInFlight, admissionWait, maxStreams, durability string
+	var drain, maxInFlight, admissionWait, maxStreams, durability, resetLimit string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
 	fs.StringVar(&cacheSize, "hcp-cache", env("HCP_CACHE", "0"), "keep up to this many HCPs in memory, invalidated by Redis key tracking so that every acknowledged change is seen; single Redis only; 0: off (ARBITER_HCP_CACHE)")
 	fs.StringVar(&connAge, "max-connection-age", env("MAX_CONNECTION_AGE", "30m"), "close client connections after this long (gracefully) so DNS-balanced clients find new instances (ARBITER_MAX_CONNECTION_AGE)")
 	fs.BoolVar(&c.RollingUpgrade, "rolling-upgrade", env("ROLLING_UPGRADE", "") == "true", "the previous release still serves this Redis (during a rolling upgrade): write only what it reads (a consent notice version to the ledger only; no erasure); deploy again without it once every replica runs this release (ARBITER_ROLLING_UPGRADE=true)")
+	fs.StringVar(&resetLimit, "stream-reset-limit", env("STREAM_RESET_LIMIT", "200"), "stream resets (RST_STREAM) a second one client connection may send (as many at once) before it is closed and its address refused for a second: the rapid-reset attack; raise it behind a proxy that carries many clients on one connection (ARBITER_STREAM_RESET_LIMIT)")
 	fs.StringVar(&replicas, "consent-replicas", env("CONSENT_REPLICAS", "0"), "acknowledge a consent change only once this many replicas have it; 1 with Redis replicas (ARBITER_CONSENT_REPLICAS)")
 	fs.StringVar(&workers, "pipeline-workers", env("PIPELINE_WORKERS", "4"), "auto-pipelining workers for decision reads; 0 disables (ARBITER_PIPELINE_WORKERS)")
 	fs.StringVar(&streamWorkers, "stream-workers", env("STREAM_WORKERS", "16"), "goroutines kept to serve calls (more calls than that run on new ones); 0: a new goroutine per call (ARBITER_STREAM_WORKERS)")
@@ -342,6 +346,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.AdmissionWait, err = time.ParseDuration(admissionWait); err != nil || c.AdmissionWait < 0 {
 		return c, fmt.Errorf("admission-wait: want a duration of 0 or more, got %q", admissionWait)
+	}
+	if c.ResetLimit, err = strconv.Atoi(resetLimit); err != nil || c.ResetLimit < 1 {
+		return c, fmt.Errorf("stream-reset-limit: want a positive number of resets a second, got %q", resetLimit)
 	}
 	if c.MaxStreams, err = strconv.Atoi(maxStreams); err != nil || c.MaxStreams < 1 {
 		return c, fmt.Errorf("max-concurrent-streams: want 1 or more, got %q", maxStreams)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,9 @@ import (
 // newRegistry returns the registry /metrics serves: the Go runtime and
 // process collectors, and the HCP cache's counters when there is one.
 // The server adds its own (server.WithMetrics).
+// resetClosed counts the connections closed for too many stream resets.
+var resetClosed atomic.Int64
+
 func newRegistry(cache *hcpcache.Cache) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -24,6 +28,10 @@ func newRegistry(cache *hcpcache.Cache) *prometheus.Registry {
 		reg.MustRegister(cacheCollector{cache})
 	}
 	reg.MustRegister(ruleFailures)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "arbiter_connections_reset_limited_total",
+		Help: "Client connections closed for resetting streams past -stream-reset-limit (the rapid-reset attack).",
+	}, func() float64 { return float64(resetClosed.Load()) }))
 	return reg
 }
 
