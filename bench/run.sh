@@ -65,6 +65,10 @@ root=$PWD
 BENCH_DURATION=${BENCH_DURATION:-30s}
 BENCH_WARMUP=${BENCH_WARMUP:-10s}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1 16 50}
+# Throughput and cost are measured without shedding (the default bound, 16
+# calls per CPU, would refuse part of c=50 and the open loop's 200); the
+# fault suite (faults/) measures admission under overload.
+BENCH_MAX_IN_FLIGHT=${BENCH_MAX_IN_FLIGHT:-1024}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-4}
 BENCH_HCPS=${BENCH_HCPS:-10000}
 BENCH_CANDIDATES=${BENCH_CANDIDATES:-10 100 1000}
@@ -196,7 +200,7 @@ start_arbiter() {
 	start "$1" env ARBITER_LOG_LEVEL=warn ARBITER_REDIS_ADDR="127.0.0.1:$2" \
 		ARBITER_REDIS_PREFIX="$PREFIX" ARBITER_DEMO_SIZE="$3" ARBITER_LISTEN='127.0.0.1:{PORT}' \
 		ARBITER_CATALOG="$catalog_file" ARBITER_MODEL=scoring/demo_model.json ARBITER_CONSENT_POLICY=consent/policy.json \
-		ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" \
+		ARBITER_PIPELINE_WORKERS="$BENCH_PIPELINE_WORKERS" ARBITER_MAX_IN_FLIGHT="$BENCH_MAX_IN_FLIGHT" \
 		ARBITER_HCP_CACHE="$BENCH_HCP_CACHE" GOGC="$BENCH_GOGC" "${metrics[@]}" "${debug[@]}" bin/arbiter
 }
 # BENCH_SERVE=1: fixed ports, so that the configs in bench/ghz/ reach them.

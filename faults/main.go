@@ -54,10 +54,13 @@ const (
 	grace = 5 * time.Second
 )
 
+var serverArgs *string
+
 func main() {
 	short := flag.Bool("short", false, "shorter phases and fewer bad inputs (what CI runs)")
 	out := flag.String("out", "", "also write the report to this file")
 	overloadOnly := flag.Bool("overload-only", false, "run only the overload measurement")
+	serverArgs = flag.String("server-args", "", "more flags for the server, e.g. \"-max-in-flight 16\"")
 	pin := flag.Bool("pin", true, "pin the server and Redis to CPU 0 and this suite to CPU 1 (taskset), when there are two CPUs")
 	flag.Parse()
 	if err := pinSelf(*pin); err != nil {
@@ -166,6 +169,7 @@ func run(short, overloadOnly, pinned bool, rep *report) error {
 			"-redis-addr", px.addr(), "-catalog", "catalog/demo_catalog.json", "-model", "scoring/demo_model.json",
 			"-consent-policy", "consent/policy.json", "-contact-policy", "contact/demo_policy.json",
 			"-durability", "refuse", "-shutdown-drain", drain.String(), "-shutdown-grace", grace.String()}}
+	srv.args = append(srv.args, strings.Fields(*serverArgs)...)
 	if err := srv.start(); err != nil {
 		return fmt.Errorf("%w (log: %s)", err, tail(logFile.Name()))
 	}
