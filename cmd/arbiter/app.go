@@ -442,17 +442,36 @@ func (m *Main) Close() error {
 			time.Sleep(m.cfg.ShutdownDrain)
 		}
 		deadline = time.Now().Add(m.cfg.ShutdownGrace)
+		stopBy := deadline.Add(-m.cfg.ShutdownGrace / 5)
 		m.srv.StopStreams()
+		// The HTTP/JSON calls first: they reach gRPC through ServeHTTP,
+		// whose connections GracefulStop would close under them.
+		if m.http != nil {
+			ctx, cancel := context.WithDeadline(context.Background(), stopBy)
+			if err := m.http.Shutdown(ctx); err != nil {
+				m.logger.Warn("grace period over; stopping HTTP calls in flight")
+				m.http.Close()
+			}
+			cancel()
+		} else if m.httpLis != nil {
+			m.httpLis.Close()
+		}
 		done := make(chan struct{})
 		go func() { m.grpc.GracefulStop(); close(done) }()
-		timer := time.NewTimer(m.cfg.ShutdownGrace - m.cfg.ShutdownGrace/5)
+		timer := time.NewTimer(time.Until(stopBy))
 		select {
 		case <-done:
 			timer.Stop()
 		case <-timer.C:
 			m.logger.Warn("grace period over; stopping with calls in flight")
 			m.grpc.Stop()
-			<-done
+			// A handler blocked in a Redis call (its I/O timeout ignores
+			// the call's context) may outlive Stop: wait for it only
+			// until the grace is over.
+			select {
+			case <-done:
+			case <-time.After(time.Until(deadline)):
+			}
 		}
 	}
 	closed := make(chan error, 1)

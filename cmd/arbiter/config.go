@@ -356,8 +356,8 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if c.ShutdownDrain, err = time.ParseDuration(drain); err != nil || c.ShutdownDrain < 0 {
 		return c, fmt.Errorf("shutdown-drain: want a duration of 0 or more, got %q", drain)
 	}
-	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil {
-		return c, fmt.Errorf("shutdown-grace: %w", err)
+	if c.ShutdownGrace, err = time.ParseDuration(grace); err != nil || c.ShutdownGrace <= 0 {
+		return c, fmt.Errorf("shutdown-grace: want a positive duration, got %q", grace)
 	}
 	if c.SendIdle, err = time.ParseDuration(sendIdle); err != nil || c.SendIdle <= 0 {
 		return c, fmt.Errorf("send-stream-idle: want a positive duration, got %q", sendIdle)

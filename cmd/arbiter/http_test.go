@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -448,5 +449,24 @@ func TestHTTPListenConfig(t *testing.T) {
 	}
 	if cfg, err := parseConfig("serve", redis, env); err != nil || cfg.HTTPListen != "127.0.0.1:9090" {
 		t.Errorf("ARBITER_HTTP_LISTEN: HTTP on %q (%v), want 127.0.0.1:9090", cfg.HTTPListen, err)
+	}
+}
+
+// Shutting down stops the HTTP listener with the gRPC server: a request
+// after Close finds no server, rather than a listener whose calls all fail.
+func TestHTTPStopsWithTheServer(t *testing.T) {
+	ts := start(t, embedded, 50, "-http-listen", "127.0.0.1:0")
+	api := newHTTPAPI(t, ts, nil)
+	if code, body := api.do(t, "POST", "/v1/recipients/HCP-000042:decide", `{"limit": 1}`, ""); code != http.StatusOK {
+		t.Fatalf("decide before shutdown: HTTP %d: %s", code, body)
+	}
+	addr := ts.HTTPAddr()
+	if err := ts.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("the HTTP listener %s still accepts connections after Close", addr)
 	}
 }
