@@ -23,7 +23,7 @@ import (
 //
 // Refusing in the interceptor still costs most of a call: its message is
 // read and decoded, and a goroutine runs it. Once calls queue for a slot
-// (as many as a quarter of the slots wait), TapAdmission refuses new calls
+// (a quarter as many as there are slots wait), TapAdmission refuses new calls
 // as soon as their headers arrive, before any of that: at 3x capacity on
 // one CPU the refusals would otherwise take the CPU the admitted calls
 // need, and both would queue in the transport.

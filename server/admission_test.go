@@ -32,7 +32,11 @@ func TestTapAdmissionRefusesOnlyWithABacklog(t *testing.T) {
 	if err := tapErr(decide); err != nil {
 		t.Fatalf("all slots taken but no call waits: refused with %v (the interceptor's short wait should decide)", err)
 	}
-	s.waiting.Add(2) // a quarter of the slots wait
+	s.waiting.Add(1)
+	if err := tapErr(decide); err != nil {
+		t.Fatalf("one call waits: refused with %v", err)
+	}
+	s.waiting.Add(1) // a quarter of the slots wait
 	err := tapErr(decide)
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("full with a backlog: got %v, want ResourceExhausted", err)

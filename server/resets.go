@@ -20,9 +20,10 @@ import (
 // WithResetLimit counts the RST_STREAM frames a client sends on each
 // connection, in the HTTP/2 framing as it is read (after TLS), with a
 // token bucket; a connection past its budget is closed before the frames
-// that broke it reach gRPC, and for a second its address may not connect
-// again (the handshake is refused): an attacker who reconnects at once
-// would otherwise get a fresh budget each time. A well-behaved client
+// that broke it reach gRPC. An address whose connections are closed three
+// times in ten seconds may not connect for a second (the handshake is
+// refused): an attacker who reconnects at once would otherwise get a fresh
+// budget each time. A well-behaved client
 // resets a stream only when it cancels a call (a deadline, a user who
 // navigated away): far below the bucket. Behind a proxy that carries many
 // clients on few connections, raise the limit.
@@ -43,7 +44,7 @@ type ResetLimit struct {
 // plaintext) so that every connection they hand to gRPC counts its
 // client's stream resets.
 func WithResetLimit(creds credentials.TransportCredentials, limit ResetLimit) credentials.TransportCredentials {
-	return resetLimitCreds{TransportCredentials: creds, limit: limit, penalty: &penaltyBox{until: map[string]time.Time{}}}
+	return resetLimitCreds{TransportCredentials: creds, limit: limit, penalty: &penaltyBox{hosts: map[string]*strikes{}}}
 }
 
 type resetLimitCreds struct {
@@ -52,34 +53,73 @@ type resetLimitCreds struct {
 	penalty *penaltyBox
 }
 
-// penaltyBox holds the addresses whose connection was closed for resets,
-// until when they may connect again.
+// penaltyBox holds the addresses whose connections were closed for
+// resets again and again (penaltyStrikes within penaltyWindow), until when
+// they may connect again. One closure is not enough: a client whose calls
+// all time out (each a reset) during a Redis blip loses a connection, not
+// its address; and behind NAT or a sidecar one address carries many
+// clients.
 type penaltyBox struct {
 	mu    sync.Mutex
-	until map[string]time.Time
+	hosts map[string]*strikes
 }
 
-const penaltyTime = time.Second
+type strikes struct {
+	times [penaltyStrikes]time.Time // the last closures, a ring
+	next  int
+	until time.Time
+}
 
-func (p *penaltyBox) put(host string) {
+const (
+	penaltyStrikes = 3
+	penaltyWindow  = 10 * time.Second
+	penaltyTime    = time.Second
+	// penaltyHosts bounds the box: past it, the oldest entries go.
+	penaltyHosts = 10_000
+)
+
+func (p *penaltyBox) strike(host string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if len(p.until) > 10_000 { // bounded: forget the expired
-		for h, t := range p.until {
-			if now.After(t) {
-				delete(p.until, h)
-			}
+	st, ok := p.hosts[host]
+	if !ok {
+		if len(p.hosts) >= penaltyHosts {
+			p.evict(now)
+		}
+		st = &strikes{}
+		p.hosts[host] = st
+	}
+	st.times[st.next] = now
+	st.next = (st.next + 1) % penaltyStrikes
+	// The ring's oldest is the one next overwritten: all within the window?
+	if oldest := st.times[st.next]; !oldest.IsZero() && now.Sub(oldest) <= penaltyWindow {
+		st.until = now.Add(penaltyTime)
+	}
+}
+
+// evict forgets the entries whose last closure left the window, or, when
+// none has, any entry: the box never grows past penaltyHosts.
+func (p *penaltyBox) evict(now time.Time) {
+	for h, st := range p.hosts {
+		last := st.times[(st.next+penaltyStrikes-1)%penaltyStrikes]
+		if now.Sub(last) > penaltyWindow && now.After(st.until) {
+			delete(p.hosts, h)
 		}
 	}
-	p.until[host] = now.Add(penaltyTime)
+	for h := range p.hosts {
+		if len(p.hosts) < penaltyHosts {
+			return
+		}
+		delete(p.hosts, h)
+	}
 }
 
 func (p *penaltyBox) holds(host string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t, ok := p.until[host]
-	return ok && time.Now().Before(t)
+	st, ok := p.hosts[host]
+	return ok && time.Now().Before(st.until)
 }
 
 func hostOf(c net.Conn) string {
@@ -100,7 +140,7 @@ func (c resetLimitCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Au
 		return conn, info, err
 	}
 	return &resetCountingConn{Conn: conn, limit: c.limit, tokens: c.limit.Burst, last: time.Now(), preface: 24,
-		penalize: func() { c.penalty.put(host) }}, info, nil
+		penalize: func() { c.penalty.strike(host) }}, info, nil
 }
 
 func (c resetLimitCreds) Clone() credentials.TransportCredentials {

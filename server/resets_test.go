@@ -46,3 +46,35 @@ func TestResetCountingConnClosesPastItsBudget(t *testing.T) {
 type appendWriter struct{ b *[]byte }
 
 func (w *appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+
+// One closure does not shut an address out (a client whose calls all
+// timed out in a blip); three within the window do, for a while.
+func TestPenaltyBoxNeedsThreeStrikes(t *testing.T) {
+	p := &penaltyBox{hosts: map[string]*strikes{}}
+	p.strike("10.0.0.1")
+	p.strike("10.0.0.1")
+	if p.holds("10.0.0.1") {
+		t.Fatal("two closures shut the address out")
+	}
+	p.strike("10.0.0.1")
+	if !p.holds("10.0.0.1") {
+		t.Fatal("three closures in the window did not shut the address out")
+	}
+	if p.holds("10.0.0.2") {
+		t.Fatal("another address is shut out")
+	}
+	// Strikes older than the window do not count.
+	st := p.hosts["10.0.0.3"]
+	if st != nil {
+		t.Fatal("an address never struck has an entry")
+	}
+	p.strike("10.0.0.3")
+	for i := range p.hosts["10.0.0.3"].times {
+		p.hosts["10.0.0.3"].times[i] = time.Now().Add(-time.Minute)
+	}
+	p.strike("10.0.0.3")
+	p.strike("10.0.0.3")
+	if p.holds("10.0.0.3") {
+		t.Fatal("a strike outside the window counted")
+	}
+}

@@ -249,7 +249,8 @@ func testDecideOptOutEventEndToEnd(t *testing.T, b redistest.Backend, flags ...s
 func TestOneRedisRoundTripPerDecide(t *testing.T) { eachBackend(t, testOneRedisRoundTripPerDecide) }
 
 func testOneRedisRoundTripPerDecide(t *testing.T, b redistest.Backend) {
-	ts := start(t, b, 20)
+	// 64 decisions at once, below: none shed (the bound is 16 a CPU).
+	ts := start(t, b, 20, "-max-in-flight", "256")
 	ctx := context.Background()
 	// Warm the connection pool: a new connection's handshake is not a
 	// decision's work.
