@@ -517,15 +517,16 @@ func verifyLedger(key []byte, id string, log []string, cur map[string]string, cp
 				return bad(int64(i), "entry %d is not sealed, after sealed ones: it was added, or written by a server without the audit key", i)
 			}
 			// Written before sealing began (an earlier version, or no
-			// audit key then): counted, not a finding. Only a checkpoint
-			// shows a ledger replaced wholesale by unsealed entries.
+			// audit key then): counted, not a finding, and still what the
+			// current consent follows from. Only a checkpoint shows a
+			// ledger replaced wholesale by unsealed entries.
 			*unsealed++
-			continue
+		} else {
+			if !hmac.Equal([]byte(digest), []byte(chainMAC(key, id, prev, canon))) {
+				return bad(int64(i), "entry %d does not verify: it was edited, added, moved, or the chain was sealed with another key", i)
+			}
+			prev = digest
 		}
-		if !hmac.Equal([]byte(digest), []byte(chainMAC(key, id, prev, canon))) {
-			return bad(int64(i), "entry %d does not verify: it was edited, added, moved, or the chain was sealed with another key", i)
-		}
-		prev = digest
 		if e.MarkedComplete && int64(i) >= erasedAt {
 			complete = strconv.FormatInt(e.RecordedAt.UnixMilli(), 10)
 		}

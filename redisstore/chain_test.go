@@ -312,3 +312,31 @@ func testSet(t *testing.T) *definitions.Set {
 	}
 	return set
 }
+
+// A ledger written before sealing began (the previous release's, or
+// without an audit key) still makes the current consent and the
+// completeness marker: its unsealed entries are not verifiable, but what
+// follows from them is checked, and agrees.
+func TestUnsealedLedgerMakesTheCurrentConsent(t *testing.T) {
+	log := []string{
+		"3|0|1795680660780|am|email|promotional|||opt_out|1775031060000|0|demo-crm|demo-seed||",
+		"3|1|1795680660780|am|sms|service||ph-1|opt_in|1775031060000|0|demo-crm|demo-seed||",
+	}
+	cur := map[string]string{
+		"email|promotional||": "1775031060000|opt_out|0|demo-crm|demo-seed",
+		"sms|service||ph-1":   "1775031060000|opt_in|0|demo-crm|demo-seed",
+		completeField:         "1795680660780",
+		versionField:          "2",
+	}
+	var unsealed int64
+	if f, bad := verifyLedger([]byte("key"), "HCP-000001", log, cur, ChainHead{}, false, &unsealed); bad {
+		t.Fatalf("a consistent unsealed ledger: %+v", f)
+	}
+	if unsealed != 2 {
+		t.Errorf("unsealed entries counted: %d, want 2", unsealed)
+	}
+	cur[completeField] = "1795680660999"
+	if _, bad := verifyLedger([]byte("key"), "HCP-000001", log, cur, ChainHead{}, false, &unsealed); !bad {
+		t.Error("a completeness marker the unsealed ledger does not make went unnoticed")
+	}
+}

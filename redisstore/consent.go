@@ -146,7 +146,10 @@ func (s *Store) writeConsent(ctx context.Context, id string, recs []consent.Reco
 		args[2] = entry
 		entries = append(entries, e)
 	}
-	if key := s.chainKey.Load(); key != nil {
+	// During a rolling upgrade the previous release appends unsealed
+	// entries, which after sealed ones would be findings: the chain starts
+	// once the upgrade is over (an unsealed prefix verifies).
+	if key := s.chainKey.Load(); key != nil && !s.previousReaders {
 		return s.writeSealed(ctx, *key, id, recs, markComplete, opKey, entries, args)
 	}
 

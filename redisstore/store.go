@@ -180,7 +180,11 @@ func WithReplicaAck(n int, timeout time.Duration) Option {
 // consent record's notice version goes to the ledger (where the previous
 // release reads only history) and not to the current-consent hash (which
 // it reads for every decision, and refuses whole with a field it does not
-// know); an erasure, whose marker it cannot read, is refused. Deploy with
+// know); an erasure, whose marker it cannot read, is refused; consent
+// ledger entries are not sealed (the previous release appends unsealed
+// ones, and unsealed after sealed is a finding). The previous release
+// still fails to read, in a recipient's history, an entry with a notice
+// version: its GetConsentHistory answers an error for them. Deploy with
 // it, then, once every replica runs this release, deploy again without
 // it.
 func WithPreviousReaders(on bool) Option { return func(o *options) { o.previousReaders = on } }

@@ -897,7 +897,7 @@ func withStore(cfg Config, f func(store *redisstore.Store) error) error {
 		return err
 	}
 	defer rdb.Close()
-	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix))
+	store, err := redisstore.New(rdb, redisstore.WithPrefix(cfg.RedisPrefix), redisstore.WithPreviousReaders(cfg.RollingUpgrade))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
 // previousRelease is the release a rolling upgrade starts from: the
@@ -43,7 +44,9 @@ func TestRollingUpgrade(t *testing.T) {
 	serve := append([]string{"serve", "-listen", "127.0.0.1:0", "-catalog", demoCatalogFile, "-model", demoModelFile,
 		"-consent-policy", demoPolicyFile, "-durability", "off", "-log-level", "info"}, common...)
 	_, oldC := runServer(t, prev, nil, serve...)
-	_, newC := runServer(t, next, nil, append(serve, "-rolling-upgrade")...)
+	// The new release with its audit key (the previous one has none): the
+	// ledgers both write must still verify afterwards.
+	_, newC := runServer(t, next, nil, append(serve, "-rolling-upgrade", "-audit-key", auditKeyFile(t))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	now := time.Now().UTC()
@@ -101,6 +104,16 @@ func TestRollingUpgrade(t *testing.T) {
 	// An erasure, whose marker the previous release cannot read, waits.
 	if _, err := newC.EraseRecipient(ctx, demo.HCPID(3)); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("EraseRecipient during the upgrade: %v, want FailedPrecondition", err)
+	}
+
+	// Both versions wrote to the same ledgers: they verify, with no finding
+	// (the new release does not seal during the upgrade).
+	var findings []*nbapb.TrailFinding
+	if err := newC.VerifyTrail(ctx, nil, func(r *nbapb.VerifyTrailResponse) error {
+		findings = append(findings, r.GetFindings()...)
+		return nil
+	}); err != nil || len(findings) != 0 {
+		t.Errorf("verify the ledgers both versions wrote: %v, %v", findings, err)
 	}
 
 	// Events are applied once, whichever version sees them first.
