@@ -551,6 +551,62 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
+type EventOutcome int32
+
+const (
+	EventOutcome_EVENT_OUTCOME_UNSPECIFIED EventOutcome = 0
+	// Applied now.
+	EventOutcome_EVENT_OUTCOME_APPLIED EventOutcome = 1
+	// Its event_id was applied before (or earlier in the same batch):
+	// nothing changed.
+	EventOutcome_EVENT_OUTCOME_DUPLICATE EventOutcome = 2
+	// Not applied; code and violations say why. Nothing of it was written.
+	EventOutcome_EVENT_OUTCOME_REJECTED EventOutcome = 3
+)
+
+// Enum value maps for EventOutcome.
+var (
+	EventOutcome_name = map[int32]string{
+		0: "EVENT_OUTCOME_UNSPECIFIED",
+		1: "EVENT_OUTCOME_APPLIED",
+		2: "EVENT_OUTCOME_DUPLICATE",
+		3: "EVENT_OUTCOME_REJECTED",
+	}
+	EventOutcome_value = map[string]int32{
+		"EVENT_OUTCOME_UNSPECIFIED": 0,
+		"EVENT_OUTCOME_APPLIED":     1,
+		"EVENT_OUTCOME_DUPLICATE":   2,
+		"EVENT_OUTCOME_REJECTED":    3,
+	}
+)
+
+func (x EventOutcome) Enum() *EventOutcome {
+	p := new(EventOutcome)
+	*p = x
+	return p
+}
+
+func (x EventOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+}
+
+func (EventOutcome) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[7]
+}
+
+func (x EventOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventOutcome.Descriptor instead.
+func (EventOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+}
+
 type DecisionLink int32
 
 const (
@@ -590,11 +646,11 @@ func (x DecisionLink) String() string {
 }
 
 func (DecisionLink) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
 }
 
 func (DecisionLink) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[7]
+	return &file_nba_v1_nba_proto_enumTypes[8]
 }
 
 func (x DecisionLink) Number() protoreflect.EnumNumber {
@@ -603,7 +659,7 @@ func (x DecisionLink) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DecisionLink.Descriptor instead.
 func (DecisionLink) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 type ReservationState int32
@@ -644,11 +700,11 @@ func (x ReservationState) String() string {
 }
 
 func (ReservationState) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[9].Descriptor()
 }
 
 func (ReservationState) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[8]
+	return &file_nba_v1_nba_proto_enumTypes[9]
 }
 
 func (x ReservationState) Number() protoreflect.EnumNumber {
@@ -657,7 +713,7 @@ func (x ReservationState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReservationState.Descriptor instead.
 func (ReservationState) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 type ConsentStatus int32
@@ -708,11 +764,11 @@ func (x ConsentStatus) String() string {
 }
 
 func (ConsentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[9].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[10].Descriptor()
 }
 
 func (ConsentStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[9]
+	return &file_nba_v1_nba_proto_enumTypes[10]
 }
 
 func (x ConsentStatus) Number() protoreflect.EnumNumber {
@@ -721,7 +777,7 @@ func (x ConsentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentStatus.Descriptor instead.
 func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 type ReceiptKind int32
@@ -760,11 +816,11 @@ func (x ReceiptKind) String() string {
 }
 
 func (ReceiptKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[10].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[11].Descriptor()
 }
 
 func (ReceiptKind) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[10]
+	return &file_nba_v1_nba_proto_enumTypes[11]
 }
 
 func (x ReceiptKind) Number() protoreflect.EnumNumber {
@@ -773,7 +829,7 @@ func (x ReceiptKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReceiptKind.Descriptor instead.
 func (ReceiptKind) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
 }
 
 type WhyNotRequest struct {
@@ -2952,6 +3008,255 @@ func (x *RecordEventResponse) GetDecisionLink() DecisionLink {
 	return DecisionLink_DECISION_LINK_UNSPECIFIED
 }
 
+type RecordEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: 1 to 1000 events, applied in this order (two events of one
+	// recipient in one batch are applied one after the other, as two
+	// RecordEvent calls would be).
+	Events        []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEventsRequest) Reset() {
+	*x = RecordEventsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEventsRequest) ProtoMessage() {}
+
+func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEventsRequest.ProtoReflect.Descriptor instead.
+func (*RecordEventsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RecordEventsRequest) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type RecordEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per event of the request, in its order.
+	Results []*EventResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// How many results are APPLIED, DUPLICATE and REJECTED.
+	Applied       int32 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Duplicates    int32 `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Rejected      int32 `protobuf:"varint,4,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEventsResponse) Reset() {
+	*x = RecordEventsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEventsResponse) ProtoMessage() {}
+
+func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEventsResponse.ProtoReflect.Descriptor instead.
+func (*RecordEventsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RecordEventsResponse) GetResults() []*EventResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *RecordEventsResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *RecordEventsResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *RecordEventsResponse) GetRejected() int32 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+// What became of one event of a RecordEvents batch.
+type EventResult struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome EventOutcome           `protobuf:"varint,1,opt,name=outcome,proto3,enum=nba.v1.EventOutcome" json:"outcome,omitempty"`
+	// Applied or duplicate: what the event's decision_id was found to be,
+	// as in RecordEventResponse.
+	DecisionLink DecisionLink `protobuf:"varint,2,opt,name=decision_link,json=decisionLink,proto3,enum=nba.v1.DecisionLink" json:"decision_link,omitempty"`
+	// Rejected: the gRPC status code RecordEvent would have answered for
+	// this event alone: 3 INVALID_ARGUMENT (violations name the fields), 5
+	// NOT_FOUND (no profile for the recipient; send it again once there is
+	// one), 9 FAILED_PRECONDITION (the decision_id is another recipient's
+	// decision), 13 INTERNAL (the recipient's stored data cannot be read).
+	Code int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// Rejected: what is wrong, by the field's path in the request
+	// ("events[3].occurred_at"), as google.rpc.BadRequest's field
+	// violations name them. Descriptions carry no personal data.
+	Violations    []*FieldViolation `protobuf:"bytes,4,rep,name=violations,proto3" json:"violations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventResult) Reset() {
+	*x = EventResult{}
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventResult) ProtoMessage() {}
+
+func (x *EventResult) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
+func (*EventResult) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EventResult) GetOutcome() EventOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return EventOutcome_EVENT_OUTCOME_UNSPECIFIED
+}
+
+func (x *EventResult) GetDecisionLink() DecisionLink {
+	if x != nil {
+		return x.DecisionLink
+	}
+	return DecisionLink_DECISION_LINK_UNSPECIFIED
+}
+
+func (x *EventResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *EventResult) GetViolations() []*FieldViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+// One problem with one field of a request.
+type FieldViolation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldViolation) Reset() {
+	*x = FieldViolation{}
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldViolation) ProtoMessage() {}
+
+func (x *FieldViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
+func (*FieldViolation) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *FieldViolation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldViolation) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 type CheckSendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -2980,7 +3285,7 @@ type CheckSendRequest struct {
 
 func (x *CheckSendRequest) Reset() {
 	*x = CheckSendRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3297,7 @@ func (x *CheckSendRequest) String() string {
 func (*CheckSendRequest) ProtoMessage() {}
 
 func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3310,7 @@ func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckSendRequest) GetHcpId() string {
@@ -3091,7 +3396,7 @@ type CheckSendResponse struct {
 
 func (x *CheckSendResponse) Reset() {
 	*x = CheckSendResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3408,7 @@ func (x *CheckSendResponse) String() string {
 func (*CheckSendResponse) ProtoMessage() {}
 
 func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3421,7 @@ func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CheckSendResponse) GetAllowed() bool {
@@ -3208,7 +3513,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3525,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3538,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseReservationRequest) GetHcpId() string {
@@ -3258,7 +3563,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3575,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3588,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
@@ -3304,7 +3609,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3621,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3634,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
@@ -3363,7 +3668,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3680,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3693,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CheckSendBatchResponse) GetIndex() int64 {
@@ -3456,7 +3761,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3468,7 +3773,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3481,7 +3786,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -3571,7 +3876,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3888,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3901,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -3625,7 +3930,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3942,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3955,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -3693,7 +3998,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +4010,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +4023,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -3752,7 +4057,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3764,7 +4069,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3777,7 +4082,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -3795,7 +4100,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +4112,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +4125,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 type EraseRecipientRequest struct {
@@ -3833,7 +4138,7 @@ type EraseRecipientRequest struct {
 
 func (x *EraseRecipientRequest) Reset() {
 	*x = EraseRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +4150,7 @@ func (x *EraseRecipientRequest) String() string {
 func (*EraseRecipientRequest) ProtoMessage() {}
 
 func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4163,7 @@ func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientRequest.ProtoReflect.Descriptor instead.
 func (*EraseRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EraseRecipientRequest) GetHcpId() string {
@@ -3883,7 +4188,7 @@ type EraseRecipientResponse struct {
 
 func (x *EraseRecipientResponse) Reset() {
 	*x = EraseRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4200,7 @@ func (x *EraseRecipientResponse) String() string {
 func (*EraseRecipientResponse) ProtoMessage() {}
 
 func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4213,7 @@ func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientResponse.ProtoReflect.Descriptor instead.
 func (*EraseRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EraseRecipientResponse) GetKeysDeleted() int32 {
@@ -3956,7 +4261,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3968,7 +4273,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3981,7 +4286,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -4004,7 +4309,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4321,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4334,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -4071,7 +4376,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4388,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4401,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -4136,7 +4441,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4453,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4466,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -4181,7 +4486,7 @@ type ExportLedgerRequest struct {
 
 func (x *ExportLedgerRequest) Reset() {
 	*x = ExportLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4498,7 @@ func (x *ExportLedgerRequest) String() string {
 func (*ExportLedgerRequest) ProtoMessage() {}
 
 func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4511,7 @@ func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ExportLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportLedgerRequest) GetRecordedFrom() *timestamppb.Timestamp {
@@ -4226,7 +4531,7 @@ type ExportedEntry struct {
 
 func (x *ExportedEntry) Reset() {
 	*x = ExportedEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4238,7 +4543,7 @@ func (x *ExportedEntry) String() string {
 func (*ExportedEntry) ProtoMessage() {}
 
 func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4251,7 +4556,7 @@ func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedEntry.ProtoReflect.Descriptor instead.
 func (*ExportedEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportedEntry) GetHcpId() string {
@@ -4279,7 +4584,7 @@ type ExportLedgerResponse struct {
 
 func (x *ExportLedgerResponse) Reset() {
 	*x = ExportLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4291,7 +4596,7 @@ func (x *ExportLedgerResponse) String() string {
 func (*ExportLedgerResponse) ProtoMessage() {}
 
 func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4304,7 +4609,7 @@ func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ExportLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportLedgerResponse) GetEntries() []*ExportedEntry {
@@ -4331,7 +4636,7 @@ type ReapplyLedgerRequest struct {
 
 func (x *ReapplyLedgerRequest) Reset() {
 	*x = ReapplyLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4343,7 +4648,7 @@ func (x *ReapplyLedgerRequest) String() string {
 func (*ReapplyLedgerRequest) ProtoMessage() {}
 
 func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4356,7 +4661,7 @@ func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReapplyLedgerRequest) GetEntries() []*ExportedEntry {
@@ -4377,7 +4682,7 @@ type ReapplyLedgerResponse struct {
 
 func (x *ReapplyLedgerResponse) Reset() {
 	*x = ReapplyLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4694,7 @@ func (x *ReapplyLedgerResponse) String() string {
 func (*ReapplyLedgerResponse) ProtoMessage() {}
 
 func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4707,7 @@ func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReapplyLedgerResponse) GetReapplied() int64 {
@@ -4449,7 +4754,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4461,7 +4766,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4474,7 +4779,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -4561,7 +4866,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4573,7 +4878,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4586,7 +4891,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -4629,7 +4934,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4641,7 +4946,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4654,7 +4959,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -4710,7 +5015,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4722,7 +5027,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4735,7 +5040,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -4783,7 +5088,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4795,7 +5100,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4808,7 +5113,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -4828,7 +5133,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4840,7 +5145,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4853,7 +5158,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -4872,7 +5177,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4884,7 +5189,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4897,7 +5202,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -4917,7 +5222,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4929,7 +5234,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4942,7 +5247,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -4963,7 +5268,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4975,7 +5280,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4988,7 +5293,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -5025,7 +5330,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5037,7 +5342,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5050,7 +5355,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -5096,7 +5401,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5108,7 +5413,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5121,7 +5426,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -5183,7 +5488,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +5500,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +5513,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -5236,7 +5541,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5248,7 +5553,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5261,7 +5566,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -5286,7 +5591,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5298,7 +5603,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5311,7 +5616,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -5343,7 +5648,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5355,7 +5660,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5368,7 +5673,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -5381,7 +5686,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5393,7 +5698,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5406,7 +5711,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -5469,7 +5774,7 @@ type DecisionReceipt struct {
 
 func (x *DecisionReceipt) Reset() {
 	*x = DecisionReceipt{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5481,7 +5786,7 @@ func (x *DecisionReceipt) String() string {
 func (*DecisionReceipt) ProtoMessage() {}
 
 func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5494,7 +5799,7 @@ func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
 func (*DecisionReceipt) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DecisionReceipt) GetDecisionId() string {
@@ -5645,7 +5950,7 @@ type PackedSuppressions struct {
 
 func (x *PackedSuppressions) Reset() {
 	*x = PackedSuppressions{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5657,7 +5962,7 @@ func (x *PackedSuppressions) String() string {
 func (*PackedSuppressions) ProtoMessage() {}
 
 func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5670,7 +5975,7 @@ func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedSuppressions.ProtoReflect.Descriptor instead.
 func (*PackedSuppressions) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PackedSuppressions) GetActionIds() []string {
@@ -5745,7 +6050,7 @@ type RecipientInputs struct {
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5757,7 +6062,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5770,7 +6075,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -5888,7 +6193,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5900,7 +6205,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5913,7 +6218,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -5993,7 +6298,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6005,7 +6310,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6018,7 +6323,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -6075,7 +6380,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6087,7 +6392,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6100,7 +6405,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -6141,7 +6446,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6153,7 +6458,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6166,7 +6471,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -6187,7 +6492,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6199,7 +6504,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6212,7 +6517,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -6254,7 +6559,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6266,7 +6571,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6279,7 +6584,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -6361,7 +6666,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6373,7 +6678,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6386,7 +6691,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -6428,7 +6733,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6440,7 +6745,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6453,7 +6758,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6480,7 +6785,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6492,7 +6797,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6505,7 +6810,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -6533,7 +6838,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6545,7 +6850,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6558,7 +6863,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -6608,7 +6913,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6620,7 +6925,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6633,7 +6938,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -6662,7 +6967,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6674,7 +6979,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6687,7 +6992,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6725,7 +7030,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6737,7 +7042,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6750,7 +7055,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -6782,7 +7087,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6794,7 +7099,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6807,7 +7112,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
 }
 
 type CheckpointResponse struct {
@@ -6825,7 +7130,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6837,7 +7142,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6850,7 +7155,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -6894,7 +7199,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6906,7 +7211,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6919,7 +7224,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -6958,7 +7263,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6970,7 +7275,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6983,7 +7288,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -7026,7 +7331,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7038,7 +7343,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7051,7 +7356,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -7275,7 +7580,26 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x05event\x18\x01 \x01(\v2\r.nba.v1.EventR\x05event\"n\n" +
 	"\x13RecordEventResponse\x12\x1c\n" +
 	"\tduplicate\x18\x01 \x01(\bR\tduplicate\x129\n" +
-	"\rdecision_link\x18\x02 \x01(\x0e2\x14.nba.v1.DecisionLinkR\fdecisionLink\"\xba\x02\n" +
+	"\rdecision_link\x18\x02 \x01(\x0e2\x14.nba.v1.DecisionLinkR\fdecisionLink\"<\n" +
+	"\x13RecordEventsRequest\x12%\n" +
+	"\x06events\x18\x01 \x03(\v2\r.nba.v1.EventR\x06events\"\x9b\x01\n" +
+	"\x14RecordEventsResponse\x12-\n" +
+	"\aresults\x18\x01 \x03(\v2\x13.nba.v1.EventResultR\aresults\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x05R\aapplied\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x03 \x01(\x05R\n" +
+	"duplicates\x12\x1a\n" +
+	"\brejected\x18\x04 \x01(\x05R\brejected\"\xc4\x01\n" +
+	"\vEventResult\x12.\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\x14.nba.v1.EventOutcomeR\aoutcome\x129\n" +
+	"\rdecision_link\x18\x02 \x01(\x0e2\x14.nba.v1.DecisionLinkR\fdecisionLink\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x126\n" +
+	"\n" +
+	"violations\x18\x04 \x03(\v2\x16.nba.v1.FieldViolationR\n" +
+	"violations\"H\n" +
+	"\x0eFieldViolation\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\xba\x02\n" +
 	"\x10CheckSendRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1b\n" +
 	"\taction_id\x18\x02 \x01(\tR\bactionId\x12)\n" +
@@ -7686,7 +8010,12 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_VIDEO_WATCHED\x10\f\x12\x17\n" +
 	"\x13EVENT_TYPE_DOWNLOAD\x10\r\x12\x1d\n" +
 	"\x19EVENT_TYPE_SAMPLE_REQUEST\x10\x0e\x12\x13\n" +
-	"\x0fEVENT_TYPE_GOAL\x10\x0f*g\n" +
+	"\x0fEVENT_TYPE_GOAL\x10\x0f*\x81\x01\n" +
+	"\fEventOutcome\x12\x1d\n" +
+	"\x19EVENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15EVENT_OUTCOME_APPLIED\x10\x01\x12\x1b\n" +
+	"\x17EVENT_OUTCOME_DUPLICATE\x10\x02\x12\x1a\n" +
+	"\x16EVENT_OUTCOME_REJECTED\x10\x03*g\n" +
 	"\fDecisionLink\x12\x1d\n" +
 	"\x19DECISION_LINK_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DECISION_LINK_VERIFIED\x10\x01\x12\x1c\n" +
@@ -7718,10 +8047,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rMoveRecipient\x12\x1c.nba.v1.MoveRecipientRequest\x1a\x1d.nba.v1.MoveRecipientResponse\"H\xea\xe0\x18\x01\x06\x82\xd3\xe4\x93\x02=:\x01*\"8/v1/journeys/{journey_id}/recipients/{recipient_id}:move\x12z\n" +
 	"\fPauseJourney\x12\x1b.nba.v1.PauseJourneyRequest\x1a\x1c.nba.v1.PauseJourneyResponse\"/\xea\xe0\x18\x01\x06\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/journeys/{journey_id}:pause\x12~\n" +
 	"\rResumeJourney\x12\x1c.nba.v1.ResumeJourneyRequest\x1a\x1d.nba.v1.ResumeJourneyResponse\"0\xea\xe0\x18\x01\x06\x82\xd3\xe4\x93\x02%:\x01*\" /v1/journeys/{journey_id}:resume\x12\x82\x01\n" +
-	"\x0fGetJourneyStats\x12\x1e.nba.v1.GetJourneyStatsRequest\x1a\x1f.nba.v1.GetJourneyStatsResponse\".\xea\xe0\x18\x03\x06\x05\x02\x82\xd3\xe4\x93\x02!\x12\x1f/v1/journeys/{journey_id}/stats2s\n" +
+	"\x0fGetJourneyStats\x12\x1e.nba.v1.GetJourneyStatsRequest\x1a\x1f.nba.v1.GetJourneyStatsResponse\".\xea\xe0\x18\x03\x06\x05\x02\x82\xd3\xe4\x93\x02!\x12\x1f/v1/journeys/{journey_id}/stats2\xe1\x01\n" +
 	"\fEventService\x12c\n" +
 	"\vRecordEvent\x12\x1a.nba.v1.RecordEventRequest\x1a\x1b.nba.v1.RecordEventResponse\"\x1b\xea\xe0\x18\x02\x03\x02\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
-	"/v1/events2\x8d\x03\n" +
+	"/v1/events\x12l\n" +
+	"\fRecordEvents\x12\x1b.nba.v1.RecordEventsRequest\x1a\x1c.nba.v1.RecordEventsResponse\"!\xea\xe0\x18\x02\x03\x02\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/events:batch2\x8d\x03\n" +
 	"\vSendService\x12t\n" +
 	"\tCheckSend\x12\x18.nba.v1.CheckSendRequest\x1a\x19.nba.v1.CheckSendResponse\"2\xea\xe0\x18\x02\x01\x02\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/recipients/{hcp_id}:checkSend\x12\xab\x01\n" +
 	"\x12ReleaseReservation\x12!.nba.v1.ReleaseReservationRequest\x1a\".nba.v1.ReleaseReservationResponse\"N\xea\xe0\x18\x02\x01\x02\x82\xd3\xe4\x93\x02B:\x01*\"=/v1/recipients/{hcp_id}/reservations/{reservation_id}:release\x12Z\n" +
@@ -7767,8 +8097,8 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 	return file_nba_v1_nba_proto_rawDescData
 }
 
-var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -7777,311 +8107,323 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
 	(JourneyStatus)(0),                   // 5: nba.v1.JourneyStatus
 	(EventType)(0),                       // 6: nba.v1.EventType
-	(DecisionLink)(0),                    // 7: nba.v1.DecisionLink
-	(ReservationState)(0),                // 8: nba.v1.ReservationState
-	(ConsentStatus)(0),                   // 9: nba.v1.ConsentStatus
-	(ReceiptKind)(0),                     // 10: nba.v1.ReceiptKind
-	(*WhyNotRequest)(nil),                // 11: nba.v1.WhyNotRequest
-	(*WhyNotResponse)(nil),               // 12: nba.v1.WhyNotResponse
-	(*DecisionContext)(nil),              // 13: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 14: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 15: nba.v1.Contribution
-	(*Recommendation)(nil),               // 16: nba.v1.Recommendation
-	(*JourneyStep)(nil),                  // 17: nba.v1.JourneyStep
-	(*Suppression)(nil),                  // 18: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 19: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 20: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 21: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 22: nba.v1.DecideResponse
-	(*JourneyProgress)(nil),              // 23: nba.v1.JourneyProgress
-	(*GetJourneyProgressRequest)(nil),    // 24: nba.v1.GetJourneyProgressRequest
-	(*GetJourneyProgressResponse)(nil),   // 25: nba.v1.GetJourneyProgressResponse
-	(*ListDueRequest)(nil),               // 26: nba.v1.ListDueRequest
-	(*ListDueResponse)(nil),              // 27: nba.v1.ListDueResponse
-	(*MoveRecipientRequest)(nil),         // 28: nba.v1.MoveRecipientRequest
-	(*MoveRecipientResponse)(nil),        // 29: nba.v1.MoveRecipientResponse
-	(*PauseJourneyRequest)(nil),          // 30: nba.v1.PauseJourneyRequest
-	(*PauseJourneyResponse)(nil),         // 31: nba.v1.PauseJourneyResponse
-	(*ResumeJourneyRequest)(nil),         // 32: nba.v1.ResumeJourneyRequest
-	(*ResumeJourneyResponse)(nil),        // 33: nba.v1.ResumeJourneyResponse
-	(*GetJourneyStatsRequest)(nil),       // 34: nba.v1.GetJourneyStatsRequest
-	(*JourneyStepStats)(nil),             // 35: nba.v1.JourneyStepStats
-	(*GetJourneyStatsResponse)(nil),      // 36: nba.v1.GetJourneyStatsResponse
-	(*Event)(nil),                        // 37: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 38: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 39: nba.v1.RecordEventResponse
-	(*CheckSendRequest)(nil),             // 40: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 41: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 42: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 43: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 44: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 45: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 46: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 47: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 48: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 49: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 50: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 51: nba.v1.UpsertProfileResponse
-	(*EraseRecipientRequest)(nil),        // 52: nba.v1.EraseRecipientRequest
-	(*EraseRecipientResponse)(nil),       // 53: nba.v1.EraseRecipientResponse
-	(*GetProfileRequest)(nil),            // 54: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 55: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 56: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 57: nba.v1.ImportProfilesResponse
-	(*ExportLedgerRequest)(nil),          // 58: nba.v1.ExportLedgerRequest
-	(*ExportedEntry)(nil),                // 59: nba.v1.ExportedEntry
-	(*ExportLedgerResponse)(nil),         // 60: nba.v1.ExportLedgerResponse
-	(*ReapplyLedgerRequest)(nil),         // 61: nba.v1.ReapplyLedgerRequest
-	(*ReapplyLedgerResponse)(nil),        // 62: nba.v1.ReapplyLedgerResponse
-	(*ConsentRecord)(nil),                // 63: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 64: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 65: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 66: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 67: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 68: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 69: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 70: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 71: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 72: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 73: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 74: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 75: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 76: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 77: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 78: nba.v1.GetActiveDefinitionsResponse
-	(*DecisionReceipt)(nil),              // 79: nba.v1.DecisionReceipt
-	(*PackedSuppressions)(nil),           // 80: nba.v1.PackedSuppressions
-	(*RecipientInputs)(nil),              // 81: nba.v1.RecipientInputs
-	(*LoggedTouch)(nil),                  // 82: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 83: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 84: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 85: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 86: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 87: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 88: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 89: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 90: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 91: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 92: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 93: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 94: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 95: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 96: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 97: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 98: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 99: nba.v1.VerifyTrailResponse
-	nil,                                  // 100: nba.v1.Profile.AttributesEntry
-	nil,                                  // 101: nba.v1.Counters.TopicsEntry
-	nil,                                  // 102: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 103: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 104: google.protobuf.Timestamp
+	(EventOutcome)(0),                    // 7: nba.v1.EventOutcome
+	(DecisionLink)(0),                    // 8: nba.v1.DecisionLink
+	(ReservationState)(0),                // 9: nba.v1.ReservationState
+	(ConsentStatus)(0),                   // 10: nba.v1.ConsentStatus
+	(ReceiptKind)(0),                     // 11: nba.v1.ReceiptKind
+	(*WhyNotRequest)(nil),                // 12: nba.v1.WhyNotRequest
+	(*WhyNotResponse)(nil),               // 13: nba.v1.WhyNotResponse
+	(*DecisionContext)(nil),              // 14: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 15: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 16: nba.v1.Contribution
+	(*Recommendation)(nil),               // 17: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 18: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 19: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 20: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 21: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 22: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 23: nba.v1.DecideResponse
+	(*JourneyProgress)(nil),              // 24: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 25: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 26: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 27: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 28: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 29: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 30: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 31: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 32: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 33: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 34: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 35: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 36: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 37: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 38: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 39: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 40: nba.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),          // 41: nba.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),         // 42: nba.v1.RecordEventsResponse
+	(*EventResult)(nil),                  // 43: nba.v1.EventResult
+	(*FieldViolation)(nil),               // 44: nba.v1.FieldViolation
+	(*CheckSendRequest)(nil),             // 45: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 46: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 47: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 48: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 49: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 50: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 51: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 52: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 53: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 54: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 55: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 56: nba.v1.UpsertProfileResponse
+	(*EraseRecipientRequest)(nil),        // 57: nba.v1.EraseRecipientRequest
+	(*EraseRecipientResponse)(nil),       // 58: nba.v1.EraseRecipientResponse
+	(*GetProfileRequest)(nil),            // 59: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 60: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 61: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 62: nba.v1.ImportProfilesResponse
+	(*ExportLedgerRequest)(nil),          // 63: nba.v1.ExportLedgerRequest
+	(*ExportedEntry)(nil),                // 64: nba.v1.ExportedEntry
+	(*ExportLedgerResponse)(nil),         // 65: nba.v1.ExportLedgerResponse
+	(*ReapplyLedgerRequest)(nil),         // 66: nba.v1.ReapplyLedgerRequest
+	(*ReapplyLedgerResponse)(nil),        // 67: nba.v1.ReapplyLedgerResponse
+	(*ConsentRecord)(nil),                // 68: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 69: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 70: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 71: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 72: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 73: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 74: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 75: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 76: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 77: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 78: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 79: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 80: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 81: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 82: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 83: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 84: nba.v1.DecisionReceipt
+	(*PackedSuppressions)(nil),           // 85: nba.v1.PackedSuppressions
+	(*RecipientInputs)(nil),              // 86: nba.v1.RecipientInputs
+	(*LoggedTouch)(nil),                  // 87: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 88: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 89: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 90: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 91: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 92: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 93: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 94: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 95: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 96: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 97: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 98: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 99: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 100: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 101: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 102: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 103: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 104: nba.v1.VerifyTrailResponse
+	nil,                                  // 105: nba.v1.Profile.AttributesEntry
+	nil,                                  // 106: nba.v1.Counters.TopicsEntry
+	nil,                                  // 107: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 108: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 109: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	104, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
-	18,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	104, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	104, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	109, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	19,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
+	109, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	109, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	104, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	109, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	13,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	14,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,   // 9: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	15,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	17,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	16,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	18,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	104, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	13,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	22,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	21,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	16,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	18,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	104, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	109, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	14,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	23,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	22,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	17,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	19,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	109, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
 	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	104, // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	109, // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	104, // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	104, // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	104, // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
-	23,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	104, // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	104, // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
-	23,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	104, // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
-	35,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	109, // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	109, // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	109, // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	24,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	109, // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	109, // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	24,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	109, // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	36,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	104, // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	109, // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	37,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	7,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
-	0,   // 38: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	104, // 39: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
-	3,   // 40: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	18,  // 41: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	104, // 42: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	104, // 43: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
-	8,   // 44: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	104, // 45: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	40,  // 46: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	40,  // 47: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	41,  // 48: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	21,  // 49: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,   // 50: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	47,  // 51: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	100, // 52: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	104, // 53: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,   // 54: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,   // 55: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	104, // 56: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	48,  // 57: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	101, // 58: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	104, // 59: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	46,  // 60: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	46,  // 61: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	49,  // 62: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	46,  // 63: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	63,  // 64: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	104, // 65: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
-	73,  // 66: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
-	59,  // 67: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
-	59,  // 68: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
-	0,   // 69: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,   // 70: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	9,   // 71: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	104, // 72: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	104, // 73: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	63,  // 74: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,   // 75: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	104, // 76: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,   // 77: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	104, // 78: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	73,  // 79: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	73,  // 80: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	73,  // 81: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	63,  // 82: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	104, // 83: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	63,  // 84: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	104, // 85: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	73,  // 86: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	102, // 87: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	103, // 88: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	10,  // 89: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	104, // 90: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	104, // 91: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
-	14,  // 92: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
-	40,  // 93: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	81,  // 94: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
-	22,  // 95: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
-	41,  // 96: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
-	80,  // 97: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
-	4,   // 98: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
-	46,  // 99: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
-	49,  // 100: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	104, // 101: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	63,  // 102: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	104, // 103: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	82,  // 104: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	83,  // 105: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	84,  // 106: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	104, // 107: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	104, // 108: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
-	0,   // 109: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
-	1,   // 110: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
-	8,   // 111: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	104, // 112: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	104, // 113: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
-	6,   // 114: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
-	0,   // 115: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
-	1,   // 116: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	104, // 117: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	79,  // 118: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	87,  // 119: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	63,  // 120: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	104, // 121: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	104, // 122: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	104, // 123: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	104, // 124: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	79,  // 125: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	22,  // 126: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
-	41,  // 127: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	104, // 128: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	104, // 129: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	79,  // 130: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	94,  // 131: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	104, // 132: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	94,  // 133: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	104, // 134: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	98,  // 135: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
-	14,  // 136: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	19,  // 137: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	11,  // 138: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	24,  // 139: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	26,  // 140: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	28,  // 141: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	30,  // 142: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	32,  // 143: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	34,  // 144: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	38,  // 145: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	40,  // 146: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	42,  // 147: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	44,  // 148: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	50,  // 149: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	52,  // 150: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
-	54,  // 151: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	56,  // 152: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	64,  // 153: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	65,  // 154: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	66,  // 155: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	70,  // 156: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	72,  // 157: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	58,  // 158: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
-	61,  // 159: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
-	75,  // 160: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	77,  // 161: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	85,  // 162: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	88,  // 163: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	90,  // 164: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	92,  // 165: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	95,  // 166: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	97,  // 167: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	22,  // 168: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	20,  // 169: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	12,  // 170: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	25,  // 171: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	27,  // 172: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	29,  // 173: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	31,  // 174: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	33,  // 175: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	36,  // 176: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	39,  // 177: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	41,  // 178: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	43,  // 179: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	45,  // 180: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	51,  // 181: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	53,  // 182: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
-	55,  // 183: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	57,  // 184: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	69,  // 185: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	67,  // 186: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	68,  // 187: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	71,  // 188: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	74,  // 189: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	60,  // 190: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
-	62,  // 191: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
-	76,  // 192: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	78,  // 193: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	86,  // 194: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	89,  // 195: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	91,  // 196: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	93,  // 197: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	96,  // 198: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	99,  // 199: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	168, // [168:200] is the sub-list for method output_type
-	136, // [136:168] is the sub-list for method input_type
-	136, // [136:136] is the sub-list for extension type_name
-	136, // [136:136] is the sub-list for extension extendee
-	0,   // [0:136] is the sub-list for field type_name
+	38,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	8,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
+	38,  // 38: nba.v1.RecordEventsRequest.events:type_name -> nba.v1.Event
+	43,  // 39: nba.v1.RecordEventsResponse.results:type_name -> nba.v1.EventResult
+	7,   // 40: nba.v1.EventResult.outcome:type_name -> nba.v1.EventOutcome
+	8,   // 41: nba.v1.EventResult.decision_link:type_name -> nba.v1.DecisionLink
+	44,  // 42: nba.v1.EventResult.violations:type_name -> nba.v1.FieldViolation
+	0,   // 43: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	109, // 44: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,   // 45: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	19,  // 46: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	109, // 47: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	109, // 48: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	9,   // 49: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	109, // 50: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	45,  // 51: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	45,  // 52: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	46,  // 53: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	22,  // 54: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,   // 55: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	52,  // 56: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	105, // 57: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	109, // 58: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,   // 59: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,   // 60: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	109, // 61: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	53,  // 62: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	106, // 63: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	109, // 64: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	51,  // 65: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	51,  // 66: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	54,  // 67: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	51,  // 68: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	68,  // 69: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	109, // 70: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
+	78,  // 71: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
+	64,  // 72: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
+	64,  // 73: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
+	0,   // 74: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 75: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	10,  // 76: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	109, // 77: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	109, // 78: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	68,  // 79: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 80: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	109, // 81: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 82: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	109, // 83: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	78,  // 84: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	78,  // 85: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	78,  // 86: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	68,  // 87: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	109, // 88: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	68,  // 89: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	109, // 90: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	78,  // 91: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	107, // 92: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	108, // 93: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	11,  // 94: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
+	109, // 95: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	109, // 96: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	15,  // 97: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
+	45,  // 98: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
+	86,  // 99: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	23,  // 100: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
+	46,  // 101: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
+	85,  // 102: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
+	4,   // 103: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
+	51,  // 104: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	54,  // 105: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	109, // 106: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	68,  // 107: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	109, // 108: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	87,  // 109: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	88,  // 110: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	89,  // 111: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	109, // 112: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	109, // 113: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	0,   // 114: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
+	1,   // 115: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
+	9,   // 116: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
+	109, // 117: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	109, // 118: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	6,   // 119: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
+	0,   // 120: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
+	1,   // 121: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
+	109, // 122: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	84,  // 123: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	92,  // 124: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	68,  // 125: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	109, // 126: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	109, // 127: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	109, // 128: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	109, // 129: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	84,  // 130: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	23,  // 131: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	46,  // 132: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	109, // 133: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	109, // 134: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	84,  // 135: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	99,  // 136: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	109, // 137: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	99,  // 138: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	109, // 139: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	103, // 140: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	15,  // 141: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	20,  // 142: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	12,  // 143: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	25,  // 144: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	27,  // 145: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	29,  // 146: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	31,  // 147: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	33,  // 148: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	35,  // 149: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	39,  // 150: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	41,  // 151: nba.v1.EventService.RecordEvents:input_type -> nba.v1.RecordEventsRequest
+	45,  // 152: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	47,  // 153: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	49,  // 154: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	55,  // 155: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	57,  // 156: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	59,  // 157: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	61,  // 158: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	69,  // 159: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	70,  // 160: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	71,  // 161: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	75,  // 162: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	77,  // 163: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	63,  // 164: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
+	66,  // 165: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
+	80,  // 166: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	82,  // 167: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	90,  // 168: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	93,  // 169: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	95,  // 170: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	97,  // 171: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	100, // 172: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	102, // 173: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	23,  // 174: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	21,  // 175: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	13,  // 176: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	26,  // 177: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	28,  // 178: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	30,  // 179: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	32,  // 180: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	34,  // 181: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	37,  // 182: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	40,  // 183: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	42,  // 184: nba.v1.EventService.RecordEvents:output_type -> nba.v1.RecordEventsResponse
+	46,  // 185: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	48,  // 186: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	50,  // 187: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	56,  // 188: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	58,  // 189: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	60,  // 190: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	62,  // 191: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	74,  // 192: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	72,  // 193: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	73,  // 194: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	76,  // 195: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	79,  // 196: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	65,  // 197: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
+	67,  // 198: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
+	81,  // 199: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	83,  // 200: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	91,  // 201: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	94,  // 202: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	96,  // 203: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	98,  // 204: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	101, // 205: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	104, // 206: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	174, // [174:207] is the sub-list for method output_type
+	141, // [141:174] is the sub-list for method input_type
+	141, // [141:141] is the sub-list for extension type_name
+	141, // [141:141] is the sub-list for extension extendee
+	0,   // [0:141] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -8095,8 +8437,8 @@ func file_nba_v1_nba_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   93,
+			NumEnums:      12,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   9,
 		},

@@ -600,7 +600,8 @@ var JourneyService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	EventService_RecordEvent_FullMethodName = "/nba.v1.EventService/RecordEvent"
+	EventService_RecordEvent_FullMethodName  = "/nba.v1.EventService/RecordEvent"
+	EventService_RecordEvents_FullMethodName = "/nba.v1.EventService/RecordEvents"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -611,6 +612,27 @@ type EventServiceClient interface {
 	// history, atomically. Idempotent by event_id: a repeat is acknowledged
 	// with duplicate = true and changes nothing.
 	RecordEvent(ctx context.Context, in *RecordEventRequest, opts ...grpc.CallOption) (*RecordEventResponse, error)
+	// RecordEvents applies a batch of 1 to 1000 outcomes (a marketing
+	// platform's send, delivery, open and click logs), each exactly as
+	// RecordEvent applies it: validated alone, atomically and idempotently by
+	// event_id, never half applied. The batch is not all-or-nothing: each
+	// event gets a result of its own, in the order of `events`: APPLIED,
+	// DUPLICATE (its event_id was applied before, or earlier in the same
+	// batch), or REJECTED with the status code RecordEvent would have
+	// answered and what is wrong, by field ("events[3].occurred_at"). An
+	// event of an unknown recipient is REJECTED (NOT_FOUND) and is not
+	// remembered, so it can be sent again once the profile exists. The
+	// batch's valid events go to Redis together (one pipeline; on Redis
+	// Cluster one per node), which costs far less per event than a call
+	// each. A request that holds no event or more than 1000 is
+	// INVALID_ARGUMENT as a whole (one larger than the server's 1 MiB
+	// message limit, RESOURCE_EXHAUSTED: about 500 events of the longest
+	// ids fit, and 1000 of typical ones). When
+	// storage fails during the call, the call fails (UNAVAILABLE) and any
+	// of the batch's events may or may not have been applied: send the
+	// whole batch again, which is safe (events already applied come back
+	// DUPLICATE).
+	RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error)
 }
 
 type eventServiceClient struct {
@@ -631,6 +653,16 @@ func (c *eventServiceClient) RecordEvent(ctx context.Context, in *RecordEventReq
 	return out, nil
 }
 
+func (c *eventServiceClient) RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordEventsResponse)
+	err := c.cc.Invoke(ctx, EventService_RecordEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -639,6 +671,27 @@ type EventServiceServer interface {
 	// history, atomically. Idempotent by event_id: a repeat is acknowledged
 	// with duplicate = true and changes nothing.
 	RecordEvent(context.Context, *RecordEventRequest) (*RecordEventResponse, error)
+	// RecordEvents applies a batch of 1 to 1000 outcomes (a marketing
+	// platform's send, delivery, open and click logs), each exactly as
+	// RecordEvent applies it: validated alone, atomically and idempotently by
+	// event_id, never half applied. The batch is not all-or-nothing: each
+	// event gets a result of its own, in the order of `events`: APPLIED,
+	// DUPLICATE (its event_id was applied before, or earlier in the same
+	// batch), or REJECTED with the status code RecordEvent would have
+	// answered and what is wrong, by field ("events[3].occurred_at"). An
+	// event of an unknown recipient is REJECTED (NOT_FOUND) and is not
+	// remembered, so it can be sent again once the profile exists. The
+	// batch's valid events go to Redis together (one pipeline; on Redis
+	// Cluster one per node), which costs far less per event than a call
+	// each. A request that holds no event or more than 1000 is
+	// INVALID_ARGUMENT as a whole (one larger than the server's 1 MiB
+	// message limit, RESOURCE_EXHAUSTED: about 500 events of the longest
+	// ids fit, and 1000 of typical ones). When
+	// storage fails during the call, the call fails (UNAVAILABLE) and any
+	// of the batch's events may or may not have been applied: send the
+	// whole batch again, which is safe (events already applied come back
+	// DUPLICATE).
+	RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -651,6 +704,9 @@ type UnimplementedEventServiceServer struct{}
 
 func (UnimplementedEventServiceServer) RecordEvent(context.Context, *RecordEventRequest) (*RecordEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordEvent not implemented")
+}
+func (UnimplementedEventServiceServer) RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordEvents not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -691,6 +747,24 @@ func _EventService_RecordEvent_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_RecordEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).RecordEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_RecordEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).RecordEvents(ctx, req.(*RecordEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -701,6 +775,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordEvent",
 			Handler:    _EventService_RecordEvent_Handler,
+		},
+		{
+			MethodName: "RecordEvents",
+			Handler:    _EventService_RecordEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
