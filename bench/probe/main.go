@@ -8,6 +8,12 @@
 //	probe -addr 127.0.0.1:50051 -call decide -c 1 -d 10s [-hcps 10000] [-candidates 50]
 //	probe -addr 127.0.0.1:50051 -call decide -c 1 -d 10s -requests decide.bin
 //	probe -addr 127.0.0.1:50051 -call health -c 1 -d 10s
+//	probe -url http://127.0.0.1:8080 -call http-decide -c 16 -d 10s   # POST /v1/recipients/{id}:decide, JSON
+//	probe -url http://127.0.0.1:8081/ -call http-get -c 16 -d 10s     # GET the URL (a trivial handler)
+//
+// The HTTP calls go over HTTP/1.1 with keep-alive (as an Apex callout or a
+// browser's fetch does), -c connections at most; the JSON body is the
+// Decide request protojson writes, with the proto's field names.
 //
 // With -requests, Decide sends the messages of that file (bench/requests'
 // output, the very file ghz is given), call i the (i mod n)-th. Without it,
@@ -17,12 +23,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +40,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -60,7 +71,8 @@ type result struct {
 func run(args []string) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:50051", "server address")
-	call := fs.String("call", "decide", "decide (nba.v1.DecisionService/Decide) or health (grpc.health.v1.Health/Check)")
+	call := fs.String("call", "decide", "decide (nba.v1.DecisionService/Decide), health (grpc.health.v1.Health/Check), http-decide (POST -url/v1/recipients/{id}:decide) or http-get (GET -url)")
+	baseURL := fs.String("url", "http://127.0.0.1:8080", "the HTTP base URL (http-decide) or URL (http-get)")
 	c := fs.Int("c", 1, "concurrent callers")
 	conns := fs.Int("connections", 1, "connections, shared round-robin by the callers")
 	d := fs.Duration("d", 10*time.Second, "duration")
@@ -94,6 +106,9 @@ func run(args []string) error {
 	}
 
 	var ccs []*grpc.ClientConn
+	if strings.HasPrefix(*call, "http-") {
+		*conns = 1 // the HTTP client pools its own connections
+	}
 	for range *conns {
 		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -114,8 +129,49 @@ func run(args []string) error {
 			_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
 		}
+	case "http-decide", "http-get":
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c, MaxConnsPerHost: *c}, Timeout: 10 * time.Second}
+		bodies := make([][]byte, len(reqs))
+		for i, r := range reqs {
+			id := r.GetHcpId()
+			r = proto.CloneOf(r)
+			r.HcpId = "" // in the path
+			b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
+			if err != nil {
+				return err
+			}
+			bodies[i] = b
+			reqs[i] = &nbapb.DecideRequest{HcpId: id}
+		}
+		do = func(ctx context.Context, _ *grpc.ClientConn, i int) error {
+			var req *http.Request
+			var err error
+			if *call == "http-get" {
+				req, err = http.NewRequestWithContext(ctx, "GET", *baseURL, nil)
+			} else {
+				k := i % len(reqs)
+				req, err = http.NewRequestWithContext(ctx, "POST", *baseURL+"/v1/recipients/"+reqs[k].GetHcpId()+":decide",
+					bytes.NewReader(bodies[k]))
+				if req != nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+			}
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			return err
+		}
 	default:
-		return fmt.Errorf("-call: want decide or health, got %q", *call)
+		return fmt.Errorf("-call: want decide, health, http-decide or http-get, got %q", *call)
 	}
 	for _, cc := range ccs { // connect before the clock starts
 		if err := do(context.Background(), cc, 0); err != nil {
