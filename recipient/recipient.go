@@ -119,6 +119,15 @@ type Event struct {
 	ReservationID string
 }
 
+// EventOutcome is what became of one event of a batch applied together
+// (a store's ApplyEvents): Err when it was not applied (invalid, no such
+// recipient, stored state that cannot be read), else Duplicate when its
+// id had been applied before, else it was applied.
+type EventOutcome struct {
+	Duplicate bool
+	Err       error
+}
+
 // ImportItem is one HCP in a bulk CRM feed: the profile, optional initial
 // counters (migration from another system, demo data), and the consent
 // records known for the HCP.

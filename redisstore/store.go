@@ -112,6 +112,8 @@ type Store struct {
 	receiptRetention atomic.Int64
 	// receiptScriptLoaded: append_receipt.lua is loaded (receipts.go).
 	receiptScriptLoaded atomic.Bool
+	// eventScriptLoaded: apply_event.lua is loaded (events.go).
+	eventScriptLoaded atomic.Bool
 	// chainKey seals consent ledger entries (chain.go; nil: unsealed).
 	chainKey atomic.Pointer[[]byte]
 }
@@ -338,22 +340,43 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 	if err := e.ValidateAt(now); err != nil {
 		return false, fmt.Errorf("redisstore: apply event: %w", err)
 	}
-	if e.Type == arbiter.EventUnsubscribed {
-		by := ""
-		if len(e.ID) <= 64 && !strings.Contains(e.ID, "|") {
-			by = e.ID
-		}
-		optOut := consent.Unsubscribe(e.Channel, e.OccurredAt, "unsubscribe-event", by)
-		// Keyed by the event id: a redelivered event adds nothing to the
-		// ledger (set_consent.lua remembers the key).
-		recs := []consent.Record{optOut}
-		if err := consent.ValidateWrite(e.HCPID, recs, func(int) string { return "" }, now); err != nil {
-			return false, fmt.Errorf("redisstore: apply event: unsubscribe: %w", err)
-		}
-		if _, _, err := s.writeConsent(ctx, e.HCPID, recs, false, "event:"+e.ID, now); err != nil {
-			return false, fmt.Errorf("redisstore: apply event: unsubscribe: %w", err)
-		}
+	if err := s.unsubscribeFirst(ctx, e, now); err != nil {
+		return false, err
 	}
+	keys, args := s.eventScriptCall(ctx, e, now, s.TouchBounds())
+	res, err := applyEventScript.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return false, storageErr("apply event", err)
+	}
+	return eventResult(res)
+}
+
+// unsubscribeFirst writes the opt-out an unsubscribe event carries (see
+// ApplyEvent), before the event itself; other events write nothing.
+func (s *Store) unsubscribeFirst(ctx context.Context, e recipient.Event, now time.Time) error {
+	if e.Type != arbiter.EventUnsubscribed {
+		return nil
+	}
+	by := ""
+	if len(e.ID) <= 64 && !strings.Contains(e.ID, "|") {
+		by = e.ID
+	}
+	optOut := consent.Unsubscribe(e.Channel, e.OccurredAt, "unsubscribe-event", by)
+	// Keyed by the event id: a redelivered event adds nothing to the
+	// ledger (set_consent.lua remembers the key).
+	recs := []consent.Record{optOut}
+	if err := consent.ValidateWrite(e.HCPID, recs, func(int) string { return "" }, now); err != nil {
+		return fmt.Errorf("redisstore: apply event: unsubscribe: %w", err)
+	}
+	if _, _, err := s.writeConsent(ctx, e.HCPID, recs, false, "event:"+e.ID, now); err != nil {
+		return fmt.Errorf("redisstore: apply event: unsubscribe: %w", err)
+	}
+	return nil
+}
+
+// eventScriptCall returns the keys and arguments of apply_event.lua for a
+// valid event e, recorded at now, with the touch ledger's bounds b.
+func (s *Store) eventScriptCall(ctx context.Context, e recipient.Event, now time.Time, b contact.Bounds) ([]string, []any) {
 	nowMs := now.UnixMilli()
 	windowMs := s.dedupWindow.Milliseconds()
 	te := e.OccurredAt.UnixMilli()
@@ -366,14 +389,13 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		touch = encodeTouch(&contact.Touch{At: e.OccurredAt, Channel: e.Channel, Purpose: e.Purpose, Topic: e.Topic,
 			ActionID: e.ActionID, MessageID: e.MessageID, State: contact.Sent, ReservationID: e.ReservationID})
 	}
-	b := s.TouchBounds()
 	keys := []string{s.key(e.HCPID, suffixProfile), s.key(e.HCPID, suffixEvents), s.key(e.HCPID, suffixHistory),
 		s.key(e.HCPID, suffixTouches)}
-	res, err := applyEventScript.Run(ctx, s.rdb, keys,
+	return keys, []any{
 		e.ID,
 		te,
 		nowMs,
-		nowMs-windowMs,
+		nowMs - windowMs,
 		windowMs,
 		s.halfLifeMs,
 		e.Channel.String(),
@@ -383,10 +405,11 @@ func (s *Store) ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bo
 		historyEntry(e, te, principalOf(ctx)),
 		historyLen,
 		touch, e.MessageID, e.ReservationID, cutoff(now, b), b.MaxTouches,
-	).Int64()
-	if err != nil {
-		return false, storageErr("apply event", err)
 	}
+}
+
+// eventResult interprets apply_event.lua's result.
+func eventResult(res int64) (duplicate bool, err error) {
 	switch res {
 	case 0:
 		return false, nil

@@ -766,6 +766,14 @@ func TestRedisUnavailable(t *testing.T) {
 			_, err := s.ApplyEvent(ctx, recipient.Event{ID: "e", HCPID: "hcp-1", Type: arbiter.EventUnsubscribed, Channel: arbiter.Email, OccurredAt: t0})
 			return err
 		}},
+		{"ApplyEvents", func(s *Store) error {
+			_, err := s.ApplyEvents(ctx, []recipient.Event{{ID: "e", HCPID: "hcp-1", Type: arbiter.EventSent, Channel: arbiter.Email, OccurredAt: t0}})
+			return err
+		}},
+		{"ApplyEvents unsubscribe", func(s *Store) error {
+			_, err := s.ApplyEvents(ctx, []recipient.Event{{ID: "e", HCPID: "hcp-1", Type: arbiter.EventUnsubscribed, Channel: arbiter.Email, OccurredAt: t0}})
+			return err
+		}},
 		{"Import", func(s *Store) error {
 			return s.Import(ctx, []recipient.ImportItem{{Profile: p, Consent: []consent.Record{r}}})
 		}},
