@@ -89,6 +89,9 @@ func unavailableMessage(ctx context.Context) string {
 		nbapb.AuditService_Checkpoint_FullMethodName, nbapb.AuditService_VerifyTrail_FullMethodName,
 		nbapb.ConsentService_ExportLedger_FullMethodName:
 		return "storage unavailable; nothing was read, retry later"
+	case nbapb.EventService_RecordEvents_FullMethodName:
+		return "storage unavailable; each event of this batch may or may not have been applied: send the whole " +
+			"batch again, which is safe (events are applied once per event_id: those already applied come back DUPLICATE)"
 	case nbapb.SendService_CheckSend_FullMethodName, nbapb.SendService_CheckSendBatch_FullMethodName:
 		return "storage unavailable; the check did not complete; with reserve, a reservation may have been booked: " +
 			"retry with the same idempotency_key"

@@ -35,6 +35,11 @@ type ProfileStore interface {
 	UpsertProfile(ctx context.Context, p recipient.Profile) error
 	GetProfile(ctx context.Context, hcpID string) (recipient.Profile, recipient.Counters, error)
 	ApplyEvent(ctx context.Context, e recipient.Event) (duplicate bool, err error)
+	// ApplyEvents applies each event as ApplyEvent does, together (one
+	// pipeline), and returns what became of each, in order; its error,
+	// when Redis failed, means any of them may or may not have been
+	// applied.
+	ApplyEvents(ctx context.Context, es []recipient.Event) ([]recipient.EventOutcome, error)
 	Import(ctx context.Context, items []recipient.ImportItem) error
 }
 

@@ -68,12 +68,35 @@ func firstStepMembers(firstStep func(map[string]float64) map[string]time.Time, m
 
 // ApplyEvent indexes the event's journeys, then applies it.
 func (s eventStore) ApplyEvent(ctx context.Context, e recipient.Event) (bool, error) {
-	if e.ActionID != "" && e.Type != arbiter.EventBounced && e.ValidateAt(time.Now()) == nil {
-		if journeys := s.steps(e.ActionID); len(journeys) > 0 {
-			if err := s.AddJourneyMember(ctx, journeys, e.HCPID, e.OccurredAt); err != nil {
-				return false, err
-			}
-		}
+	if err := s.AddJourneyMembers(ctx, s.eventMembers(nil, e, time.Now())); err != nil {
+		return false, err
 	}
 	return s.Store.ApplyEvent(ctx, e)
+}
+
+// ApplyEvents indexes every event's journeys as ApplyEvent does, in one
+// pipeline, then applies the events (in one more).
+func (s eventStore) ApplyEvents(ctx context.Context, es []recipient.Event) ([]recipient.EventOutcome, error) {
+	var ms []redisstore.JourneyMember
+	now := time.Now()
+	for _, e := range es {
+		ms = s.eventMembers(ms, e, now)
+	}
+	if err := s.AddJourneyMembers(ctx, ms); err != nil {
+		return nil, err
+	}
+	return s.Store.ApplyEvents(ctx, es)
+}
+
+// eventMembers appends to ms the memberships a valid event about a
+// journey step makes (a bounce reached no one): its recipient, in each
+// journey the event's action is a step of, as of the event's time.
+func (s eventStore) eventMembers(ms []redisstore.JourneyMember, e recipient.Event, now time.Time) []redisstore.JourneyMember {
+	if e.ActionID == "" || e.Type == arbiter.EventBounced || e.ValidateAt(now) != nil {
+		return ms
+	}
+	for _, j := range s.steps(e.ActionID) {
+		ms = append(ms, redisstore.JourneyMember{Journey: j, ID: e.HCPID, At: e.OccurredAt})
+	}
+	return ms
 }
