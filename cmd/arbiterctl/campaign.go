@@ -439,20 +439,27 @@ func (c *countingReader) n() int64 {
 // a second: recipients answered, the rate, and with a file of known size
 // how far through it the reading is.
 type progress struct {
-	w     io.Writer
-	what  string // what n counts: "checked", "exported"
-	size  int64
-	read  func() int64
-	mu    sync.Mutex
-	n     int
-	start time.Time
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	w    io.Writer
+	what string // what n counts: "checked", "exported"
+	size int64
+	read func() int64
+	mu   sync.Mutex
+	n    int
+	// detail follows the count and rate when set (countWith).
+	detail string
+	start  time.Time
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
 }
 
 func newProgress(w io.Writer, size int64, read func() int64) *progress {
-	p := &progress{w: w, what: "checked", size: size, read: read, start: time.Now(), done: make(chan struct{})}
+	return newProgressOf(w, "checked", size, read)
+}
+
+// newProgressOf is newProgress counting what ("rows").
+func newProgressOf(w io.Writer, what string, size int64, read func() int64) *progress {
+	p := &progress{w: w, what: what, size: size, read: read, start: time.Now(), done: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -476,9 +483,17 @@ func (p *progress) count(n int) {
 	p.mu.Unlock()
 }
 
+// countWith sets the count and the detail drawn after it ("12 applied,
+// 3 rejected").
+func (p *progress) countWith(n int, detail string) {
+	p.mu.Lock()
+	p.n, p.detail = n, detail
+	p.mu.Unlock()
+}
+
 func (p *progress) draw() {
 	p.mu.Lock()
-	n := p.n
+	n, detail := p.n, p.detail
 	p.mu.Unlock()
 	rate := float64(n) / max(time.Since(p.start).Seconds(), 1e-9)
 	line := fmt.Sprintf("\r%d %s, %.0f/s", n, p.what, rate)
@@ -487,6 +502,9 @@ func (p *progress) draw() {
 		const width = 30
 		bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
 		line = fmt.Sprintf("\r[%s] %3.0f%% read, %d %s, %.0f/s", bar, 100*frac, n, p.what, rate)
+	}
+	if detail != "" {
+		line += ": " + detail
 	}
 	fmt.Fprint(p.w, line)
 }

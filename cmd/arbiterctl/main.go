@@ -50,6 +50,9 @@ var commands = []command{
 	{name: "whynot", summary: "every reason an action may not go to a recipient now (or at a time ahead), and when each clears", run: whyNotCmd},
 	{name: "batch", summary: "decide for a list of HCPs (DecideBatch), e.g. before a send", run: batchCmd},
 	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
+	{name: "events", summary: "outcomes in bulk", subs: []command{
+		{name: "import", summary: "send a CSV or JSON Lines log of sends, deliveries, opens and clicks in batches (RecordEvents), with progress and a report of rejected rows", run: eventsImportCmd},
+	}},
 	{name: "campaign", summary: "pre-send checks for a campaign list", subs: []command{
 		{name: "check", summary: "check (and with -reserve book) every recipient of a CSV or JSON Lines list", run: campaignCheckCmd},
 	}},
