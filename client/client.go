@@ -34,6 +34,7 @@ type Client struct {
 	journeys nbapb.JourneyServiceClient
 	dlog     nbapb.DecisionLogServiceClient
 	audit    nbapb.AuditServiceClient
+	defs     nbapb.DefinitionsServiceClient
 }
 
 // Option configures a Client.
@@ -127,6 +128,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		journeys: nbapb.NewJourneyServiceClient(conn),
 		dlog:     nbapb.NewDecisionLogServiceClient(conn),
 		audit:    nbapb.NewAuditServiceClient(conn),
+		defs:     nbapb.NewDefinitionsServiceClient(conn),
 	}
 }
 
