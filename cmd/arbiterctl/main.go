@@ -88,6 +88,9 @@ var commands = []command{
 	}},
 	{name: "erase", summary: "erase a recipient (GDPR Art. 17), keeping the minimal proof of their withdrawals", run: eraseCmd},
 	{name: "import", summary: "stream a JSON Lines feed of HCPs to the server", run: importCmd},
+	{name: "crm", summary: "CRM exports (CSV) into Arbiter, through a mapping file", subs: []command{
+		{name: "import", summary: "accounts, multichannel consent and approved documents (CSV) into profiles, consent records and MLR approvals; -dry-run, a report of bad rows", run: crmImportCmd},
+	}},
 	{name: "demo-data", summary: "write the demo population as a JSON Lines feed", run: demoDataCmd},
 	{name: "health", summary: "ask the server's gRPC health service; exit 0 only when SERVING (a container or Kubernetes probe)", run: healthCmd},
 }
