@@ -79,7 +79,8 @@ func invalidRequest(err error) error {
 }
 
 // newHTTPHandler returns the HTTP API's handler: the OpenAPI document at
-// /openapi.json and /openapi.yaml, and every other path transcoded into a
+// /openapi.json and /openapi.yaml, the decision explorer's page at
+// /explorer/ (explorer.go), and every other path transcoded into a
 // call on g (REST, Connect, gRPC-Web; and gRPC itself, passed through).
 // Request bodies are bounded by maxHTTPBody.
 func newHTTPHandler(g *grpc.Server) (http.Handler, error) {
@@ -107,6 +108,8 @@ func newHTTPHandler(g *grpc.Server) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /openapi.json", serveDocument("application/json", docJSON))
 	mux.HandleFunc("GET /openapi.yaml", serveDocument("application/yaml", openapi.YAML))
+	mux.Handle("GET /explorer/", explorerHandler())
+	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.Handle("/", transcoder)
 	return http.MaxBytesHandler(mux, maxHTTPBody), nil
 }
