@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/demo"
+	"github.com/arbiter-nba/arbiter/internal/servertest"
 )
 
 // The decision log when the server is killed outright (SIGKILL) under
@@ -192,25 +191,11 @@ func TestReplayIsIdenticalWithoutFMA(t *testing.T) {
 }
 
 // listenAddr reads the server's log until it says where it serves.
-func listenAddr(t *testing.T, stderr interface{ Read([]byte) (int, error) }) string {
+func listenAddr(t *testing.T, stderr io.Reader) string {
 	t.Helper()
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr) // and goes on reading, so that the server never blocks on its log
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "arbiter serving" {
-				if _, _, err := net.SplitHostPort(rec.Addr); err == nil {
-					found <- rec.Addr
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		return a
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not say where it serves within 30 s")
-		return ""
+	addr, err := servertest.ListenAddr(stderr, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return addr
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/client"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
+	"github.com/arbiter-nba/arbiter/internal/servertest"
 )
 
 const veevaSamples = "../../docs/samples/veeva/"
@@ -49,25 +47,11 @@ func arbiterServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr) // and goes on reading, so that the server never blocks on its log
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "arbiter serving" {
-				if _, _, err := net.SplitHostPort(rec.Addr); err == nil {
-					found <- rec.Addr
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		return a
-	case <-time.After(60 * time.Second):
-		t.Fatal("the server did not say where it serves within 60 s")
-		return ""
+	addr, err := servertest.ListenAddr(stderr, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return addr
 }
 
 // The Veeva-style sample files through the sample mapping: a dry run
