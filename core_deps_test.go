@@ -26,10 +26,13 @@ var corePackages = []string{
 
 // forbidden are what the core must never reach, directly or through
 // another package: a storage client, gRPC, protobuf, the rule language's
-// engine (CEL, which brings protobuf), and the adapters. The rules are
-// named in the core (package rules); the engine that evaluates them is an
-// adapter (celrules), registered by the program.
+// engine (CEL, which brings protobuf), OpenTelemetry, and the adapters.
+// The rules are named in the core (package rules); the engine that
+// evaluates them is an adapter (celrules), registered by the program. The
+// engine's phases are traced through its Observer hook
+// (decision.WithObserver), which the server fills.
 var forbidden = []string{
+	"go.opentelemetry.io/",
 	"github.com/redis/",
 	"github.com/alicebob/miniredis",
 	"google.golang.org/grpc",
@@ -45,7 +48,7 @@ var forbidden = []string{
 }
 
 // TestCoreDependencies fails when a core package reaches a storage client,
-// gRPC, protobuf or an adapter, through any chain of imports (go list
+// gRPC, protobuf, OpenTelemetry or an adapter, through any chain of imports (go list
 // -deps: the whole build graph, not only direct imports).
 func TestCoreDependencies(t *testing.T) {
 	for _, pkg := range corePackages {
@@ -56,7 +59,7 @@ func TestCoreDependencies(t *testing.T) {
 		for _, dep := range strings.Fields(string(out)) {
 			for _, f := range forbidden {
 				if strings.HasPrefix(dep, f) {
-					t.Errorf("%s reaches %s; the core may not depend on storage, transport or adapters (see README, Layout)", pkg, dep)
+					t.Errorf("%s reaches %s; the core may not depend on storage, transport, tracing or adapters (see README, Layout)", pkg, dep)
 				}
 			}
 		}

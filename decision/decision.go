@@ -137,6 +137,9 @@ type Engine struct {
 	receiptEnc  func(*Receipt) ([]byte, error)
 	// paused names the journeys operators paused (SetPausedJourneys).
 	paused atomic.Pointer[map[string]bool]
+	// observer is told of each decision's phases (WithObserver; nil:
+	// none, and nothing is called).
+	observer Observer
 }
 
 // defaultGates are the built-in gates, cheapest first: which gate blocks
@@ -360,6 +363,12 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 	*in = GateInput{State: snap, Request: &s.req, At: at, Now: now, contact: &s.contact, applied: s.applied, journeys: s.journeys,
 		Recipient: catalog.Recipient{Market: prof.Market, Specialty: prof.Specialty, Audience: prof.Audience}}
 	defer s.forget()
+	// The phases are observed only with an observer: without one, nothing
+	// is called and nothing escapes (BenchmarkDecide's allocations).
+	var pctx context.Context
+	if e.observer != nil {
+		pctx = e.observer.StartPhase(ctx, PhaseGates)
+	}
 	persona := e.evaluate(in, &s.jbuf, paused)
 	s.applied, s.journeys = in.applied, in.journeys
 	res.Persona = persona
@@ -399,6 +408,10 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 	}
 	clear(sups) // the pooled buffer keeps no details alive
 	s.sups = sups[:0]
+	if e.observer != nil {
+		e.observer.EndPhase(pctx, PhaseGates, PhaseEnd{Candidates: len(actions), Suppressed: len(res.Suppressed), Persona: persona})
+		pctx = e.observer.StartPhase(ctx, PhaseScoring)
+	}
 
 	fillProfile(&s.profile, snap, at)
 	if persona != "" {
@@ -434,6 +447,9 @@ func (e *Engine) decide(ctx context.Context, req Request, g *given) (*Result, er
 		}
 		res.Recommendations[i] = r
 	}
+	if e.observer != nil {
+		e.observer.EndPhase(pctx, PhaseScoring, PhaseEnd{Candidates: len(cands), Recommendations: len(res.Recommendations)})
+	}
 	return res, nil
 }
 
@@ -448,9 +464,15 @@ func (e *Engine) load(ctx context.Context, req *Request, s *scratch) (actions []
 	if at = req.At; at.IsZero() {
 		at = now
 	}
+	if e.observer != nil {
+		ctx = e.observer.StartPhase(ctx, PhaseLoad)
+	}
 	st, err = e.loader.Load(ctx, req.HCPID, at)
 	if err == nil && req.Territories != nil && !sharesAny(st.Profile.Territories, req.Territories) {
-		return nil, at, now, nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
+		actions, st, err = nil, nil, fmt.Errorf("load: %w", arbiter.ErrNotFound)
+	}
+	if e.observer != nil {
+		e.observer.EndPhase(ctx, PhaseLoad, PhaseEnd{Err: err, Candidates: len(actions)})
 	}
 	return actions, at, now, st, err
 }

@@ -43,5 +43,8 @@ func (s *Server) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.D
 		return nil, toStatus(ctx, s.log, err)
 	}
 	s.metrics.decided(start, dreq.Caller, res)
+	if s.tracer != nil {
+		s.traceDecision(ctx, res)
+	}
 	return resp, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
@@ -111,6 +112,9 @@ type pendingReceipt struct {
 	rc      *decision.Receipt
 	decided *nbapb.DecideResponse
 	checked *nbapb.CheckSendResponse
+	// link is the span of the call that made it, which its batch's span
+	// links to (nil: none, or tracing off).
+	link *trace.SpanContext
 }
 
 type receiptLog struct {
@@ -138,6 +142,8 @@ type receiptLog struct {
 	stopCtx    context.Context
 	stopWrites context.CancelFunc
 	metrics    *receiptMetrics
+	// tracer traces the writes (tracing.go; nil: off).
+	tracer trace.Tracer
 }
 
 type receiptMetrics struct {
@@ -193,7 +199,10 @@ func (l *receiptLog) record(ctx context.Context, p pendingReceipt) error {
 	if l.cfg.Mode == ReceiptsSync {
 		sr, err := stored(p)
 		if err == nil {
-			_, err = l.store.AppendReceipts(ctx, []redisstore.StoredReceipt{sr})
+			wctx, span := l.startWrite(ctx, 1)
+			var skipped int
+			skipped, err = l.store.AppendReceipts(wctx, []redisstore.StoredReceipt{sr})
+			endWrite(span, skipped, err)
 		}
 		if err != nil {
 			l.count(&l.failed, 1, func(m *receiptMetrics) prometheus.Counter { return m.failed })
@@ -202,6 +211,7 @@ func (l *receiptLog) record(ctx context.Context, p pendingReceipt) error {
 		l.count(&l.written, 1, func(m *receiptMetrics) prometheus.Counter { return m.written })
 		return nil
 	}
+	p.link = l.linkOf(ctx)
 	l.addPending(1)
 	l.mu.RLock()
 	ok := !l.closed
@@ -282,7 +292,12 @@ func (s *Server) FlushDecisionLog(ctx context.Context) error { return s.dlog.flu
 func (l *receiptLog) run() {
 	defer l.wg.Done()
 	batch := make([]redisstore.StoredReceipt, 0, l.cfg.Batch)
+	var links []trace.Link // the batch's calls' spans, with tracing
 	add := func(p pendingReceipt) {
+		// A DecideBatch's items follow each other: one link for them.
+		if p.link != nil && (len(links) == 0 || links[len(links)-1].SpanContext.SpanID() != p.link.SpanID()) {
+			links = append(links, trace.Link{SpanContext: *p.link})
+		}
 		sr, err := stored(p)
 		if err != nil {
 			l.count(&l.failed, 1, func(m *receiptMetrics) prometheus.Counter { return m.failed })
@@ -295,7 +310,7 @@ func (l *receiptLog) run() {
 	linger.Stop()
 	for p := range l.q {
 		taken := 1
-		batch = batch[:0]
+		batch, links = batch[:0], links[:0]
 		add(p)
 		// Wait a little for more: one pipeline of many receipts costs the
 		// server (and Redis) far less than many of one (a write and a read
@@ -316,7 +331,9 @@ func (l *receiptLog) run() {
 		}
 		linger.Stop()
 		ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
+		ctx, span := l.startWrite(ctx, len(batch), trace.WithNewRoot(), trace.WithLinks(links...))
 		skipped, err := l.store.AppendReceipts(ctx, batch)
+		endWrite(span, skipped, err)
 		cancel()
 		if err != nil {
 			l.count(&l.failed, int64(len(batch)), func(m *receiptMetrics) prometheus.Counter { return m.failed })

@@ -11,5 +11,8 @@
 // errdetails.BadRequest field violations. Nothing here logs personal
 // data: the errors logged name the operation, never the HCP (the stores'
 // errors carry no HCP id), and request payloads are never logged. With
-// WithMetrics, Prometheus metrics whose labels come from fixed sets.
+// WithMetrics, Prometheus metrics whose labels come from fixed sets; with
+// WithTracing, OpenTelemetry spans that carry counts, codes and versions,
+// never a recipient id (tracing.go). Without WithTracing nothing of
+// tracing is installed.
 package server

@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -104,6 +105,10 @@ type Server struct {
 	// the server's own (after recovery and the deadline).
 	unaryExtra  []grpc.UnaryServerInterceptor
 	streamExtra []grpc.StreamServerInterceptor
+	// tp and tracer trace calls (WithTracing, tracing.go; nil: off, and
+	// nothing is installed).
+	tp     trace.TracerProvider
+	tracer trace.Tracer
 }
 
 // Option configures a Server.
@@ -182,6 +187,7 @@ func New(d Decider, profiles ProfileStore, consents ConsentStore, opts ...Option
 		return nil, errors.New("server: the decision log needs a store and a replayer")
 	}
 	if s.dlog != nil {
+		s.dlog.tracer = s.tracer
 		s.dlog.start(s.log, s.registry)
 	}
 	return s, nil
@@ -195,7 +201,8 @@ func (s *Server) Health() *health.Server { return s.health }
 const MaxRecvMsgSize = 1 << 20
 
 // NewGRPCServer returns a gRPC server with every Arbiter service, health
-// and reflection registered, behind the interceptor chain (interceptors).
+// and reflection registered, behind the interceptor chain (interceptors),
+// and with WithTracing, otelgrpc's stats handler.
 func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	unary, stream := s.interceptors()
 	opts := []grpc.ServerOption{
@@ -207,6 +214,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxHeaderListSize(64 << 10),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+	}
+	if h := s.statsHandler(); h != nil {
+		opts = append(opts, h)
 	}
 	g := grpc.NewServer(append(opts, extra...)...)
 	defer func() {

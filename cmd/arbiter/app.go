@@ -23,6 +23,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -79,6 +80,10 @@ type Main struct {
 	// clock is the server's clock for what "now" and "the past" mean to
 	// WhyNot (time.Now; a test moves it).
 	clock func() time.Time
+	// tp traces calls (tracing.go; nil: tracing off). spanExporter, set
+	// by a test, turns tracing on and takes the spans instead of OTLP.
+	tp           *sdktrace.TracerProvider
+	spanExporter sdktrace.SpanExporter
 }
 
 // NewMain returns a Main for the configuration.
@@ -114,6 +119,15 @@ func (m *Main) Run(ctx context.Context) error {
 	bootstrap, err := loadDefinitions(m.cfg)
 	if err != nil {
 		return err
+	}
+	if m.cfg.OTLPEndpoint != "" || m.spanExporter != nil {
+		if m.tp, err = newTracerProvider(ctx, m.cfg, m.spanExporter); err != nil {
+			return err
+		}
+		m.logger = slog.New(traceLogHandler{m.logger.Handler()})
+		traceErrors(m.logger)
+		m.logger.Info("tracing: spans exported over OTLP", "endpoint", m.cfg.OTLPEndpoint, "sample", m.cfg.TraceSample,
+			"insecure", m.cfg.OTLPInsecure)
 	}
 	if m.cfg.Demo {
 		m.mini = miniredis.NewMiniRedis()
@@ -176,6 +190,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.follow = newFollower(m.store, loader, m.logger, m.cfg.DefinitionsPoll)
 	m.follow.engineOpts = append(m.follow.engineOpts, decision.WithIDKey(idKey))
+	if m.tp != nil {
+		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithObserver(server.PhaseTracer(m.tp)))
+	}
 	if m.cfg.Receipts != server.ReceiptsOff {
 		build := buildID()
 		m.follow.engineOpts = append(m.follow.engineOpts, decision.WithReceiptEncoder(func(rc *decision.Receipt) ([]byte, error) {
@@ -190,6 +207,9 @@ func (m *Main) Run(ctx context.Context) error {
 	srvOpts := []server.Option{server.WithLogger(m.logger), server.WithMaxDeadline(m.cfg.MaxDeadline),
 		server.WithAccessLog(m.cfg.AccessLog), server.WithAdmission(m.cfg.MaxInFlight, m.cfg.AdmissionWait),
 		server.WithRateLimit(m.cfg.RateLimit, m.cfg.RateBurst)}
+	if m.tp != nil {
+		srvOpts = append(srvOpts, server.WithTracing(m.tp))
+	}
 	var reg *prometheus.Registry
 	if m.cfg.MetricsAddr != "" {
 		reg = newRegistry(m.cache)
@@ -430,7 +450,8 @@ func (m *Main) newCache(ctx context.Context) (*hcpcache.Cache, error) {
 // GracefulStop finishes the calls in flight. The grace period, counted
 // from then, bounds everything that follows: GracefulStop has all but a
 // fifth of it (then Stop), and the rest (writing the receipts still
-// queued, closing the store) what is left. With Redis frozen those steps
+// queued, exporting the spans still queued, closing the store) what is
+// left. With Redis frozen those steps
 // could each wait out a timeout; past the grace, Close returns without
 // them, so that the process exits on time.
 func (m *Main) Close() error {
@@ -490,8 +511,9 @@ func (m *Main) Close() error {
 	}
 }
 
-// closeStorage writes the receipts still queued (until deadline, when
-// set) and closes what talks to Redis.
+// closeStorage writes the receipts still queued and exports the spans
+// still queued (each until deadline, when set), and closes what talks to
+// Redis.
 func (m *Main) closeStorage(deadline time.Time) error {
 	if m.grpc != nil {
 		// Every call has ended: write the receipts still queued.
@@ -500,6 +522,18 @@ func (m *Main) closeStorage(deadline time.Time) error {
 			ctx, cancel = context.WithDeadline(context.Background(), deadline)
 		}
 		m.srv.CloseDecisionLog(ctx)
+		cancel()
+	}
+	if m.tp != nil {
+		// The spans still queued, the decision log's last writes' among
+		// them, within what is left of the grace.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(context.Background(), deadline)
+		}
+		if err := m.tp.Shutdown(ctx); err != nil {
+			m.logger.Warn("tracing: spans not flushed on shutdown", "err", err)
+		}
 		cancel()
 	}
 	var errs []error

@@ -90,6 +90,13 @@ type Config struct {
 	DebugAddr string
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
 	MetricsAddr string
+	// OTLPEndpoint, when set, turns tracing on (tracing.go): spans are
+	// exported over OTLP/gRPC to this collector, in plaintext with
+	// OTLPInsecure, a TraceSample share of the calls whose caller did not
+	// decide (parent-based). Empty: off, and nothing is installed.
+	OTLPEndpoint string
+	OTLPInsecure bool
+	TraceSample  float64
 	// DefinitionsPoll is how often a replica checks the active definitions
 	// set and reports the one it uses (a publish also announces itself).
 	DefinitionsPoll time.Duration
@@ -201,6 +208,10 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof profiles on this address, e.g. 127.0.0.1:6060; empty: off (ARBITER_DEBUG_ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464; empty: off (ARBITER_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (ARBITER_LOG_LEVEL)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", env("OTLP_ENDPOINT", ""), "export traces over OTLP/gRPC to this collector (host:port, or an http:// or https:// URL); empty: tracing off, at no cost (ARBITER_OTLP_ENDPOINT)")
+	fs.BoolVar(&c.OTLPInsecure, "otlp-insecure", env("OTLP_INSECURE", "") == "true", "send traces to -otlp-endpoint in plaintext (a collector on the same host or pod); default TLS (ARBITER_OTLP_INSECURE=true)")
+	var traceSample string
+	fs.StringVar(&traceSample, "trace-sample", env("TRACE_SAMPLE", "0.01"), "with -otlp-endpoint, the share of calls traced, 0 to 1, where the caller's trace context does not decide (a sampled traceparent is always followed) (ARBITER_TRACE_SAMPLE)")
 	var sendIdle, receipts, receiptDays, receiptQueue, rateLimit, rateBurst string
 	fs.StringVar(&rateLimit, "rate-limit", env("RATE_LIMIT", "0"), "calls a second each principal (a token's subject; without authentication, a client address) may make; past it RESOURCE_EXHAUSTED with a retry hint; 0: no limit (ARBITER_RATE_LIMIT)")
 	fs.StringVar(&rateBurst, "rate-burst", env("RATE_BURST", "0"), "the burst a principal may make above -rate-limit; 0: one second's worth (ARBITER_RATE_BURST)")
@@ -385,6 +396,12 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	}
 	if c.MaxDeadline, err = time.ParseDuration(deadline); err != nil || c.MaxDeadline <= 0 {
 		return c, fmt.Errorf("max-deadline: want a positive duration, got %q", deadline)
+	}
+	if c.TraceSample, err = strconv.ParseFloat(traceSample, 64); err != nil || !(c.TraceSample >= 0 && c.TraceSample <= 1) {
+		return c, fmt.Errorf("trace-sample: want a share of calls from 0 to 1, got %q", traceSample)
+	}
+	if c.OTLPInsecure && c.OTLPEndpoint == "" {
+		return c, errors.New("otlp-insecure: give -otlp-endpoint too (without it tracing is off)")
 	}
 	return c, nil
 }
