@@ -193,6 +193,15 @@ const (
 	// EventGoal: a goal a journey declares (a prescription started, a
 	// trial enrolment), reported by the data feed.
 	EventGoal
+	// EventDismissed: a rep dismissed a suggestion of the action
+	// (SuggestionFeedback), with a DismissReason. Not something that
+	// happened to the recipient: it is no engagement, no touch, and does
+	// not mark a journey step done (Undone).
+	EventDismissed
+	// EventCompleted: a rep marked a suggestion of the action done
+	// (SuggestionFeedback): engagement on its channel. The touch itself
+	// (a visit, a send) comes from the data feed, as any touch does.
+	EventCompleted
 	numEventTypes
 )
 
@@ -204,6 +213,7 @@ var eventNames = [numEventTypes]string{
 	"unspecified", "sent", "delivered", "opened", "clicked", "attended",
 	"rep_visit", "msl_meeting", "unsubscribed", "bounced",
 	"registered", "no_show", "video_watched", "download", "sample_request", "goal",
+	"dismissed", "completed",
 }
 
 func (e EventType) String() string {
@@ -239,7 +249,7 @@ func (e EventType) Engagement() float64 {
 		return 3
 	case EventVideoWatched, EventDownload:
 		return 2
-	case EventRegistered:
+	case EventRegistered, EventCompleted:
 		return 1
 	case EventUnsubscribed:
 		return -3
@@ -248,6 +258,11 @@ func (e EventType) Engagement() float64 {
 	}
 	return 0
 }
+
+// Undone reports whether the event says its action did not happen: a
+// bounce (it did not reach the recipient) or a rep's dismissal of the
+// suggestion. A journey does not count it as its step done.
+func (e EventType) Undone() bool { return e == EventBounced || e == EventDismissed }
 
 // IsTouch reports whether the event adds a touch to the recipient's touch
 // ledger, which the contact policy counts: a send, a delivery (one touch
@@ -266,4 +281,41 @@ func (e EventType) IsContact() bool {
 		return true
 	}
 	return false
+}
+
+// DismissReason is why a rep dismissed a suggestion (EventDismissed).
+type DismissReason uint8
+
+const (
+	DismissUnspecified DismissReason = iota
+	// DismissNotRelevant: the action is not relevant to the recipient. It
+	// counts against the action for that recipient in later decisions
+	// (the decision package's dismissal gate).
+	DismissNotRelevant
+	// DismissAlreadyDone: the rep did it already (or its like).
+	DismissAlreadyDone
+	DismissOther
+	numDismissReasons
+)
+
+var dismissNames = [numDismissReasons]string{"unspecified", "not_relevant", "already_done", "other"}
+
+func (r DismissReason) String() string {
+	if r < numDismissReasons {
+		return dismissNames[r]
+	}
+	return "invalid"
+}
+
+// Valid reports whether r names a real reason.
+func (r DismissReason) Valid() bool { return r > DismissUnspecified && r < numDismissReasons }
+
+// ParseDismissReason returns the reason with the given name ("not_relevant").
+func ParseDismissReason(s string) (DismissReason, bool) {
+	for i := DismissReason(1); i < numDismissReasons; i++ {
+		if dismissNames[i] == s {
+			return i, true
+		}
+	}
+	return DismissUnspecified, false
 }

@@ -63,6 +63,7 @@ func TestEnumNumbering(t *testing.T) {
 	t.Run("audience", func(t *testing.T) { checkEnum[arbiter.Audience](t, "AUDIENCE_", nbapb.Audience_name) })
 	t.Run("caller kind", func(t *testing.T) { checkEnum[arbiter.CallerKind](t, "CALLER_KIND_", nbapb.CallerKind_name) })
 	t.Run("event type", func(t *testing.T) { checkEnum[arbiter.EventType](t, "EVENT_TYPE_", nbapb.EventType_name) })
+	t.Run("dismiss reason", func(t *testing.T) { checkEnum[arbiter.DismissReason](t, "DISMISS_REASON_", nbapb.DismissReason_name) })
 }
 
 func TestConsentStatusConversion(t *testing.T) {
@@ -103,7 +104,7 @@ func TestSuppressionReasonFromPB(t *testing.T) {
 		SuppressionContentExpired: true, SuppressionNotEligible: true,
 		SuppressionChannelNotRequested: true, SuppressionFrequencyCap: true,
 		SuppressionMinGap: true, SuppressionQuietHours: true, SuppressionRule: true,
-		SuppressionJourneyWait: true, SuppressionJourney: true,
+		SuppressionJourneyWait: true, SuppressionJourney: true, SuppressionDismissed: true,
 	}
 	seen := make(map[SuppressionReason]bool)
 	for n, name := range nbapb.SuppressionReason_name {

@@ -150,6 +150,10 @@ const (
 	// SuppressionJourney: the recipient left the journey (an off-ramp, an
 	// operator): its steps are held back.
 	SuppressionJourney SuppressionReason = "JOURNEY"
+	// SuppressionDismissed: a rep dismissed a suggestion of the action as
+	// not relevant to the recipient (Client.SuggestionFeedback): held
+	// back for 30 days from then.
+	SuppressionDismissed SuppressionReason = "DISMISSED"
 )
 
 // Event is an outcome reported back by a data feed.

@@ -72,6 +72,21 @@ type State struct {
 	// JourneyOverrides are operators' moves of the recipient in journeys
 	// (one per journey at most: the latest).
 	JourneyOverrides []JourneyOverride
+	// Dismissals are reps' dismissals of suggestions as not relevant
+	// (one per action at most: the latest), sorted by action id: each
+	// holds the action back for a while (the decision package's
+	// dismissal gate).
+	Dismissals []Dismissal
+}
+
+// Dismissal is a rep's dismissal of a suggested action as not relevant
+// to the recipient (an EventDismissed with DismissNotRelevant).
+type Dismissal struct {
+	ActionID string
+	At       time.Time
+	// Principal is who the server knows reported it ("" without
+	// authentication).
+	Principal string
 }
 
 // JourneyOverride is an operator's move of a recipient in a journey: to a
@@ -117,6 +132,14 @@ type Event struct {
 	// ReservationID quotes the CheckSend reservation the send used
 	// (optional): the reservation becomes the sent touch.
 	ReservationID string
+	// Dismissal is why a rep dismissed the suggestion: required with
+	// EventDismissed, and only with it. A dismissal as not relevant holds
+	// the action back for the recipient for a while.
+	Dismissal arbiter.DismissReason
+	// Note is a rep's words on a suggestion's feedback (EventDismissed
+	// and EventCompleted only; optional): kept with the event in the
+	// recipient's history, erased with them.
+	Note string
 }
 
 // EventOutcome is what became of one event of a batch applied together

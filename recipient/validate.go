@@ -31,6 +31,7 @@ const (
 	maxTerritories   = 32
 	maxFuture        = 5 * time.Minute
 	maxImportConsent = 1000
+	maxNoteLen       = 256
 )
 
 var (
@@ -207,6 +208,22 @@ func (e Event) ValidateAt(now time.Time) error {
 	}
 	if e.Purpose != arbiter.PurposeUnspecified && !e.Purpose.Valid() {
 		inv.Add("purpose", "must be a known purpose")
+	}
+	feedback := e.Type == arbiter.EventDismissed || e.Type == arbiter.EventCompleted
+	switch {
+	case e.Type == arbiter.EventDismissed && !e.Dismissal.Valid():
+		inv.Add("dismissal", "is required for a dismissal: not_relevant, already_done or other")
+	case e.Type != arbiter.EventDismissed && e.Dismissal != arbiter.DismissUnspecified:
+		inv.Add("dismissal", "is for a dismissal only")
+	}
+	if feedback && e.ActionID == "" {
+		inv.Add("action_id", "is required for a suggestion's feedback")
+	}
+	switch {
+	case e.Note != "" && !feedback:
+		inv.Add("note", "is for a suggestion's feedback only")
+	case !isText(e.Note, maxNoteLen):
+		inv.Add("note", "must be at most 256 bytes of printable UTF-8 without '|'")
 	}
 	return inv.Err()
 }

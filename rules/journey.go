@@ -280,7 +280,7 @@ func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool
 		}
 		switch p.Status {
 		case NotEntered:
-			if !m.medical && m.typ != arbiter.EventBounced && slices.Contains(j.Steps[0].Actions, m.action) {
+			if !m.medical && !m.typ.Undone() && slices.Contains(j.Steps[0].Actions, m.action) {
 				p.Status, p.EnteredAt = Active, m.at
 				p.Step, anchor, waited, dueNow = 1, m.at, time.Time{}, false
 				if len(j.Steps) == 1 {
@@ -312,7 +312,7 @@ func (j *Journey) run(st *recipient.State, marks []mark, t time.Time, entry bool
 				p.Step, anchor, waited, dueNow = r.To, m.at, time.Time{}, true
 				continue
 			}
-			if m.typ != arbiter.EventBounced && m.action != "" {
+			if !m.typ.Undone() && m.action != "" {
 				if k := j.stepOf(m.action, p.Step); k >= 0 {
 					// Step k was done (a step skipped ahead counts too).
 					p.Step, anchor, waited, dueNow = k+1, m.at, time.Time{}, false

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/recipient"
 	"github.com/arbiter-nba/arbiter/redisstore"
 )
@@ -89,10 +88,11 @@ func (s eventStore) ApplyEvents(ctx context.Context, es []recipient.Event) ([]re
 }
 
 // eventMembers appends to ms the memberships a valid event about a
-// journey step makes (a bounce reached no one): its recipient, in each
-// journey the event's action is a step of, as of the event's time.
+// journey step makes (a bounce reached no one, a dismissed suggestion was
+// not done): its recipient, in each journey the event's action is a step
+// of, as of the event's time.
 func (s eventStore) eventMembers(ms []redisstore.JourneyMember, e recipient.Event, now time.Time) []redisstore.JourneyMember {
-	if e.ActionID == "" || e.Type == arbiter.EventBounced || e.ValidateAt(now) != nil {
+	if e.ActionID == "" || e.Type.Undone() || e.ValidateAt(now) != nil {
 		return ms
 	}
 	for _, j := range s.steps(e.ActionID) {

@@ -34,8 +34,8 @@ type Role int32
 
 const (
 	Role_ROLE_UNSPECIFIED Role = 0
-	// A CRM rep tool: decisions (and later suggestions and why-not), for its
-	// territories only.
+	// A CRM rep tool: decisions, suggestions (and the rep's feedback on
+	// them) and why-not, for its territories only.
 	Role_ROLE_REP_TOOL Role = 1
 	// A marketing automation platform: decisions, batches, pre-send checks
 	// and its send events.

@@ -322,6 +322,11 @@ const (
 	// maximum duration): its steps rest, never more of the same, until they
 	// may go through it again (clears_at).
 	SuppressionReason_SUPPRESSION_REASON_JOURNEY SuppressionReason = 15
+	// A rep dismissed a suggestion of this action as not relevant to the
+	// recipient (SuggestionFeedback, NOT_RELEVANT): it is held back for 30
+	// days from the dismissal (clears_at), in every decision and check. A
+	// critical service message passes.
+	SuppressionReason_SUPPRESSION_REASON_DISMISSED SuppressionReason = 16
 )
 
 // Enum value maps for SuppressionReason.
@@ -343,6 +348,7 @@ var (
 		13: "SUPPRESSION_REASON_RULE",
 		14: "SUPPRESSION_REASON_JOURNEY_WAIT",
 		15: "SUPPRESSION_REASON_JOURNEY",
+		16: "SUPPRESSION_REASON_DISMISSED",
 	}
 	SuppressionReason_value = map[string]int32{
 		"SUPPRESSION_REASON_UNSPECIFIED":           0,
@@ -361,6 +367,7 @@ var (
 		"SUPPRESSION_REASON_RULE":                  13,
 		"SUPPRESSION_REASON_JOURNEY_WAIT":          14,
 		"SUPPRESSION_REASON_JOURNEY":               15,
+		"SUPPRESSION_REASON_DISMISSED":             16,
 	}
 )
 
@@ -389,6 +396,164 @@ func (x SuppressionReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use SuppressionReason.Descriptor instead.
 func (SuppressionReason) EnumDescriptor() ([]byte, []int) {
 	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+}
+
+type SuggestionPriority int32
+
+const (
+	SuggestionPriority_SUGGESTION_PRIORITY_UNSPECIFIED SuggestionPriority = 0
+	SuggestionPriority_SUGGESTION_PRIORITY_HIGH        SuggestionPriority = 1
+	SuggestionPriority_SUGGESTION_PRIORITY_MEDIUM      SuggestionPriority = 2
+	SuggestionPriority_SUGGESTION_PRIORITY_LOW         SuggestionPriority = 3
+)
+
+// Enum value maps for SuggestionPriority.
+var (
+	SuggestionPriority_name = map[int32]string{
+		0: "SUGGESTION_PRIORITY_UNSPECIFIED",
+		1: "SUGGESTION_PRIORITY_HIGH",
+		2: "SUGGESTION_PRIORITY_MEDIUM",
+		3: "SUGGESTION_PRIORITY_LOW",
+	}
+	SuggestionPriority_value = map[string]int32{
+		"SUGGESTION_PRIORITY_UNSPECIFIED": 0,
+		"SUGGESTION_PRIORITY_HIGH":        1,
+		"SUGGESTION_PRIORITY_MEDIUM":      2,
+		"SUGGESTION_PRIORITY_LOW":         3,
+	}
+)
+
+func (x SuggestionPriority) Enum() *SuggestionPriority {
+	p := new(SuggestionPriority)
+	*p = x
+	return p
+}
+
+func (x SuggestionPriority) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SuggestionPriority) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[5].Descriptor()
+}
+
+func (SuggestionPriority) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[5]
+}
+
+func (x SuggestionPriority) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SuggestionPriority.Descriptor instead.
+func (SuggestionPriority) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+}
+
+type SuggestionOutcome int32
+
+const (
+	SuggestionOutcome_SUGGESTION_OUTCOME_UNSPECIFIED SuggestionOutcome = 0
+	// The rep did it.
+	SuggestionOutcome_SUGGESTION_OUTCOME_COMPLETED SuggestionOutcome = 1
+	// The rep will not: with a dismiss_reason.
+	SuggestionOutcome_SUGGESTION_OUTCOME_DISMISSED SuggestionOutcome = 2
+)
+
+// Enum value maps for SuggestionOutcome.
+var (
+	SuggestionOutcome_name = map[int32]string{
+		0: "SUGGESTION_OUTCOME_UNSPECIFIED",
+		1: "SUGGESTION_OUTCOME_COMPLETED",
+		2: "SUGGESTION_OUTCOME_DISMISSED",
+	}
+	SuggestionOutcome_value = map[string]int32{
+		"SUGGESTION_OUTCOME_UNSPECIFIED": 0,
+		"SUGGESTION_OUTCOME_COMPLETED":   1,
+		"SUGGESTION_OUTCOME_DISMISSED":   2,
+	}
+)
+
+func (x SuggestionOutcome) Enum() *SuggestionOutcome {
+	p := new(SuggestionOutcome)
+	*p = x
+	return p
+}
+
+func (x SuggestionOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SuggestionOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
+}
+
+func (SuggestionOutcome) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[6]
+}
+
+func (x SuggestionOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SuggestionOutcome.Descriptor instead.
+func (SuggestionOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+}
+
+type DismissReason int32
+
+const (
+	DismissReason_DISMISS_REASON_UNSPECIFIED DismissReason = 0
+	// Not relevant to this HCP: the action is held back for them for 30
+	// days.
+	DismissReason_DISMISS_REASON_NOT_RELEVANT DismissReason = 1
+	// Done already (or its like).
+	DismissReason_DISMISS_REASON_ALREADY_DONE DismissReason = 2
+	DismissReason_DISMISS_REASON_OTHER        DismissReason = 3
+)
+
+// Enum value maps for DismissReason.
+var (
+	DismissReason_name = map[int32]string{
+		0: "DISMISS_REASON_UNSPECIFIED",
+		1: "DISMISS_REASON_NOT_RELEVANT",
+		2: "DISMISS_REASON_ALREADY_DONE",
+		3: "DISMISS_REASON_OTHER",
+	}
+	DismissReason_value = map[string]int32{
+		"DISMISS_REASON_UNSPECIFIED":  0,
+		"DISMISS_REASON_NOT_RELEVANT": 1,
+		"DISMISS_REASON_ALREADY_DONE": 2,
+		"DISMISS_REASON_OTHER":        3,
+	}
+)
+
+func (x DismissReason) Enum() *DismissReason {
+	p := new(DismissReason)
+	*p = x
+	return p
+}
+
+func (x DismissReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DismissReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+}
+
+func (DismissReason) Type() protoreflect.EnumType {
+	return &file_nba_v1_nba_proto_enumTypes[7]
+}
+
+func (x DismissReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DismissReason.Descriptor instead.
+func (DismissReason) EnumDescriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 type JourneyStatus int32
@@ -441,11 +606,11 @@ func (x JourneyStatus) String() string {
 }
 
 func (JourneyStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[5].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
 }
 
 func (JourneyStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[5]
+	return &file_nba_v1_nba_proto_enumTypes[8]
 }
 
 func (x JourneyStatus) Number() protoreflect.EnumNumber {
@@ -454,7 +619,7 @@ func (x JourneyStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JourneyStatus.Descriptor instead.
 func (JourneyStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 // The types that are touches, which the contact policy counts (one per
@@ -482,6 +647,14 @@ const (
 	EventType_EVENT_TYPE_SAMPLE_REQUEST EventType = 14
 	// A goal a journey declares (a prescription started, a trial enrolment).
 	EventType_EVENT_TYPE_GOAL EventType = 15
+	// A rep dismissed a suggestion of the action (SuggestionFeedback only:
+	// RecordEvent refuses it). No engagement, no touch, never a journey
+	// step done.
+	EventType_EVENT_TYPE_DISMISSED EventType = 16
+	// A rep marked a suggestion of the action done (SuggestionFeedback
+	// only): engagement on the action's channel. The touch itself comes
+	// from the data feed, as any touch does.
+	EventType_EVENT_TYPE_COMPLETED EventType = 17
 )
 
 // Enum value maps for EventType.
@@ -503,6 +676,8 @@ var (
 		13: "EVENT_TYPE_DOWNLOAD",
 		14: "EVENT_TYPE_SAMPLE_REQUEST",
 		15: "EVENT_TYPE_GOAL",
+		16: "EVENT_TYPE_DISMISSED",
+		17: "EVENT_TYPE_COMPLETED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":    0,
@@ -521,6 +696,8 @@ var (
 		"EVENT_TYPE_DOWNLOAD":       13,
 		"EVENT_TYPE_SAMPLE_REQUEST": 14,
 		"EVENT_TYPE_GOAL":           15,
+		"EVENT_TYPE_DISMISSED":      16,
+		"EVENT_TYPE_COMPLETED":      17,
 	}
 )
 
@@ -535,11 +712,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[6].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[9].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[6]
+	return &file_nba_v1_nba_proto_enumTypes[9]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -548,7 +725,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 type EventOutcome int32
@@ -591,11 +768,11 @@ func (x EventOutcome) String() string {
 }
 
 func (EventOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[7].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[10].Descriptor()
 }
 
 func (EventOutcome) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[7]
+	return &file_nba_v1_nba_proto_enumTypes[10]
 }
 
 func (x EventOutcome) Number() protoreflect.EnumNumber {
@@ -604,7 +781,7 @@ func (x EventOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventOutcome.Descriptor instead.
 func (EventOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 type DecisionLink int32
@@ -646,11 +823,11 @@ func (x DecisionLink) String() string {
 }
 
 func (DecisionLink) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[8].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[11].Descriptor()
 }
 
 func (DecisionLink) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[8]
+	return &file_nba_v1_nba_proto_enumTypes[11]
 }
 
 func (x DecisionLink) Number() protoreflect.EnumNumber {
@@ -659,7 +836,7 @@ func (x DecisionLink) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DecisionLink.Descriptor instead.
 func (DecisionLink) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
 }
 
 type ReservationState int32
@@ -700,11 +877,11 @@ func (x ReservationState) String() string {
 }
 
 func (ReservationState) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[9].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[12].Descriptor()
 }
 
 func (ReservationState) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[9]
+	return &file_nba_v1_nba_proto_enumTypes[12]
 }
 
 func (x ReservationState) Number() protoreflect.EnumNumber {
@@ -713,7 +890,7 @@ func (x ReservationState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReservationState.Descriptor instead.
 func (ReservationState) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
 }
 
 type ConsentStatus int32
@@ -764,11 +941,11 @@ func (x ConsentStatus) String() string {
 }
 
 func (ConsentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[10].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[13].Descriptor()
 }
 
 func (ConsentStatus) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[10]
+	return &file_nba_v1_nba_proto_enumTypes[13]
 }
 
 func (x ConsentStatus) Number() protoreflect.EnumNumber {
@@ -777,7 +954,7 @@ func (x ConsentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentStatus.Descriptor instead.
 func (ConsentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
 }
 
 type ReceiptKind int32
@@ -816,11 +993,11 @@ func (x ReceiptKind) String() string {
 }
 
 func (ReceiptKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_nba_v1_nba_proto_enumTypes[11].Descriptor()
+	return file_nba_v1_nba_proto_enumTypes[14].Descriptor()
 }
 
 func (ReceiptKind) Type() protoreflect.EnumType {
-	return &file_nba_v1_nba_proto_enumTypes[11]
+	return &file_nba_v1_nba_proto_enumTypes[14]
 }
 
 func (x ReceiptKind) Number() protoreflect.EnumNumber {
@@ -829,7 +1006,7 @@ func (x ReceiptKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReceiptKind.Descriptor instead.
 func (ReceiptKind) EnumDescriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
 }
 
 type WhyNotRequest struct {
@@ -1848,6 +2025,491 @@ func (x *DecideResponse) GetPersona() string {
 	return ""
 }
 
+type ListSuggestionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One territory of the caller's token (all of them when empty); required
+	// without authentication. 1 to 64 letters, digits, '_' or '-'.
+	Territory string `protobuf:"bytes,1,opt,name=territory,proto3" json:"territory,omitempty"`
+	// The day the suggestions are for, "YYYY-MM-DD": today (the default) or
+	// up to 31 days ahead. Each HCP's decision is made for 09:00 that day
+	// in the HCP's time zone, or now if that is later, and its suggestion
+	// expires at the end of that day there (UTC for an HCP without a time
+	// zone). An HCP for whom the day is over gets none.
+	Day string `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
+	// HCPs per page, 1 to 500; 0 means 100. A page holds a suggestion for
+	// each of its HCPs that has something to suggest, so it may hold fewer
+	// (or none, with a next_page_token).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token; empty for the first page.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// A named candidate set of the catalog to choose from; default every
+	// action of the catalog.
+	CandidateSet  string `protobuf:"bytes,5,opt,name=candidate_set,json=candidateSet,proto3" json:"candidate_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSuggestionsRequest) Reset() {
+	*x = ListSuggestionsRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSuggestionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSuggestionsRequest) ProtoMessage() {}
+
+func (x *ListSuggestionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSuggestionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSuggestionsRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListSuggestionsRequest) GetTerritory() string {
+	if x != nil {
+		return x.Territory
+	}
+	return ""
+}
+
+func (x *ListSuggestionsRequest) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *ListSuggestionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSuggestionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListSuggestionsRequest) GetCandidateSet() string {
+	if x != nil {
+		return x.CandidateSet
+	}
+	return ""
+}
+
+type ListSuggestionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Best first: by priority.
+	Suggestions []*Suggestion `protobuf:"bytes,1,rep,name=suggestions,proto3" json:"suggestions,omitempty"`
+	// Empty on the last page. HCPs are paged by id: a page's token carries
+	// the last HCP id it covered.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The day the suggestions are for.
+	Day           string `protobuf:"bytes,3,opt,name=day,proto3" json:"day,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSuggestionsResponse) Reset() {
+	*x = ListSuggestionsResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSuggestionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSuggestionsResponse) ProtoMessage() {}
+
+func (x *ListSuggestionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSuggestionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSuggestionsResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListSuggestionsResponse) GetSuggestions() []*Suggestion {
+	if x != nil {
+		return x.Suggestions
+	}
+	return nil
+}
+
+func (x *ListSuggestionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListSuggestionsResponse) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+// Suggestion is one HCP's next best action, as a rep tool shows it.
+type Suggestion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The decision it is: GetDecision reads its receipt, ReplayDecision
+	// makes it again; quote it in SuggestionFeedback.
+	DecisionId string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	HcpId      string `protobuf:"bytes,2,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	ActionId   string `protobuf:"bytes,3,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// The action in a rep's words: the catalog's title, else its channel
+	// and topic ("Email: Cardiolex efficacy").
+	Title string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	// Why, in one sentence (the recommendation's reason).
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// 1 for the page's best suggestion by score, 2 for the next, and so on:
+	// a territory of up to page_size HCPs is one page, so there it ranks the
+	// whole territory.
+	Rank int32 `protobuf:"varint,6,opt,name=rank,proto3" json:"rank,omitempty"`
+	// HIGH for the page's top third by rank, MEDIUM for the middle third,
+	// LOW for the rest.
+	Priority SuggestionPriority `protobuf:"varint,7,opt,name=priority,proto3,enum=nba.v1.SuggestionPriority" json:"priority,omitempty"`
+	Channel  Channel            `protobuf:"varint,8,opt,name=channel,proto3,enum=nba.v1.Channel" json:"channel,omitempty"`
+	// The end of the day in the HCP's time zone: the suggestion is stale
+	// after it.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The decision time it was decided for.
+	DecisionTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
+	// score = propensity x value x context weight, as in a Recommendation.
+	Score     float64 `protobuf:"fixed64,11,opt,name=score,proto3" json:"score,omitempty"`
+	ContentId string  `protobuf:"bytes,12,opt,name=content_id,json=contentId,proto3" json:"content_id,omitempty"`
+	Topic     string  `protobuf:"bytes,13,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The journey step it is, when a journey preferred it.
+	Journey       *JourneyStep `protobuf:"bytes,14,opt,name=journey,proto3" json:"journey,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Suggestion) Reset() {
+	*x = Suggestion{}
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Suggestion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Suggestion) ProtoMessage() {}
+
+func (x *Suggestion) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Suggestion.ProtoReflect.Descriptor instead.
+func (*Suggestion) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Suggestion) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *Suggestion) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *Suggestion) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *Suggestion) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Suggestion) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Suggestion) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *Suggestion) GetPriority() SuggestionPriority {
+	if x != nil {
+		return x.Priority
+	}
+	return SuggestionPriority_SUGGESTION_PRIORITY_UNSPECIFIED
+}
+
+func (x *Suggestion) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *Suggestion) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Suggestion) GetDecisionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecisionTime
+	}
+	return nil
+}
+
+func (x *Suggestion) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Suggestion) GetContentId() string {
+	if x != nil {
+		return x.ContentId
+	}
+	return ""
+}
+
+func (x *Suggestion) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *Suggestion) GetJourney() *JourneyStep {
+	if x != nil {
+		return x.Journey
+	}
+	return nil
+}
+
+type SuggestionFeedbackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the suggestion's decision_id. It names its HCP (sealed): an
+	// id this deployment cannot open is INVALID_ARGUMENT.
+	DecisionId string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	// Required: the suggested action.
+	ActionId string `protobuf:"bytes,2,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	// Required.
+	Outcome SuggestionOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=nba.v1.SuggestionOutcome" json:"outcome,omitempty"`
+	// Required with DISMISSED, and only with it.
+	DismissReason DismissReason `protobuf:"varint,4,opt,name=dismiss_reason,json=dismissReason,proto3,enum=nba.v1.DismissReason" json:"dismiss_reason,omitempty"`
+	// The rep's words, at most 256 bytes of printable UTF-8 without '|'.
+	// Kept with the event in the HCP's history (erased with them); never
+	// logged.
+	Note string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	// When given, the decision's HCP: another HCP's decision is
+	// FAILED_PRECONDITION, and nothing is recorded.
+	HcpId string `protobuf:"bytes,6,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// When the rep did or dismissed it; default the server's clock. At
+	// most 5 minutes ahead.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuggestionFeedbackRequest) Reset() {
+	*x = SuggestionFeedbackRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuggestionFeedbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuggestionFeedbackRequest) ProtoMessage() {}
+
+func (x *SuggestionFeedbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuggestionFeedbackRequest.ProtoReflect.Descriptor instead.
+func (*SuggestionFeedbackRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SuggestionFeedbackRequest) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *SuggestionFeedbackRequest) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *SuggestionFeedbackRequest) GetOutcome() SuggestionOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return SuggestionOutcome_SUGGESTION_OUTCOME_UNSPECIFIED
+}
+
+func (x *SuggestionFeedbackRequest) GetDismissReason() DismissReason {
+	if x != nil {
+		return x.DismissReason
+	}
+	return DismissReason_DISMISS_REASON_UNSPECIFIED
+}
+
+func (x *SuggestionFeedbackRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *SuggestionFeedbackRequest) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *SuggestionFeedbackRequest) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+type SuggestionFeedbackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The decision's HCP.
+	HcpId string `protobuf:"bytes,1,opt,name=hcp_id,json=hcpId,proto3" json:"hcp_id,omitempty"`
+	// This feedback was recorded before: nothing changed.
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// For a dismissal as NOT_RELEVANT: until when the action is held back
+	// for the HCP.
+	SuppressedUntil *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=suppressed_until,json=suppressedUntil,proto3" json:"suppressed_until,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SuggestionFeedbackResponse) Reset() {
+	*x = SuggestionFeedbackResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuggestionFeedbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuggestionFeedbackResponse) ProtoMessage() {}
+
+func (x *SuggestionFeedbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuggestionFeedbackResponse.ProtoReflect.Descriptor instead.
+func (*SuggestionFeedbackResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SuggestionFeedbackResponse) GetHcpId() string {
+	if x != nil {
+		return x.HcpId
+	}
+	return ""
+}
+
+func (x *SuggestionFeedbackResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *SuggestionFeedbackResponse) GetSuppressedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SuppressedUntil
+	}
+	return nil
+}
+
 type JourneyProgress struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	JourneyId   string                 `protobuf:"bytes,1,opt,name=journey_id,json=journeyId,proto3" json:"journey_id,omitempty"`
@@ -1875,7 +2537,7 @@ type JourneyProgress struct {
 
 func (x *JourneyProgress) Reset() {
 	*x = JourneyProgress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2549,7 @@ func (x *JourneyProgress) String() string {
 func (*JourneyProgress) ProtoMessage() {}
 
 func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2562,7 @@ func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyProgress.ProtoReflect.Descriptor instead.
 func (*JourneyProgress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JourneyProgress) GetJourneyId() string {
@@ -2006,7 +2668,7 @@ type GetJourneyProgressRequest struct {
 
 func (x *GetJourneyProgressRequest) Reset() {
 	*x = GetJourneyProgressRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2680,7 @@ func (x *GetJourneyProgressRequest) String() string {
 func (*GetJourneyProgressRequest) ProtoMessage() {}
 
 func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2693,7 @@ func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetJourneyProgressRequest) GetRecipientId() string {
@@ -2059,7 +2721,7 @@ type GetJourneyProgressResponse struct {
 
 func (x *GetJourneyProgressResponse) Reset() {
 	*x = GetJourneyProgressResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2733,7 @@ func (x *GetJourneyProgressResponse) String() string {
 func (*GetJourneyProgressResponse) ProtoMessage() {}
 
 func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2746,7 @@ func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetJourneyProgressResponse) GetJourneys() []*JourneyProgress {
@@ -2115,7 +2777,7 @@ type ListDueRequest struct {
 
 func (x *ListDueRequest) Reset() {
 	*x = ListDueRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2789,7 @@ func (x *ListDueRequest) String() string {
 func (*ListDueRequest) ProtoMessage() {}
 
 func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2802,7 @@ func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueRequest.ProtoReflect.Descriptor instead.
 func (*ListDueRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListDueRequest) GetJourneyId() string {
@@ -2176,7 +2838,7 @@ type ListDueResponse struct {
 
 func (x *ListDueResponse) Reset() {
 	*x = ListDueResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2850,7 @@ func (x *ListDueResponse) String() string {
 func (*ListDueResponse) ProtoMessage() {}
 
 func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2863,7 @@ func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueResponse.ProtoReflect.Descriptor instead.
 func (*ListDueResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListDueResponse) GetRecipientId() string {
@@ -2247,7 +2909,7 @@ type MoveRecipientRequest struct {
 
 func (x *MoveRecipientRequest) Reset() {
 	*x = MoveRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2921,7 @@ func (x *MoveRecipientRequest) String() string {
 func (*MoveRecipientRequest) ProtoMessage() {}
 
 func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2934,7 @@ func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientRequest.ProtoReflect.Descriptor instead.
 func (*MoveRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MoveRecipientRequest) GetRecipientId() string {
@@ -2312,7 +2974,7 @@ type MoveRecipientResponse struct {
 
 func (x *MoveRecipientResponse) Reset() {
 	*x = MoveRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2986,7 @@ func (x *MoveRecipientResponse) String() string {
 func (*MoveRecipientResponse) ProtoMessage() {}
 
 func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2999,7 @@ func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientResponse.ProtoReflect.Descriptor instead.
 func (*MoveRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MoveRecipientResponse) GetProgress() *JourneyProgress {
@@ -2357,7 +3019,7 @@ type PauseJourneyRequest struct {
 
 func (x *PauseJourneyRequest) Reset() {
 	*x = PauseJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +3031,7 @@ func (x *PauseJourneyRequest) String() string {
 func (*PauseJourneyRequest) ProtoMessage() {}
 
 func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +3044,7 @@ func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyRequest.ProtoReflect.Descriptor instead.
 func (*PauseJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PauseJourneyRequest) GetJourneyId() string {
@@ -2400,7 +3062,7 @@ type PauseJourneyResponse struct {
 
 func (x *PauseJourneyResponse) Reset() {
 	*x = PauseJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +3074,7 @@ func (x *PauseJourneyResponse) String() string {
 func (*PauseJourneyResponse) ProtoMessage() {}
 
 func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +3087,7 @@ func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyResponse.ProtoReflect.Descriptor instead.
 func (*PauseJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 type ResumeJourneyRequest struct {
@@ -2438,7 +3100,7 @@ type ResumeJourneyRequest struct {
 
 func (x *ResumeJourneyRequest) Reset() {
 	*x = ResumeJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +3112,7 @@ func (x *ResumeJourneyRequest) String() string {
 func (*ResumeJourneyRequest) ProtoMessage() {}
 
 func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +3125,7 @@ func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResumeJourneyRequest) GetJourneyId() string {
@@ -2481,7 +3143,7 @@ type ResumeJourneyResponse struct {
 
 func (x *ResumeJourneyResponse) Reset() {
 	*x = ResumeJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +3155,7 @@ func (x *ResumeJourneyResponse) String() string {
 func (*ResumeJourneyResponse) ProtoMessage() {}
 
 func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +3168,7 @@ func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 type GetJourneyStatsRequest struct {
@@ -2521,7 +3183,7 @@ type GetJourneyStatsRequest struct {
 
 func (x *GetJourneyStatsRequest) Reset() {
 	*x = GetJourneyStatsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +3195,7 @@ func (x *GetJourneyStatsRequest) String() string {
 func (*GetJourneyStatsRequest) ProtoMessage() {}
 
 func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +3208,7 @@ func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetJourneyStatsRequest) GetJourneyId() string {
@@ -2576,7 +3238,7 @@ type JourneyStepStats struct {
 
 func (x *JourneyStepStats) Reset() {
 	*x = JourneyStepStats{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +3250,7 @@ func (x *JourneyStepStats) String() string {
 func (*JourneyStepStats) ProtoMessage() {}
 
 func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +3263,7 @@ func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyStepStats.ProtoReflect.Descriptor instead.
 func (*JourneyStepStats) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JourneyStepStats) GetStepId() string {
@@ -2654,7 +3316,7 @@ type GetJourneyStatsResponse struct {
 
 func (x *GetJourneyStatsResponse) Reset() {
 	*x = GetJourneyStatsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +3328,7 @@ func (x *GetJourneyStatsResponse) String() string {
 func (*GetJourneyStatsResponse) ProtoMessage() {}
 
 func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +3341,7 @@ func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJourneyStatsResponse) GetMembers() int64 {
@@ -2805,7 +3467,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3479,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3492,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Event) GetEventId() string {
@@ -2920,7 +3582,7 @@ type RecordEventRequest struct {
 
 func (x *RecordEventRequest) Reset() {
 	*x = RecordEventRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3594,7 @@ func (x *RecordEventRequest) String() string {
 func (*RecordEventRequest) ProtoMessage() {}
 
 func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3607,7 @@ func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RecordEventRequest) GetEvent() *Event {
@@ -2966,7 +3628,7 @@ type RecordEventResponse struct {
 
 func (x *RecordEventResponse) Reset() {
 	*x = RecordEventResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3640,7 @@ func (x *RecordEventResponse) String() string {
 func (*RecordEventResponse) ProtoMessage() {}
 
 func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3653,7 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RecordEventResponse) GetDuplicate() bool {
@@ -3020,7 +3682,7 @@ type RecordEventsRequest struct {
 
 func (x *RecordEventsRequest) Reset() {
 	*x = RecordEventsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3694,7 @@ func (x *RecordEventsRequest) String() string {
 func (*RecordEventsRequest) ProtoMessage() {}
 
 func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3707,7 @@ func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventsRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RecordEventsRequest) GetEvents() []*Event {
@@ -3069,7 +3731,7 @@ type RecordEventsResponse struct {
 
 func (x *RecordEventsResponse) Reset() {
 	*x = RecordEventsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3743,7 @@ func (x *RecordEventsResponse) String() string {
 func (*RecordEventsResponse) ProtoMessage() {}
 
 func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3756,7 @@ func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventsResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RecordEventsResponse) GetResults() []*EventResult {
@@ -3148,7 +3810,7 @@ type EventResult struct {
 
 func (x *EventResult) Reset() {
 	*x = EventResult{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3822,7 @@ func (x *EventResult) String() string {
 func (*EventResult) ProtoMessage() {}
 
 func (x *EventResult) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3835,7 @@ func (x *EventResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
 func (*EventResult) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EventResult) GetOutcome() EventOutcome {
@@ -3215,7 +3877,7 @@ type FieldViolation struct {
 
 func (x *FieldViolation) Reset() {
 	*x = FieldViolation{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3889,7 @@ func (x *FieldViolation) String() string {
 func (*FieldViolation) ProtoMessage() {}
 
 func (x *FieldViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3902,7 @@ func (x *FieldViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
 func (*FieldViolation) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FieldViolation) GetField() string {
@@ -3285,7 +3947,7 @@ type CheckSendRequest struct {
 
 func (x *CheckSendRequest) Reset() {
 	*x = CheckSendRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3959,7 @@ func (x *CheckSendRequest) String() string {
 func (*CheckSendRequest) ProtoMessage() {}
 
 func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3972,7 @@ func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CheckSendRequest) GetHcpId() string {
@@ -3396,7 +4058,7 @@ type CheckSendResponse struct {
 
 func (x *CheckSendResponse) Reset() {
 	*x = CheckSendResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +4070,7 @@ func (x *CheckSendResponse) String() string {
 func (*CheckSendResponse) ProtoMessage() {}
 
 func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +4083,7 @@ func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CheckSendResponse) GetAllowed() bool {
@@ -3513,7 +4175,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3525,7 +4187,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3538,7 +4200,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReleaseReservationRequest) GetHcpId() string {
@@ -3563,7 +4225,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3575,7 +4237,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3588,7 +4250,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
@@ -3609,7 +4271,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3621,7 +4283,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3634,7 +4296,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
@@ -3668,7 +4330,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +4342,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +4355,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CheckSendBatchResponse) GetIndex() int64 {
@@ -3761,7 +4423,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +4435,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +4448,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -3876,7 +4538,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4550,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4563,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -3930,7 +4592,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4604,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4617,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -3998,7 +4660,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4010,7 +4672,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4023,7 +4685,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -4057,7 +4719,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4731,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4744,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -4100,7 +4762,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4112,7 +4774,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4125,7 +4787,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 type EraseRecipientRequest struct {
@@ -4138,7 +4800,7 @@ type EraseRecipientRequest struct {
 
 func (x *EraseRecipientRequest) Reset() {
 	*x = EraseRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4150,7 +4812,7 @@ func (x *EraseRecipientRequest) String() string {
 func (*EraseRecipientRequest) ProtoMessage() {}
 
 func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4163,7 +4825,7 @@ func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientRequest.ProtoReflect.Descriptor instead.
 func (*EraseRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EraseRecipientRequest) GetHcpId() string {
@@ -4188,7 +4850,7 @@ type EraseRecipientResponse struct {
 
 func (x *EraseRecipientResponse) Reset() {
 	*x = EraseRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4862,7 @@ func (x *EraseRecipientResponse) String() string {
 func (*EraseRecipientResponse) ProtoMessage() {}
 
 func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4875,7 @@ func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientResponse.ProtoReflect.Descriptor instead.
 func (*EraseRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EraseRecipientResponse) GetKeysDeleted() int32 {
@@ -4261,7 +4923,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4273,7 +4935,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4286,7 +4948,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -4309,7 +4971,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4321,7 +4983,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4334,7 +4996,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -4376,7 +5038,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +5050,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +5063,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -4441,7 +5103,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4453,7 +5115,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4466,7 +5128,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -4486,7 +5148,7 @@ type ExportLedgerRequest struct {
 
 func (x *ExportLedgerRequest) Reset() {
 	*x = ExportLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4498,7 +5160,7 @@ func (x *ExportLedgerRequest) String() string {
 func (*ExportLedgerRequest) ProtoMessage() {}
 
 func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4511,7 +5173,7 @@ func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ExportLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ExportLedgerRequest) GetRecordedFrom() *timestamppb.Timestamp {
@@ -4531,7 +5193,7 @@ type ExportedEntry struct {
 
 func (x *ExportedEntry) Reset() {
 	*x = ExportedEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4543,7 +5205,7 @@ func (x *ExportedEntry) String() string {
 func (*ExportedEntry) ProtoMessage() {}
 
 func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4556,7 +5218,7 @@ func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedEntry.ProtoReflect.Descriptor instead.
 func (*ExportedEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ExportedEntry) GetHcpId() string {
@@ -4584,7 +5246,7 @@ type ExportLedgerResponse struct {
 
 func (x *ExportLedgerResponse) Reset() {
 	*x = ExportLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +5258,7 @@ func (x *ExportLedgerResponse) String() string {
 func (*ExportLedgerResponse) ProtoMessage() {}
 
 func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +5271,7 @@ func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ExportLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExportLedgerResponse) GetEntries() []*ExportedEntry {
@@ -4636,7 +5298,7 @@ type ReapplyLedgerRequest struct {
 
 func (x *ReapplyLedgerRequest) Reset() {
 	*x = ReapplyLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4648,7 +5310,7 @@ func (x *ReapplyLedgerRequest) String() string {
 func (*ReapplyLedgerRequest) ProtoMessage() {}
 
 func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4661,7 +5323,7 @@ func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReapplyLedgerRequest) GetEntries() []*ExportedEntry {
@@ -4682,7 +5344,7 @@ type ReapplyLedgerResponse struct {
 
 func (x *ReapplyLedgerResponse) Reset() {
 	*x = ReapplyLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4694,7 +5356,7 @@ func (x *ReapplyLedgerResponse) String() string {
 func (*ReapplyLedgerResponse) ProtoMessage() {}
 
 func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4707,7 +5369,7 @@ func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ReapplyLedgerResponse) GetReapplied() int64 {
@@ -4754,7 +5416,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4766,7 +5428,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4779,7 +5441,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -4866,7 +5528,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4878,7 +5540,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4891,7 +5553,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -4934,7 +5596,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4946,7 +5608,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4959,7 +5621,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -5015,7 +5677,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5027,7 +5689,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5040,7 +5702,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -5088,7 +5750,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5100,7 +5762,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5113,7 +5775,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -5133,7 +5795,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5145,7 +5807,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5158,7 +5820,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -5177,7 +5839,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5851,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5864,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -5222,7 +5884,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5234,7 +5896,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5247,7 +5909,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -5268,7 +5930,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5280,7 +5942,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5293,7 +5955,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -5330,7 +5992,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5342,7 +6004,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5355,7 +6017,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -5401,7 +6063,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5413,7 +6075,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5426,7 +6088,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -5488,7 +6150,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5500,7 +6162,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5513,7 +6175,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -5541,7 +6203,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5553,7 +6215,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5566,7 +6228,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -5591,7 +6253,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5603,7 +6265,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5616,7 +6278,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -5648,7 +6310,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5660,7 +6322,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5673,7 +6335,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -5686,7 +6348,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5698,7 +6360,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5711,7 +6373,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -5774,7 +6436,7 @@ type DecisionReceipt struct {
 
 func (x *DecisionReceipt) Reset() {
 	*x = DecisionReceipt{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5786,7 +6448,7 @@ func (x *DecisionReceipt) String() string {
 func (*DecisionReceipt) ProtoMessage() {}
 
 func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5799,7 +6461,7 @@ func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
 func (*DecisionReceipt) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DecisionReceipt) GetDecisionId() string {
@@ -5950,7 +6612,7 @@ type PackedSuppressions struct {
 
 func (x *PackedSuppressions) Reset() {
 	*x = PackedSuppressions{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5962,7 +6624,7 @@ func (x *PackedSuppressions) String() string {
 func (*PackedSuppressions) ProtoMessage() {}
 
 func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5975,7 +6637,7 @@ func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedSuppressions.ProtoReflect.Descriptor instead.
 func (*PackedSuppressions) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *PackedSuppressions) GetActionIds() []string {
@@ -6044,13 +6706,16 @@ type RecipientInputs struct {
 	TouchesHorizon *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=touches_horizon,json=touchesHorizon,proto3" json:"touches_horizon,omitempty"`
 	// The touch ledger could not be read: every cap and gap was reached.
 	TouchesUnreadable bool `protobuf:"varint,14,opt,name=touches_unreadable,json=touchesUnreadable,proto3" json:"touches_unreadable,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Reps' dismissals of suggestions as not relevant, the latest per
+	// action, by action id.
+	Dismissals    []*LoggedDismissal `protobuf:"bytes,15,rep,name=dismissals,proto3" json:"dismissals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6062,7 +6727,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6075,7 +6740,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -6176,6 +6841,73 @@ func (x *RecipientInputs) GetTouchesUnreadable() bool {
 	return false
 }
 
+func (x *RecipientInputs) GetDismissals() []*LoggedDismissal {
+	if x != nil {
+		return x.Dismissals
+	}
+	return nil
+}
+
+type LoggedDismissal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ActionId      string                 `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoggedDismissal) Reset() {
+	*x = LoggedDismissal{}
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoggedDismissal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoggedDismissal) ProtoMessage() {}
+
+func (x *LoggedDismissal) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoggedDismissal.ProtoReflect.Descriptor instead.
+func (*LoggedDismissal) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *LoggedDismissal) GetActionId() string {
+	if x != nil {
+		return x.ActionId
+	}
+	return ""
+}
+
+func (x *LoggedDismissal) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LoggedDismissal) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
 type LoggedTouch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
@@ -6193,7 +6925,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6205,7 +6937,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6218,7 +6950,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -6298,7 +7030,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6310,7 +7042,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6323,7 +7055,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -6380,7 +7112,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6392,7 +7124,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6405,7 +7137,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -6446,7 +7178,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6458,7 +7190,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6471,7 +7203,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -6492,7 +7224,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6504,7 +7236,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6517,7 +7249,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -6559,7 +7291,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6571,7 +7303,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6584,7 +7316,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -6666,7 +7398,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6678,7 +7410,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6691,7 +7423,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -6733,7 +7465,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6745,7 +7477,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6758,7 +7490,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -6785,7 +7517,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6797,7 +7529,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6810,7 +7542,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -6838,7 +7570,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6850,7 +7582,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6863,7 +7595,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -6913,7 +7645,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6925,7 +7657,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6938,7 +7670,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -6967,7 +7699,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6979,7 +7711,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6992,7 +7724,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -7030,7 +7762,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7042,7 +7774,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7055,7 +7787,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -7087,7 +7819,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7099,7 +7831,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7112,7 +7844,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{94}
 }
 
 type CheckpointResponse struct {
@@ -7130,7 +7862,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[89]
+	mi := &file_nba_v1_nba_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7142,7 +7874,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[89]
+	mi := &file_nba_v1_nba_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7155,7 +7887,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{89}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -7199,7 +7931,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[90]
+	mi := &file_nba_v1_nba_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7211,7 +7943,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[90]
+	mi := &file_nba_v1_nba_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7224,7 +7956,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{90}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -7263,7 +7995,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[91]
+	mi := &file_nba_v1_nba_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7275,7 +8007,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[91]
+	mi := &file_nba_v1_nba_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7288,7 +8020,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{91}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -7331,7 +8063,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[92]
+	mi := &file_nba_v1_nba_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7343,7 +8075,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[92]
+	mi := &file_nba_v1_nba_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7356,7 +8088,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{92}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -7486,7 +8218,52 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rdecision_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12'\n" +
 	"\x0fcatalog_version\x18\x06 \x01(\tR\x0ecatalogVersion\x12/\n" +
 	"\x13definitions_version\x18\a \x01(\tR\x12definitionsVersion\x12\x18\n" +
-	"\apersona\x18\b \x01(\tR\apersona\"\xfd\x03\n" +
+	"\apersona\x18\b \x01(\tR\apersona\"\xa9\x01\n" +
+	"\x16ListSuggestionsRequest\x12\x1c\n" +
+	"\tterritory\x18\x01 \x01(\tR\tterritory\x12\x10\n" +
+	"\x03day\x18\x02 \x01(\tR\x03day\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12#\n" +
+	"\rcandidate_set\x18\x05 \x01(\tR\fcandidateSet\"\x89\x01\n" +
+	"\x17ListSuggestionsResponse\x124\n" +
+	"\vsuggestions\x18\x01 \x03(\v2\x12.nba.v1.SuggestionR\vsuggestions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x10\n" +
+	"\x03day\x18\x03 \x01(\tR\x03day\"\xfc\x03\n" +
+	"\n" +
+	"Suggestion\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x12\x15\n" +
+	"\x06hcp_id\x18\x02 \x01(\tR\x05hcpId\x12\x1b\n" +
+	"\taction_id\x18\x03 \x01(\tR\bactionId\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04rank\x18\x06 \x01(\x05R\x04rank\x126\n" +
+	"\bpriority\x18\a \x01(\x0e2\x1a.nba.v1.SuggestionPriorityR\bpriority\x12)\n" +
+	"\achannel\x18\b \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x129\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12?\n" +
+	"\rdecision_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12\x14\n" +
+	"\x05score\x18\v \x01(\x01R\x05score\x12\x1d\n" +
+	"\n" +
+	"content_id\x18\f \x01(\tR\tcontentId\x12\x14\n" +
+	"\x05topic\x18\r \x01(\tR\x05topic\x12-\n" +
+	"\ajourney\x18\x0e \x01(\v2\x13.nba.v1.JourneyStepR\ajourney\"\xb4\x02\n" +
+	"\x19SuggestionFeedbackRequest\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x12\x1b\n" +
+	"\taction_id\x18\x02 \x01(\tR\bactionId\x123\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x19.nba.v1.SuggestionOutcomeR\aoutcome\x12<\n" +
+	"\x0edismiss_reason\x18\x04 \x01(\x0e2\x15.nba.v1.DismissReasonR\rdismissReason\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x15\n" +
+	"\x06hcp_id\x18\x06 \x01(\tR\x05hcpId\x12;\n" +
+	"\voccurred_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"\x98\x01\n" +
+	"\x1aSuggestionFeedbackResponse\x12\x15\n" +
+	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12E\n" +
+	"\x10suppressed_until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsuppressedUntil\"\xfd\x03\n" +
 	"\x0fJourneyProgress\x12\x1d\n" +
 	"\n" +
 	"journey_id\x18\x01 \x01(\tR\tjourneyId\x12!\n" +
@@ -7828,7 +8605,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x11clears_at_seconds\x18\x03 \x03(\x03R\x0fclearsAtSeconds\x12&\n" +
 	"\x0fclears_at_nanos\x18\x04 \x03(\x05R\rclearsAtNanos\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12%\n" +
-	"\x0eaction_indexes\x18\x06 \x03(\x05R\ractionIndexes\"\xf2\x05\n" +
+	"\x0eaction_indexes\x18\x06 \x03(\x05R\ractionIndexes\"\xab\x06\n" +
 	"\x0fRecipientInputs\x12)\n" +
 	"\aprofile\x18\x01 \x01(\v2\x0f.nba.v1.ProfileR\aprofile\x12,\n" +
 	"\bcounters\x18\x02 \x01(\v2\x10.nba.v1.CountersR\bcounters\x12@\n" +
@@ -7844,7 +8621,14 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\rrecent_events\x18\v \x03(\v2\x13.nba.v1.LoggedEventR\frecentEvents\x12>\n" +
 	"\rjourney_moves\x18\f \x03(\v2\x19.nba.v1.LoggedJourneyMoveR\fjourneyMoves\x12C\n" +
 	"\x0ftouches_horizon\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0etouchesHorizon\x12-\n" +
-	"\x12touches_unreadable\x18\x0e \x01(\bR\x11touchesUnreadable\"\xf3\x02\n" +
+	"\x12touches_unreadable\x18\x0e \x01(\bR\x11touchesUnreadable\x127\n" +
+	"\n" +
+	"dismissals\x18\x0f \x03(\v2\x17.nba.v1.LoggedDismissalR\n" +
+	"dismissals\"x\n" +
+	"\x0fLoggedDismissal\x12\x1b\n" +
+	"\taction_id\x18\x01 \x01(\tR\bactionId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1c\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\"\xf3\x02\n" +
 	"\vLoggedTouch\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12)\n" +
 	"\achannel\x18\x02 \x01(\x0e2\x0f.nba.v1.ChannelR\achannel\x12)\n" +
@@ -7966,7 +8750,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x17CALLER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CALLER_KIND_REP_TOOL\x10\x01\x12\"\n" +
 	"\x1eCALLER_KIND_MARKETING_PLATFORM\x10\x02\x12\x19\n" +
-	"\x15CALLER_KIND_BENCHMARK\x10\x03*\xed\x04\n" +
+	"\x15CALLER_KIND_BENCHMARK\x10\x03*\x8f\x05\n" +
 	"\x11SuppressionReason\x12\"\n" +
 	"\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSUPPRESSION_REASON_NO_CONSENT\x10\x01\x12&\n" +
@@ -7984,7 +8768,22 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x1eSUPPRESSION_REASON_QUIET_HOURS\x10\f\x12\x1b\n" +
 	"\x17SUPPRESSION_REASON_RULE\x10\r\x12#\n" +
 	"\x1fSUPPRESSION_REASON_JOURNEY_WAIT\x10\x0e\x12\x1e\n" +
-	"\x1aSUPPRESSION_REASON_JOURNEY\x10\x0f*\xdc\x01\n" +
+	"\x1aSUPPRESSION_REASON_JOURNEY\x10\x0f\x12 \n" +
+	"\x1cSUPPRESSION_REASON_DISMISSED\x10\x10*\x94\x01\n" +
+	"\x12SuggestionPriority\x12#\n" +
+	"\x1fSUGGESTION_PRIORITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SUGGESTION_PRIORITY_HIGH\x10\x01\x12\x1e\n" +
+	"\x1aSUGGESTION_PRIORITY_MEDIUM\x10\x02\x12\x1b\n" +
+	"\x17SUGGESTION_PRIORITY_LOW\x10\x03*{\n" +
+	"\x11SuggestionOutcome\x12\"\n" +
+	"\x1eSUGGESTION_OUTCOME_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSUGGESTION_OUTCOME_COMPLETED\x10\x01\x12 \n" +
+	"\x1cSUGGESTION_OUTCOME_DISMISSED\x10\x02*\x8b\x01\n" +
+	"\rDismissReason\x12\x1e\n" +
+	"\x1aDISMISS_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bDISMISS_REASON_NOT_RELEVANT\x10\x01\x12\x1f\n" +
+	"\x1bDISMISS_REASON_ALREADY_DONE\x10\x02\x12\x18\n" +
+	"\x14DISMISS_REASON_OTHER\x10\x03*\xdc\x01\n" +
 	"\rJourneyStatus\x12\x1e\n" +
 	"\x1aJOURNEY_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aJOURNEY_STATUS_NOT_ENTERED\x10\x01\x12\x1b\n" +
@@ -7992,7 +8791,7 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x15JOURNEY_STATUS_ACTIVE\x10\x03\x12\x1c\n" +
 	"\x18JOURNEY_STATUS_COMPLETED\x10\x04\x12\x19\n" +
 	"\x15JOURNEY_STATUS_EXITED\x10\x05\x12\x1a\n" +
-	"\x16JOURNEY_STATUS_EXPIRED\x10\x06*\xa7\x03\n" +
+	"\x16JOURNEY_STATUS_EXPIRED\x10\x06*\xdb\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_SENT\x10\x01\x12\x18\n" +
@@ -8010,7 +8809,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_VIDEO_WATCHED\x10\f\x12\x17\n" +
 	"\x13EVENT_TYPE_DOWNLOAD\x10\r\x12\x1d\n" +
 	"\x19EVENT_TYPE_SAMPLE_REQUEST\x10\x0e\x12\x13\n" +
-	"\x0fEVENT_TYPE_GOAL\x10\x0f*\x81\x01\n" +
+	"\x0fEVENT_TYPE_GOAL\x10\x0f\x12\x18\n" +
+	"\x14EVENT_TYPE_DISMISSED\x10\x10\x12\x18\n" +
+	"\x14EVENT_TYPE_COMPLETED\x10\x11*\x81\x01\n" +
 	"\fEventOutcome\x12\x1d\n" +
 	"\x19EVENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15EVENT_OUTCOME_APPLIED\x10\x01\x12\x1b\n" +
@@ -8040,7 +8841,10 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0fDecisionService\x12h\n" +
 	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"/\xea\xe0\x18\x02\x01\x02\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:decide\x12O\n" +
 	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x01\x12i\n" +
-	"\x06WhyNot\x12\x15.nba.v1.WhyNotRequest\x1a\x16.nba.v1.WhyNotResponse\"0\xea\xe0\x18\x03\x01\x02\x05\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:whyNot2\x86\x06\n" +
+	"\x06WhyNot\x12\x15.nba.v1.WhyNotRequest\x1a\x16.nba.v1.WhyNotResponse\"0\xea\xe0\x18\x03\x01\x02\x05\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:whyNot2\x8d\x02\n" +
+	"\x11SuggestionService\x12p\n" +
+	"\x0fListSuggestions\x12\x1e.nba.v1.ListSuggestionsRequest\x1a\x1f.nba.v1.ListSuggestionsResponse\"\x1c\xea\xe0\x18\x01\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/suggestions\x12\x85\x01\n" +
+	"\x12SuggestionFeedback\x12!.nba.v1.SuggestionFeedbackRequest\x1a\".nba.v1.SuggestionFeedbackResponse\"(\xea\xe0\x18\x01\x01\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/suggestions:feedback2\x86\x06\n" +
 	"\x0eJourneyService\x12\x93\x01\n" +
 	"\x12GetJourneyProgress\x12!.nba.v1.GetJourneyProgressRequest\x1a\".nba.v1.GetJourneyProgressResponse\"6\xea\xe0\x18\x04\x01\x02\x05\x06\x82\xd3\xe4\x93\x02(\x12&/v1/recipients/{recipient_id}/journeys\x12D\n" +
 	"\aListDue\x12\x16.nba.v1.ListDueRequest\x1a\x17.nba.v1.ListDueResponse\"\x06\xea\xe0\x18\x02\x02\x060\x01\x12\x96\x01\n" +
@@ -8097,333 +8901,358 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 	return file_nba_v1_nba_proto_rawDescData
 }
 
-var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
 	(Audience)(0),                        // 2: nba.v1.Audience
 	(CallerKind)(0),                      // 3: nba.v1.CallerKind
 	(SuppressionReason)(0),               // 4: nba.v1.SuppressionReason
-	(JourneyStatus)(0),                   // 5: nba.v1.JourneyStatus
-	(EventType)(0),                       // 6: nba.v1.EventType
-	(EventOutcome)(0),                    // 7: nba.v1.EventOutcome
-	(DecisionLink)(0),                    // 8: nba.v1.DecisionLink
-	(ReservationState)(0),                // 9: nba.v1.ReservationState
-	(ConsentStatus)(0),                   // 10: nba.v1.ConsentStatus
-	(ReceiptKind)(0),                     // 11: nba.v1.ReceiptKind
-	(*WhyNotRequest)(nil),                // 12: nba.v1.WhyNotRequest
-	(*WhyNotResponse)(nil),               // 13: nba.v1.WhyNotResponse
-	(*DecisionContext)(nil),              // 14: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 15: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 16: nba.v1.Contribution
-	(*Recommendation)(nil),               // 17: nba.v1.Recommendation
-	(*JourneyStep)(nil),                  // 18: nba.v1.JourneyStep
-	(*Suppression)(nil),                  // 19: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 20: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 21: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 22: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 23: nba.v1.DecideResponse
-	(*JourneyProgress)(nil),              // 24: nba.v1.JourneyProgress
-	(*GetJourneyProgressRequest)(nil),    // 25: nba.v1.GetJourneyProgressRequest
-	(*GetJourneyProgressResponse)(nil),   // 26: nba.v1.GetJourneyProgressResponse
-	(*ListDueRequest)(nil),               // 27: nba.v1.ListDueRequest
-	(*ListDueResponse)(nil),              // 28: nba.v1.ListDueResponse
-	(*MoveRecipientRequest)(nil),         // 29: nba.v1.MoveRecipientRequest
-	(*MoveRecipientResponse)(nil),        // 30: nba.v1.MoveRecipientResponse
-	(*PauseJourneyRequest)(nil),          // 31: nba.v1.PauseJourneyRequest
-	(*PauseJourneyResponse)(nil),         // 32: nba.v1.PauseJourneyResponse
-	(*ResumeJourneyRequest)(nil),         // 33: nba.v1.ResumeJourneyRequest
-	(*ResumeJourneyResponse)(nil),        // 34: nba.v1.ResumeJourneyResponse
-	(*GetJourneyStatsRequest)(nil),       // 35: nba.v1.GetJourneyStatsRequest
-	(*JourneyStepStats)(nil),             // 36: nba.v1.JourneyStepStats
-	(*GetJourneyStatsResponse)(nil),      // 37: nba.v1.GetJourneyStatsResponse
-	(*Event)(nil),                        // 38: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 39: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 40: nba.v1.RecordEventResponse
-	(*RecordEventsRequest)(nil),          // 41: nba.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),         // 42: nba.v1.RecordEventsResponse
-	(*EventResult)(nil),                  // 43: nba.v1.EventResult
-	(*FieldViolation)(nil),               // 44: nba.v1.FieldViolation
-	(*CheckSendRequest)(nil),             // 45: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 46: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 47: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 48: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 49: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 50: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 51: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 52: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 53: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 54: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 55: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 56: nba.v1.UpsertProfileResponse
-	(*EraseRecipientRequest)(nil),        // 57: nba.v1.EraseRecipientRequest
-	(*EraseRecipientResponse)(nil),       // 58: nba.v1.EraseRecipientResponse
-	(*GetProfileRequest)(nil),            // 59: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 60: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 61: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 62: nba.v1.ImportProfilesResponse
-	(*ExportLedgerRequest)(nil),          // 63: nba.v1.ExportLedgerRequest
-	(*ExportedEntry)(nil),                // 64: nba.v1.ExportedEntry
-	(*ExportLedgerResponse)(nil),         // 65: nba.v1.ExportLedgerResponse
-	(*ReapplyLedgerRequest)(nil),         // 66: nba.v1.ReapplyLedgerRequest
-	(*ReapplyLedgerResponse)(nil),        // 67: nba.v1.ReapplyLedgerResponse
-	(*ConsentRecord)(nil),                // 68: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 69: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 70: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 71: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 72: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 73: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 74: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 75: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 76: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 77: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 78: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 79: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 80: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 81: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 82: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 83: nba.v1.GetActiveDefinitionsResponse
-	(*DecisionReceipt)(nil),              // 84: nba.v1.DecisionReceipt
-	(*PackedSuppressions)(nil),           // 85: nba.v1.PackedSuppressions
-	(*RecipientInputs)(nil),              // 86: nba.v1.RecipientInputs
-	(*LoggedTouch)(nil),                  // 87: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 88: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 89: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 90: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 91: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 92: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 93: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 94: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 95: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 96: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 97: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 98: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 99: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 100: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 101: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 102: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 103: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 104: nba.v1.VerifyTrailResponse
-	nil,                                  // 105: nba.v1.Profile.AttributesEntry
-	nil,                                  // 106: nba.v1.Counters.TopicsEntry
-	nil,                                  // 107: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 108: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 109: google.protobuf.Timestamp
+	(SuggestionPriority)(0),              // 5: nba.v1.SuggestionPriority
+	(SuggestionOutcome)(0),               // 6: nba.v1.SuggestionOutcome
+	(DismissReason)(0),                   // 7: nba.v1.DismissReason
+	(JourneyStatus)(0),                   // 8: nba.v1.JourneyStatus
+	(EventType)(0),                       // 9: nba.v1.EventType
+	(EventOutcome)(0),                    // 10: nba.v1.EventOutcome
+	(DecisionLink)(0),                    // 11: nba.v1.DecisionLink
+	(ReservationState)(0),                // 12: nba.v1.ReservationState
+	(ConsentStatus)(0),                   // 13: nba.v1.ConsentStatus
+	(ReceiptKind)(0),                     // 14: nba.v1.ReceiptKind
+	(*WhyNotRequest)(nil),                // 15: nba.v1.WhyNotRequest
+	(*WhyNotResponse)(nil),               // 16: nba.v1.WhyNotResponse
+	(*DecisionContext)(nil),              // 17: nba.v1.DecisionContext
+	(*DecideRequest)(nil),                // 18: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 19: nba.v1.Contribution
+	(*Recommendation)(nil),               // 20: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 21: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 22: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 23: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 24: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 25: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 26: nba.v1.DecideResponse
+	(*ListSuggestionsRequest)(nil),       // 27: nba.v1.ListSuggestionsRequest
+	(*ListSuggestionsResponse)(nil),      // 28: nba.v1.ListSuggestionsResponse
+	(*Suggestion)(nil),                   // 29: nba.v1.Suggestion
+	(*SuggestionFeedbackRequest)(nil),    // 30: nba.v1.SuggestionFeedbackRequest
+	(*SuggestionFeedbackResponse)(nil),   // 31: nba.v1.SuggestionFeedbackResponse
+	(*JourneyProgress)(nil),              // 32: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 33: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 34: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 35: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 36: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 37: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 38: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 39: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 40: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 41: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 42: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 43: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 44: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 45: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 46: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 47: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 48: nba.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),          // 49: nba.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),         // 50: nba.v1.RecordEventsResponse
+	(*EventResult)(nil),                  // 51: nba.v1.EventResult
+	(*FieldViolation)(nil),               // 52: nba.v1.FieldViolation
+	(*CheckSendRequest)(nil),             // 53: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 54: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 55: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 56: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 57: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 58: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 59: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 60: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 61: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 62: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 63: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 64: nba.v1.UpsertProfileResponse
+	(*EraseRecipientRequest)(nil),        // 65: nba.v1.EraseRecipientRequest
+	(*EraseRecipientResponse)(nil),       // 66: nba.v1.EraseRecipientResponse
+	(*GetProfileRequest)(nil),            // 67: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 68: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 69: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 70: nba.v1.ImportProfilesResponse
+	(*ExportLedgerRequest)(nil),          // 71: nba.v1.ExportLedgerRequest
+	(*ExportedEntry)(nil),                // 72: nba.v1.ExportedEntry
+	(*ExportLedgerResponse)(nil),         // 73: nba.v1.ExportLedgerResponse
+	(*ReapplyLedgerRequest)(nil),         // 74: nba.v1.ReapplyLedgerRequest
+	(*ReapplyLedgerResponse)(nil),        // 75: nba.v1.ReapplyLedgerResponse
+	(*ConsentRecord)(nil),                // 76: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 77: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 78: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 79: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 80: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 81: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 82: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 83: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 84: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 85: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 86: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 87: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 88: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 89: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 90: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 91: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 92: nba.v1.DecisionReceipt
+	(*PackedSuppressions)(nil),           // 93: nba.v1.PackedSuppressions
+	(*RecipientInputs)(nil),              // 94: nba.v1.RecipientInputs
+	(*LoggedDismissal)(nil),              // 95: nba.v1.LoggedDismissal
+	(*LoggedTouch)(nil),                  // 96: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 97: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 98: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 99: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 100: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 101: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 102: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 103: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 104: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 105: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 106: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 107: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 108: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 109: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 110: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 111: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 112: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 113: nba.v1.VerifyTrailResponse
+	nil,                                  // 114: nba.v1.Profile.AttributesEntry
+	nil,                                  // 115: nba.v1.Counters.TopicsEntry
+	nil,                                  // 116: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 117: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 118: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	109, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
-	19,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	109, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	109, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	118, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	22,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
+	118, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	118, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	109, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	118, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
-	14,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
+	17,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,   // 9: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	16,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	18,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	19,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	21,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	109, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
-	14,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	23,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	22,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	17,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	19,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	109, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
-	5,   // 20: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	109, // 21: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
-	6,   // 22: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	109, // 23: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	109, // 24: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	109, // 25: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
-	24,  // 26: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	109, // 27: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	109, // 28: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
-	24,  // 29: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	109, // 30: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
-	36,  // 31: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
-	6,   // 32: nba.v1.Event.type:type_name -> nba.v1.EventType
-	0,   // 33: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	109, // 34: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	1,   // 35: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	38,  // 36: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
-	8,   // 37: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
-	38,  // 38: nba.v1.RecordEventsRequest.events:type_name -> nba.v1.Event
-	43,  // 39: nba.v1.RecordEventsResponse.results:type_name -> nba.v1.EventResult
-	7,   // 40: nba.v1.EventResult.outcome:type_name -> nba.v1.EventOutcome
-	8,   // 41: nba.v1.EventResult.decision_link:type_name -> nba.v1.DecisionLink
-	44,  // 42: nba.v1.EventResult.violations:type_name -> nba.v1.FieldViolation
-	0,   // 43: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	109, // 44: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
-	3,   // 45: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	19,  // 46: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	109, // 47: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	109, // 48: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
-	9,   // 49: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	109, // 50: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	45,  // 51: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	45,  // 52: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	46,  // 53: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	22,  // 54: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
-	2,   // 55: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	52,  // 56: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	105, // 57: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	109, // 58: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,   // 59: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
-	0,   // 60: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	109, // 61: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	53,  // 62: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	106, // 63: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	109, // 64: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	51,  // 65: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	51,  // 66: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	54,  // 67: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	51,  // 68: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	68,  // 69: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	109, // 70: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
-	78,  // 71: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
-	64,  // 72: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
-	64,  // 73: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
-	0,   // 74: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
-	1,   // 75: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
-	10,  // 76: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	109, // 77: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	109, // 78: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	68,  // 79: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
-	0,   // 80: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	109, // 81: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
-	0,   // 82: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	109, // 83: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	78,  // 84: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	78,  // 85: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	78,  // 86: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	68,  // 87: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	109, // 88: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	68,  // 89: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	109, // 90: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	78,  // 91: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	107, // 92: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	108, // 93: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	11,  // 94: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	109, // 95: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	109, // 96: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
-	15,  // 97: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
-	45,  // 98: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	86,  // 99: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
-	23,  // 100: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
-	46,  // 101: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
-	85,  // 102: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
-	4,   // 103: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
-	51,  // 104: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
-	54,  // 105: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	109, // 106: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	68,  // 107: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	109, // 108: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	87,  // 109: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	88,  // 110: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	89,  // 111: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	109, // 112: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	109, // 113: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
-	0,   // 114: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
-	1,   // 115: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
-	9,   // 116: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	109, // 117: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	109, // 118: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
-	6,   // 119: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
-	0,   // 120: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
-	1,   // 121: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	109, // 122: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	84,  // 123: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	92,  // 124: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	68,  // 125: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	109, // 126: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	109, // 127: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	109, // 128: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	109, // 129: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	84,  // 130: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	23,  // 131: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
-	46,  // 132: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	109, // 133: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	109, // 134: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	84,  // 135: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	99,  // 136: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	109, // 137: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	99,  // 138: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	109, // 139: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	103, // 140: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
-	15,  // 141: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	20,  // 142: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	12,  // 143: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	25,  // 144: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	27,  // 145: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	29,  // 146: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	31,  // 147: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	33,  // 148: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	35,  // 149: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	39,  // 150: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	41,  // 151: nba.v1.EventService.RecordEvents:input_type -> nba.v1.RecordEventsRequest
-	45,  // 152: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	47,  // 153: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	49,  // 154: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	55,  // 155: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	57,  // 156: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
-	59,  // 157: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	61,  // 158: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	69,  // 159: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	70,  // 160: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	71,  // 161: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	75,  // 162: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	77,  // 163: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	63,  // 164: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
-	66,  // 165: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
-	80,  // 166: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	82,  // 167: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	90,  // 168: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	93,  // 169: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	95,  // 170: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	97,  // 171: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	100, // 172: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	102, // 173: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	23,  // 174: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	21,  // 175: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	13,  // 176: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	26,  // 177: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	28,  // 178: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	30,  // 179: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	32,  // 180: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	34,  // 181: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	37,  // 182: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	40,  // 183: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	42,  // 184: nba.v1.EventService.RecordEvents:output_type -> nba.v1.RecordEventsResponse
-	46,  // 185: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	48,  // 186: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	50,  // 187: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	56,  // 188: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	58,  // 189: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
-	60,  // 190: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	62,  // 191: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	74,  // 192: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	72,  // 193: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	73,  // 194: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	76,  // 195: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	79,  // 196: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	65,  // 197: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
-	67,  // 198: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
-	81,  // 199: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	83,  // 200: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	91,  // 201: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	94,  // 202: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	96,  // 203: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	98,  // 204: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	101, // 205: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	104, // 206: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	174, // [174:207] is the sub-list for method output_type
-	141, // [141:174] is the sub-list for method input_type
-	141, // [141:141] is the sub-list for extension type_name
-	141, // [141:141] is the sub-list for extension extendee
-	0,   // [0:141] is the sub-list for field type_name
+	118, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	17,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
+	26,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	25,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	20,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	22,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	118, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	29,  // 20: nba.v1.ListSuggestionsResponse.suggestions:type_name -> nba.v1.Suggestion
+	5,   // 21: nba.v1.Suggestion.priority:type_name -> nba.v1.SuggestionPriority
+	0,   // 22: nba.v1.Suggestion.channel:type_name -> nba.v1.Channel
+	118, // 23: nba.v1.Suggestion.expires_at:type_name -> google.protobuf.Timestamp
+	118, // 24: nba.v1.Suggestion.decision_time:type_name -> google.protobuf.Timestamp
+	21,  // 25: nba.v1.Suggestion.journey:type_name -> nba.v1.JourneyStep
+	6,   // 26: nba.v1.SuggestionFeedbackRequest.outcome:type_name -> nba.v1.SuggestionOutcome
+	7,   // 27: nba.v1.SuggestionFeedbackRequest.dismiss_reason:type_name -> nba.v1.DismissReason
+	118, // 28: nba.v1.SuggestionFeedbackRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	118, // 29: nba.v1.SuggestionFeedbackResponse.suppressed_until:type_name -> google.protobuf.Timestamp
+	8,   // 30: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
+	118, // 31: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	9,   // 32: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
+	118, // 33: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	118, // 34: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	118, // 35: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	32,  // 36: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	118, // 37: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	118, // 38: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	32,  // 39: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	118, // 40: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	44,  // 41: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	9,   // 42: nba.v1.Event.type:type_name -> nba.v1.EventType
+	0,   // 43: nba.v1.Event.channel:type_name -> nba.v1.Channel
+	118, // 44: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	1,   // 45: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
+	46,  // 46: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	11,  // 47: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
+	46,  // 48: nba.v1.RecordEventsRequest.events:type_name -> nba.v1.Event
+	51,  // 49: nba.v1.RecordEventsResponse.results:type_name -> nba.v1.EventResult
+	10,  // 50: nba.v1.EventResult.outcome:type_name -> nba.v1.EventOutcome
+	11,  // 51: nba.v1.EventResult.decision_link:type_name -> nba.v1.DecisionLink
+	52,  // 52: nba.v1.EventResult.violations:type_name -> nba.v1.FieldViolation
+	0,   // 53: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
+	118, // 54: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	3,   // 55: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
+	22,  // 56: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	118, // 57: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	118, // 58: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	12,  // 59: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
+	118, // 60: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	53,  // 61: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	53,  // 62: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	54,  // 63: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	25,  // 64: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	2,   // 65: nba.v1.Profile.audience:type_name -> nba.v1.Audience
+	60,  // 66: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	114, // 67: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	118, // 68: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	0,   // 69: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
+	0,   // 70: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
+	118, // 71: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	61,  // 72: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	115, // 73: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	118, // 74: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	59,  // 75: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	59,  // 76: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	62,  // 77: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	59,  // 78: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	76,  // 79: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	118, // 80: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
+	86,  // 81: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
+	72,  // 82: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
+	72,  // 83: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
+	0,   // 84: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
+	1,   // 85: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
+	13,  // 86: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
+	118, // 87: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	118, // 88: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 89: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	0,   // 90: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
+	118, // 91: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	0,   // 92: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
+	118, // 93: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	86,  // 94: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	86,  // 95: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	86,  // 96: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	76,  // 97: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	118, // 98: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	76,  // 99: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	118, // 100: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	86,  // 101: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	116, // 102: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	117, // 103: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	14,  // 104: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
+	118, // 105: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	118, // 106: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	18,  // 107: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
+	53,  // 108: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
+	94,  // 109: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	26,  // 110: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
+	54,  // 111: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
+	93,  // 112: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
+	4,   // 113: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
+	59,  // 114: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	62,  // 115: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	118, // 116: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	76,  // 117: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	118, // 118: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	96,  // 119: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	97,  // 120: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	98,  // 121: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	118, // 122: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	95,  // 123: nba.v1.RecipientInputs.dismissals:type_name -> nba.v1.LoggedDismissal
+	118, // 124: nba.v1.LoggedDismissal.at:type_name -> google.protobuf.Timestamp
+	118, // 125: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	0,   // 126: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
+	1,   // 127: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
+	12,  // 128: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
+	118, // 129: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	118, // 130: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	9,   // 131: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
+	0,   // 132: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
+	1,   // 133: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
+	118, // 134: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	92,  // 135: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	101, // 136: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	76,  // 137: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	118, // 138: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	118, // 139: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	118, // 140: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	118, // 141: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	92,  // 142: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	26,  // 143: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	54,  // 144: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	118, // 145: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	118, // 146: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	92,  // 147: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	108, // 148: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	118, // 149: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	108, // 150: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	118, // 151: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	112, // 152: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	18,  // 153: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	23,  // 154: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	15,  // 155: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	27,  // 156: nba.v1.SuggestionService.ListSuggestions:input_type -> nba.v1.ListSuggestionsRequest
+	30,  // 157: nba.v1.SuggestionService.SuggestionFeedback:input_type -> nba.v1.SuggestionFeedbackRequest
+	33,  // 158: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	35,  // 159: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	37,  // 160: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	39,  // 161: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	41,  // 162: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	43,  // 163: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	47,  // 164: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	49,  // 165: nba.v1.EventService.RecordEvents:input_type -> nba.v1.RecordEventsRequest
+	53,  // 166: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	55,  // 167: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	57,  // 168: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	63,  // 169: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	65,  // 170: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	67,  // 171: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	69,  // 172: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	77,  // 173: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	78,  // 174: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	79,  // 175: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	83,  // 176: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	85,  // 177: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	71,  // 178: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
+	74,  // 179: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
+	88,  // 180: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	90,  // 181: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	99,  // 182: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	102, // 183: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	104, // 184: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	106, // 185: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	109, // 186: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	111, // 187: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	26,  // 188: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	24,  // 189: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	16,  // 190: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	28,  // 191: nba.v1.SuggestionService.ListSuggestions:output_type -> nba.v1.ListSuggestionsResponse
+	31,  // 192: nba.v1.SuggestionService.SuggestionFeedback:output_type -> nba.v1.SuggestionFeedbackResponse
+	34,  // 193: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	36,  // 194: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	38,  // 195: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	40,  // 196: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	42,  // 197: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	45,  // 198: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	48,  // 199: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	50,  // 200: nba.v1.EventService.RecordEvents:output_type -> nba.v1.RecordEventsResponse
+	54,  // 201: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	56,  // 202: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	58,  // 203: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	64,  // 204: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	66,  // 205: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	68,  // 206: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	70,  // 207: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	82,  // 208: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	80,  // 209: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	81,  // 210: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	84,  // 211: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	87,  // 212: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	73,  // 213: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
+	75,  // 214: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
+	89,  // 215: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	91,  // 216: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	100, // 217: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	103, // 218: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	105, // 219: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	107, // 220: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	110, // 221: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	113, // 222: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	188, // [188:223] is the sub-list for method output_type
+	153, // [153:188] is the sub-list for method input_type
+	153, // [153:153] is the sub-list for extension type_name
+	153, // [153:153] is the sub-list for extension extendee
+	0,   // [0:153] is the sub-list for field type_name
 }
 
 func init() { file_nba_v1_nba_proto_init() }
@@ -8437,10 +9266,10 @@ func file_nba_v1_nba_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   97,
+			NumEnums:      15,
+			NumMessages:   103,
 			NumExtensions: 0,
-			NumServices:   9,
+			NumServices:   10,
 		},
 		GoTypes:           file_nba_v1_nba_proto_goTypes,
 		DependencyIndexes: file_nba_v1_nba_proto_depIdxs,

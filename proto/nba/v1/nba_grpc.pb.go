@@ -260,6 +260,186 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	SuggestionService_ListSuggestions_FullMethodName    = "/nba.v1.SuggestionService/ListSuggestions"
+	SuggestionService_SuggestionFeedback_FullMethodName = "/nba.v1.SuggestionService/SuggestionFeedback"
+)
+
+// SuggestionServiceClient is the client API for SuggestionService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SuggestionService gives a rep tool what CRM users know as suggestions:
+// per HCP of a territory, the next best action as a title, a reason, a
+// priority, a channel and an expiry; and takes the rep's feedback. Each
+// suggestion is a decision (DecideBatch's, with its receipt in the
+// decision log), so it can be read, replayed and audited by its
+// decision_id.
+type SuggestionServiceClient interface {
+	// ListSuggestions decides, for a page of the HCPs of the caller's
+	// territories, the one best action each (the catalog, or candidate_set),
+	// as the rep tool's caller kind, with the same gates and receipts as
+	// Decide, and returns those with something to suggest, best first. A
+	// rep tool's territories come from its token: territory narrows to one
+	// of them (PERMISSION_DENIED outside them); without authentication
+	// (loopback) territory is required.
+	ListSuggestions(ctx context.Context, in *ListSuggestionsRequest, opts ...grpc.CallOption) (*ListSuggestionsResponse, error)
+	// SuggestionFeedback records what the rep did with a suggestion, as an
+	// event on its HCP (the recipient its decision id names): COMPLETED, or
+	// DISMISSED with a reason. A dismissal as NOT_RELEVANT holds the action
+	// back for that HCP for 30 days (SUPPRESSION_REASON_DISMISSED).
+	// Idempotent: the same feedback on the same decision and action again
+	// is acknowledged with duplicate = true and changes nothing.
+	SuggestionFeedback(ctx context.Context, in *SuggestionFeedbackRequest, opts ...grpc.CallOption) (*SuggestionFeedbackResponse, error)
+}
+
+type suggestionServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSuggestionServiceClient(cc grpc.ClientConnInterface) SuggestionServiceClient {
+	return &suggestionServiceClient{cc}
+}
+
+func (c *suggestionServiceClient) ListSuggestions(ctx context.Context, in *ListSuggestionsRequest, opts ...grpc.CallOption) (*ListSuggestionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSuggestionsResponse)
+	err := c.cc.Invoke(ctx, SuggestionService_ListSuggestions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *suggestionServiceClient) SuggestionFeedback(ctx context.Context, in *SuggestionFeedbackRequest, opts ...grpc.CallOption) (*SuggestionFeedbackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuggestionFeedbackResponse)
+	err := c.cc.Invoke(ctx, SuggestionService_SuggestionFeedback_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SuggestionServiceServer is the server API for SuggestionService service.
+// All implementations must embed UnimplementedSuggestionServiceServer
+// for forward compatibility.
+//
+// SuggestionService gives a rep tool what CRM users know as suggestions:
+// per HCP of a territory, the next best action as a title, a reason, a
+// priority, a channel and an expiry; and takes the rep's feedback. Each
+// suggestion is a decision (DecideBatch's, with its receipt in the
+// decision log), so it can be read, replayed and audited by its
+// decision_id.
+type SuggestionServiceServer interface {
+	// ListSuggestions decides, for a page of the HCPs of the caller's
+	// territories, the one best action each (the catalog, or candidate_set),
+	// as the rep tool's caller kind, with the same gates and receipts as
+	// Decide, and returns those with something to suggest, best first. A
+	// rep tool's territories come from its token: territory narrows to one
+	// of them (PERMISSION_DENIED outside them); without authentication
+	// (loopback) territory is required.
+	ListSuggestions(context.Context, *ListSuggestionsRequest) (*ListSuggestionsResponse, error)
+	// SuggestionFeedback records what the rep did with a suggestion, as an
+	// event on its HCP (the recipient its decision id names): COMPLETED, or
+	// DISMISSED with a reason. A dismissal as NOT_RELEVANT holds the action
+	// back for that HCP for 30 days (SUPPRESSION_REASON_DISMISSED).
+	// Idempotent: the same feedback on the same decision and action again
+	// is acknowledged with duplicate = true and changes nothing.
+	SuggestionFeedback(context.Context, *SuggestionFeedbackRequest) (*SuggestionFeedbackResponse, error)
+	mustEmbedUnimplementedSuggestionServiceServer()
+}
+
+// UnimplementedSuggestionServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSuggestionServiceServer struct{}
+
+func (UnimplementedSuggestionServiceServer) ListSuggestions(context.Context, *ListSuggestionsRequest) (*ListSuggestionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSuggestions not implemented")
+}
+func (UnimplementedSuggestionServiceServer) SuggestionFeedback(context.Context, *SuggestionFeedbackRequest) (*SuggestionFeedbackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuggestionFeedback not implemented")
+}
+func (UnimplementedSuggestionServiceServer) mustEmbedUnimplementedSuggestionServiceServer() {}
+func (UnimplementedSuggestionServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeSuggestionServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SuggestionServiceServer will
+// result in compilation errors.
+type UnsafeSuggestionServiceServer interface {
+	mustEmbedUnimplementedSuggestionServiceServer()
+}
+
+func RegisterSuggestionServiceServer(s grpc.ServiceRegistrar, srv SuggestionServiceServer) {
+	// If the following call panics, it indicates UnimplementedSuggestionServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SuggestionService_ServiceDesc, srv)
+}
+
+func _SuggestionService_ListSuggestions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSuggestionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SuggestionServiceServer).ListSuggestions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SuggestionService_ListSuggestions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SuggestionServiceServer).ListSuggestions(ctx, req.(*ListSuggestionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SuggestionService_SuggestionFeedback_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuggestionFeedbackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SuggestionServiceServer).SuggestionFeedback(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SuggestionService_SuggestionFeedback_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SuggestionServiceServer).SuggestionFeedback(ctx, req.(*SuggestionFeedbackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SuggestionService_ServiceDesc is the grpc.ServiceDesc for SuggestionService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SuggestionService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "nba.v1.SuggestionService",
+	HandlerType: (*SuggestionServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListSuggestions",
+			Handler:    _SuggestionService_ListSuggestions_Handler,
+		},
+		{
+			MethodName: "SuggestionFeedback",
+			Handler:    _SuggestionService_SuggestionFeedback_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "nba/v1/nba.proto",
+}
+
+const (
 	JourneyService_GetJourneyProgress_FullMethodName = "/nba.v1.JourneyService/GetJourneyProgress"
 	JourneyService_ListDue_FullMethodName            = "/nba.v1.JourneyService/ListDue"
 	JourneyService_MoveRecipient_FullMethodName      = "/nba.v1.JourneyService/MoveRecipient"
