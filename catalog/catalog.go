@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arbiter-nba/arbiter"
 )
@@ -81,7 +82,14 @@ type Action struct {
 	// "advanced". Empty: not tagged.
 	Format string
 	Depth  string
+	// Title is how a rep tool names the action in a suggestion ("Email:
+	// Cardiolex efficacy"); empty: made from the channel and the topic
+	// (decision.Title).
+	Title string
 }
+
+// maxTitleLen bounds an action's title, in bytes.
+const maxTitleLen = 120
 
 // Formats and Depths are the content tags an action may carry.
 var (
@@ -156,6 +164,7 @@ type fileAction struct {
 	Critical    bool          `json:"critical"`
 	Format      string        `json:"format"`
 	Depth       string        `json:"depth"`
+	Title       string        `json:"title"`
 }
 
 type file struct {
@@ -203,7 +212,10 @@ func Parse(data []byte) (*Catalog, error) {
 		a := Action{
 			ID: fa.ID, ContentID: fa.ContentID, Topic: fa.Topic,
 			Specialties: fa.Specialties, Markets: fa.Markets, Value: fa.Value, TopicIndex: -1,
-			Index: int32(i), Critical: fa.Critical, Format: fa.Format, Depth: fa.Depth,
+			Index: int32(i), Critical: fa.Critical, Format: fa.Format, Depth: fa.Depth, Title: fa.Title,
+		}
+		if !validTitle(fa.Title) {
+			bad("%s: title must be at most %d bytes of printable UTF-8", where, maxTitleLen)
 		}
 		if fa.Format != "" && !slices.Contains(Formats, fa.Format) {
 			bad("%s: format %q is not one of %s", where, fa.Format, strings.Join(Formats, ", "))
@@ -378,4 +390,18 @@ func day(t time.Time) string {
 		return "approval"
 	}
 	return t.UTC().Format("2006-01-02")
+}
+
+// validTitle reports whether t is at most maxTitleLen bytes of valid
+// UTF-8 without control characters (empty is allowed).
+func validTitle(t string) bool {
+	if len(t) > maxTitleLen || !utf8.ValidString(t) {
+		return false
+	}
+	for _, r := range t {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
 }

@@ -155,6 +155,7 @@ func (e *Engine) defaultGates() []Gate {
 		capGate{e.contact},
 		policyGapGate{e.contact},
 		quietGate{e.contact},
+		dismissalGate{},
 		ruleGate{},
 		journeyGate{},
 	}
