@@ -24,6 +24,10 @@
 -- ARGV[15] reservation id ("" for none)
 -- ARGV[16] touch retention cutoff, unix ms
 -- ARGV[17] maximum touches
+-- ARGV[18] a dismissal of a suggestion as not relevant: the profile field to
+--          write (dm:<action id>), else ""
+-- ARGV[19] its value, "<occurred ms>|<principal>"
+-- ARGV[20] dismissal retention cutoff, unix ms: older dismissal fields go
 --
 -- A touch event quoting a reservation on the same channel turns that
 -- reservation into the sent touch (also a released or expired one: the
@@ -231,6 +235,28 @@ if touch ~= '' then
     tl_add(KEYS[4], th, tes_, tl_parse(touch), touch, tonumber(ARGV[16]), tonumber(ARGV[17]), tver)
   elseif changed then
     tl_write(KEYS[4], th, tes_, tonumber(ARGV[16]), tonumber(ARGV[17]), tver)
+  end
+end
+-- A dismissal keeps the latest per action; older ones than the retention
+-- go, so that the profile holds the dismissals that may still count.
+if ARGV[18] ~= '' then
+  local drop = {}
+  local dcut = tonumber(ARGV[20])
+  for f, v in pairs(cur) do
+    if string.sub(f, 1, 3) == 'dm:' and f ~= ARGV[18] then
+      local ms = tonumber(string.match(v, '^(%d+)'))
+      if not ms or ms < dcut then
+        drop[#drop + 1] = f
+      end
+    end
+  end
+  if #drop > 0 then
+    redis.call('HDEL', p, unpack(drop))
+  end
+  local prev = cur[ARGV[18]]
+  local pms = prev and tonumber(string.match(prev, '^(%d+)'))
+  if not pms or pms < te then
+    redis.call('HSET', p, ARGV[18], ARGV[19])
   end
 end
 redis.call('LPUSH', hist, ARGV[11])

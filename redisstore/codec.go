@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,9 +27,11 @@ func (e *fieldError) Unwrap() error { return arbiter.ErrCorrupt }
 // A counter in the per-counter-stamp form of earlier versions
 // ("<value>|<t0 ms>") is refused as corrupt: Migrate converts it.
 //
-// Operators' journey moves (pJourney fields) are decoded into ov, when it
-// is not nil.
-func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c *recipient.Counters, ov *[]recipient.JourneyOverride) error {
+// Operators' journey moves (pJourney fields) are decoded into ov, and
+// reps' dismissals (pDismissal fields) into dm, sorted by action id, when
+// they are not nil.
+func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c *recipient.Counters, ov *[]recipient.JourneyOverride,
+	dm *[]recipient.Dismissal) error {
 	var haveMarket, haveAudience, haveCT bool
 	// The decayed counters are stored as of one time, fCounterTime: one
 	// decay factor serves them all. Its absence is corruption only if a
@@ -141,6 +144,16 @@ func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c
 				return &fieldError{k}
 			}
 			*ov = append(*ov, o)
+		case pDismissal:
+			if dm == nil {
+				continue
+			}
+			ms, principal, _ := strings.Cut(v, "|")
+			at, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil || name == "" {
+				return &fieldError{k}
+			}
+			*dm = append(*dm, recipient.Dismissal{ActionID: name, At: time.UnixMilli(at).UTC(), Principal: principal})
 		case pTopic:
 			f, ok := counter(v)
 			if !ok || name == "" {
@@ -161,6 +174,9 @@ func decodeProfile(fields map[string]string, d *decoder, p *recipient.Profile, c
 			}
 			c.LastContact[ch] = time.UnixMilli(ms).UTC()
 		}
+	}
+	if dm != nil && len(*dm) > 1 {
+		slices.SortFunc(*dm, func(a, b recipient.Dismissal) int { return strings.Compare(a.ActionID, b.ActionID) })
 	}
 	if !haveMarket {
 		return &fieldError{fMarket}

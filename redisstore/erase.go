@@ -19,9 +19,10 @@ import (
 // their withdrawals were honoured:
 //
 //   - deleted: the profile (attributes, addresses, territories), its
-//     counters and journey moves, the event ids and history, the touch
-//     ledger, the decision receipts, the consent writes' idempotency keys,
-//     and the recipient's place in every journey's members index;
+//     counters, journey moves and reps' dismissals, the event ids and
+//     history, the touch ledger, the decision receipts, the consent
+//     writes' idempotency keys, and the recipient's place in every
+//     journey's members index and every territory's set;
 //   - kept, minimal and pseudonymous: the consent ledger, each entry
 //     reduced to what proves what consent was given or withdrawn and when
 //     (position, times, channel, purpose, status, expiry), its topic,
@@ -158,7 +159,10 @@ func (s *Store) Erase(ctx context.Context, id string) (ErasureResult, error) {
 		res.KeysDeleted = len(deleted) + 1
 		n, err := s.leaveJourneys(ctx, id)
 		res.JourneysLeft = n
-		return res, err
+		if err != nil {
+			return res, err
+		}
+		return res, s.leaveTerritories(ctx, id)
 	}
 	return res, fmt.Errorf("redisstore: erase: the recipient's consent kept changing: %w", arbiter.ErrUnavailable)
 }
@@ -184,6 +188,24 @@ func laterValue(a, b string) bool {
 	x, _ := strconv.ParseInt(am, 10, 64)
 	y, _ := strconv.ParseInt(bm, 10, 64)
 	return x > y
+}
+
+// leaveTerritories removes id from every territory's set (territories.go).
+func (s *Store) leaveTerritories(ctx context.Context, id string) error {
+	match := globEscape(s.prefix) + ":terr:{*}"
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, match, 100).Iterator()
+		for it.Next(ctx) {
+			if err := c.ZRem(ctx, it.Val(), id).Err(); err != nil {
+				return err
+			}
+		}
+		return it.Err()
+	}
+	if err := forEachNode(ctx, s.rdb, scan); err != nil {
+		return storageErr("erase: territories", err)
+	}
+	return nil
 }
 
 // leaveJourneys removes id from every journey's members index.

@@ -26,8 +26,8 @@ const (
 // (stamped at the clock's now, replacing the stored counters; without them
 // the stored counters are kept), then its past touches, added to the touch
 // ledger unless already there. An HCP already present is replaced as by
-// UpsertProfile; its consent records are merged and ledgered by the consent
-// store.
+// UpsertProfile (the territory index following it); its consent records
+// are merged and ledgered by the consent store.
 //
 // Every item is validated before anything is written: one invalid item and
 // nothing is, and the *arbiter.InvalidError names the item
@@ -147,6 +147,21 @@ func (s *Store) importProfiles(ctx context.Context, batch []recipient.ImportItem
 	if pipe.Len() == 0 {
 		return
 	}
+	// The territory index is written around the profiles (territories.go).
+	ws := make([]territoryWrite, 0, len(batch))
+	for i, c := range cmds {
+		if c != nil {
+			ws = append(ws, territoryWrite{id: batch[i].Profile.HCPID, new: batch[i].Profile.Territories})
+		}
+	}
+	if err := s.enterTerritories(ctx, ws); err != nil {
+		for i, c := range cmds {
+			if c != nil {
+				errs[i] = fmt.Errorf("territory index: %w", classify(err))
+			}
+		}
+		return
+	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 
 	// The script cache can be flushed between Load and Exec (a restart, a
@@ -163,9 +178,20 @@ func (s *Store) importProfiles(ctx context.Context, batch []recipient.ImportItem
 	if retry != nil {
 		_, _ = retry.Exec(ctx)
 	}
+	ws = ws[:0]
 	for i, c := range cmds {
 		if c != nil && c.Err() != nil {
 			errs[i] = fmt.Errorf("profile: %w", classify(c.Err()))
+		} else if c != nil {
+			old, _ := c.Val().(string)
+			ws = append(ws, territoryWrite{id: batch[i].Profile.HCPID, old: old, new: batch[i].Profile.Territories})
+		}
+	}
+	if err := s.settleTerritories(ctx, ws); err != nil {
+		for i, c := range cmds {
+			if c != nil && errs[i] == nil {
+				errs[i] = fmt.Errorf("territory index: %w", classify(err))
+			}
 		}
 	}
 }

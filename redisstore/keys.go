@@ -20,6 +20,11 @@ package redisstore
 //
 // A key that a decision reads is also an entry of the read plan (plan.go).
 //
+// Keys that belong to no one recipient: definitions sets (definitions.go),
+// journeys' members (journeys.go), the operations trail (trail.go), and
+// each territory's recipients, <prefix>:terr:{<territory>}
+// (territories.go).
+//
 // :consent-ledger is the ledger of earlier versions (one string, or a list
 // of format 1 and 2 entries). Nothing reads or writes it but Migrate; while
 // it exists, set_consent.lua and ConsentHistory refuse to work on the

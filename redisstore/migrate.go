@@ -26,7 +26,12 @@ import (
 //     append-only list at :consent-log, entries in order, numbered from 0;
 //   - a profile whose decayed counters carry their own stamps
 //     ("<value>|<t0 ms>") gets them as of one common time (ct), the latest
-//     of the stamps, which is what apply_event.lua did on the next event.
+//     of the stamps, which is what apply_event.lua did on the next event;
+//   - the territory index (territories.go) is built: every profile's
+//     recipient joins the territories it names (profiles written before
+//     the index existed), then every territory's set loses the
+//     recipients whose profile no longer names it (a profile write
+//     stopped half way, an erasure).
 //
 // Each recipient's conversion is one script, atomic: it checks that the
 // data is still what was read (else the recipient is read again). Entries
@@ -52,6 +57,14 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 		f()
 	}
 	visit := func(ctx context.Context, node redis.UniversalClient) error {
+		// Profiles join their territories in batches, after conversion.
+		var toIndex []string
+		index := func() error {
+			n, err := s.indexTerritories(ctx, toIndex)
+			toIndex = toIndex[:0]
+			count(func() { p.Indexed += n })
+			return err
+		}
 		iter := node.Scan(ctx, 0, globEscape(s.prefix)+":{*", 1000).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
@@ -77,6 +90,11 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 				if converted {
 					count(func() { p.Profiles++ })
 				}
+				if toIndex = append(toIndex, id); len(toIndex) == 500 {
+					if err := index(); err != nil {
+						return err
+					}
+				}
 			}
 			if err != nil {
 				// One recipient's data that cannot be converted stops
@@ -88,13 +106,21 @@ func (s *Store) Migrate(ctx context.Context, progress func(MigrateProgress)) (Mi
 				return err
 			}
 		}
-		return iter.Err()
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return index()
 	}
 	var err error
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return visit(ctx, node) })
 	} else {
 		err = visit(ctx, s.rdb)
+	}
+	if err == nil {
+		var n int
+		n, err = s.pruneTerritories(ctx)
+		p.Unindexed = n
 	}
 	report()
 	if err == nil && p.Failed > 0 {
@@ -116,6 +142,10 @@ type MigrateProgress struct {
 	Ledgers  int // consent ledgers converted
 	Profiles int // profiles whose counters were converted
 	Failed   int // recipients whose data could not be converted
+	// Indexed counts the territory index's entries added (a profile's
+	// recipient in a territory it names, and was not in); Unindexed the
+	// entries removed because the profile no longer names the territory.
+	Indexed, Unindexed int
 }
 
 // globEscape escapes the glob characters of s for a SCAN pattern.

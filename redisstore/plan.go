@@ -66,7 +66,7 @@ func decodeProfileEntry(cmd redis.Cmder, st *recipient.State, d *decoder) error 
 	if len(fields) == 0 {
 		return arbiter.ErrNotFound
 	}
-	return decodeProfile(fields, d, &st.Profile, &st.Counters, &st.JourneyOverrides)
+	return decodeProfile(fields, d, &st.Profile, &st.Counters, &st.JourneyOverrides, &st.Dismissals)
 }
 
 func decodeConsentEntry(cmd redis.Cmder, st *recipient.State, _ *decoder) error {

@@ -8,10 +8,12 @@
 --           counters when ARGV[1] is "1"); never empty
 --
 -- Counter fields are le, ct and those starting with e:, s:, t: or lc:.
--- Fields starting with j: are operators' journey moves: always kept. Every
--- other field is descriptive: all of them are deleted (addresses and
--- attributes no longer present go with them) and the given ones written.
--- Returns the number of fields deleted.
+-- Fields starting with j: (operators' journey moves) and dm: (reps'
+-- dismissals) are always kept. Every other field is descriptive: all of
+-- them are deleted (addresses and attributes no longer present go with
+-- them) and the given ones written.
+-- Returns the territories field (tr) as it was before ("" when absent),
+-- for the territory index (territories.go).
 
 local p = KEYS[1]
 local replace_counters = ARGV[1] == '1'
@@ -24,10 +26,15 @@ local function is_counter(f)
   return c == 'e:' or c == 's:' or c == 't:' or string.sub(f, 1, 3) == 'lc:'
 end
 
+local function is_kept(f)
+  return string.sub(f, 1, 2) == 'j:' or string.sub(f, 1, 3) == 'dm:'
+end
+
+local territories = redis.call('HGET', p, 'tr') or ''
 local del = {}
 local old = redis.call('HKEYS', p)
 for i = 1, #old do
-  if string.sub(old[i], 1, 2) ~= 'j:' and (replace_counters or not is_counter(old[i])) then
+  if not is_kept(old[i]) and (replace_counters or not is_counter(old[i])) then
     del[#del + 1] = old[i]
   end
 end
@@ -38,4 +45,4 @@ end
 for i = 2, #ARGV, 1000 do
   redis.call('HSET', p, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-return #del
+return territories

@@ -76,7 +76,9 @@ func decodeRecentEntry(cmd redis.Cmder, st *recipient.State, d *decoder) error {
 }
 
 // decodeHistory decodes one history entry (historyEntry):
-// "<occurred ms>|<type>|<channel>|<action id>|<topic>[|<principal>[|<purpose>]]".
+// "<occurred ms>|<type>|<channel>|<action id>|<topic>[|<principal>[|<purpose>[|<dismissal>|<note>]]]".
+// A suggestion's feedback (dismissal, note) is kept in the history only:
+// decisions read dismissals from the profile (pDismissal).
 func decodeHistory(s string) (recipient.RecentEvent, bool) {
 	var e recipient.RecentEvent
 	ms, rest, ok1 := strings.Cut(s, "|")
@@ -89,12 +91,14 @@ func decodeHistory(s string) (recipient.RecentEvent, bool) {
 		return e, false
 	}
 	// The principal is escaped (no '|'); the purpose follows it.
-	if _, purpose, ok := strings.Cut(rest, "|"); ok && purpose != "" {
-		pu, ok := arbiter.ParsePurpose(purpose)
-		if !ok {
-			return e, false
+	if _, tail, ok := strings.Cut(rest, "|"); ok {
+		if purpose, _, _ := strings.Cut(tail, "|"); purpose != "" {
+			pu, ok := arbiter.ParsePurpose(purpose)
+			if !ok {
+				return e, false
+			}
+			e.Purpose = pu
 		}
-		e.Purpose = pu
 	}
 	var ok bool
 	if e.Type, ok = arbiter.ParseEventType(typ); !ok {

@@ -43,6 +43,13 @@ import (
 //	lc:<channel>  last contact on the channel, unix ms
 //	le            last positive engagement on any channel, unix ms
 //
+// Reps' feedback, written by dismissal events (apply_event.lua) and kept
+// by profile writes, like operators' journey moves (j:<journey>, journeys.go):
+//
+//	dm:<action>   the latest dismissal of a suggestion of the action as
+//	              not relevant, "<unix ms>|<principal>"; fields older than
+//	              dismissalRetention are dropped at the next dismissal
+//
 // Channels are stored by name (arbiter.Channel.String), not by number, so
 // that reordering the enum never reinterprets stored data. Fields this
 // version does not know are ignored when loading, so that a newer writer can
@@ -74,7 +81,17 @@ const (
 	// "<step>|<ms>|<principal>" (step -1: out of it). Kept by profile
 	// writes (put_profile.lua).
 	pJourney = "j:"
+	// pDismissal: a rep's dismissal of a suggested action as not
+	// relevant, dm:<action id> = "<ms>|<principal>". Kept by profile
+	// writes (put_profile.lua).
+	pDismissal = "dm:"
 )
+
+// dismissalRetention is how long a dismissal stays in the profile hash:
+// longer than the decision's dismissal gate holds an action back
+// (decision.DismissalPeriod; a test checks it), so that a decision always
+// reads the dismissals that still count.
+const dismissalRetention = 90 * 24 * time.Hour
 
 const (
 	defaultPrefix      = "arbiter"
@@ -285,7 +302,7 @@ func (s *Store) GetProfile(ctx context.Context, hcpID string) (recipient.Profile
 	}
 	p := recipient.Profile{HCPID: hcpID}
 	var c recipient.Counters
-	if err := decodeProfile(fields, &decoder{at: s.now(), halfLife: s.halfLife}, &p, &c, nil); err != nil {
+	if err := decodeProfile(fields, &decoder{at: s.now(), halfLife: s.halfLife}, &p, &c, nil, nil); err != nil {
 		return recipient.Profile{}, recipient.Counters{}, fmt.Errorf("redisstore: get profile: %w", err)
 	}
 	return p, c, nil
@@ -293,7 +310,8 @@ func (s *Store) GetProfile(ctx context.Context, hcpID string) (recipient.Profile
 
 // UpsertProfile validates p and replaces the HCP's descriptive fields in one
 // atomic step: addresses and attributes that p no longer has are removed;
-// counters are kept. A zero p.UpdatedAt is stamped with the clock's now;
+// counters, operators' journey moves and reps' dismissals are kept. The
+// territory index follows the profile's territories (territories.go). A zero p.UpdatedAt is stamped with the clock's now;
 // times are stored with millisecond precision.
 func (s *Store) UpsertProfile(ctx context.Context, p recipient.Profile) error {
 	if err := p.Validate(); err != nil {
@@ -301,7 +319,17 @@ func (s *Store) UpsertProfile(ctx context.Context, p recipient.Profile) error {
 	}
 	p.UpdatedBy = principalOf(ctx)
 	args := profileArgs(make([]any, 0, 16), "0", p, s.now())
-	if err := putProfileScript.Run(ctx, s.rdb, []string{s.key(p.HCPID, suffixProfile)}, args...).Err(); err != nil {
+	// The territory index is written around the profile (territories.go):
+	// the recipient is in its new territories' sets before the profile
+	// names them, and leaves the old ones' after.
+	if err := s.enterTerritories(ctx, []territoryWrite{{id: p.HCPID, new: p.Territories}}); err != nil {
+		return storageErr("upsert profile", err)
+	}
+	old, err := putProfileScript.Run(ctx, s.rdb, []string{s.key(p.HCPID, suffixProfile)}, args...).Text()
+	if err != nil {
+		return storageErr("upsert profile", err)
+	}
+	if err := s.settleTerritories(ctx, []territoryWrite{{id: p.HCPID, old: old, new: p.Territories}}); err != nil {
 		return storageErr("upsert profile", err)
 	}
 	return nil
@@ -319,8 +347,9 @@ func (s *Store) UpsertProfile(ctx context.Context, p recipient.Profile) error {
 //     weight (arbiter.EventType.Engagement) added; a positive weight also
 //     feeds the topic counter and the last-engagement time; a contact
 //     (arbiter.EventType.IsContact) adds one to the channel's decayed
-//     contact count and moves its last-contact time; the event is pushed on
-//     the history list (last 50) and its id remembered.
+//     contact count and moves its last-contact time; a rep's dismissal of
+//     a suggestion as not relevant is kept in the profile (pDismissal); the
+//     event is pushed on the history list (last 50) and its id remembered.
 //
 // Events may arrive out of order; the decay handles an event older than a
 // counter's timestamp exactly (see apply_event.lua), and last-contact and
@@ -391,6 +420,11 @@ func (s *Store) eventScriptCall(ctx context.Context, e recipient.Event, now time
 	}
 	keys := []string{s.key(e.HCPID, suffixProfile), s.key(e.HCPID, suffixEvents), s.key(e.HCPID, suffixHistory),
 		s.key(e.HCPID, suffixTouches)}
+	dismissal, dismissedBy := "", ""
+	if e.Type == arbiter.EventDismissed && e.Dismissal == arbiter.DismissNotRelevant {
+		dismissal = pDismissal + e.ActionID
+		dismissedBy = formatInt(te) + "|" + principalOf(ctx)
+	}
 	return keys, []any{
 		e.ID,
 		te,
@@ -405,6 +439,7 @@ func (s *Store) eventScriptCall(ctx context.Context, e recipient.Event, now time
 		historyEntry(e, te, principalOf(ctx)),
 		historyLen,
 		touch, e.MessageID, e.ReservationID, cutoff(now, b), b.MaxTouches,
+		dismissal, dismissedBy, nowMs - dismissalRetention.Milliseconds(),
 	}
 }
 
@@ -428,9 +463,10 @@ func eventResult(res int64) (duplicate bool, err error) {
 // historyEntry is the compact form of an event on the history list:
 // "<occurred ms>|<type>|<channel>|<action id>|<topic>|<principal>", then
 // "|<purpose>" when the event gave one (entries of earlier versions end
-// before the principal).
-// Validation keeps '|' out of action ids and topics; the principal (who
-// the server knows reported the event) is escaped as in the consent
+// before the principal), then for a suggestion's feedback
+// "|<dismissal reason>|<note>" (the purpose empty if it gave none).
+// Validation keeps '|' out of action ids, topics and notes; the principal
+// (who the server knows reported the event) is escaped as in the consent
 // ledger.
 func historyEntry(e recipient.Event, te int64, principal string) string {
 	var b strings.Builder
@@ -446,9 +482,20 @@ func historyEntry(e recipient.Event, te int64, principal string) string {
 	b.WriteString(e.Topic)
 	b.WriteByte('|')
 	b.WriteString(principalEscaper.Replace(principal))
-	if e.Purpose != arbiter.PurposeUnspecified {
+	feedback := e.Dismissal != arbiter.DismissUnspecified || e.Note != ""
+	if e.Purpose != arbiter.PurposeUnspecified || feedback {
 		b.WriteByte('|')
-		b.WriteString(e.Purpose.String())
+		if e.Purpose != arbiter.PurposeUnspecified {
+			b.WriteString(e.Purpose.String())
+		}
+	}
+	if feedback {
+		b.WriteByte('|')
+		if e.Dismissal != arbiter.DismissUnspecified {
+			b.WriteString(e.Dismissal.String())
+		}
+		b.WriteByte('|')
+		b.WriteString(e.Note)
 	}
 	return b.String()
 }

@@ -1104,7 +1104,7 @@ func TestDecodeProfileAllocs(t *testing.T) {
 	var c recipient.Counters
 	allocs := testing.AllocsPerRun(100, func() {
 		p, c = recipient.Profile{}, recipient.Counters{}
-		if err := decodeProfile(fields, d, &p, &c, nil); err != nil {
+		if err := decodeProfile(fields, d, &p, &c, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
