@@ -35,6 +35,7 @@ type Client struct {
 	dlog     nbapb.DecisionLogServiceClient
 	audit    nbapb.AuditServiceClient
 	defs     nbapb.DefinitionsServiceClient
+	suggest  nbapb.SuggestionServiceClient
 }
 
 // Option configures a Client.
@@ -129,6 +130,7 @@ func newClient(conn grpc.ClientConnInterface, o options) *Client {
 		dlog:     nbapb.NewDecisionLogServiceClient(conn),
 		audit:    nbapb.NewAuditServiceClient(conn),
 		defs:     nbapb.NewDefinitionsServiceClient(conn),
+		suggest:  nbapb.NewSuggestionServiceClient(conn),
 	}
 }
 

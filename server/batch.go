@@ -75,10 +75,18 @@ func (s *Server) DecideBatch(req *nbapb.DecideBatchRequest, stream grpc.ServerSt
 	return err // nil, a status from send, or the stream's own error
 }
 
-// decideItem makes one HCP's decision into r. A panic, which the recovery
-// interceptor cannot catch on this goroutine, becomes an internal error
-// that ends the stream.
+// decideItem makes one HCP's decision into r.
 func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions, r *batchResult) {
+	dreq := decideRequestFor(hcpID, req)
+	callerFromIdentity(ctx, &dreq)
+	s.decideInto(ctx, dreq, r)
+}
+
+// decideInto makes the decision dreq asks for into r, with its receipt
+// (a batch item's) and metrics. A panic, which the recovery interceptor
+// cannot catch on this goroutine, becomes an internal error that ends
+// the call.
+func (s *Server) decideInto(ctx context.Context, dreq decision.Request, r *batchResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			// The panic value may hold request data: log its type and the stack only.
@@ -86,8 +94,6 @@ func (s *Server) decideItem(ctx context.Context, hcpID string, req decideOptions
 			r.res, r.err = nil, fmt.Errorf("decide batch: %w", errPanic)
 		}
 	}()
-	dreq := decideRequestFor(hcpID, req)
-	callerFromIdentity(ctx, &dreq)
 	start := s.metrics.start()
 	r.res, r.err = s.decider.Decide(ctx, dreq)
 	if r.err == nil && s.dlog != nil {

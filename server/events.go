@@ -120,6 +120,11 @@ func (s *Server) eventInput(pe *nbapb.Event, field string) (recipient.Event, nba
 		}
 	}
 	e := event(pe)
+	if e.Type == arbiter.EventDismissed || e.Type == arbiter.EventCompleted {
+		// A rep's feedback comes with its reason and its decision:
+		// SuggestionFeedback records it.
+		return recipient.Event{}, 0, arbiter.Invalid(field+"type", "dismissed and completed are a rep's feedback on a suggestion: SuggestionFeedback records them")
+	}
 	if e.Purpose == arbiter.PurposeUnspecified && e.ActionID != "" {
 		// The catalog knows the action's purpose; the touch is counted
 		// against every purpose's caps only when no one does.

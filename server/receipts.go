@@ -130,6 +130,9 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 		in.JourneyMoves = append(in.JourneyMoves, &nbapb.LoggedJourneyMove{JourneyId: o.Journey, StepId: o.Step,
 			At: ts(o.At), Principal: o.Principal})
 	}
+	for _, d := range st.Dismissals {
+		in.Dismissals = append(in.Dismissals, &nbapb.LoggedDismissal{ActionId: d.ActionID, At: ts(d.At), Principal: d.Principal})
+	}
 	return in
 }
 
@@ -393,6 +396,9 @@ func inputsOf(hcpID string, in *nbapb.RecipientInputs) *recipient.State {
 	for _, o := range in.GetJourneyMoves() {
 		st.JourneyOverrides = append(st.JourneyOverrides, recipient.JourneyOverride{Journey: o.GetJourneyId(), Step: o.GetStepId(),
 			At: fromTS(o.GetAt()), Principal: o.GetPrincipal()})
+	}
+	for _, d := range in.GetDismissals() {
+		st.Dismissals = append(st.Dismissals, recipient.Dismissal{ActionID: d.GetActionId(), At: fromTS(d.GetAt()), Principal: d.GetPrincipal()})
 	}
 	return st
 }

@@ -62,6 +62,7 @@ type Server struct {
 	nbapb.UnimplementedJourneyServiceServer
 	nbapb.UnimplementedDecisionLogServiceServer
 	nbapb.UnimplementedAuditServiceServer
+	nbapb.UnimplementedSuggestionServiceServer
 
 	decider     Decider
 	profiles    ProfileStore
@@ -243,6 +244,9 @@ func (s *Server) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	if s.dlog != nil {
 		nbapb.RegisterDecisionLogServiceServer(g, s)
+	}
+	if _, ok := s.profiles.(TerritoryIndex); ok {
+		nbapb.RegisterSuggestionServiceServer(g, s)
 	}
 	if s.trail != nil && s.trailKey != nil {
 		nbapb.RegisterAuditServiceServer(g, s)

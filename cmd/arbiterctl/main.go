@@ -49,6 +49,7 @@ var commands = []command{
 	{name: "decide", summary: "rank the next best actions for one HCP", run: decideCmd},
 	{name: "whynot", summary: "every reason an action may not go to a recipient now (or at a time ahead), and when each clears", run: whyNotCmd},
 	{name: "batch", summary: "decide for a list of HCPs (DecideBatch), e.g. before a send", run: batchCmd},
+	{name: "suggestions", summary: "a territory's suggestions for a rep (title, reason, priority, expiry; each a decision); 'suggestions feedback' records done or dismissed", run: suggestionsCmd},
 	{name: "event", summary: "report one outcome (sent, opened, attended...)", run: eventCmd},
 	{name: "events", summary: "outcomes in bulk", subs: []command{
 		{name: "import", summary: "send a CSV or JSON Lines log of sends, deliveries, opens and clicks in batches (RecordEvents), with progress and a report of rejected rows", run: eventsImportCmd},
