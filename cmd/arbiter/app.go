@@ -975,14 +975,16 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress io.W
 func migrateLogged(ctx context.Context, cfg Config, logger *slog.Logger, store *redisstore.Store, progress io.Writer) error {
 	start := time.Now()
 	res, err := store.Migrate(ctx, func(p redisstore.MigrateProgress) {
-		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted, %d failed", p.Scanned, p.Ledgers, p.Profiles, p.Failed)
+		fmt.Fprintf(progress, "\rmigrate: %d keys scanned, %d ledgers and %d profiles converted, %d failed; territory index: %d entries added, %d stale removed",
+			p.Scanned, p.Ledgers, p.Profiles, p.Failed, p.Indexed, p.Unindexed)
 	})
 	fmt.Fprintln(progress)
 	if err != nil {
 		return err
 	}
 	logger.Info("migration done", "redis", cfg.RedisAddr, "prefix", cfg.RedisPrefix, "scanned", res.Scanned,
-		"ledgers", res.Ledgers, "profiles", res.Profiles, "took", time.Since(start).Round(time.Millisecond).String())
+		"ledgers", res.Ledgers, "profiles", res.Profiles, "territory_entries_added", res.Indexed, "territory_entries_removed", res.Unindexed,
+		"took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
