@@ -417,3 +417,33 @@ func TestHTTPRecordEvents(t *testing.T) {
 		t.Errorf("an empty batch: violations %v, want events", v)
 	}
 }
+
+// With Redis down, a batch fails as a whole, UNAVAILABLE, saying that its
+// events may or may not have been applied and that sending it again is
+// safe; a batch of invalid events alone is still answered, event by
+// event (nothing of it needed storage).
+func TestRecordEventsRedisDown(t *testing.T) {
+	rs := ownRedis(t)
+	ts := start(t, redistest.Backend{Name: "redis", Addrs: []string{rs.Addr}}, 5)
+	ctx := context.Background()
+	ok := client.Event{ID: newID("down"), HCPID: demo.HCPID(1), Type: arbiter.EventOpened, Channel: arbiter.Email,
+		OccurredAt: time.Now().Add(-time.Minute)}
+	if res, err := ts.client.RecordEvents(ctx, []client.Event{ok}); err != nil || res[0].Outcome != client.EventApplied {
+		t.Fatalf("with Redis up: %+v, %v", res, err)
+	}
+	rs.Kill()
+	ok.ID = newID("down")
+	bad := client.Event{ID: newID("down"), HCPID: demo.HCPID(1), Type: arbiter.EventOpened, Channel: arbiter.Email}
+	_, err := ts.client.RecordEvents(ctx, []client.Event{ok, bad})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("with Redis down: %v, want UNAVAILABLE", err)
+	}
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "may or may not have been applied") ||
+		!strings.Contains(msg, "send the whole batch again") || strings.Contains(msg, "127.0.0.1") {
+		t.Errorf("with Redis down the message is %q; want that the events may have been applied and the batch may be sent again", msg)
+	}
+	res, err := ts.client.RecordEvents(ctx, []client.Event{bad})
+	if err != nil || res[0].Outcome != client.EventRejected || res[0].Code != codes.InvalidArgument {
+		t.Errorf("invalid events alone with Redis down: %+v, %v; want each rejected", res, err)
+	}
+}
