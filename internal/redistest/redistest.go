@@ -201,11 +201,29 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// fuzzing reports whether the test binary runs a fuzz target (go test
+// -fuzz): as the coordinator, or as one of its workers. Then no Redis is
+// started. The fuzz targets need none, and a worker's redis-server would
+// inherit the pipes the worker talks to its coordinator on: a worker
+// stopped without its TestMain's cleanup leaves them open, and the
+// coordinator waits for them for ever.
+func fuzzing() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.fuzzworker") || strings.HasPrefix(a, "-test.fuzz=") && a != "-test.fuzz=" {
+			return true
+		}
+	}
+	return false
+}
+
 // Main is for TestMain: it starts one redis-server for the package's tests,
 // runs them and stops the server. addr is set to the server's address, or
 // left empty when redis-server is missing outside CI (tests then call
 // Require and skip).
 func Main(m *testing.M, addr *string) int {
+	if fuzzing() {
+		return m.Run()
+	}
 	if Binary() == "" {
 		if os.Getenv("CI") != "" {
 			fmt.Fprintln(os.Stderr, "redis-server is not installed; CI must install it")
@@ -277,6 +295,10 @@ func (b Backend) Client(tb testing.TB) (redis.UniversalClient, string) {
 func MainBackends(m *testing.M, backends *[]Backend) int {
 	single := Backend{Name: "redis"}
 	cluster := Backend{Name: "cluster", Cluster: true}
+	if fuzzing() {
+		*backends = []Backend{single, cluster} // no servers: the fuzz targets need none
+		return m.Run()
+	}
 	if Binary() == "" || CLIBinary() == "" {
 		if os.Getenv("CI") != "" {
 			fmt.Fprintln(os.Stderr, "redis-server or redis-cli is not installed; CI must install them")
