@@ -49,7 +49,7 @@ fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; div=$${rest#$$name}; div=$${div#:}; \
 		n=$$(( $${FUZZTIME%x} / $${div:-1} ))x; echo "fuzz ./$$pkg $$name ($$n)"; \
-		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n >$$log 2>&1 || { cat $$log; exit 1; }; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n -timeout 5m >$$log 2>&1 || { cat $$log; exit 1; }; \
 		tail -1 $$log; done
 
 # The fault suite (faults/): real redis-server, arbiter and a delaying proxy
