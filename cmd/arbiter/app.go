@@ -308,7 +308,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.follow.attachHealth(m.srv.Health(), services)
 	var httpHandler http.Handler
 	if m.cfg.HTTPListen != "" {
-		if httpHandler, err = newHTTPHandler(m.grpc); err != nil {
+		authenticated := m.cfg.AuthJWKS != "" || m.cfg.AuthJWKSURL != "" || m.cfg.TLSClientCA != ""
+		if httpHandler, err = newHTTPHandler(m.grpc, authenticated); err != nil {
 			return err
 		}
 	}

@@ -2,17 +2,21 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -83,7 +87,7 @@ func invalidRequest(err error) error {
 // /explorer/ (explorer.go), and every other path transcoded into a
 // call on g (REST, Connect, gRPC-Web; and gRPC itself, passed through).
 // Request bodies are bounded by maxHTTPBody.
-func newHTTPHandler(g *grpc.Server) (http.Handler, error) {
+func newHTTPHandler(g *grpc.Server, authenticated bool) (http.Handler, error) {
 	names := make([]string, 0, len(g.GetServiceInfo()))
 	for name := range g.GetServiceInfo() {
 		names = append(names, name)
@@ -111,7 +115,63 @@ func newHTTPHandler(g *grpc.Server) (http.Handler, error) {
 	mux.Handle("GET /explorer/", explorerHandler())
 	mux.Handle("GET /explorer", http.RedirectHandler("/explorer/", http.StatusMovedPermanently))
 	mux.Handle("/", transcoder)
-	return http.MaxBytesHandler(mux, maxHTTPBody), nil
+	return guardRequests(http.MaxBytesHandler(mux, maxHTTPBody), authenticated), nil
+}
+
+// guardRequests refuses, before anything reads a body:
+//
+//   - compressed request bodies (415): the body limit counts compressed
+//     bytes, and a small gzip body would unpack to gigabytes before any
+//     interceptor (authentication included) sees the call;
+//   - without authentication, a request whose Host or Origin is not
+//     loopback (403): a web page the user visits must not be able to call
+//     a listener that trusts anyone on loopback, directly (a cross-origin
+//     POST needs no preflight) or by rebinding its DNS name to 127.0.0.1.
+func guardRequests(next http.Handler, authenticated bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"Content-Encoding", "Connect-Content-Encoding", "Grpc-Encoding"} {
+			if v := r.Header.Get(h); v != "" && !strings.EqualFold(v, "identity") {
+				httpError(w, http.StatusUnsupportedMediaType, codes.InvalidArgument, "compressed request bodies are not accepted ("+h+")")
+				return
+			}
+		}
+		if !authenticated {
+			origin := r.Header.Get("Origin")
+			if !loopbackHost(r.Host) || origin != "" && !loopbackOrigin(origin) {
+				httpError(w, http.StatusForbidden, codes.PermissionDenied,
+					"this server has no authentication and answers only requests to and from loopback (Host and Origin)")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names a loopback address or
+// localhost (with or without a port).
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && loopbackHost(u.Host)
+}
+
+// httpError answers with a google.rpc.Status JSON body, as the API does.
+func httpError(w http.ResponseWriter, httpCode int, code codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpCode)
+	b, _ := json.Marshal(map[string]any{"code": int(code), "message": msg})
+	_, _ = w.Write(b)
 }
 
 func serveDocument(contentType string, doc []byte) http.HandlerFunc {

@@ -470,3 +470,49 @@ func TestHTTPStopsWithTheServer(t *testing.T) {
 		t.Fatalf("the HTTP listener %s still accepts connections after Close", addr)
 	}
 }
+
+// Before anything reads a body: a compressed body is refused (it would
+// unpack before authentication, past the body limit), and a server
+// without authentication answers only requests to and from loopback, so
+// that a web page cannot call it (directly or by rebinding a name).
+func TestHTTPGuards(t *testing.T) {
+	ts := start(t, embedded, 50, "-http-listen", "127.0.0.1:0")
+	base := "http://" + ts.HTTPAddr()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	t.Cleanup(hc.CloseIdleConnections)
+	do := func(mod func(*http.Request)) int {
+		t.Helper()
+		req, err := http.NewRequest("POST", base+"/v1/recipients/HCP-000042:decide", strings.NewReader(`{"limit": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		mod(req)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(func(*http.Request) {}); code != http.StatusOK {
+		t.Fatalf("a plain loopback request: HTTP %d", code)
+	}
+	if code := do(func(r *http.Request) { r.Header.Set("Origin", "http://localhost:8080") }); code != http.StatusOK {
+		t.Errorf("a request from a loopback page: HTTP %d, want 200", code)
+	}
+	for name, mod := range map[string]func(*http.Request){
+		"gzip body":      func(r *http.Request) { r.Header.Set("Content-Encoding", "gzip") },
+		"connect gzip":   func(r *http.Request) { r.Header.Set("Connect-Content-Encoding", "gzip") },
+		"foreign origin": func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") },
+		"foreign host":   func(r *http.Request) { r.Host = "rebound.evil.example:8080" },
+	} {
+		want := http.StatusForbidden
+		if strings.Contains(name, "gzip") {
+			want = http.StatusUnsupportedMediaType
+		}
+		if code := do(mod); code != want {
+			t.Errorf("%s: HTTP %d, want %d", name, code, want)
+		}
+	}
+}
