@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/arbiter-nba/arbiter"
@@ -76,7 +77,7 @@ func (c *Client) ListSuggestions(ctx context.Context, opts SuggestionOptions) (*
 			ExpiresAt: timeFromPB(m.GetExpiresAt()), DecisionTime: timeFromPB(m.GetDecisionTime()), Score: m.GetScore(),
 			ContentID: m.GetContentId(), Topic: m.GetTopic()}
 		if p := m.GetPriority(); p != nbapb.SuggestionPriority_SUGGESTION_PRIORITY_UNSPECIFIED {
-			s.Priority = Priority(p.String()[len("SUGGESTION_PRIORITY_"):])
+			s.Priority = Priority(strings.TrimPrefix(p.String(), "SUGGESTION_PRIORITY_")) // a newer server's value stays a number
 		}
 		if js := m.GetJourney(); js != nil {
 			s.Journey = &JourneyStep{JourneyID: js.GetJourneyId(), JourneyName: js.GetJourneyName(), StepID: js.GetStepId(),

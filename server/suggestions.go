@@ -120,6 +120,11 @@ func (s *Server) ListSuggestions(ctx context.Context, req *nbapb.ListSuggestions
 		switch {
 		case errors.Is(r.err, arbiter.ErrNotFound):
 			return nil // moved out of the territory, or erased, since the index was read
+		case errors.Is(r.err, arbiter.ErrCorrupt):
+			// One unreadable recipient must not fail every page of the
+			// territory: left out, and logged without the id.
+			s.log.WarnContext(ctx, "suggestions: a recipient's stored state does not decode; left out of the page", "err", "corrupt")
+			return nil
 		case r.err != nil:
 			return toStatus(ctx, s.log, r.err)
 		case len(r.res.Recommendations) == 0:
