@@ -35,7 +35,9 @@ import (
 	"github.com/arbiter-nba/arbiter"
 	_ "github.com/arbiter-nba/arbiter/celrules" // a definitions set's rules compile with it
 	"github.com/arbiter-nba/arbiter/client"
+	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/definitions"
+	"github.com/arbiter-nba/arbiter/recipient"
 )
 
 // field says where a field comes from: a column (with its values
@@ -265,7 +267,7 @@ func crmImportCmd(ctx context.Context, e *env, args []string) error {
 	conn := addConnFlags(fs, e)
 	var (
 		mappingFile, accountsFile, consentsFile, documentsFile, defsDir, outDir, errorsFile, capturedBy string
-		dryRun, publish                                                                                 bool
+		dryRun, publish, allowPartial                                                                   bool
 	)
 	fs.StringVar(&mappingFile, "mapping", "", "the mapping `file` (JSON): columns to fields, CRM values to Arbiter's (required)")
 	fs.StringVar(&accountsFile, "accounts", "", "accounts export (CSV): one profile per row")
@@ -276,6 +278,7 @@ func crmImportCmd(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&publish, "publish", false, "publish the updated definitions set (the server needs -admin-rpc; the admin role)")
 	fs.StringVar(&errorsFile, "errors", "", "write every bad row (file, row, column, problem) to this CSV `file`")
 	fs.StringVar(&capturedBy, "captured-by", "crm-import", "who ran the import, recorded with each consent record (a system id)")
+	fs.BoolVar(&allowPartial, "allow-partial", false, "write or publish the approvals of the documents' good rows even when others failed")
 	fs.BoolVar(&dryRun, "dry-run", false, "read and check everything, show what would change, write nothing")
 	if err := parseFlags(fs, args, "mapping"); err != nil {
 		return err
@@ -317,6 +320,12 @@ func crmImportCmd(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		errs = append(errs, derrs...)
+		if len(derrs) > 0 && !allowPartial {
+			// A withdrawal in a bad row would be lost: the content would
+			// stay approved. Nothing of the documents is written.
+			newDefs, defsChanges = nil, nil
+			errs = append(errs, rowError{filepath.Base(documentsFile), 0, "-", "rows failed: the approvals are not written or published (fix them, or give -allow-partial)"})
+		}
 	}
 	for _, re := range errs {
 		fmt.Fprintln(e.stderr, re)
@@ -389,6 +398,7 @@ func readAccounts(m *crmMapping, accountsFile, consentsFile, capturedBy string) 
 	byID := map[string]int{}
 	bad := map[string]bool{}
 	var items []client.ImportItem
+	var lines []int // each item's row in the accounts file
 	for i := range af.rows {
 		var rerrs []rowError
 		r := row{af, i, &rerrs}
@@ -415,6 +425,7 @@ func readAccounts(m *crmMapping, accountsFile, consentsFile, capturedBy string) 
 			continue
 		}
 		byID[id] = len(items)
+		lines = append(lines, r.line())
 		items = append(items, client.ImportItem{Profile: p, CapturedBy: capturedBy, ConsentComplete: consentsFile != "" && m.Consents.Complete})
 	}
 	if consentsFile != "" {
@@ -473,6 +484,23 @@ func readAccounts(m *crmMapping, accountsFile, consentsFile, capturedBy string) 
 			items[j].Consents = append(items[j].Consents, rec)
 		}
 	}
+	// The server's own checks, here, so that an account it would refuse is
+	// left out whole rather than stopping the import stream half-way.
+	now := time.Now()
+	for i, it := range items {
+		if bad[it.Profile.HCPID] {
+			continue
+		}
+		ri := domainItem(it)
+		err := ri.ValidateAt(now)
+		var inv *arbiter.InvalidError
+		if errors.As(err, &inv) {
+			for _, v := range inv.Violations {
+				errs = append(errs, rowError{af.name, lines[i], columnOf(m, v.Field), v.Field + ": " + v.Description})
+			}
+			bad[it.Profile.HCPID] = true
+		}
+	}
 	kept := items[:0]
 	for _, it := range items {
 		if !bad[it.Profile.HCPID] {
@@ -480,6 +508,39 @@ func readAccounts(m *crmMapping, accountsFile, consentsFile, capturedBy string) 
 		}
 	}
 	return kept, len(bad), errs, nil
+}
+
+// domainItem is an import item as the server checks it.
+func domainItem(it client.ImportItem) recipient.ImportItem {
+	p := it.Profile
+	ri := recipient.ImportItem{Profile: recipient.Profile{HCPID: p.HCPID, Specialty: p.Specialty, Market: p.Market,
+		Audience: p.Audience, Segment: p.Segment, TimeZone: p.TimeZone, Territories: p.Territories, Attributes: p.Attributes},
+		ConsentComplete: it.ConsentComplete, CapturedBy: it.CapturedBy}
+	statuses := map[client.ConsentStatus]consent.Status{client.ConsentOptIn: consent.OptIn, client.ConsentOptOut: consent.OptOut,
+		client.ConsentPending: consent.Pending, client.ConsentBarred: consent.Barred}
+	for _, r := range it.Consents {
+		ri.Consent = append(ri.Consent, consent.Record{Channel: r.Channel, Purpose: r.Purpose, Topic: r.Topic, Address: r.AddressRef,
+			Status: statuses[r.Status], CapturedAt: r.CapturedAt, ExpiresAt: r.ExpiresAt, Source: r.Source,
+			CapturedBy: r.CapturedBy, NoticeVersion: r.NoticeVersion})
+	}
+	return ri
+}
+
+// columnOf names the mapped column of a violated field ("profile.market"),
+// or the field itself when no column maps to it (the row is the account's).
+func columnOf(m *crmMapping, fieldPath string) string {
+	a, c := &m.Accounts, &m.Consents
+	for prefix, f := range map[string]*field{"profile.hcp_id": &a.ID, "profile.specialty": &a.Specialty,
+		"profile.market": &a.Market, "profile.territories": &a.Territories, "profile.segment": &a.Segment,
+		"profile.time_zone": &a.TimeZone, "profile.audience": &a.Audience} {
+		if strings.HasPrefix(fieldPath, prefix) && f.Column != "" {
+			return f.Column
+		}
+	}
+	if strings.HasPrefix(fieldPath, "consents[") && c.Account.Column != "" {
+		return fieldPath + " (" + filepath.Base(c.Account.Column) + ")"
+	}
+	return fieldPath
 }
 
 // sendImport streams the items, with a progress line, and returns how many

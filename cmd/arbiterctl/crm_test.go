@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,8 +83,11 @@ func TestCRMImportVeevaSample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
+	// Some document rows are bad: without -allow-partial no approval is
+	// written (a withdrawal in a bad row would be lost).
 	code, stdout, stderr := runCmd(t, "", append(args, "-dry-run")...)
-	if code != 0 || !strings.Contains(stdout, "dry run: 3 accounts would be imported, 3 left out for bad rows; 2 approvals would change; 6 problems") {
+	if code != 0 || !strings.Contains(stdout, "dry run: 3 accounts would be imported, 3 left out for bad rows; 0 approvals would change; 7 problems") ||
+		!strings.Contains(stderr, "-allow-partial") {
 		t.Fatalf("dry run: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	if _, _, err := c.GetProfile(ctx, "001A000001VvA1"); status.Code(err) != codes.NotFound {
@@ -91,7 +95,7 @@ func TestCRMImportVeevaSample(t *testing.T) {
 	}
 
 	report := filepath.Join(t.TempDir(), "errors.csv")
-	code, stdout, stderr = runCmd(t, "", append(args, "-publish", "-errors", report)...)
+	code, stdout, stderr = runCmd(t, "", append(args, "-publish", "-allow-partial", "-errors", report)...)
 	if code != 1 || !strings.Contains(stdout, "imported 3 accounts, 3 left out for bad rows; 2 approvals changed; 6 problems") ||
 		!strings.Contains(stdout, "published definitions sha256:") {
 		t.Fatalf("import: exit %d (want 1: some rows are bad)\nstdout: %s\nstderr: %s", code, stdout, stderr)
@@ -160,5 +164,38 @@ func TestCRMImportVeevaSample(t *testing.T) {
 	}
 	if v.Allowed || !blockedByApproval {
 		t.Errorf("sending the withdrawn document: allowed %v, blocks %+v; want blocked for its approval", v.Allowed, v.Blocks)
+	}
+}
+
+// What only the server checked (a territory's form, an id's) is checked
+// before sending: such an account is left out whole and reported with its
+// column, instead of stopping the import stream part-way.
+func TestCRMImportChecksAsTheServerDoes(t *testing.T) {
+	dir := t.TempDir()
+	accounts := filepath.Join(dir, "accounts.csv")
+	if err := os.WriteFile(accounts, []byte("Id,Specialty_1_vod__c,Primary_Country_vod__c,Territory_vod__c,Time_Zone_vod__c\n"+
+		"001A0,Neurology,US,T07,America/Chicago\n"+
+		"001A1,Cardiology,US,T07,America/Chicago\n"+
+		"001A2,Cardiology,US,North East,America/Denver\n"+
+		"001A3,Oncology,DE,T08,Europe/Berlin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(veevaSamples + "mapping.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m crmMapping
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	items, bad, errs, err := readAccounts(&m, accounts, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || bad != 2 || items[0].Profile.HCPID != "001A1" || items[1].Profile.HCPID != "001A3" {
+		t.Fatalf("kept %d items (%v), %d bad; want 001A1 and 001A3 kept, 001A0 and 001A2 left out", len(items), items, bad)
+	}
+	if len(errs) != 2 || errs[1].row != 4 || errs[1].column != "Territory_vod__c" {
+		t.Fatalf("problems %v, want the second on row 4 in Territory_vod__c", errs)
 	}
 }
