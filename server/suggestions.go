@@ -356,6 +356,9 @@ func (s *Server) SuggestionFeedback(ctx context.Context, req *nbapb.SuggestionFe
 	if !ok {
 		return nil, toStatus(ctx, s.log, arbiter.Invalid("action_id", "unknown action id"))
 	}
+	if err := s.suggested(ctx, req.GetDecisionId(), a.ID); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
 	at := s.clock().UTC()
 	if t := req.GetOccurredAt(); t != nil {
 		at = t.AsTime().UTC()
@@ -384,6 +387,33 @@ func (s *Server) SuggestionFeedback(ctx context.Context, req *nbapb.SuggestionFe
 		resp.SuppressedUntil = ts(at.Add(decision.DismissalPeriod))
 	}
 	return resp, nil
+}
+
+// suggested checks that the decision recommended the action, from its
+// receipt: feedback is on what was suggested, so that a dismissal cannot
+// hold back any other action for the recipient. A receipt still queued on
+// this server is written first; one queued on another replica a moment
+// ago may not be found yet (FAILED_PRECONDITION: retry).
+func (s *Server) suggested(ctx context.Context, decisionID, actionID string) error {
+	rc, err := s.receiptFor(ctx, decisionID)
+	if errors.Is(err, arbiter.ErrNotFound) {
+		if ferr := s.FlushDecisionLog(ctx); ferr == nil {
+			rc, err = s.receiptFor(ctx, decisionID)
+		}
+	}
+	switch {
+	case errors.Is(err, arbiter.ErrNotFound):
+		return &arbiter.PreconditionError{Subject: "decision_id", Description: "the decision's receipt is not in the decision log " +
+			"(it may be on its way from another replica: retry; or the log is off, or the receipt expired); nothing was recorded"}
+	case err != nil:
+		return err
+	}
+	for _, r := range rc.GetDecided().GetRecommendations() {
+		if r.GetActionId() == actionID {
+			return nil
+		}
+	}
+	return &arbiter.PreconditionError{Subject: "action_id", Description: "was not recommended by this decision; nothing was recorded"}
 }
 
 // inCallerTerritory answers a rep tool (a caller with the rep tool role

@@ -156,6 +156,16 @@ func TestSuggestions(t *testing.T) {
 
 	// A NOT_RELEVANT dismissal: the next decision holds the action back.
 	top := sugs[0]
+	// Only of the action the decision suggested: another one of the
+	// catalog is refused, and nothing is recorded.
+	otherAction := "email-cardiolex-efficacy"
+	if top.ActionID == otherAction {
+		otherAction = "portal-cardiolex-efficacy"
+	}
+	if _, err := rep7.SuggestionFeedback(ctx, client.Feedback{DecisionID: top.DecisionID, ActionID: otherAction,
+		Dismissal: arbiter.DismissNotRelevant}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("dismissing an action the decision did not suggest: %v, want FAILED_PRECONDITION", err)
+	}
 	fb, err := rep7.SuggestionFeedback(ctx, client.Feedback{DecisionID: top.DecisionID, ActionID: top.ActionID,
 		Dismissal: arbiter.DismissNotRelevant, Note: "sees no patients with it", HCPID: top.HCPID})
 	if err != nil {
