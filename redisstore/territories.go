@@ -140,7 +140,7 @@ func (s *Store) rejoinTerritories(ctx context.Context, ids []string) (int, error
 	for i, id := range ids {
 		cmds[i] = pipe.HGet(ctx, s.key(id, suffixProfile), fTerritories)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if err := execIgnoringNil(ctx, pipe, cmds); err != nil {
 		return 0, err
 	}
 	pipe = s.rdb.Pipeline()
@@ -274,7 +274,7 @@ func (s *Store) pruneTerritory(ctx context.Context, t string) (int, error) {
 		for i, id := range ids {
 			cmds[i] = pipe.HGet(ctx, s.key(id, suffixProfile), fTerritories)
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		if err := execIgnoringNil(ctx, pipe, cmds[:len(ids)]); err != nil {
 			return removed, err
 		}
 		var stale []string
@@ -296,7 +296,7 @@ func (s *Store) pruneTerritory(ctx context.Context, t string) (int, error) {
 		for i, id := range stale {
 			cmds[i] = pipe.HGet(ctx, s.key(id, suffixProfile), fTerritories)
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		if err := execIgnoringNil(ctx, pipe, cmds[:len(stale)]); err != nil {
 			return removed, err
 		}
 		pipe = s.rdb.Pipeline()
@@ -321,4 +321,20 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// execIgnoringNil runs a pipeline of HGETs in which a missing profile
+// (redis.Nil) is an answer, not a failure. Exec reports only the first
+// command's error, so a Nil there could hide a real failure (a Cluster
+// node down) later in the pipeline: each command's own error is checked.
+func execIgnoringNil(ctx context.Context, pipe redis.Pipeliner, cmds []*redis.StringCmd) error {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
