@@ -135,6 +135,13 @@ func guardRequests(next http.Handler, authenticated bool) http.Handler {
 				return
 			}
 		}
+		if unaryBody(r) {
+			// A unary call's body is small: it must arrive within
+			// httpBodyTimeout, or a slow client holds the connection and
+			// its goroutine for as long as it likes. (Streams, Connect's
+			// and gRPC's, may take their time.)
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(httpBodyTimeout))
+		}
 		if !authenticated {
 			origin := r.Header.Get("Origin")
 			if !loopbackHost(r.Host) || origin != "" && !loopbackOrigin(origin) {
@@ -145,6 +152,20 @@ func guardRequests(next http.Handler, authenticated bool) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// httpBodyTimeout bounds the time a unary call's body may take to arrive.
+var httpBodyTimeout = 30 * time.Second
+
+// unaryBody reports whether r carries a unary call's body: REST JSON, or
+// Connect's unary protocol (a content type without "+": streams use
+// application/connect+json, gRPC application/grpc...).
+func unaryBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	ct := r.Header.Get("Content-Type")
+	return !strings.HasPrefix(ct, "application/connect+") && !strings.HasPrefix(ct, "application/grpc")
 }
 
 // loopbackHost reports whether a Host header names a loopback address or

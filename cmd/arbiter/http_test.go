@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -513,6 +514,41 @@ func TestHTTPGuards(t *testing.T) {
 		}
 		if code := do(mod); code != want {
 			t.Errorf("%s: HTTP %d, want %d", name, code, want)
+		}
+	}
+}
+
+// A unary call whose body does not arrive in time loses its connection:
+// a slow client cannot hold it, and its goroutine, for ever.
+func TestHTTPSlowBodyIsCut(t *testing.T) {
+	old := httpBodyTimeout
+	httpBodyTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { httpBodyTimeout = old })
+	ts := start(t, embedded, 50, "-http-listen", "127.0.0.1:0")
+	conn, err := net.DialTimeout("tcp", ts.HTTPAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers, and half of a body that never ends.
+	if _, err := fmt.Fprintf(conn, "POST /v1/recipients/HCP-000042:decide HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"limit\":"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers (an error) or closes; either way the read ends
+	// well before this test's own 10 s deadline.
+	buf := make([]byte, 4096)
+	for {
+		_, err := conn.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the server still waits for the body after 10 s")
+			}
+			return // closed (EOF or reset)
 		}
 	}
 }
