@@ -210,8 +210,10 @@ func checkText(e *arbiter.InvalidError, name, field, v string, max int) {
 	if len(v) > max {
 		e.Add(join(name, field), fmt.Sprintf("must be at most %d bytes", max))
 	}
-	if strings.ContainsRune(v, '|') {
-		e.Add(join(name, field), "must not contain '|'")
+	if strings.ContainsAny(v, "|\n\r") {
+		// The stored forms separate fields with '|' and ledger entries
+		// with line breaks.
+		e.Add(join(name, field), "must not contain '|' or a line break")
 	}
 }
 

@@ -51,6 +51,10 @@ func TestWritesRefuseBadTimesAndLiteralAddresses(t *testing.T) {
 	wantField("invalid nanoseconds", err, "record.captured_at")
 	_, err = consents.SetConsent(ctx, record(func(r *nbapb.ConsentRecord) { r.AddressRef = "jane.doe@example.com" }))
 	wantField("an e-mail address as address_ref", err, "record.address_ref")
+	// A line break would break the ledger's stored form: refused as the
+	// caller's mistake, not answered Internal (found by FuzzConsentRecord).
+	_, err = consents.SetConsent(ctx, record(func(r *nbapb.ConsentRecord) { r.AddressRef = "crm:1\ncrm:2" }))
+	wantField("a line break in address_ref", err, "record.address_ref")
 	_, err = events.RecordEvent(ctx, &nbapb.RecordEventRequest{Event: &nbapb.Event{EventId: "v-1", HcpId: "VALID-1",
 		Type: nbapb.EventType_EVENT_TYPE_OPENED, Channel: nbapb.Channel_CHANNEL_EMAIL, OccurredAt: &timestamppb.Timestamp{Seconds: 253402300800}}})
 	wantField("an event in year 10000", err, "event.occurred_at")
