@@ -52,14 +52,14 @@ fuzz:
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n -timeout 5m >$$log 2>&1 || { cat $$log; exit 1; }; \
 		tail -1 $$log; done
 
-# The fault suite (faults/): real redis-server, arbiter and a delaying proxy
+# The fault suite (cmd/faults/): real redis-server, arbiter and a delaying proxy
 # under load, through Redis and server kills, freezes and restarts, bad
 # input and overload at 3x; see RELIABILITY.md. faults-short is what CI runs.
 faults:
-	$(GO) run ./faults -out bench/out/faults.md
+	$(GO) run ./cmd/faults -out bench/out/faults.md
 
 faults-short:
-	$(GO) run ./faults -short
+	$(GO) run ./cmd/faults -short
 
 # Micro benchmarks (scoring, decision, consent, the Redis store and cache; the stores
 # start their own redis-server).

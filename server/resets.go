@@ -14,7 +14,7 @@ import (
 // resets them at once (HEADERS then RST_STREAM, the "rapid reset" of
 // CVE-2023-44487) makes the server start a call for each and cancel it,
 // for almost nothing on its side: one such connection cut Decide
-// throughput from about 4,000 to 43 a second (the fault suite, faults/).
+// throughput from about 4,000 to 43 a second (the fault suite, cmd/faults/).
 // MaxConcurrentStreams does not bound it, since each stream ends at once.
 //
 // WithResetLimit counts the RST_STREAM frames a client sends on each

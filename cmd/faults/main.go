@@ -20,8 +20,8 @@
 // or the server does not exit within its grace. Timings are reported, not
 // asserted.
 //
-//	go run ./faults            # the full suite (about 4 minutes)
-//	go run ./faults -short     # the form CI runs (about 1.5 minutes)
+//	go run ./cmd/faults            # the full suite (about 4 minutes)
+//	go run ./cmd/faults -short     # the form CI runs (about 1.5 minutes)
 package main
 
 import (
