@@ -151,6 +151,15 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.timeout)
 }
 
+// Ping checks that the server answers and accepts the client's token: it
+// does nothing else. Unauthenticated means the token was refused.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	_, err := c.decision.Ping(ctx, &nbapb.PingRequest{})
+	return err
+}
+
 // Decide asks for the next best actions for one HCP: the candidates that
 // pass eligibility, consent and contact policy, scored and ranked, plus the
 // ones that were suppressed and why.

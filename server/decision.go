@@ -48,3 +48,9 @@ func (s *Server) Decide(ctx context.Context, req *nbapb.DecideRequest) (*nbapb.D
 	}
 	return resp, nil
 }
+
+// Ping does nothing: an authenticated caller's check that the server is
+// reachable and its token accepted, and the benchmarks' empty call.
+func (s *Server) Ping(context.Context, *nbapb.PingRequest) (*nbapb.PingResponse, error) {
+	return &nbapb.PingResponse{}, nil
+}

@@ -153,6 +153,12 @@ func TestTLSAndToken(t *testing.T) {
 	if _, err := without.Decide(ctx, "HCP-000001", client.DecideOptions{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("Decide without a token: %v, want Unauthenticated", err)
 	}
+	if err := with.Ping(ctx); err != nil {
+		t.Errorf("Ping with a token: %v", err)
+	}
+	if err := without.Ping(ctx); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Ping without a token: %v, want Unauthenticated", err)
+	}
 	// Plaintext to a TLS listener is no way in either.
 	if _, err := ts.client.Decide(ctx, "HCP-000001", client.DecideOptions{}); err == nil {
 		t.Error("a plaintext call to the TLS listener succeeded")

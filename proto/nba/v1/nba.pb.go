@@ -1233,6 +1233,80 @@ func (x *DecisionContext) GetChannels() []Channel {
 	return nil
 }
 
+// PingRequest is empty.
+type PingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingRequest) Reset() {
+	*x = PingRequest{}
+	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingRequest) ProtoMessage() {}
+
+func (x *PingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
+func (*PingRequest) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{3}
+}
+
+// PingResponse is empty: an OK status is the answer.
+type PingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingResponse) Reset() {
+	*x = PingResponse{}
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingResponse) ProtoMessage() {}
+
+func (x *PingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
+func (*PingResponse) Descriptor() ([]byte, []int) {
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+}
+
 type DecideRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1258,7 +1332,7 @@ type DecideRequest struct {
 
 func (x *DecideRequest) Reset() {
 	*x = DecideRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1344,7 @@ func (x *DecideRequest) String() string {
 func (*DecideRequest) ProtoMessage() {}
 
 func (x *DecideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[3]
+	mi := &file_nba_v1_nba_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1357,7 @@ func (x *DecideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideRequest.ProtoReflect.Descriptor instead.
 func (*DecideRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{3}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DecideRequest) GetHcpId() string {
@@ -1340,7 +1414,7 @@ type Contribution struct {
 
 func (x *Contribution) Reset() {
 	*x = Contribution{}
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1426,7 @@ func (x *Contribution) String() string {
 func (*Contribution) ProtoMessage() {}
 
 func (x *Contribution) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[4]
+	mi := &file_nba_v1_nba_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1439,7 @@ func (x *Contribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contribution.ProtoReflect.Descriptor instead.
 func (*Contribution) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{4}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Contribution) GetFeature() string {
@@ -1410,7 +1484,7 @@ type Recommendation struct {
 
 func (x *Recommendation) Reset() {
 	*x = Recommendation{}
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1496,7 @@ func (x *Recommendation) String() string {
 func (*Recommendation) ProtoMessage() {}
 
 func (x *Recommendation) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[5]
+	mi := &file_nba_v1_nba_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1509,7 @@ func (x *Recommendation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recommendation.ProtoReflect.Descriptor instead.
 func (*Recommendation) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{5}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Recommendation) GetActionId() string {
@@ -1557,7 +1631,7 @@ type JourneyStep struct {
 
 func (x *JourneyStep) Reset() {
 	*x = JourneyStep{}
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1643,7 @@ func (x *JourneyStep) String() string {
 func (*JourneyStep) ProtoMessage() {}
 
 func (x *JourneyStep) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[6]
+	mi := &file_nba_v1_nba_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1656,7 @@ func (x *JourneyStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyStep.ProtoReflect.Descriptor instead.
 func (*JourneyStep) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{6}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JourneyStep) GetJourneyId() string {
@@ -1644,7 +1718,7 @@ type Suppression struct {
 
 func (x *Suppression) Reset() {
 	*x = Suppression{}
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1730,7 @@ func (x *Suppression) String() string {
 func (*Suppression) ProtoMessage() {}
 
 func (x *Suppression) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[7]
+	mi := &file_nba_v1_nba_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1743,7 @@ func (x *Suppression) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suppression.ProtoReflect.Descriptor instead.
 func (*Suppression) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{7}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Suppression) GetActionId() string {
@@ -1717,7 +1791,7 @@ type DecideBatchRequest struct {
 
 func (x *DecideBatchRequest) Reset() {
 	*x = DecideBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1803,7 @@ func (x *DecideBatchRequest) String() string {
 func (*DecideBatchRequest) ProtoMessage() {}
 
 func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[8]
+	mi := &file_nba_v1_nba_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1816,7 @@ func (x *DecideBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchRequest.ProtoReflect.Descriptor instead.
 func (*DecideBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{8}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecideBatchRequest) GetHcpIds() []string {
@@ -1805,7 +1879,7 @@ type DecideBatchResponse struct {
 
 func (x *DecideBatchResponse) Reset() {
 	*x = DecideBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1891,7 @@ func (x *DecideBatchResponse) String() string {
 func (*DecideBatchResponse) ProtoMessage() {}
 
 func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[9]
+	mi := &file_nba_v1_nba_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1904,7 @@ func (x *DecideBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideBatchResponse.ProtoReflect.Descriptor instead.
 func (*DecideBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{9}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DecideBatchResponse) GetIndex() int32 {
@@ -1871,7 +1945,7 @@ type ItemError struct {
 
 func (x *ItemError) Reset() {
 	*x = ItemError{}
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1957,7 @@ func (x *ItemError) String() string {
 func (*ItemError) ProtoMessage() {}
 
 func (x *ItemError) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[10]
+	mi := &file_nba_v1_nba_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +1970,7 @@ func (x *ItemError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemError.ProtoReflect.Descriptor instead.
 func (*ItemError) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{10}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ItemError) GetCode() int32 {
@@ -1941,7 +2015,7 @@ type DecideResponse struct {
 
 func (x *DecideResponse) Reset() {
 	*x = DecideResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2027,7 @@ func (x *DecideResponse) String() string {
 func (*DecideResponse) ProtoMessage() {}
 
 func (x *DecideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[11]
+	mi := &file_nba_v1_nba_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2040,7 @@ func (x *DecideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideResponse.ProtoReflect.Descriptor instead.
 func (*DecideResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{11}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DecideResponse) GetDecisionId() string {
@@ -2051,7 +2125,7 @@ type ListSuggestionsRequest struct {
 
 func (x *ListSuggestionsRequest) Reset() {
 	*x = ListSuggestionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2137,7 @@ func (x *ListSuggestionsRequest) String() string {
 func (*ListSuggestionsRequest) ProtoMessage() {}
 
 func (x *ListSuggestionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[12]
+	mi := &file_nba_v1_nba_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2150,7 @@ func (x *ListSuggestionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSuggestionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSuggestionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{12}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListSuggestionsRequest) GetTerritory() string {
@@ -2129,7 +2203,7 @@ type ListSuggestionsResponse struct {
 
 func (x *ListSuggestionsResponse) Reset() {
 	*x = ListSuggestionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2215,7 @@ func (x *ListSuggestionsResponse) String() string {
 func (*ListSuggestionsResponse) ProtoMessage() {}
 
 func (x *ListSuggestionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[13]
+	mi := &file_nba_v1_nba_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2228,7 @@ func (x *ListSuggestionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSuggestionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSuggestionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{13}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSuggestionsResponse) GetSuggestions() []*Suggestion {
@@ -2216,7 +2290,7 @@ type Suggestion struct {
 
 func (x *Suggestion) Reset() {
 	*x = Suggestion{}
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2302,7 @@ func (x *Suggestion) String() string {
 func (*Suggestion) ProtoMessage() {}
 
 func (x *Suggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[14]
+	mi := &file_nba_v1_nba_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2315,7 @@ func (x *Suggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suggestion.ProtoReflect.Descriptor instead.
 func (*Suggestion) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{14}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Suggestion) GetDecisionId() string {
@@ -2369,7 +2443,7 @@ type SuggestionFeedbackRequest struct {
 
 func (x *SuggestionFeedbackRequest) Reset() {
 	*x = SuggestionFeedbackRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2455,7 @@ func (x *SuggestionFeedbackRequest) String() string {
 func (*SuggestionFeedbackRequest) ProtoMessage() {}
 
 func (x *SuggestionFeedbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[15]
+	mi := &file_nba_v1_nba_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2468,7 @@ func (x *SuggestionFeedbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestionFeedbackRequest.ProtoReflect.Descriptor instead.
 func (*SuggestionFeedbackRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{15}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SuggestionFeedbackRequest) GetDecisionId() string {
@@ -2461,7 +2535,7 @@ type SuggestionFeedbackResponse struct {
 
 func (x *SuggestionFeedbackResponse) Reset() {
 	*x = SuggestionFeedbackResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2547,7 @@ func (x *SuggestionFeedbackResponse) String() string {
 func (*SuggestionFeedbackResponse) ProtoMessage() {}
 
 func (x *SuggestionFeedbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[16]
+	mi := &file_nba_v1_nba_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2560,7 @@ func (x *SuggestionFeedbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestionFeedbackResponse.ProtoReflect.Descriptor instead.
 func (*SuggestionFeedbackResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{16}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SuggestionFeedbackResponse) GetHcpId() string {
@@ -2537,7 +2611,7 @@ type JourneyProgress struct {
 
 func (x *JourneyProgress) Reset() {
 	*x = JourneyProgress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2549,7 +2623,7 @@ func (x *JourneyProgress) String() string {
 func (*JourneyProgress) ProtoMessage() {}
 
 func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[17]
+	mi := &file_nba_v1_nba_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2636,7 @@ func (x *JourneyProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyProgress.ProtoReflect.Descriptor instead.
 func (*JourneyProgress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{17}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JourneyProgress) GetJourneyId() string {
@@ -2668,7 +2742,7 @@ type GetJourneyProgressRequest struct {
 
 func (x *GetJourneyProgressRequest) Reset() {
 	*x = GetJourneyProgressRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +2754,7 @@ func (x *GetJourneyProgressRequest) String() string {
 func (*GetJourneyProgressRequest) ProtoMessage() {}
 
 func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[18]
+	mi := &file_nba_v1_nba_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +2767,7 @@ func (x *GetJourneyProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{18}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetJourneyProgressRequest) GetRecipientId() string {
@@ -2721,7 +2795,7 @@ type GetJourneyProgressResponse struct {
 
 func (x *GetJourneyProgressResponse) Reset() {
 	*x = GetJourneyProgressResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2807,7 @@ func (x *GetJourneyProgressResponse) String() string {
 func (*GetJourneyProgressResponse) ProtoMessage() {}
 
 func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[19]
+	mi := &file_nba_v1_nba_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2820,7 @@ func (x *GetJourneyProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyProgressResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyProgressResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{19}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetJourneyProgressResponse) GetJourneys() []*JourneyProgress {
@@ -2777,7 +2851,7 @@ type ListDueRequest struct {
 
 func (x *ListDueRequest) Reset() {
 	*x = ListDueRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2863,7 @@ func (x *ListDueRequest) String() string {
 func (*ListDueRequest) ProtoMessage() {}
 
 func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[20]
+	mi := &file_nba_v1_nba_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2876,7 @@ func (x *ListDueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueRequest.ProtoReflect.Descriptor instead.
 func (*ListDueRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{20}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDueRequest) GetJourneyId() string {
@@ -2838,7 +2912,7 @@ type ListDueResponse struct {
 
 func (x *ListDueResponse) Reset() {
 	*x = ListDueResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +2924,7 @@ func (x *ListDueResponse) String() string {
 func (*ListDueResponse) ProtoMessage() {}
 
 func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[21]
+	mi := &file_nba_v1_nba_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +2937,7 @@ func (x *ListDueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDueResponse.ProtoReflect.Descriptor instead.
 func (*ListDueResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{21}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDueResponse) GetRecipientId() string {
@@ -2909,7 +2983,7 @@ type MoveRecipientRequest struct {
 
 func (x *MoveRecipientRequest) Reset() {
 	*x = MoveRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +2995,7 @@ func (x *MoveRecipientRequest) String() string {
 func (*MoveRecipientRequest) ProtoMessage() {}
 
 func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[22]
+	mi := &file_nba_v1_nba_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3008,7 @@ func (x *MoveRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientRequest.ProtoReflect.Descriptor instead.
 func (*MoveRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{22}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MoveRecipientRequest) GetRecipientId() string {
@@ -2974,7 +3048,7 @@ type MoveRecipientResponse struct {
 
 func (x *MoveRecipientResponse) Reset() {
 	*x = MoveRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3060,7 @@ func (x *MoveRecipientResponse) String() string {
 func (*MoveRecipientResponse) ProtoMessage() {}
 
 func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[23]
+	mi := &file_nba_v1_nba_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3073,7 @@ func (x *MoveRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRecipientResponse.ProtoReflect.Descriptor instead.
 func (*MoveRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{23}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MoveRecipientResponse) GetProgress() *JourneyProgress {
@@ -3019,7 +3093,7 @@ type PauseJourneyRequest struct {
 
 func (x *PauseJourneyRequest) Reset() {
 	*x = PauseJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3105,7 @@ func (x *PauseJourneyRequest) String() string {
 func (*PauseJourneyRequest) ProtoMessage() {}
 
 func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[24]
+	mi := &file_nba_v1_nba_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3118,7 @@ func (x *PauseJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyRequest.ProtoReflect.Descriptor instead.
 func (*PauseJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{24}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PauseJourneyRequest) GetJourneyId() string {
@@ -3062,7 +3136,7 @@ type PauseJourneyResponse struct {
 
 func (x *PauseJourneyResponse) Reset() {
 	*x = PauseJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3148,7 @@ func (x *PauseJourneyResponse) String() string {
 func (*PauseJourneyResponse) ProtoMessage() {}
 
 func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[25]
+	mi := &file_nba_v1_nba_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3161,7 @@ func (x *PauseJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJourneyResponse.ProtoReflect.Descriptor instead.
 func (*PauseJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{25}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
 }
 
 type ResumeJourneyRequest struct {
@@ -3100,7 +3174,7 @@ type ResumeJourneyRequest struct {
 
 func (x *ResumeJourneyRequest) Reset() {
 	*x = ResumeJourneyRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3186,7 @@ func (x *ResumeJourneyRequest) String() string {
 func (*ResumeJourneyRequest) ProtoMessage() {}
 
 func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[26]
+	mi := &file_nba_v1_nba_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3199,7 @@ func (x *ResumeJourneyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{26}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResumeJourneyRequest) GetJourneyId() string {
@@ -3143,7 +3217,7 @@ type ResumeJourneyResponse struct {
 
 func (x *ResumeJourneyResponse) Reset() {
 	*x = ResumeJourneyResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3229,7 @@ func (x *ResumeJourneyResponse) String() string {
 func (*ResumeJourneyResponse) ProtoMessage() {}
 
 func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[27]
+	mi := &file_nba_v1_nba_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3242,7 @@ func (x *ResumeJourneyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJourneyResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJourneyResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{27}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
 }
 
 type GetJourneyStatsRequest struct {
@@ -3183,7 +3257,7 @@ type GetJourneyStatsRequest struct {
 
 func (x *GetJourneyStatsRequest) Reset() {
 	*x = GetJourneyStatsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3269,7 @@ func (x *GetJourneyStatsRequest) String() string {
 func (*GetJourneyStatsRequest) ProtoMessage() {}
 
 func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[28]
+	mi := &file_nba_v1_nba_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3282,7 @@ func (x *GetJourneyStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{28}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJourneyStatsRequest) GetJourneyId() string {
@@ -3238,7 +3312,7 @@ type JourneyStepStats struct {
 
 func (x *JourneyStepStats) Reset() {
 	*x = JourneyStepStats{}
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3324,7 @@ func (x *JourneyStepStats) String() string {
 func (*JourneyStepStats) ProtoMessage() {}
 
 func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[29]
+	mi := &file_nba_v1_nba_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3337,7 @@ func (x *JourneyStepStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JourneyStepStats.ProtoReflect.Descriptor instead.
 func (*JourneyStepStats) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{29}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *JourneyStepStats) GetStepId() string {
@@ -3316,7 +3390,7 @@ type GetJourneyStatsResponse struct {
 
 func (x *GetJourneyStatsResponse) Reset() {
 	*x = GetJourneyStatsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3402,7 @@ func (x *GetJourneyStatsResponse) String() string {
 func (*GetJourneyStatsResponse) ProtoMessage() {}
 
 func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[30]
+	mi := &file_nba_v1_nba_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3415,7 @@ func (x *GetJourneyStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJourneyStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetJourneyStatsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{30}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetJourneyStatsResponse) GetMembers() int64 {
@@ -3467,7 +3541,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3553,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[31]
+	mi := &file_nba_v1_nba_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3566,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{31}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Event) GetEventId() string {
@@ -3582,7 +3656,7 @@ type RecordEventRequest struct {
 
 func (x *RecordEventRequest) Reset() {
 	*x = RecordEventRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3668,7 @@ func (x *RecordEventRequest) String() string {
 func (*RecordEventRequest) ProtoMessage() {}
 
 func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[32]
+	mi := &file_nba_v1_nba_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3681,7 @@ func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{32}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RecordEventRequest) GetEvent() *Event {
@@ -3628,7 +3702,7 @@ type RecordEventResponse struct {
 
 func (x *RecordEventResponse) Reset() {
 	*x = RecordEventResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3714,7 @@ func (x *RecordEventResponse) String() string {
 func (*RecordEventResponse) ProtoMessage() {}
 
 func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[33]
+	mi := &file_nba_v1_nba_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3727,7 @@ func (x *RecordEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{33}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RecordEventResponse) GetDuplicate() bool {
@@ -3682,7 +3756,7 @@ type RecordEventsRequest struct {
 
 func (x *RecordEventsRequest) Reset() {
 	*x = RecordEventsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3768,7 @@ func (x *RecordEventsRequest) String() string {
 func (*RecordEventsRequest) ProtoMessage() {}
 
 func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[34]
+	mi := &file_nba_v1_nba_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3781,7 @@ func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventsRequest.ProtoReflect.Descriptor instead.
 func (*RecordEventsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{34}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RecordEventsRequest) GetEvents() []*Event {
@@ -3731,7 +3805,7 @@ type RecordEventsResponse struct {
 
 func (x *RecordEventsResponse) Reset() {
 	*x = RecordEventsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +3817,7 @@ func (x *RecordEventsResponse) String() string {
 func (*RecordEventsResponse) ProtoMessage() {}
 
 func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[35]
+	mi := &file_nba_v1_nba_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +3830,7 @@ func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEventsResponse.ProtoReflect.Descriptor instead.
 func (*RecordEventsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{35}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RecordEventsResponse) GetResults() []*EventResult {
@@ -3810,7 +3884,7 @@ type EventResult struct {
 
 func (x *EventResult) Reset() {
 	*x = EventResult{}
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +3896,7 @@ func (x *EventResult) String() string {
 func (*EventResult) ProtoMessage() {}
 
 func (x *EventResult) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[36]
+	mi := &file_nba_v1_nba_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +3909,7 @@ func (x *EventResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
 func (*EventResult) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{36}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EventResult) GetOutcome() EventOutcome {
@@ -3877,7 +3951,7 @@ type FieldViolation struct {
 
 func (x *FieldViolation) Reset() {
 	*x = FieldViolation{}
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +3963,7 @@ func (x *FieldViolation) String() string {
 func (*FieldViolation) ProtoMessage() {}
 
 func (x *FieldViolation) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[37]
+	mi := &file_nba_v1_nba_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +3976,7 @@ func (x *FieldViolation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
 func (*FieldViolation) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{37}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FieldViolation) GetField() string {
@@ -3947,7 +4021,7 @@ type CheckSendRequest struct {
 
 func (x *CheckSendRequest) Reset() {
 	*x = CheckSendRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3959,7 +4033,7 @@ func (x *CheckSendRequest) String() string {
 func (*CheckSendRequest) ProtoMessage() {}
 
 func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[38]
+	mi := &file_nba_v1_nba_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3972,7 +4046,7 @@ func (x *CheckSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{38}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CheckSendRequest) GetHcpId() string {
@@ -4058,7 +4132,7 @@ type CheckSendResponse struct {
 
 func (x *CheckSendResponse) Reset() {
 	*x = CheckSendResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4144,7 @@ func (x *CheckSendResponse) String() string {
 func (*CheckSendResponse) ProtoMessage() {}
 
 func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[39]
+	mi := &file_nba_v1_nba_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4157,7 @@ func (x *CheckSendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{39}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CheckSendResponse) GetAllowed() bool {
@@ -4175,7 +4249,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4187,7 +4261,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[40]
+	mi := &file_nba_v1_nba_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4200,7 +4274,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{40}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReleaseReservationRequest) GetHcpId() string {
@@ -4225,7 +4299,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4237,7 +4311,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[41]
+	mi := &file_nba_v1_nba_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4250,7 +4324,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{41}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
 }
 
 // Items of a campaign list: one (check), or several at once (checks, at
@@ -4271,7 +4345,7 @@ type CheckSendBatchRequest struct {
 
 func (x *CheckSendBatchRequest) Reset() {
 	*x = CheckSendBatchRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4357,7 @@ func (x *CheckSendBatchRequest) String() string {
 func (*CheckSendBatchRequest) ProtoMessage() {}
 
 func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[42]
+	mi := &file_nba_v1_nba_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4370,7 @@ func (x *CheckSendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{42}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CheckSendBatchRequest) GetCheck() *CheckSendRequest {
@@ -4330,7 +4404,7 @@ type CheckSendBatchResponse struct {
 
 func (x *CheckSendBatchResponse) Reset() {
 	*x = CheckSendBatchResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4342,7 +4416,7 @@ func (x *CheckSendBatchResponse) String() string {
 func (*CheckSendBatchResponse) ProtoMessage() {}
 
 func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[43]
+	mi := &file_nba_v1_nba_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4355,7 +4429,7 @@ func (x *CheckSendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSendBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckSendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{43}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckSendBatchResponse) GetIndex() int64 {
@@ -4423,7 +4497,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +4509,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[44]
+	mi := &file_nba_v1_nba_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +4522,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{44}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Profile) GetHcpId() string {
@@ -4538,7 +4612,7 @@ type ChannelAddress struct {
 
 func (x *ChannelAddress) Reset() {
 	*x = ChannelAddress{}
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4550,7 +4624,7 @@ func (x *ChannelAddress) String() string {
 func (*ChannelAddress) ProtoMessage() {}
 
 func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[45]
+	mi := &file_nba_v1_nba_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4563,7 +4637,7 @@ func (x *ChannelAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelAddress.ProtoReflect.Descriptor instead.
 func (*ChannelAddress) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{45}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChannelAddress) GetChannel() Channel {
@@ -4592,7 +4666,7 @@ type ChannelCounters struct {
 
 func (x *ChannelCounters) Reset() {
 	*x = ChannelCounters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4604,7 +4678,7 @@ func (x *ChannelCounters) String() string {
 func (*ChannelCounters) ProtoMessage() {}
 
 func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[46]
+	mi := &file_nba_v1_nba_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4617,7 +4691,7 @@ func (x *ChannelCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelCounters.ProtoReflect.Descriptor instead.
 func (*ChannelCounters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{46}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChannelCounters) GetChannel() Channel {
@@ -4660,7 +4734,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4672,7 +4746,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[47]
+	mi := &file_nba_v1_nba_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4685,7 +4759,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{47}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Counters) GetChannels() []*ChannelCounters {
@@ -4719,7 +4793,7 @@ type UpsertProfileRequest struct {
 
 func (x *UpsertProfileRequest) Reset() {
 	*x = UpsertProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4731,7 +4805,7 @@ func (x *UpsertProfileRequest) String() string {
 func (*UpsertProfileRequest) ProtoMessage() {}
 
 func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[48]
+	mi := &file_nba_v1_nba_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4744,7 +4818,7 @@ func (x *UpsertProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpsertProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{48}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UpsertProfileRequest) GetProfile() *Profile {
@@ -4762,7 +4836,7 @@ type UpsertProfileResponse struct {
 
 func (x *UpsertProfileResponse) Reset() {
 	*x = UpsertProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4774,7 +4848,7 @@ func (x *UpsertProfileResponse) String() string {
 func (*UpsertProfileResponse) ProtoMessage() {}
 
 func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[49]
+	mi := &file_nba_v1_nba_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4787,7 +4861,7 @@ func (x *UpsertProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpsertProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{49}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
 }
 
 type EraseRecipientRequest struct {
@@ -4800,7 +4874,7 @@ type EraseRecipientRequest struct {
 
 func (x *EraseRecipientRequest) Reset() {
 	*x = EraseRecipientRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +4886,7 @@ func (x *EraseRecipientRequest) String() string {
 func (*EraseRecipientRequest) ProtoMessage() {}
 
 func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[50]
+	mi := &file_nba_v1_nba_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +4899,7 @@ func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientRequest.ProtoReflect.Descriptor instead.
 func (*EraseRecipientRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{50}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *EraseRecipientRequest) GetHcpId() string {
@@ -4850,7 +4924,7 @@ type EraseRecipientResponse struct {
 
 func (x *EraseRecipientResponse) Reset() {
 	*x = EraseRecipientResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4862,7 +4936,7 @@ func (x *EraseRecipientResponse) String() string {
 func (*EraseRecipientResponse) ProtoMessage() {}
 
 func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[51]
+	mi := &file_nba_v1_nba_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4875,7 +4949,7 @@ func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseRecipientResponse.ProtoReflect.Descriptor instead.
 func (*EraseRecipientResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{51}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *EraseRecipientResponse) GetKeysDeleted() int32 {
@@ -4923,7 +4997,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5009,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[52]
+	mi := &file_nba_v1_nba_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5022,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{52}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetProfileRequest) GetHcpId() string {
@@ -4971,7 +5045,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4983,7 +5057,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[53]
+	mi := &file_nba_v1_nba_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4996,7 +5070,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{53}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetProfileResponse) GetProfile() *Profile {
@@ -5038,7 +5112,7 @@ type ImportProfilesRequest struct {
 
 func (x *ImportProfilesRequest) Reset() {
 	*x = ImportProfilesRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5050,7 +5124,7 @@ func (x *ImportProfilesRequest) String() string {
 func (*ImportProfilesRequest) ProtoMessage() {}
 
 func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[54]
+	mi := &file_nba_v1_nba_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5063,7 +5137,7 @@ func (x *ImportProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ImportProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{54}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ImportProfilesRequest) GetProfile() *Profile {
@@ -5103,7 +5177,7 @@ type ImportProfilesResponse struct {
 
 func (x *ImportProfilesResponse) Reset() {
 	*x = ImportProfilesResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5115,7 +5189,7 @@ func (x *ImportProfilesResponse) String() string {
 func (*ImportProfilesResponse) ProtoMessage() {}
 
 func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[55]
+	mi := &file_nba_v1_nba_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5128,7 +5202,7 @@ func (x *ImportProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ImportProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{55}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ImportProfilesResponse) GetImported() int64 {
@@ -5148,7 +5222,7 @@ type ExportLedgerRequest struct {
 
 func (x *ExportLedgerRequest) Reset() {
 	*x = ExportLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5160,7 +5234,7 @@ func (x *ExportLedgerRequest) String() string {
 func (*ExportLedgerRequest) ProtoMessage() {}
 
 func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[56]
+	mi := &file_nba_v1_nba_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5173,7 +5247,7 @@ func (x *ExportLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ExportLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{56}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExportLedgerRequest) GetRecordedFrom() *timestamppb.Timestamp {
@@ -5193,7 +5267,7 @@ type ExportedEntry struct {
 
 func (x *ExportedEntry) Reset() {
 	*x = ExportedEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5205,7 +5279,7 @@ func (x *ExportedEntry) String() string {
 func (*ExportedEntry) ProtoMessage() {}
 
 func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[57]
+	mi := &file_nba_v1_nba_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5218,7 +5292,7 @@ func (x *ExportedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedEntry.ProtoReflect.Descriptor instead.
 func (*ExportedEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{57}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ExportedEntry) GetHcpId() string {
@@ -5246,7 +5320,7 @@ type ExportLedgerResponse struct {
 
 func (x *ExportLedgerResponse) Reset() {
 	*x = ExportLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5258,7 +5332,7 @@ func (x *ExportLedgerResponse) String() string {
 func (*ExportLedgerResponse) ProtoMessage() {}
 
 func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[58]
+	mi := &file_nba_v1_nba_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5271,7 +5345,7 @@ func (x *ExportLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ExportLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{58}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ExportLedgerResponse) GetEntries() []*ExportedEntry {
@@ -5298,7 +5372,7 @@ type ReapplyLedgerRequest struct {
 
 func (x *ReapplyLedgerRequest) Reset() {
 	*x = ReapplyLedgerRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5310,7 +5384,7 @@ func (x *ReapplyLedgerRequest) String() string {
 func (*ReapplyLedgerRequest) ProtoMessage() {}
 
 func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[59]
+	mi := &file_nba_v1_nba_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5323,7 +5397,7 @@ func (x *ReapplyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{59}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReapplyLedgerRequest) GetEntries() []*ExportedEntry {
@@ -5344,7 +5418,7 @@ type ReapplyLedgerResponse struct {
 
 func (x *ReapplyLedgerResponse) Reset() {
 	*x = ReapplyLedgerResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5356,7 +5430,7 @@ func (x *ReapplyLedgerResponse) String() string {
 func (*ReapplyLedgerResponse) ProtoMessage() {}
 
 func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[60]
+	mi := &file_nba_v1_nba_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5369,7 +5443,7 @@ func (x *ReapplyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReapplyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ReapplyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{60}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReapplyLedgerResponse) GetReapplied() int64 {
@@ -5416,7 +5490,7 @@ type ConsentRecord struct {
 
 func (x *ConsentRecord) Reset() {
 	*x = ConsentRecord{}
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5428,7 +5502,7 @@ func (x *ConsentRecord) String() string {
 func (*ConsentRecord) ProtoMessage() {}
 
 func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[61]
+	mi := &file_nba_v1_nba_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5441,7 +5515,7 @@ func (x *ConsentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRecord.ProtoReflect.Descriptor instead.
 func (*ConsentRecord) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{61}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ConsentRecord) GetChannel() Channel {
@@ -5528,7 +5602,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5540,7 +5614,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[62]
+	mi := &file_nba_v1_nba_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5553,7 +5627,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{62}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetConsentRequest) GetHcpId() string {
@@ -5596,7 +5670,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5608,7 +5682,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[63]
+	mi := &file_nba_v1_nba_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5621,7 +5695,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{63}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *UnsubscribeRequest) GetHcpId() string {
@@ -5677,7 +5751,7 @@ type StopAllContactRequest struct {
 
 func (x *StopAllContactRequest) Reset() {
 	*x = StopAllContactRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5689,7 +5763,7 @@ func (x *StopAllContactRequest) String() string {
 func (*StopAllContactRequest) ProtoMessage() {}
 
 func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[64]
+	mi := &file_nba_v1_nba_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5702,7 +5776,7 @@ func (x *StopAllContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactRequest.ProtoReflect.Descriptor instead.
 func (*StopAllContactRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{64}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *StopAllContactRequest) GetHcpId() string {
@@ -5750,7 +5824,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5762,7 +5836,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[65]
+	mi := &file_nba_v1_nba_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5775,7 +5849,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{65}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *UnsubscribeResponse) GetEntry() *LedgerEntry {
@@ -5795,7 +5869,7 @@ type StopAllContactResponse struct {
 
 func (x *StopAllContactResponse) Reset() {
 	*x = StopAllContactResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5807,7 +5881,7 @@ func (x *StopAllContactResponse) String() string {
 func (*StopAllContactResponse) ProtoMessage() {}
 
 func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[66]
+	mi := &file_nba_v1_nba_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5820,7 +5894,7 @@ func (x *StopAllContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopAllContactResponse.ProtoReflect.Descriptor instead.
 func (*StopAllContactResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{66}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *StopAllContactResponse) GetEntry() *LedgerEntry {
@@ -5839,7 +5913,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5851,7 +5925,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[67]
+	mi := &file_nba_v1_nba_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5864,7 +5938,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{67}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetConsentResponse) GetEntry() *LedgerEntry {
@@ -5884,7 +5958,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5896,7 +5970,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[68]
+	mi := &file_nba_v1_nba_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5909,7 +5983,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{68}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetConsentRequest) GetHcpId() string {
@@ -5930,7 +6004,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5942,7 +6016,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[69]
+	mi := &file_nba_v1_nba_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5955,7 +6029,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{69}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GetConsentResponse) GetRecords() []*ConsentRecord {
@@ -5992,7 +6066,7 @@ type GetConsentHistoryRequest struct {
 
 func (x *GetConsentHistoryRequest) Reset() {
 	*x = GetConsentHistoryRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6004,7 +6078,7 @@ func (x *GetConsentHistoryRequest) String() string {
 func (*GetConsentHistoryRequest) ProtoMessage() {}
 
 func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[70]
+	mi := &file_nba_v1_nba_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6017,7 +6091,7 @@ func (x *GetConsentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{70}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GetConsentHistoryRequest) GetHcpId() string {
@@ -6063,7 +6137,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6075,7 +6149,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[71]
+	mi := &file_nba_v1_nba_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6088,7 +6162,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{71}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -6150,7 +6224,7 @@ type GetConsentHistoryResponse struct {
 
 func (x *GetConsentHistoryResponse) Reset() {
 	*x = GetConsentHistoryResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6162,7 +6236,7 @@ func (x *GetConsentHistoryResponse) String() string {
 func (*GetConsentHistoryResponse) ProtoMessage() {}
 
 func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[72]
+	mi := &file_nba_v1_nba_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6175,7 +6249,7 @@ func (x *GetConsentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{72}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetConsentHistoryResponse) GetEntries() []*LedgerEntry {
@@ -6203,7 +6277,7 @@ type PublishDefinitionsRequest struct {
 
 func (x *PublishDefinitionsRequest) Reset() {
 	*x = PublishDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6215,7 +6289,7 @@ func (x *PublishDefinitionsRequest) String() string {
 func (*PublishDefinitionsRequest) ProtoMessage() {}
 
 func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[73]
+	mi := &file_nba_v1_nba_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6228,7 +6302,7 @@ func (x *PublishDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{73}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *PublishDefinitionsRequest) GetFiles() map[string][]byte {
@@ -6253,7 +6327,7 @@ type PublishDefinitionsResponse struct {
 
 func (x *PublishDefinitionsResponse) Reset() {
 	*x = PublishDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6265,7 +6339,7 @@ func (x *PublishDefinitionsResponse) String() string {
 func (*PublishDefinitionsResponse) ProtoMessage() {}
 
 func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[74]
+	mi := &file_nba_v1_nba_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6278,7 +6352,7 @@ func (x *PublishDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*PublishDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{74}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PublishDefinitionsResponse) GetVersion() string {
@@ -6310,7 +6384,7 @@ type GetActiveDefinitionsRequest struct {
 
 func (x *GetActiveDefinitionsRequest) Reset() {
 	*x = GetActiveDefinitionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6322,7 +6396,7 @@ func (x *GetActiveDefinitionsRequest) String() string {
 func (*GetActiveDefinitionsRequest) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[75]
+	mi := &file_nba_v1_nba_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6335,7 +6409,7 @@ func (x *GetActiveDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{75}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
 }
 
 type GetActiveDefinitionsResponse struct {
@@ -6348,7 +6422,7 @@ type GetActiveDefinitionsResponse struct {
 
 func (x *GetActiveDefinitionsResponse) Reset() {
 	*x = GetActiveDefinitionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6360,7 +6434,7 @@ func (x *GetActiveDefinitionsResponse) String() string {
 func (*GetActiveDefinitionsResponse) ProtoMessage() {}
 
 func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[76]
+	mi := &file_nba_v1_nba_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6373,7 +6447,7 @@ func (x *GetActiveDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActiveDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*GetActiveDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{76}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetActiveDefinitionsResponse) GetVersion() string {
@@ -6436,7 +6510,7 @@ type DecisionReceipt struct {
 
 func (x *DecisionReceipt) Reset() {
 	*x = DecisionReceipt{}
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6448,7 +6522,7 @@ func (x *DecisionReceipt) String() string {
 func (*DecisionReceipt) ProtoMessage() {}
 
 func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[77]
+	mi := &file_nba_v1_nba_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6461,7 +6535,7 @@ func (x *DecisionReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionReceipt.ProtoReflect.Descriptor instead.
 func (*DecisionReceipt) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{77}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DecisionReceipt) GetDecisionId() string {
@@ -6612,7 +6686,7 @@ type PackedSuppressions struct {
 
 func (x *PackedSuppressions) Reset() {
 	*x = PackedSuppressions{}
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6624,7 +6698,7 @@ func (x *PackedSuppressions) String() string {
 func (*PackedSuppressions) ProtoMessage() {}
 
 func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[78]
+	mi := &file_nba_v1_nba_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6637,7 +6711,7 @@ func (x *PackedSuppressions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedSuppressions.ProtoReflect.Descriptor instead.
 func (*PackedSuppressions) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{78}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *PackedSuppressions) GetActionIds() []string {
@@ -6715,7 +6789,7 @@ type RecipientInputs struct {
 
 func (x *RecipientInputs) Reset() {
 	*x = RecipientInputs{}
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6727,7 +6801,7 @@ func (x *RecipientInputs) String() string {
 func (*RecipientInputs) ProtoMessage() {}
 
 func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[79]
+	mi := &file_nba_v1_nba_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6740,7 +6814,7 @@ func (x *RecipientInputs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientInputs.ProtoReflect.Descriptor instead.
 func (*RecipientInputs) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{79}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RecipientInputs) GetProfile() *Profile {
@@ -6859,7 +6933,7 @@ type LoggedDismissal struct {
 
 func (x *LoggedDismissal) Reset() {
 	*x = LoggedDismissal{}
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6871,7 +6945,7 @@ func (x *LoggedDismissal) String() string {
 func (*LoggedDismissal) ProtoMessage() {}
 
 func (x *LoggedDismissal) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[80]
+	mi := &file_nba_v1_nba_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6884,7 +6958,7 @@ func (x *LoggedDismissal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedDismissal.ProtoReflect.Descriptor instead.
 func (*LoggedDismissal) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{80}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *LoggedDismissal) GetActionId() string {
@@ -6925,7 +6999,7 @@ type LoggedTouch struct {
 
 func (x *LoggedTouch) Reset() {
 	*x = LoggedTouch{}
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6937,7 +7011,7 @@ func (x *LoggedTouch) String() string {
 func (*LoggedTouch) ProtoMessage() {}
 
 func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[81]
+	mi := &file_nba_v1_nba_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6950,7 +7024,7 @@ func (x *LoggedTouch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedTouch.ProtoReflect.Descriptor instead.
 func (*LoggedTouch) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{81}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *LoggedTouch) GetAt() *timestamppb.Timestamp {
@@ -7030,7 +7104,7 @@ type LoggedEvent struct {
 
 func (x *LoggedEvent) Reset() {
 	*x = LoggedEvent{}
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7042,7 +7116,7 @@ func (x *LoggedEvent) String() string {
 func (*LoggedEvent) ProtoMessage() {}
 
 func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[82]
+	mi := &file_nba_v1_nba_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7055,7 +7129,7 @@ func (x *LoggedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedEvent.ProtoReflect.Descriptor instead.
 func (*LoggedEvent) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{82}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *LoggedEvent) GetAt() *timestamppb.Timestamp {
@@ -7112,7 +7186,7 @@ type LoggedJourneyMove struct {
 
 func (x *LoggedJourneyMove) Reset() {
 	*x = LoggedJourneyMove{}
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7124,7 +7198,7 @@ func (x *LoggedJourneyMove) String() string {
 func (*LoggedJourneyMove) ProtoMessage() {}
 
 func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[83]
+	mi := &file_nba_v1_nba_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7137,7 +7211,7 @@ func (x *LoggedJourneyMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedJourneyMove.ProtoReflect.Descriptor instead.
 func (*LoggedJourneyMove) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{83}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *LoggedJourneyMove) GetJourneyId() string {
@@ -7178,7 +7252,7 @@ type GetDecisionRequest struct {
 
 func (x *GetDecisionRequest) Reset() {
 	*x = GetDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7190,7 +7264,7 @@ func (x *GetDecisionRequest) String() string {
 func (*GetDecisionRequest) ProtoMessage() {}
 
 func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[84]
+	mi := &file_nba_v1_nba_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7203,7 +7277,7 @@ func (x *GetDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionRequest.ProtoReflect.Descriptor instead.
 func (*GetDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{84}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *GetDecisionRequest) GetDecisionId() string {
@@ -7224,7 +7298,7 @@ type GetDecisionResponse struct {
 
 func (x *GetDecisionResponse) Reset() {
 	*x = GetDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7236,7 +7310,7 @@ func (x *GetDecisionResponse) String() string {
 func (*GetDecisionResponse) ProtoMessage() {}
 
 func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[85]
+	mi := &file_nba_v1_nba_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7249,7 +7323,7 @@ func (x *GetDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDecisionResponse.ProtoReflect.Descriptor instead.
 func (*GetDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{85}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GetDecisionResponse) GetReceipt() *DecisionReceipt {
@@ -7291,7 +7365,7 @@ type ActionEvidence struct {
 
 func (x *ActionEvidence) Reset() {
 	*x = ActionEvidence{}
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7303,7 +7377,7 @@ func (x *ActionEvidence) String() string {
 func (*ActionEvidence) ProtoMessage() {}
 
 func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[86]
+	mi := &file_nba_v1_nba_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7316,7 +7390,7 @@ func (x *ActionEvidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionEvidence.ProtoReflect.Descriptor instead.
 func (*ActionEvidence) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{86}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ActionEvidence) GetActionId() string {
@@ -7398,7 +7472,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7410,7 +7484,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[87]
+	mi := &file_nba_v1_nba_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7423,7 +7497,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{87}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListDecisionsRequest) GetHcpId() string {
@@ -7465,7 +7539,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7477,7 +7551,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[88]
+	mi := &file_nba_v1_nba_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7490,7 +7564,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{88}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -7517,7 +7591,7 @@ type ReplayDecisionRequest struct {
 
 func (x *ReplayDecisionRequest) Reset() {
 	*x = ReplayDecisionRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[89]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7529,7 +7603,7 @@ func (x *ReplayDecisionRequest) String() string {
 func (*ReplayDecisionRequest) ProtoMessage() {}
 
 func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[89]
+	mi := &file_nba_v1_nba_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7542,7 +7616,7 @@ func (x *ReplayDecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{89}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReplayDecisionRequest) GetDecisionId() string {
@@ -7570,7 +7644,7 @@ type ReplayDecisionResponse struct {
 
 func (x *ReplayDecisionResponse) Reset() {
 	*x = ReplayDecisionResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[90]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7582,7 +7656,7 @@ func (x *ReplayDecisionResponse) String() string {
 func (*ReplayDecisionResponse) ProtoMessage() {}
 
 func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[90]
+	mi := &file_nba_v1_nba_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7595,7 +7669,7 @@ func (x *ReplayDecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDecisionResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDecisionResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{90}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ReplayDecisionResponse) GetIdentical() bool {
@@ -7645,7 +7719,7 @@ type ExportDecisionsRequest struct {
 
 func (x *ExportDecisionsRequest) Reset() {
 	*x = ExportDecisionsRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[91]
+	mi := &file_nba_v1_nba_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7657,7 +7731,7 @@ func (x *ExportDecisionsRequest) String() string {
 func (*ExportDecisionsRequest) ProtoMessage() {}
 
 func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[91]
+	mi := &file_nba_v1_nba_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7670,7 +7744,7 @@ func (x *ExportDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{91}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ExportDecisionsRequest) GetFrom() *timestamppb.Timestamp {
@@ -7699,7 +7773,7 @@ type ExportDecisionsResponse struct {
 
 func (x *ExportDecisionsResponse) Reset() {
 	*x = ExportDecisionsResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[92]
+	mi := &file_nba_v1_nba_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7711,7 +7785,7 @@ func (x *ExportDecisionsResponse) String() string {
 func (*ExportDecisionsResponse) ProtoMessage() {}
 
 func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[92]
+	mi := &file_nba_v1_nba_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7724,7 +7798,7 @@ func (x *ExportDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{92}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ExportDecisionsResponse) GetReceipts() []*DecisionReceipt {
@@ -7762,7 +7836,7 @@ type ChainHead struct {
 
 func (x *ChainHead) Reset() {
 	*x = ChainHead{}
-	mi := &file_nba_v1_nba_proto_msgTypes[93]
+	mi := &file_nba_v1_nba_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7774,7 +7848,7 @@ func (x *ChainHead) String() string {
 func (*ChainHead) ProtoMessage() {}
 
 func (x *ChainHead) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[93]
+	mi := &file_nba_v1_nba_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7787,7 +7861,7 @@ func (x *ChainHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
 func (*ChainHead) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{93}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ChainHead) GetHcpId() string {
@@ -7819,7 +7893,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[94]
+	mi := &file_nba_v1_nba_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7831,7 +7905,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[94]
+	mi := &file_nba_v1_nba_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7844,7 +7918,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{94}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{96}
 }
 
 type CheckpointResponse struct {
@@ -7862,7 +7936,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[95]
+	mi := &file_nba_v1_nba_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7874,7 +7948,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[95]
+	mi := &file_nba_v1_nba_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7887,7 +7961,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{95}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *CheckpointResponse) GetHeads() []*ChainHead {
@@ -7931,7 +8005,7 @@ type VerifyTrailRequest struct {
 
 func (x *VerifyTrailRequest) Reset() {
 	*x = VerifyTrailRequest{}
-	mi := &file_nba_v1_nba_proto_msgTypes[96]
+	mi := &file_nba_v1_nba_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7943,7 +8017,7 @@ func (x *VerifyTrailRequest) String() string {
 func (*VerifyTrailRequest) ProtoMessage() {}
 
 func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[96]
+	mi := &file_nba_v1_nba_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7956,7 +8030,7 @@ func (x *VerifyTrailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTrailRequest) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{96}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *VerifyTrailRequest) GetHeads() []*ChainHead {
@@ -7995,7 +8069,7 @@ type TrailFinding struct {
 
 func (x *TrailFinding) Reset() {
 	*x = TrailFinding{}
-	mi := &file_nba_v1_nba_proto_msgTypes[97]
+	mi := &file_nba_v1_nba_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8007,7 +8081,7 @@ func (x *TrailFinding) String() string {
 func (*TrailFinding) ProtoMessage() {}
 
 func (x *TrailFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[97]
+	mi := &file_nba_v1_nba_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8020,7 +8094,7 @@ func (x *TrailFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrailFinding.ProtoReflect.Descriptor instead.
 func (*TrailFinding) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{97}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *TrailFinding) GetHcpId() string {
@@ -8063,7 +8137,7 @@ type VerifyTrailResponse struct {
 
 func (x *VerifyTrailResponse) Reset() {
 	*x = VerifyTrailResponse{}
-	mi := &file_nba_v1_nba_proto_msgTypes[98]
+	mi := &file_nba_v1_nba_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8075,7 +8149,7 @@ func (x *VerifyTrailResponse) String() string {
 func (*VerifyTrailResponse) ProtoMessage() {}
 
 func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nba_v1_nba_proto_msgTypes[98]
+	mi := &file_nba_v1_nba_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8088,7 +8162,7 @@ func (x *VerifyTrailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTrailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTrailResponse) Descriptor() ([]byte, []int) {
-	return file_nba_v1_nba_proto_rawDescGZIP(), []int{98}
+	return file_nba_v1_nba_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *VerifyTrailResponse) GetFindings() []*TrailFinding {
@@ -8145,7 +8219,9 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x0fDecisionContext\x12*\n" +
 	"\x06caller\x18\x01 \x01(\x0e2\x12.nba.v1.CallerKindR\x06caller\x12?\n" +
 	"\rdecision_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\x12+\n" +
-	"\bchannels\x18\x03 \x03(\x0e2\x0f.nba.v1.ChannelR\bchannels\"\xce\x01\n" +
+	"\bchannels\x18\x03 \x03(\x0e2\x0f.nba.v1.ChannelR\bchannels\"\r\n" +
+	"\vPingRequest\"\x0e\n" +
+	"\fPingResponse\"\xce\x01\n" +
 	"\rDecideRequest\x12\x15\n" +
 	"\x06hcp_id\x18\x01 \x01(\tR\x05hcpId\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1e\n" +
@@ -8837,9 +8913,11 @@ const file_nba_v1_nba_proto_rawDesc = "" +
 	"\x18RECEIPT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RECEIPT_KIND_DECIDE\x10\x01\x12\"\n" +
 	"\x1eRECEIPT_KIND_DECIDE_BATCH_ITEM\x10\x02\x12\x1b\n" +
-	"\x17RECEIPT_KIND_CHECK_SEND\x10\x032\xb7\x02\n" +
+	"\x17RECEIPT_KIND_CHECK_SEND\x10\x032\x86\x03\n" +
 	"\x0fDecisionService\x12h\n" +
-	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"/\xea\xe0\x18\x02\x01\x02\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:decide\x12O\n" +
+	"\x06Decide\x12\x15.nba.v1.DecideRequest\x1a\x16.nba.v1.DecideResponse\"/\xea\xe0\x18\x02\x01\x02\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:decide\x12M\n" +
+	"\x04Ping\x12\x13.nba.v1.PingRequest\x1a\x14.nba.v1.PingResponse\"\x1a\xea\xe0\x18\x06\x01\x02\x03\x04\x05\x06\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/v1/ping\x12O\n" +
 	"\vDecideBatch\x12\x1a.nba.v1.DecideBatchRequest\x1a\x1b.nba.v1.DecideBatchResponse\"\x05\xea\xe0\x18\x01\x020\x01\x12i\n" +
 	"\x06WhyNot\x12\x15.nba.v1.WhyNotRequest\x1a\x16.nba.v1.WhyNotResponse\"0\xea\xe0\x18\x03\x01\x02\x05\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/recipients/{hcp_id}:whyNot2\x8d\x02\n" +
 	"\x11SuggestionService\x12p\n" +
@@ -8902,7 +8980,7 @@ func file_nba_v1_nba_proto_rawDescGZIP() []byte {
 }
 
 var file_nba_v1_nba_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_nba_v1_nba_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_nba_v1_nba_proto_goTypes = []any{
 	(Channel)(0),                         // 0: nba.v1.Channel
 	(Purpose)(0),                         // 1: nba.v1.Purpose
@@ -8922,334 +9000,338 @@ var file_nba_v1_nba_proto_goTypes = []any{
 	(*WhyNotRequest)(nil),                // 15: nba.v1.WhyNotRequest
 	(*WhyNotResponse)(nil),               // 16: nba.v1.WhyNotResponse
 	(*DecisionContext)(nil),              // 17: nba.v1.DecisionContext
-	(*DecideRequest)(nil),                // 18: nba.v1.DecideRequest
-	(*Contribution)(nil),                 // 19: nba.v1.Contribution
-	(*Recommendation)(nil),               // 20: nba.v1.Recommendation
-	(*JourneyStep)(nil),                  // 21: nba.v1.JourneyStep
-	(*Suppression)(nil),                  // 22: nba.v1.Suppression
-	(*DecideBatchRequest)(nil),           // 23: nba.v1.DecideBatchRequest
-	(*DecideBatchResponse)(nil),          // 24: nba.v1.DecideBatchResponse
-	(*ItemError)(nil),                    // 25: nba.v1.ItemError
-	(*DecideResponse)(nil),               // 26: nba.v1.DecideResponse
-	(*ListSuggestionsRequest)(nil),       // 27: nba.v1.ListSuggestionsRequest
-	(*ListSuggestionsResponse)(nil),      // 28: nba.v1.ListSuggestionsResponse
-	(*Suggestion)(nil),                   // 29: nba.v1.Suggestion
-	(*SuggestionFeedbackRequest)(nil),    // 30: nba.v1.SuggestionFeedbackRequest
-	(*SuggestionFeedbackResponse)(nil),   // 31: nba.v1.SuggestionFeedbackResponse
-	(*JourneyProgress)(nil),              // 32: nba.v1.JourneyProgress
-	(*GetJourneyProgressRequest)(nil),    // 33: nba.v1.GetJourneyProgressRequest
-	(*GetJourneyProgressResponse)(nil),   // 34: nba.v1.GetJourneyProgressResponse
-	(*ListDueRequest)(nil),               // 35: nba.v1.ListDueRequest
-	(*ListDueResponse)(nil),              // 36: nba.v1.ListDueResponse
-	(*MoveRecipientRequest)(nil),         // 37: nba.v1.MoveRecipientRequest
-	(*MoveRecipientResponse)(nil),        // 38: nba.v1.MoveRecipientResponse
-	(*PauseJourneyRequest)(nil),          // 39: nba.v1.PauseJourneyRequest
-	(*PauseJourneyResponse)(nil),         // 40: nba.v1.PauseJourneyResponse
-	(*ResumeJourneyRequest)(nil),         // 41: nba.v1.ResumeJourneyRequest
-	(*ResumeJourneyResponse)(nil),        // 42: nba.v1.ResumeJourneyResponse
-	(*GetJourneyStatsRequest)(nil),       // 43: nba.v1.GetJourneyStatsRequest
-	(*JourneyStepStats)(nil),             // 44: nba.v1.JourneyStepStats
-	(*GetJourneyStatsResponse)(nil),      // 45: nba.v1.GetJourneyStatsResponse
-	(*Event)(nil),                        // 46: nba.v1.Event
-	(*RecordEventRequest)(nil),           // 47: nba.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),          // 48: nba.v1.RecordEventResponse
-	(*RecordEventsRequest)(nil),          // 49: nba.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),         // 50: nba.v1.RecordEventsResponse
-	(*EventResult)(nil),                  // 51: nba.v1.EventResult
-	(*FieldViolation)(nil),               // 52: nba.v1.FieldViolation
-	(*CheckSendRequest)(nil),             // 53: nba.v1.CheckSendRequest
-	(*CheckSendResponse)(nil),            // 54: nba.v1.CheckSendResponse
-	(*ReleaseReservationRequest)(nil),    // 55: nba.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 56: nba.v1.ReleaseReservationResponse
-	(*CheckSendBatchRequest)(nil),        // 57: nba.v1.CheckSendBatchRequest
-	(*CheckSendBatchResponse)(nil),       // 58: nba.v1.CheckSendBatchResponse
-	(*Profile)(nil),                      // 59: nba.v1.Profile
-	(*ChannelAddress)(nil),               // 60: nba.v1.ChannelAddress
-	(*ChannelCounters)(nil),              // 61: nba.v1.ChannelCounters
-	(*Counters)(nil),                     // 62: nba.v1.Counters
-	(*UpsertProfileRequest)(nil),         // 63: nba.v1.UpsertProfileRequest
-	(*UpsertProfileResponse)(nil),        // 64: nba.v1.UpsertProfileResponse
-	(*EraseRecipientRequest)(nil),        // 65: nba.v1.EraseRecipientRequest
-	(*EraseRecipientResponse)(nil),       // 66: nba.v1.EraseRecipientResponse
-	(*GetProfileRequest)(nil),            // 67: nba.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),           // 68: nba.v1.GetProfileResponse
-	(*ImportProfilesRequest)(nil),        // 69: nba.v1.ImportProfilesRequest
-	(*ImportProfilesResponse)(nil),       // 70: nba.v1.ImportProfilesResponse
-	(*ExportLedgerRequest)(nil),          // 71: nba.v1.ExportLedgerRequest
-	(*ExportedEntry)(nil),                // 72: nba.v1.ExportedEntry
-	(*ExportLedgerResponse)(nil),         // 73: nba.v1.ExportLedgerResponse
-	(*ReapplyLedgerRequest)(nil),         // 74: nba.v1.ReapplyLedgerRequest
-	(*ReapplyLedgerResponse)(nil),        // 75: nba.v1.ReapplyLedgerResponse
-	(*ConsentRecord)(nil),                // 76: nba.v1.ConsentRecord
-	(*SetConsentRequest)(nil),            // 77: nba.v1.SetConsentRequest
-	(*UnsubscribeRequest)(nil),           // 78: nba.v1.UnsubscribeRequest
-	(*StopAllContactRequest)(nil),        // 79: nba.v1.StopAllContactRequest
-	(*UnsubscribeResponse)(nil),          // 80: nba.v1.UnsubscribeResponse
-	(*StopAllContactResponse)(nil),       // 81: nba.v1.StopAllContactResponse
-	(*SetConsentResponse)(nil),           // 82: nba.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),            // 83: nba.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),           // 84: nba.v1.GetConsentResponse
-	(*GetConsentHistoryRequest)(nil),     // 85: nba.v1.GetConsentHistoryRequest
-	(*LedgerEntry)(nil),                  // 86: nba.v1.LedgerEntry
-	(*GetConsentHistoryResponse)(nil),    // 87: nba.v1.GetConsentHistoryResponse
-	(*PublishDefinitionsRequest)(nil),    // 88: nba.v1.PublishDefinitionsRequest
-	(*PublishDefinitionsResponse)(nil),   // 89: nba.v1.PublishDefinitionsResponse
-	(*GetActiveDefinitionsRequest)(nil),  // 90: nba.v1.GetActiveDefinitionsRequest
-	(*GetActiveDefinitionsResponse)(nil), // 91: nba.v1.GetActiveDefinitionsResponse
-	(*DecisionReceipt)(nil),              // 92: nba.v1.DecisionReceipt
-	(*PackedSuppressions)(nil),           // 93: nba.v1.PackedSuppressions
-	(*RecipientInputs)(nil),              // 94: nba.v1.RecipientInputs
-	(*LoggedDismissal)(nil),              // 95: nba.v1.LoggedDismissal
-	(*LoggedTouch)(nil),                  // 96: nba.v1.LoggedTouch
-	(*LoggedEvent)(nil),                  // 97: nba.v1.LoggedEvent
-	(*LoggedJourneyMove)(nil),            // 98: nba.v1.LoggedJourneyMove
-	(*GetDecisionRequest)(nil),           // 99: nba.v1.GetDecisionRequest
-	(*GetDecisionResponse)(nil),          // 100: nba.v1.GetDecisionResponse
-	(*ActionEvidence)(nil),               // 101: nba.v1.ActionEvidence
-	(*ListDecisionsRequest)(nil),         // 102: nba.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),        // 103: nba.v1.ListDecisionsResponse
-	(*ReplayDecisionRequest)(nil),        // 104: nba.v1.ReplayDecisionRequest
-	(*ReplayDecisionResponse)(nil),       // 105: nba.v1.ReplayDecisionResponse
-	(*ExportDecisionsRequest)(nil),       // 106: nba.v1.ExportDecisionsRequest
-	(*ExportDecisionsResponse)(nil),      // 107: nba.v1.ExportDecisionsResponse
-	(*ChainHead)(nil),                    // 108: nba.v1.ChainHead
-	(*CheckpointRequest)(nil),            // 109: nba.v1.CheckpointRequest
-	(*CheckpointResponse)(nil),           // 110: nba.v1.CheckpointResponse
-	(*VerifyTrailRequest)(nil),           // 111: nba.v1.VerifyTrailRequest
-	(*TrailFinding)(nil),                 // 112: nba.v1.TrailFinding
-	(*VerifyTrailResponse)(nil),          // 113: nba.v1.VerifyTrailResponse
-	nil,                                  // 114: nba.v1.Profile.AttributesEntry
-	nil,                                  // 115: nba.v1.Counters.TopicsEntry
-	nil,                                  // 116: nba.v1.PublishDefinitionsRequest.FilesEntry
-	nil,                                  // 117: nba.v1.GetActiveDefinitionsResponse.FilesEntry
-	(*timestamppb.Timestamp)(nil),        // 118: google.protobuf.Timestamp
+	(*PingRequest)(nil),                  // 18: nba.v1.PingRequest
+	(*PingResponse)(nil),                 // 19: nba.v1.PingResponse
+	(*DecideRequest)(nil),                // 20: nba.v1.DecideRequest
+	(*Contribution)(nil),                 // 21: nba.v1.Contribution
+	(*Recommendation)(nil),               // 22: nba.v1.Recommendation
+	(*JourneyStep)(nil),                  // 23: nba.v1.JourneyStep
+	(*Suppression)(nil),                  // 24: nba.v1.Suppression
+	(*DecideBatchRequest)(nil),           // 25: nba.v1.DecideBatchRequest
+	(*DecideBatchResponse)(nil),          // 26: nba.v1.DecideBatchResponse
+	(*ItemError)(nil),                    // 27: nba.v1.ItemError
+	(*DecideResponse)(nil),               // 28: nba.v1.DecideResponse
+	(*ListSuggestionsRequest)(nil),       // 29: nba.v1.ListSuggestionsRequest
+	(*ListSuggestionsResponse)(nil),      // 30: nba.v1.ListSuggestionsResponse
+	(*Suggestion)(nil),                   // 31: nba.v1.Suggestion
+	(*SuggestionFeedbackRequest)(nil),    // 32: nba.v1.SuggestionFeedbackRequest
+	(*SuggestionFeedbackResponse)(nil),   // 33: nba.v1.SuggestionFeedbackResponse
+	(*JourneyProgress)(nil),              // 34: nba.v1.JourneyProgress
+	(*GetJourneyProgressRequest)(nil),    // 35: nba.v1.GetJourneyProgressRequest
+	(*GetJourneyProgressResponse)(nil),   // 36: nba.v1.GetJourneyProgressResponse
+	(*ListDueRequest)(nil),               // 37: nba.v1.ListDueRequest
+	(*ListDueResponse)(nil),              // 38: nba.v1.ListDueResponse
+	(*MoveRecipientRequest)(nil),         // 39: nba.v1.MoveRecipientRequest
+	(*MoveRecipientResponse)(nil),        // 40: nba.v1.MoveRecipientResponse
+	(*PauseJourneyRequest)(nil),          // 41: nba.v1.PauseJourneyRequest
+	(*PauseJourneyResponse)(nil),         // 42: nba.v1.PauseJourneyResponse
+	(*ResumeJourneyRequest)(nil),         // 43: nba.v1.ResumeJourneyRequest
+	(*ResumeJourneyResponse)(nil),        // 44: nba.v1.ResumeJourneyResponse
+	(*GetJourneyStatsRequest)(nil),       // 45: nba.v1.GetJourneyStatsRequest
+	(*JourneyStepStats)(nil),             // 46: nba.v1.JourneyStepStats
+	(*GetJourneyStatsResponse)(nil),      // 47: nba.v1.GetJourneyStatsResponse
+	(*Event)(nil),                        // 48: nba.v1.Event
+	(*RecordEventRequest)(nil),           // 49: nba.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),          // 50: nba.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),          // 51: nba.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),         // 52: nba.v1.RecordEventsResponse
+	(*EventResult)(nil),                  // 53: nba.v1.EventResult
+	(*FieldViolation)(nil),               // 54: nba.v1.FieldViolation
+	(*CheckSendRequest)(nil),             // 55: nba.v1.CheckSendRequest
+	(*CheckSendResponse)(nil),            // 56: nba.v1.CheckSendResponse
+	(*ReleaseReservationRequest)(nil),    // 57: nba.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 58: nba.v1.ReleaseReservationResponse
+	(*CheckSendBatchRequest)(nil),        // 59: nba.v1.CheckSendBatchRequest
+	(*CheckSendBatchResponse)(nil),       // 60: nba.v1.CheckSendBatchResponse
+	(*Profile)(nil),                      // 61: nba.v1.Profile
+	(*ChannelAddress)(nil),               // 62: nba.v1.ChannelAddress
+	(*ChannelCounters)(nil),              // 63: nba.v1.ChannelCounters
+	(*Counters)(nil),                     // 64: nba.v1.Counters
+	(*UpsertProfileRequest)(nil),         // 65: nba.v1.UpsertProfileRequest
+	(*UpsertProfileResponse)(nil),        // 66: nba.v1.UpsertProfileResponse
+	(*EraseRecipientRequest)(nil),        // 67: nba.v1.EraseRecipientRequest
+	(*EraseRecipientResponse)(nil),       // 68: nba.v1.EraseRecipientResponse
+	(*GetProfileRequest)(nil),            // 69: nba.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),           // 70: nba.v1.GetProfileResponse
+	(*ImportProfilesRequest)(nil),        // 71: nba.v1.ImportProfilesRequest
+	(*ImportProfilesResponse)(nil),       // 72: nba.v1.ImportProfilesResponse
+	(*ExportLedgerRequest)(nil),          // 73: nba.v1.ExportLedgerRequest
+	(*ExportedEntry)(nil),                // 74: nba.v1.ExportedEntry
+	(*ExportLedgerResponse)(nil),         // 75: nba.v1.ExportLedgerResponse
+	(*ReapplyLedgerRequest)(nil),         // 76: nba.v1.ReapplyLedgerRequest
+	(*ReapplyLedgerResponse)(nil),        // 77: nba.v1.ReapplyLedgerResponse
+	(*ConsentRecord)(nil),                // 78: nba.v1.ConsentRecord
+	(*SetConsentRequest)(nil),            // 79: nba.v1.SetConsentRequest
+	(*UnsubscribeRequest)(nil),           // 80: nba.v1.UnsubscribeRequest
+	(*StopAllContactRequest)(nil),        // 81: nba.v1.StopAllContactRequest
+	(*UnsubscribeResponse)(nil),          // 82: nba.v1.UnsubscribeResponse
+	(*StopAllContactResponse)(nil),       // 83: nba.v1.StopAllContactResponse
+	(*SetConsentResponse)(nil),           // 84: nba.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),            // 85: nba.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),           // 86: nba.v1.GetConsentResponse
+	(*GetConsentHistoryRequest)(nil),     // 87: nba.v1.GetConsentHistoryRequest
+	(*LedgerEntry)(nil),                  // 88: nba.v1.LedgerEntry
+	(*GetConsentHistoryResponse)(nil),    // 89: nba.v1.GetConsentHistoryResponse
+	(*PublishDefinitionsRequest)(nil),    // 90: nba.v1.PublishDefinitionsRequest
+	(*PublishDefinitionsResponse)(nil),   // 91: nba.v1.PublishDefinitionsResponse
+	(*GetActiveDefinitionsRequest)(nil),  // 92: nba.v1.GetActiveDefinitionsRequest
+	(*GetActiveDefinitionsResponse)(nil), // 93: nba.v1.GetActiveDefinitionsResponse
+	(*DecisionReceipt)(nil),              // 94: nba.v1.DecisionReceipt
+	(*PackedSuppressions)(nil),           // 95: nba.v1.PackedSuppressions
+	(*RecipientInputs)(nil),              // 96: nba.v1.RecipientInputs
+	(*LoggedDismissal)(nil),              // 97: nba.v1.LoggedDismissal
+	(*LoggedTouch)(nil),                  // 98: nba.v1.LoggedTouch
+	(*LoggedEvent)(nil),                  // 99: nba.v1.LoggedEvent
+	(*LoggedJourneyMove)(nil),            // 100: nba.v1.LoggedJourneyMove
+	(*GetDecisionRequest)(nil),           // 101: nba.v1.GetDecisionRequest
+	(*GetDecisionResponse)(nil),          // 102: nba.v1.GetDecisionResponse
+	(*ActionEvidence)(nil),               // 103: nba.v1.ActionEvidence
+	(*ListDecisionsRequest)(nil),         // 104: nba.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),        // 105: nba.v1.ListDecisionsResponse
+	(*ReplayDecisionRequest)(nil),        // 106: nba.v1.ReplayDecisionRequest
+	(*ReplayDecisionResponse)(nil),       // 107: nba.v1.ReplayDecisionResponse
+	(*ExportDecisionsRequest)(nil),       // 108: nba.v1.ExportDecisionsRequest
+	(*ExportDecisionsResponse)(nil),      // 109: nba.v1.ExportDecisionsResponse
+	(*ChainHead)(nil),                    // 110: nba.v1.ChainHead
+	(*CheckpointRequest)(nil),            // 111: nba.v1.CheckpointRequest
+	(*CheckpointResponse)(nil),           // 112: nba.v1.CheckpointResponse
+	(*VerifyTrailRequest)(nil),           // 113: nba.v1.VerifyTrailRequest
+	(*TrailFinding)(nil),                 // 114: nba.v1.TrailFinding
+	(*VerifyTrailResponse)(nil),          // 115: nba.v1.VerifyTrailResponse
+	nil,                                  // 116: nba.v1.Profile.AttributesEntry
+	nil,                                  // 117: nba.v1.Counters.TopicsEntry
+	nil,                                  // 118: nba.v1.PublishDefinitionsRequest.FilesEntry
+	nil,                                  // 119: nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	(*timestamppb.Timestamp)(nil),        // 120: google.protobuf.Timestamp
 }
 var file_nba_v1_nba_proto_depIdxs = []int32{
-	118, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
-	22,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
-	118, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
-	118, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
+	120, // 0: nba.v1.WhyNotRequest.at:type_name -> google.protobuf.Timestamp
+	24,  // 1: nba.v1.WhyNotResponse.blocks:type_name -> nba.v1.Suppression
+	120, // 2: nba.v1.WhyNotResponse.at:type_name -> google.protobuf.Timestamp
+	120, // 3: nba.v1.WhyNotResponse.clears_at:type_name -> google.protobuf.Timestamp
 	3,   // 4: nba.v1.DecisionContext.caller:type_name -> nba.v1.CallerKind
-	118, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
+	120, // 5: nba.v1.DecisionContext.decision_time:type_name -> google.protobuf.Timestamp
 	0,   // 6: nba.v1.DecisionContext.channels:type_name -> nba.v1.Channel
 	17,  // 7: nba.v1.DecideRequest.context:type_name -> nba.v1.DecisionContext
 	0,   // 8: nba.v1.Recommendation.channel:type_name -> nba.v1.Channel
 	1,   // 9: nba.v1.Recommendation.purpose:type_name -> nba.v1.Purpose
-	19,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
-	21,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
+	21,  // 10: nba.v1.Recommendation.contributions:type_name -> nba.v1.Contribution
+	23,  // 11: nba.v1.Recommendation.journey:type_name -> nba.v1.JourneyStep
 	4,   // 12: nba.v1.Suppression.reason:type_name -> nba.v1.SuppressionReason
-	118, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
+	120, // 13: nba.v1.Suppression.clears_at:type_name -> google.protobuf.Timestamp
 	17,  // 14: nba.v1.DecideBatchRequest.context:type_name -> nba.v1.DecisionContext
-	26,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
-	25,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
-	20,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
-	22,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
-	118, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
-	29,  // 20: nba.v1.ListSuggestionsResponse.suggestions:type_name -> nba.v1.Suggestion
+	28,  // 15: nba.v1.DecideBatchResponse.decision:type_name -> nba.v1.DecideResponse
+	27,  // 16: nba.v1.DecideBatchResponse.error:type_name -> nba.v1.ItemError
+	22,  // 17: nba.v1.DecideResponse.recommendations:type_name -> nba.v1.Recommendation
+	24,  // 18: nba.v1.DecideResponse.suppressed:type_name -> nba.v1.Suppression
+	120, // 19: nba.v1.DecideResponse.decision_time:type_name -> google.protobuf.Timestamp
+	31,  // 20: nba.v1.ListSuggestionsResponse.suggestions:type_name -> nba.v1.Suggestion
 	5,   // 21: nba.v1.Suggestion.priority:type_name -> nba.v1.SuggestionPriority
 	0,   // 22: nba.v1.Suggestion.channel:type_name -> nba.v1.Channel
-	118, // 23: nba.v1.Suggestion.expires_at:type_name -> google.protobuf.Timestamp
-	118, // 24: nba.v1.Suggestion.decision_time:type_name -> google.protobuf.Timestamp
-	21,  // 25: nba.v1.Suggestion.journey:type_name -> nba.v1.JourneyStep
+	120, // 23: nba.v1.Suggestion.expires_at:type_name -> google.protobuf.Timestamp
+	120, // 24: nba.v1.Suggestion.decision_time:type_name -> google.protobuf.Timestamp
+	23,  // 25: nba.v1.Suggestion.journey:type_name -> nba.v1.JourneyStep
 	6,   // 26: nba.v1.SuggestionFeedbackRequest.outcome:type_name -> nba.v1.SuggestionOutcome
 	7,   // 27: nba.v1.SuggestionFeedbackRequest.dismiss_reason:type_name -> nba.v1.DismissReason
-	118, // 28: nba.v1.SuggestionFeedbackRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	118, // 29: nba.v1.SuggestionFeedbackResponse.suppressed_until:type_name -> google.protobuf.Timestamp
+	120, // 28: nba.v1.SuggestionFeedbackRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	120, // 29: nba.v1.SuggestionFeedbackResponse.suppressed_until:type_name -> google.protobuf.Timestamp
 	8,   // 30: nba.v1.JourneyProgress.status:type_name -> nba.v1.JourneyStatus
-	118, // 31: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
+	120, // 31: nba.v1.JourneyProgress.due_at:type_name -> google.protobuf.Timestamp
 	9,   // 32: nba.v1.JourneyProgress.waiting_for:type_name -> nba.v1.EventType
-	118, // 33: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
-	118, // 34: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
-	118, // 35: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
-	32,  // 36: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
-	118, // 37: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
-	118, // 38: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
-	32,  // 39: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
-	118, // 40: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
-	44,  // 41: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
+	120, // 33: nba.v1.JourneyProgress.entered_at:type_name -> google.protobuf.Timestamp
+	120, // 34: nba.v1.JourneyProgress.ended_at:type_name -> google.protobuf.Timestamp
+	120, // 35: nba.v1.GetJourneyProgressRequest.at:type_name -> google.protobuf.Timestamp
+	34,  // 36: nba.v1.GetJourneyProgressResponse.journeys:type_name -> nba.v1.JourneyProgress
+	120, // 37: nba.v1.ListDueRequest.before:type_name -> google.protobuf.Timestamp
+	120, // 38: nba.v1.ListDueResponse.due_at:type_name -> google.protobuf.Timestamp
+	34,  // 39: nba.v1.MoveRecipientResponse.progress:type_name -> nba.v1.JourneyProgress
+	120, // 40: nba.v1.GetJourneyStatsRequest.at:type_name -> google.protobuf.Timestamp
+	46,  // 41: nba.v1.GetJourneyStatsResponse.steps:type_name -> nba.v1.JourneyStepStats
 	9,   // 42: nba.v1.Event.type:type_name -> nba.v1.EventType
 	0,   // 43: nba.v1.Event.channel:type_name -> nba.v1.Channel
-	118, // 44: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	120, // 44: nba.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	1,   // 45: nba.v1.Event.purpose:type_name -> nba.v1.Purpose
-	46,  // 46: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
+	48,  // 46: nba.v1.RecordEventRequest.event:type_name -> nba.v1.Event
 	11,  // 47: nba.v1.RecordEventResponse.decision_link:type_name -> nba.v1.DecisionLink
-	46,  // 48: nba.v1.RecordEventsRequest.events:type_name -> nba.v1.Event
-	51,  // 49: nba.v1.RecordEventsResponse.results:type_name -> nba.v1.EventResult
+	48,  // 48: nba.v1.RecordEventsRequest.events:type_name -> nba.v1.Event
+	53,  // 49: nba.v1.RecordEventsResponse.results:type_name -> nba.v1.EventResult
 	10,  // 50: nba.v1.EventResult.outcome:type_name -> nba.v1.EventOutcome
 	11,  // 51: nba.v1.EventResult.decision_link:type_name -> nba.v1.DecisionLink
-	52,  // 52: nba.v1.EventResult.violations:type_name -> nba.v1.FieldViolation
+	54,  // 52: nba.v1.EventResult.violations:type_name -> nba.v1.FieldViolation
 	0,   // 53: nba.v1.CheckSendRequest.channel:type_name -> nba.v1.Channel
-	118, // 54: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
+	120, // 54: nba.v1.CheckSendRequest.planned_at:type_name -> google.protobuf.Timestamp
 	3,   // 55: nba.v1.CheckSendRequest.caller:type_name -> nba.v1.CallerKind
-	22,  // 56: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
-	118, // 57: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
-	118, // 58: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
+	24,  // 56: nba.v1.CheckSendResponse.blocks:type_name -> nba.v1.Suppression
+	120, // 57: nba.v1.CheckSendResponse.earliest_allowed_at:type_name -> google.protobuf.Timestamp
+	120, // 58: nba.v1.CheckSendResponse.reservation_expires_at:type_name -> google.protobuf.Timestamp
 	12,  // 59: nba.v1.CheckSendResponse.reservation_state:type_name -> nba.v1.ReservationState
-	118, // 60: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
-	53,  // 61: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
-	53,  // 62: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
-	54,  // 63: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
-	25,  // 64: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
+	120, // 60: nba.v1.CheckSendResponse.planned_at:type_name -> google.protobuf.Timestamp
+	55,  // 61: nba.v1.CheckSendBatchRequest.check:type_name -> nba.v1.CheckSendRequest
+	55,  // 62: nba.v1.CheckSendBatchRequest.checks:type_name -> nba.v1.CheckSendRequest
+	56,  // 63: nba.v1.CheckSendBatchResponse.result:type_name -> nba.v1.CheckSendResponse
+	27,  // 64: nba.v1.CheckSendBatchResponse.error:type_name -> nba.v1.ItemError
 	2,   // 65: nba.v1.Profile.audience:type_name -> nba.v1.Audience
-	60,  // 66: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
-	114, // 67: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
-	118, // 68: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	62,  // 66: nba.v1.Profile.addresses:type_name -> nba.v1.ChannelAddress
+	116, // 67: nba.v1.Profile.attributes:type_name -> nba.v1.Profile.AttributesEntry
+	120, // 68: nba.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,   // 69: nba.v1.ChannelAddress.channel:type_name -> nba.v1.Channel
 	0,   // 70: nba.v1.ChannelCounters.channel:type_name -> nba.v1.Channel
-	118, // 71: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
-	61,  // 72: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
-	115, // 73: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
-	118, // 74: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
-	59,  // 75: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
-	59,  // 76: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
-	62,  // 77: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
-	59,  // 78: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
-	76,  // 79: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
-	118, // 80: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
-	86,  // 81: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
-	72,  // 82: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
-	72,  // 83: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
+	120, // 71: nba.v1.ChannelCounters.last_contact:type_name -> google.protobuf.Timestamp
+	63,  // 72: nba.v1.Counters.channels:type_name -> nba.v1.ChannelCounters
+	117, // 73: nba.v1.Counters.topics:type_name -> nba.v1.Counters.TopicsEntry
+	120, // 74: nba.v1.Counters.last_engagement:type_name -> google.protobuf.Timestamp
+	61,  // 75: nba.v1.UpsertProfileRequest.profile:type_name -> nba.v1.Profile
+	61,  // 76: nba.v1.GetProfileResponse.profile:type_name -> nba.v1.Profile
+	64,  // 77: nba.v1.GetProfileResponse.counters:type_name -> nba.v1.Counters
+	61,  // 78: nba.v1.ImportProfilesRequest.profile:type_name -> nba.v1.Profile
+	78,  // 79: nba.v1.ImportProfilesRequest.consents:type_name -> nba.v1.ConsentRecord
+	120, // 80: nba.v1.ExportLedgerRequest.recorded_from:type_name -> google.protobuf.Timestamp
+	88,  // 81: nba.v1.ExportedEntry.entry:type_name -> nba.v1.LedgerEntry
+	74,  // 82: nba.v1.ExportLedgerResponse.entries:type_name -> nba.v1.ExportedEntry
+	74,  // 83: nba.v1.ReapplyLedgerRequest.entries:type_name -> nba.v1.ExportedEntry
 	0,   // 84: nba.v1.ConsentRecord.channel:type_name -> nba.v1.Channel
 	1,   // 85: nba.v1.ConsentRecord.purpose:type_name -> nba.v1.Purpose
 	13,  // 86: nba.v1.ConsentRecord.status:type_name -> nba.v1.ConsentStatus
-	118, // 87: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
-	118, // 88: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 89: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
+	120, // 87: nba.v1.ConsentRecord.captured_at:type_name -> google.protobuf.Timestamp
+	120, // 88: nba.v1.ConsentRecord.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 89: nba.v1.SetConsentRequest.record:type_name -> nba.v1.ConsentRecord
 	0,   // 90: nba.v1.UnsubscribeRequest.channel:type_name -> nba.v1.Channel
-	118, // 91: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
+	120, // 91: nba.v1.UnsubscribeRequest.captured_at:type_name -> google.protobuf.Timestamp
 	0,   // 92: nba.v1.StopAllContactRequest.channel:type_name -> nba.v1.Channel
-	118, // 93: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
-	86,  // 94: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
-	86,  // 95: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
-	86,  // 96: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
-	76,  // 97: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
-	118, // 98: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
-	76,  // 99: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
-	118, // 100: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	86,  // 101: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
-	116, // 102: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
-	117, // 103: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
+	120, // 93: nba.v1.StopAllContactRequest.captured_at:type_name -> google.protobuf.Timestamp
+	88,  // 94: nba.v1.UnsubscribeResponse.entry:type_name -> nba.v1.LedgerEntry
+	88,  // 95: nba.v1.StopAllContactResponse.entry:type_name -> nba.v1.LedgerEntry
+	88,  // 96: nba.v1.SetConsentResponse.entry:type_name -> nba.v1.LedgerEntry
+	78,  // 97: nba.v1.GetConsentResponse.records:type_name -> nba.v1.ConsentRecord
+	120, // 98: nba.v1.GetConsentResponse.complete_at:type_name -> google.protobuf.Timestamp
+	78,  // 99: nba.v1.LedgerEntry.record:type_name -> nba.v1.ConsentRecord
+	120, // 100: nba.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	88,  // 101: nba.v1.GetConsentHistoryResponse.entries:type_name -> nba.v1.LedgerEntry
+	118, // 102: nba.v1.PublishDefinitionsRequest.files:type_name -> nba.v1.PublishDefinitionsRequest.FilesEntry
+	119, // 103: nba.v1.GetActiveDefinitionsResponse.files:type_name -> nba.v1.GetActiveDefinitionsResponse.FilesEntry
 	14,  // 104: nba.v1.DecisionReceipt.kind:type_name -> nba.v1.ReceiptKind
-	118, // 105: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
-	118, // 106: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
-	18,  // 107: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
-	53,  // 108: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
-	94,  // 109: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
-	26,  // 110: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
-	54,  // 111: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
-	93,  // 112: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
+	120, // 105: nba.v1.DecisionReceipt.decision_time:type_name -> google.protobuf.Timestamp
+	120, // 106: nba.v1.DecisionReceipt.server_time:type_name -> google.protobuf.Timestamp
+	20,  // 107: nba.v1.DecisionReceipt.decide:type_name -> nba.v1.DecideRequest
+	55,  // 108: nba.v1.DecisionReceipt.check_send:type_name -> nba.v1.CheckSendRequest
+	96,  // 109: nba.v1.DecisionReceipt.inputs:type_name -> nba.v1.RecipientInputs
+	28,  // 110: nba.v1.DecisionReceipt.decided:type_name -> nba.v1.DecideResponse
+	56,  // 111: nba.v1.DecisionReceipt.checked:type_name -> nba.v1.CheckSendResponse
+	95,  // 112: nba.v1.DecisionReceipt.packed_suppressed:type_name -> nba.v1.PackedSuppressions
 	4,   // 113: nba.v1.PackedSuppressions.reasons:type_name -> nba.v1.SuppressionReason
-	59,  // 114: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
-	62,  // 115: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
-	118, // 116: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
-	76,  // 117: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
-	118, // 118: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
-	96,  // 119: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
-	97,  // 120: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
-	98,  // 121: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
-	118, // 122: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
-	95,  // 123: nba.v1.RecipientInputs.dismissals:type_name -> nba.v1.LoggedDismissal
-	118, // 124: nba.v1.LoggedDismissal.at:type_name -> google.protobuf.Timestamp
-	118, // 125: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
+	61,  // 114: nba.v1.RecipientInputs.profile:type_name -> nba.v1.Profile
+	64,  // 115: nba.v1.RecipientInputs.counters:type_name -> nba.v1.Counters
+	120, // 116: nba.v1.RecipientInputs.counters_as_of:type_name -> google.protobuf.Timestamp
+	78,  // 117: nba.v1.RecipientInputs.consent:type_name -> nba.v1.ConsentRecord
+	120, // 118: nba.v1.RecipientInputs.consent_complete_at:type_name -> google.protobuf.Timestamp
+	98,  // 119: nba.v1.RecipientInputs.touches:type_name -> nba.v1.LoggedTouch
+	99,  // 120: nba.v1.RecipientInputs.recent_events:type_name -> nba.v1.LoggedEvent
+	100, // 121: nba.v1.RecipientInputs.journey_moves:type_name -> nba.v1.LoggedJourneyMove
+	120, // 122: nba.v1.RecipientInputs.touches_horizon:type_name -> google.protobuf.Timestamp
+	97,  // 123: nba.v1.RecipientInputs.dismissals:type_name -> nba.v1.LoggedDismissal
+	120, // 124: nba.v1.LoggedDismissal.at:type_name -> google.protobuf.Timestamp
+	120, // 125: nba.v1.LoggedTouch.at:type_name -> google.protobuf.Timestamp
 	0,   // 126: nba.v1.LoggedTouch.channel:type_name -> nba.v1.Channel
 	1,   // 127: nba.v1.LoggedTouch.purpose:type_name -> nba.v1.Purpose
 	12,  // 128: nba.v1.LoggedTouch.state:type_name -> nba.v1.ReservationState
-	118, // 129: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
-	118, // 130: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
+	120, // 129: nba.v1.LoggedTouch.expires_at:type_name -> google.protobuf.Timestamp
+	120, // 130: nba.v1.LoggedEvent.at:type_name -> google.protobuf.Timestamp
 	9,   // 131: nba.v1.LoggedEvent.type:type_name -> nba.v1.EventType
 	0,   // 132: nba.v1.LoggedEvent.channel:type_name -> nba.v1.Channel
 	1,   // 133: nba.v1.LoggedEvent.purpose:type_name -> nba.v1.Purpose
-	118, // 134: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
-	92,  // 135: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
-	101, // 136: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
-	76,  // 137: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
-	118, // 138: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
-	118, // 139: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
-	118, // 140: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	118, // 141: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	92,  // 142: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	26,  // 143: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
-	54,  // 144: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
-	118, // 145: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
-	118, // 146: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
-	92,  // 147: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
-	108, // 148: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
-	118, // 149: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
-	108, // 150: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
-	118, // 151: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
-	112, // 152: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
-	18,  // 153: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
-	23,  // 154: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
-	15,  // 155: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
-	27,  // 156: nba.v1.SuggestionService.ListSuggestions:input_type -> nba.v1.ListSuggestionsRequest
-	30,  // 157: nba.v1.SuggestionService.SuggestionFeedback:input_type -> nba.v1.SuggestionFeedbackRequest
-	33,  // 158: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
-	35,  // 159: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
-	37,  // 160: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
-	39,  // 161: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
-	41,  // 162: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
-	43,  // 163: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
-	47,  // 164: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
-	49,  // 165: nba.v1.EventService.RecordEvents:input_type -> nba.v1.RecordEventsRequest
-	53,  // 166: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
-	55,  // 167: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
-	57,  // 168: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
-	63,  // 169: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
-	65,  // 170: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
-	67,  // 171: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
-	69,  // 172: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
-	77,  // 173: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
-	78,  // 174: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
-	79,  // 175: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
-	83,  // 176: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
-	85,  // 177: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
-	71,  // 178: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
-	74,  // 179: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
-	88,  // 180: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
-	90,  // 181: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
-	99,  // 182: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
-	102, // 183: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
-	104, // 184: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
-	106, // 185: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
-	109, // 186: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
-	111, // 187: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
-	26,  // 188: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
-	24,  // 189: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
-	16,  // 190: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
-	28,  // 191: nba.v1.SuggestionService.ListSuggestions:output_type -> nba.v1.ListSuggestionsResponse
-	31,  // 192: nba.v1.SuggestionService.SuggestionFeedback:output_type -> nba.v1.SuggestionFeedbackResponse
-	34,  // 193: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
-	36,  // 194: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
-	38,  // 195: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
-	40,  // 196: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
-	42,  // 197: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
-	45,  // 198: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
-	48,  // 199: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
-	50,  // 200: nba.v1.EventService.RecordEvents:output_type -> nba.v1.RecordEventsResponse
-	54,  // 201: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
-	56,  // 202: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
-	58,  // 203: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
-	64,  // 204: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
-	66,  // 205: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
-	68,  // 206: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
-	70,  // 207: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
-	82,  // 208: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
-	80,  // 209: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
-	81,  // 210: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
-	84,  // 211: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
-	87,  // 212: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
-	73,  // 213: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
-	75,  // 214: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
-	89,  // 215: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
-	91,  // 216: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
-	100, // 217: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
-	103, // 218: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
-	105, // 219: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
-	107, // 220: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
-	110, // 221: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
-	113, // 222: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
-	188, // [188:223] is the sub-list for method output_type
-	153, // [153:188] is the sub-list for method input_type
+	120, // 134: nba.v1.LoggedJourneyMove.at:type_name -> google.protobuf.Timestamp
+	94,  // 135: nba.v1.GetDecisionResponse.receipt:type_name -> nba.v1.DecisionReceipt
+	103, // 136: nba.v1.GetDecisionResponse.evidence:type_name -> nba.v1.ActionEvidence
+	78,  // 137: nba.v1.ActionEvidence.consent_record:type_name -> nba.v1.ConsentRecord
+	120, // 138: nba.v1.ActionEvidence.approval_valid_from:type_name -> google.protobuf.Timestamp
+	120, // 139: nba.v1.ActionEvidence.approval_valid_until:type_name -> google.protobuf.Timestamp
+	120, // 140: nba.v1.ListDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	120, // 141: nba.v1.ListDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	94,  // 142: nba.v1.ListDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	28,  // 143: nba.v1.ReplayDecisionResponse.decided:type_name -> nba.v1.DecideResponse
+	56,  // 144: nba.v1.ReplayDecisionResponse.checked:type_name -> nba.v1.CheckSendResponse
+	120, // 145: nba.v1.ExportDecisionsRequest.from:type_name -> google.protobuf.Timestamp
+	120, // 146: nba.v1.ExportDecisionsRequest.to:type_name -> google.protobuf.Timestamp
+	94,  // 147: nba.v1.ExportDecisionsResponse.receipts:type_name -> nba.v1.DecisionReceipt
+	110, // 148: nba.v1.CheckpointResponse.heads:type_name -> nba.v1.ChainHead
+	120, // 149: nba.v1.CheckpointResponse.taken_at:type_name -> google.protobuf.Timestamp
+	110, // 150: nba.v1.VerifyTrailRequest.heads:type_name -> nba.v1.ChainHead
+	120, // 151: nba.v1.VerifyTrailRequest.taken_at:type_name -> google.protobuf.Timestamp
+	114, // 152: nba.v1.VerifyTrailResponse.findings:type_name -> nba.v1.TrailFinding
+	20,  // 153: nba.v1.DecisionService.Decide:input_type -> nba.v1.DecideRequest
+	18,  // 154: nba.v1.DecisionService.Ping:input_type -> nba.v1.PingRequest
+	25,  // 155: nba.v1.DecisionService.DecideBatch:input_type -> nba.v1.DecideBatchRequest
+	15,  // 156: nba.v1.DecisionService.WhyNot:input_type -> nba.v1.WhyNotRequest
+	29,  // 157: nba.v1.SuggestionService.ListSuggestions:input_type -> nba.v1.ListSuggestionsRequest
+	32,  // 158: nba.v1.SuggestionService.SuggestionFeedback:input_type -> nba.v1.SuggestionFeedbackRequest
+	35,  // 159: nba.v1.JourneyService.GetJourneyProgress:input_type -> nba.v1.GetJourneyProgressRequest
+	37,  // 160: nba.v1.JourneyService.ListDue:input_type -> nba.v1.ListDueRequest
+	39,  // 161: nba.v1.JourneyService.MoveRecipient:input_type -> nba.v1.MoveRecipientRequest
+	41,  // 162: nba.v1.JourneyService.PauseJourney:input_type -> nba.v1.PauseJourneyRequest
+	43,  // 163: nba.v1.JourneyService.ResumeJourney:input_type -> nba.v1.ResumeJourneyRequest
+	45,  // 164: nba.v1.JourneyService.GetJourneyStats:input_type -> nba.v1.GetJourneyStatsRequest
+	49,  // 165: nba.v1.EventService.RecordEvent:input_type -> nba.v1.RecordEventRequest
+	51,  // 166: nba.v1.EventService.RecordEvents:input_type -> nba.v1.RecordEventsRequest
+	55,  // 167: nba.v1.SendService.CheckSend:input_type -> nba.v1.CheckSendRequest
+	57,  // 168: nba.v1.SendService.ReleaseReservation:input_type -> nba.v1.ReleaseReservationRequest
+	59,  // 169: nba.v1.SendService.CheckSendBatch:input_type -> nba.v1.CheckSendBatchRequest
+	65,  // 170: nba.v1.ProfileService.UpsertProfile:input_type -> nba.v1.UpsertProfileRequest
+	67,  // 171: nba.v1.ProfileService.EraseRecipient:input_type -> nba.v1.EraseRecipientRequest
+	69,  // 172: nba.v1.ProfileService.GetProfile:input_type -> nba.v1.GetProfileRequest
+	71,  // 173: nba.v1.ProfileService.ImportProfiles:input_type -> nba.v1.ImportProfilesRequest
+	79,  // 174: nba.v1.ConsentService.SetConsent:input_type -> nba.v1.SetConsentRequest
+	80,  // 175: nba.v1.ConsentService.Unsubscribe:input_type -> nba.v1.UnsubscribeRequest
+	81,  // 176: nba.v1.ConsentService.StopAllContact:input_type -> nba.v1.StopAllContactRequest
+	85,  // 177: nba.v1.ConsentService.GetConsent:input_type -> nba.v1.GetConsentRequest
+	87,  // 178: nba.v1.ConsentService.GetConsentHistory:input_type -> nba.v1.GetConsentHistoryRequest
+	73,  // 179: nba.v1.ConsentService.ExportLedger:input_type -> nba.v1.ExportLedgerRequest
+	76,  // 180: nba.v1.ConsentService.ReapplyLedger:input_type -> nba.v1.ReapplyLedgerRequest
+	90,  // 181: nba.v1.DefinitionsService.PublishDefinitions:input_type -> nba.v1.PublishDefinitionsRequest
+	92,  // 182: nba.v1.DefinitionsService.GetActiveDefinitions:input_type -> nba.v1.GetActiveDefinitionsRequest
+	101, // 183: nba.v1.DecisionLogService.GetDecision:input_type -> nba.v1.GetDecisionRequest
+	104, // 184: nba.v1.DecisionLogService.ListDecisions:input_type -> nba.v1.ListDecisionsRequest
+	106, // 185: nba.v1.DecisionLogService.ReplayDecision:input_type -> nba.v1.ReplayDecisionRequest
+	108, // 186: nba.v1.DecisionLogService.ExportDecisions:input_type -> nba.v1.ExportDecisionsRequest
+	111, // 187: nba.v1.AuditService.Checkpoint:input_type -> nba.v1.CheckpointRequest
+	113, // 188: nba.v1.AuditService.VerifyTrail:input_type -> nba.v1.VerifyTrailRequest
+	28,  // 189: nba.v1.DecisionService.Decide:output_type -> nba.v1.DecideResponse
+	19,  // 190: nba.v1.DecisionService.Ping:output_type -> nba.v1.PingResponse
+	26,  // 191: nba.v1.DecisionService.DecideBatch:output_type -> nba.v1.DecideBatchResponse
+	16,  // 192: nba.v1.DecisionService.WhyNot:output_type -> nba.v1.WhyNotResponse
+	30,  // 193: nba.v1.SuggestionService.ListSuggestions:output_type -> nba.v1.ListSuggestionsResponse
+	33,  // 194: nba.v1.SuggestionService.SuggestionFeedback:output_type -> nba.v1.SuggestionFeedbackResponse
+	36,  // 195: nba.v1.JourneyService.GetJourneyProgress:output_type -> nba.v1.GetJourneyProgressResponse
+	38,  // 196: nba.v1.JourneyService.ListDue:output_type -> nba.v1.ListDueResponse
+	40,  // 197: nba.v1.JourneyService.MoveRecipient:output_type -> nba.v1.MoveRecipientResponse
+	42,  // 198: nba.v1.JourneyService.PauseJourney:output_type -> nba.v1.PauseJourneyResponse
+	44,  // 199: nba.v1.JourneyService.ResumeJourney:output_type -> nba.v1.ResumeJourneyResponse
+	47,  // 200: nba.v1.JourneyService.GetJourneyStats:output_type -> nba.v1.GetJourneyStatsResponse
+	50,  // 201: nba.v1.EventService.RecordEvent:output_type -> nba.v1.RecordEventResponse
+	52,  // 202: nba.v1.EventService.RecordEvents:output_type -> nba.v1.RecordEventsResponse
+	56,  // 203: nba.v1.SendService.CheckSend:output_type -> nba.v1.CheckSendResponse
+	58,  // 204: nba.v1.SendService.ReleaseReservation:output_type -> nba.v1.ReleaseReservationResponse
+	60,  // 205: nba.v1.SendService.CheckSendBatch:output_type -> nba.v1.CheckSendBatchResponse
+	66,  // 206: nba.v1.ProfileService.UpsertProfile:output_type -> nba.v1.UpsertProfileResponse
+	68,  // 207: nba.v1.ProfileService.EraseRecipient:output_type -> nba.v1.EraseRecipientResponse
+	70,  // 208: nba.v1.ProfileService.GetProfile:output_type -> nba.v1.GetProfileResponse
+	72,  // 209: nba.v1.ProfileService.ImportProfiles:output_type -> nba.v1.ImportProfilesResponse
+	84,  // 210: nba.v1.ConsentService.SetConsent:output_type -> nba.v1.SetConsentResponse
+	82,  // 211: nba.v1.ConsentService.Unsubscribe:output_type -> nba.v1.UnsubscribeResponse
+	83,  // 212: nba.v1.ConsentService.StopAllContact:output_type -> nba.v1.StopAllContactResponse
+	86,  // 213: nba.v1.ConsentService.GetConsent:output_type -> nba.v1.GetConsentResponse
+	89,  // 214: nba.v1.ConsentService.GetConsentHistory:output_type -> nba.v1.GetConsentHistoryResponse
+	75,  // 215: nba.v1.ConsentService.ExportLedger:output_type -> nba.v1.ExportLedgerResponse
+	77,  // 216: nba.v1.ConsentService.ReapplyLedger:output_type -> nba.v1.ReapplyLedgerResponse
+	91,  // 217: nba.v1.DefinitionsService.PublishDefinitions:output_type -> nba.v1.PublishDefinitionsResponse
+	93,  // 218: nba.v1.DefinitionsService.GetActiveDefinitions:output_type -> nba.v1.GetActiveDefinitionsResponse
+	102, // 219: nba.v1.DecisionLogService.GetDecision:output_type -> nba.v1.GetDecisionResponse
+	105, // 220: nba.v1.DecisionLogService.ListDecisions:output_type -> nba.v1.ListDecisionsResponse
+	107, // 221: nba.v1.DecisionLogService.ReplayDecision:output_type -> nba.v1.ReplayDecisionResponse
+	109, // 222: nba.v1.DecisionLogService.ExportDecisions:output_type -> nba.v1.ExportDecisionsResponse
+	112, // 223: nba.v1.AuditService.Checkpoint:output_type -> nba.v1.CheckpointResponse
+	115, // 224: nba.v1.AuditService.VerifyTrail:output_type -> nba.v1.VerifyTrailResponse
+	189, // [189:225] is the sub-list for method output_type
+	153, // [153:189] is the sub-list for method input_type
 	153, // [153:153] is the sub-list for extension type_name
 	153, // [153:153] is the sub-list for extension extendee
 	0,   // [0:153] is the sub-list for field type_name
@@ -9267,7 +9349,7 @@ func file_nba_v1_nba_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nba_v1_nba_proto_rawDesc), len(file_nba_v1_nba_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   103,
+			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   10,
 		},

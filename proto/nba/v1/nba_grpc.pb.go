@@ -43,6 +43,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	DecisionService_Decide_FullMethodName      = "/nba.v1.DecisionService/Decide"
+	DecisionService_Ping_FullMethodName        = "/nba.v1.DecisionService/Ping"
 	DecisionService_DecideBatch_FullMethodName = "/nba.v1.DecisionService/DecideBatch"
 	DecisionService_WhyNot_FullMethodName      = "/nba.v1.DecisionService/WhyNot"
 )
@@ -56,6 +57,13 @@ type DecisionServiceClient interface {
 	// either scored below the top `limit`, or is in `suppressed`, or (without
 	// `explain`) does not apply to this HCP at all.
 	Decide(ctx context.Context, in *DecideRequest, opts ...grpc.CallOption) (*DecideResponse, error)
+	// Ping does nothing, for any authenticated caller: it checks that the
+	// server is reachable and that the caller's token is accepted (health
+	// checks are open to all, so they check neither). It also is the
+	// benchmarks' empty call: its cost is the transport's and the interceptor
+	// chain's (authentication, authorization, admission, metrics), the floor
+	// under every other call's (bench/cost.sh).
+	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
 	// DecideBatch decides for a list of HCPs with the same candidates and
 	// context, as a marketing platform does before a send: one request per
 	// up to 1000 HCPs instead of one call each, answered as a stream of one
@@ -86,6 +94,16 @@ func (c *decisionServiceClient) Decide(ctx context.Context, in *DecideRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DecideResponse)
 	err := c.cc.Invoke(ctx, DecisionService_Decide_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PingResponse)
+	err := c.cc.Invoke(ctx, DecisionService_Ping_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +148,13 @@ type DecisionServiceServer interface {
 	// either scored below the top `limit`, or is in `suppressed`, or (without
 	// `explain`) does not apply to this HCP at all.
 	Decide(context.Context, *DecideRequest) (*DecideResponse, error)
+	// Ping does nothing, for any authenticated caller: it checks that the
+	// server is reachable and that the caller's token is accepted (health
+	// checks are open to all, so they check neither). It also is the
+	// benchmarks' empty call: its cost is the transport's and the interceptor
+	// chain's (authentication, authorization, admission, metrics), the floor
+	// under every other call's (bench/cost.sh).
+	Ping(context.Context, *PingRequest) (*PingResponse, error)
 	// DecideBatch decides for a list of HCPs with the same candidates and
 	// context, as a marketing platform does before a send: one request per
 	// up to 1000 HCPs instead of one call each, answered as a stream of one
@@ -158,6 +183,9 @@ type UnimplementedDecisionServiceServer struct{}
 
 func (UnimplementedDecisionServiceServer) Decide(context.Context, *DecideRequest) (*DecideResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decide not implemented")
+}
+func (UnimplementedDecisionServiceServer) Ping(context.Context, *PingRequest) (*PingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ping not implemented")
 }
 func (UnimplementedDecisionServiceServer) DecideBatch(*DecideBatchRequest, grpc.ServerStreamingServer[DecideBatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method DecideBatch not implemented")
@@ -204,6 +232,24 @@ func _DecisionService_Decide_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DecisionService_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).Ping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_Ping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).Ping(ctx, req.(*PingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DecisionService_DecideBatch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(DecideBatchRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -243,6 +289,10 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decide",
 			Handler:    _DecisionService_Decide_Handler,
+		},
+		{
+			MethodName: "Ping",
+			Handler:    _DecisionService_Ping_Handler,
 		},
 		{
 			MethodName: "WhyNot",
