@@ -3,10 +3,12 @@
 # Decide against the same for an empty authenticated call, interleaved
 # (see bench/README.md, "The cost of a decision: bench/cost.sh").
 #
-#   bench/cost.sh [REV]        # default "." (this checkout as it is)
+#   bench/cost.sh [REV...]     # default "." (this checkout as it is)
+#   bench/cost.sh HEAD~ .      # the previous code against this checkout
 #
-# Builds ./cmd/arbiter of REV (a git worktree, as versus.sh does) and
-# starts, for each catalog in BENCH_CATALOGS, a redis-server of its own
+# Builds ./cmd/arbiter of each REV (a git worktree, as versus.sh does; the
+# sides are named A, B, ... in the order given) and starts, for each side
+# and each catalog in BENCH_CATALOGS, a redis-server of its own
 # (no persistence) seeded with the demo population, and an arbiter on it
 # as a production server runs, with every gate on:
 #   - bench: the 1000-action bench catalog, bench/rules.json (20 rules,
@@ -19,7 +21,7 @@
 # a JWKS file (a rep tool's token for all twenty territories, cached after
 # its first use), TLS off on loopback, tracing off, metrics served.
 #
-# Each round runs, for each catalog, Ping (nba.v1.DecisionService/Ping,
+# Each round runs, for each side and catalog, Ping (nba.v1.DecisionService/Ping,
 # the empty call: the same interceptor chain, authentication included) and
 # Decide, each a ghz closed loop of BENCH_DURATION at BENCH_CONCURRENCY,
 # in an order that rotates from round to round, and reads the CPU time of
@@ -29,6 +31,9 @@
 #     (server + Redis CPU per Decide) / (server + Redis CPU per Ping)
 #
 # and the headline is its median over BENCH_ROUNDS rounds, with the range.
+# With two or more revisions, the report also gives each side's Decide
+# cost over side A's, taken within each round (the previous code
+# interleaved with the new).
 #
 # With BENCH_PROFILE=1, after the rounds: a CPU profile of each arbiter
 # under Decide and under Ping (pprof, -debug-addr), summarised by
@@ -44,13 +49,20 @@
 # BENCH_CANDIDATES (100), BENCH_CATALOGS ("bench demo"), BENCH_PROFILE (0),
 # BENCH_PROFILE_SECONDS (10), BENCH_MAX_IN_FLIGHT (1024: the benchmark
 # measures cost, not shedding), BENCH_OUT, ARGS (extra server flags for
-# every arbiter), ARB (a prebuilt binary instead of building REV).
+# every arbiter), ARB_A, ARB_B, ... (a prebuilt binary instead of
+# building that side's REV).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 
-REV=${1:-.}
+revs=("$@")
+((${#revs[@]} > 0)) || revs=(.)
+((${#revs[@]} <= 4)) || die "at most four revisions"
+sides=()
+for ((i = 0; i < ${#revs[@]}; i++)); do
+	sides+=("$(printf "\\$(printf %o $((65 + i)))")")
+done
 BENCH_ROUNDS=${BENCH_ROUNDS:-10}
 BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_WARMUP=${BENCH_WARMUP:-5s}
@@ -82,14 +94,14 @@ done
 
 ensure_ghz
 tools_tree=$root # the tools of this checkout
-ARB_S=${ARB:-}
-setup_side S "$REV"
-tree=$(side S tree)
+for ((i = 0; i < ${#revs[@]}; i++)); do
+	setup_side "${sides[i]}" "${revs[i]}"
+done
 build_tool requests "$work/requests"
 build_tool token "$work/token"
 [[ $BENCH_PROFILE == 1 ]] && build_tool costsplit "$work/costsplit"
-side_catalog S 1000 "$work/catalog-bench.json"
-cp "$tree/catalog/demo_catalog.json" "$work/catalog-demo.json"
+side_catalog A 1000 "$work/catalog-bench.json"
+cp "$(side A tree)/catalog/demo_catalog.json" "$work/catalog-demo.json"
 
 # A rep tool for every demo territory; admin besides, for the server
 # reflection ghz finds the methods by (it changes nothing else: the
@@ -105,29 +117,36 @@ token=$(cat "$work/token.txt")
 
 # ------------------------------------------------------------------ servers
 
+# A target is one side's arbiter on one catalog ("A-bench"), with its own
+# redis-server.
 declare -A addr pid rpid debug flags
-for c in "${catalogs[@]}"; do
-	start_redis "redis_$c" --save '' --appendonly no
-	p=redis_${c}_port
-	rport=${!p}
-	seed_side S "$rport" "$work/catalog-$c.json"
-	if [[ $c == bench ]]; then
-		rules=$tree/bench/rules.json
-	else
-		rules=$tree/rules/demo_rules.json
-	fi
-	dport=$(free_port)
-	debug[$c]=127.0.0.1:$dport
-	flags[$c]="-contact-policy $tree/contact/demo_policy.json -rules $rules -receipts async -auth-jwks $work/jwks.json -auth-issuer https://bench.invalid -auth-audience arbiter-bench -max-in-flight $BENCH_MAX_IN_FLIGHT -metrics-addr 127.0.0.1:$(free_port) -debug-addr ${debug[$c]} ${ARGS:-}"
-	S_args=${flags[$c]}
-	start_side S "arbiter_$c" "$rport" "$work/catalog-$c.json"
-	p=arbiter_${c}_port
-	addr[$c]=127.0.0.1:${!p}
-	p=arbiter_${c}_pid
-	pid[$c]=${!p}
-	p=redis_${c}_pid
-	rpid[$c]=${!p}
-	log "$c: arbiter on ${addr[$c]} (pid ${pid[$c]}), redis-server pid ${rpid[$c]}"
+targets=()
+for x in "${sides[@]}"; do
+	tree=$(side "$x" tree)
+	for c in "${catalogs[@]}"; do
+		t=$x-$c
+		targets+=("$t")
+		start_redis "redis_${x}_$c" --save '' --appendonly no
+		p=redis_${x}_${c}_port
+		rport=${!p}
+		seed_side "$x" "$rport" "$work/catalog-$c.json"
+		if [[ $c == bench ]]; then
+			rules=$tree/bench/rules.json
+		else
+			rules=$tree/rules/demo_rules.json
+		fi
+		debug[$t]=127.0.0.1:$(free_port)
+		flags[$t]="-contact-policy $tree/contact/demo_policy.json -rules $rules -receipts async -auth-jwks $work/jwks.json -auth-issuer https://bench.invalid -auth-audience arbiter-bench -max-in-flight $BENCH_MAX_IN_FLIGHT -metrics-addr 127.0.0.1:$(free_port) -debug-addr ${debug[$t]} ${ARGS:-}"
+		printf -v "${x}_args" '%s' "${flags[$t]}"
+		start_side "$x" "arbiter_${x}_$c" "$rport" "$work/catalog-$c.json"
+		p=arbiter_${x}_${c}_port
+		addr[$t]=127.0.0.1:${!p}
+		p=arbiter_${x}_${c}_pid
+		pid[$t]=${!p}
+		p=redis_${x}_${c}_pid
+		rpid[$t]=${!p}
+		log "$t: arbiter on ${addr[$t]} (pid ${pid[$t]}), redis-server pid ${rpid[$t]}"
+	done
 done
 
 # ------------------------------------------------------------------ runs
@@ -135,9 +154,9 @@ done
 mkdir -p "$BENCH_OUT/raw"
 rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT/report.md" "$BENCH_OUT"/*.pprof "$BENCH_OUT"/*.top
 
-# ghz_cmd CATALOG SCENARIO DURATION: the ghz command line of one run.
+# ghz_cmd TARGET SCENARIO DURATION: the ghz command line of one run.
 ghz_cmd() {
-	local c=$1 s=$2 dur=$3
+	local t=$1 s=$2 dur=$3 c=${1#*-}
 	local conns=$((BENCH_CONCURRENCY < BENCH_CONNECTIONS ? BENCH_CONCURRENCY : BENCH_CONNECTIONS))
 	cmd=("$GHZ" --insecure --disable-template-functions --disable-template-data
 		--concurrency "$BENCH_CONCURRENCY" --connections "$conns" --duration "$dur"
@@ -148,29 +167,29 @@ ghz_cmd() {
 	ping) cmd+=(--call nba.v1.DecisionService/Ping -d '{}') ;;
 	decide) cmd+=(--call nba.v1.DecisionService/Decide --binary-file "$work/decide-$c.bin") ;;
 	esac
-	cmd+=("${addr[$c]}")
+	cmd+=("${addr[$t]}")
 }
 
-# run CATALOG SCENARIO DURATION OUT ROUND ORDER: one ghz closed loop; OUT
+# run TARGET SCENARIO DURATION OUT ROUND ORDER: one ghz closed loop; OUT
 # is ghz's report (without per-call details) plus .bench: calls, rps,
 # percentiles, errors and the CPU seconds of arbiter, its redis-server,
 # ghz and the machine, and the µs per call of each.
 run() {
-	local c=$1 s=$2 dur=$3 out=$4 round=$5 order=$6 server0 redis0 busy0 server1 redis1 busy1
-	ghz_cmd "$c" "$s" "$dur"
+	local t=$1 s=$2 dur=$3 out=$4 round=$5 order=$6 server0 redis0 busy0 server1 redis1 busy1
+	ghz_cmd "$t" "$s" "$dur"
 	local TIMEFORMAT='%3U %3S'
-	server0=$(cpu_seconds "${pid[$c]}") redis0=$(cpu_seconds "${rpid[$c]}") busy0=$(busy_seconds)
+	server0=$(cpu_seconds "${pid[$t]}") redis0=$(cpu_seconds "${rpid[$t]}") busy0=$(busy_seconds)
 	if ! { time "${cmd[@]}" >"$work/ghz.out" 2>&1; } 2>"$work/time"; then
 		cat "$work/ghz.out" >&2
-		die "ghz failed: $c $s"
+		die "ghz failed: $t $s"
 	fi
-	server1=$(cpu_seconds "${pid[$c]}") redis1=$(cpu_seconds "${rpid[$c]}") busy1=$(busy_seconds)
-	jq --arg catalog "$c" --arg scenario "$s" --argjson round "$round" --argjson order "$order" \
+	server1=$(cpu_seconds "${pid[$t]}") redis1=$(cpu_seconds "${rpid[$t]}") busy1=$(busy_seconds)
+	jq --arg side "${t%%-*}" --arg catalog "${t#*-}" --arg scenario "$s" --argjson round "$round" --argjson order "$order" \
 		--argjson server "$(minus "$server1" "$server0")" --argjson redis "$(minus "$redis1" "$redis0")" \
 		--argjson client "$(awk '{ print $1 + $2 }' "$work/time")" --argjson machine "$(minus "$busy1" "$busy0")" '
 		def pct(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
 		del(.details, .options.data, .options.metadata, .options.reflectMetadata)
-		| .bench = {catalog: $catalog, scenario: $scenario, round: $round, order: $order,
+		| .bench = {side: $side, catalog: $catalog, scenario: $scenario, round: $round, order: $order,
 			calls: .count, rps: .rps, p50_ms: pct(50), p99_ms: pct(99), seconds: (.total / 1e9),
 			errors: ([.errorDistribution // {} | to_entries[]
 				| select(.key | test("closed network connection|client connection is closing|transport is closing") | not) | .value] | add // 0),
@@ -185,36 +204,49 @@ run() {
 	read -r calls errors < <(jq -r '.bench | "\(.calls) \(.errors)"' "$out")
 	if ((calls == 0 || errors * 100 > calls)); then
 		jq '.errorDistribution' "$out" >&2
-		die "$c $s: $errors errors in $calls calls (server log: $work/arbiter_$c.log)"
+		die "$t $s: $errors errors in $calls calls (server log: $work/arbiter_${t/-/_}.log)"
 	fi
 }
 
-# The runs of a round: every catalog's Ping and Decide, rotated by round.
+# BENCH_SERVE=1: leave the servers up for runs and profiles by hand.
+if [[ ${BENCH_SERVE:-0} == 1 ]]; then
+	for t in "${targets[@]}"; do
+		for s in ping decide; do
+			ghz_cmd "$t" "$s" 10s
+			printf "%s %s: " "$t" "$s"; printf "%q " "${cmd[@]}" | sed "s|--output $work/report.json|--output /dev/null|"; echo
+		done
+		echo "$t: pprof at http://${debug[$t]}/debug/pprof/, arbiter pid ${pid[$t]}, redis-server pid ${rpid[$t]}"
+	done
+	log "serving until interrupted"
+	while :; do sleep 3600; done
+fi
+
+# The runs of a round: every target's Ping and Decide, rotated by round.
 runs=()
-for c in "${catalogs[@]}"; do
-	runs+=("$c ping" "$c decide")
+for t in "${targets[@]}"; do
+	runs+=("$t ping" "$t decide")
 done
 
 log "warm-up: $BENCH_WARMUP of each run, c=$BENCH_CONCURRENCY"
 for r in "${runs[@]}"; do
-	read -r c s <<<"$r"
-	run "$c" "$s" "$BENCH_WARMUP" "$work/warmup.json" 0 0
+	read -r t s <<<"$r"
+	run "$t" "$s" "$BENCH_WARMUP" "$work/warmup.json" 0 0
 done
 
-header='| round | order | catalog | call | calls | rps | p50 ms | p99 ms | server µs/call | Redis µs/call | ghz µs/call | other cores |
-|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+header='| round | order | side | catalog | call | calls | rps | p50 ms | p99 ms | server µs/call | Redis µs/call | ghz µs/call | other cores |
+|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|'
 row() {
-	jq -r '.bench | "| \(.round) | \(.order) | \(.catalog) | \(.scenario) | \(.calls) | \(.rps | round) | \(.p50_ms * 1000 | round / 1000) | \(.p99_ms * 1000 | round / 1000) | \(.server_us * 10 | round / 10) | \(.redis_us * 10 | round / 10) | \(.client_us * 10 | round / 10) | \(.other_cores * 100 | round / 100) |"' "$1"
+	jq -r '.bench | "| \(.round) | \(.order) | \(.side) | \(.catalog) | \(.scenario) | \(.calls) | \(.rps | round) | \(.p50_ms * 1000 | round / 1000) | \(.p99_ms * 1000 | round / 1000) | \(.server_us * 10 | round / 10) | \(.redis_us * 10 | round / 10) | \(.client_us * 10 | round / 10) | \(.other_cores * 100 | round / 100) |"' "$1"
 }
 
 n=${#runs[@]}
 for round in $(seq "$BENCH_ROUNDS"); do
 	files=()
 	for ((i = 0; i < n; i++)); do
-		read -r c s <<<"${runs[(i + round - 1) % n]}"
-		log "round $round of $BENCH_ROUNDS: $c $s, $BENCH_DURATION at c=$BENCH_CONCURRENCY"
-		files+=("$BENCH_OUT/raw/r$round-$c-$s.json")
-		run "$c" "$s" "$BENCH_DURATION" "${files[-1]}" "$round" "$((i + 1))"
+		read -r t s <<<"${runs[(i + round - 1) % n]}"
+		log "round $round of $BENCH_ROUNDS: $t $s, $BENCH_DURATION at c=$BENCH_CONCURRENCY"
+		files+=("$BENCH_OUT/raw/r$round-$t-$s.json")
+		run "$t" "$s" "$BENCH_DURATION" "${files[-1]}" "$round" "$((i + 1))"
 	done
 	{
 		echo "$header"
@@ -226,39 +258,39 @@ done
 # ------------------------------------------------------------------ profiles
 
 if [[ $BENCH_PROFILE == 1 ]]; then
-	for c in "${catalogs[@]}"; do
+	for t in "${targets[@]}"; do
 		for s in decide ping; do
-			log "profile: $c $s, ${BENCH_PROFILE_SECONDS}s of CPU profile during a run"
+			log "profile: $t $s, ${BENCH_PROFILE_SECONDS}s of CPU profile during a run"
 			dur=$((BENCH_PROFILE_SECONDS + 2))s
-			ghz_cmd "$c" "$s" "$dur"
+			ghz_cmd "$t" "$s" "$dur"
 			"${cmd[@]}" >"$work/ghz.out" 2>&1 &
 			gpid=$!
 			sleep 1 # ghz's start-up (reflection, decoding the request file) is not profiled
-			server0=$(cpu_seconds "${pid[$c]}")
-			curl -sf -o "$BENCH_OUT/$c-$s.pprof" "http://${debug[$c]}/debug/pprof/profile?seconds=$BENCH_PROFILE_SECONDS" ||
-				die "profile of $c $s failed"
-			server1=$(cpu_seconds "${pid[$c]}")
-			wait "$gpid" || die "ghz failed during the profile of $c $s"
-			jq -n --arg c "$c" --arg s "$s" --argjson cpu "$(minus "$server1" "$server0")" \
+			server0=$(cpu_seconds "${pid[$t]}")
+			curl -sf -o "$BENCH_OUT/$t-$s.pprof" "http://${debug[$t]}/debug/pprof/profile?seconds=$BENCH_PROFILE_SECONDS" ||
+				die "profile of $t $s failed"
+			server1=$(cpu_seconds "${pid[$t]}")
+			wait "$gpid" || die "ghz failed during the profile of $t $s"
+			jq -n --arg c "$t" --arg s "$s" --argjson cpu "$(minus "$server1" "$server0")" \
 				--argjson calls "$(jq '.count' "$work/report.json")" --argjson total "$(jq '.total / 1e9' "$work/report.json")" \
-				'{catalog: $c, scenario: $s, server_cpu: $cpu, calls_per_second: ($calls / $total)}' >"$BENCH_OUT/$c-$s.json"
+				'{catalog: $c, scenario: $s, server_cpu: $cpu, calls_per_second: ($calls / $total)}' >"$BENCH_OUT/$t-$s.json"
 		done
-		"$work/costsplit" -bin "$(side S bin)" -decide "$BENCH_OUT/$c-decide.pprof" -ping "$BENCH_OUT/$c-ping.pprof" \
-			-decide-rate "$(jq .calls_per_second "$BENCH_OUT/$c-decide.json")" \
-			-ping-rate "$(jq .calls_per_second "$BENCH_OUT/$c-ping.json")" >"$BENCH_OUT/$c-split.md" ||
-			die "costsplit failed for $c"
+		"$work/costsplit" -bin "$(side "${t%%-*}" bin)" -decide "$BENCH_OUT/$t-decide.pprof" -ping "$BENCH_OUT/$t-ping.pprof" \
+			-decide-rate "$(jq .calls_per_second "$BENCH_OUT/$t-decide.json")" \
+			-ping-rate "$(jq .calls_per_second "$BENCH_OUT/$t-ping.json")" >"$BENCH_OUT/$t-split.md" ||
+			die "costsplit failed for $t"
 	done
 fi
 
 # ------------------------------------------------------------------ report
 
-# summary CATALOG: per metric, the median (min–max) over rounds.
+# summary TARGET: per metric, the median (min–max) over rounds.
 summary() {
-	jq -rs --arg c "$1" '
+	jq -rs --arg x "${1%%-*}" --arg c "${1#*-}" '
 		def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 		def r(k): (. * k | round) / k;
 		def cell(k): "\(med | r(k)) (\(min | r(k))–\(max | r(k)))";
-		map(.bench | select(.catalog == $c)) | group_by(.round)
+		map(.bench | select(.side == $x and .catalog == $c)) | group_by(.round)
 		| map(reduce .[] as $r ({}; .[$r.scenario] = $r)) as $rounds
 		| def line(name; k; f): "| \(name) | \($rounds | map(f) | cell(k)) |";
 		line("**cost ratio: (server + Redis) per Decide / per Ping**"; 100; (.decide.server_us + .decide.redis_us) / (.ping.server_us + .ping.redis_us)),
@@ -276,11 +308,23 @@ summary() {
 	' "$BENCH_OUT"/raw/r*.json
 }
 headline() {
-	jq -rs --arg c "$1" '
+	jq -rs --arg x "${1%%-*}" --arg c "${1#*-}" '
 		def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-		map(.bench | select(.catalog == $c)) | group_by(.round)
+		map(.bench | select(.side == $x and .catalog == $c)) | group_by(.round)
 		| map(reduce .[] as $r ({}; .[$r.scenario] = $r) | (.decide.server_us + .decide.redis_us) / (.ping.server_us + .ping.redis_us))
 		| "\(med * 100 | round / 100)x (rounds \(min * 100 | round / 100)x to \(max * 100 | round / 100)x, \(length) rounds)"
+	' "$BENCH_OUT"/raw/r*.json
+}
+
+# versus X CATALOG: side X's Decide cost (server + Redis) over side A's,
+# within each round, then the median (min–max).
+versus() {
+	jq -rs --arg x "$1" --arg c "$2" '
+		def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		def r(k): (. * k | round) / k;
+		map(.bench | select(.catalog == $c and .scenario == "decide")) | group_by(.round)
+		| map(reduce .[] as $r ({}; .[$r.side] = ($r.server_us + $r.redis_us)) | .[$x] / .A)
+		| "\(med | r(1000)) (\(min | r(1000))–\(max | r(1000)))"
 	' "$BENCH_OUT"/raw/r*.json
 }
 
@@ -288,34 +332,49 @@ md=$BENCH_OUT/report.md
 {
 	echo "# The cost of a decision against an empty call"
 	echo
-	for c in "${catalogs[@]}"; do
-		echo "**$c catalog: cost ratio $(headline "$c")**, bar 2.0x"
-		echo
+	for t in "${targets[@]}"; do
+		echo "- **${t%%-*}, ${t#*-} catalog: cost ratio $(headline "$t")**, bar 2.0x"
 	done
+	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "- command: \`BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY=$BENCH_CONCURRENCY BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_CANDIDATES=$BENCH_CANDIDATES BENCH_CATALOGS='$BENCH_CATALOGS' bench/cost.sh $REV\`"
-	echo "- code: $(rev_line S)"
+	echo "- command: \`BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY=$BENCH_CONCURRENCY BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_CANDIDATES=$BENCH_CANDIDATES BENCH_CATALOGS='$BENCH_CATALOGS'$([[ -n ${ARGS:-} ]] && echo " ARGS='$ARGS'") bench/cost.sh ${revs[*]}\`"
+	for x in "${sides[@]}"; do
+		echo "- side $x: $(rev_line "$x")"
+	done
 	machine_lines
 	echo "- ghz $GHZ_VERSION, closed loop, c=$BENCH_CONCURRENCY, $((BENCH_CONCURRENCY < BENCH_CONNECTIONS ? BENCH_CONCURRENCY : BENCH_CONNECTIONS)) connections, $BENCH_DURATION per run after a $BENCH_WARMUP warm-up of each; ghz, the redis-servers and the arbiters share the machine's CPUs, loopback, plaintext"
 	for c in "${catalogs[@]}"; do
-		echo "- $c: arbiter \`$(echo "${flags[$c]}" | sed -e "s|$tree/||g" -e "s|$work/||g" -e 's/ *$//')\` (paths in the tree), its own redis-server seeded with $HCPS demo HCPs; Decide: $([[ $c == bench ]] && echo "the first $BENCH_CANDIDATES actions of the 1000-action bench catalog" || echo "no candidates (the whole demo catalog)"), limit 3, HCP-000001..HCP-0$HCPS round-robin, a rep tool's bearer token"
+		echo "- $c: arbiter \`$(echo "${flags[A-$c]}" | sed -e "s|$(side A tree)/||g" -e "s|$work/||g" -e 's/-debug-addr [^ ]*//; s/-metrics-addr [^ ]*/-metrics-addr <port>/' -e 's/ *$//')\` (paths in each side's tree), on a redis-server of its own seeded with $HCPS demo HCPs; Decide: $([[ $c == bench ]] && echo "the first $BENCH_CANDIDATES actions of the 1000-action bench catalog" || echo "no candidates (the whole demo catalog)"), limit 3, HCP-000001..HCP-0$HCPS round-robin, a rep tool's bearer token"
 	done
 	echo "- Ping: nba.v1.DecisionService/Ping with the same token, on the same arbiter"
-	for c in "${catalogs[@]}"; do
+	if ((${#sides[@]} > 1)); then
 		echo
-		echo "## $c catalog"
+		echo "## Against side A"
+		echo
+		echo "Decide's server + Redis CPU per call over side A's, taken within each round, median (min–max):"
+		echo
+		echo "| side | $(printf '%s catalog | ' "${catalogs[@]}")"
+		echo "|---|$(printf -- '--:|%.0s' "${catalogs[@]}")"
+		for x in "${sides[@]:1}"; do
+			line="| $x |"
+			for c in "${catalogs[@]}"; do line+=" $(versus "$x" "$c") |"; done
+			echo "$line"
+		done
+	fi
+	for t in "${targets[@]}"; do
+		echo
+		echo "## Side ${t%%-*}, ${t#*-} catalog"
 		echo
 		echo "Median (min–max) over $BENCH_ROUNDS rounds; each ratio is taken within its round, then the median. CPU per call: user + system time of the process (all threads, /proc/PID/stat) over the run, divided by the calls made."
 		echo
 		echo "| metric | median (min–max) |"
 		echo "|---|--:|"
-		summary "$c"
-		if [[ -f $BENCH_OUT/$c-split.md ]]; then
+		summary "$t"
+		if [[ -f $BENCH_OUT/$t-split.md ]]; then
 			echo
-			cat "$BENCH_OUT/$c-split.md"
+			cat "$BENCH_OUT/$t-split.md"
 		fi
 	done
-	echo
 	echo "\"other cores\" (CPU the rest of the machine used during a run) was at most $(jq -s 'map(.bench.other_cores) | max * 100 | round / 100' "$BENCH_OUT"/raw/r*.json); above ~0.05 something else competed for the CPUs."
 	echo
 	echo "## Rounds"

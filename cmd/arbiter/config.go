@@ -54,6 +54,9 @@ type Config struct {
 	// RESOURCE_EXHAUSTED. MaxStreams bounds the concurrent streams (calls)
 	// of one connection.
 	MaxInFlight   int
+	// GCPercent is the collector's target (GOGC) the server sets; 0: leave
+	// the runtime's (GOGC from the environment, or Go's 100).
+	GCPercent int
 	AdmissionWait time.Duration
 	MaxStreams    int
 	// Durability says what to do when a Redis master does not persist
@@ -226,6 +229,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts; the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
 	fs.StringVar(&receiptQueue, "receipt-queue", env("RECEIPT_QUEUE", "8192"), "receipts that may wait to be written (async); past it they are dropped, counted and logged; a killed process loses at most these (ARBITER_RECEIPT_QUEUE)")
 	fs.StringVar(&c.AuditKeyFile, "audit-key", env("AUDIT_KEY", ""), "file holding the deployment's audit secret (at least 32 random bytes, kept outside Redis), the same on every server: decision ids are sealed with it; empty: a random key per process (ARBITER_AUDIT_KEY)")
+	var gcPercent string
 	var drain, maxInFlight, admissionWait, maxStreams, durability, resetLimit string
 	var demoSize, grace, deadline, workers, streamWorkers, replicas, connAge, cacheSize, defsPoll string
 	fs.StringVar(&defsPoll, "definitions-poll", env("DEFINITIONS_POLL", "1s"), "how often a replica checks the active definitions set and reports the one it uses; a publish waits for replicas that reported within 10 of these, and a replica that could not check for 10 of these refuses decisions (ARBITER_DEFINITIONS_POLL)")
@@ -239,6 +243,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	fs.StringVar(&demoSize, "demo-size", env("DEMO_SIZE", "10000"), "HCPs in the demo population (ARBITER_DEMO_SIZE)")
 	fs.StringVar(&grace, "shutdown-grace", env("SHUTDOWN_GRACE", "10s"), "time to finish in-flight calls on shutdown, after the drain (ARBITER_SHUTDOWN_GRACE)")
 	fs.StringVar(&maxInFlight, "max-in-flight", env("MAX_IN_FLIGHT", strconv.Itoa(16*runtime.GOMAXPROCS(0))), "at most this many calls in flight; past it a call waits -admission-wait for a slot, then gets RESOURCE_EXHAUSTED with a retry hint; 0: no bound (ARBITER_MAX_IN_FLIGHT; default 16 per CPU)")
+	fs.StringVar(&gcPercent, "gc-percent", env("GC_PERCENT", gcPercentDefault(getenv)), "the garbage collector's target: a collection starts when the heap has grown by this many percent of what was live after the last; a decision allocates tens of KB over a live heap of about 10 MB, so Go's default of 100 collects many times a second; 0: the runtime's own (GOGC). Give the container a memory limit and GOMEMLIMIT below it (deploy/k8s) (ARBITER_GC_PERCENT; default 400, or GOGC when that is set)")
 	fs.StringVar(&admissionWait, "admission-wait", env("ADMISSION_WAIT", "5ms"), "how long a call waits for a slot past -max-in-flight (ARBITER_ADMISSION_WAIT)")
 	fs.StringVar(&maxStreams, "max-concurrent-streams", env("MAX_CONCURRENT_STREAMS", "256"), "at most this many concurrent calls on one client connection (HTTP/2 streams); also bounds what a stream-reset flood can make the server do (ARBITER_MAX_CONCURRENT_STREAMS)")
 	fs.StringVar(&durability, "durability", env("DURABILITY", "warn"), "at start, check that every Redis master persists acknowledged writes (appendonly yes, appendfsync always or everysec): warn, refuse to start, or off (ARBITER_DURABILITY)")
@@ -355,6 +360,9 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	if c.MaxInFlight, err = strconv.Atoi(maxInFlight); err != nil || c.MaxInFlight < 0 {
 		return c, fmt.Errorf("max-in-flight: want 0 or more, got %q", maxInFlight)
 	}
+	if c.GCPercent, err = strconv.Atoi(gcPercent); err != nil || c.GCPercent < 0 || c.GCPercent > 10000 {
+		return c, fmt.Errorf("gc-percent: want 0 (the runtime's) to 10000, got %q", gcPercent)
+	}
 	if c.AdmissionWait, err = time.ParseDuration(admissionWait); err != nil || c.AdmissionWait < 0 {
 		return c, fmt.Errorf("admission-wait: want a duration of 0 or more, got %q", admissionWait)
 	}
@@ -468,4 +476,13 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// gcPercentDefault is -gc-percent's default: 400, unless GOGC is set, which
+// the runtime has applied already ("0": keep it).
+func gcPercentDefault(getenv func(string) string) string {
+	if getenv("GOGC") != "" {
+		return "0"
+	}
+	return "400"
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -117,6 +118,9 @@ func run(args []string) error {
 			return writeReportJSON(os.Stdout, rep)
 		}
 		return nil
+	}
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, logger)

@@ -785,3 +785,34 @@ func ownRedis(t *testing.T, extra ...string) *redistest.Server {
 	t.Cleanup(rs.Stop)
 	return rs
 }
+
+// -gc-percent: 400 unless GOGC is set (then the runtime's, 0); a bad
+// value is refused by name.
+func TestGCPercentFlag(t *testing.T) {
+	base := []string{"-redis-addr", "127.0.0.1:1", "-catalog", "c", "-model", "m", "-consent-policy", "p"}
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want int
+		err  bool
+	}{
+		{want: 400},
+		{env: map[string]string{"GOGC": "200"}, want: 0},
+		{env: map[string]string{"GOGC": "200"}, args: []string{"-gc-percent", "800"}, want: 800},
+		{env: map[string]string{"ARBITER_GC_PERCENT": "150"}, want: 150},
+		{args: []string{"-gc-percent", "0"}, want: 0},
+		{args: []string{"-gc-percent", "-5"}, err: true},
+		{args: []string{"-gc-percent", "lots"}, err: true},
+	}
+	for _, c := range cases {
+		cfg, err := parseConfig("serve", append(append([]string{}, base...), c.args...), func(k string) string { return c.env[k] })
+		switch {
+		case c.err && (err == nil || !strings.Contains(err.Error(), "gc-percent")):
+			t.Errorf("%v %v: err %v, want one naming gc-percent", c.env, c.args, err)
+		case !c.err && err != nil:
+			t.Errorf("%v %v: %v", c.env, c.args, err)
+		case !c.err && cfg.GCPercent != c.want:
+			t.Errorf("%v %v: GCPercent %d, want %d", c.env, c.args, cfg.GCPercent, c.want)
+		}
+	}
+}
