@@ -53,10 +53,10 @@ type Config struct {
 	// AdmissionWait is how long a call waits for a slot before
 	// RESOURCE_EXHAUSTED. MaxStreams bounds the concurrent streams (calls)
 	// of one connection.
-	MaxInFlight   int
+	MaxInFlight int
 	// GCPercent is the collector's target (GOGC) the server sets; 0: leave
 	// the runtime's (GOGC from the environment, or Go's 100).
-	GCPercent int
+	GCPercent     int
 	AdmissionWait time.Duration
 	MaxStreams    int
 	// Durability says what to do when a Redis master does not persist
