@@ -41,6 +41,14 @@
 # interceptors, request decoding, state load, gates and rules, scoring,
 # response encoding, the decision log, GC), per call, against Ping's.
 #
+# With BENCH_BATCH=1, each round also runs, on the bench catalog, a
+# marketing platform's campaign check three ways with bench/probe (the
+# same client for all three): unary Decide, DecideBatch of
+# BENCH_BATCH_SIZE (100) HCPs a call, and CheckSendBatch of as many checks
+# a message (one action, no reservation), BENCH_BATCH_CONCURRENCY (4)
+# callers for the batches; the report gives the recipients decided per
+# server CPU second of each, and the batches' over unary Decide's.
+#
 # Writes $BENCH_OUT/report.md (default bench/out/cost) and one JSON per
 # run in $BENCH_OUT/raw/, and prints the report.
 #
@@ -71,6 +79,9 @@ BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-4}
 BENCH_CANDIDATES=${BENCH_CANDIDATES:-100}
 BENCH_CATALOGS=${BENCH_CATALOGS:-bench demo}
 BENCH_PROFILE=${BENCH_PROFILE:-0}
+BENCH_BATCH=${BENCH_BATCH:-0}
+BENCH_BATCH_SIZE=${BENCH_BATCH_SIZE:-100}
+BENCH_BATCH_CONCURRENCY=${BENCH_BATCH_CONCURRENCY:-4}
 BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-10}
 BENCH_MAX_IN_FLIGHT=${BENCH_MAX_IN_FLIGHT:-1024}
 BENCH_OUT=${BENCH_OUT:-bench/out/cost}
@@ -99,6 +110,7 @@ for ((i = 0; i < ${#revs[@]}; i++)); do
 done
 build_tool requests "$work/requests"
 build_tool token "$work/token"
+[[ $BENCH_BATCH == 1 ]] && build_tool probe "$work/probe"
 [[ $BENCH_PROFILE == 1 ]] && build_tool costsplit "$work/costsplit"
 side_catalog A 1000 "$work/catalog-bench.json"
 cp "$(side A tree)/catalog/demo_catalog.json" "$work/catalog-demo.json"
@@ -107,8 +119,13 @@ cp "$(side A tree)/catalog/demo_catalog.json" "$work/catalog-demo.json"
 # reflection ghz finds the methods by (it changes nothing else: the
 # caller kind is the rep tool's).
 territories=$(printf 'T%02d,' $(seq 20))
-"$work/token" -jwks "$work/jwks.json" -roles rep_tool,admin -territories "${territories%,}" >"$work/token.txt"
+"$work/token" -jwks "$work/jwks-rep.json" -kid rep -roles rep_tool,admin -territories "${territories%,}" >"$work/token.txt"
 token=$(cat "$work/token.txt")
+# The campaign runs (BENCH_BATCH=1) call as a marketing platform, whose
+# role DecideBatch and CheckSendBatch need; its key joins the same JWKS.
+"$work/token" -jwks "$work/jwks-mkt.json" -kid mkt -roles marketing_platform -sub campaign >"$work/token-mkt.txt"
+mkt_token=$(cat "$work/token-mkt.txt")
+jq -s '{keys: (map(.keys) | add)}' "$work/jwks-rep.json" "$work/jwks-mkt.json" >"$work/jwks.json"
 
 "$work/requests" -catalog "$work/catalog-bench.json" -hcps "$HCPS" -n "$HCPS" -candidates "$BENCH_CANDIDATES" \
 	-limit 3 -keys uniform -o "$work/decide-bench.bin"
@@ -154,10 +171,22 @@ done
 mkdir -p "$BENCH_OUT/raw"
 rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT/report.md" "$BENCH_OUT"/*.pprof "$BENCH_OUT"/*.top
 
-# ghz_cmd TARGET SCENARIO DURATION: the ghz command line of one run.
+# ghz_cmd TARGET SCENARIO DURATION: the command line of one run: ghz, or
+# for the probe-* scenarios (BENCH_BATCH=1) bench/probe.
 ghz_cmd() {
 	local t=$1 s=$2 dur=$3 c=${1#*-}
 	local conns=$((BENCH_CONCURRENCY < BENCH_CONNECTIONS ? BENCH_CONCURRENCY : BENCH_CONNECTIONS))
+	if [[ $s == probe-* ]]; then
+		local bc=$BENCH_BATCH_CONCURRENCY call
+		case $s in
+		probe-decide) call=decide bc=$BENCH_CONCURRENCY ;;
+		probe-batch) call=decide-batch ;;
+		probe-checksend) call=checksend-batch ;;
+		esac
+		cmd=("$work/probe" -addr "${addr[$t]}" -call "$call" -c "$bc" -connections "$((bc < BENCH_CONNECTIONS ? bc : BENCH_CONNECTIONS))"
+			-d "$dur" -token "$mkt_token" -requests "$work/decide-$c.bin" -batch "$BENCH_BATCH_SIZE")
+		return
+	fi
 	cmd=("$GHZ" --insecure --disable-template-functions --disable-template-data
 		--concurrency "$BENCH_CONCURRENCY" --connections "$conns" --duration "$dur"
 		--format json --output "$work/report.json"
@@ -179,7 +208,17 @@ run() {
 	ghz_cmd "$t" "$s" "$dur"
 	local TIMEFORMAT='%3U %3S'
 	server0=$(cpu_seconds "${pid[$t]}") redis0=$(cpu_seconds "${rpid[$t]}") busy0=$(busy_seconds)
-	if ! { time "${cmd[@]}" >"$work/ghz.out" 2>&1; } 2>"$work/time"; then
+	if [[ $s == probe-* ]]; then
+		if ! { time "${cmd[@]}" >"$work/probe.json" 2>"$work/ghz.out"; } 2>"$work/time"; then
+			cat "$work/ghz.out" >&2
+			die "probe failed: $t $s"
+		fi
+		# The probe's figures in ghz's shape; a "call" is one recipient
+		# decided or checked, whatever the batch.
+		jq '{count: .recipients, rps: (.recipients / .seconds), total: (.seconds * 1e9),
+			latencyDistribution: [{percentage: 50, latency: (.p50_ms * 1e6)}, {percentage: 99, latency: (.p99_ms * 1e6)}],
+			errorDistribution: {"errors": .errors}, probe: .}' "$work/probe.json" >"$work/report.json"
+	elif ! { time "${cmd[@]}" >"$work/ghz.out" 2>&1; } 2>"$work/time"; then
 		cat "$work/ghz.out" >&2
 		die "ghz failed: $t $s"
 	fi
@@ -225,6 +264,9 @@ fi
 runs=()
 for t in "${targets[@]}"; do
 	runs+=("$t ping" "$t decide")
+	if [[ $BENCH_BATCH == 1 && $t == *-bench ]]; then
+		runs+=("$t probe-decide" "$t probe-batch" "$t probe-checksend")
+	fi
 done
 
 log "warm-up: $BENCH_WARMUP of each run, c=$BENCH_CONCURRENCY"
@@ -304,7 +346,16 @@ summary() {
 		line("Decide / Ping rps (bounded by ghz: bench/bound.sh)"; 100; .decide.rps / .ping.rps),
 		line("Decide p50 ms"; 1000; .decide.p50_ms),
 		line("Decide p99 ms"; 1000; .decide.p99_ms),
-		line("ghz µs per Decide"; 10; .decide.client_us)
+		line("ghz µs per Decide"; 10; .decide.client_us),
+		if ($rounds[0]["probe-batch"] // null) != null then
+			line("campaign (probe): unary Decide recipients per server CPU second"; 1; 1e6 / .["probe-decide"].server_us),
+			line("campaign (probe): DecideBatch recipients per server CPU second"; 1; 1e6 / .["probe-batch"].server_us),
+			line("campaign (probe): CheckSendBatch recipients per server CPU second"; 1; 1e6 / .["probe-checksend"].server_us),
+			line("**DecideBatch / unary Decide, recipients per server CPU second**"; 100; .["probe-decide"].server_us / .["probe-batch"].server_us),
+			line("**CheckSendBatch / unary Decide, recipients per server CPU second**"; 100; .["probe-decide"].server_us / .["probe-checksend"].server_us),
+			line("DecideBatch / unary Decide, per server + Redis CPU second"; 100; (.["probe-decide"].server_us + .["probe-decide"].redis_us) / (.["probe-batch"].server_us + .["probe-batch"].redis_us)),
+			line("CheckSendBatch / unary Decide, per server + Redis CPU second"; 100; (.["probe-decide"].server_us + .["probe-decide"].redis_us) / (.["probe-checksend"].server_us + .["probe-checksend"].redis_us))
+		else empty end
 	' "$BENCH_OUT"/raw/r*.json
 }
 headline() {

@@ -10,6 +10,17 @@
 //	probe -addr 127.0.0.1:50051 -call health -c 1 -d 10s
 //	probe -url http://127.0.0.1:8080 -call http-decide -c 16 -d 10s   # POST /v1/recipients/{id}:decide, JSON
 //	probe -url http://127.0.0.1:8081/ -call http-get -c 16 -d 10s     # GET the URL (a trivial handler)
+//	probe -call decide-batch -batch 100 -requests decide.bin -c 4 -d 10s    # DecideBatch, 100 HCPs a call
+//	probe -call checksend-batch -batch 100 -requests decide.bin -c 4 -d 10s # CheckSendBatch, 100 checks a message
+//	probe -call ping -token "$(cat token)" -c 16 -d 10s                      # Ping, with a bearer token
+//
+// decide-batch sends DecideBatch requests of -batch consecutive HCPs of the
+// requests (their candidates, limit and context are the first request's);
+// checksend-batch keeps one CheckSendBatch stream per caller open and
+// sends messages of -batch checks of the first request's first candidate
+// (now, no reservation: a pre-send check), each message's answers read
+// before the next is sent. For both, "recipients" counts the HCPs
+// answered, and calls the requests or messages.
 //
 // The HTTP calls go over HTTP/1.1 with keep-alive (as an Apex callout or a
 // browser's fetch does), -c connections at most; the JSON body is the
@@ -57,9 +68,10 @@ func main() {
 }
 
 type result struct {
-	Call    string  `json:"call"`
-	C       int     `json:"c"`
-	Calls   int     `json:"calls"`
+	Call       string  `json:"call"`
+	C          int     `json:"c"`
+	Calls      int     `json:"calls"`
+	Recipients int64   `json:"recipients"`
 	Errors  int64   `json:"errors"`
 	Seconds float64 `json:"seconds"`
 	RPS     float64 `json:"rps"`
@@ -79,6 +91,8 @@ func run(args []string) error {
 	hcps := fs.Int("hcps", demo.Size, "HCPs to spread Decide calls over")
 	candidates := fs.Int("candidates", 50, "candidates per Decide: the first n demo catalog actions")
 	reqFile := fs.String("requests", "", "Decide requests in ghz's binary format (bench/requests); overrides -hcps and -candidates")
+	batch := fs.Int("batch", 100, "HCPs per DecideBatch call, checks per CheckSendBatch message")
+	token := fs.String("token", "", "a bearer token sent with every gRPC call")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,23 +123,113 @@ func run(args []string) error {
 	if strings.HasPrefix(*call, "http-") {
 		*conns = 1 // the HTTP client pools its own connections
 	}
+	if *batch < 1 || *batch > 1000 {
+		return fmt.Errorf("-batch: want 1 to 1000")
+	}
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if *token != "" {
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer(*token)))
+	}
+	var recipients atomic.Int64
 	for range *conns {
-		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(*addr, dialOpts...)
 		if err != nil {
 			return err
 		}
 		defer cc.Close()
 		ccs = append(ccs, cc)
 	}
-	var do func(ctx context.Context, cc *grpc.ClientConn, i int) error
+	var do func(ctx context.Context, cc *grpc.ClientConn, w, i int) error
 	switch *call {
 	case "decide":
-		do = func(ctx context.Context, cc *grpc.ClientConn, i int) error {
+		do = func(ctx context.Context, cc *grpc.ClientConn, w, i int) error {
 			_, err := nbapb.NewDecisionServiceClient(cc).Decide(ctx, reqs[i%len(reqs)])
+			if err == nil {
+				recipients.Add(1)
+			}
 			return err
 		}
+	case "ping":
+		do = func(ctx context.Context, cc *grpc.ClientConn, _, _ int) error {
+			_, err := nbapb.NewDecisionServiceClient(cc).Ping(ctx, &nbapb.PingRequest{})
+			return err
+		}
+	case "decide-batch":
+		first := reqs[0]
+		do = func(ctx context.Context, cc *grpc.ClientConn, w, i int) error {
+			req := &nbapb.DecideBatchRequest{Limit: first.GetLimit(), Candidates: first.GetCandidates(),
+				CandidateSet: first.GetCandidateSet(), Context: first.GetContext()}
+			for k := range *batch {
+				req.HcpIds = append(req.HcpIds, reqs[(i*(*batch)+k)%len(reqs)].GetHcpId())
+			}
+			stream, err := nbapb.NewDecisionServiceClient(cc).DecideBatch(ctx, req)
+			if err != nil {
+				return err
+			}
+			for {
+				item, err := stream.Recv()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if item.GetError() != nil {
+					return fmt.Errorf("DecideBatch item: %v", item.GetError())
+				}
+				recipients.Add(1)
+			}
+		}
+	case "checksend-batch":
+		if len(reqs[0].GetCandidates()) == 0 {
+			return fmt.Errorf("checksend-batch: the first request names no candidate to check")
+		}
+		action := reqs[0].GetCandidates()[0]
+		streams := make([]nbapb.SendService_CheckSendBatchClient, *c)
+		var mu sync.Mutex
+		do = func(ctx context.Context, cc *grpc.ClientConn, w, i int) error {
+			// Each caller keeps its own stream.
+			mu.Lock()
+			st := streams[w]
+			if st == nil {
+				var err error
+				st, err = nbapb.NewSendServiceClient(cc).CheckSendBatch(context.Background())
+				if err != nil {
+					mu.Unlock()
+					return err
+				}
+				streams[w] = st
+			}
+			mu.Unlock()
+			msg := &nbapb.CheckSendBatchRequest{}
+			for k := range *batch {
+				msg.Checks = append(msg.Checks, &nbapb.CheckSendRequest{
+					HcpId: reqs[(i*(*batch)+k)%len(reqs)].GetHcpId(), ActionId: action,
+					Caller: nbapb.CallerKind_CALLER_KIND_MARKETING_PLATFORM})
+			}
+			broken := func(err error) error {
+				mu.Lock()
+				streams[w] = nil // a failed stream is not used again
+				mu.Unlock()
+				return err
+			}
+			if err := st.Send(msg); err != nil {
+				return broken(err)
+			}
+			for range *batch {
+				item, err := st.Recv()
+				if err != nil {
+					return broken(err)
+				}
+				if item.GetError() != nil {
+					return fmt.Errorf("CheckSendBatch item: %v", item.GetError())
+				}
+				recipients.Add(1)
+			}
+			return nil
+		}
 	case "health":
-		do = func(ctx context.Context, cc *grpc.ClientConn, _ int) error {
+		do = func(ctx context.Context, cc *grpc.ClientConn, _, _ int) error {
 			_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
 		}
@@ -143,7 +247,7 @@ func run(args []string) error {
 			bodies[i] = b
 			reqs[i] = &nbapb.DecideRequest{HcpId: id}
 		}
-		do = func(ctx context.Context, _ *grpc.ClientConn, i int) error {
+		do = func(ctx context.Context, _ *grpc.ClientConn, _, i int) error {
 			var req *http.Request
 			var err error
 			if *call == "http-get" {
@@ -171,14 +275,15 @@ func run(args []string) error {
 			return err
 		}
 	default:
-		return fmt.Errorf("-call: want decide, health, http-decide or http-get, got %q", *call)
+		return fmt.Errorf("-call: want decide, ping, health, decide-batch, checksend-batch, http-decide or http-get, got %q", *call)
 	}
 	for _, cc := range ccs { // connect before the clock starts
-		if err := do(context.Background(), cc, 0); err != nil {
+		if err := do(context.Background(), cc, 0, 0); err != nil {
 			return err
 		}
 	}
 
+	recipients.Store(0)
 	var next, errs atomic.Int64
 	lat := make([][]time.Duration, *c)
 	ctx, cancel := context.WithTimeout(context.Background(), *d)
@@ -193,7 +298,7 @@ func run(args []string) error {
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				t := time.Now()
-				if err := do(context.Background(), cc, i); err != nil {
+				if err := do(context.Background(), cc, w, i); err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -212,7 +317,7 @@ func run(args []string) error {
 		return float64(all[int(p*float64(len(all)-1))]) / 1e6
 	}
 	return json.NewEncoder(os.Stdout).Encode(result{
-		Call: *call, C: *c, Calls: len(all), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		Call: *call, C: *c, Calls: len(all), Recipients: recipients.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		RPS: float64(len(all)) / elapsed.Seconds(),
 		P50: pct(0.50), P90: pct(0.90), P99: pct(0.99),
 	})
@@ -242,3 +347,13 @@ func readRequests(path string) ([]*nbapb.DecideRequest, error) {
 	}
 	return reqs, nil
 }
+
+// bearer sends a bearer token with every call (plaintext allowed: the
+// benchmarks run on loopback).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }

@@ -28,24 +28,25 @@ func main() {
 	territories := flag.String("territories", "", "comma-separated territories")
 	sub := flag.String("sub", "bench", "the token's subject")
 	ttl := flag.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	kid := flag.String("kid", "bench", "the key's id (two tokens of different keys can share a JWKS: merge the files' keys)")
 	flag.Parse()
 	if *jwksPath == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: token -jwks FILE [-roles r1,r2] [-territories t1,t2] [-sub S] [-ttl D]")
 		os.Exit(2)
 	}
-	if err := run(*jwksPath, *roles, *territories, *sub, *ttl); err != nil {
+	if err := run(*jwksPath, *roles, *territories, *sub, *kid, *ttl); err != nil {
 		fmt.Fprintln(os.Stderr, "token:", err)
 		os.Exit(1)
 	}
 }
 
-func run(jwksPath, roles, territories, sub string, ttl time.Duration) error {
+func run(jwksPath, roles, territories, sub, kid string, ttl time.Duration) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	enc := base64.RawURLEncoding
-	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": "bench",
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": kid,
 		"alg": "ES256", "use": "sig", "x": enc.EncodeToString(key.X.FillBytes(make([]byte, 32))),
 		"y": enc.EncodeToString(key.Y.FillBytes(make([]byte, 32)))}}})
 	if err != nil {
@@ -57,7 +58,7 @@ func run(jwksPath, roles, territories, sub string, ttl time.Duration) error {
 	claims := jwt.MapClaims{"iss": "https://bench.invalid", "aud": "arbiter-bench", "sub": sub,
 		"exp": time.Now().Add(ttl).Unix(), "roles": split(roles), "territories": split(territories)}
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	tok.Header["kid"] = "bench"
+	tok.Header["kid"] = kid
 	s, err := tok.SignedString(key)
 	if err != nil {
 		return err
