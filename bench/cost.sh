@@ -49,6 +49,15 @@
 # callers for the batches; the report gives the recipients decided per
 # server CPU second of each, and the batches' over unary Decide's.
 #
+# With BENCH_OPENLOOP=1, after the rounds: side A's arbiter with the bench
+# definitions on a store of BENCH_OPENLOOP_HCPS (1,000,000) demo HCPs,
+# Decide(100) requests spread over all of them; its peak closed-loop rate
+# (ghz, c=50), then ghz at a fixed rate of each of BENCH_OPENLOOP_RATES
+# percent (50) of the peak, 200 workers, for BENCH_OPENLOOP_DURATION (20s),
+# and the server's own p50 and p99 from its arbiter_decide_seconds
+# histogram, scraped before and after (the bar: p99 within 2x p50 at half
+# the peak).
+#
 # Writes $BENCH_OUT/report.md (default bench/out/cost) and one JSON per
 # run in $BENCH_OUT/raw/, and prints the report.
 #
@@ -80,6 +89,10 @@ BENCH_CANDIDATES=${BENCH_CANDIDATES:-100}
 BENCH_CATALOGS=${BENCH_CATALOGS:-bench demo}
 BENCH_PROFILE=${BENCH_PROFILE:-0}
 BENCH_BATCH=${BENCH_BATCH:-0}
+BENCH_OPENLOOP=${BENCH_OPENLOOP:-0}
+BENCH_OPENLOOP_HCPS=${BENCH_OPENLOOP_HCPS:-1000000}
+BENCH_OPENLOOP_RATES=${BENCH_OPENLOOP_RATES:-50}
+BENCH_OPENLOOP_DURATION=${BENCH_OPENLOOP_DURATION:-20s}
 BENCH_BATCH_SIZE=${BENCH_BATCH_SIZE:-100}
 BENCH_BATCH_CONCURRENCY=${BENCH_BATCH_CONCURRENCY:-4}
 BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-10}
@@ -169,7 +182,7 @@ done
 # ------------------------------------------------------------------ runs
 
 mkdir -p "$BENCH_OUT/raw"
-rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT/report.md" "$BENCH_OUT"/*.pprof "$BENCH_OUT"/*.top
+rm -f "$BENCH_OUT"/raw/*.json "$BENCH_OUT/report.md" "$BENCH_OUT"/*.pprof "$BENCH_OUT"/*-split.md "$BENCH_OUT"/openloop-*.json
 
 # ghz_cmd TARGET SCENARIO DURATION: the command line of one run: ghz, or
 # for the probe-* scenarios (BENCH_BATCH=1) bench/probe.
@@ -324,6 +337,81 @@ if [[ $BENCH_PROFILE == 1 ]]; then
 	done
 fi
 
+# ------------------------------------------------------------------ open loop
+
+# decide_buckets METRICS_ADDR: the cumulative buckets of
+# arbiter_decide_seconds, one "le count" line each.
+decide_buckets() {
+	curl -sSf "http://$1/metrics" | awk '/^arbiter_decide_seconds_bucket/ {
+		match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+}
+
+# server_quantiles BEFORE AFTER: {"decisions", "p50_ms", "p99_ms"} of the
+# observations between two scrapes, interpolated within a bucket as
+# Prometheus's histogram_quantile does (the buckets are 25% wide).
+server_quantiles() {
+	awk 'FNR == NR { before[$1] = $2; next }
+	{ k++; le[k] = $1; cum[k] = $2 - before[$1] }
+	END {
+		total = cum[k]
+		if (total <= 0) { print "null"; exit }
+		printf "{\"decisions\": %d", total
+		for (j = 1; j <= 2; j++) {
+			q = j == 1 ? 0.5 : 0.99
+			rank = q * total
+			for (i = 1; i < k && cum[i] < rank; i++) {}
+			lo = i > 1 ? le[i - 1] : 0
+			below = i > 1 ? cum[i - 1] : 0
+			v = le[i] == "+Inf" ? lo : lo + (le[i] - lo) * (rank - below) / (cum[i] - below)
+			printf ", \"%s\": %.4f", j == 1 ? "p50_ms" : "p99_ms", v * 1000
+		}
+		print "}"
+	}' "$1" "$2"
+}
+
+ol_rows=()
+if [[ $BENCH_OPENLOOP == 1 ]]; then
+	start_redis redis_ol --save '' --appendonly no
+	log "open loop: seeding $BENCH_OPENLOOP_HCPS demo HCPs"
+	A_seed="seed -demo-size $BENCH_OPENLOOP_HCPS"
+	seed_side A "$redis_ol_port" "$work/catalog-bench.json"
+	log "open loop: seeded in $(side A seed_seconds | awk '{ printf "%.0f", $1 }') s"
+	ol_metrics=127.0.0.1:$(free_port)
+	A_args=$(echo "${flags[A-bench]}" | sed -e "s/-metrics-addr [^ ]*/-metrics-addr $ol_metrics/" -e 's/-debug-addr [^ ]*//')
+	start_side A arbiter_ol "$redis_ol_port" "$work/catalog-bench.json"
+	addr[ol]=127.0.0.1:$arbiter_ol_port
+	"$work/requests" -catalog "$work/catalog-bench.json" -hcps "$BENCH_OPENLOOP_HCPS" -n 100000 -candidates "$BENCH_CANDIDATES" \
+		-limit 3 -keys uniform -o "$work/decide-ol.bin"
+	ol_ghz() { # ol_ghz DURATION OUT [ghz flags...]
+		local dur=$1 out=$2
+		shift 2
+		"$GHZ" --insecure --disable-template-functions --disable-template-data --connections 4 --duration "$dur" \
+			--format json --output "$out" --metadata "{\"authorization\":\"Bearer $token\"}" \
+			--reflect-metadata "{\"authorization\":\"Bearer $token\"}" --call nba.v1.DecisionService/Decide \
+			--binary-file "$work/decide-ol.bin" "$@" "${addr[ol]}" >"$work/ghz.out" 2>&1 || {
+			cat "$work/ghz.out" >&2
+			die "ghz failed in the open-loop runs"
+		}
+	}
+	log "open loop: warm-up, then the peak: closed loop c=50 for $BENCH_OPENLOOP_DURATION"
+	ol_ghz "$BENCH_WARMUP" "$work/warmup.json" --concurrency 50
+	ol_ghz "$BENCH_OPENLOOP_DURATION" "$BENCH_OUT/openloop-peak.json" --concurrency 50
+	ol_peak=$(jq '.rps' "$BENCH_OUT/openloop-peak.json")
+	for pct in $BENCH_OPENLOOP_RATES; do
+		r=$(awk -v p="$ol_peak" -v q="$pct" 'BEGIN { r = int(p * q / 100 + 0.5); print (r < 1 ? 1 : r) }')
+		log "open loop: $r Decides a second ($pct% of the peak), 200 workers, for $BENCH_OPENLOOP_DURATION"
+		decide_buckets "$ol_metrics" >"$work/b0"
+		ol_ghz "$BENCH_OPENLOOP_DURATION" "$BENCH_OUT/openloop-$pct.json" --concurrency 200 --rps "$r"
+		decide_buckets "$ol_metrics" >"$work/b1"
+		q=$(server_quantiles "$work/b0" "$work/b1")
+		ol_rows+=("$(jq -r --argjson q "$q" --arg pct "$pct" --argjson rate "$r" '
+			def pc(p): ([.latencyDistribution[]? | select(.percentage == p) | .latency][0] // 0) / 1e6;
+			def r3: . * 1000 | round / 1000;
+			"| \($pct)% | \($rate) | \(.rps | round) | \($q.decisions) | \($q.p50_ms | r3) | \($q.p99_ms | r3) | **\($q.p99_ms / $q.p50_ms * 100 | round / 100)** | \(pc(50) | r3) | \(pc(99) | r3) |"
+		' "$BENCH_OUT/openloop-$pct.json")")
+	done
+fi
+
 # ------------------------------------------------------------------ report
 
 # summary TARGET: per metric, the median (min–max) over rounds.
@@ -426,6 +514,17 @@ md=$BENCH_OUT/report.md
 			cat "$BENCH_OUT/$t-split.md"
 		fi
 	done
+	if ((${#ol_rows[@]} > 0)); then
+		echo
+		echo "## Open loop, $BENCH_OPENLOOP_HCPS stored HCPs"
+		echo
+		echo "Side A, the bench definitions, Decide($BENCH_CANDIDATES) spread over all $BENCH_OPENLOOP_HCPS HCPs. Peak: $(jq '.rps | round' "$BENCH_OUT/openloop-peak.json") Decides a second (ghz closed loop, c=50, $BENCH_OPENLOOP_DURATION). Then ghz --rps at a share of it, 200 workers, 4 connections, $BENCH_OPENLOOP_DURATION each. Server p50 and p99: arbiter_decide_seconds (from the handler's start to the answer built), scraped before and after the run; client: ghz's."
+		echo
+		echo "| share of peak | target rps | achieved rps | decisions | server p50 ms | server p99 ms | **server p99 / p50** (bar 2) | client p50 ms | client p99 ms |"
+		echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		printf '%s\n' "${ol_rows[@]}"
+	fi
+	echo
 	echo "\"other cores\" (CPU the rest of the machine used during a run) was at most $(jq -s 'map(.bench.other_cores) | max * 100 | round / 100' "$BENCH_OUT"/raw/r*.json); above ~0.05 something else competed for the CPUs."
 	echo
 	echo "## Rounds"
