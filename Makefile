@@ -66,10 +66,14 @@ faults-short:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./scoring/ ./decision/ ./consent/ ./redisstore/ ./hcpcache/
 
-# End-to-end load benchmark with ghz against its own redis-server; writes
-# bench/out/latest.md. Knobs: see bench/README.md (BENCH_DURATION=5s ...).
+# End to end, with their own redis-servers (bench/README.md; ~30 minutes):
+# first the cost of a decision against an empty call (bench/cost.sh, the
+# headline, with the campaign batches), then the throughput sweep
+# (bench/run.sh); ends with the headline figures (bench/headline.sh).
 bench:
+	BENCH_BATCH=1 bench/cost.sh
 	bench/run.sh
+	@bench/headline.sh
 
 ci: fmt-check vet proto-check
 	$(MAKE) test RACE=1
