@@ -18,6 +18,7 @@ import (
 	"github.com/arbiter-nba/arbiter/access"
 	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/internal/workers"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 )
 
@@ -197,12 +198,12 @@ func (s *Server) CheckSendBatch(stream grpc.BidiStreamingServer[nbapb.CheckSendB
 		}
 		wg.Add(1)
 		checksMu.Unlock()
-		go func() {
+		workers.Go(func() { // a long-lived goroutine: see package workers
 			defer wg.Done()
 			defer func() { <-sem }()
 			defer close(slot.done)
 			s.checkSendItem(ctx, slot)
-		}()
+		})
 		return true
 	}
 	go func() {

@@ -8,9 +8,11 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/arbiter-nba/arbiter/internal/workers"
 )
 
-// Run calls job(ctx, i) for i = 0 to n-1 on up to workers goroutines, and
+// Run calls job(ctx, i) for i = 0 to n-1 on up to parallel goroutines, and
 // emit(i) for each i in order once job i has returned. Job i starts only
 // once emit(i-ahead) has returned, so however slow emit is, at most ahead
 // finished jobs wait for it (ahead >= 1).
@@ -19,7 +21,7 @@ import (
 // starts and nothing more is emitted, the context the running jobs were
 // given is cancelled, and Run returns that error once they have returned. A job reports its own
 // outcome through whatever emit reads (job i happens before emit(i)).
-func Run(ctx context.Context, n, workers, ahead int, job func(ctx context.Context, i int), emit func(i int) error) error {
+func Run(ctx context.Context, n, parallel, ahead int, job func(ctx context.Context, i int), emit func(i int) error) error {
 	if n <= 0 {
 		return nil
 	}
@@ -40,9 +42,11 @@ func Run(ctx context.Context, n, workers, ahead int, job func(ctx context.Contex
 		room <- struct{}{}
 	}
 	var next atomic.Int64
-	for range min(workers, n) {
+	for range min(parallel, n) {
 		wg.Add(1)
-		go func() {
+		// Long-lived goroutines: a decision grows its stack, and a worker
+		// keeps it grown for the next job (package workers).
+		workers.Go(func() {
 			defer wg.Done()
 			for {
 				select {
@@ -57,7 +61,7 @@ func Run(ctx context.Context, n, workers, ahead int, job func(ctx context.Contex
 				job(ctx, i)
 				close(done[i])
 			}
-		}()
+		})
 	}
 	for i := range n {
 		select {
