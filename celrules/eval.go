@@ -1,6 +1,9 @@
 package celrules
 
 import (
+	"math"
+	"sync"
+
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -15,14 +18,16 @@ import (
 
 // Evaluate evaluates every rule's condition for one decision and appends
 // the rules that apply to out, and names the persona (rules.Engine). The
-// variables are built once, the lists only when an expression reads them.
+// variables are built once, each only when an expression reads it, in a
+// pooled scratch (scratch) that nothing outlives the call.
 func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) ([]rules.Applied, string, uint64) {
 	var tags []actionTags
 	if in.Catalog == eng.catalog {
 		tags = eng.tags
 	}
-	d := newDecisionVars(in, tags)
-	act := &evalState{act: &activation{d: d, medical: true}, memo: make([]memoVal, eng.slots)}
+	sc := scratchPool.Get().(*scratch)
+	sc.start(in, tags, eng.slots)
+	act := &sc.full
 	// Personas and the entry conditions of promotional journeys compiled
 	// without the medical variables: on the full activation they read
 	// exactly what they would without the medical signals, and share its
@@ -52,13 +57,62 @@ func (eng *engine) Evaluate(s *rules.Set, in *rules.Input, out []rules.Applied) 
 			entry |= 1 << i
 		}
 	}
-	// What the decision would be without medical signals, for the rules
-	// that read them and may hold promotion back (evaluate): built only
-	// when such a rule is evaluated.
-	base := func() *evalState {
-		return &evalState{act: &activation{d: d, medical: false}, memo: make([]memoVal, eng.slots)}
+	out = eng.evaluate(s, in, act, sc.baseState, out)
+	sc.reset()
+	scratchPool.Put(sc)
+	return out, persona, entry
+}
+
+// scratch is one decision's variables and memos, pooled: a decision
+// otherwise allocated its records, lists and memos anew (pprof: most of
+// the bytes Evaluate allocated). Nothing Evaluate returns refers to it.
+type scratch struct {
+	d          decisionVars
+	full, base evalState
+	fullAct    activation
+	baseAct    activation
+	baseMemo   []memoVal
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (sc *scratch) start(in *rules.Input, tags []actionTags, slots int) {
+	sc.d.start(in, tags)
+	sc.fullAct = activation{d: &sc.d, medical: true}
+	sc.full = evalState{act: &sc.fullAct, memo: grow(sc.full.memo, slots)}
+	sc.base = evalState{}
+}
+
+func grow(memo []memoVal, n int) []memoVal {
+	if cap(memo) < n {
+		return make([]memoVal, n)
 	}
-	return eng.evaluate(s, in, act, base, out), persona, entry
+	return memo[:n]
+}
+
+// baseState is the decision without its medical signals, for the rules
+// that read them and may hold promotion back (evaluate): made only when
+// such a rule is evaluated. When the decision has no medical signal, it
+// is the full decision itself, memo included: every variable then has
+// the same value on both.
+func (sc *scratch) baseState() *evalState {
+	if sc.d.noMedicalSignal() {
+		return &sc.full
+	}
+	sc.baseAct = activation{d: &sc.d, medical: false}
+	sc.baseMemo = grow(sc.baseMemo, len(sc.full.memo))
+	sc.base = evalState{act: &sc.baseAct, memo: sc.baseMemo}
+	return &sc.base
+}
+
+// reset drops the decision's values, keeping the buffers.
+func (sc *scratch) reset() {
+	clear(sc.full.memo)
+	if sc.base.memo != nil {
+		clear(sc.base.memo)
+	}
+	sc.d.reset()
+	sc.fullAct, sc.baseAct, sc.base = activation{}, activation{}, evalState{}
 }
 
 func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act *evalState, newBase func() *evalState, out []rules.Applied) []rules.Applied {
@@ -208,18 +262,29 @@ var (
 // first read and shared by its two activations (with and without the
 // medical signals): a value is adapted once per decision, not on every
 // access (pprof: adapting Go maps on each field read was much of a rule's
-// cost).
+// cost). Its buffers are kept from one decision to the next (scratch).
 type decisionVars struct {
-	in                          *rules.Input
-	split, splitTouches         bool
-	events, medicalEvents       ref.Val
-	touches, medicalTouches     ref.Val
+	in                      *rules.Input
+	split, splitTouches     bool
+	events, medicalEvents   ref.Val
+	touches, medicalTouches ref.Val
+	// profile, engagement and medEng are set when read, to the records
+	// below.
 	profile, engagement, medEng ref.Val
 	// now, localHour and caller are boxed once: comprehensions resolve
 	// now on every iteration.
 	now, localHour, caller ref.Val
-	// records holds the events' and touches' records, allocated at once.
+	// records holds the events' and touches' records, vals their fields'
+	// values; both are allocated once for the decision's size, and kept.
 	records []record
+	vals    []ref.Val
+	// The lists' elements.
+	commercial, medical, commercialT, medicalT []ref.Val
+	profileRec, engagementRec, medEngRec       record
+	attrs                                      attrMap
+	// fixedVals holds medEngRec's value, profileRec's six and
+	// engagementRec's (a channel's each, but MSL meeting's and unspecified's).
+	fixedVals [1 + 6 + arbiter.NumChannels]ref.Val
 	// tags are the catalog's actions' tags as CEL values (engine.tags).
 	tags []actionTags
 }
@@ -247,6 +312,8 @@ var (
 	channelVals   = namesOf(arbiter.NumChannels, func(i int) string { return arbiter.Channel(i).String() })
 	purposeVals   = namesOf(arbiter.NumPurposes, func(i int) string { return arbiter.Purpose(i).String() })
 	eventTypeVals = namesOf(arbiter.NumEventTypes, func(i int) string { return arbiter.EventType(i).String() })
+	callerVals    = namesOf(arbiter.NumCallerKinds, func(i int) string { return arbiter.CallerKind(i).String() })
+	audienceVals  = namesOf(int(arbiter.Patient)+1, func(i int) string { return arbiter.Audience(i).String() })
 	sentVal       = ref.Val(types.String("sent"))
 	reservedVal   = ref.Val(types.String("reserved"))
 )
@@ -267,22 +334,63 @@ func namesOf(n int, name func(int) string) []ref.Val {
 	return out
 }
 
-func newDecisionVars(in *rules.Input, tags []actionTags) *decisionVars {
+func (d *decisionVars) start(in *rules.Input, tags []actionTags) {
 	local := int64(-1)
 	if in.Zone != nil {
 		local = int64(in.At.In(in.Zone).Hour())
 	}
-	return &decisionVars{in: in, now: types.Timestamp{Time: in.At}, localHour: types.Int(local), caller: types.String(in.Caller.String()),
-		tags: tags}
+	d.in, d.tags = in, tags
+	d.now, d.localHour, d.caller = types.Timestamp{Time: in.At}, types.Int(local), callerVal(in.Caller)
 }
 
-// record returns a fresh record of the decision's.
-func (d *decisionVars) record() *record {
+// reset drops the decision's values, keeping the buffers (whose elements
+// are cleared, so that a pooled scratch holds no decision's data).
+func (d *decisionVars) reset() {
+	clear(d.records)
+	clear(d.vals)
+	clear(d.commercial)
+	clear(d.medical)
+	clear(d.commercialT)
+	clear(d.medicalT)
+	clear(d.fixedVals[:])
+	*d = decisionVars{records: d.records[:0], vals: d.vals[:0], commercial: d.commercial[:0], medical: d.medical[:0],
+		commercialT: d.commercialT[:0], medicalT: d.medicalT[:0]}
+}
+
+// callerVal is the caller kind's name as a CEL value, boxed once per kind.
+func callerVal(c arbiter.CallerKind) ref.Val {
+	if int(c) >= 0 && int(c) < len(callerVals) {
+		return callerVals[c]
+	}
+	return types.String(c.String())
+}
+
+// record returns a fresh record of the decision's, with n values.
+func (d *decisionVars) record(names []types.String) *record {
 	if len(d.records) == cap(d.records) {
-		d.records = make([]record, 0, len(d.in.State.Recent)+len(d.in.State.Touches.Touches))
+		n := len(d.in.State.Recent) + len(d.in.State.Touches.Touches)
+		d.records = make([]record, 0, n)
+		d.vals = make([]ref.Val, 0, n*len(eventFields))
+	}
+	if len(d.vals)+len(names) > cap(d.vals) {
+		d.vals = make([]ref.Val, 0, cap(d.records)*len(eventFields))
 	}
 	d.records = d.records[:len(d.records)+1]
-	return &d.records[len(d.records)-1]
+	r := &d.records[len(d.records)-1]
+	r.names = names
+	r.vals = d.vals[len(d.vals) : len(d.vals)+len(names) : len(d.vals)+len(names)]
+	d.vals = d.vals[:len(d.vals)+len(names)]
+	return r
+}
+
+// noMedicalSignal reports whether the decision has no medical signal: no
+// medical event or touch, and no MSL engagement. Its variables then read
+// the same with and without the medical signals.
+func (d *decisionVars) noMedicalSignal() bool {
+	d.splitEvents()
+	d.splitTouchList()
+	return len(d.medical) == 0 && len(d.medicalT) == 0 &&
+		math.Float64bits(d.in.State.Counters.Engagement[arbiter.MSLMeeting]) == 0
 }
 
 func (d *decisionVars) medicalEngagement(medical bool) ref.Val {
@@ -290,8 +398,9 @@ func (d *decisionVars) medicalEngagement(medical bool) ref.Val {
 		return noMedicalEngagement
 	}
 	if d.medEng == nil {
-		d.medEng = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-			types.String(arbiter.MSLMeeting.String()): types.Double(d.in.State.Counters.Engagement[arbiter.MSLMeeting])})
+		d.medEngRec = record{names: medEngFields, vals: d.fixedVals[:1:1]}
+		d.medEngRec.vals[0] = types.Double(d.in.State.Counters.Engagement[arbiter.MSLMeeting])
+		d.medEng = &d.medEngRec
 	}
 	return d.medEng
 }
@@ -304,17 +413,16 @@ func (d *decisionVars) splitEvents() {
 		return
 	}
 	d.split = true
-	var commercial, medical []ref.Val
 	for i := range d.in.State.Recent {
 		m, isMedical := d.eventRecord(&d.in.State.Recent[i])
 		if isMedical {
-			medical = append(medical, m)
+			d.medical = append(d.medical, m)
 		} else {
-			commercial = append(commercial, m)
+			d.commercial = append(d.commercial, m)
 		}
 	}
-	d.events = types.NewRefValList(types.DefaultTypeAdapter, commercial)
-	d.medicalEvents = types.NewRefValList(types.DefaultTypeAdapter, medical)
+	d.events = types.NewRefValList(types.DefaultTypeAdapter, d.commercial)
+	d.medicalEvents = types.NewRefValList(types.DefaultTypeAdapter, d.medical)
 }
 
 func (d *decisionVars) splitTouchList() {
@@ -322,7 +430,6 @@ func (d *decisionVars) splitTouchList() {
 		return
 	}
 	d.splitTouches = true
-	var commercial, medical []ref.Val
 	for i := range d.in.State.Touches.Touches {
 		t := &d.in.State.Touches.Touches[i]
 		if !t.Counts(d.in.Now) {
@@ -332,8 +439,7 @@ func (d *decisionVars) splitTouchList() {
 		if t.State == contact.Reserved {
 			state = reservedVal
 		}
-		m := d.record()
-		m.names, m.n = &touchFields, 6
+		m := d.record(touchFields)
 		var topic, action ref.Val = emptyString, emptyString
 		if t.Topic != "" {
 			topic = types.String(t.Topic)
@@ -344,42 +450,56 @@ func (d *decisionVars) splitTouchList() {
 				action = d.tags[i].id
 			}
 		}
-		m.vals = [8]ref.Val{nameVal(channelVals, int(t.Channel)), nameVal(purposeVals, int(t.Purpose)), topic,
-			action, state, types.Timestamp{Time: t.At}}
+		copy(m.vals, []ref.Val{nameVal(channelVals, int(t.Channel)), nameVal(purposeVals, int(t.Purpose)), topic,
+			action, state, types.Timestamp{Time: t.At}})
 		if t.Channel != arbiter.MSLMeeting && t.Purpose != arbiter.Medical {
-			commercial = append(commercial, m)
+			d.commercialT = append(d.commercialT, m)
 		} else {
-			medical = append(medical, m)
+			d.medicalT = append(d.medicalT, m)
 		}
 	}
-	d.touches = types.NewRefValList(types.DefaultTypeAdapter, commercial)
-	d.medicalTouches = types.NewRefValList(types.DefaultTypeAdapter, medical)
+	d.touches = types.NewRefValList(types.DefaultTypeAdapter, d.commercialT)
+	d.medicalTouches = types.NewRefValList(types.DefaultTypeAdapter, d.medicalT)
 }
 
 func (d *decisionVars) profileVal() ref.Val {
 	if d.profile == nil {
 		prof := &d.in.State.Profile
-		attrs := make(map[ref.Val]ref.Val, len(prof.Attributes))
-		for k, v := range prof.Attributes {
-			attrs[types.String(k)] = types.Double(v)
-		}
-		d.profile = types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
-			kSpecialty: types.String(prof.Specialty), kMarket: types.String(prof.Market), kSegment: types.String(prof.Segment),
-			kAudience: types.String(prof.Audience.String()), kTimeZone: types.String(prof.TimeZone),
-			kAttributes: types.NewRefValMap(types.DefaultTypeAdapter, attrs)})
+		d.attrs.m = prof.Attributes
+		d.profileRec = record{names: profileFields, vals: d.fixedVals[1:7:7]}
+		copy(d.profileRec.vals, []ref.Val{stringVal(prof.Specialty), stringVal(prof.Market), stringVal(prof.Segment),
+			audienceVal(prof.Audience), stringVal(prof.TimeZone), &d.attrs})
+		d.profile = &d.profileRec
 	}
 	return d.profile
 }
 
+// stringVal is s as a CEL value ("" boxed once).
+func stringVal(s string) ref.Val {
+	if s == "" {
+		return emptyString
+	}
+	return types.String(s)
+}
+
+func audienceVal(a arbiter.Audience) ref.Val {
+	if int(a) >= 0 && int(a) < len(audienceVals) {
+		return audienceVals[a]
+	}
+	return types.String(a.String())
+}
+
 func (d *decisionVars) engagementVal() ref.Val {
 	if d.engagement == nil {
-		m := make(map[ref.Val]ref.Val, arbiter.NumChannels)
+		d.engagementRec = record{names: engagementFields, vals: d.fixedVals[7 : 7+len(engagementFields) : 7+len(engagementFields)]}
+		i := 0
 		for _, ch := range arbiter.Channels() {
 			if ch != arbiter.MSLMeeting {
-				m[types.String(ch.String())] = types.Double(d.in.State.Counters.Engagement[ch])
+				d.engagementRec.vals[i] = types.Double(d.in.State.Counters.Engagement[ch])
+				i++
 			}
 		}
-		d.engagement = types.NewRefValMap(types.DefaultTypeAdapter, m)
+		d.engagement = &d.engagementRec
 	}
 	return d.engagement
 }
@@ -424,9 +544,8 @@ func (d *decisionVars) eventRecord(e *recipient.RecentEvent) (ref.Val, bool) {
 			medical = medical || a.Purpose == arbiter.Medical
 		}
 	}
-	r := d.record()
-	r.names, r.n = &eventFields, 8
-	r.vals = [8]ref.Val{nameVal(eventTypeVals, int(e.Type)), nameVal(channelVals, int(e.Channel)), topic,
-		action, format, depth, purpose, types.Timestamp{Time: e.At}}
+	r := d.record(eventFields)
+	copy(r.vals, []ref.Val{nameVal(eventTypeVals, int(e.Type)), nameVal(channelVals, int(e.Channel)), topic,
+		action, format, depth, purpose, types.Timestamp{Time: e.At}})
 	return r, medical
 }
