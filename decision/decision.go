@@ -128,7 +128,10 @@ type Engine struct {
 	scratch sync.Pool
 	// allActions lists every catalog index: the candidates of a request
 	// that names none. Read only.
-	allActions  []int32
+	allActions []int32
+	// topicIndex maps each catalog topic to its index in
+	// catalog.Topics (topicAffinity). Read only.
+	topicIndex  map[string]int32
 	extraGates  []Gate
 	defsVersion string
 	contact     *contact.Policy
@@ -256,6 +259,10 @@ func New(loader Loader, model *scoring.Model, cat *catalog.Catalog, policy *cons
 	e.allActions = make([]int32, len(cat.Actions))
 	for i := range e.allActions {
 		e.allActions[i] = int32(i)
+	}
+	e.topicIndex = make(map[string]int32, len(cat.Topics))
+	for i, t := range cat.Topics {
+		e.topicIndex[t] = int32(i)
 	}
 	return e, nil
 }
@@ -619,11 +626,25 @@ func (e *Engine) checkAll(req *Request, actions []int32, snap *recipient.State, 
 	return out
 }
 
-// topicAffinity returns the HCP's engagement per catalog topic.
+// topicAffinity returns the HCP's engagement per catalog topic. It looks
+// up whichever is smaller, the HCP's topics or the catalog's: an HCP has
+// engaged with a few topics, a large catalog has many.
 func (e *Engine) topicAffinity(snap *recipient.State, buf []float64) []float64 {
-	buf = buf[:0]
-	for _, t := range e.catalog.Topics {
-		buf = append(buf, snap.Counters.Topics[t])
+	topics := e.catalog.Topics
+	mine := snap.Counters.Topics
+	if len(mine) >= len(topics) {
+		buf = buf[:0]
+		for _, t := range topics {
+			buf = append(buf, mine[t])
+		}
+		return buf
+	}
+	buf = slices.Grow(buf[:0], len(topics))[:len(topics)]
+	clear(buf)
+	for t, v := range mine {
+		if i, ok := e.topicIndex[t]; ok {
+			buf[i] = v
+		}
 	}
 	return buf
 }

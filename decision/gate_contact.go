@@ -68,12 +68,13 @@ type contactMemo struct {
 	memo   contact.Memo
 }
 
+// reset forgets the decision's answers in place: copying the memo out
+// and back costs write barriers while the collector runs.
 func (m *contactMemo) reset() {
-	blocks := m.blocks[:0]
 	clear(m.blocks)
-	memo := m.memo
-	memo.Reset()
-	*m = contactMemo{blocks: blocks, memo: memo}
+	m.blocks = m.blocks[:0]
+	m.seen = [numMemo][arbiter.NumChannels * arbiter.NumPurposes * 2]uint8{}
+	m.memo.Reset()
 }
 
 // contactMemo returns the policy's memo, nil without one.
