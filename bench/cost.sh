@@ -66,8 +66,9 @@
 # BENCH_CANDIDATES (100), BENCH_CATALOGS ("bench demo"), BENCH_PROFILE (0),
 # BENCH_PROFILE_SECONDS (10), BENCH_MAX_IN_FLIGHT (1024: the benchmark
 # measures cost, not shedding), BENCH_OUT, ARGS (extra server flags for
-# every arbiter), ARB_A, ARB_B, ... (a prebuilt binary instead of
-# building that side's REV).
+# every arbiter), ARGS_A, ARGS_B, ... (extra flags for one side's: the
+# same revision twice with different flags compares settings), ARB_A,
+# ARB_B, ... (a prebuilt binary instead of building that side's REV).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -167,6 +168,8 @@ for x in "${sides[@]}"; do
 		fi
 		debug[$t]=127.0.0.1:$(free_port)
 		flags[$t]="-contact-policy $tree/contact/demo_policy.json -rules $rules -receipts async -auth-jwks $work/jwks.json -auth-issuer https://bench.invalid -auth-audience arbiter-bench -max-in-flight $BENCH_MAX_IN_FLIGHT -metrics-addr 127.0.0.1:$(free_port) -debug-addr ${debug[$t]} ${ARGS:-}"
+		v=ARGS_$x
+		flags[$t]+=" ${!v:-}"
 		printf -v "${x}_args" '%s' "${flags[$t]}"
 		start_side "$x" "arbiter_${x}_$c" "$rport" "$work/catalog-$c.json"
 		p=arbiter_${x}_${c}_port
@@ -478,7 +481,8 @@ md=$BENCH_OUT/report.md
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "- command: \`BENCH_ROUNDS=$BENCH_ROUNDS BENCH_DURATION=$BENCH_DURATION BENCH_WARMUP=$BENCH_WARMUP BENCH_CONCURRENCY=$BENCH_CONCURRENCY BENCH_CONNECTIONS=$BENCH_CONNECTIONS BENCH_CANDIDATES=$BENCH_CANDIDATES BENCH_CATALOGS='$BENCH_CATALOGS'$([[ -n ${ARGS:-} ]] && echo " ARGS='$ARGS'") bench/cost.sh ${revs[*]}\`"
 	for x in "${sides[@]}"; do
-		echo "- side $x: $(rev_line "$x")"
+		v=ARGS_$x
+		echo "- side $x: $(rev_line "$x")$([[ -n ${!v:-} ]] && echo "; with \`${!v}\`")"
 	done
 	machine_lines
 	echo "- ghz $GHZ_VERSION, closed loop, c=$BENCH_CONCURRENCY, $((BENCH_CONCURRENCY < BENCH_CONNECTIONS ? BENCH_CONCURRENCY : BENCH_CONNECTIONS)) connections, $BENCH_DURATION per run after a $BENCH_WARMUP warm-up of each; ghz, the redis-servers and the arbiters share the machine's CPUs, loopback, plaintext"
