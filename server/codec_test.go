@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/arbiter-nba/arbiter"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
@@ -163,5 +166,84 @@ func TestShiftItems(t *testing.T) {
 func TestHandlingBucketsCoverTheDeadline(t *testing.T) {
 	if top := decideSecondsBuckets[len(decideSecondsBuckets)-1]; top < 2*5 {
 		t.Errorf("the top bucket is %.2f s, want at least twice the 5 s deadline", top)
+	}
+}
+
+// decideRequest100 is a Decide request naming 100 candidates, as the
+// end-to-end benchmark's.
+func decideRequest100(tb testing.TB) []byte {
+	req := &nbapb.DecideRequest{HcpId: "HCP-000042", Limit: 3,
+		Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL}}
+	for i := range 100 {
+		req.Candidates = append(req.Candidates, fmt.Sprintf("a%04d-email", i))
+	}
+	data, err := proto.Marshal(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// The codec's own decoding of DecideRequest gives what protobuf's does,
+// or declines and leaves the request to it: whatever the bytes, the
+// codec's answer is the stock path's.
+func FuzzDecodeDecideRequest(f *testing.F) {
+	f.Add(decideRequest100(f))
+	for _, m := range []*nbapb.DecideRequest{
+		{},
+		{HcpId: "HCP-1", Limit: -5, Explain: true, CandidateSet: "first-10"},
+		{HcpId: "HCP-1", Candidates: []string{"a", "", "caf\u00e9"}, Context: &nbapb.DecisionContext{
+			DecisionTime: timestamppb.New(time.Unix(1e9, 5)), Channels: []nbapb.Channel{1, 2, 3}}},
+	} {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(append(data, data...)) // fields repeated: the last scalar wins, lists and messages merge
+	}
+	f.Add([]byte{0x0a, 0x02, 0xff, 0xfe})                                           // hcp_id of invalid UTF-8
+	f.Add([]byte{0x1a, 0x05, 'a'})                                                  // a candidate cut short
+	f.Add([]byte{0x38, 0x01})                                                       // an unknown field
+	f.Add([]byte{0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // limit: a 64-bit varint
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast nbapb.DecideRequest
+		if !decodeDecideRequest(mem.BufferSlice{mem.SliceBuffer(data)}, &fast) {
+			if !proto.Equal(&fast, &nbapb.DecideRequest{}) {
+				t.Fatalf("declined, but left %v", &fast)
+			}
+			return
+		}
+		var want nbapb.DecideRequest
+		if err := proto.Unmarshal(data, &want); err != nil {
+			t.Fatalf("decoded what protobuf refuses (%v): %v", err, &fast)
+		}
+		if !proto.Equal(&fast, &want) {
+			t.Fatalf("decoded %v, protobuf %v", &fast, &want)
+		}
+		// In pieces, as a stream's frames may come.
+		if len(data) > 1 {
+			var split nbapb.DecideRequest
+			half := len(data) / 2
+			if !decodeDecideRequest(mem.BufferSlice{mem.SliceBuffer(data[:half]), mem.SliceBuffer(data[half:])}, &split) ||
+				!proto.Equal(&split, &want) {
+				t.Fatalf("in two buffers: decoded %v, protobuf %v", &split, &want)
+			}
+		}
+	})
+}
+
+// BenchmarkDecodeDecideRequest is the server's decoding of a Decide
+// request of 100 candidates.
+func BenchmarkDecodeDecideRequest(b *testing.B) {
+	data := decideRequest100(b)
+	codec := newCodec()
+	b.ReportAllocs()
+	defer cpuPerOp(b)()
+	for b.Loop() {
+		var req nbapb.DecideRequest
+		if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &req); err != nil || len(req.Candidates) != 100 {
+			b.Fatal(err)
+		}
 	}
 }

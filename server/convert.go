@@ -163,6 +163,14 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		out.Recommendations[i] = p
 	}
 	sups := make([]nbapb.Suppression, len(res.Suppressed))
+	// The clear times in one allocation, not one each.
+	var clears int
+	for i := range res.Suppressed {
+		if !res.Suppressed[i].ClearsAt.IsZero() {
+			clears++
+		}
+	}
+	stamps := make([]timestamppb.Timestamp, clears)
 	// Runs of one reason are common (a channel without consent, content
 	// not approved): the last code is kept rather than looked up again.
 	var lastReason decision.Reason
@@ -175,7 +183,12 @@ func decideResponse(res *decision.Result) *nbapb.DecideResponse {
 		sups[i].ActionId = s.ActionID
 		sups[i].Reason = lastCode
 		sups[i].Detail = s.Detail
-		sups[i].ClearsAt = ts(s.ClearsAt)
+		if !s.ClearsAt.IsZero() {
+			t := &stamps[0]
+			stamps = stamps[1:]
+			t.Seconds, t.Nanos = s.ClearsAt.Unix(), int32(s.ClearsAt.Nanosecond())
+			sups[i].ClearsAt = t
+		}
 		out.Suppressed[i] = &sups[i]
 	}
 	return out

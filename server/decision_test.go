@@ -2,19 +2,27 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/decision"
+	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
 	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
+	"github.com/arbiter-nba/arbiter/redisstore"
 	"github.com/arbiter-nba/arbiter/scoring"
 )
 
@@ -74,4 +82,256 @@ func BenchmarkDecideHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCatalogJSON is a catalog shaped like bench/catalog's (the
+// end-to-end benchmark's): n actions whose channels, topics, purposes,
+// specialties and MLR approvals mix by fixed strides, ids like
+// "a0042-email". It is written here because that command is a main
+// package; the mix, not the bytes, is what matters.
+func benchCatalogJSON(n int) []byte {
+	type approval struct {
+		Status     string   `json:"status"`
+		ID         string   `json:"id"`
+		ValidFrom  string   `json:"valid_from,omitempty"`
+		ValidUntil string   `json:"valid_until,omitempty"`
+		Markets    []string `json:"markets,omitempty"`
+	}
+	type action struct {
+		ID          string    `json:"id"`
+		Channel     string    `json:"channel"`
+		ContentID   string    `json:"content_id,omitempty"`
+		Topic       string    `json:"topic"`
+		Purpose     string    `json:"purpose"`
+		Audience    string    `json:"audience"`
+		Specialties []string  `json:"specialties,omitempty"`
+		Value       float64   `json:"value"`
+		Approval    *approval `json:"approval,omitempty"`
+	}
+	channels := []struct {
+		name    string
+		value   float64
+		content bool
+	}{
+		{"email", 1.0, true}, {"portal", 0.6, true}, {"webinar", 2.5, true},
+		{"email", 1.2, true}, {"sms", 0.8, true}, {"rep_visit", 6.0, false},
+		{"portal", 0.7, true}, {"remote_visit", 3.5, false}, {"push", 0.4, true},
+		{"msl_meeting", 5.0, false}, {"direct_mail", 1.5, true}, {"webinar", 2.0, true},
+	}
+	brands := []struct {
+		name        string
+		specialties []string
+	}{
+		{"cardiolex", []string{"cardiology"}}, {"oncovia", []string{"oncology"}},
+		{"glucanor", []string{"endocrinology", "general_practice"}}, {"respiral", []string{"pulmonology"}},
+	}
+	kinds := []string{"efficacy", "safety", "trial_summary", "dosing", "patient_support"}
+	purposes := []string{"promotional", "promotional", "medical", "service", "promotional", "medical"}
+	var actions []action
+	for i := range n {
+		ch := channels[i%len(channels)]
+		b := brands[(i/len(channels)+i)%len(brands)]
+		a := action{ID: fmt.Sprintf("a%04d-%s", i, ch.name), Channel: ch.name,
+			Topic: b.name + "_" + kinds[(i*3+i/7)%len(kinds)], Purpose: purposes[(i*5+i/11)%len(purposes)],
+			Audience: "hcp", Value: ch.value * (0.75 + float64((i*37)%50)/100)}
+		if i%7 != 3 {
+			a.Specialties = b.specialties
+		}
+		if ch.content {
+			a.ContentID = fmt.Sprintf("BENCH-%04d", i)
+			ap := &approval{ID: fmt.Sprintf("MLR-B%04d", i), ValidFrom: "2026-01-01T00:00:00Z", ValidUntil: "2099-12-31T00:00:00Z"}
+			switch r := (i * 53) % 100; {
+			case r < 7:
+				ap = &approval{Status: "pending", ID: ap.ID}
+			case r < 12:
+				ap.Status, ap.ValidFrom, ap.ValidUntil, ap.Markets = "approved", "2024-01-01T00:00:00Z", "2025-06-30T00:00:00Z", []string{"US", "EU"}
+			case r < 14:
+				ap = &approval{Status: "withdrawn", ID: ap.ID}
+			case r < 15:
+				ap = &approval{Status: "rejected", ID: ap.ID}
+			case r < 25:
+				ap.Status, ap.Markets = "approved", []string{"US"}
+			case r < 32:
+				ap.Status, ap.Markets = "approved", []string{"EU"}
+			default:
+				ap.Status, ap.Markets = "approved", []string{"US", "EU"}
+			}
+			a.Approval = ap
+		}
+		actions = append(actions, a)
+	}
+	data, err := json.Marshal(struct {
+		Version string            `json:"version"`
+		MinGap  map[string]string `json:"min_gap"`
+		Actions []action          `json:"actions"`
+	}{fmt.Sprintf("bench-%d", n), map[string]string{"email": "48h", "sms": "72h", "push": "24h", "rep_visit": "168h",
+		"remote_visit": "72h", "msl_meeting": "336h", "direct_mail": "720h"}, actions})
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+// benchEngine is the end-to-end benchmark's engine (BenchmarkDecideCall)
+// over 50 demo recipients, with its definitions set and id key.
+func benchEngine(b *testing.B) (*decision.Engine, *definitions.Set, fixedStates, *decision.IDKey) {
+	now := time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+	rulesJSON, err := os.ReadFile("../bench/rules.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := definitions.Parse(map[string][]byte{
+		definitions.CatalogFile: benchCatalogJSON(1000), definitions.ModelFile: scoring.DemoJSON(),
+		definitions.PolicyFile: consent.DefaultPolicyJSON(), definitions.ContactFile: contact.DemoJSON(),
+		definitions.RulesFile: rulesJSON,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := decision.NewIDKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	states := demoStates(50, now)
+	e, err := decision.New(states, set.Model, set.Catalog, set.Policy, decision.WithDefinitionsVersion(set.Version),
+		decision.WithContactPolicy(set.Contact), decision.WithRules(set.Rules), decision.WithIDKey(key),
+		decision.WithClock(func() time.Time { return now }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, set, states, key
+}
+
+// benchResults are the bench engine's decisions, 100 candidates each, for
+// its 50 recipients.
+func benchResults(b *testing.B) []pendingReceipt {
+	e, set, states, _ := benchEngine(b)
+	candidates := make([]string, 100)
+	for i := range candidates {
+		candidates[i] = set.Catalog.Actions[i].ID
+	}
+	var out []pendingReceipt
+	for id := range states {
+		req := decision.Request{HCPID: id, Limit: 3, Candidates: candidates, Caller: arbiter.CallerRepTool}
+		res, err := e.Decide(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, pendingReceipt{rc: &decision.Receipt{Kind: decision.KindDecide, Request: req, Result: res},
+			decided: decideResponse(res)})
+	}
+	return out
+}
+
+// BenchmarkDecideAnswer is building and encoding the answer of a decision
+// of 100 candidates.
+func BenchmarkDecideAnswer(b *testing.B) {
+	ps := benchResults(b)
+	codec := newCodec()
+	b.ReportAllocs()
+	defer cpuPerOp(b)()
+	for i := 0; b.Loop(); i++ {
+		buf, err := codec.Marshal(decideResponse(ps[i%len(ps)].rc.Result))
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf.Free()
+	}
+}
+
+// BenchmarkDecideReceipt is encoding the receipt of a decision of 100
+// candidates, as the decision log's writers do.
+func BenchmarkDecideReceipt(b *testing.B) {
+	ps := benchResults(b)
+	b.ReportAllocs()
+	var size int
+	defer cpuPerOp(b)()
+	for i := 0; b.Loop(); i++ {
+		sr, err := stored(ps[i%len(ps)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += len(sr.Data)
+	}
+	b.ReportMetric(float64(size)/float64(b.N), "bytes/receipt")
+}
+
+// discardLog is a DecisionLog that stores nothing.
+type discardLog struct{ DecisionLog }
+
+func (discardLog) AppendReceipts(context.Context, []redisstore.StoredReceipt) (int, error) {
+	return 0, nil
+}
+
+// oneEngine is a Replayer of one definitions set.
+type oneEngine struct{ e *decision.Engine }
+
+func (o oneEngine) EngineFor(context.Context, string) (*decision.Engine, error) { return o.e, nil }
+
+// BenchmarkDecideCall measures a Decide as the end-to-end benchmark's
+// (bench/cost.sh) is made, except for the transport and the state load:
+// the request decoded by the server's codec, 100 candidates of the
+// 1000-action bench catalog, the demo contact policy, the bench rules
+// (20 rules, personas, journeys), sealed decision ids, the answer encoded
+// by the codec, and the receipt encoded (a synchronous log that stores
+// nothing: the asynchronous log's writers do the same work off the
+// call's path).
+func BenchmarkDecideCall(b *testing.B) {
+	e, set, states, key := benchEngine(b)
+	for _, mode := range []ReceiptMode{ReceiptsOff, ReceiptsSync} {
+		s, err := New(e, nil, nil, WithDecisionLog(discardLog{}, oneEngine{e}, ReceiptConfig{Mode: mode, Key: key}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		candidates := make([]string, 100)
+		for i := range candidates {
+			candidates[i] = set.Catalog.Actions[i].ID
+		}
+		var reqs [][]byte
+		for id := range states {
+			data, err := proto.Marshal(&nbapb.DecideRequest{HcpId: id, Limit: 3, Candidates: candidates,
+				Context: &nbapb.DecisionContext{Caller: nbapb.CallerKind_CALLER_KIND_REP_TOOL}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs = append(reqs, data)
+		}
+		codec := newCodec()
+		name := map[ReceiptMode]string{ReceiptsOff: "receipts=off", ReceiptsSync: "receipts=on"}[mode]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			for i := 0; b.Loop(); i++ {
+				req := &nbapb.DecideRequest{}
+				if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(reqs[i%len(reqs)])}, req); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := s.Decide(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf, err := codec.Marshal(resp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf.Free()
+			}
+		})
+	}
+}
+
+// cpuPerOp starts counting the process's CPU time (every thread's: the
+// collector's too); the function it returns reports it per operation,
+// as cpu-ns/op, which a machine busy with other work skews far less than
+// the wall time of ns/op.
+func cpuPerOp(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
 }
