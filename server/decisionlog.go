@@ -251,8 +251,21 @@ func (l *receiptLog) warn(msg string, args ...any) {
 }
 
 func stored(p pendingReceipt) (redisstore.StoredReceipt, error) {
-	data, err := proto.Marshal(receiptProtoWith(p.rc, p.decided, p.checked))
-	return redisstore.StoredReceipt{HCPID: p.rc.HCPID(), ID: p.rc.ID(), At: p.rc.Logged(), Data: data}, err
+	sr, _, err := storedAppend(nil, p)
+	return sr, err
+}
+
+// storedAppend is stored, with the receipt's bytes appended to buf (a
+// writer's buffer for its batch): the receipt's Data is in the buf it
+// returns.
+func storedAppend(buf []byte, p pendingReceipt) (redisstore.StoredReceipt, []byte, error) {
+	start := len(buf)
+	out, err := proto.MarshalOptions{}.MarshalAppend(buf, receiptProtoWith(p.rc, p.decided, p.checked))
+	if err != nil {
+		return redisstore.StoredReceipt{}, buf, err
+	}
+	return redisstore.StoredReceipt{HCPID: p.rc.HCPID(), ID: p.rc.ID(), At: p.rc.Logged(),
+		Data: out[start:len(out):len(out)]}, out, nil
 }
 
 func (l *receiptLog) addPending(d int) {
@@ -292,13 +305,18 @@ func (s *Server) FlushDecisionLog(ctx context.Context) error { return s.dlog.flu
 func (l *receiptLog) run() {
 	defer l.wg.Done()
 	batch := make([]redisstore.StoredReceipt, 0, l.cfg.Batch)
+	// The batch's receipts are encoded one after the other into buf,
+	// which the next batch reuses once this one is written (AppendReceipts
+	// keeps nothing): no allocation per receipt for its bytes.
+	var buf []byte
 	var links []trace.Link // the batch's calls' spans, with tracing
 	add := func(p pendingReceipt) {
 		// A DecideBatch's items follow each other: one link for them.
 		if p.link != nil && (len(links) == 0 || links[len(links)-1].SpanContext.SpanID() != p.link.SpanID()) {
 			links = append(links, trace.Link{SpanContext: *p.link})
 		}
-		sr, err := stored(p)
+		sr, next, err := storedAppend(buf, p)
+		buf = next
 		if err != nil {
 			l.count(&l.failed, 1, func(m *receiptMetrics) prometheus.Counter { return m.failed })
 			l.warn("decision log: a receipt could not be encoded")
@@ -310,7 +328,7 @@ func (l *receiptLog) run() {
 	linger.Stop()
 	for p := range l.q {
 		taken := 1
-		batch, links = batch[:0], links[:0]
+		batch, links, buf = batch[:0], links[:0], buf[:0]
 		add(p)
 		// Wait a little for more: one pipeline of many receipts costs the
 		// server (and Redis) far less than many of one (a write and a read

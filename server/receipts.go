@@ -82,7 +82,7 @@ func receiptProtoWith(rc *decision.Receipt, decided *nbapb.DecideResponse, check
 		if decided == nil {
 			decided = decideResponse(r)
 		}
-		out.Decided = withoutSuppressions(decided)
+		out.Decided = loggedAnswer(decided, out)
 		out.PackedSuppressed = packSuppressions(r.Suppressed, q.Explain, r.Catalog != nil)
 	}
 	if terr != nil {
@@ -140,12 +140,44 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 // made the logged decision's consent unreadable.
 var errUnreadableConsent = errors.New("consent: unreadable when the decision was made")
 
-// withoutSuppressions is d without its suppressions (the recommendations
-// are shared, not copied).
-func withoutSuppressions(d *nbapb.DecideResponse) *nbapb.DecideResponse {
-	return &nbapb.DecideResponse{DecisionId: d.GetDecisionId(), Recommendations: d.GetRecommendations(),
-		ModelVersion: d.GetModelVersion(), DecisionTime: d.GetDecisionTime(), CatalogVersion: d.GetCatalogVersion(),
-		DefinitionsVersion: d.GetDefinitionsVersion(), Persona: d.GetPersona()}
+// loggedAnswer is the stored form of answer d in receipt p: d without its
+// suppressions (packed apart) and without what p has already (its
+// decision id, definitions version and decision time, about 100 bytes of
+// a receipt's 1.5 KB), which withAnswerIdentity puts back. The
+// recommendations are shared, not copied.
+func loggedAnswer(d *nbapb.DecideResponse, p *nbapb.DecisionReceipt) *nbapb.DecideResponse {
+	out := &nbapb.DecideResponse{Recommendations: d.GetRecommendations(), ModelVersion: d.GetModelVersion(),
+		CatalogVersion: d.GetCatalogVersion(), Persona: d.GetPersona()}
+	if d.GetDecisionId() != p.GetDecisionId() {
+		out.DecisionId = d.GetDecisionId()
+	}
+	if d.GetDefinitionsVersion() != p.GetDefinitionsVersion() {
+		out.DefinitionsVersion = d.GetDefinitionsVersion()
+	}
+	if !proto.Equal(d.GetDecisionTime(), p.GetDecisionTime()) {
+		out.DecisionTime = d.GetDecisionTime()
+	}
+	return out
+}
+
+// withAnswerIdentity puts back in a stored answer what loggedAnswer left
+// out. Receipts stored before it was left out have it already. (A stored
+// answer's field is empty only when loggedAnswer found it equal to the
+// receipt's: both are the decision's.)
+func withAnswerIdentity(p *nbapb.DecisionReceipt) {
+	d := p.GetDecided()
+	if d == nil {
+		return
+	}
+	if d.DecisionId == "" {
+		d.DecisionId = p.GetDecisionId()
+	}
+	if d.DefinitionsVersion == "" {
+		d.DefinitionsVersion = p.GetDefinitionsVersion()
+	}
+	if d.DecisionTime == nil && p.GetDecisionTime() != nil {
+		d.DecisionTime = &timestamppb.Timestamp{Seconds: p.GetDecisionTime().GetSeconds(), Nanos: p.GetDecisionTime().GetNanos()}
+	}
 }
 
 // indexesOf is ids as indexes in cat; false when cat is nil or lacks one.
@@ -274,6 +306,7 @@ func DecodeReceipt(data []byte, catalogFor func(version string) *catalog.Catalog
 	if err := proto.Unmarshal(data, &p); err != nil {
 		return nil, err
 	}
+	withAnswerIdentity(&p)
 	var cat *catalog.Catalog
 	if catalogFor != nil {
 		cat = catalogFor(p.GetDefinitionsVersion())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/arbiter-nba/arbiter"
 	"github.com/arbiter-nba/arbiter/catalog"
@@ -15,6 +16,7 @@ import (
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
+	nbapb "github.com/arbiter-nba/arbiter/proto/nba/v1"
 	"github.com/arbiter-nba/arbiter/recipient"
 )
 
@@ -115,6 +117,7 @@ func BenchmarkEncodeReceipt(b *testing.B) {
 		ps = append(ps, pendingReceipt{rc: &decision.Receipt{Kind: decision.KindDecide, Request: req, Result: res}, decided: decideResponse(res)})
 	}
 	var size int
+	defer cpuPerOp(b)()
 	for i := 0; b.Loop(); i++ {
 		sr, err := stored(ps[i%len(ps)])
 		if err != nil {
@@ -123,4 +126,56 @@ func BenchmarkEncodeReceipt(b *testing.B) {
 		size += len(sr.Data)
 	}
 	b.ReportMetric(float64(size)/float64(b.N), "bytes/receipt")
+}
+
+// Receipts stored before the answer's decision id, definitions version
+// and decision time were left out of it (they are the receipt's own)
+// decode as they did, and as those stored now do: the same answer, which
+// a replay gives again.
+func TestReceiptsStoredBeforeStillDecode(t *testing.T) {
+	now := time.Date(2026, 11, 26, 9, 30, 0, 123456789, time.UTC)
+	states := demoStates(20, now)
+	e := demoEngine(t, states, now)
+	ctx := context.Background()
+	catalogFor := func(string) *catalog.Catalog { return e.Catalog() }
+	for id := range states {
+		req := decision.Request{HCPID: id, Limit: 3, Explain: len(id)%2 == 1}
+		res, err := e.Decide(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := receiptProtoWith(&decision.Receipt{Kind: decision.KindDecide, Request: req, Result: res}, nil, nil)
+		if d := p.GetDecided(); d.GetDecisionId() != "" || d.GetDefinitionsVersion() != "" || d.GetDecisionTime() != nil {
+			t.Fatalf("%s: the stored answer repeats the receipt's identity: %v", id, d)
+		}
+		now, err := proto.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The earlier form: the answer with the whole of its identity.
+		old := proto.Clone(p).(*nbapb.DecisionReceipt)
+		old.Decided.DecisionId, old.Decided.DefinitionsVersion = res.ID, res.DefinitionsVersion
+		old.Decided.DecisionTime = timestamppb.New(res.At)
+		before, err := proto.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(now) >= len(before) {
+			t.Errorf("%s: stored now in %d bytes, before in %d", id, len(now), len(before))
+		}
+		a, err := DecodeReceipt(before, catalogFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := DecodeReceipt(now, catalogFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(a, b) {
+			t.Fatalf("%s: the earlier form decodes to\n%v\nthe new one to\n%v", id, a, b)
+		}
+		if !proto.Equal(b.GetDecided(), decideResponse(res)) {
+			t.Fatalf("%s: the decoded answer is not the one given:\n%v\n%v", id, b.GetDecided(), decideResponse(res))
+		}
+	}
 }
