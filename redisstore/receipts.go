@@ -22,10 +22,13 @@ import (
 // script writes its receipt with its touch, and one recipient's receipts
 // are one read). Members are "<decision id>\n<receipt>" (the receipt's
 // stored form is the server's business: opaque bytes here), scored by the
-// decision time in Unix milliseconds. Receipts older than the retention
-// are removed by the writes, and the key expires a day after its last
-// write plus the retention, so the log of a recipient no one decides for
-// any more goes too.
+// decision time in Unix milliseconds. A log's time to live is the
+// retention and a day; a write renews it, and removes the receipts older
+// than the retention, when less than the retention is left
+// (append_receipt.lua): every receipt lives at least the retention, and
+// one past it goes within about a day (at the log's next renewal, or when
+// it expires: the log of a recipient no one decides for any more goes
+// too).
 
 // DefaultReceiptRetention is how long Redis keeps receipts: the export
 // (ExportDecisions) is the long-term record.
@@ -108,15 +111,24 @@ func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped
 		if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 			step = 1
 		}
+		// Every member ("<id>\n<receipt>") in one buffer, passed as bytes:
+		// one allocation for the batch rather than a string per receipt.
+		size := 0
+		for i := range rs {
+			size += len(rs[i].ID) + 1 + len(rs[i].Data)
+		}
+		members := make([]byte, 0, size)
 		for lo := 0; lo < len(rs); lo += step {
 			part := rs[lo:min(lo+step, len(rs))]
 			keys := make([]string, 0, 2*len(part))
-			args := make([]any, 0, 2+2*len(part))
-			args = append(args, cut, ttl)
+			args := make([]any, 0, 3+2*len(part))
+			args = append(args, cut, ttl, ret.Milliseconds())
 			for i := range part {
 				r := &part[i]
 				keys = append(keys, s.key(r.HCPID, suffixReceipts), s.key(r.HCPID, suffixConsent))
-				args = append(args, receiptMember(r.ID, r.Data), r.At.UnixMilli())
+				start := len(members)
+				members = append(append(append(members, r.ID...), '\n'), r.Data...)
+				args = append(args, members[start:], r.At.UnixMilli())
 			}
 			cmds = append(cmds, appendReceiptScript.EvalSha(ctx, pipe, keys, args...))
 		}
