@@ -70,6 +70,7 @@ func newEnv(medical bool) *cel.Env {
 		cel.Function("latest",
 			cel.Overload("latest_list", []*cel.Type{cel.ListType(cel.DynType)}, cel.TimestampType,
 				cel.UnaryBinding(latest))),
+		whereFieldDecl, // not for expressions: see narrow.go
 	}
 	if medical {
 		opts = append(opts, cel.Variable("medical_events", cel.ListType(event)),
@@ -136,7 +137,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, hints sizeHints) (pr
 	if est.Max > costLimit {
 		return nil, fmt.Sprintf("may cost up to %d units of CEL's cost model for one decision, over the limit of %d: iterate over fewer lists, or not one inside another", est.Max, costLimit)
 	}
-	prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err = env.Program(narrow(env, ast), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, "does not build: " + err.Error()
 	}

@@ -148,7 +148,16 @@ func Compile(data []byte, cat *catalog.Catalog) (*rules.Set, error) {
 	hints := sizeHints{events: uint64(set.Recent.Count)}
 	seen := map[string]bool{}
 	compiled := map[string]*program{}
-	compileOnce := func(env *cel.Env, expr string, want *cel.Type) (*program, string) {
+	var compileOnce func(env *cel.Env, expr string, want *cel.Type) (*program, string)
+	compileOnce = func(env *cel.Env, expr string, want *cel.Type) (*program, string) {
+		// An expression that reads no medical signal is one program in
+		// both environments (it resolves every name alike in both), so
+		// that a boost and a demotion on one condition evaluate it once.
+		if env == fullEnv {
+			if p, problem := compileOnce(commercialEnv, expr, want); problem == "" {
+				return p, ""
+			}
+		}
 		k := fmt.Sprintf("%p\x00%s\x00%s", env, want, expr)
 		if p, ok := compiled[k]; ok {
 			return p, ""
