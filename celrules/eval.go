@@ -445,9 +445,11 @@ func (d *decisionVars) splitTouchList() {
 			topic = types.String(t.Topic)
 		}
 		if t.ActionID != "" {
-			action = types.String(t.ActionID)
+			// Boxed only when the catalog's tags do not have it boxed.
 			if i, ok := d.in.Catalog.Lookup(t.ActionID); ok && i < len(d.tags) {
 				action = d.tags[i].id
+			} else {
+				action = types.String(t.ActionID)
 			}
 		}
 		copy(m.vals, []ref.Val{nameVal(channelVals, int(t.Channel)), nameVal(purposeVals, int(t.Purpose)), topic,
@@ -520,7 +522,7 @@ func (d *decisionVars) eventRecord(e *recipient.RecentEvent) (ref.Val, bool) {
 	}
 	medical := e.Type == arbiter.EventMSLMeeting || e.Channel == arbiter.MSLMeeting || e.Purpose == arbiter.Medical
 	if e.ActionID != "" {
-		action = types.String(e.ActionID)
+		action = nil // boxed below only when the catalog's tags do not have it boxed
 		i, ok := -1, false
 		if cat != nil {
 			i, ok = cat.Lookup(e.ActionID)
@@ -543,6 +545,9 @@ func (d *decisionVars) eventRecord(e *recipient.RecentEvent) (ref.Val, bool) {
 			}
 			medical = medical || a.Purpose == arbiter.Medical
 		}
+	}
+	if action == nil {
+		action = types.String(e.ActionID)
 	}
 	r := d.record(eventFields)
 	copy(r.vals, []ref.Val{nameVal(eventTypeVals, int(e.Type)), nameVal(channelVals, int(e.Channel)), topic,

@@ -1,6 +1,7 @@
 package celrules
 
 import (
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -57,24 +58,44 @@ func whereFields(list, condsVal ref.Val) ref.Val {
 	var conds [8]struct {
 		field types.String
 		lit   string
+		// ev and touch are the field's index in events' and touches'
+		// records (-1: none).
+		ev, touch int
 	}
 	nc := 0
 	for rest := string(c); rest != "" && nc < len(conds); nc++ {
 		var field string
 		field, rest, _ = strings.Cut(rest, "\x00")
-		conds[nc].field = types.String(field)
-		conds[nc].lit, rest, _ = strings.Cut(rest, "\x00")
+		cd := &conds[nc]
+		cd.field = types.String(field)
+		cd.lit, rest, _ = strings.Cut(rest, "\x00")
+		cd.ev, cd.touch = slices.Index(eventFields, cd.field), slices.Index(touchFields, cd.field)
 	}
 	drop := func(v ref.Val) bool {
 		r, ok := v.(*record)
-		if !ok {
+		if !ok || len(r.names) == 0 {
 			return false
 		}
+		kind := 0
+		switch &r.names[0] {
+		case &eventFields[0]:
+			kind = 1
+		case &touchFields[0]:
+			kind = 2
+		}
 		for i := range nc {
-			if fv, found := r.Find(conds[i].field); found {
-				if s, ok := fv.(types.String); ok && string(s) != conds[i].lit {
-					return true
-				}
+			cd := &conds[i]
+			var fv ref.Val
+			switch {
+			case kind == 1 && cd.ev >= 0:
+				fv = r.vals[cd.ev]
+			case kind == 2 && cd.touch >= 0:
+				fv = r.vals[cd.touch]
+			case kind == 0:
+				fv, _ = r.Find(cd.field)
+			}
+			if s, ok := fv.(types.String); ok && string(s) != cd.lit {
+				return true
 			}
 		}
 		return false

@@ -119,11 +119,29 @@ func (r *record) Contains(key ref.Val) ref.Val {
 func (r *record) Size() ref.Val { return types.Int(len(r.names)) }
 
 func (r *record) Iterator() traits.Iterator {
-	keys := make([]ref.Val, len(r.names))
-	for i := range r.names {
-		keys[i] = r.names[i]
+	for _, k := range recordKeys {
+		if len(k.names) == len(r.names) && len(r.names) > 0 && &k.names[0] == &r.names[0] {
+			return k.keys.Iterator()
+		}
 	}
-	return types.NewRefValList(types.DefaultTypeAdapter, keys).Iterator()
+	return keysList(r.names).Iterator()
+}
+
+// recordKeys are each kind of record's keys as a CEL list, made once:
+// iterating over the engagement's channels (a persona's engagement.all)
+// built it on every decision.
+var recordKeys = []struct {
+	names []types.String
+	keys  traits.Lister
+}{{eventFields, keysList(eventFields)}, {touchFields, keysList(touchFields)}, {profileFields, keysList(profileFields)},
+	{engagementFields, keysList(engagementFields)}, {medEngFields, keysList(medEngFields)}}
+
+func keysList(names []types.String) traits.Lister {
+	keys := make([]ref.Val, len(names))
+	for i := range names {
+		keys[i] = names[i]
+	}
+	return types.NewRefValList(types.DefaultTypeAdapter, keys)
 }
 
 var _ traits.Mapper = (*record)(nil)
