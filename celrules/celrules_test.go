@@ -468,6 +468,36 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 }
 
+// BenchmarkEvaluateNoEvents is the cost of the rules per decision for an
+// HCP with no recent event and no touch, as most of the server benchmark's
+// population: what is left is the cost of evaluating each program.
+func BenchmarkEvaluateNoEvents(b *testing.B) {
+	benchRules, err := os.ReadFile("../bench/rules.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := cardiologist()
+	st.Counters.Engagement[arbiter.Email] = 1.2
+	for _, bc := range []struct {
+		name string
+		src  []byte
+		cat  *catalog.Catalog
+	}{{"demo", rules.DemoJSON(), cat}, {"bench", benchRules, benchCatalog(b)}} {
+		s, err := rules.Parse(bc.src, bc.cat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			in := &rules.Input{State: st, Catalog: bc.cat, At: now, Now: now}
+			var out []rules.Applied
+			b.ReportAllocs()
+			for b.Loop() {
+				out, _, _ = s.EvaluateAll(in, out[:0])
+			}
+		})
+	}
+}
+
 // benchCatalog is the benchmark's catalog (bench/catalog -n 1000).
 func benchCatalog(b *testing.B) *catalog.Catalog {
 	path := filepath.Join(b.TempDir(), "catalog.json")

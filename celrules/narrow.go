@@ -52,7 +52,7 @@ func whereFields(list, condsVal ref.Val) ref.Val {
 		return list
 	}
 	n, ok := l.Size().(types.Int)
-	if !ok {
+	if !ok || n == 0 {
 		return list
 	}
 	var conds [8]struct {
