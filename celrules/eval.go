@@ -336,7 +336,14 @@ var (
 	callerVals    = namesOf(arbiter.NumCallerKinds, func(i int) string { return arbiter.CallerKind(i).String() })
 	audienceVals  = namesOf(int(arbiter.Patient)+1, func(i int) string { return arbiter.Audience(i).String() })
 	sentVal       = ref.Val(types.String("sent"))
-	reservedVal   = ref.Val(types.String("reserved"))
+	// localHourVals are the local hours -1 (unknown) to 23, boxed once.
+	localHourVals = func() (out [25]ref.Val) {
+		for i := range out {
+			out[i] = types.Int(i - 1)
+		}
+		return out
+	}()
+	reservedVal = ref.Val(types.String("reserved"))
 )
 
 // nameVal is vals[i], or "" for an index out of range.
@@ -361,7 +368,7 @@ func (d *decisionVars) start(in *rules.Input, tags []actionTags) {
 		local = int64(in.At.In(in.Zone).Hour())
 	}
 	d.in, d.tags = in, tags
-	d.now, d.localHour, d.caller = types.Timestamp{Time: in.At}, types.Int(local), callerVal(in.Caller)
+	d.now, d.localHour, d.caller = types.Timestamp{Time: in.At}, localHourVals[local+1], callerVal(in.Caller)
 }
 
 // reset drops the decision's values, keeping the buffers (whose elements
@@ -442,8 +449,7 @@ func (d *decisionVars) splitEvents() {
 			d.commercial = append(d.commercial, m)
 		}
 	}
-	d.events = types.NewRefValList(types.DefaultTypeAdapter, d.commercial)
-	d.medicalEvents = types.NewRefValList(types.DefaultTypeAdapter, d.medical)
+	d.events, d.medicalEvents = listOf(d.commercial), listOf(d.medical)
 }
 
 func (d *decisionVars) splitTouchList() {
@@ -481,8 +487,16 @@ func (d *decisionVars) splitTouchList() {
 			d.medicalT = append(d.medicalT, m)
 		}
 	}
-	d.touches = types.NewRefValList(types.DefaultTypeAdapter, d.commercialT)
-	d.medicalTouches = types.NewRefValList(types.DefaultTypeAdapter, d.medicalT)
+	d.touches, d.medicalTouches = listOf(d.commercialT), listOf(d.medicalT)
+}
+
+// listOf is elems as a CEL list; an empty one is shared (most recipients
+// have no recent event).
+func listOf(elems []ref.Val) ref.Val {
+	if len(elems) == 0 {
+		return emptyList
+	}
+	return types.NewRefValList(types.DefaultTypeAdapter, elems)
 }
 
 func (d *decisionVars) profileVal() ref.Val {

@@ -317,3 +317,39 @@ func TestBaseDecisionWithOneMedicalSignal(t *testing.T) {
 		}
 	}
 }
+
+// local_hour is the hour in the recipient's time zone at every hour of a
+// day, and -1 without a zone; caller names the caller kind.
+func TestLocalHourAndCaller(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	ast, iss := fullEnv.Compile("[local_hour, caller]")
+	if iss != nil && iss.Err() != nil {
+		t.Fatal(iss.Err())
+	}
+	prg, err := fullEnv.Program(ast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &recipient.State{}
+	for h := range 25 {
+		at := testNow.Add(time.Duration(h) * time.Hour)
+		want := []any{int64(at.In(berlin).Hour()), "rep_tool"}
+		zone := berlin
+		if h == 24 {
+			zone, want = nil, []any{int64(-1), "rep_tool"}
+		}
+		var sc scratch
+		sc.start(&rules.Input{State: st, At: at, Now: at, Zone: zone, Caller: arbiter.CallerRepTool}, nil, 0)
+		v, _, err := prg.Eval(&activation{d: &sc.d, medical: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.ConvertToNative(reflect.TypeFor[[]any]())
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("at %s in %v: %v (%v), want %v", at, zone, got, err, want)
+		}
+	}
+}
