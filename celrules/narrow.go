@@ -6,6 +6,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/decls"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
@@ -36,10 +37,15 @@ import (
 // written in an expression.
 const whereFieldFn = "@arbiter_where_fields"
 
-// whereFieldDecl declares whereFieldFn in the rules' environments.
+// whereFieldDecl declares whereFieldFn in the rules' environments. It is
+// called whatever its argument turns out to be (no type guard): a range
+// typed dyn may be a map when evaluated, which the comprehension then
+// iterates over as before (whereFields returns it as it is), where CEL's
+// guard would make it an error.
 var whereFieldDecl = cel.Function(whereFieldFn,
 	cel.Overload("arbiter_where_fields_list", []*cel.Type{cel.ListType(cel.TypeParamType("T")), cel.StringType},
-		cel.ListType(cel.TypeParamType("T")), cel.BinaryBinding(whereFields)))
+		cel.ListType(cel.TypeParamType("T")), cel.BinaryBinding(whereFields)),
+	decls.DisableTypeGuards(true))
 
 // whereFields is list without the records one of whose fields is a string
 // other than the literal given for it: conds holds field names and

@@ -50,6 +50,9 @@ func TestNarrowedEvaluatesTheSame(t *testing.T) {
 		"events.exists(e, touches.exists(t, t.channel == e.channel && t.state == 'sent'))",
 		"events.exists(e, events.filter(f, f.type == e.type && f.channel == 'email').size() > 1)",
 		"events.exists(touches, touches.type == 'opened')",
+		"[dyn({'a': 1})].all(m, !m.exists(k, k.type == 'x' && false))",
+		"[dyn({'a': 1}), dyn(events)].map(m, m.filter(k, k.type == 'opened' || true).size())",
+		"[dyn(1)].exists(m, m.exists(k, k.type == 'x'))",
 		"engagement.exists(ch, ch == 'email')",
 		"profile.attributes.filter(k, k == 'decile').size()",
 	}
