@@ -499,7 +499,7 @@ func BenchmarkEvaluateNoEvents(b *testing.B) {
 }
 
 // benchCatalog is the benchmark's catalog (bench/catalog -n 1000).
-func benchCatalog(b *testing.B) *catalog.Catalog {
+func benchCatalog(b testing.TB) *catalog.Catalog {
 	path := filepath.Join(b.TempDir(), "catalog.json")
 	out, err := exec.Command("go", "run", "../bench/catalog", "-n", "1000", "-o", path).CombinedOutput()
 	if err != nil {
@@ -531,5 +531,40 @@ func TestEventsAreMaps(t *testing.T) {
 	s.OnFailure = func(id string) { failed = id }
 	if got := s.Evaluate(&rules.Input{State: st, Catalog: cat, At: now, Now: now}, nil); failed != "" || len(got) != 1 {
 		t.Errorf("applied %+v, failure %q: want the rule to hold", got, failed)
+	}
+}
+
+// The shipped rule sets (the demo's and the benchmark's) evaluate without
+// a failure for recipients with and without engagement on each channel:
+// a persona reading a key the engagement map never holds failed for every
+// decision whose earlier personas did not match, and the later ones never
+// ran.
+func TestShippedRulesDoNotFail(t *testing.T) {
+	benchRules, err := os.ReadFile("../bench/rules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := cardiologist()
+	busy := cardiologist()
+	for _, ch := range []arbiter.Channel{arbiter.Email, arbiter.Webinar, arbiter.Portal, arbiter.RepVisit} {
+		busy.Counters.Engagement[ch] = 0.9
+	}
+	for _, bc := range []struct {
+		name string
+		src  []byte
+		cat  *catalog.Catalog
+	}{{"demo", rules.DemoJSON(), cat}, {"bench", benchRules, benchCatalog(t)}} {
+		s, err := rules.Parse(bc.src, bc.cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failures []string
+		s.OnFailure = func(id string) { failures = append(failures, id) }
+		for _, st := range []*recipient.State{quiet, busy} {
+			s.EvaluateAll(&rules.Input{State: st, Catalog: bc.cat, At: now, Now: now}, nil)
+		}
+		if len(failures) > 0 {
+			t.Errorf("%s rules: evaluations failed: %v", bc.name, failures)
+		}
 	}
 }
