@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-nba/arbiter"
+	"github.com/arbiter-nba/arbiter/consent"
 	"github.com/arbiter-nba/arbiter/internal/redistest"
 )
 
@@ -96,5 +100,125 @@ func testReceiptLogRenewal(t *testing.T, b redistest.Backend) {
 		if d, err := rdb.PTTL(ctx, k).Result(); err != nil || d < ret {
 			t.Errorf("%s: time to live %v (%v), want at least the retention", k, d, err)
 		}
+	}
+}
+
+// On a single Redis, a batch is written by plain commands in a
+// transaction under a WATCH of the recipients' consent: an erasure that
+// comes between its reads and its writes fails the transaction, and the
+// batch goes through the script, which skips the erased recipient's
+// receipt (decided before the erasure) and writes the others; a consent
+// write for one of the recipients does the same, and then every receipt
+// is written. (On a Cluster every batch goes through the script: the
+// erasure and the consent write come before it.) Every written log has
+// at least the retention to live.
+func TestReceiptsRaceAnErasure(t *testing.T) { eachBackendAndMiniredis(t, testReceiptsRaceAnErasure) }
+
+func testReceiptsRaceAnErasure(t *testing.T, b redistest.Backend) {
+	ctx := context.Background()
+	s, rdb, c := newStoreOn(t, b)
+	const ret = 2 * day
+	s.SetReceiptRetention(ret)
+	_, single := rdb.(*redis.Client)
+	// between runs fn between the reads and the transaction (on a single
+	// Redis), or before the append (on a Cluster).
+	between := func(fn func()) func() {
+		if !single {
+			fn()
+			return func() {}
+		}
+		once := false
+		h := func(st *Store) {
+			if st == s && !once {
+				once = true
+				fn()
+			}
+		}
+		receiptReadHook.Store(&h)
+		return func() {
+			receiptReadHook.Store(nil)
+			if !once {
+				t.Fatal("the hook did not run: the batch was not written by the transaction")
+			}
+		}
+	}
+	batch := func(ids ...string) []StoredReceipt {
+		var out []StoredReceipt
+		for _, id := range ids {
+			out = append(out, StoredReceipt{HCPID: id, ID: "d-" + id, At: c.now(), Data: []byte("receipt of " + id)})
+		}
+		return out
+	}
+	written := func(id string) bool {
+		t.Helper()
+		_, err := s.Receipt(ctx, id, "d-"+id, c.now())
+		if err == nil {
+			if d := rdb.PTTL(ctx, s.key(id, suffixReceipts)).Val(); d < ret {
+				t.Errorf("%s's log has %v to live, less than the retention", id, d)
+			}
+		}
+		return err == nil
+	}
+	for _, id := range []string{"RACE-1", "RACE-2", "RACE-3"} {
+		if _, err := s.SetConsentMany(ctx, id, []consent.Record{optIn(arbiter.Email, arbiter.Promotional, t0.Add(-time.Hour))}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Nothing in between: all written (through the transaction on a
+	// single Redis).
+	done := between(func() {})
+	if n, err := s.AppendReceipts(ctx, batch("RACE-1")); err != nil || n != 0 {
+		t.Fatalf("append: %d skipped, %v", n, err)
+	}
+	done()
+	if !written("RACE-1") {
+		t.Fatal("RACE-1's receipt was not written")
+	}
+
+	// An erasure of RACE-2 in between: its receipt (decided before) is
+	// not written, RACE-3's is.
+	c.t = c.t.Add(time.Second)
+	done = between(func() {
+		if _, err := s.Erase(ctx, "RACE-2"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n, err := s.AppendReceipts(ctx, batch("RACE-2", "RACE-3")); err != nil || n != 1 {
+		t.Fatalf("append across an erasure: %d skipped, %v; want RACE-2's skipped", n, err)
+	}
+	done()
+	if written("RACE-2") {
+		t.Fatal("a receipt decided before its recipient's erasure was written after it")
+	}
+	if n := rdb.Exists(ctx, s.key("RACE-2", suffixReceipts)).Val(); n != 0 {
+		t.Fatal("the erased recipient has a receipt log again")
+	}
+	if !written("RACE-3") {
+		t.Fatal("RACE-3's receipt was not written")
+	}
+
+	// A consent write for RACE-1 in between: written all the same.
+	c.t = c.t.Add(time.Second)
+	done = between(func() {
+		if _, err := s.SetConsentMany(ctx, "RACE-1", []consent.Record{optIn(arbiter.SMS, arbiter.Promotional, t0)}, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n, err := s.AppendReceipts(ctx, batch("RACE-1", "RACE-3")); err != nil || n != 0 {
+		t.Fatalf("append across a consent write: %d skipped, %v", n, err)
+	}
+	done()
+	if !written("RACE-1") || !written("RACE-3") {
+		t.Fatal("a receipt was not written across a consent write")
+	}
+
+	// Decided after the erasure (RACE-2 loaded again): written.
+	c.t = c.t.Add(time.Second)
+	if n, err := s.AppendReceipts(ctx, batch("RACE-2")); err != nil || n != 0 {
+		t.Fatalf("append after the erasure: %d skipped, %v", n, err)
+	}
+	if !written("RACE-2") {
+		t.Fatal("a receipt decided after the erasure was not written")
 	}
 }
