@@ -125,6 +125,9 @@ func (eng *engine) evaluate(s *rules.Set, in *rules.Input, act *evalState, newBa
 	var base *evalState
 	for i := range eng.rules {
 		r := &eng.rules[i]
+		if in.Irrelevant(r.Rule) {
+			continue // a pre-send check of an action it cannot change
+		}
 		if r.readsMedical && r.Select.SelectsPromotional() {
 			// A suppression or demotion of what may be promotional that
 			// reads medical signals: without them, does it hold? Then

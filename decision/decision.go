@@ -203,7 +203,7 @@ func (e *Engine) evaluate(in *GateInput, jb *rules.Buffer, paused map[string]boo
 	var persona string
 	var entry uint64
 	in.applied, persona, entry = e.rules.EvaluateAll(&rules.Input{State: st, Catalog: e.catalog, At: in.At, Now: in.Now,
-		Caller: in.Request.Caller, Zone: zone}, in.applied)
+		Caller: in.Request.Caller, Zone: zone, Send: in.send}, in.applied)
 	if len(e.rules.Journeys) > 0 {
 		in.steps = e.rules.ActionSteps
 		for i, j := range e.rules.Journeys {

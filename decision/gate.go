@@ -49,6 +49,10 @@ type GateInput struct {
 	// the touch ledger count until they expire, by this clock.
 	Now time.Time
 
+	// send is the action of a pre-send check (CheckSend), whose rules
+	// are evaluated only where they can change its answer (rules.Input's
+	// Send); nil for a decision.
+	send *catalog.Action
 	// marketDefaults is the consent policy's defaults for the recipient's
 	// market, looked up by the consent gate at its first candidate and
 	// kept for the decision's others (nil until then).

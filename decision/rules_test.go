@@ -2,6 +2,8 @@ package decision
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,58 @@ func TestRuleBoostNeverPassesAGate(t *testing.T) {
 	}
 	if len(res.Recommendations) != 1 || res.Recommendations[0].Action.ID != "rep-visit" || len(res.Recommendations[0].Rules) != 0 {
 		t.Errorf("recommendations %+v, want rep-visit alone, unboosted", res.Recommendations)
+	}
+}
+
+// A pre-send check evaluates only the rules that can change its answer
+// (rules.Input.Send): boosts and demotions never, suppressions only where
+// their selector may select the action. Its blocks must be those of a
+// check that evaluates every rule (CheckAll), for every action of the
+// catalog, a failing suppression (fail closed) and a requirement included.
+func TestCheckSendEvaluatesOnlyRulesThatMatter(t *testing.T) {
+	st := usCardiologist()
+	e := rulesEngine(t, st, `{"rules": [
+		{"id": "no-email", "description": "no email now", "when": "true", "select": {"channels": ["email"]}, "effect": "suppress", "for": "24h"},
+		{"id": "no-promo-broken", "description": "fails: a key the map never holds",
+			"when": "engagement['nope'] > 0.0", "select": {"purposes": ["promotional"], "channels": ["rep_visit"]}, "effect": "suppress", "for": "24h"},
+		{"id": "boost-webinar", "description": "webinars first", "when": "true", "select": {"channels": ["webinar"]}, "effect": "boost", "factor": 3},
+		{"id": "demote-sms", "description": "less sms", "when": "true", "select": {"channels": ["sms"]}, "effect": "demote", "factor": 0.5},
+		{"id": "no-sms-now", "description": "everything but sms", "when": "true",
+			"select": {"channels": ["email", "rep_visit", "webinar", "push", "msl_meeting", "in_app", "portal"]}, "effect": "require"}
+	]}`)
+	ctx := context.Background()
+	checks, err := e.CheckAll(ctx, Request{HCPID: "HCP-1", Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) < 5 {
+		t.Fatalf("CheckAll checked %d actions, want the catalog's", len(checks))
+	}
+	blocked, required := 0, 0
+	for _, c := range checks {
+		res, err := e.CheckSend(ctx, SendRequest{HCPID: "HCP-1", ActionID: c.ActionID})
+		if err != nil {
+			t.Fatalf("%s: %v", c.ActionID, err)
+		}
+		if got, want := reasons(res.Blocks), reasons(c.Blocks); !slices.Equal(got, want) {
+			t.Errorf("%s: CheckSend blocks %v, every rule evaluated gives %v", c.ActionID, got, want)
+			continue
+		}
+		for i := range res.Blocks {
+			if g, w := res.Blocks[i], c.Blocks[i]; g.Detail != w.Detail || !g.ClearsAt.Equal(w.ClearsAt) {
+				t.Errorf("%s: block %d %+v, every rule evaluated gives %+v", c.ActionID, i, g, w)
+			}
+		}
+		for _, b := range res.Blocks {
+			if b.Reason == RuleBlock {
+				blocked++
+				if strings.Contains(b.Detail, "no-sms-now") {
+					required++
+				}
+			}
+		}
+	}
+	if blocked == 0 || required == 0 {
+		t.Errorf("%d actions held back by a rule, %d by the requirement: the test checks too little", blocked, required)
 	}
 }

@@ -243,6 +243,7 @@ func (e *Engine) Release(ctx context.Context, hcpID, reservationID string) error
 // blocksAt returns every gate's block of in.Action at t.
 func (e *Engine) blocksAt(in *GateInput, t time.Time) []Block {
 	in.At = t
+	in.send = in.Action // only what can change this action's answer
 	e.evaluate(in, &rules.Buffer{}, in.paused)
 	var out []Block
 	for _, g := range e.gates {

@@ -220,6 +220,28 @@ type Input struct {
 	Caller  arbiter.CallerKind
 	// Zone is the recipient's time zone (nil: unknown).
 	Zone *time.Location
+	// Send, when set, says the decision is a pre-send check of this one
+	// action: a boost or a demotion changes nothing such a check answers,
+	// nor does a suppression whose selector cannot select the action, so
+	// the engine need not evaluate them (a requirement still counts: it
+	// holds back what it does not select).
+	Send *catalog.Action
+}
+
+// Irrelevant reports whether r cannot change what a pre-send check of
+// in.Send answers (Input.Send), so that its condition need not be
+// evaluated; always false for a decision that is not such a check.
+func (in *Input) Irrelevant(r *Rule) bool {
+	if in.Send == nil {
+		return false
+	}
+	switch r.Effect {
+	case Boost, Demote:
+		return true
+	case Suppress:
+		return !r.Select.MaySelect(in.Send)
+	}
+	return false
 }
 
 // Applied is a rule whose condition holds for the decision: its effect on
@@ -236,9 +258,10 @@ type Applied struct {
 	Failed bool
 }
 
-// Matches reports whether a's tags match the applied rule's selector.
-func (ap *Applied) Matches(a *catalog.Action) bool {
-	s := &ap.Rule.Select
+// MaySelect reports whether a's tags match the selector's fixed parts
+// (channels, purposes, topics, formats, depths): whatever the rule's
+// evaluated topics, it selects nothing else.
+func (s *Selector) MaySelect(a *catalog.Action) bool {
 	if s.Channels != 0 && s.Channels&(1<<a.Channel) == 0 {
 		return false
 	}
@@ -252,6 +275,14 @@ func (ap *Applied) Matches(a *catalog.Action) bool {
 		return false
 	}
 	if len(s.Depths) > 0 && !slices.Contains(s.Depths, a.Depth) {
+		return false
+	}
+	return true
+}
+
+// Matches reports whether a's tags match the applied rule's selector.
+func (ap *Applied) Matches(a *catalog.Action) bool {
+	if !ap.Rule.Select.MaySelect(a) {
 		return false
 	}
 	if ap.TopicsIn != nil && !slices.Contains(ap.TopicsIn, a.Topic) {
