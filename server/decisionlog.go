@@ -260,7 +260,7 @@ func stored(p pendingReceipt) (redisstore.StoredReceipt, error) {
 // returns.
 func storedAppend(buf []byte, p pendingReceipt) (redisstore.StoredReceipt, []byte, error) {
 	start := len(buf)
-	out, err := proto.MarshalOptions{}.MarshalAppend(buf, receiptProtoWith(p.rc, p.decided, p.checked))
+	out, err := receiptProtoAppend(buf, p.rc, p.decided, p.checked)
 	if err != nil {
 		return redisstore.StoredReceipt{}, buf, err
 	}

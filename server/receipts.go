@@ -4,7 +4,10 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
+	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,13 +37,39 @@ var receiptKinds = [...]nbapb.ReceiptKind{
 
 // EncodeReceipt is a receipt's stored form.
 func EncodeReceipt(rc *decision.Receipt) ([]byte, error) {
-	return proto.Marshal(receiptProtoWith(rc, nil, nil))
+	return receiptProtoAppend(nil, rc, nil, nil)
 }
+
+// receiptProtoAppend appends the stored form of a receipt to buf: the
+// message receiptProtoWith makes, but for its inputs, marshalled, then
+// the inputs (field 13) encoded directly (inputsProtoAppend). It decodes
+// to the message receiptProtoWith makes (TestReceiptEncodingDecodesAsTheMessage).
+func receiptProtoAppend(buf []byte, rc *decision.Receipt, decided *nbapb.DecideResponse, checked *nbapb.CheckSendResponse) ([]byte, error) {
+	p, st := receiptProtoOf(rc, decided, checked)
+	out, err := proto.MarshalOptions{}.MarshalAppend(buf, p)
+	if err != nil || st == nil {
+		return out, err
+	}
+	return appendMessage(out, receiptInputsField, func(b []byte) ([]byte, error) { return inputsProtoAppend(b, st) })
+}
+
+// receiptInputsField is DecisionReceipt.inputs.
+const receiptInputsField = 13
 
 // receiptProtoWith converts a receipt for storage and for the API; the
 // answer the caller got, when given, is used as it is rather than
 // converted again.
 func receiptProtoWith(rc *decision.Receipt, decided *nbapb.DecideResponse, checked *nbapb.CheckSendResponse) *nbapb.DecisionReceipt {
+	out, st := receiptProtoOf(rc, decided, checked)
+	if st != nil {
+		out.Inputs = inputsProto(st)
+	}
+	return out
+}
+
+// receiptProtoOf is receiptProtoWith without the inputs, and the
+// recipient's state they are made from (nil: none).
+func receiptProtoOf(rc *decision.Receipt, decided *nbapb.DecideResponse, checked *nbapb.CheckSendResponse) (*nbapb.DecisionReceipt, *recipient.State) {
 	out := &nbapb.DecisionReceipt{
 		DecisionId: rc.ID(), Kind: receiptKinds[rc.Kind], HcpId: rc.HCPID(), Principal: rc.Principal,
 		Build: rc.Build, DefinitionsVersion: rc.DefinitionsVersion(), DecisionTime: ts(rc.At()),
@@ -94,10 +123,7 @@ func receiptProtoWith(rc *decision.Receipt, decided *nbapb.DecideResponse, check
 		}
 	}
 	slices.Sort(out.PausedJourneys)
-	if st != nil {
-		out.Inputs = inputsProto(st)
-	}
-	return out
+	return out, st
 }
 
 func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
@@ -134,6 +160,139 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 		in.Dismissals = append(in.Dismissals, &nbapb.LoggedDismissal{ActionId: d.ActionID, At: ts(d.At), Principal: d.Principal})
 	}
 	return in
+}
+
+// inputsProtoAppend appends to b the encoding of inputsProto(st): its
+// profile, counters, consent and single fields marshalled from their
+// messages, then its touches, recent events, journey moves and
+// dismissals (most of a recipient's state, a message and timestamps each
+// in inputsProto) encoded with protowire, which proto's decoding takes
+// in any order. Strings are checked as proto.Marshal checks them (valid
+// UTF-8).
+func inputsProtoAppend(b []byte, st *recipient.State) ([]byte, error) {
+	c := &st.Counters
+	in := &nbapb.RecipientInputs{
+		Profile: toProfile(&st.Profile), Counters: toCounters(c), CountersAsOf: ts(c.AsOf),
+		ConsentComplete: st.Consent.Complete, ConsentCompleteAt: ts(st.Consent.CompleteAt),
+		ConsentVersion: st.Consent.Version, ConsentUnreadable: st.ConsentErr != nil,
+		TouchesVersion: st.Touches.Version, TouchesHorizon: ts(st.Touches.Horizon), TouchesUnreadable: st.Touches.Unreadable,
+	}
+	in.Consent = make([]*nbapb.ConsentRecord, len(st.Consent.Records))
+	for i := range st.Consent.Records {
+		in.Consent[i] = toConsentRecord(&st.Consent.Records[i])
+	}
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, in)
+	if err != nil {
+		return b, err
+	}
+	var bad bool
+	str := func(b []byte, num protowire.Number, v string) []byte {
+		if v == "" {
+			return b
+		}
+		if !utf8.ValidString(v) {
+			bad = true
+		}
+		return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	for i := range st.Touches.Touches {
+		t := &st.Touches.Touches[i]
+		b, _ = appendMessage(b, 9, func(b []byte) ([]byte, error) {
+			b = appendTimestamp(b, 1, t.At)
+			b = appendEnum(b, 2, int32(toChannel(t.Channel)))
+			b = appendEnum(b, 3, int32(t.Purpose))
+			b = str(b, 4, t.Topic)
+			b = str(b, 5, t.ActionID)
+			b = str(b, 6, t.MessageID)
+			if int(t.State) < len(reservationStates) {
+				b = appendEnum(b, 7, int32(reservationStates[t.State]))
+			}
+			b = str(b, 8, t.ReservationID)
+			return appendTimestamp(b, 9, t.ExpiresAt), nil
+		})
+	}
+	for i := range st.Recent {
+		e := &st.Recent[i]
+		b, _ = appendMessage(b, 11, func(b []byte) ([]byte, error) {
+			b = appendTimestamp(b, 1, e.At)
+			b = appendEnum(b, 2, int32(e.Type))
+			b = appendEnum(b, 3, int32(toChannel(e.Channel)))
+			b = str(b, 4, e.ActionID)
+			b = str(b, 5, e.Topic)
+			return appendEnum(b, 6, int32(e.Purpose)), nil
+		})
+	}
+	for i := range st.JourneyOverrides {
+		o := &st.JourneyOverrides[i]
+		b, _ = appendMessage(b, 12, func(b []byte) ([]byte, error) {
+			b = str(b, 1, o.Journey)
+			b = str(b, 2, o.Step)
+			b = appendTimestamp(b, 3, o.At)
+			return str(b, 4, o.Principal), nil
+		})
+	}
+	for i := range st.Dismissals {
+		d := &st.Dismissals[i]
+		b, _ = appendMessage(b, 15, func(b []byte) ([]byte, error) {
+			b = str(b, 1, d.ActionID)
+			b = appendTimestamp(b, 2, d.At)
+			return str(b, 3, d.Principal), nil
+		})
+	}
+	if bad {
+		return b, errors.New("a receipt's string field contains invalid UTF-8")
+	}
+	return b, nil
+}
+
+// appendMessage appends message field num, its content appended by fn,
+// to b: the length is given a byte, and the content moved along when it
+// needs more.
+func appendMessage(b []byte, num protowire.Number, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	at := len(b)
+	b, err := fn(append(b, 0))
+	n := len(b) - at - 1
+	if k := protowire.SizeVarint(uint64(n)); k == 1 {
+		b[at] = byte(n)
+	} else {
+		b = append(b, make([]byte, k-1)...)
+		copy(b[at+k:], b[at+1:at+1+n])
+		protowire.AppendVarint(b[:at], uint64(n))
+	}
+	return b, err
+}
+
+// appendTimestamp appends ts(t) as field num (nothing for the zero
+// time), as timestamppb.New makes it.
+func appendTimestamp(b []byte, num protowire.Number, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	sec, ns := t.Unix(), int32(t.Nanosecond())
+	size := 0
+	if sec != 0 {
+		size += 1 + protowire.SizeVarint(uint64(sec))
+	}
+	if ns != 0 {
+		size += 1 + protowire.SizeVarint(uint64(ns))
+	}
+	b = protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(size))
+	if sec != 0 {
+		b = protowire.AppendVarint(protowire.AppendTag(b, 1, protowire.VarintType), uint64(sec))
+	}
+	if ns != 0 {
+		b = protowire.AppendVarint(protowire.AppendTag(b, 2, protowire.VarintType), uint64(ns))
+	}
+	return b
+}
+
+// appendEnum appends an enum (or int32) field, omitted when zero.
+func appendEnum(b []byte, num protowire.Number, v int32) []byte {
+	if v == 0 {
+		return b
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), uint64(int64(v)))
 }
 
 // errUnreadableConsent stands, in a decoded receipt, for the error that

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/arbiter-nba/arbiter/catalog"
 	_ "github.com/arbiter-nba/arbiter/celrules"
 	"github.com/arbiter-nba/arbiter/consent"
+	"github.com/arbiter-nba/arbiter/contact"
 	"github.com/arbiter-nba/arbiter/decision"
 	"github.com/arbiter-nba/arbiter/definitions"
 	"github.com/arbiter-nba/arbiter/demo"
@@ -177,5 +180,92 @@ func TestReceiptsStoredBeforeStillDecode(t *testing.T) {
 		if !proto.Equal(b.GetDecided(), decideResponse(res)) {
 			t.Fatalf("%s: the decoded answer is not the one given:\n%v\n%v", id, b.GetDecided(), decideResponse(res))
 		}
+	}
+}
+
+// A receipt's stored form, its inputs encoded directly, decodes to
+// exactly the message receiptProtoWith makes, as proto.Marshal of it
+// would: for the demo population's decisions, the bench's, and a state
+// with the edges of the encoding (times before 1970, at its very second,
+// with and without nanoseconds, zero; long strings and a state of more
+// than 16 KB, whose lengths take more than a byte; an unknown
+// reservation state). Invalid UTF-8 fails both.
+func TestReceiptEncodingDecodesAsTheMessage(t *testing.T) {
+	now := time.Date(2026, 11, 26, 9, 30, 0, 123456789, time.UTC)
+	states := demoStates(100, now)
+	e := demoEngine(t, states, now)
+	ctx := context.Background()
+	check := func(name string, rc *decision.Receipt) {
+		t.Helper()
+		got, err := EncodeReceipt(rc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := proto.Marshal(receiptProtoWith(rc, nil, nil))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var g, w nbapb.DecisionReceipt
+		if err := proto.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := proto.Unmarshal(want, &w); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&g, &w) || len(g.ProtoReflect().GetUnknown()) != 0 || len(g.GetInputs().ProtoReflect().GetUnknown()) != 0 {
+			t.Fatalf("%s: the stored form decodes to\n%v\nwant\n%v", name, &g, &w)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d bytes, proto.Marshal %d", name, len(got), len(want))
+		}
+	}
+	var last *decision.Result
+	var lastReq decision.Request
+	for id := range states {
+		req := decision.Request{HCPID: id, Limit: 5, Explain: len(id)%2 == 0}
+		res, err := e.Decide(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(id, &decision.Receipt{Kind: decision.KindDecide, Principal: "svc-crm", Request: req, Result: res})
+		last, lastReq = res, req
+	}
+	for _, p := range benchResults(t) {
+		check("bench "+p.rc.HCPID(), p.rc)
+	}
+
+	// The edges.
+	long := strings.Repeat("topic-e-", 40)
+	st := *last.Inputs
+	st.Touches.Touches = nil
+	for i, at := range []time.Time{{}, time.Unix(0, 0), time.Unix(0, 7), time.Unix(-1, 999_999_999), time.Unix(-86400*400, 0),
+		now, time.Unix(1<<40, 1)} {
+		st.Touches.Touches = append(st.Touches.Touches, contact.Touch{At: at, Channel: arbiter.Email, Purpose: arbiter.Promotional,
+			Topic: long[:i*40], ActionID: "act-" + long[:i], MessageID: "", State: contact.TouchState(i), ReservationID: strings.Repeat("é", 100),
+			ExpiresAt: at.Add(time.Hour)})
+		st.Recent = append(st.Recent, recipient.RecentEvent{At: at, Type: arbiter.EventType(i), Channel: arbiter.Channel(i % 3),
+			ActionID: long[:i*10], Topic: "t", Purpose: arbiter.Purpose(i % 2)})
+		st.JourneyOverrides = append(st.JourneyOverrides, recipient.JourneyOverride{Journey: "j", Step: long[:i*20], At: at, Principal: "p"})
+		st.Dismissals = append(st.Dismissals, recipient.Dismissal{ActionID: long[:i], At: at, Principal: ""})
+	}
+	st.Touches.Touches = append(st.Touches.Touches, contact.Touch{State: contact.TouchState(200)}) // not a known state
+	res := *last
+	res.Inputs = &st
+	check("edges", &decision.Receipt{Kind: decision.KindDecide, Request: lastReq, Result: &res})
+	big := st
+	for range 9 {
+		big.Touches.Touches = append(big.Touches.Touches, big.Touches.Touches...)
+	}
+	res.Inputs = &big
+	check("more than 16 KB of state", &decision.Receipt{Kind: decision.KindDecide, Request: lastReq, Result: &res})
+
+	bad := st
+	bad.Recent = append(slices.Clone(st.Recent), recipient.RecentEvent{At: now, Topic: "\xff"})
+	res.Inputs = &bad
+	if _, err := EncodeReceipt(&decision.Receipt{Kind: decision.KindDecide, Request: lastReq, Result: &res}); err == nil {
+		t.Error("a receipt with invalid UTF-8 was encoded")
+	}
+	if _, err := proto.Marshal(receiptProtoWith(&decision.Receipt{Kind: decision.KindDecide, Request: lastReq, Result: &res}, nil, nil)); err == nil {
+		t.Error("proto.Marshal took invalid UTF-8: the test's premise is wrong")
 	}
 }
