@@ -56,7 +56,11 @@
 # percent (50) of the peak, 200 workers, for BENCH_OPENLOOP_DURATION (20s),
 # and the server's own p50 and p99 from its arbiter_decide_seconds
 # histogram, scraped before and after (the bar: p99 within 2x p50 at half
-# the peak).
+# the peak). With BENCH_OPENLOOP_PIN=1, the open loop's arbiter and
+# redis-server run on the second CPU and ghz on the first (taskset), as a
+# server with CPUs of its own would: on CPUs shared with the generator, a
+# handler waits whole scheduler time slices for a CPU whenever ghz's
+# threads hold both.
 #
 # Writes $BENCH_OUT/report.md (default bench/out/cost) and one JSON per
 # run in $BENCH_OUT/raw/, and prints the report.
@@ -94,6 +98,7 @@ BENCH_OPENLOOP=${BENCH_OPENLOOP:-0}
 BENCH_OPENLOOP_HCPS=${BENCH_OPENLOOP_HCPS:-1000000}
 BENCH_OPENLOOP_RATES=${BENCH_OPENLOOP_RATES:-50}
 BENCH_OPENLOOP_DURATION=${BENCH_OPENLOOP_DURATION:-20s}
+BENCH_OPENLOOP_PIN=${BENCH_OPENLOOP_PIN:-0}
 BENCH_BATCH_SIZE=${BENCH_BATCH_SIZE:-100}
 BENCH_BATCH_CONCURRENCY=${BENCH_BATCH_CONCURRENCY:-4}
 BENCH_PROFILE_SECONDS=${BENCH_PROFILE_SECONDS:-10}
@@ -273,7 +278,10 @@ if [[ ${BENCH_SERVE:-0} == 1 ]]; then
 		echo "$t: pprof at http://${debug[$t]}/debug/pprof/, arbiter pid ${pid[$t]}, redis-server pid ${rpid[$t]}"
 	done
 	log "serving until interrupted"
-	while :; do sleep 3600; done
+	while :; do
+		sleep 3600 &
+		wait $! # interruptible: Ctrl-C stops everything at once
+	done
 fi
 
 # The runs of a round: every target's Ping and Decide, rotated by round.
@@ -383,12 +391,19 @@ if [[ $BENCH_OPENLOOP == 1 ]]; then
 	A_args=$(echo "${flags[A-bench]}" | sed -e "s/-metrics-addr [^ ]*/-metrics-addr $ol_metrics/" -e 's/-debug-addr [^ ]*//')
 	start_side A arbiter_ol "$redis_ol_port" "$work/catalog-bench.json"
 	addr[ol]=127.0.0.1:$arbiter_ol_port
+	ol_pin=()
+	if [[ $BENCH_OPENLOOP_PIN == 1 ]]; then
+		lib_require taskset
+		taskset -a -p -c 1 "$arbiter_ol_pid" >/dev/null
+		taskset -a -p -c 1 "$redis_ol_pid" >/dev/null
+		ol_pin=(taskset -c 0)
+	fi
 	"$work/requests" -catalog "$work/catalog-bench.json" -hcps "$BENCH_OPENLOOP_HCPS" -n 100000 -candidates "$BENCH_CANDIDATES" \
 		-limit 3 -keys uniform -o "$work/decide-ol.bin"
 	ol_ghz() { # ol_ghz DURATION OUT [ghz flags...]
 		local dur=$1 out=$2
 		shift 2
-		"$GHZ" --insecure --disable-template-functions --disable-template-data --connections 4 --duration "$dur" \
+		"${ol_pin[@]}" "$GHZ" --insecure --disable-template-functions --disable-template-data --connections 4 --duration "$dur" \
 			--format json --output "$out" --metadata "{\"authorization\":\"Bearer $token\"}" \
 			--reflect-metadata "{\"authorization\":\"Bearer $token\"}" --call nba.v1.DecisionService/Decide \
 			--binary-file "$work/decide-ol.bin" "$@" "${addr[ol]}" >"$work/ghz.out" 2>&1 || {
@@ -522,7 +537,7 @@ md=$BENCH_OUT/report.md
 		echo
 		echo "## Open loop, $BENCH_OPENLOOP_HCPS stored HCPs"
 		echo
-		echo "Side A, the bench definitions, Decide($BENCH_CANDIDATES) spread over all $BENCH_OPENLOOP_HCPS HCPs. Peak: $(jq '.rps | round' "$BENCH_OUT/openloop-peak.json") Decides a second (ghz closed loop, c=50, $BENCH_OPENLOOP_DURATION). Then ghz --rps at a share of it, 200 workers, 4 connections, $BENCH_OPENLOOP_DURATION each. Server p50 and p99: arbiter_decide_seconds (from the handler's start to the answer built), scraped before and after the run; client: ghz's."
+		echo "Side A, the bench definitions, Decide($BENCH_CANDIDATES) spread over all $BENCH_OPENLOOP_HCPS HCPs$([[ $BENCH_OPENLOOP_PIN == 1 ]] && echo ", arbiter and redis-server pinned to CPU 1 and ghz to CPU 0 (taskset)"). Peak: $(jq '.rps | round' "$BENCH_OUT/openloop-peak.json") Decides a second (ghz closed loop, c=50, $BENCH_OPENLOOP_DURATION). Then ghz --rps at a share of it, 200 workers, 4 connections, $BENCH_OPENLOOP_DURATION each. Server p50 and p99: arbiter_decide_seconds (from the handler's start to the answer built), scraped before and after the run; client: ghz's."
 		echo
 		echo "| share of peak | target rps | achieved rps | decisions | server p50 ms | server p99 ms | **server p99 / p50** (bar 2) | client p50 ms | client p99 ms |"
 		echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
