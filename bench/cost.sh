@@ -350,36 +350,6 @@ fi
 
 # ------------------------------------------------------------------ open loop
 
-# decide_buckets METRICS_ADDR: the cumulative buckets of
-# arbiter_decide_seconds, one "le count" line each.
-decide_buckets() {
-	curl -sSf "http://$1/metrics" | awk '/^arbiter_decide_seconds_bucket/ {
-		match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
-}
-
-# server_quantiles BEFORE AFTER: {"decisions", "p50_ms", "p99_ms"} of the
-# observations between two scrapes, interpolated within a bucket as
-# Prometheus's histogram_quantile does (the buckets are 25% wide).
-server_quantiles() {
-	awk 'FNR == NR { before[$1] = $2; next }
-	{ k++; le[k] = $1; cum[k] = $2 - before[$1] }
-	END {
-		total = cum[k]
-		if (total <= 0) { print "null"; exit }
-		printf "{\"decisions\": %d", total
-		for (j = 1; j <= 2; j++) {
-			q = j == 1 ? 0.5 : 0.99
-			rank = q * total
-			for (i = 1; i < k && cum[i] < rank; i++) {}
-			lo = i > 1 ? le[i - 1] : 0
-			below = i > 1 ? cum[i - 1] : 0
-			v = le[i] == "+Inf" ? lo : lo + (le[i] - lo) * (rank - below) / (cum[i] - below)
-			printf ", \"%s\": %.4f", j == 1 ? "p50_ms" : "p99_ms", v * 1000
-		}
-		print "}"
-	}' "$1" "$2"
-}
-
 ol_rows=()
 if [[ $BENCH_OPENLOOP == 1 ]]; then
 	start_redis redis_ol --save '' --appendonly no

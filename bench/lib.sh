@@ -1,4 +1,4 @@
-# Helpers shared by bench/run.sh, bench/versus.sh and bench/ledger.sh;
+# Helpers shared by bench/run.sh, bench/cost.sh, bench/versus.sh and bench/ledger.sh;
 # sourced, not run.
 #
 # The caller sets root (the checkout the scripts live in) and work (a
@@ -308,4 +308,35 @@ side_catalog() {
 		build_tool catalog "$work/catalog-$x"
 	fi
 	"$work/catalog-$x" -n "$n" -o "$out" || die "side $x: bench/catalog -n $n failed"
+}
+
+# decide_buckets ADDR: the cumulative buckets of arbiter_decide_seconds on
+# the arbiter whose /metrics is on ADDR (host:port), one "le count" line each.
+decide_buckets() {
+	curl -sSf "http://$1/metrics" | awk '/^arbiter_decide_seconds_bucket/ {
+		match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+}
+
+# server_quantiles BEFORE AFTER: {"p50_ms", "p99_ms", "decisions"} of the
+# arbiter_decide_seconds observations between two decide_buckets scrapes,
+# interpolated within a bucket as Prometheus's histogram_quantile does
+# (buckets are 25% wide: the figures are good to about that).
+server_quantiles() {
+	awk 'FNR == NR { before[$1] = $2; next }
+	{ k++; le[k] = $1; cum[k] = $2 - before[$1] }
+	END {
+		total = cum[k]
+		if (total <= 0) { print "null"; exit }
+		printf "{\"decisions\": %d", total
+		for (j = 1; j <= 2; j++) {
+			q = j == 1 ? 0.5 : 0.99
+			rank = q * total
+			for (i = 1; i < k && cum[i] < rank; i++) {}
+			lo = i > 1 ? le[i - 1] : 0
+			below = i > 1 ? cum[i - 1] : 0
+			v = le[i] == "+Inf" ? lo : lo + (le[i] - lo) * (rank - below) / (cum[i] - below)
+			printf ", \"%s\": %.4f", j == 1 ? "p50_ms" : "p99_ms", v * 1000
+		}
+		print "}"
+	}' "$1" "$2"
 }

@@ -285,37 +285,6 @@ if [[ $BENCH_SERVE == 1 ]]; then
 	exit 0
 fi
 
-# decide_buckets PORT: the cumulative buckets of arbiter_decide_seconds on
-# the arbiter whose /metrics is on PORT, one "le count" line each.
-decide_buckets() {
-	curl -sSf "http://127.0.0.1:$1/metrics" | awk '/^arbiter_decide_seconds_bucket/ {
-		match($0, /le="[^"]+"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
-}
-
-# server_quantiles BEFORE AFTER: {"p50_ms", "p99_ms", "decisions"} of the
-# arbiter_decide_seconds observations between two decide_buckets scrapes,
-# interpolated within a bucket as Prometheus's histogram_quantile does
-# (buckets are 25% wide: the figures are good to about that).
-server_quantiles() {
-	awk 'FNR == NR { before[$1] = $2; next }
-	{ k++; le[k] = $1; cum[k] = $2 - before[$1] }
-	END {
-		total = cum[k]
-		if (total <= 0) { print "null"; exit }
-		printf "{\"decisions\": %d", total
-		for (j = 1; j <= 2; j++) {
-			q = j == 1 ? 0.5 : 0.99
-			rank = q * total
-			for (i = 1; i < k && cum[i] < rank; i++) {}
-			lo = i > 1 ? le[i - 1] : 0
-			below = i > 1 ? cum[i - 1] : 0
-			v = le[i] == "+Inf" ? lo : lo + (le[i] - lo) * (rank - below) / (cum[i] - below)
-			printf ", \"%s\": %.4f", j == 1 ? "p50_ms" : "p99_ms", v * 1000
-		}
-		print "}"
-	}' "$1" "$2"
-}
-
 # load CLIENT SCENARIO CONCURRENCY DURATION OUTPUT [RPS]: one closed-loop
 # run, or, with RPS (ghz only), one at a fixed rate of RPS calls per second
 # (ghz --rps; CONCURRENCY is then the number of workers the ticks go to).
@@ -343,7 +312,7 @@ load() {
 	esac
 
 	local server0 redis0 busy0 TIMEFORMAT='%3U %3S' mport=${metrics_of[$scenario]:-} st=null
-	[[ -n $mport ]] && decide_buckets "$mport" >"$work/buckets0"
+	[[ -n $mport ]] && decide_buckets "127.0.0.1:$mport" >"$work/buckets0"
 	server0=$(cpu_seconds "$pid") redis0=$(cpu_seconds "$rpid") busy0=$(busy_seconds)
 	if ! { time "${cmd[@]}" >"$work/stdout" 2>"$work/stderr"; } 2>"$work/time"; then
 		cat "$work/stderr" >&2
@@ -353,7 +322,7 @@ load() {
 	server1=$(cpu_seconds "$pid") redis1=$(cpu_seconds "$rpid") busy1=$(busy_seconds)
 	[[ $client == probe ]] && mv "$work/stdout" "$work/report.json"
 	if [[ -n $mport ]]; then
-		decide_buckets "$mport" >"$work/buckets1"
+		decide_buckets "127.0.0.1:$mport" >"$work/buckets1"
 		st=$(server_quantiles "$work/buckets0" "$work/buckets1")
 	fi
 

@@ -126,7 +126,9 @@ func receiptProtoOf(rc *decision.Receipt, decided *nbapb.DecideResponse, checked
 	return out, st
 }
 
-func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
+// inputsHead is a recipient's inputs but for their lists of touches,
+// recent events, journey moves and dismissals.
+func inputsHead(st *recipient.State) *nbapb.RecipientInputs {
 	c := &st.Counters
 	in := &nbapb.RecipientInputs{
 		Profile: toProfile(&st.Profile), Counters: toCounters(c), CountersAsOf: ts(c.AsOf),
@@ -138,6 +140,11 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 	for i := range st.Consent.Records {
 		in.Consent[i] = toConsentRecord(&st.Consent.Records[i])
 	}
+	return in
+}
+
+func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
+	in := inputsHead(st)
 	for i := range st.Touches.Touches {
 		t := &st.Touches.Touches[i]
 		lt := &nbapb.LoggedTouch{At: ts(t.At), Channel: toChannel(t.Channel), Purpose: nbapb.Purpose(t.Purpose),
@@ -170,17 +177,7 @@ func inputsProto(st *recipient.State) *nbapb.RecipientInputs {
 // in any order. Strings are checked as proto.Marshal checks them (valid
 // UTF-8).
 func inputsProtoAppend(b []byte, st *recipient.State) ([]byte, error) {
-	c := &st.Counters
-	in := &nbapb.RecipientInputs{
-		Profile: toProfile(&st.Profile), Counters: toCounters(c), CountersAsOf: ts(c.AsOf),
-		ConsentComplete: st.Consent.Complete, ConsentCompleteAt: ts(st.Consent.CompleteAt),
-		ConsentVersion: st.Consent.Version, ConsentUnreadable: st.ConsentErr != nil,
-		TouchesVersion: st.Touches.Version, TouchesHorizon: ts(st.Touches.Horizon), TouchesUnreadable: st.Touches.Unreadable,
-	}
-	in.Consent = make([]*nbapb.ConsentRecord, len(st.Consent.Records))
-	for i := range st.Consent.Records {
-		in.Consent[i] = toConsentRecord(&st.Consent.Records[i])
-	}
+	in := inputsHead(st)
 	b, err := proto.MarshalOptions{}.MarshalAppend(b, in)
 	if err != nil {
 		return b, err
