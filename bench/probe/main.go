@@ -72,12 +72,12 @@ type result struct {
 	C          int     `json:"c"`
 	Calls      int     `json:"calls"`
 	Recipients int64   `json:"recipients"`
-	Errors  int64   `json:"errors"`
-	Seconds float64 `json:"seconds"`
-	RPS     float64 `json:"rps"`
-	P50     float64 `json:"p50_ms"`
-	P90     float64 `json:"p90_ms"`
-	P99     float64 `json:"p99_ms"`
+	Errors     int64   `json:"errors"`
+	Seconds    float64 `json:"seconds"`
+	RPS        float64 `json:"rps"`
+	P50        float64 `json:"p50_ms"`
+	P90        float64 `json:"p90_ms"`
+	P99        float64 `json:"p99_ms"`
 }
 
 func run(args []string) error {
