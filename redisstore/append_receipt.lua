@@ -11,7 +11,10 @@
 -- was every receipt): a receipt written lives at least the retention, as
 -- the log it is in does; a receipt past retention goes at the next
 -- renewal or when the log expires, within a day of the retention on a
--- busy log (as on an idle one before).
+-- busy log (as on an idle one before). A log with more than the retention
+-- and a day left was written under a longer retention: it is trimmed and
+-- renewed at once, so that lowering -receipt-days takes effect at the
+-- next receipt.
 --
 -- ARGV[1]  receipts scored below this are past retention and removed
 -- ARGV[2]  a log's time to live, ms
@@ -37,7 +40,9 @@ for i = 1, #KEYS / 2 do
   else
     redis.call('ZADD', log, score, ARGV[2 * i + 2])
     -- -1 (no time to live: a new log) is below too.
-    if redis.call('PTTL', log) < renew then
+    -- Above the retention and a day: the retention was lowered since.
+    local pttl = redis.call('PTTL', log)
+    if pttl < renew or pttl > tonumber(ARGV[2]) then
       redis.call('ZREMRANGEBYSCORE', log, '-inf', '(' .. ARGV[1])
       redis.call('PEXPIRE', log, ARGV[2])
     end

@@ -103,7 +103,7 @@ func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped
 	if len(rs) == 0 {
 		return 0, nil
 	}
-	if c, ok := s.rdb.(*redis.Client); ok {
+	if c, ok := s.rdb.(*redis.Client); ok && len(rs) >= watchedMin {
 		n, err := s.appendReceiptsWatched(ctx, c, rs)
 		if !errors.Is(err, redis.TxFailedErr) {
 			if err != nil {
@@ -114,6 +114,12 @@ func (s *Store) AppendReceipts(ctx context.Context, rs []StoredReceipt) (skipped
 	}
 	return s.appendReceiptsScripted(ctx, rs)
 }
+
+// watchedMin is the smallest batch written the watched way: it takes
+// three round trips where the script takes one, which pays for a batch
+// of the asynchronous writers, not for one receipt (the synchronous log
+// writes each decision's before answering).
+const watchedMin = 8
 
 // receiptReadHook, in tests, runs between appendReceiptsWatched's reads
 // and its transaction.
@@ -137,10 +143,9 @@ func (s *Store) appendReceiptsWatched(ctx context.Context, c *redis.Client, rs [
 	for i := range rs {
 		keys[2*i], keys[2*i+1] = s.key(rs[i].HCPID, suffixReceipts), s.key(rs[i].HCPID, suffixConsent)
 	}
-	consentKeys := make([]string, 0, len(rs))
-	for i := range rs {
-		consentKeys = append(consentKeys, keys[2*i+1])
-	}
+	// Watched: the consent hashes, which an erasure rewrites, and the
+	// logs, so that one deleted or evicted after its time to live was
+	// read is not recreated without one.
 	err = c.Watch(ctx, func(tx *redis.Tx) error {
 		erased := make([]*redis.StringCmd, len(rs))
 		ttls := make([]*redis.DurationCmd, len(rs))
@@ -179,7 +184,9 @@ func (s *Store) appendReceiptsWatched(ctx context.Context, c *redis.Client, rs [
 				// -1 (no time to live) and -2 (no log yet) are below too.
 				if d, err := ttls[i].Result(); err != nil {
 					return err
-				} else if d < ret {
+				} else if d < ret || d > ttl {
+					// Below the retention: renew. Above the retention and
+					// a day: the retention was lowered since; trim now.
 					p.ZRemRangeByScore(ctx, keys[2*i], "-inf", cut)
 					p.PExpire(ctx, keys[2*i], ttl)
 				}
@@ -187,7 +194,7 @@ func (s *Store) appendReceiptsWatched(ctx context.Context, c *redis.Client, rs [
 			return nil
 		})
 		return err
-	}, consentKeys...)
+	}, keys...)
 	return skipped, err
 }
 

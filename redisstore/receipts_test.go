@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -101,6 +102,29 @@ func testReceiptLogRenewal(t *testing.T, b redistest.Backend) {
 			t.Errorf("%s: time to live %v (%v), want at least the retention", k, d, err)
 		}
 	}
+	// The retention lowered since the log was renewed (it has more than
+	// the retention and a day to live): the next write trims and renews
+	// it at once, as one receipt (the script) and as a batch (on a single
+	// Redis, the watched transaction).
+	for _, n := range []int{1, watchedMin} {
+		if err := rdb.PExpire(ctx, key, ret+10*day).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c.t = c.t.Add(3 * day) // every receipt so far is past retention
+		rs := []StoredReceipt{{HCPID: id, ID: fmt.Sprintf("lowered-%d", n), At: c.now(), Data: []byte("l")}}
+		for k := 1; k < n; k++ {
+			rs = append(rs, StoredReceipt{HCPID: fmt.Sprintf("FILL-%d", k), ID: "f", At: c.now(), Data: []byte("f")})
+		}
+		if skipped, err := s.AppendReceipts(ctx, rs); err != nil || skipped != 0 {
+			t.Fatalf("batch of %d: skipped %d, %v", n, skipped, err)
+		}
+		if got := ttl(); got < ret || got > ret+day {
+			t.Errorf("batch of %d: a log written under a longer retention has %v to live, want the retention and a day", n, got)
+		}
+		if got := members(); got != 1 {
+			t.Errorf("batch of %d: %d receipts, want 1: those past the lowered retention trimmed at once", n, got)
+		}
+	}
 }
 
 // On a single Redis, a batch is written by plain commands in a
@@ -142,10 +166,15 @@ func testReceiptsRaceAnErasure(t *testing.T, b redistest.Backend) {
 			}
 		}
 	}
+	// batch is the receipts of ids, and others' (recipients with no
+	// consent, never skipped) to make it a batch written the watched way.
 	batch := func(ids ...string) []StoredReceipt {
 		var out []StoredReceipt
 		for _, id := range ids {
 			out = append(out, StoredReceipt{HCPID: id, ID: "d-" + id, At: c.now(), Data: []byte("receipt of " + id)})
+		}
+		for k := 0; len(out) < watchedMin; k++ {
+			out = append(out, StoredReceipt{HCPID: fmt.Sprintf("FILL-%d", k), ID: "f", At: c.now(), Data: []byte("f")})
 		}
 		return out
 	}

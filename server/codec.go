@@ -142,11 +142,12 @@ func sanitizeUTF8(b []byte, md protoreflect.MessageDescriptor) ([]byte, bool) {
 	return out, true
 }
 
-// decodeDecideRequest decodes the hot path's request in one allocation
-// for its strings: the message is copied once into a string, and the HCP
-// id, the candidate set and every candidate are substrings of it, where
-// protobuf's decoder allocates each candidate id on its own (a 100
-// candidate request: 100 allocations). The result is what proto.Unmarshal
+// decodeDecideRequest decodes the hot path's request with few allocations
+// for its strings: the message is copied once into a string and every
+// candidate is a substring of it, where protobuf's decoder allocates each
+// candidate id on its own (a 100 candidate request: 100 allocations). The
+// HCP id and the candidate set get copies of their own, since they outlive
+// the request (an HCP cache key) and must not keep it all alive. The result is what proto.Unmarshal
 // gives (FuzzDecodeDecideRequest). It declines (false, m reset) anything
 // but the well-formed request of known fields with valid UTF-8: unknown
 // fields, a wire type that does not match, invalid UTF-8, a malformed
@@ -201,7 +202,11 @@ func decodeDecideRequest(data mem.BufferSlice, m *nbapb.DecideRequest) bool {
 		var ok bool
 		switch num {
 		case 1:
+			// A copy of its own: the id outlives the request (the HCP
+			// cache's key, the cached state), which must not keep the
+			// whole message alive.
 			m.HcpId, ok = str(off, l)
+			m.HcpId = strings.Clone(m.HcpId)
 		case 2:
 			v, _ := protowire.ConsumeVarint(b[off:])
 			m.Limit, ok = int32(v), true
@@ -220,6 +225,7 @@ func decodeDecideRequest(data mem.BufferSlice, m *nbapb.DecideRequest) bool {
 			m.Explain, ok = v != 0, true
 		case 6:
 			m.CandidateSet, ok = str(off, l)
+			m.CandidateSet = strings.Clone(m.CandidateSet)
 		}
 		if !ok {
 			proto.Reset(m)

@@ -297,29 +297,21 @@ func appendEnum(b []byte, num protowire.Number, v int32) []byte {
 var errUnreadableConsent = errors.New("consent: unreadable when the decision was made")
 
 // loggedAnswer is the stored form of answer d in receipt p: d without its
-// suppressions (packed apart) and without what p has already (its
-// decision id, definitions version and decision time, about 100 bytes of
-// a receipt's 1.5 KB), which withAnswerIdentity puts back. The
+// suppressions (packed apart). It keeps the decision id, definitions
+// version and decision time, although p has them too: the previous
+// release reads a stored answer as it is, and replays compare them, so
+// a receipt written without them (~100 bytes) would replay as different
+// there, during a rolling upgrade and after a rollback. The
 // recommendations are shared, not copied.
-func loggedAnswer(d *nbapb.DecideResponse, p *nbapb.DecisionReceipt) *nbapb.DecideResponse {
-	out := &nbapb.DecideResponse{Recommendations: d.GetRecommendations(), ModelVersion: d.GetModelVersion(),
-		CatalogVersion: d.GetCatalogVersion(), Persona: d.GetPersona()}
-	if d.GetDecisionId() != p.GetDecisionId() {
-		out.DecisionId = d.GetDecisionId()
-	}
-	if d.GetDefinitionsVersion() != p.GetDefinitionsVersion() {
-		out.DefinitionsVersion = d.GetDefinitionsVersion()
-	}
-	if !proto.Equal(d.GetDecisionTime(), p.GetDecisionTime()) {
-		out.DecisionTime = d.GetDecisionTime()
-	}
-	return out
+func loggedAnswer(d *nbapb.DecideResponse, _ *nbapb.DecisionReceipt) *nbapb.DecideResponse {
+	return &nbapb.DecideResponse{DecisionId: d.GetDecisionId(), Recommendations: d.GetRecommendations(),
+		ModelVersion: d.GetModelVersion(), DecisionTime: d.GetDecisionTime(), CatalogVersion: d.GetCatalogVersion(),
+		DefinitionsVersion: d.GetDefinitionsVersion(), Persona: d.GetPersona()}
 }
 
-// withAnswerIdentity puts back in a stored answer what loggedAnswer left
-// out. Receipts stored before it was left out have it already. (A stored
-// answer's field is empty only when loggedAnswer found it equal to the
-// receipt's: both are the decision's.)
+// withAnswerIdentity puts back in a stored answer its identity where a
+// receipt was stored without it (by a development build that left it out
+// as the receipt's own); receipts stored with it are as they were.
 func withAnswerIdentity(p *nbapb.DecisionReceipt) {
 	d := p.GetDecided()
 	if d == nil {
