@@ -226,7 +226,7 @@ func parseConfigTo(cmd string, args []string, getenv func(string) string, out io
 	} else {
 		fs.StringVar(&receipts, "receipts", env("RECEIPTS", "async"), "the decision log: async (each decision's receipt queued and written in batches, off its path), sync (answer only once the receipt is stored) or off (ARBITER_RECEIPTS)")
 	}
-	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts at least (a recipient's log is trimmed when its expiry is renewed, so a receipt may stay up to a day longer); the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
+	fs.StringVar(&receiptDays, "receipt-days", env("RECEIPT_DAYS", "7"), "days Redis keeps receipts at least (a recipient's log is trimmed when its expiry is renewed, so a receipt may stay up to a day longer; a lower value takes effect at each log's next receipt); the export (arbiterctl decisions export) is the long-term record (ARBITER_RECEIPT_DAYS)")
 	fs.StringVar(&receiptQueue, "receipt-queue", env("RECEIPT_QUEUE", "8192"), "receipts that may wait to be written (async); past it they are dropped, counted and logged; a killed process loses at most these (ARBITER_RECEIPT_QUEUE)")
 	fs.StringVar(&c.AuditKeyFile, "audit-key", env("AUDIT_KEY", ""), "file holding the deployment's audit secret (at least 32 random bytes, kept outside Redis), the same on every server: decision ids are sealed with it; empty: a random key per process (ARBITER_AUDIT_KEY)")
 	var gcPercent string
