@@ -43,7 +43,7 @@ proto-check: proto
 # where `make test` replays it from then on. A third field divides the
 # count for a slow target (a definitions set compiles its rules).
 FUZZTIME ?= 20000x
-FUZZ_TARGETS := server:FuzzDecideRequest server:FuzzConsentRecord server:FuzzEvent server:FuzzImportItem \
+FUZZ_TARGETS := server:FuzzDecideRequest server:FuzzDecodeDecideRequest server:FuzzConsentRecord server:FuzzEvent server:FuzzImportItem \
 	redisstore:FuzzConsentRecord redisstore:FuzzLedgerEntry redisstore:FuzzTouch definitions:FuzzDefinitions:10
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
