@@ -56,15 +56,7 @@ func (r *record) asMap() traits.Mapper {
 // ConvertToNative converts r as CEL's maps convert.
 func (r *record) ConvertToNative(t reflect.Type) (any, error) { return r.asMap().ConvertToNative(t) }
 
-func (r *record) ConvertToType(t ref.Type) ref.Val {
-	switch t {
-	case types.MapType:
-		return r
-	case types.TypeType:
-		return types.MapType
-	}
-	return types.NewErr("type conversion error from map to '%s'", t)
-}
+func (r *record) ConvertToType(t ref.Type) ref.Val { return mapConvertToType(r, t) }
 
 // Equal compares r with any CEL map, key by key, as CEL's maps compare.
 func (r *record) Equal(other ref.Val) ref.Val {
@@ -164,15 +156,7 @@ func (a *attrMap) asMap() traits.Mapper {
 
 func (a *attrMap) ConvertToNative(t reflect.Type) (any, error) { return a.asMap().ConvertToNative(t) }
 
-func (a *attrMap) ConvertToType(t ref.Type) ref.Val {
-	switch t {
-	case types.MapType:
-		return a
-	case types.TypeType:
-		return types.MapType
-	}
-	return types.NewErr("type conversion error from map to '%s'", t)
-}
+func (a *attrMap) ConvertToType(t ref.Type) ref.Val { return mapConvertToType(a, t) }
 
 // Equal compares a with any CEL map, key by key, as CEL's maps compare.
 func (a *attrMap) Equal(other ref.Val) ref.Val {
@@ -282,3 +266,15 @@ func (a *activation) ResolveName(name string) (any, bool) {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// mapConvertToType converts m, a map of this package's, as CEL converts
+// its maps: to a map (itself) or to its type.
+func mapConvertToType(m ref.Val, t ref.Type) ref.Val {
+	switch t {
+	case types.MapType:
+		return m
+	case types.TypeType:
+		return types.MapType
+	}
+	return types.NewErr("type conversion error from map to '%s'", t)
+}

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -84,90 +86,17 @@ func BenchmarkDecideHandler(b *testing.B) {
 	}
 }
 
-// benchCatalogJSON is a catalog shaped like bench/catalog's (the
-// end-to-end benchmark's): n actions whose channels, topics, purposes,
-// specialties and MLR approvals mix by fixed strides, ids like
-// "a0042-email". It is written here because that command is a main
-// package; the mix, not the bytes, is what matters.
-func benchCatalogJSON(n int) []byte {
-	type approval struct {
-		Status     string   `json:"status"`
-		ID         string   `json:"id"`
-		ValidFrom  string   `json:"valid_from,omitempty"`
-		ValidUntil string   `json:"valid_until,omitempty"`
-		Markets    []string `json:"markets,omitempty"`
-	}
-	type action struct {
-		ID          string    `json:"id"`
-		Channel     string    `json:"channel"`
-		ContentID   string    `json:"content_id,omitempty"`
-		Topic       string    `json:"topic"`
-		Purpose     string    `json:"purpose"`
-		Audience    string    `json:"audience"`
-		Specialties []string  `json:"specialties,omitempty"`
-		Value       float64   `json:"value"`
-		Approval    *approval `json:"approval,omitempty"`
-	}
-	channels := []struct {
-		name    string
-		value   float64
-		content bool
-	}{
-		{"email", 1.0, true}, {"portal", 0.6, true}, {"webinar", 2.5, true},
-		{"email", 1.2, true}, {"sms", 0.8, true}, {"rep_visit", 6.0, false},
-		{"portal", 0.7, true}, {"remote_visit", 3.5, false}, {"push", 0.4, true},
-		{"msl_meeting", 5.0, false}, {"direct_mail", 1.5, true}, {"webinar", 2.0, true},
-	}
-	brands := []struct {
-		name        string
-		specialties []string
-	}{
-		{"cardiolex", []string{"cardiology"}}, {"oncovia", []string{"oncology"}},
-		{"glucanor", []string{"endocrinology", "general_practice"}}, {"respiral", []string{"pulmonology"}},
-	}
-	kinds := []string{"efficacy", "safety", "trial_summary", "dosing", "patient_support"}
-	purposes := []string{"promotional", "promotional", "medical", "service", "promotional", "medical"}
-	var actions []action
-	for i := range n {
-		ch := channels[i%len(channels)]
-		b := brands[(i/len(channels)+i)%len(brands)]
-		a := action{ID: fmt.Sprintf("a%04d-%s", i, ch.name), Channel: ch.name,
-			Topic: b.name + "_" + kinds[(i*3+i/7)%len(kinds)], Purpose: purposes[(i*5+i/11)%len(purposes)],
-			Audience: "hcp", Value: ch.value * (0.75 + float64((i*37)%50)/100)}
-		if i%7 != 3 {
-			a.Specialties = b.specialties
-		}
-		if ch.content {
-			a.ContentID = fmt.Sprintf("BENCH-%04d", i)
-			ap := &approval{ID: fmt.Sprintf("MLR-B%04d", i), ValidFrom: "2026-01-01T00:00:00Z", ValidUntil: "2099-12-31T00:00:00Z"}
-			switch r := (i * 53) % 100; {
-			case r < 7:
-				ap = &approval{Status: "pending", ID: ap.ID}
-			case r < 12:
-				ap.Status, ap.ValidFrom, ap.ValidUntil, ap.Markets = "approved", "2024-01-01T00:00:00Z", "2025-06-30T00:00:00Z", []string{"US", "EU"}
-			case r < 14:
-				ap = &approval{Status: "withdrawn", ID: ap.ID}
-			case r < 15:
-				ap = &approval{Status: "rejected", ID: ap.ID}
-			case r < 25:
-				ap.Status, ap.Markets = "approved", []string{"US"}
-			case r < 32:
-				ap.Status, ap.Markets = "approved", []string{"EU"}
-			default:
-				ap.Status, ap.Markets = "approved", []string{"US", "EU"}
-			}
-			a.Approval = ap
-		}
-		actions = append(actions, a)
-	}
-	data, err := json.Marshal(struct {
-		Version string            `json:"version"`
-		MinGap  map[string]string `json:"min_gap"`
-		Actions []action          `json:"actions"`
-	}{fmt.Sprintf("bench-%d", n), map[string]string{"email": "48h", "sms": "72h", "push": "24h", "rep_visit": "168h",
-		"remote_visit": "72h", "msl_meeting": "336h", "direct_mail": "720h"}, actions})
+// benchCatalogJSON is the end-to-end benchmark's catalog, written by
+// bench/catalog itself (-n actions).
+func benchCatalogJSON(tb testing.TB, n int) []byte {
+	path := filepath.Join(tb.TempDir(), "catalog.json")
+	out, err := exec.Command("go", "run", "../bench/catalog", "-n", strconv.Itoa(n), "-o", path).CombinedOutput()
 	if err != nil {
-		panic(err)
+		tb.Fatalf("bench/catalog: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return data
 }
@@ -181,7 +110,7 @@ func benchEngine(b testing.TB) (*decision.Engine, *definitions.Set, fixedStates,
 		b.Fatal(err)
 	}
 	set, err := definitions.Parse(map[string][]byte{
-		definitions.CatalogFile: benchCatalogJSON(1000), definitions.ModelFile: scoring.DemoJSON(),
+		definitions.CatalogFile: benchCatalogJSON(b, 1000), definitions.ModelFile: scoring.DemoJSON(),
 		definitions.PolicyFile: consent.DefaultPolicyJSON(), definitions.ContactFile: contact.DemoJSON(),
 		definitions.RulesFile: rulesJSON,
 	})
